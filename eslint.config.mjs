@@ -1,0 +1,44 @@
+import nx from '@nx/eslint-plugin';
+import tseslint from 'typescript-eslint';
+
+export default [
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/data/**', '**/.cache/**', '**/*.js', '**/*.mjs'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    plugins: { '@nx': nx },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          allow: [],
+          depConstraints: [
+            { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
+            { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:shared', 'scope:agent'] },
+            { sourceTag: 'scope:server', onlyDependOnLibsWithTags: ['scope:shared'] },
+            { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['scope:shared'] },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The protocol is the contract both sides load: nothing heavier than class-validator.
+    files: ['libs/protocol/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'typeorm', message: 'libs/protocol must not depend on typeorm' },
+            { name: 'node:child_process', message: 'libs/protocol must not spawn processes' },
+            { name: 'child_process', message: 'libs/protocol must not spawn processes' },
+          ],
+          patterns: [{ group: ['@nestjs/*'], message: 'libs/protocol must not depend on NestJS' }],
+        },
+      ],
+    },
+  },
+];

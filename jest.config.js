@@ -1,0 +1,16 @@
+// One Jest run over every project. Unit tests are *.spec.ts, integration tests *.int-spec.ts.
+// ts-jest transpiles only (type checking is `npm run lint`), which keeps the suite fast.
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/tools'],
+  testMatch: ['**/*.spec.ts', '**/*.int-spec.ts'],
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.spec.json' }],
+  },
+  moduleNameMapper: {
+    '^@cowroot/protocol$': '<rootDir>/libs/protocol/src/index.ts',
+    '^@cowroot/device$': '<rootDir>/libs/device/src/index.ts',
+  },
+  testTimeout: 60000,
+};

@@ -1,0 +1,30 @@
+/**
+ * Error codes shared by server and agent (docs/protocol.md §7). The agent puts them in `failed` job
+ * events; the server uses them for rejected MQTT messages and maps its own domain errors to HTTP.
+ */
+export enum ErrorCode {
+  // message level
+  MalformedMessage = 'MALFORMED_MESSAGE',
+  MessageTooLarge = 'MESSAGE_TOO_LARGE',
+  UnsupportedProtocolVersion = 'UNSUPPORTED_PROTOCOL_VERSION',
+  UnknownCommand = 'UNKNOWN_COMMAND',
+  // install path
+  DownloadFailed = 'DOWNLOAD_FAILED',
+  SignatureInvalid = 'SIGNATURE_INVALID',
+  Sha256Mismatch = 'SHA256_MISMATCH',
+  SizeMismatch = 'SIZE_MISMATCH',
+  ParentMissing = 'PARENT_MISSING',
+  ReceiveFailed = 'RECEIVE_FAILED',
+  DiskFull = 'DISK_FULL',
+  // snapshot and switch
+  SnapshotNotFound = 'SNAPSHOT_NOT_FOUND',
+  SnapshotInUse = 'SNAPSHOT_IN_USE',
+  TrialPending = 'TRIAL_PENDING',
+  HealthCheckFailed = 'HEALTH_CHECK_FAILED',
+  BootloaderFallback = 'BOOTLOADER_FALLBACK',
+  EnvWriteFailed = 'ENV_WRITE_FAILED',
+  // job control
+  Canceled = 'CANCELED',
+  Busy = 'BUSY',
+  Internal = 'INTERNAL',
+}

@@ -1,0 +1,204 @@
+import { Type } from 'class-transformer';
+import {
+  IsArray,
+  IsBoolean,
+  IsEnum,
+  IsInt,
+  IsISO8601,
+  IsOptional,
+  IsString,
+  Matches,
+  MaxLength,
+  Min,
+  ArrayMaxSize,
+  ValidateNested,
+} from 'class-validator';
+import { BTRFS_UUID_PATTERN, SNAPSHOT_ID_PATTERN } from '../identifiers';
+import { ReleaseRef, VersionedMessage } from './common';
+
+/** How a snapshot came to be on the device (docs/device.md §2). */
+export enum SnapshotOrigin {
+  /** made by `btrfs receive` from a release artifact: has a received_uuid, usable as a delta parent */
+  Received = 'received',
+  /** made from the rw workspace on the device: no received_uuid, never a delta parent */
+  Committed = 'committed',
+  /** written at manufacturing time */
+  Factory = 'factory',
+}
+
+export class SnapshotInfo {
+  @Matches(SNAPSHOT_ID_PATTERN)
+  id!: string;
+
+  @Matches(BTRFS_UUID_PATTERN)
+  uuid!: string;
+
+  /** null when the subvolume was not received (btrfs prints '-') */
+  @IsOptional()
+  @Matches(BTRFS_UUID_PATTERN)
+  receivedUuid!: string | null;
+
+  @IsOptional()
+  @Matches(BTRFS_UUID_PATTERN)
+  parentUuid!: string | null;
+
+  @IsBoolean()
+  readOnly!: boolean;
+
+  @IsEnum(SnapshotOrigin)
+  origin!: SnapshotOrigin;
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ReleaseRef)
+  release!: ReleaseRef | null;
+
+  @IsISO8601()
+  createdAt!: string;
+}
+
+/** Where a requested switch stands in the u-boot env (docs/device.md §3). */
+export enum TrialState {
+  Requested = 'requested',
+  Trying = 'trying',
+  Confirmed = 'confirmed',
+}
+
+export class PendingTrial {
+  @Matches(SNAPSHOT_ID_PATTERN)
+  snapshot!: string;
+
+  @IsEnum(TrialState)
+  state!: TrialState;
+}
+
+/** How the last trial ended, as recorded in the env and the agent's journal. */
+export enum TrialOutcome {
+  Accepted = 'accepted',
+  BootloaderFallback = 'bootloader-fallback',
+  HealthRejected = 'health-rejected',
+  KernelLoadFailed = 'kernel-load-failed',
+}
+
+export class LastTrialResult {
+  @Matches(SNAPSHOT_ID_PATTERN)
+  snapshot!: string;
+
+  @IsEnum(TrialOutcome)
+  outcome!: TrialOutcome;
+
+  /** name of the failed health check, when a check rejected it */
+  @IsOptional()
+  @IsString()
+  @MaxLength(128)
+  check?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(4096)
+  outputTail?: string;
+}
+
+export enum HealthStatus {
+  Passed = 'passed',
+  Failed = 'failed',
+  Pending = 'pending',
+}
+
+export enum HealthCheckKind {
+  Builtin = 'builtin',
+  Required = 'required',
+  Wanted = 'wanted',
+}
+
+export class HealthCheckResult {
+  @IsString()
+  @MaxLength(128)
+  name!: string;
+
+  @IsEnum(HealthCheckKind)
+  kind!: HealthCheckKind;
+
+  @IsBoolean()
+  passed!: boolean;
+
+  @IsInt()
+  @Min(0)
+  durationMs!: number;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(4096)
+  outputTail?: string;
+}
+
+export class HealthReport {
+  @IsEnum(HealthStatus)
+  status!: HealthStatus;
+
+  @IsISO8601()
+  checkedAt!: string;
+
+  @IsArray()
+  @ArrayMaxSize(256)
+  @ValidateNested({ each: true })
+  @Type(() => HealthCheckResult)
+  checks!: HealthCheckResult[];
+}
+
+/**
+ * device → server on `…/state` (docs/protocol.md §5.1): the whole state, sent on connect and after
+ * every change. `seq` increases with every report of one agent run, so the server drops stale ones.
+ */
+export class DeviceStateMessage extends VersionedMessage {
+  @IsInt()
+  @Min(0)
+  seq!: number;
+
+  @IsISO8601()
+  sentAt!: string;
+
+  @IsString()
+  @MaxLength(64)
+  agentVersion!: string;
+
+  /** the read-only snapshot this boot started from (cowroot.snapshot= on the kernel command line) */
+  @Matches(SNAPSHOT_ID_PATTERN)
+  bootedSnapshot!: string;
+
+  /** true when this boot is a trial that is not yet accepted */
+  @IsBoolean()
+  trialBoot!: boolean;
+
+  /** the snapshot u-boot boots when no trial is pending (confirmed), also the fallback of a trial */
+  @IsOptional()
+  @Matches(SNAPSHOT_ID_PATTERN)
+  fallbackSnapshot!: string | null;
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => PendingTrial)
+  pendingTrial!: PendingTrial | null;
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => LastTrialResult)
+  lastTrialResult!: LastTrialResult | null;
+
+  @IsArray()
+  @ArrayMaxSize(512)
+  @ValidateNested({ each: true })
+  @Type(() => SnapshotInfo)
+  snapshots!: SnapshotInfo[];
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => HealthReport)
+  health!: HealthReport | null;
+
+  /** free bytes in the btrfs pool, for install planning */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  freeBytes?: number;
+}

@@ -1,0 +1,47 @@
+import { isDeviceId } from './identifiers';
+
+/**
+ * MQTT topic layout (docs/protocol.md §4). Every device owns the subtree
+ * `cowroot/v1/devices/<deviceId>/`; the server's ACL grants it nothing outside.
+ */
+export const TOPIC_ROOT = 'cowroot/v1/devices';
+
+export enum DeviceChannel {
+  /** device → server: full state report (QoS 1) */
+  State = 'state',
+  /** device → server: job events for commands (QoS 1) */
+  Events = 'events',
+  /** device → server: online / offline; the offline message is the last will (QoS 1, retained) */
+  Presence = 'presence',
+  /** server → device: commands (QoS 1) */
+  Commands = 'commands',
+}
+
+/** Channels a device may publish on. */
+export const DEVICE_PUBLISH_CHANNELS: readonly DeviceChannel[] = [
+  DeviceChannel.State,
+  DeviceChannel.Events,
+  DeviceChannel.Presence,
+];
+
+export function deviceTopic(deviceId: string, channel: DeviceChannel): string {
+  if (!isDeviceId(deviceId)) throw new Error(`invalid device id for a topic: ${JSON.stringify(deviceId)}`);
+  return `${TOPIC_ROOT}/${deviceId}/${channel}`;
+}
+
+export interface ParsedDeviceTopic {
+  deviceId: string;
+  channel: DeviceChannel;
+}
+
+/** Parses `cowroot/v1/devices/<id>/<channel>`; null for anything else (wildcards included). */
+export function parseDeviceTopic(topic: string): ParsedDeviceTopic | null {
+  const prefix = `${TOPIC_ROOT}/`;
+  if (!topic.startsWith(prefix)) return null;
+  const rest = topic.slice(prefix.length).split('/');
+  if (rest.length !== 2) return null;
+  const [deviceId, channel] = rest;
+  if (!isDeviceId(deviceId)) return null;
+  if (!(Object.values(DeviceChannel) as string[]).includes(channel)) return null;
+  return { deviceId, channel: channel as DeviceChannel };
+}

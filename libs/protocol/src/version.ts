@@ -1,0 +1,5 @@
+/** Version of the MQTT protocol between server and agent (docs/protocol.md §1). Bumped on breaking change. */
+export const PROTOCOL_VERSION = 1;
+
+/** Largest MQTT payload either side accepts (docs/protocol.md §2). Inventories of a few hundred snapshots fit. */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
