@@ -1,0 +1,2 @@
+export * from './switch-protocol';
+export * from './device-error';
