@@ -1,0 +1,104 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
+import { Actor } from '../auth/actor';
+import { decodeCursor, encodeCursor, Page } from '../common/cursor';
+import { DomainError, DomainErrorCode } from '../common/domain-error';
+import { currentCorrelationId } from '../common/request-context';
+import { AuditEntry } from './audit-entry.entity';
+import { AuditFilterDto } from './dto/audit-query.dto';
+
+export interface AuditEntryInput {
+  actor: Actor;
+  action: string;
+  subjectType: string;
+  subjectId: string;
+  before?: unknown;
+  after?: unknown;
+  reason?: string;
+}
+
+const isIdCursor = (value: unknown): value is { id: string } =>
+  typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' && /^\d+$/.test((value as { id: string }).id);
+
+/** Writes and reads the append-only audit log. */
+@Injectable()
+export class AuditService {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /** Pass the transaction's manager so the entry commits (or not) with the change it describes. */
+  async record(entry: AuditEntryInput, manager?: EntityManager): Promise<void> {
+    await this.recordMany([entry], manager);
+  }
+
+  async recordMany(entries: AuditEntryInput[], manager?: EntityManager): Promise<void> {
+    if (entries.length === 0) return;
+    const correlationId = currentCorrelationId() ?? null;
+    const at = new Date();
+    await (manager ?? this.dataSource.manager)
+      .createQueryBuilder()
+      .insert()
+      .into(AuditEntry)
+      .values(
+        entries.map((entry) => ({
+          at,
+          actorType: entry.actor.type,
+          actorId: entry.actor.id,
+          actorName: entry.actor.name,
+          action: entry.action,
+          subjectType: entry.subjectType,
+          subjectId: entry.subjectId,
+          before: entry.before === undefined ? null : (entry.before as object),
+          after: entry.after === undefined ? null : (entry.after as object),
+          reason: entry.reason ?? null,
+          correlationId,
+        })),
+      )
+      .execute();
+  }
+
+  /** Newest first. */
+  async query(filter: AuditFilterDto, limit = 100, cursor?: string): Promise<Page<AuditEntry>> {
+    const qb = this.filtered(filter).orderBy('a.id', 'DESC').take(limit + 1);
+    if (cursor) {
+      const position = decodeCursor(cursor, isIdCursor);
+      if (!position) throw new DomainError(DomainErrorCode.Invalid, 'invalid cursor');
+      qb.andWhere('a.id < :cursorId', { cursorId: position.id });
+    }
+    const rows = await qb.getMany();
+    const items = rows.slice(0, limit);
+    return { items, nextCursor: rows.length > limit ? encodeCursor({ id: String(items[items.length - 1].id) }) : null };
+  }
+
+  /** Oldest first, in batches, for streamed exports that never hold the whole log in memory. */
+  async *scan(filter: AuditFilterDto, batchSize = 1000): AsyncGenerator<AuditEntry> {
+    let afterId = '0';
+    for (;;) {
+      const batch = await this.filtered(filter)
+        .andWhere('a.id > :afterId', { afterId })
+        .orderBy('a.id', 'ASC')
+        .take(batchSize)
+        .getMany();
+      yield* batch;
+      if (batch.length < batchSize) return;
+      afterId = String(batch[batch.length - 1].id);
+    }
+  }
+
+  private filtered(filter: AuditFilterDto): SelectQueryBuilder<AuditEntry> {
+    const qb = this.dataSource.getRepository(AuditEntry).createQueryBuilder('a').where('1 = 1');
+    if (filter.actorType) qb.andWhere('a.actor_type = :actorType', { actorType: filter.actorType });
+    if (filter.actorId) qb.andWhere('a.actor_id = :actorId', { actorId: filter.actorId });
+    if (filter.action?.endsWith('*')) {
+      const prefix = filter.action.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
+      qb.andWhere('a.action LIKE :actionPrefix', { actionPrefix: `${prefix}%` });
+    } else if (filter.action) {
+      qb.andWhere('a.action = :action', { action: filter.action });
+    }
+    if (filter.subjectType) qb.andWhere('a.subject_type = :subjectType', { subjectType: filter.subjectType });
+    if (filter.subjectId) qb.andWhere('a.subject_id = :subjectId', { subjectId: filter.subjectId });
+    if (filter.from) qb.andWhere('a.at >= :from', { from: new Date(filter.from) });
+    if (filter.to) qb.andWhere('a.at < :to', { to: new Date(filter.to) });
+    return qb;
+  }
+}

@@ -1,0 +1,16 @@
+import { Global, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { ApiToken } from './api-token.entity';
+import { AuthGuard } from './auth.guard';
+import { TokensController } from './tokens.controller';
+import { TokensService } from './tokens.service';
+
+@Global()
+@Module({
+  imports: [TypeOrmModule.forFeature([ApiToken])],
+  controllers: [TokensController],
+  providers: [TokensService, { provide: APP_GUARD, useClass: AuthGuard }],
+  exports: [TokensService],
+})
+export class AuthModule {}

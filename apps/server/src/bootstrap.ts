@@ -1,0 +1,71 @@
+import 'reflect-metadata';
+import { INestApplication, LogLevel, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { AppModule } from './app.module';
+import { DomainErrorFilter } from './common/domain-error.filter';
+import { LOG_LEVELS, ServerConfig } from './config/server-config';
+import { EmbeddedPostgres, startEmbeddedPostgres } from './database/embedded-postgres';
+import { join } from 'node:path';
+
+export interface ServerHandle {
+  app: INestApplication;
+  /** closes the app (HTTP, MQTT, database pool), then the embedded database if one was started */
+  close(): Promise<void>;
+}
+
+/** Every level up to and including the configured one. */
+function logLevels(config: ServerConfig): LogLevel[] {
+  return LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(config.logLevel) + 1) as LogLevel[];
+}
+
+/** Builds the fully configured app without listening on HTTP: main.ts and the tests share it. */
+export async function createApp(config: ServerConfig): Promise<ServerHandle> {
+  let embedded: EmbeddedPostgres | null = null;
+  if (!config.databaseUrl) embedded = await startEmbeddedPostgres(join(config.dataDir, 'pglite'));
+  try {
+    const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, config.databaseUrl ?? embedded!.url), {
+      logger: logLevels(config),
+      bodyParser: true,
+    });
+    app.useBodyParser('json', { limit: '10mb' });
+    app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+    app.useGlobalFilters(new DomainErrorFilter());
+    app.enableShutdownHooks();
+    const document = SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('cowroot fleet server')
+        .setDescription('Devices, rootfs releases, rollouts and audit. Operators authenticate with Bearer tokens.')
+        .setVersion('1')
+        .addBearerAuth()
+        .addBasicAuth({ type: 'http', scheme: 'basic', description: 'device id and device credential' }, 'device')
+        .build(),
+    );
+    SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+    await app.init();
+    return {
+      app,
+      async close() {
+        await app.close();
+        await embedded?.stop();
+      },
+    };
+  } catch (error) {
+    await embedded?.stop();
+    throw error;
+  }
+}
+
+/** app.listen with an error that names the variable to change when the port is taken. */
+export async function listenHttp(app: INestApplication, config: ServerConfig): Promise<void> {
+  try {
+    await app.listen(config.httpPort, config.httpHost);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new Error(`HTTP_PORT ${config.httpPort} on ${config.httpHost} is already in use: set HTTP_PORT to a free port`);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,21 @@
+/** Error codes of the server's domain, mapped to HTTP in one place (domain-error.filter.ts). */
+export enum DomainErrorCode {
+  NotFound = 'NOT_FOUND',
+  Conflict = 'CONFLICT',
+  InvalidState = 'INVALID_STATE',
+  Invalid = 'INVALID',
+  Unauthorized = 'UNAUTHORIZED',
+  Forbidden = 'FORBIDDEN',
+  PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
+}
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}

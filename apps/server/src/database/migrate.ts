@@ -1,0 +1,35 @@
+import 'reflect-metadata';
+import { DataSource } from 'typeorm';
+import { ConfigError, ServerConfig } from '../config/server-config';
+import { dataSourceOptions } from './data-source-options';
+import { revertLastMigration, runMigrations } from './migration-runner';
+import { startEmbeddedPostgres } from './embedded-postgres';
+
+/** `npm run db:migrate` / `npm run db:revert`: the same migrations and lock the server uses at boot. */
+async function main(command: string | undefined): Promise<void> {
+  if (command !== 'run' && command !== 'revert') {
+    console.error('usage: migrate run|revert');
+    process.exitCode = 2;
+    return;
+  }
+  const config = ServerConfig.fromEnv(process.env);
+  const embedded = config.databaseUrl ? null : await startEmbeddedPostgres(`${config.dataDir}/pglite`);
+  const dataSource = await new DataSource(dataSourceOptions(config.databaseUrl ?? embedded!.url)).initialize();
+  try {
+    if (command === 'run') {
+      const applied = await runMigrations(dataSource);
+      console.log(applied.length ? `applied: ${applied.map((m) => m.name).join(', ')}` : 'no pending migrations');
+    } else {
+      await revertLastMigration(dataSource);
+      console.log('reverted the last migration');
+    }
+  } finally {
+    await dataSource.destroy();
+    await embedded?.stop();
+  }
+}
+
+main(process.argv[2]).catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error));
+  process.exitCode = 1;
+});

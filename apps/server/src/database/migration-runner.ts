@@ -1,0 +1,35 @@
+import { Logger } from '@nestjs/common';
+import { DataSource, Migration } from 'typeorm';
+
+/** Arbitrary but fixed: every cowroot server instance contends for the same key. */
+export const MIGRATION_LOCK_KEY = 0x636f77726f6f74n; // "cowroot"
+
+/**
+ * Runs pending migrations while holding a PostgreSQL advisory lock, so replicas that start together
+ * migrate once and the others wait, then find nothing to do.
+ */
+export async function withMigrationLock<T>(dataSource: DataSource, work: () => Promise<T>): Promise<T> {
+  const lockRunner = dataSource.createQueryRunner();
+  await lockRunner.connect();
+  try {
+    await lockRunner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    try {
+      return await work();
+    } finally {
+      await lockRunner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    }
+  } finally {
+    await lockRunner.release();
+  }
+}
+
+export async function runMigrations(dataSource: DataSource): Promise<Migration[]> {
+  const logger = new Logger('Migrations');
+  const applied = await withMigrationLock(dataSource, () => dataSource.runMigrations({ transaction: 'each' }));
+  for (const migration of applied) logger.log(`applied ${migration.name}`);
+  return applied;
+}
+
+export async function revertLastMigration(dataSource: DataSource): Promise<void> {
+  await withMigrationLock(dataSource, () => dataSource.undoLastMigration({ transaction: 'each' }));
+}

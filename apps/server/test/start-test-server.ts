@@ -1,0 +1,74 @@
+import { INestApplication } from '@nestjs/common';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { createApp } from '../src/bootstrap';
+import { ServerConfig } from '../src/config/server-config';
+import { createTestDatabase } from './test-database';
+
+export interface TestServer {
+  app: INestApplication;
+  config: ServerConfig;
+  httpUrl: string;
+  adminToken: string;
+  mqttPort: number;
+  dataSource: DataSource;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  env?: Record<string, string>;
+}
+
+/**
+ * The real server (same bootstrap as main.ts) on loopback with ephemeral ports, a fresh database and a
+ * temp data dir. Always `await server.close()` in afterAll/afterEach.
+ */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'cowroot-server-'));
+  const database = await createTestDatabase();
+  const adminToken = `test-admin-${Math.random().toString(36).slice(2)}-token`;
+  const config = ServerConfig.fromEnv({
+    HTTP_HOST: '127.0.0.1',
+    HTTP_PORT: '0',
+    MQTT_HOST: '127.0.0.1',
+    MQTT_PORT: '0',
+    DATA_DIR: dataDir,
+    COWROOT_ADMIN_TOKEN: adminToken,
+    LOG_LEVEL: 'warn',
+    ...(database.url ? { DATABASE_URL: database.url } : {}),
+    ...options.env,
+  });
+  let handle: Awaited<ReturnType<typeof createApp>> | null = null;
+  try {
+    handle = await createApp(config);
+    await handle.app.listen(0, '127.0.0.1');
+    const address = handle.app.getHttpServer().address() as { port: number };
+    const mqttPort = -1;
+    const server = handle;
+    return {
+      app: handle.app,
+      config,
+      httpUrl: `http://127.0.0.1:${address.port}`,
+      adminToken,
+      mqttPort,
+      dataSource: handle.app.get(DataSource),
+      dataDir,
+      async close() {
+        try {
+          await server.close();
+        } finally {
+          await database.drop();
+          await rm(dataDir, { recursive: true, force: true });
+        }
+      },
+    };
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await database.drop().catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
