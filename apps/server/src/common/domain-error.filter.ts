@@ -61,7 +61,11 @@ export class DomainErrorFilter implements ExceptionFilter {
       body = {
         code: HTTP_CODES[status] ?? `HTTP_${status}`,
         message: Array.isArray(message) ? message.join('; ') : String(message),
-        details: Array.isArray(message) ? { problems: message } : undefined,
+        details: Array.isArray(message)
+          ? { problems: message }
+          : typeof raw === 'object' && raw !== null && !('message' in raw)
+            ? (raw as Record<string, unknown>)
+            : undefined,
       };
     } else {
       status = HttpStatus.INTERNAL_SERVER_ERROR;
