@@ -1,0 +1,138 @@
+import { Readable } from 'node:stream';
+import { ErrorCode } from '@cowroot/protocol';
+import { CommandError, CommandRunner } from './command-runner';
+import { DeviceError } from './device-error';
+import {
+  SubvolumeDetails,
+  SubvolumeListEntry,
+  parseFreeBytes,
+  parseReceivedName,
+  parseSubvolumeList,
+  parseSubvolumeShow,
+} from './btrfs-output.parser';
+
+export interface Subvolume extends SubvolumeListEntry {
+  readOnly: boolean;
+}
+
+export interface ReceiveOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+const DISK_FULL = /No space left on device|ENOSPC/i;
+const PARENT_MISSING = /cannot find parent subvolume/i;
+
+/**
+ * Turns a failed btrfs call into a DeviceError with a protocol code: a full pool is DISK_FULL whatever
+ * the operation, everything else gets the operation's own code.
+ */
+function toDeviceError(error: unknown, code: ErrorCode, what: string): DeviceError {
+  if (error instanceof DeviceError) return error;
+  if (error instanceof CommandError) {
+    if (error.failure === 'aborted') return new DeviceError(ErrorCode.Canceled, `${what}: canceled`, { cause: error });
+    if (error.failure === 'stdin' && error.cause instanceof DeviceError) return error.cause;
+    if (DISK_FULL.test(error.stderrTail)) {
+      return new DeviceError(ErrorCode.DiskFull, `${what}: no space left in the btrfs pool (${error.message})`, {
+        cause: error,
+      });
+    }
+    return new DeviceError(code, `${what}: ${error.message}`, { cause: error });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new DeviceError(code, `${what}: ${message}`, { cause: error });
+}
+
+/** btrfs-progs behind methods; every call is `btrfs` with an argument array through the CommandRunner. */
+export class BtrfsAdapter {
+  constructor(private readonly runner: CommandRunner = new CommandRunner()) {}
+
+  private async btrfs(args: string[], code: ErrorCode, what: string): Promise<string> {
+    try {
+      return (await this.runner.run('btrfs', args)).stdout;
+    } catch (error) {
+      throw toDeviceError(error, code, what);
+    }
+  }
+
+  /**
+   * Every subvolume of the filesystem mounted at `mount` (which must be the top level, subvolid=5, so
+   * paths are relative to it). The read-only flag comes from a second listing with `-r`, which is cheaper
+   * than one `subvolume show` per subvolume; a subvolume made between the two calls reads as rw.
+   */
+  async listSubvolumes(mount: string): Promise<Subvolume[]> {
+    const all = parseSubvolumeList(
+      await this.btrfs(['subvolume', 'list', '-u', '-q', '-R', mount], ErrorCode.Internal, 'listing subvolumes'),
+    );
+    const readOnly = new Set(
+      parseSubvolumeList(
+        await this.btrfs(['subvolume', 'list', '-u', '-q', '-R', '-r', mount], ErrorCode.Internal, 'listing subvolumes'),
+      ).map((entry) => entry.id),
+    );
+    return all.map((entry) => ({ ...entry, readOnly: readOnly.has(entry.id) }));
+  }
+
+  async show(path: string): Promise<SubvolumeDetails> {
+    return parseSubvolumeShow(await this.btrfs(['subvolume', 'show', path], ErrorCode.Internal, `reading ${path}`));
+  }
+
+  async createSubvolume(path: string): Promise<void> {
+    await this.btrfs(['subvolume', 'create', path], ErrorCode.Internal, `creating subvolume ${path}`);
+  }
+
+  async snapshot(source: string, destination: string, options: { readOnly: boolean }): Promise<void> {
+    const args = ['subvolume', 'snapshot', ...(options.readOnly ? ['-r'] : []), source, destination];
+    await this.btrfs(args, ErrorCode.Internal, `snapshotting ${source} to ${destination}`);
+  }
+
+  /** Deletes and waits for the transaction to commit, so the space accounting reflects it afterwards. */
+  async deleteSubvolume(path: string): Promise<void> {
+    await this.btrfs(['subvolume', 'delete', '--commit-after', path], ErrorCode.Internal, `deleting ${path}`);
+  }
+
+  /**
+   * Only ro → true is used by cowroot. Flipping a received subvolume back to rw would make btrfs-progs
+   * refuse (and, forced, clear received_uuid), so it is not offered.
+   */
+  async setReadOnly(path: string): Promise<void> {
+    await this.btrfs(['property', 'set', '-ts', path, 'ro', 'true'], ErrorCode.Internal, `making ${path} read-only`);
+  }
+
+  /**
+   * `btrfs receive -e <directory>` with `stream` on stdin; returns the name of the subvolume it made in
+   * `directory`. On failure btrfs leaves a partial rw subvolume without received_uuid behind: the caller
+   * (SnapshotStore) receives into a directory of its own and deletes it. Errors: DISK_FULL, PARENT_MISSING
+   * (incremental stream whose parent received_uuid is not on the device), CANCELED, else RECEIVE_FAILED.
+   */
+  async receive(stream: Readable, directory: string, options: ReceiveOptions = {}): Promise<string> {
+    let stderr: string;
+    try {
+      ({ stderr } = await this.runner.run('btrfs', ['receive', '-e', directory], {
+        stdin: stream,
+        signal: options.signal,
+        timeoutMs: options.timeoutMs,
+      }));
+    } catch (error) {
+      if (error instanceof CommandError && PARENT_MISSING.test(error.stderrTail)) {
+        throw new DeviceError(
+          ErrorCode.ParentMissing,
+          `btrfs receive: the parent snapshot of this incremental stream is not on the device (${error.message})`,
+          { cause: error },
+        );
+      }
+      throw toDeviceError(error, ErrorCode.ReceiveFailed, 'btrfs receive');
+    }
+    const name = parseReceivedName(stderr);
+    if (!name) {
+      throw new DeviceError(ErrorCode.ReceiveFailed, `btrfs receive succeeded but named no subvolume: ${stderr.trim()}`);
+    }
+    return name;
+  }
+
+  /** Estimated free bytes of the pool (btrfs's own estimate, which accounts for the metadata profile). */
+  async freeBytes(mount: string): Promise<number> {
+    return parseFreeBytes(
+      await this.btrfs(['filesystem', 'usage', '-b', mount], ErrorCode.Internal, 'reading pool usage'),
+    );
+  }
+}

@@ -1,0 +1,60 @@
+import { Readable } from 'node:stream';
+import { CommandError, CommandRunner, formatCommandLine } from './command-runner';
+
+describe(CommandRunner.name, () => {
+  const runner = new CommandRunner();
+
+  it('passes arguments verbatim, without a shell', async () => {
+    const { stdout } = await runner.run('printf', ['%s|', 'a b', '$HOME', ';rm -rf /']);
+    expect(stdout).toBe('a b|$HOME|;rm -rf /|');
+  });
+
+  it('puts the command line, exit code and stderr tail into the error', async () => {
+    const error = await runner.run('sh', ['-c', 'echo first >&2; echo "bad thing" >&2; exit 3']).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CommandError);
+    const failure = error as CommandError;
+    expect(failure.failure).toBe('exit');
+    expect(failure.exitCode).toBe(3);
+    expect(failure.stderrTail).toContain('bad thing');
+    expect(failure.message).toContain('sh -c');
+    expect(failure.message).toContain('exit code 3');
+  });
+
+  it('reports a command that does not exist', async () => {
+    await expect(runner.run('cowroot-no-such-command', [])).rejects.toMatchObject({ failure: 'spawn' });
+  });
+
+  it('streams a Readable into stdin', async () => {
+    const chunks = Array.from({ length: 64 }, (_, i) => Buffer.alloc(64 * 1024, i));
+    const { stdout } = await runner.run('wc', ['-c'], { stdin: Readable.from(chunks) });
+    expect(Number(stdout.trim())).toBe(64 * 64 * 1024);
+  });
+
+  it('kills the command when the stdin source fails, so it never sees a clean end', async () => {
+    const source = new Readable({ read() {} });
+    source.push('partial');
+    setTimeout(() => source.destroy(new Error('connection reset')), 50);
+    const error = (await runner.run('cat', [], { stdin: source }).catch((e: unknown) => e)) as CommandError;
+    expect(error.failure).toBe('stdin');
+    expect(error.message).toContain('connection reset');
+  });
+
+  it('does not hang or crash when the command exits without reading stdin', async () => {
+    const source = Readable.from((function* () {
+      for (let i = 0; i < 1000; i++) yield Buffer.alloc(64 * 1024);
+    })());
+    await expect(runner.run('sh', ['-c', 'exit 4'], { stdin: source })).rejects.toMatchObject({ exitCode: 4 });
+    expect(source.destroyed).toBe(true);
+  });
+
+  it('times out and aborts', async () => {
+    await expect(runner.run('sleep', ['5'], { timeoutMs: 100 })).rejects.toMatchObject({ failure: 'timeout' });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    await expect(runner.run('sleep', ['5'], { signal: controller.signal })).rejects.toMatchObject({ failure: 'aborted' });
+  });
+
+  it('quotes arguments for display only', () => {
+    expect(formatCommandLine('btrfs', ['receive', '-e', '/pool/staging/a b'])).toBe('btrfs receive -e "/pool/staging/a b"');
+  });
+});
