@@ -1,0 +1,131 @@
+import { Command, CommanderError, Option } from 'commander';
+import { CommandRunner } from './command-runner.adapter';
+import { ARCHES, Arch } from './kernel-images.service';
+import { ReleaseBuilder } from './release-builder.service';
+import { ReleaseError, ReleaseErrorCode } from './release-error';
+import { ReleaseRefArg } from './release-ref';
+import { ReleaseVerifier } from './release-verifier.service';
+import { SigningKeys } from './signing-keys';
+
+export interface CliOutput {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const processOutput: CliOutput = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+interface BuildOptions {
+  rootfs: string;
+  pool: string;
+  name: string;
+  version: string;
+  description?: string;
+  key: string;
+  out: string;
+  base?: string;
+  deltaFrom: string[];
+  arch: Arch;
+  kernel?: string;
+  initrd?: string;
+  loadAddress?: string;
+  entryPoint?: string;
+  zstdLevel: string;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function program(output: CliOutput): Command {
+  const root = new Command('cowroot-release')
+    .description('Build signed cowroot releases (btrfs send streams with u-boot boot images) on a build host.')
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => output.out(text.trimEnd()), writeErr: (text) => output.err(text.trimEnd()) });
+
+  root
+    .command('keygen')
+    .description('create an ed25519 key pair: <prefix>.key (private, mode 0600) and <prefix>.pub')
+    .requiredOption('--out <prefix>', 'path prefix of the two files')
+    .action(async (options: { out: string }) => {
+      const files = await SigningKeys.generate(options.out);
+      output.out(`private key ${files.privateKey} (keep it secret, mode 0600)`);
+      output.out(`public key  ${files.publicKey} (give it to the server and devices)`);
+    });
+
+  root
+    .command('build')
+    .description('build a release from a rootfs directory into <pool>/releases/<name>-<version> and write its artifacts')
+    .requiredOption('--rootfs <dir>', 'the rootfs directory')
+    .requiredOption('--pool <path>', 'mounted btrfs path holding releases/')
+    .requiredOption('--name <name>', 'release name')
+    .requiredOption('--version <version>', 'release version')
+    .requiredOption('--key <file>', 'ed25519 private key (PEM) that signs the manifests')
+    .requiredOption('--out <dir>', 'directory for the artifacts, manifests, signatures and release.json')
+    .addOption(new Option('--arch <arch>', 'architecture written into the u-boot images').choices(ARCHES).makeOptionMandatory())
+    .option('--description <text>', 'free text carried in the manifests and release.json')
+    .option('--base <name@version>', 'start from this release (writable snapshot) so unchanged files stay shared')
+    .option('--delta-from <name@version>', 'also write an incremental stream against this ancestor (repeatable)', collect, [])
+    .option('--kernel <file>', 'kernel to wrap instead of the one in the rootfs /boot')
+    .option('--initrd <file>', 'initrd to wrap instead of the one in the rootfs /boot')
+    .option('--load-address <hex>', 'kernel load address in the uImage (default per --arch)')
+    .option('--entry-point <hex>', 'kernel entry point in the uImage (default: the load address)')
+    .option('--zstd-level <n>', 'zstd compression level 1-19', '9')
+    .action(async (options: BuildOptions) => {
+      const zstdLevel = Number(options.zstdLevel);
+      if (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19) {
+        throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `--zstd-level must be 1-19, got ${options.zstdLevel}`);
+      }
+      const builder = new ReleaseBuilder(new CommandRunner(), output.out);
+      const result = await builder.build({
+        rootfs: options.rootfs,
+        pool: options.pool,
+        release: new ReleaseRefArg(options.name, options.version),
+        description: options.description,
+        keyPath: options.key,
+        outDir: options.out,
+        base: options.base ? ReleaseRefArg.parse(options.base) : undefined,
+        deltaFrom: options.deltaFrom.map((ref) => ReleaseRefArg.parse(ref)),
+        arch: options.arch,
+        kernel: options.kernel,
+        initrd: options.initrd,
+        loadAddress: options.loadAddress,
+        entryPoint: options.entryPoint,
+        zstdLevel,
+      });
+      output.out(`release ${result.index.name}@${result.index.version}: ${result.indexPath}`);
+    });
+
+  root
+    .command('verify')
+    .description('check a manifest signature and, given the artifact, its size and sha256')
+    .requiredOption('--manifest <file>', 'the .manifest.json file')
+    .requiredOption('--signature <file>', 'the .manifest.sig file')
+    .requiredOption('--public-key <file>', 'ed25519 public key (PEM)')
+    .option('--artifact <file>', 'the artifact the manifest describes')
+    .action(async (options: { manifest: string; signature: string; publicKey: string; artifact?: string }) => {
+      const manifest = await new ReleaseVerifier().verify(options);
+      output.out(`signature ok: ${manifest.release.name}@${manifest.release.version} ${manifest.kind} ${manifest.file}`);
+      if (options.artifact) output.out(`artifact ok: ${manifest.size} bytes, sha256 ${manifest.sha256}`);
+    });
+
+  return root;
+}
+
+/**
+ * Runs the CLI on `args` (without node and script) and returns the exit code: 0 on success, 1 on a
+ * failure (one line on stderr saying what and how to fix), commander's code for usage errors.
+ */
+export async function runCli(args: string[], output: CliOutput = processOutput): Promise<number> {
+  try {
+    await program(output).parseAsync(args, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    const message = error instanceof ReleaseError ? error.message : `unexpected failure: ${error instanceof Error ? error.message : String(error)}`;
+    output.err(`cowroot-release: ${message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,241 @@
+import { ArtifactKind, signManifest } from '@cowroot/protocol';
+import { KeyObject } from 'node:crypto';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ArtifactWriter } from './artifact-writer.service';
+import { buildManifestBytes } from './artifact-manifest.builder';
+import { BtrfsPool, SubvolumeInfo } from './btrfs-pool.service';
+import { CommandRunner } from './command-runner.adapter';
+import { Arch, BOOT_INITRD_IMAGE, BOOT_KERNEL_IMAGE, KernelImages } from './kernel-images.service';
+import { ReleaseError, ReleaseErrorCode } from './release-error';
+import { RELEASE_INDEX_FILE, RELEASE_INDEX_FORMAT, ReleaseIndex, ReleaseIndexArtifact } from './release-index';
+import { ReleaseRefArg } from './release-ref';
+import { SigningKeys } from './signing-keys';
+import { isSnapshotAncestor } from './subvolume-ancestry';
+
+export interface BuildRequest {
+  rootfs: string;
+  pool: string;
+  release: ReleaseRefArg;
+  description?: string;
+  keyPath: string;
+  outDir: string;
+  /** start the release as a writable snapshot of this one, so unchanged files share extents */
+  base?: ReleaseRefArg;
+  /** write an incremental stream against each of these ancestors */
+  deltaFrom: ReleaseRefArg[];
+  arch: Arch;
+  kernel?: string;
+  initrd?: string;
+  loadAddress?: string;
+  entryPoint?: string;
+  zstdLevel?: number;
+}
+
+export interface BuildResult {
+  snapshotPath: string;
+  indexPath: string;
+  index: ReleaseIndex;
+}
+
+interface PlannedArtifact {
+  parent: { ref: ReleaseRefArg; info: SubvolumeInfo } | null;
+  file: string;
+}
+
+/** The manifest's file pattern; checked before any work so a long name fails early. */
+const ARTIFACT_FILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * The stream identity of a subvolume: `btrfs send` announces the received_uuid when the subvolume has one
+ * (it was itself received), else its uuid. That is the value a device stores as received_uuid.
+ */
+function streamUuid(info: SubvolumeInfo): string {
+  return info.receivedUuid ?? info.uuid;
+}
+
+/**
+ * Builds one release: rootfs → release subvolume with u-boot images in /boot → read-only → full and
+ * incremental zstd send streams, each with a signed manifest, plus release.json. Every check that can fail
+ * runs before the pool is touched; a failure after that removes the half-built subvolume and outputs.
+ */
+export class ReleaseBuilder {
+  private readonly kernelImages: KernelImages;
+
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {
+    this.kernelImages = new KernelImages(runner);
+  }
+
+  async build(request: BuildRequest): Promise<BuildResult> {
+    const key = await SigningKeys.loadPrivate(request.keyPath);
+    const rootfs = await this.requireDirectory(request.rootfs);
+    const bootFiles = await this.kernelImages.locate(rootfs, { kernel: request.kernel, initrd: request.initrd });
+    const pool = await BtrfsPool.open(this.runner, request.pool);
+    const snapshotPath = pool.releasePath(request.release);
+    if (await pool.exists(snapshotPath)) {
+      throw new ReleaseError(
+        ReleaseErrorCode.ReleaseExists,
+        `release ${request.release} already exists at ${snapshotPath}; choose a new --version (or delete it: btrfs subvolume delete ${snapshotPath})`,
+      );
+    }
+    const base = request.base ? await pool.release(request.base) : null;
+    const plan = await this.planArtifacts(pool, request, base);
+    const outDir = resolve(request.outDir);
+    await mkdir(outDir, { recursive: true });
+    await this.requireFreeOutputs(outDir, plan);
+
+    const written: string[] = [];
+    let created = false;
+    try {
+      if (base && request.base) {
+        await pool.snapshotWritable(base.path, snapshotPath);
+        this.log(`created ${snapshotPath} as a snapshot of ${request.base}`);
+      } else {
+        await pool.createSubvolume(snapshotPath);
+        this.log(`created ${snapshotPath}`);
+      }
+      created = true;
+      await this.syncRootfs(rootfs, snapshotPath);
+      const images = await this.kernelImages.install(snapshotPath, bootFiles, {
+        arch: request.arch,
+        loadAddress: request.loadAddress,
+        entryPoint: request.entryPoint,
+      });
+      this.log(`boot images: ${BOOT_KERNEL_IMAGE} from ${bootFiles.kernel}${images.kernelChanged ? '' : ' (unchanged)'}, ${BOOT_INITRD_IMAGE} from ${bootFiles.initrd}${images.initrdChanged ? '' : ' (unchanged)'}`);
+      await pool.makeReadOnly(snapshotPath);
+      const snapshot = await pool.show(snapshotPath);
+      this.log(`read-only snapshot ${snapshotPath} uuid ${snapshot.uuid}`);
+
+      const createdAt = new Date();
+      const writer = new ArtifactWriter(this.runner, request.zstdLevel);
+      const artifacts: ReleaseIndexArtifact[] = [];
+      for (const item of plan) {
+        const path = join(outDir, item.file);
+        written.push(path);
+        const stream = await writer.write(pool.sendCommand(snapshotPath, item.parent?.info.path), path);
+        const entry = await this.writeManifest(outDir, item, stream, { request, snapshot, createdAt, key }, written);
+        artifacts.push(entry);
+        this.log(`wrote ${item.file} (${stream.size} bytes${item.parent ? `, incremental from ${item.parent.ref}` : ''})`);
+      }
+      const index: ReleaseIndex = {
+        format: RELEASE_INDEX_FORMAT,
+        name: request.release.name,
+        version: request.release.version,
+        description: request.description ?? null,
+        snapshotUuid: streamUuid(snapshot),
+        createdAt: createdAt.toISOString(),
+        artifacts,
+      };
+      const indexPath = join(outDir, RELEASE_INDEX_FILE);
+      written.push(indexPath);
+      await writeFile(indexPath, `${JSON.stringify(index, null, 2)}\n`, { flag: 'wx' });
+      return { snapshotPath, indexPath, index };
+    } catch (error) {
+      await Promise.all(written.map((path) => rm(path, { force: true })));
+      if (created) await pool.deleteSubvolume(snapshotPath).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async writeManifest(
+    outDir: string,
+    item: PlannedArtifact,
+    stream: { size: number; sha256: string },
+    context: { request: BuildRequest; snapshot: SubvolumeInfo; createdAt: Date; key: KeyObject },
+    written: string[],
+  ): Promise<ReleaseIndexArtifact> {
+    const manifestFile = `${item.file}.manifest.json`;
+    const signatureFile = `${item.file}.manifest.sig`;
+    const bytes = buildManifestBytes({
+      release: context.request.release,
+      file: item.file,
+      size: stream.size,
+      sha256: stream.sha256,
+      snapshotUuid: streamUuid(context.snapshot),
+      parent: item.parent ? { release: item.parent.ref, snapshotUuid: streamUuid(item.parent.info) } : null,
+      createdAt: context.createdAt,
+      description: context.request.description,
+    });
+    written.push(join(outDir, manifestFile), join(outDir, signatureFile));
+    await writeFile(join(outDir, manifestFile), bytes, { flag: 'wx' });
+    await writeFile(join(outDir, signatureFile), `${signManifest(bytes, context.key)}\n`, { flag: 'wx' });
+    return {
+      kind: item.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
+      file: item.file,
+      manifest: manifestFile,
+      signature: signatureFile,
+      size: stream.size,
+      sha256: stream.sha256,
+      parent: item.parent ? { name: item.parent.ref.name, version: item.parent.ref.version } : null,
+    };
+  }
+
+  /** The full stream plus one incremental per --delta-from, each parent proven an ancestor. */
+  private async planArtifacts(pool: BtrfsPool, request: BuildRequest, base: SubvolumeInfo | null): Promise<PlannedArtifact[]> {
+    const stem = request.release.fileStem;
+    const plan: PlannedArtifact[] = [{ parent: null, file: `${stem}.full.btrfs.zst` }];
+    const links = request.deltaFrom.length > 0 && base ? await pool.links() : [];
+    const seen = new Set<string>();
+    for (const ref of request.deltaFrom) {
+      if (seen.has(ref.toString())) continue;
+      seen.add(ref.toString());
+      const info = await pool.release(ref);
+      const isBase = request.base?.equals(ref) ?? false;
+      const isAncestor = base !== null && (isBase || isSnapshotAncestor(info.uuid, base, links));
+      if (!isAncestor) {
+        throw new ReleaseError(
+          ReleaseErrorCode.NotAncestor,
+          `${ref} is not an ancestor of ${request.release}: build with --base ${ref} (or a release descended from it), or drop --delta-from ${ref}`,
+        );
+      }
+      const parentStem = ref.name === request.release.name ? ref.fileStem.slice(ref.name.length + 1) : ref.fileStem;
+      plan.push({ parent: { ref, info }, file: `${stem}.from-${parentStem}.btrfs.zst` });
+    }
+    for (const item of plan) {
+      if (!ARTIFACT_FILE_PATTERN.test(`${item.file}`)) {
+        throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `artifact name ${item.file} is longer than 128 characters; use a shorter release name or version`);
+      }
+    }
+    return plan;
+  }
+
+  private async requireFreeOutputs(outDir: string, plan: PlannedArtifact[]): Promise<void> {
+    const names = [RELEASE_INDEX_FILE, ...plan.flatMap((item) => [item.file, `${item.file}.manifest.json`, `${item.file}.manifest.sig`])];
+    for (const name of names) {
+      const path = join(outDir, name);
+      if (await stat(path).then(() => true, () => false)) {
+        throw new ReleaseError(ReleaseErrorCode.OutputExists, `${path} already exists; use an empty --out directory for each release`);
+      }
+    }
+  }
+
+  private async requireDirectory(path: string): Promise<string> {
+    const absolute = resolve(path);
+    const isDirectory = await stat(absolute).then((info) => info.isDirectory(), () => false);
+    if (!isDirectory) {
+      throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `rootfs ${absolute} is not a directory; pass --rootfs <directory>`);
+    }
+    return absolute;
+  }
+
+  /**
+   * Makes the subvolume's content equal to the rootfs. In place and by block (--inplace --no-whole-file)
+   * so an unchanged file keeps the base release's extents and a changed one rewrites only what changed;
+   * --checksum because reproducible builds give different files the same size and mtime. The u-boot
+   * images are excluded (and so kept): install() replaces them only when their content changes.
+   */
+  private async syncRootfs(rootfs: string, target: string): Promise<void> {
+    await this.runner.run({
+      command: 'rsync',
+      args: [
+        '-aHAX', '--numeric-ids', '--delete', '--inplace', '--no-whole-file', '--checksum',
+        `--exclude=/boot/${BOOT_KERNEL_IMAGE}`, `--exclude=/boot/${BOOT_INITRD_IMAGE}`,
+        `${rootfs}/`, `${target}/`,
+      ],
+    });
+    this.log(`synced ${rootfs} into ${target}`);
+  }
+}
