@@ -14,10 +14,13 @@ export default [
         {
           allow: [],
           depConstraints: [
-            { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
-            { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:shared', 'scope:agent'] },
-            { sourceTag: 'scope:server', onlyDependOnLibsWithTags: ['scope:shared'] },
-            { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['scope:shared'] },
+            { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared', 'scope:testing'] },
+            { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:shared', 'scope:agent', 'scope:testing'] },
+            { sourceTag: 'scope:server', onlyDependOnLibsWithTags: ['scope:shared', 'scope:testing'] },
+            { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['scope:shared', 'scope:testing'] },
+            // build-host and test tools: the release tool, the virtual device, the fleet simulator
+            { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['scope:shared', 'scope:agent', 'scope:testing'] },
+            { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:shared'] },
           ],
         },
       ],
