@@ -176,7 +176,7 @@ export class ReleaseBuilder {
   /** The full stream plus one incremental per --delta-from, each parent proven an ancestor. */
   private async planArtifacts(pool: BtrfsPool, request: BuildRequest, base: SubvolumeInfo | null): Promise<PlannedArtifact[]> {
     const stem = request.release.fileStem;
-    const plan: PlannedArtifact[] = [{ parent: null, file: `${stem}.full.btrfs.zst` }];
+    const plan: PlannedArtifact[] = [{ parent: null, file: `${stem}-full.btrfs.zst` }];
     const links = request.deltaFrom.length > 0 && base ? await pool.links() : [];
     const seen = new Set<string>();
     for (const ref of request.deltaFrom) {
@@ -192,7 +192,7 @@ export class ReleaseBuilder {
         );
       }
       const parentStem = ref.name === request.release.name ? ref.fileStem.slice(ref.name.length + 1) : ref.fileStem;
-      plan.push({ parent: { ref, info }, file: `${stem}.from-${parentStem}.btrfs.zst` });
+      plan.push({ parent: { ref, info }, file: `${stem}-from-${parentStem}.btrfs.zst` });
     }
     for (const item of plan) {
       if (!ARTIFACT_FILE_PATTERN.test(`${item.file}`)) {

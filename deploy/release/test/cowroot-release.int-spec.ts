@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ArtifactKind, parseManifest } from '@cowroot/protocol';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { parseSubvolumeShow } from '../src/btrfs-pool.service';
 import { CommandRunner } from '../src/command-runner.adapter';
 import { ReleaseIndex } from '../src/release-index';
@@ -125,9 +125,9 @@ describePrivileged(
       expect(index.artifacts).toEqual([
         expect.objectContaining({
           kind: ArtifactKind.Full,
-          file: 'demo-1.0.full.btrfs.zst',
-          manifest: 'demo-1.0.full.btrfs.zst.manifest.json',
-          signature: 'demo-1.0.full.btrfs.zst.manifest.sig',
+          file: 'demo-1.0-full.btrfs.zst',
+          manifest: 'demo-1.0-full.btrfs.zst.manifest.json',
+          signature: 'demo-1.0-full.btrfs.zst.manifest.sig',
           parent: null,
         }),
       ]);
@@ -164,7 +164,7 @@ describePrivileged(
       const index = await readIndex(out('demo@1.1'));
       const [full, incremental] = index.artifacts;
       expect(full.kind).toBe(ArtifactKind.Full);
-      expect(incremental).toMatchObject({ kind: ArtifactKind.Incremental, file: 'demo-1.1.from-1.0.btrfs.zst', parent: { name: 'demo', version: '1.0' } });
+      expect(incremental).toMatchObject({ kind: ArtifactKind.Incremental, file: 'demo-1.1-from-1.0.btrfs.zst', parent: { name: 'demo', version: '1.0' } });
       const manifest = parseManifest(await readFile(join(out('demo@1.1'), incremental.manifest)));
       if (!manifest.ok) throw new Error(manifest.message);
       expect(manifest.value.snapshotUuid).toBe(release.uuid);
@@ -188,7 +188,7 @@ describePrivileged(
         }
       }
       const dir = out('demo@1.0');
-      const file = 'demo-1.0.full.btrfs.zst';
+      const file = 'demo-1.0-full.btrfs.zst';
       const tampered = join(work, 'tampered.zst');
       await copyFile(join(dir, file), tampered);
       await appendFile(tampered, 'x');
@@ -208,12 +208,12 @@ describePrivileged(
     it('streams received on a second btrfs give snapshots whose received_uuid is the manifest snapshotUuid', async () => {
       const snapshots = join(device!.mountPoint, 'snapshots');
       await mkdir(snapshots);
-      const full = parseManifest(await readFile(join(out('demo@1.0'), 'demo-1.0.full.btrfs.zst.manifest.json')));
-      const incremental = parseManifest(await readFile(join(out('demo@1.1'), 'demo-1.1.from-1.0.btrfs.zst.manifest.json')));
+      const full = parseManifest(await readFile(join(out('demo@1.0'), 'demo-1.0-full.btrfs.zst.manifest.json')));
+      const incremental = parseManifest(await readFile(join(out('demo@1.1'), 'demo-1.1-from-1.0.btrfs.zst.manifest.json')));
       if (!full.ok || !incremental.ok) throw new Error('manifests do not parse');
 
-      await receive(join(out('demo@1.0'), 'demo-1.0.full.btrfs.zst'), snapshots);
-      await receive(join(out('demo@1.1'), 'demo-1.1.from-1.0.btrfs.zst'), snapshots);
+      await receive(join(out('demo@1.0'), 'demo-1.0-full.btrfs.zst'), snapshots);
+      await receive(join(out('demo@1.1'), 'demo-1.1-from-1.0.btrfs.zst'), snapshots);
 
       const received10 = await subvolume(join(snapshots, 'demo-1.0'));
       const received11 = await subvolume(join(snapshots, 'demo-1.1'));
@@ -234,9 +234,9 @@ describePrivileged(
       expect(grandchild.stderr).toBe('');
       expect(grandchild.code).toBe(0);
       expect((await readIndex(out('demo@1.2'))).artifacts.map((a) => a.file)).toEqual([
-        'demo-1.2.full.btrfs.zst',
-        'demo-1.2.from-1.0.btrfs.zst',
-        'demo-1.2.from-1.1.btrfs.zst',
+        'demo-1.2-full.btrfs.zst',
+        'demo-1.2-from-1.0.btrfs.zst',
+        'demo-1.2-from-1.1.btrfs.zst',
       ]);
 
       const other = await build('other@1.0');

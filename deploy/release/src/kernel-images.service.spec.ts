@@ -1,0 +1,70 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CommandRunner } from './command-runner.adapter';
+import { KernelImages, resolveInRootfs } from './kernel-images.service';
+import { ReleaseErrorCode } from './release-error';
+
+describe(KernelImages.name, () => {
+  let rootfs: string;
+  const images = new KernelImages(new CommandRunner());
+  const file = async (path: string) => {
+    await mkdir(join(rootfs, path, '..'), { recursive: true });
+    await writeFile(join(rootfs, path), path);
+  };
+
+  beforeEach(async () => {
+    rootfs = await mkdtemp(join(tmpdir(), 'cowroot-rootfs-'));
+    await mkdir(join(rootfs, 'boot'));
+  });
+  afterEach(async () => {
+    await rm(rootfs, { recursive: true, force: true });
+  });
+
+  it('follows Debian\'s absolute /vmlinuz link inside the rootfs and pairs the initrd by kernel version', async () => {
+    await file('boot/vmlinuz-6.1.0-17-amd64');
+    await file('boot/vmlinuz-6.1.0-18-amd64');
+    await file('boot/initrd.img-6.1.0-17-amd64');
+    await file('boot/initrd.img-6.1.0-18-amd64');
+    await symlink('/boot/vmlinuz-6.1.0-18-amd64', join(rootfs, 'vmlinuz'));
+    await expect(images.locate(rootfs)).resolves.toEqual({
+      kernel: join(rootfs, 'boot/vmlinuz-6.1.0-18-amd64'),
+      initrd: join(rootfs, 'boot/initrd.img-6.1.0-18-amd64'),
+    });
+  });
+
+  it('takes the only arm64 Image and initramfs when there are no links', async () => {
+    await file('boot/Image');
+    await file('boot/initramfs-6.6.img');
+    await expect(images.locate(rootfs)).resolves.toEqual({ kernel: join(rootfs, 'boot/Image'), initrd: join(rootfs, 'boot/initramfs-6.6.img') });
+  });
+
+  it('asks which kernel when there are several and no link says', async () => {
+    await file('boot/vmlinuz-6.1.0-17-amd64');
+    await file('boot/vmlinuz-6.1.0-18-amd64');
+    await expect(images.locate(rootfs)).rejects.toMatchObject({ code: ReleaseErrorCode.NoKernel, message: expect.stringMatching(/several kernels .*--kernel/) });
+  });
+
+  it('says so for a rootfs without a kernel or without an initrd', async () => {
+    await expect(images.locate(rootfs)).rejects.toMatchObject({ code: ReleaseErrorCode.NoKernel, message: expect.stringMatching(/has no kernel/) });
+    await file('boot/zImage');
+    await expect(images.locate(rootfs)).rejects.toMatchObject({ code: ReleaseErrorCode.NoInitrd, message: expect.stringMatching(/has no initrd .*--initrd/) });
+  });
+
+  it('uses given host files and checks they exist', async () => {
+    await file('boot/vmlinuz-1');
+    await file('boot/initrd.img-1');
+    await expect(images.locate(rootfs, { kernel: join(rootfs, 'boot/vmlinuz-1') })).resolves.toMatchObject({ kernel: join(rootfs, 'boot/vmlinuz-1') });
+    await expect(images.locate(rootfs, { initrd: join(rootfs, 'missing') })).rejects.toMatchObject({ code: ReleaseErrorCode.NoInitrd });
+  });
+
+  describe('resolveInRootfs', () => {
+    it('never leaves the rootfs through .. or a dangling link', async () => {
+      await symlink('../../../etc/passwd', join(rootfs, 'boot', 'escape'));
+      await symlink('/boot/missing', join(rootfs, 'dangling'));
+      await expect(resolveInRootfs(rootfs, 'boot/escape')).resolves.toBeNull();
+      await expect(resolveInRootfs(rootfs, 'dangling')).resolves.toBeNull();
+      await expect(resolveInRootfs(rootfs, 'boot')).resolves.toBeNull();
+    });
+  });
+});
