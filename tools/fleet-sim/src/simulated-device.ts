@@ -1,0 +1,350 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import mqtt, { MqttClient } from 'mqtt';
+import {
+  Command,
+  CommandType,
+  DeviceChannel,
+  DeviceStateMessage,
+  ErrorCode,
+  InstallCommand,
+  JobEventMessage,
+  JobEventType,
+  JobPhase,
+  LastTrialResult,
+  PROTOCOL_VERSION,
+  PendingTrial,
+  PresenceStatus,
+  RebootMode,
+  SnapshotInfo,
+  SnapshotOrigin,
+  TrialOutcome,
+  TrialState,
+  deviceTopic,
+  encodeMessage,
+  parseCommand,
+  parseManifest,
+} from '@cowroot/protocol';
+import { SimOutcome } from './sim-outcome';
+
+export interface SimulatedDeviceOptions {
+  id: string;
+  credential: string;
+  /** mqtt://127.0.0.1:<port> */
+  mqttUrl: string;
+  outcome: SimOutcome;
+  /** how long a simulated reboot keeps the device offline */
+  rebootMs?: number;
+  /** simulated link speed for downloads that are not really fetched; 0 = instant */
+  linkBytesPerSecond?: number;
+  /** really download the artifact over HTTP (Range-less GET, sha256 checked) instead of simulating it */
+  realDownload?: boolean;
+  /** snapshots held at start; default: one factory snapshot `factory` */
+  snapshots?: SnapshotInfo[];
+  agentVersion?: string;
+}
+
+export interface SimulatedDeviceEvents {
+  onEvent?: (deviceId: string, event: JobEventMessage) => void;
+}
+
+function factorySnapshot(): SnapshotInfo {
+  return {
+    id: 'factory',
+    uuid: randomUUID(),
+    receivedUuid: null,
+    parentUuid: null,
+    readOnly: true,
+    origin: SnapshotOrigin.Factory,
+    release: null,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * A test tool, not a device implementation (the real one is apps/agent): plays one device over real MQTT
+ * with the real protocol messages, following the switch protocol's observable behaviour, with a scripted
+ * outcome. Used by rollout tests and the load benchmark.
+ */
+export class SimulatedDevice {
+  readonly id: string;
+  outcome: SimOutcome;
+  private client: MqttClient | null = null;
+  private seq = 0;
+  private booted: string;
+  private current: string;
+  private trialBoot = false;
+  private pendingTrial: PendingTrial | null = null;
+  private lastTrialResult: LastTrialResult | null = null;
+  private readonly snapshots: SnapshotInfo[];
+  private readonly handled = new Map<string, JobEventType>();
+  private stopped = false;
+  private work: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly options: SimulatedDeviceOptions,
+    private readonly hooks: SimulatedDeviceEvents = {},
+  ) {
+    this.id = options.id;
+    this.outcome = options.outcome;
+    this.snapshots = options.snapshots ? [...options.snapshots] : [factorySnapshot()];
+    this.booted = this.snapshots[0].id;
+    this.current = this.booted;
+  }
+
+  get snapshotIds(): string[] {
+    return this.snapshots.map((s) => s.id);
+  }
+
+  get bootedSnapshot(): string {
+    return this.booted;
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** Connects (the agent's start) and reports presence and state. */
+  async connect(): Promise<void> {
+    const client = mqtt.connect(this.options.mqttUrl, {
+      clientId: this.id,
+      username: this.id,
+      password: this.options.credential,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 30_000,
+      clean: false,
+      will: {
+        topic: deviceTopic(this.id, DeviceChannel.Presence),
+        payload: encodeMessage({ v: PROTOCOL_VERSION, status: PresenceStatus.Offline }),
+        qos: 1,
+        retain: true,
+      },
+    });
+    this.client = client;
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+      client.once('close', () => reject(new Error(`${this.id}: connection closed before CONNACK`)));
+    });
+    client.removeAllListeners('error');
+    client.on('error', () => undefined);
+    client.on('message', (_topic, payload) => {
+      // Commands run one at a time, in arrival order, as on the real agent.
+      this.work = this.work.then(() => this.handle(payload)).catch(() => undefined);
+    });
+    await client.subscribeAsync(deviceTopic(this.id, DeviceChannel.Commands), { qos: 1 });
+    await this.publish(DeviceChannel.Presence, { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString() }, true);
+    await this.publishState();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.client?.endAsync(true).catch(() => undefined);
+    this.client = null;
+  }
+
+  /** Publishes a state report now (the benchmark uses this to measure ingest). */
+  async publishState(): Promise<void> {
+    const state: DeviceStateMessage = {
+      v: PROTOCOL_VERSION,
+      seq: this.seq++,
+      sentAt: new Date().toISOString(),
+      agentVersion: this.options.agentVersion ?? 'fleet-sim',
+      bootedSnapshot: this.booted,
+      trialBoot: this.trialBoot,
+      fallbackSnapshot: this.current,
+      pendingTrial: this.pendingTrial,
+      lastTrialResult: this.lastTrialResult,
+      snapshots: this.snapshots,
+      health: null,
+    };
+    await this.publish(DeviceChannel.State, state);
+  }
+
+  private async publish(channel: DeviceChannel, message: object, retain = false): Promise<void> {
+    if (!this.client?.connected) return;
+    await this.client.publishAsync(deviceTopic(this.id, channel), encodeMessage(message), { qos: 1, retain });
+  }
+
+  private async event(commandId: string, type: JobEventType, extra: Partial<JobEventMessage> = {}): Promise<void> {
+    const event: JobEventMessage = {
+      v: PROTOCOL_VERSION,
+      commandId,
+      eventId: randomUUID(),
+      type,
+      at: new Date().toISOString(),
+      ...extra,
+    } as JobEventMessage;
+    this.hooks.onEvent?.(this.id, event);
+    await this.publish(DeviceChannel.Events, event);
+  }
+
+  private async handle(payload: Buffer): Promise<void> {
+    const parsed = parseCommand(payload);
+    if (!parsed.ok) return;
+    const command = parsed.value;
+    const previous = this.handled.get(command.commandId);
+    if (previous) {
+      await this.event(command.commandId, JobEventType.Accepted, { duplicate: true });
+      return;
+    }
+    this.handled.set(command.commandId, JobEventType.Accepted);
+    await this.event(command.commandId, JobEventType.Accepted);
+    const outcome = await this.execute(command);
+    this.handled.set(command.commandId, outcome);
+  }
+
+  private async execute(command: Command): Promise<JobEventType> {
+    switch (command.type) {
+      case CommandType.Install:
+        return this.install(command as InstallCommand);
+      case CommandType.Switch: {
+        if (!this.snapshots.some((s) => s.id === command.snapshot)) {
+          return this.fail(command.commandId, ErrorCode.SnapshotNotFound, `snapshot ${command.snapshot} is not held`);
+        }
+        return this.trial(command.commandId, command.snapshot, command.reboot.mode);
+      }
+      case CommandType.Commit: {
+        this.snapshots.push({ ...factorySnapshot(), id: command.snapshot, origin: SnapshotOrigin.Committed });
+        return this.trial(command.commandId, command.snapshot, command.reboot.mode);
+      }
+      case CommandType.Delete: {
+        for (const id of command.snapshots) {
+          if ([this.booted, this.current, this.pendingTrial?.snapshot].includes(id)) {
+            return this.fail(command.commandId, ErrorCode.SnapshotInUse, `snapshot ${id} is in use`);
+          }
+        }
+        for (const id of command.snapshots) {
+          const index = this.snapshots.findIndex((s) => s.id === id);
+          if (index >= 0) this.snapshots.splice(index, 1);
+        }
+        await this.publishState();
+        await this.event(command.commandId, JobEventType.Completed);
+        return JobEventType.Completed;
+      }
+      case CommandType.Reboot:
+        await this.event(command.commandId, JobEventType.Rebooting);
+        await this.reboot();
+        await this.event(command.commandId, JobEventType.Completed);
+        return JobEventType.Completed;
+      case CommandType.Cancel:
+        await this.event(command.commandId, JobEventType.Completed);
+        return JobEventType.Completed;
+    }
+  }
+
+  private async fail(commandId: string, code: ErrorCode, message: string): Promise<JobEventType> {
+    await this.event(commandId, JobEventType.Failed, { error: { code, message } });
+    return JobEventType.Failed;
+  }
+
+  private async install(command: InstallCommand): Promise<JobEventType> {
+    const manifestResult = parseManifest(Buffer.from(command.artifact.manifest, 'base64'));
+    if (!manifestResult.ok) return this.fail(command.commandId, ErrorCode.SignatureInvalid, manifestResult.message);
+    const manifest = manifestResult.value;
+    if (manifest.parent && !this.snapshots.some((s) => s.receivedUuid === manifest.parent!.snapshotUuid)) {
+      return this.fail(command.commandId, ErrorCode.ParentMissing, `parent ${manifest.parent.release.name}@${manifest.parent.release.version} is not held`);
+    }
+    if (this.outcome === SimOutcome.DownloadFail) {
+      await this.event(command.commandId, JobEventType.Progress, { progress: { phase: JobPhase.Download, bytesDone: 0, bytesTotal: manifest.size } });
+      return this.fail(command.commandId, ErrorCode.DownloadFailed, 'simulated: connection reset by peer');
+    }
+    if (this.options.realDownload) {
+      const ok = await this.download(command.artifact.url, manifest.sha256);
+      if (!ok) return this.fail(command.commandId, ErrorCode.Sha256Mismatch, 'downloaded bytes do not match the manifest');
+    } else if (this.options.linkBytesPerSecond) {
+      await sleep(Math.round((manifest.size / this.options.linkBytesPerSecond) * 1000));
+    }
+    await this.event(command.commandId, JobEventType.Progress, {
+      progress: { phase: JobPhase.Receive, bytesDone: manifest.size, bytesTotal: manifest.size },
+    });
+    const snapshotId = command.snapshotId ?? `${manifest.release.name}-${manifest.release.version}`;
+    if (!this.snapshots.some((s) => s.id === snapshotId)) {
+      this.snapshots.push({
+        id: snapshotId,
+        uuid: randomUUID(),
+        receivedUuid: manifest.snapshotUuid,
+        parentUuid: null,
+        readOnly: true,
+        origin: SnapshotOrigin.Received,
+        release: { name: manifest.release.name, version: manifest.release.version },
+        createdAt: new Date().toISOString(),
+      });
+    }
+    return this.trial(command.commandId, snapshotId, command.reboot.mode, manifest.size);
+  }
+
+  private async download(url: string, sha256: string): Promise<boolean> {
+    const auth = Buffer.from(`${this.id}:${this.options.credential}`).toString('base64');
+    const response = await fetch(url, { headers: { Authorization: `Basic ${auth}` } });
+    if (!response.ok || !response.body) return false;
+    const hash = createHash('sha256');
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) hash.update(chunk);
+    return hash.digest('hex') === sha256;
+  }
+
+  /** Requests a trial and plays the reboot(s) that follow, ending in the scripted outcome. */
+  private async trial(commandId: string, snapshot: string, mode: RebootMode, bytes?: number): Promise<JobEventType> {
+    this.pendingTrial = { snapshot, state: TrialState.Requested };
+    await this.publishState();
+    await this.event(commandId, JobEventType.Staged, { snapshot, bytesDownloaded: bytes });
+    if (mode === RebootMode.Never) return JobEventType.Staged;
+    await this.event(commandId, JobEventType.Rebooting, { snapshot });
+    const fallback = this.current;
+    switch (this.outcome) {
+      case SimOutcome.Hang:
+        await this.stop();
+        return JobEventType.Rebooting;
+      case SimOutcome.BootloaderFallback:
+        this.pendingTrial = null;
+        this.lastTrialResult = { snapshot, outcome: TrialOutcome.BootloaderFallback };
+        await this.reboot();
+        await this.event(commandId, JobEventType.RolledBack, {
+          snapshot,
+          rollback: { snapshot, restoredSnapshot: fallback, by: 'bootloader' },
+        });
+        return JobEventType.RolledBack;
+      case SimOutcome.HealthReject: {
+        this.pendingTrial = { snapshot, state: TrialState.Trying };
+        await this.reboot(snapshot, true);
+        const outputTail = 'simulated: no route to host';
+        await this.event(commandId, JobEventType.Rejected, {
+          snapshot,
+          error: { code: ErrorCode.HealthCheckFailed, message: 'required check network failed' },
+        });
+        this.pendingTrial = null;
+        this.lastTrialResult = { snapshot, outcome: TrialOutcome.HealthRejected, check: 'network', outputTail };
+        await this.reboot();
+        await this.event(commandId, JobEventType.RolledBack, {
+          snapshot,
+          rollback: { snapshot, restoredSnapshot: fallback, by: 'health-check', check: 'network', outputTail },
+        });
+        return JobEventType.RolledBack;
+      }
+      default: {
+        this.pendingTrial = { snapshot, state: TrialState.Trying };
+        await this.reboot(snapshot, true);
+        this.pendingTrial = { snapshot, state: TrialState.Confirmed };
+        this.lastTrialResult = null;
+        await this.publishState();
+        await this.event(commandId, JobEventType.Confirmed, { snapshot });
+        // u-boot accepts the confirmed trial at the next boot; until then it is reported as confirmed.
+        this.current = snapshot;
+        return JobEventType.Confirmed;
+      }
+    }
+  }
+
+  /** Drops the connection, waits, and comes back booted into `snapshot` (default: the current one). */
+  private async reboot(snapshot = this.current, trial = false): Promise<void> {
+    await this.client?.endAsync(true).catch(() => undefined);
+    this.client = null;
+    await sleep(this.options.rebootMs ?? 200);
+    if (this.stopped) return;
+    this.booted = snapshot;
+    this.trialBoot = trial;
+    this.seq = 0;
+    await this.connect();
+  }
+}
