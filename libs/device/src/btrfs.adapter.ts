@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ErrorCode } from '@cowroot/protocol';
 import { CommandError, CommandRunner } from './command-runner';
@@ -91,6 +92,16 @@ export class BtrfsAdapter {
   }
 
   /**
+   * Waits until the cleaner has really freed the space of deleted subvolumes (`--commit-after` only
+   * waits for the commit that unlinks them), so free space reads right afterwards.
+   */
+  async waitForDeletions(mount: string): Promise<void> {
+    await this.btrfs(['subvolume', 'sync', mount], ErrorCode.Internal, 'waiting for deleted subvolumes');
+    // the cleaner's frees become visible (statfs, usage) only with the next transaction commit
+    await this.btrfs(['filesystem', 'sync', mount], ErrorCode.Internal, 'committing the pool');
+  }
+
+  /**
    * Only ro → true is used by cowroot. Flipping a received subvolume back to rw would make btrfs-progs
    * refuse (and, forced, clear received_uuid), so it is not offered.
    */
@@ -105,13 +116,15 @@ export class BtrfsAdapter {
    * (incremental stream whose parent received_uuid is not on the device), CANCELED, else RECEIVE_FAILED.
    */
   async receive(stream: Readable, directory: string, options: ReceiveOptions = {}): Promise<string> {
-    let stderr: string;
+    let output: string;
     try {
-      ({ stderr } = await this.runner.run('btrfs', ['receive', '-e', directory], {
+      const result = await this.runner.run('btrfs', ['receive', '-e', directory], {
         stdin: stream,
         signal: options.signal,
         timeoutMs: options.timeoutMs,
-      }));
+      });
+      // btrfs-progs 6.x prints "At snapshot" (incremental) on stdout and "At subvol" (full) on stderr
+      output = `${result.stdout}\n${result.stderr}`;
     } catch (error) {
       if (error instanceof CommandError && PARENT_MISSING.test(error.stderrTail)) {
         throw new DeviceError(
@@ -122,11 +135,12 @@ export class BtrfsAdapter {
       }
       throw toDeviceError(error, ErrorCode.ReceiveFailed, 'btrfs receive');
     }
-    const name = parseReceivedName(stderr);
-    if (!name) {
-      throw new DeviceError(ErrorCode.ReceiveFailed, `btrfs receive succeeded but named no subvolume: ${stderr.trim()}`);
-    }
-    return name;
+    const name = parseReceivedName(output);
+    if (name) return name;
+    // a receive directory of its own holds exactly the new subvolume
+    const entries = await readdir(directory);
+    if (entries.length === 1) return entries[0];
+    throw new DeviceError(ErrorCode.ReceiveFailed, `btrfs receive succeeded but named no subvolume: ${output.trim()}`);
   }
 
   /** Estimated free bytes of the pool (btrfs's own estimate, which accounts for the metadata profile). */

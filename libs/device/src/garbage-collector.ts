@@ -49,6 +49,7 @@ export class GarbageCollector {
       result.entries.push(entry);
     }
     result.metadata = await this.cleanMetadata();
+    if (staged.length) await this.store.btrfs.waitForDeletions(this.store.poolPath);
     return result;
   }
 
@@ -81,6 +82,7 @@ export class GarbageCollector {
       await this.store.delete(snapshot.id, referenced);
       deleted.push(snapshot.id);
     }
+    if (deleted.length) await this.store.btrfs.waitForDeletions(this.store.poolPath);
     return deleted;
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -201,7 +201,7 @@ export class SnapshotStore {
 
   /**
    * `btrfs receive` into a fresh directory under staging/, check that the result is complete (read-only,
-   * received_uuid set) and is the expected one, move it to snapshots/<id>, write its metadata. On any
+   * received_uuid set) and is the expected one, take a read-only snapshot of it as snapshots/<id>, write its metadata. On any
    * failure everything this call created is deleted again, so the pool looks as before.
    * The stream is consumed (or destroyed on an early failure).
    */
@@ -230,14 +230,18 @@ export class SnapshotStore {
           `received snapshot has received_uuid ${details.receivedUuid}, the manifest says ${options.expectedReceivedUuid}`,
         );
       }
-      // a received subvolume is read-only already; rename within one filesystem moves it as a whole
-      await rename(received, target);
+      const parent = await this.idOfUuid(details.parentUuid);
+      // Not rename(2): moving a read-only subvolume to another directory needs write access to its root
+      // (to rewrite '..') and fails with EROFS. A read-only snapshot keeps received_uuid (the kernel clears
+      // it only in rw snapshots), so it serves as an incremental parent just like the received subvolume.
+      await this.btrfs.snapshot(received, target, { readOnly: true });
       moved = true;
+      await this.btrfs.deleteSubvolume(received);
       await this.writeMetadata({
         id,
         origin: SnapshotOrigin.Received,
         release: { name: options.release.name, version: options.release.version },
-        parent: await this.idOfUuid(details.parentUuid),
+        parent,
         createdAt: this.now().toISOString(),
       });
       await rm(workDir, { recursive: true, force: true });
@@ -263,6 +267,8 @@ export class SnapshotStore {
         await this.btrfs.deleteSubvolume(this.snapshotPath(movedId));
         await rm(this.metadataPath(movedId), { force: true });
       }
+      // after DISK_FULL the caller wants the space back before it reports or retries
+      await this.btrfs.waitForDeletions(this.poolPath);
     } finally {
       // the garbage collector retries at the next agent start if something here failed
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
