@@ -6,6 +6,7 @@ import { ServerConfig } from './config/server-config';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { ReleasesModule } from './releases/releases.module';
 
 @Module({})
 export class AppModule {
@@ -19,6 +20,7 @@ export class AppModule {
         AuditModule,
         AuthModule,
         HealthModule,
+        ReleasesModule,
       ],
     };
   }

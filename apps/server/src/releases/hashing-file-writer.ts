@@ -34,6 +34,10 @@ export interface HashedWriteResult {
  * Pipes a stream into a file while counting and hashing it, with back-pressure end to end so the
  * memory used stays at a few stream buffers whatever the size. The file is flushed to disk (fsync)
  * before the promise resolves. A source that errors or closes early (client aborted) rejects.
+ *
+ * The source is piped, not handed to pipeline(): when the write fails (limit, full disk) the source
+ * is only unpiped, never destroyed, because destroying an HTTP request destroys its socket and the
+ * client would get a reset instead of the error response.
  */
 export async function writeStreamHashed(
   source: Readable,
@@ -54,11 +58,23 @@ export async function writeStreamHashed(
       callback(null, chunk);
     },
   });
+  const onSourceError = (error: Error) => meter.destroy(error);
+  const onSourceClose = () => {
+    if (!source.readableEnded) meter.destroy(Object.assign(new Error('the stream closed before its end (aborted)'), { code: 'ECONNRESET' }));
+  };
+  source.on('error', onSourceError);
+  source.on('close', onSourceClose);
+  const written = pipeline(meter, createWriteStream(path, { flags: options.flags, flush: true }));
+  source.pipe(meter);
   try {
-    await pipeline(source, meter, createWriteStream(path, { flags: options.flags, flush: true }));
+    await written;
   } catch (error) {
+    source.unpipe(meter);
     if (options.removeOnError) await rm(path, { force: true });
     throw error;
+  } finally {
+    source.off('error', onSourceError);
+    source.off('close', onSourceClose);
   }
   return { bytes, sha256: hash.digest('hex') };
 }

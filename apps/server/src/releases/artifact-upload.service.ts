@@ -1,0 +1,382 @@
+import { HttpException, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { ArtifactKind, ArtifactManifest, parseManifest } from '@cowroot/protocol';
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { DataSource, EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
+import { Actor } from '../auth/actor';
+import { DomainError, DomainErrorCode } from '../common/domain-error';
+import { MetricsService } from '../metrics/metrics.service';
+import { SigningKey } from '../signing-keys/signing-key.entity';
+import { SigningKeysService } from '../signing-keys/signing-keys.service';
+import { ArtifactStorage } from './artifact-storage.service';
+import { parseUploadContentRange, UploadChunkRange } from './content-range';
+import { ByteLimitExceededError, writeStreamHashed } from './hashing-file-writer';
+import { ReleaseArtifact } from './release-artifact.entity';
+import { Release } from './release.entity';
+import { ReleasesService } from './releases.service';
+import { isUniqueViolation } from './unique-violation';
+
+/**
+ * Largest artifact accepted. ServerConfig has no setting for it yet (requested from the config owner);
+ * a compressed rootfs stream is typically well under 4 GiB.
+ */
+export const MAX_ARTIFACT_BYTES = 16 * 1024 ** 3;
+
+/** The largest manifest we decode from a header (the install command carries at most 16 KiB base64). */
+const MAX_MANIFEST_BYTES = 12 * 1024;
+
+export interface UploadRequest {
+  name: string;
+  version: string;
+  file: string;
+  /** X-Cowroot-Manifest: the manifest bytes, base64 */
+  manifestHeader: string | undefined;
+  /** X-Cowroot-Signature: detached ed25519 signature over the manifest bytes, base64 */
+  signatureHeader: string | undefined;
+  contentLength: number | undefined;
+  contentRange: string | undefined;
+  body: Readable;
+}
+
+export type UploadOutcome =
+  /** stored and committed by this request */
+  | { status: 'created'; release: Release; artifact: ReleaseArtifact }
+  /** the same manifest was committed before: a retried upload, the body was not read */
+  | { status: 'exists'; release: Release; artifact: ReleaseArtifact }
+  /** a chunk of a resumable upload was stored; more to come */
+  | { status: 'incomplete'; offset: number; size: number };
+
+interface VerifiedUpload {
+  release: Release;
+  manifest: ArtifactManifest;
+  manifestBytes: Buffer;
+  signature: string;
+  signer: SigningKey;
+}
+
+function sha256Hex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Receives artifact uploads. Everything that can be decided from the headers (release, manifest,
+ * signature, placement) is decided before the first body byte is read; the body is then streamed to a
+ * temp file while hashed, checked against the manifest, and only then renamed into place and committed.
+ */
+@Injectable()
+export class ArtifactUploadService {
+  private readonly logger = new Logger(ArtifactUploadService.name);
+  private readonly uploadBytes;
+  private readonly uploads;
+  /** resumable uploads with a chunk in flight: one writer per partial file */
+  private readonly chunksInFlight = new Set<string>();
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly releases: ReleasesService,
+    private readonly signingKeys: SigningKeysService,
+    private readonly storage: ArtifactStorage,
+    private readonly audit: AuditService,
+    metrics: MetricsService,
+  ) {
+    this.uploadBytes = metrics.counter('cowroot_artifact_upload_bytes_total', 'Artifact bytes received from uploads (stored or not)');
+    this.uploads = metrics.counter('cowroot_artifact_uploads_total', 'Artifact upload requests by outcome', ['outcome']);
+  }
+
+  async upload(request: UploadRequest, actor: Actor): Promise<UploadOutcome> {
+    try {
+      const outcome = await this.receive(request, actor);
+      this.uploads.inc({ outcome: outcome.status });
+      return outcome;
+    } catch (error) {
+      this.uploads.inc({ outcome: error instanceof DomainError ? error.code.toLowerCase() : 'error' });
+      throw error;
+    }
+  }
+
+  /** Where a resumable upload stands, or 404 when none is in progress. */
+  async status(name: string, version: string, file: string): Promise<{ offset: number; size: number }> {
+    const release = await this.releases.get(name, version);
+    const partial = await this.storage.readPartial(release.id, file);
+    if (!partial) throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
+    return { offset: partial.offset, size: partial.size };
+  }
+
+  async abandon(name: string, version: string, file: string): Promise<void> {
+    const release = await this.releases.get(name, version);
+    if (this.chunksInFlight.has(`${release.id}/${file}`)) {
+      throw new DomainError(DomainErrorCode.Conflict, `a chunk of ${file} is being received; abandon it after that request ends`);
+    }
+    await this.storage.removePartial(release.id, file);
+  }
+
+  private async receive(request: UploadRequest, actor: Actor): Promise<UploadOutcome> {
+    const verified = await this.verifyHeaders(request);
+    const { release, manifest, manifestBytes } = verified;
+
+    const existing = await this.dataSource.getRepository(ReleaseArtifact).findOne({ where: { releaseId: release.id, file: manifest.file } });
+    if (existing) {
+      if (existing.manifest.equals(manifestBytes)) return { status: 'exists', release, artifact: existing };
+      throw new DomainError(DomainErrorCode.Conflict, `release ${release.name} ${release.version} already has an artifact ${manifest.file} with another manifest`);
+    }
+    await this.checkPlacement(release, manifest, this.dataSource.manager);
+
+    let range: UploadChunkRange | null;
+    try {
+      range = parseUploadContentRange(request.contentRange);
+    } catch (error) {
+      throw new DomainError(DomainErrorCode.Invalid, (error as Error).message);
+    }
+    return range === null ? this.receiveWhole(request, verified, actor) : this.receiveChunk(request, verified, range, actor);
+  }
+
+  /** Release, manifest, URL agreement and signature: all from headers, before the body. */
+  private async verifyHeaders(request: UploadRequest): Promise<VerifiedUpload> {
+    const release = await this.releases.get(request.name, request.version);
+    if (!request.manifestHeader || !request.signatureHeader) {
+      throw new DomainError(DomainErrorCode.Invalid, 'X-Cowroot-Manifest and X-Cowroot-Signature headers are required');
+    }
+    const manifestBytes = Buffer.from(request.manifestHeader, 'base64');
+    if (manifestBytes.length === 0 || manifestBytes.length > MAX_MANIFEST_BYTES) {
+      throw new DomainError(DomainErrorCode.Invalid, `X-Cowroot-Manifest must be base64 of 1..${MAX_MANIFEST_BYTES} manifest bytes`);
+    }
+    const parsed = parseManifest(manifestBytes);
+    if (!parsed.ok) throw new DomainError(DomainErrorCode.Invalid, `invalid manifest: ${parsed.message}`);
+    const manifest = parsed.value;
+    if (manifest.release.name !== release.name || manifest.release.version !== release.version || manifest.file !== request.file) {
+      throw new DomainError(
+        DomainErrorCode.Invalid,
+        `the manifest describes ${manifest.release.name} ${manifest.release.version} ${manifest.file}, not ${release.name} ${release.version} ${request.file}`,
+      );
+    }
+    if (manifest.size > MAX_ARTIFACT_BYTES) {
+      throw new DomainError(DomainErrorCode.PayloadTooLarge, `artifact of ${manifest.size} bytes exceeds the limit of ${MAX_ARTIFACT_BYTES}`);
+    }
+    const signer = await this.signingKeys.findSigner(manifestBytes, request.signatureHeader);
+    if (!signer) {
+      throw new DomainError(DomainErrorCode.InvalidState, 'the manifest signature does not verify with any active registered signing key');
+    }
+    return { release, manifest, manifestBytes, signature: request.signatureHeader, signer };
+  }
+
+  /**
+   * Rules for what a release may hold (run again under the release lock at commit):
+   * - one full stream; any number of incrementals, one per parent snapshot;
+   * - all artifacts produce the same snapshot (the release's snapshot uuid);
+   * - an incremental's parent release must exist and its snapshot uuid must be the manifest's
+   *   parent.snapshotUuid, i.e. the parent must have at least one artifact uploaded first.
+   */
+  private async checkPlacement(release: Release, manifest: ArtifactManifest, manager: EntityManager): Promise<void> {
+    if (release.snapshotUuid !== null && release.snapshotUuid !== manifest.snapshotUuid) {
+      throw new DomainError(
+        DomainErrorCode.InvalidState,
+        `the manifest's snapshotUuid ${manifest.snapshotUuid} differs from the release's ${release.snapshotUuid}: all artifacts of a release must produce the same snapshot`,
+      );
+    }
+    if (manifest.kind === ArtifactKind.Full) {
+      const full = await manager.findOne(ReleaseArtifact, { where: { releaseId: release.id, kind: ArtifactKind.Full } });
+      if (full) throw new DomainError(DomainErrorCode.Conflict, `release ${release.name} ${release.version} already has a full stream (${full.file})`);
+      return;
+    }
+    const parent = manifest.parent!;
+    const parentRelease = await manager.findOne(Release, { where: { name: parent.release.name, version: parent.release.version } });
+    if (!parentRelease || parentRelease.id === release.id) {
+      throw new DomainError(DomainErrorCode.InvalidState, `parent release ${parent.release.name} ${parent.release.version} does not exist`);
+    }
+    if (parentRelease.snapshotUuid !== parent.snapshotUuid) {
+      throw new DomainError(
+        DomainErrorCode.InvalidState,
+        parentRelease.snapshotUuid === null
+          ? `parent release ${parent.release.name} ${parent.release.version} has no artifact yet: upload its full stream first`
+          : `parent snapshotUuid ${parent.snapshotUuid} is not the snapshot of release ${parent.release.name} ${parent.release.version} (${parentRelease.snapshotUuid})`,
+      );
+    }
+    const sibling = await manager.findOne(ReleaseArtifact, { where: { releaseId: release.id, parentSnapshotUuid: parent.snapshotUuid } });
+    if (sibling) {
+      throw new DomainError(DomainErrorCode.Conflict, `release ${release.name} ${release.version} already has an incremental from that parent (${sibling.file})`);
+    }
+  }
+
+  /** One request carries the whole stream; anything short of a verified stream leaves nothing behind. */
+  private async receiveWhole(request: UploadRequest, verified: VerifiedUpload, actor: Actor): Promise<UploadOutcome> {
+    const { manifest } = verified;
+    if (request.contentLength !== undefined && request.contentLength !== manifest.size) {
+      throw new DomainError(DomainErrorCode.Invalid, `Content-Length ${request.contentLength} differs from the manifest size ${manifest.size}`);
+    }
+    const temp = this.storage.newTempPath();
+    const written = await this.write(request.body, temp, { flags: 'w', maxBytes: manifest.size, removeOnError: true }, manifest.size);
+    try {
+      this.checkContent(manifest, written.bytes, written.sha256);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+    return this.commit(verified, temp, actor);
+  }
+
+  /**
+   * A chunk of a resumable upload (Content-Range: bytes first-last/total). The partial file keeps what
+   * arrived, even from an aborted request, so the client asks GET …/upload for the offset and goes on
+   * from there. The whole file is hashed once the last byte is in.
+   */
+  private async receiveChunk(
+    request: UploadRequest,
+    verified: VerifiedUpload,
+    range: UploadChunkRange,
+    actor: Actor,
+  ): Promise<UploadOutcome> {
+    const { release, manifest, manifestBytes } = verified;
+    if (range.total !== manifest.size) {
+      throw new DomainError(DomainErrorCode.Invalid, `Content-Range total ${range.total} differs from the manifest size ${manifest.size}`);
+    }
+    const chunkLength = range.end - range.start + 1;
+    if (request.contentLength !== undefined && request.contentLength !== chunkLength) {
+      throw new DomainError(DomainErrorCode.Invalid, `Content-Length ${request.contentLength} differs from the Content-Range length ${chunkLength}`);
+    }
+    const key = `${release.id}/${manifest.file}`;
+    if (this.chunksInFlight.has(key)) {
+      throw new DomainError(DomainErrorCode.Conflict, `another chunk of ${manifest.file} is being received; retry when it has ended`);
+    }
+    this.chunksInFlight.add(key);
+    try {
+      const manifestSha256 = sha256Hex(manifestBytes);
+      const partial = await this.storage.readPartial(release.id, manifest.file);
+      if (range.start === 0) {
+        await this.storage.startPartial(release.id, manifest.file, { manifestSha256, size: manifest.size, startedAt: new Date().toISOString() });
+      } else if (!partial || partial.manifestSha256 !== manifestSha256 || partial.offset !== range.start) {
+        const offset = partial && partial.manifestSha256 === manifestSha256 ? partial.offset : 0;
+        throw new DomainError(DomainErrorCode.Conflict, `the upload of ${manifest.file} continues at byte ${offset}, not ${range.start}`, {
+          offset,
+        });
+      }
+      const path = this.storage.partialPath(release.id, manifest.file);
+      const written = await this.write(request.body, path, { flags: 'a', maxBytes: chunkLength, removeOnError: false }, manifest.size);
+      const offset = range.start + written.bytes;
+      if (written.bytes !== chunkLength) {
+        throw new DomainError(DomainErrorCode.Invalid, `the chunk ended after ${written.bytes} of ${chunkLength} bytes`, { offset });
+      }
+      if (offset < manifest.size) return { status: 'incomplete', offset, size: manifest.size };
+
+      const sha256 = await this.storage.sha256Of(path);
+      try {
+        this.checkContent(manifest, offset, sha256);
+      } catch (error) {
+        await this.storage.removePartial(release.id, manifest.file);
+        throw error;
+      }
+      await this.storage.removePartialState(release.id, manifest.file);
+      return await this.commit(verified, path, actor);
+    } finally {
+      this.chunksInFlight.delete(key);
+    }
+  }
+
+  private async write(
+    body: Readable,
+    path: string,
+    options: { flags: 'w' | 'a'; maxBytes: number; removeOnError: boolean },
+    manifestSize: number,
+  ): Promise<{ bytes: number; sha256: string }> {
+    try {
+      return await writeStreamHashed(body, path, { ...options, onBytes: (n) => this.uploadBytes.inc(n) });
+    } catch (error) {
+      if (error instanceof ByteLimitExceededError) {
+        throw new DomainError(DomainErrorCode.InvalidState, `the body is longer than the ${options.maxBytes} bytes expected (manifest size ${manifestSize})`);
+      }
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        if (!options.removeOnError) await rm(path, { force: true });
+        this.logger.error(`artifact storage is full (${code}) while writing ${path}`);
+        throw new HttpException({ message: 'artifact storage is full: free space in STORAGE_DIR and upload again' }, 507);
+      }
+      this.logger.warn(`upload to ${path} ended early: ${(error as Error).message}`);
+      throw new DomainError(DomainErrorCode.Invalid, `the upload was interrupted: ${(error as Error).message}`);
+    }
+  }
+
+  private checkContent(manifest: ArtifactManifest, bytes: number, sha256: string): void {
+    if (bytes !== manifest.size) {
+      throw new DomainError(DomainErrorCode.InvalidState, `received ${bytes} bytes, the manifest says ${manifest.size}: upload truncated`, {
+        received: bytes,
+        expected: manifest.size,
+      });
+    }
+    if (sha256 !== manifest.sha256) {
+      throw new DomainError(DomainErrorCode.InvalidState, `sha256 of the received stream ${sha256} differs from the manifest's ${manifest.sha256}`, {
+        received: sha256,
+        expected: manifest.sha256,
+      });
+    }
+  }
+
+  /**
+   * Under the release row lock: re-check placement (a concurrent upload or delete may have won), insert
+   * the row, move the file into place, audit. A failure after the move removes the moved file again.
+   */
+  private async commit(verified: VerifiedUpload, tempPath: string, actor: Actor): Promise<UploadOutcome> {
+    const { manifest, manifestBytes, signature, signer } = verified;
+    let placed = false;
+    try {
+      const result = await this.dataSource.transaction(async (manager) => {
+        const release = await manager.findOne(Release, { where: { id: verified.release.id }, lock: { mode: 'pessimistic_write' } });
+        if (!release) throw new DomainError(DomainErrorCode.NotFound, `release ${verified.release.name} ${verified.release.version} was deleted during the upload`);
+        const clash = await manager.findOne(ReleaseArtifact, { where: { releaseId: release.id, file: manifest.file } });
+        if (clash) throw new DomainError(DomainErrorCode.Conflict, `artifact ${manifest.file} was stored by another upload meanwhile`);
+        await this.checkPlacement(release, manifest, manager);
+        const artifact = await manager.save(
+          manager.create(ReleaseArtifact, {
+            releaseId: release.id,
+            file: manifest.file,
+            kind: manifest.kind,
+            size: manifest.size,
+            sha256: manifest.sha256,
+            compression: manifest.compression,
+            snapshotUuid: manifest.snapshotUuid,
+            parentReleaseName: manifest.parent?.release.name ?? null,
+            parentReleaseVersion: manifest.parent?.release.version ?? null,
+            parentSnapshotUuid: manifest.parent?.snapshotUuid ?? null,
+            manifest: manifestBytes,
+            signature,
+            signingKeyId: signer.id,
+            uploadedBy: actor.id,
+          }),
+        );
+        if (release.snapshotUuid === null) {
+          release.snapshotUuid = manifest.snapshotUuid;
+          await manager.update(Release, { id: release.id }, { snapshotUuid: manifest.snapshotUuid });
+        }
+        await this.audit.record(
+          {
+            actor,
+            action: 'release.artifact.uploaded',
+            subjectType: 'release',
+            subjectId: `${release.name}/${release.version}`,
+            after: {
+              file: artifact.file,
+              kind: artifact.kind,
+              size: artifact.size,
+              sha256: artifact.sha256,
+              snapshotUuid: artifact.snapshotUuid,
+              parent: manifest.parent ?? null,
+              signingKey: { id: signer.id, name: signer.name, fingerprint: signer.fingerprint },
+            },
+          },
+          manager,
+        );
+        await this.storage.place(tempPath, release.id, manifest.file);
+        placed = true;
+        return { release, artifact };
+      });
+      this.logger.log(`stored ${result.release.name} ${result.release.version} ${manifest.file} (${manifest.size} bytes, sha256 ${manifest.sha256})`);
+      return { status: 'created', ...result };
+    } catch (error) {
+      await rm(tempPath, { force: true });
+      if (placed) await this.storage.removeArtifact(verified.release.id, manifest.file);
+      if (isUniqueViolation(error)) throw new DomainError(DomainErrorCode.Conflict, `artifact ${manifest.file} conflicts with one stored meanwhile`);
+      throw error;
+    }
+  }
+}
