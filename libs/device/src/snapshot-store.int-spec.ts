@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, SnapshotOrigin } from '@cowroot/protocol';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { BtrfsAdapter } from './btrfs.adapter';
 import { CommandRunner } from './command-runner';
 import { DeviceError } from './device-error';

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, SnapshotOrigin, TrialOutcome, TrialState } from '@cowroot/protocol';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { BtrfsAdapter } from './btrfs.adapter';
 import { CommandResult, CommandRunner, RunOptions } from './command-runner';
 import { DeviceError } from './device-error';

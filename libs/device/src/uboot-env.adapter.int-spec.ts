@@ -2,7 +2,7 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '@cowroot/protocol';
-import { describePrivileged, requireCommand } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand } from '@cowroot/testing';
 import { DeviceError } from './device-error';
 import { FileBackedEnv, createFileBackedEnv } from './file-backed-env';
 import { ENV, requestTrial } from './switch-protocol';
