@@ -28,6 +28,9 @@ export const MAX_ARTIFACT_BYTES = 16 * 1024 ** 3;
 /** The largest manifest we decode from a header (the install command carries at most 16 KiB base64). */
 const MAX_MANIFEST_BYTES = 12 * 1024;
 
+/** Strict base64: what install commands carry must pass the protocol's @IsBase64. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 export interface UploadRequest {
   name: string;
   version: string;
@@ -139,7 +142,11 @@ export class ArtifactUploadService {
     if (!request.manifestHeader || !request.signatureHeader) {
       throw new DomainError(DomainErrorCode.Invalid, 'X-Cowroot-Manifest and X-Cowroot-Signature headers are required');
     }
-    const manifestBytes = Buffer.from(request.manifestHeader, 'base64');
+    const signature = request.signatureHeader.trim();
+    if (!BASE64.test(request.manifestHeader.trim()) || !BASE64.test(signature)) {
+      throw new DomainError(DomainErrorCode.Invalid, 'X-Cowroot-Manifest and X-Cowroot-Signature must be base64');
+    }
+    const manifestBytes = Buffer.from(request.manifestHeader.trim(), 'base64');
     if (manifestBytes.length === 0 || manifestBytes.length > MAX_MANIFEST_BYTES) {
       throw new DomainError(DomainErrorCode.Invalid, `X-Cowroot-Manifest must be base64 of 1..${MAX_MANIFEST_BYTES} manifest bytes`);
     }
@@ -155,11 +162,11 @@ export class ArtifactUploadService {
     if (manifest.size > MAX_ARTIFACT_BYTES) {
       throw new DomainError(DomainErrorCode.PayloadTooLarge, `artifact of ${manifest.size} bytes exceeds the limit of ${MAX_ARTIFACT_BYTES}`);
     }
-    const signer = await this.signingKeys.findSigner(manifestBytes, request.signatureHeader);
+    const signer = await this.signingKeys.findSigner(manifestBytes, signature);
     if (!signer) {
       throw new DomainError(DomainErrorCode.InvalidState, 'the manifest signature does not verify with any active registered signing key');
     }
-    return { release, manifest, manifestBytes, signature: request.signatureHeader, signer };
+    return { release, manifest, manifestBytes, signature, signer };
   }
 
   /**

@@ -1,7 +1,10 @@
 import { ArtifactKind, MANIFEST_FORMAT, signManifest } from '@cowroot/protocol';
+import { describePrivileged, requireCommand, requireRoot } from '@cowroot/testing';
+import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, KeyObject, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { request as httpRequest, IncomingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { startTestServer, TestServer } from '../../test/start-test-server';
@@ -618,5 +621,60 @@ describe('releases and artifacts (integration)', () => {
       expect(audit.reason).toBe('superseded');
       expect(audit.before.artifacts).toHaveLength(1);
     });
+  });
+});
+
+describePrivileged('artifact storage full (tmpfs of 8 MiB as STORAGE_DIR)', [requireRoot, requireCommand('mount')], () => {
+  let storageDir: string;
+  let mounted = false;
+  let server: TestServer | undefined;
+  let signingKey: KeyObject;
+  let admin: Record<string, string>;
+
+  beforeAll(async () => {
+    storageDir = mkdtempSync(join(tmpdir(), 'cowroot-full-storage-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', storageDir], { stdio: 'pipe' });
+    mounted = true;
+    server = await startTestServer({ env: { STORAGE_DIR: storageDir } });
+    admin = { Authorization: `Bearer ${server.adminToken}` };
+    const pair = generateKeyPairSync('ed25519');
+    signingKey = pair.privateKey;
+    const json = { ...admin, 'Content-Type': 'application/json' };
+    await call(server, '/api/v1/signing-keys', {
+      method: 'POST',
+      headers: json,
+      body: Buffer.from(JSON.stringify({ name: 'k', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) })),
+    });
+    await call(server, '/api/v1/releases', { method: 'POST', headers: json, body: Buffer.from(JSON.stringify({ name: 'huge', version: '1' })) });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    if (mounted) execFileSync('umount', [storageDir], { stdio: 'pipe' });
+    rmSync(storageDir, { recursive: true, force: true });
+  });
+
+  it('answers 507 and removes the partial file, then accepts an upload that fits', async () => {
+    const upload = (content: GeneratedStream) => {
+      const manifest = manifestBytes({ name: 'huge', version: '1', file: 'full.btrfs.zst', size: content.size, sha256: content.sha256(), snapshotUuid: uuid() });
+      return call(server!, '/api/v1/releases/huge/1/artifacts/full.btrfs.zst', {
+        method: 'PUT',
+        headers: {
+          ...admin,
+          'Content-Type': 'application/octet-stream',
+          'Content-Length': String(content.size),
+          'X-Cowroot-Manifest': manifest.toString('base64'),
+          'X-Cowroot-Signature': signManifest(manifest, signingKey),
+        },
+        body: streamOf(content),
+      });
+    };
+    const tooBig = await upload(new GeneratedStream(16 * MiB));
+    expect(tooBig.status).toBe(507);
+    expect(tooBig.body.toString()).toContain('storage is full');
+    expect(filesUnder(storageDir)).toEqual([]);
+
+    const fits = await upload(new GeneratedStream(2 * MiB));
+    expect(fits.status).toBe(201);
   });
 });
