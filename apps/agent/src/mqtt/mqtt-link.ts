@@ -1,0 +1,162 @@
+import { EventEmitter } from 'node:events';
+import { connect, IClientOptions, MqttClient } from 'mqtt';
+import { DeviceChannel, PROTOCOL_VERSION, PresenceStatus, deviceTopic, encodeMessage } from '@cowroot/protocol';
+import { AgentLogger } from '../logger';
+import { AGENT_VERSION } from '../version';
+
+export interface MqttLinkOptions {
+  deviceId: string;
+  credential: string;
+  url: string;
+  ca: Buffer | null;
+  /** first reconnect delay; doubles up to maxReconnectMs while the server stays away */
+  initialReconnectMs?: number;
+  maxReconnectMs?: number;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * The agent's one MQTT connection (docs/protocol.md §4, §5): authenticates with the device credential,
+ * leaves an `offline` presence as its last will, announces `online` and resubscribes to its commands on
+ * every (re)connect, and reconnects with exponential backoff. Emits 'connect' and 'command' (payload).
+ */
+export class MqttLink extends EventEmitter {
+  private client: MqttClient | null = null;
+  private readonly initialReconnectMs: number;
+  private readonly maxReconnectMs: number;
+  private connectedOnce = false;
+
+  constructor(
+    private readonly options: MqttLinkOptions,
+    private readonly logger: AgentLogger,
+  ) {
+    super();
+    this.initialReconnectMs = options.initialReconnectMs ?? 1000;
+    this.maxReconnectMs = options.maxReconnectMs ?? 60_000;
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** True once the broker accepted the credential in this agent run. */
+  get hasConnected(): boolean {
+    return this.connectedOnce;
+  }
+
+  topic(channel: DeviceChannel): string {
+    return deviceTopic(this.options.deviceId, channel);
+  }
+
+  start(): void {
+    const clientOptions: IClientOptions = {
+      username: this.options.deviceId,
+      password: this.options.credential,
+      clientId: `cowroot-agent-${this.options.deviceId}`,
+      protocolVersion: 4,
+      // a persistent session: commands published while the device was offline are still delivered
+      clean: false,
+      keepalive: 30,
+      reconnectPeriod: this.initialReconnectMs,
+      connectTimeout: this.options.connectTimeoutMs ?? 30_000,
+      will: {
+        topic: this.topic(DeviceChannel.Presence),
+        payload: encodeMessage({ v: PROTOCOL_VERSION, status: PresenceStatus.Offline }),
+        qos: 1,
+        retain: true,
+      },
+      ...(this.options.ca ? { ca: this.options.ca } : {}),
+    };
+    const client = connect(this.options.url, clientOptions);
+    this.client = client;
+    client.on('connect', () => {
+      this.connectedOnce = true;
+      client.options.reconnectPeriod = this.initialReconnectMs;
+      this.logger.info('mqtt connected', { url: this.options.url });
+      client.subscribe(this.topic(DeviceChannel.Commands), { qos: 1 }, (error) => {
+        if (error) this.logger.error('subscribing to commands failed', { error: error.message });
+      });
+      void this.publish(
+        DeviceChannel.Presence,
+        { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString(), agentVersion: AGENT_VERSION },
+        true,
+      ).catch(() => undefined);
+      this.emit('connect');
+    });
+    client.on('close', () => {
+      // exponential backoff: mqtt.js reads reconnectPeriod each time it schedules the next attempt
+      const next = Math.min((client.options.reconnectPeriod ?? this.initialReconnectMs) * 2, this.maxReconnectMs);
+      client.options.reconnectPeriod = next;
+    });
+    client.on('error', (error) => this.logger.warn('mqtt error', { error: error.message }));
+    client.on('offline', () => this.logger.warn('mqtt offline, reconnecting with backoff'));
+    client.on('message', (topic, payload) => {
+      if (topic === this.topic(DeviceChannel.Commands)) this.emit('command', payload);
+    });
+  }
+
+  /** Publishes with QoS 1; resolves at the broker's PUBACK (queued by mqtt.js while offline). */
+  publish(channel: DeviceChannel, message: object, retain = false): Promise<void> {
+    const client = this.client;
+    if (!client) return Promise.reject(new Error('mqtt link not started'));
+    return new Promise((resolve, reject) => {
+      client.publish(this.topic(channel), encodeMessage(message), { qos: 1, retain }, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  /**
+   * Resolves true when the server answered over MQTT (connected, and a QoS 1 publish was acknowledged)
+   * within `timeoutMs`, else false. A trial boot whose network is broken must not confirm.
+   */
+  async waitForServer(timeoutMs: number, probe: () => Promise<object>): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    const connected = await new Promise<boolean>((resolve) => {
+      if (this.connected) return resolve(true);
+      const timer = setTimeout(() => {
+        this.off('connect', onConnect);
+        resolve(false);
+      }, timeoutMs);
+      const onConnect = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.once('connect', onConnect);
+    });
+    if (!connected) return false;
+    const left = Math.max(1, deadline - Date.now());
+    return Promise.race([
+      probe()
+        .then((message) => this.publish(DeviceChannel.State, message))
+        .then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), left).unref()),
+    ]);
+  }
+
+  /**
+   * `graceful`: announce offline and disconnect (service stop). Otherwise drop the connection without
+   * DISCONNECT, as a reboot or crash does, so the broker publishes the last will.
+   */
+  async stop(graceful: boolean): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    this.client = null;
+    if (graceful && client.connected) {
+      await Promise.race([
+        new Promise<void>((resolve) =>
+          client.publish(
+            this.topic(DeviceChannel.Presence),
+            encodeMessage({ v: PROTOCOL_VERSION, status: PresenceStatus.Offline, at: new Date().toISOString() }),
+            { qos: 1, retain: true },
+            () => resolve(),
+          ),
+        ),
+        new Promise<void>((resolve) => setTimeout(resolve, 2000).unref()),
+      ]);
+    }
+    await new Promise<void>((resolve) => client.end(!graceful, {}, () => resolve()));
+    this.removeAllListeners();
+  }
+}
