@@ -407,6 +407,41 @@ describe('releases and artifacts (integration)', () => {
     });
   });
 
+  describe('roles and API description', () => {
+    it('lets a viewer list and download but not create, upload or delete', async () => {
+      const created = await call(server, '/api/v1/tokens', {
+        method: 'POST',
+        headers: { ...admin, 'Content-Type': 'application/json' },
+        body: Buffer.from(JSON.stringify({ name: 'dashboard', role: 'viewer' })),
+      });
+      const viewer = { Authorization: `Bearer ${(JSON.parse(created.body.toString()) as { token: string }).token}` };
+      expect((await call(server, '/api/v1/releases', { headers: viewer })).status).toBe(200);
+      const ranged = await call(server, '/api/v1/releases/big/1.0/artifacts/full.btrfs.zst', { headers: { ...viewer, Range: 'bytes=0-99' } });
+      expect(ranged.status).toBe(206);
+      const create = await call(server, '/api/v1/releases', {
+        method: 'POST',
+        headers: { ...viewer, 'Content-Type': 'application/json' },
+        body: Buffer.from(JSON.stringify({ name: 'nope', version: '1' })),
+      });
+      expect(create.status).toBe(403);
+      const upload = await call(server, '/api/v1/releases/big/1.0/artifacts/other.zst', { method: 'PUT', headers: viewer, body: Buffer.alloc(10) });
+      expect(upload.status).toBe(403);
+      expect((await call(server, '/api/v1/releases/big/1.0', { method: 'DELETE', headers: viewer })).status).toBe(403);
+      expect((await call(server, '/api/v1/releases')).status).toBe(401);
+    });
+
+    it('describes the upload and download routes in the OpenAPI document', async () => {
+      const document = JSON.parse((await call(server, '/docs-json')).body.toString()) as {
+        paths: Record<string, Record<string, { description?: string }>>;
+      };
+      const artifactPath = document.paths['/api/v1/releases/{name}/{version}/artifacts/{file}'];
+      expect(Object.keys(artifactPath)).toEqual(expect.arrayContaining(['put', 'get']));
+      expect(artifactPath.put.description).toContain('Content-Range');
+      expect(document.paths['/api/v1/releases/{name}/{version}/artifacts/{file}/upload']).toBeDefined();
+      expect(document.paths['/api/v1/signing-keys']).toBeDefined();
+    });
+  });
+
   describe('refused uploads leave nothing behind', () => {
     const size = 4 * MiB;
     const content = new GeneratedStream(size);

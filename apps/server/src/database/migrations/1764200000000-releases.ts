@@ -25,7 +25,8 @@ export class Releases1764200000000 implements MigrationInterface {
         snapshot_uuid text,
         created_by text NOT NULL,
         created_by_name text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(),
+        -- millisecond precision, so a JS Date (and the list cursor made from it) names a row exactly
+        created_at timestamptz NOT NULL DEFAULT date_trunc('milliseconds', now()),
         CONSTRAINT releases_name_version_key UNIQUE (name, version)
       )`);
     await db.query(`CREATE INDEX releases_list_idx ON releases (created_at DESC, id DESC)`);
