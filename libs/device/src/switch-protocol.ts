@@ -6,9 +6,11 @@
  * - a normal boot (no trial pending) writes nothing to the env;
  * - each transition below is ONE atomic env write (`fw_setenv -s` on Linux, one `saveenv` in u-boot,
  *   which with a redundant env writes the inactive copy and flips the flag);
- * - a trial is booted at most once: u-boot moves `requested` → `trying` before it loads the kernel, and
- *   finding `trying` at the next boot means the trial was never confirmed (hang, crash, power cut,
- *   failed checks that could not even write) → fall back.
+ * - a trial is booted at most once: u-boot moves `requested` → `trying` after it has loaded the trial's
+ *   kernel and initrd into memory and before it starts the kernel (a trial that does not load is
+ *   `kernel-load-failed` in the same boot, as bootloaderDecision models), and finding `trying` at the next
+ *   boot means the trial was never confirmed (hang, crash, power cut, failed checks that could not even
+ *   write) → fall back.
  */
 export const ENV = {
   /** the confirmed snapshot booted when no trial is pending */
