@@ -1,0 +1,176 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCode } from '@cowroot/protocol';
+import { DeviceError } from '@cowroot/device';
+import { ArtifactDownloader } from './artifact-downloader';
+
+const BODY = randomBytes(3 * 1024 * 1024 + 17);
+const SHA = createHash('sha256').update(BODY).digest('hex');
+const AUTH = `Basic ${Buffer.from('dev-1:secret-credential').toString('base64')}`;
+
+interface ServerBehaviour {
+  /** the first N requests are cut after this many body bytes */
+  dropAfter?: number;
+  drops?: number;
+  ignoreRange?: boolean;
+  body?: Buffer;
+  status?: number;
+}
+
+async function serve(behaviour: ServerBehaviour): Promise<{ url: string; server: Server; requests: Array<{ range?: string; auth?: string }> }> {
+  const requests: Array<{ range?: string; auth?: string }> = [];
+  let drops = behaviour.drops ?? 0;
+  const body = behaviour.body ?? BODY;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    requests.push({ range: req.headers.range, auth: req.headers.authorization });
+    if (req.headers.authorization !== AUTH) {
+      res.writeHead(401).end();
+      return;
+    }
+    if (behaviour.status) {
+      res.writeHead(behaviour.status).end();
+      return;
+    }
+    let start = 0;
+    const match = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    if (match && !behaviour.ignoreRange) {
+      start = Number(match[1]);
+      res.writeHead(206, {
+        'Content-Length': body.length - start,
+        'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}`,
+      });
+    } else {
+      res.writeHead(200, { 'Content-Length': body.length });
+    }
+    const rest = body.subarray(start);
+    if (drops > 0 && behaviour.dropAfter !== undefined) {
+      drops -= 1;
+      res.write(rest.subarray(0, behaviour.dropAfter), () => {
+        // mid-body: the client must see an incomplete response, not a clean end
+        setTimeout(() => req.socket.destroy(), 20);
+      });
+      return;
+    }
+    res.end(rest);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/artifacts/a.btrfs.zst`, server, requests };
+}
+
+describe(ArtifactDownloader.name, () => {
+  let dir: string;
+  let server: Server | null = null;
+  const downloader = new ArtifactDownloader({ retries: 3, initialBackoffMs: 20, maxBackoffMs: 100, idleTimeoutMs: 2000 });
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cowroot-download-'));
+  });
+
+  afterEach(async () => {
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    server = null;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
+    const error = await promise.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(DeviceError);
+    expect((error as DeviceError).code).toBe(code);
+  }
+
+  it('resumes with Range after the connection drops mid-body; bytes and hash identical', async () => {
+    const served = await serve({ dropAfter: 1024 * 1024, drops: 2 });
+    server = served.server;
+    const destination = join(dir, 'spool');
+    const progress: number[] = [];
+    const result = await downloader.download({
+      url: served.url,
+      destination,
+      expectedSize: BODY.length,
+      username: 'dev-1',
+      password: 'secret-credential',
+      onProgress: (done) => progress.push(done),
+    });
+    expect(result.attempts).toBe(3);
+    expect(result.sha256).toBe(SHA);
+    expect(result.size).toBe(BODY.length);
+    // nothing fetched twice
+    expect(result.bytesTransferred).toBe(BODY.length);
+    expect(Buffer.compare(await readFile(destination), BODY)).toBe(0);
+    expect(served.requests.map((r) => r.range)).toEqual([undefined, 'bytes=1048576-', 'bytes=2097152-']);
+    expect(served.requests.every((r) => r.auth === AUTH)).toBe(true);
+    expect(progress.at(-1)).toBe(BODY.length);
+  });
+
+  it('starts over when the server ignores Range, without duplicating bytes', async () => {
+    const served = await serve({ dropAfter: 500_000, drops: 1, ignoreRange: true });
+    server = served.server;
+    const destination = join(dir, 'spool');
+    const result = await downloader.download({
+      url: served.url,
+      destination,
+      expectedSize: BODY.length,
+      username: 'dev-1',
+      password: 'secret-credential',
+    });
+    expect(result.sha256).toBe(SHA);
+    expect(Buffer.compare(await readFile(destination), BODY)).toBe(0);
+  });
+
+  it('fails at once with DOWNLOAD_FAILED on a refused credential', async () => {
+    const served = await serve({});
+    server = served.server;
+    await expectCode(
+      downloader.download({ url: served.url, destination: join(dir, 'spool'), expectedSize: BODY.length, username: 'dev-1', password: 'wrong-password' }),
+      ErrorCode.DownloadFailed,
+    );
+    expect(served.requests).toHaveLength(1);
+  });
+
+  it('refuses more bytes than the manifest announces (SIZE_MISMATCH) and a short artifact', async () => {
+    const served = await serve({});
+    server = served.server;
+    await expectCode(
+      downloader.download({ url: served.url, destination: join(dir, 'a'), expectedSize: BODY.length - 1, username: 'dev-1', password: 'secret-credential' }),
+      ErrorCode.SizeMismatch,
+    );
+    await expectCode(
+      downloader.download({ url: served.url, destination: join(dir, 'b'), expectedSize: BODY.length + 1, username: 'dev-1', password: 'secret-credential' }),
+      ErrorCode.SizeMismatch,
+    );
+  });
+
+  it('gives up with DOWNLOAD_FAILED after bounded retries when the server is gone', async () => {
+    const served = await serve({});
+    const url = served.url;
+    await new Promise<void>((resolve) => served.server.close(() => resolve()));
+    const started = Date.now();
+    await expectCode(
+      downloader.download({ url, destination: join(dir, 'spool'), expectedSize: 10, username: 'dev-1', password: 'secret-credential' }),
+      ErrorCode.DownloadFailed,
+    );
+    // 20 + 40 + 80 ms of backoff, not forever
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('retries a 503 and stops on abort with CANCELED', async () => {
+    const served = await serve({ status: 503 });
+    server = served.server;
+    const abort = new AbortController();
+    const slow = new ArtifactDownloader({ retries: 100, initialBackoffMs: 50, maxBackoffMs: 50, idleTimeoutMs: 1000 });
+    setTimeout(() => abort.abort(), 300);
+    await expectCode(
+      slow.download({ url: served.url, destination: join(dir, 'spool'), expectedSize: 10, username: 'dev-1', password: 'secret-credential', signal: abort.signal }),
+      ErrorCode.Canceled,
+    );
+    expect(served.requests.length).toBeGreaterThan(1);
+  });
+});
