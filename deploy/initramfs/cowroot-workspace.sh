@@ -1,0 +1,68 @@
+# cowroot early boot: the shared logic of the initramfs step, sourced by POSIX sh (busybox ash or dash).
+# Used by the busybox initramfs (busybox-init) and by the initramfs-tools script (scripts/local-bottom/cowroot).
+#
+# Layout of the btrfs pool (top level, subvolid 5), shared with libs/device:
+#   /snapshots/<id>   read-only snapshots; u-boot boots /snapshots/<id>/boot/*
+#   /workspace        the read-write copy of the booted snapshot; thrown away at every boot
+# The booted snapshot comes from the kernel command line: cowroot.snapshot=<id> (set by uboot/boot.cmd).
+
+COWROOT_SNAPSHOTS_DIR=snapshots
+COWROOT_WORKSPACE=workspace
+
+# Prints on the console and the kernel log, so a failure is visible on a serial console without a shell.
+cowroot_log() {
+  echo "cowroot: $*"
+  [ -w /dev/kmsg ] && echo "cowroot: $*" >/dev/kmsg 2>/dev/null
+  return 0
+}
+
+cowroot_fail() {
+  cowroot_log "FAILED: $*"
+  return 1
+}
+
+# cowroot_cmdline_arg NAME: prints the value of NAME=value from /proc/cmdline; fails when absent.
+cowroot_cmdline_arg() {
+  for cowroot_arg in $(cat /proc/cmdline); do
+    case "$cowroot_arg" in
+      "$1="*) echo "${cowroot_arg#*=}"; return 0 ;;
+    esac
+  done
+  return 1
+}
+
+# cowroot_prepare_root DEVICE POOL_MOUNT NEW_ROOT
+# Mounts the pool's top level at POOL_MOUNT, deletes the previous workspace, snapshots the booted read-only
+# snapshot as the new rw workspace, unmounts the pool and mounts the workspace at NEW_ROOT.
+cowroot_prepare_root() {
+  cowroot_dev=$1
+  cowroot_pool=$2
+  cowroot_newroot=$3
+  cowroot_snapshot=$(cowroot_cmdline_arg cowroot.snapshot) \
+    || { cowroot_fail "no cowroot.snapshot= on the kernel command line"; return 1; }
+  case "$cowroot_snapshot" in
+    ''|*/*|.|..) cowroot_fail "invalid cowroot.snapshot=$cowroot_snapshot"; return 1 ;;
+  esac
+  mkdir -p "$cowroot_pool" "$cowroot_newroot"
+  mount -t btrfs -o subvolid=5 "$cowroot_dev" "$cowroot_pool" \
+    || { cowroot_fail "cannot mount the btrfs pool $cowroot_dev"; return 1; }
+  cowroot_src="$cowroot_pool/$COWROOT_SNAPSHOTS_DIR/$cowroot_snapshot"
+  cowroot_ws="$cowroot_pool/$COWROOT_WORKSPACE"
+  if [ ! -d "$cowroot_src" ]; then
+    umount "$cowroot_pool"
+    cowroot_fail "snapshot $cowroot_snapshot not found in $cowroot_dev"
+    return 1
+  fi
+  if [ -e "$cowroot_ws" ]; then
+    # the previous boot's changes are discarded here: that is the point of the workspace
+    btrfs subvolume delete "$cowroot_ws" >/dev/null \
+      || { umount "$cowroot_pool"; cowroot_fail "cannot delete the previous workspace"; return 1; }
+  fi
+  btrfs subvolume snapshot "$cowroot_src" "$cowroot_ws" >/dev/null \
+    || { umount "$cowroot_pool"; cowroot_fail "cannot snapshot $cowroot_snapshot as the workspace"; return 1; }
+  umount "$cowroot_pool"
+  mount -t btrfs -o "subvol=/$COWROOT_WORKSPACE" "$cowroot_dev" "$cowroot_newroot" \
+    || { cowroot_fail "cannot mount the workspace"; return 1; }
+  cowroot_log "workspace created from snapshot $cowroot_snapshot"
+  return 0
+}
