@@ -1,10 +1,11 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ErrorCode } from '@cowroot/protocol';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { BtrfsAdapter } from './btrfs.adapter';
 import { DeviceError } from './device-error';
+import { SnapshotStore } from './snapshot-store';
 import { LoopBtrfs, createLoopBtrfs } from './testing/loop-btrfs';
 
 describePrivileged(
@@ -43,6 +44,17 @@ describePrivileged(
       await btrfs.deleteSubvolume(join(mount, 'a-rw'));
       list = await btrfs.listSubvolumes(mount);
       expect(list.map((s) => s.path)).toEqual(['a', 'a-ro']);
+    });
+
+    it('tells the top level from a subvolume, and the store insists on the top level', async () => {
+      expect(await btrfs.rootId(fs!.mount)).toBe(5);
+      await btrfs.createSubvolume(join(fs!.mount, 'not-top'));
+      expect(await btrfs.rootId(join(fs!.mount, 'not-top'))).toBeGreaterThan(255);
+      await mkdir(join(fs!.mount, 'plain-dir'));
+      await expect(new SnapshotStore({ poolPath: join(fs!.mount, 'not-top'), btrfs }).init()).rejects.toThrow(/subvolid=5/);
+      await expect(new SnapshotStore({ poolPath: join(fs!.mount, 'plain-dir'), btrfs }).init()).rejects.toThrow(/subvolid=5/);
+      await new SnapshotStore({ poolPath: fs!.mount, btrfs }).init();
+      await btrfs.deleteSubvolume(join(fs!.mount, 'not-top'));
     });
 
     it('reads the free bytes of the pool', async () => {

@@ -77,6 +77,12 @@ export class BtrfsAdapter {
     return parseSubvolumeShow(await this.btrfs(['subvolume', 'show', path], ErrorCode.Internal, `reading ${path}`));
   }
 
+  /** The id of the subvolume that contains `path` (5 = the top level). */
+  async rootId(path: string): Promise<number> {
+    const output = await this.btrfs(['inspect-internal', 'rootid', path], ErrorCode.Internal, `reading the subvolume of ${path}`);
+    return Number(output.trim());
+  }
+
   async createSubvolume(path: string): Promise<void> {
     await this.btrfs(['subvolume', 'create', path], ErrorCode.Internal, `creating subvolume ${path}`);
   }

@@ -22,6 +22,8 @@ export const POOL_LAYOUT = {
   state: 'state',
 } as const;
 
+const BTRFS_TOP_LEVEL_ID = 5;
+
 /** meta/<id>.json (docs/device.md §2). Lives outside the snapshot because the snapshot is read-only. */
 export interface SnapshotMetadata {
   id: string;
@@ -102,8 +104,21 @@ export class SnapshotStore {
     this.now = options.now ?? (() => new Date());
   }
 
-  /** Creates the plain directories of the layout (the workspace subvolume is the initramfs's job). */
+  /**
+   * Checks that the pool path is the btrfs top level, then creates the plain directories of the layout
+   * (the workspace subvolume is the initramfs's job). Paths from `btrfs subvolume list` are relative to
+   * the top level, so a pool mounted as any other subvolume would make every path wrong.
+   */
   async init(): Promise<void> {
+    const rootId = await this.btrfs.rootId(this.poolPath);
+    // the root directory of any subvolume, the top level included, is inode 256
+    const { ino } = await stat(this.poolPath);
+    if (rootId !== BTRFS_TOP_LEVEL_ID || ino !== 256) {
+      throw new DeviceError(
+        ErrorCode.Internal,
+        `${this.poolPath} is not the top level of a btrfs filesystem (subvolume ${rootId}, inode ${ino}); mount it with -o subvolid=5`,
+      );
+    }
     for (const dir of [this.snapshotsDir, this.stagingDir, this.metaDir, this.stateDir]) {
       await mkdir(dir, { recursive: true });
     }
