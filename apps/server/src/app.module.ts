@@ -4,6 +4,7 @@ import { AuthModule } from './auth/auth.module';
 import { ConfigModule } from './config/config.module';
 import { ServerConfig } from './config/server-config';
 import { DatabaseModule } from './database/database.module';
+import { DevicesModule } from './devices/devices.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { ReleasesModule } from './releases/releases.module';
@@ -21,6 +22,7 @@ export class AppModule {
         AuthModule,
         HealthModule,
         ReleasesModule,
+        DevicesModule,
       ],
     };
   }

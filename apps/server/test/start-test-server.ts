@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { createApp } from '../src/bootstrap';
 import { ServerConfig } from '../src/config/server-config';
+import { MqttBrokerService } from '../src/mqtt/mqtt-broker.service';
 import { createTestDatabase } from './test-database';
 
 export interface TestServer {
@@ -46,7 +47,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     handle = await createApp(config);
     await handle.app.listen(0, '127.0.0.1');
     const address = handle.app.getHttpServer().address() as { port: number };
-    const mqttPort = -1;
+    const mqttPort = handle.app.get(MqttBrokerService).port;
     const server = handle;
     return {
       app: handle.app,

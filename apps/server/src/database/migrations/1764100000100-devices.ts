@@ -51,7 +51,8 @@ export class Devices1764100000100 implements MigrationInterface {
         status text NOT NULL,
         created_by text NOT NULL,
         created_by_type text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(),
+        -- millisecond precision: the value goes into pagination cursors as an ISO string
+        created_at timestamptz NOT NULL DEFAULT date_trunc('milliseconds', clock_timestamp()),
         updated_at timestamptz NOT NULL DEFAULT now(),
         last_event jsonb
       )`);

@@ -1,0 +1,164 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DeviceStateMessage } from '@cowroot/protocol';
+import { DataSource, EntityManager } from 'typeorm';
+import { deviceActor } from '../auth/actor';
+import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { DeviceStatus } from './device.entity';
+import { ReportedState, judgeReport, stateFromReport, stateTransitions } from './device-state-rules';
+
+export type StateOutcome = 'applied' | 'stale' | 'unknown-device';
+
+interface PendingReport {
+  deviceId: string;
+  report: DeviceStateMessage;
+  receivedAt: Date;
+  resolve: (outcome: StateOutcome) => void;
+  reject: (error: Error) => void;
+}
+
+interface StoredRow {
+  id: string;
+  status: DeviceStatus;
+  agent_version: string | null;
+  booted_snapshot: string | null;
+  booted_release: string | null;
+  trial_boot: boolean | null;
+  fallback_snapshot: string | null;
+  pending_trial: ReportedState['pendingTrial'];
+  last_trial_result: ReportedState['lastTrialResult'];
+  snapshots: ReportedState['snapshots'];
+  free_bytes: string | null;
+  health: ReportedState['health'];
+  state_seq: number | null;
+  state_sent_at: Date | null;
+}
+
+/** Reports per transaction; bounded so one transaction stays short. */
+const MAX_BATCH = 1000;
+
+const toState = (row: StoredRow): ReportedState => ({
+  agentVersion: row.agent_version,
+  bootedSnapshot: row.booted_snapshot,
+  bootedRelease: row.booted_release,
+  trialBoot: row.trial_boot,
+  fallbackSnapshot: row.fallback_snapshot,
+  pendingTrial: row.pending_trial,
+  lastTrialResult: row.last_trial_result,
+  snapshots: row.snapshots ?? [],
+  freeBytes: row.free_bytes === null ? null : Number(row.free_bytes),
+  health: row.health,
+  stateSeq: row.state_seq,
+  stateSentAt: row.state_sent_at,
+});
+
+/**
+ * Writes state reports with group commit: reports that arrive while a transaction is running wait for the
+ * next one, so under load one transaction (one SELECT … FOR UPDATE, one UPDATE … FROM jsonb_to_recordset,
+ * one audit INSERT) carries hundreds of reports, and when idle a report is written at once. submit()
+ * resolves only after its transaction committed: the broker sends PUBACK after that, so a report the
+ * device saw acknowledged is durable. One writer at a time keeps the reports of a device in arrival order.
+ */
+@Injectable()
+export class DeviceStateWriter {
+  private readonly logger = new Logger(DeviceStateWriter.name);
+  private queue: PendingReport[] = [];
+  private running: Promise<void> | null = null;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  submit(deviceId: string, report: DeviceStateMessage, receivedAt = new Date()): Promise<StateOutcome> {
+    return new Promise<StateOutcome>((resolve, reject) => {
+      this.queue.push({ deviceId, report, receivedAt, resolve, reject });
+      // setImmediate: the reports of one socket read (and of other sockets read in the same turn) share a batch
+      this.running ??= new Promise<void>((done) => setImmediate(() => void this.run().finally(done)));
+    });
+  }
+
+  /** Resolves when every submitted report has been written (or failed). */
+  async drain(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, MAX_BATCH);
+        try {
+          const outcomes = await this.dataSource.transaction((manager) => this.write(manager, batch));
+          batch.forEach((pending, i) => pending.resolve(outcomes[i]));
+        } catch (error) {
+          this.logger.error(`writing ${batch.length} state report(s) failed: ${(error as Error).message}`);
+          for (const pending of batch) pending.reject(error as Error);
+        }
+      }
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private async write(manager: EntityManager, batch: PendingReport[]): Promise<StateOutcome[]> {
+    const ids = [...new Set(batch.map((pending) => pending.deviceId))].sort();
+    // ORDER BY id: every multi-row locker takes locks in the same order, so none deadlock
+    const rows: StoredRow[] = await manager.query(
+      `SELECT id, status, agent_version, booted_snapshot, booted_release, trial_boot, fallback_snapshot, pending_trial,
+              last_trial_result, snapshots, free_bytes, health, state_seq, state_sent_at
+         FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+      [ids],
+    );
+    const stored = new Map(rows.map((row) => [row.id, { status: row.status, state: toState(row) }]));
+    const updates = new Map<string, { state: ReportedState; receivedAt: Date }>();
+    const audits: AuditEntryInput[] = [];
+    const outcomes = batch.map((pending): StateOutcome => {
+      const device = stored.get(pending.deviceId);
+      if (!device || device.status !== DeviceStatus.Active) return 'unknown-device';
+      const current = updates.get(pending.deviceId)?.state ?? device.state;
+      const verdict = judgeReport(current, pending.report);
+      if (verdict === 'stale') return 'stale';
+      const next = stateFromReport(pending.report);
+      const actor = deviceActor(pending.deviceId);
+      for (const transition of stateTransitions(current, next)) {
+        audits.push({ actor, subjectType: 'device', subjectId: pending.deviceId, ...transition });
+      }
+      updates.set(pending.deviceId, { state: next, receivedAt: pending.receivedAt });
+      return 'applied';
+    });
+    if (updates.size > 0) {
+      const values = [...updates].map(([id, { state, receivedAt }]) => ({
+        id,
+        agent_version: state.agentVersion,
+        booted_snapshot: state.bootedSnapshot,
+        booted_release: state.bootedRelease,
+        trial_boot: state.trialBoot,
+        fallback_snapshot: state.fallbackSnapshot,
+        pending_trial: state.pendingTrial,
+        last_trial_result: state.lastTrialResult,
+        snapshots: state.snapshots,
+        free_bytes: state.freeBytes,
+        health: state.health,
+        state_seq: state.stateSeq,
+        state_sent_at: state.stateSentAt,
+        received_at: receivedAt,
+      }));
+      await manager.query(
+        `UPDATE devices AS d SET
+           agent_version = v.agent_version, booted_snapshot = v.booted_snapshot, booted_release = v.booted_release,
+           trial_boot = v.trial_boot, fallback_snapshot = v.fallback_snapshot, pending_trial = v.pending_trial,
+           last_trial_result = v.last_trial_result, snapshots = v.snapshots, free_bytes = v.free_bytes, health = v.health,
+           state_seq = v.state_seq, state_sent_at = v.state_sent_at, state_received_at = v.received_at,
+           last_seen_at = GREATEST(d.last_seen_at, v.received_at), updated_at = now()
+         FROM jsonb_to_recordset($1::jsonb) AS v(
+           id text, agent_version text, booted_snapshot text, booted_release text, trial_boot boolean,
+           fallback_snapshot text, pending_trial jsonb, last_trial_result jsonb, snapshots jsonb, free_bytes bigint,
+           health jsonb, state_seq integer, state_sent_at timestamptz, received_at timestamptz)
+         WHERE d.id = v.id`,
+        [JSON.stringify(values)],
+      );
+    }
+    await this.audit.recordMany(audits, manager);
+    return outcomes;
+  }
+}

@@ -1,0 +1,104 @@
+import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Req } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiConflictResponse,
+  ApiConsumes,
+  ApiCreatedResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiTags,
+  ApiUnprocessableEntityResponse,
+} from '@nestjs/swagger';
+import type { Request } from 'express';
+import { Actor } from '../auth/actor';
+import { CurrentActor } from '../auth/current-actor.decorator';
+import { Role } from '../auth/role.enum';
+import { Roles } from '../auth/roles.decorator';
+import { parseBulkCsv, parseBulkJson } from './bulk-device-list';
+import { DeviceLifecycleService } from './device-lifecycle.service';
+import { DeviceProvisioningService } from './device-provisioning.service';
+import { DeviceQueryService } from './device-query.service';
+import { readBulkBody } from './read-bulk-body';
+import { BulkProvisionDto, BulkProvisionResultDto } from './dto/bulk-provision.dto';
+import { CreateDeviceDto } from './dto/create-device.dto';
+import { DecommissionDeviceDto } from './dto/decommission-device.dto';
+import { DeviceDto, DevicePageDto, ProvisionedDeviceDto } from './dto/device.dto';
+import { ListDevicesQueryDto } from './dto/list-devices-query.dto';
+import { UpdateDeviceDto } from './dto/update-device.dto';
+
+@ApiTags('devices')
+@ApiBearerAuth()
+@Controller('api/v1/devices')
+export class DevicesController {
+  constructor(
+    private readonly provisioning: DeviceProvisioningService,
+    private readonly query: DeviceQueryService,
+    private readonly lifecycle: DeviceLifecycleService,
+  ) {}
+
+  /** Provisions one device. The credential is in this response only; the server keeps its hash. */
+  @Post()
+  @Roles(Role.Operator)
+  @ApiCreatedResponse({ type: ProvisionedDeviceDto })
+  @ApiConflictResponse({ description: 'a device with this id exists' })
+  async create(@Body() body: CreateDeviceDto, @CurrentActor() actor: Actor): Promise<ProvisionedDeviceDto> {
+    const { device, credential } = await this.provisioning.provision(body.id, body.tags ?? [], actor);
+    return { device: DeviceDto.from(device), credential };
+  }
+
+  /**
+   * Pre-authorised bulk provisioning: a JSON list or a CSV file (`Content-Type: text/csv`, header
+   * `id,tags,credential`, tags separated by `;`). All or nothing; every bad row is listed on 422.
+   */
+  @Post('bulk')
+  @Roles(Role.Operator)
+  @ApiConsumes('application/json', 'text/csv')
+  @ApiBody({ type: BulkProvisionDto })
+  @ApiCreatedResponse({ type: BulkProvisionResultDto })
+  @ApiUnprocessableEntityResponse({ description: 'error.details.rows lists { line, id, reason } for every bad row' })
+  async bulk(@Req() request: Request, @CurrentActor() actor: Actor): Promise<BulkProvisionResultDto> {
+    const body = await readBulkBody(request);
+    const list = body.kind === 'csv' ? parseBulkCsv(body.text) : parseBulkJson(body.value);
+    return this.provisioning.provisionBulk(list, actor);
+  }
+
+  @Get()
+  @ApiOkResponse({ type: DevicePageDto })
+  async list(@Query() query: ListDevicesQueryDto): Promise<DevicePageDto> {
+    const { limit, cursor, tag, ...filter } = query;
+    const page = await this.query.list({ ...filter, tags: tag }, limit ?? 50, cursor);
+    return { items: page.items.map((device) => DeviceDto.from(device)), nextCursor: page.nextCursor };
+  }
+
+  @Get(':id')
+  @ApiOkResponse({ type: DeviceDto })
+  @ApiNotFoundResponse()
+  async get(@Param('id') id: string): Promise<DeviceDto> {
+    return DeviceDto.from(await this.query.get(id));
+  }
+
+  /** Replaces the device's tags. */
+  @Patch(':id')
+  @Roles(Role.Operator)
+  @ApiOkResponse({ type: DeviceDto })
+  @ApiNotFoundResponse()
+  async update(@Param('id') id: string, @Body() body: UpdateDeviceDto, @CurrentActor() actor: Actor): Promise<DeviceDto> {
+    return DeviceDto.from(await this.lifecycle.setTags(id, body.tags, actor));
+  }
+
+  /** Revokes the credential, closes the MQTT session and refuses later connects; the record stays. */
+  @Post(':id/decommission')
+  @Roles(Role.Operator)
+  @HttpCode(200)
+  @ApiOkResponse({ type: DeviceDto })
+  @ApiNotFoundResponse()
+  @ApiConflictResponse({ description: 'already decommissioned' })
+  async decommission(
+    @Param('id') id: string,
+    @Body() body: DecommissionDeviceDto,
+    @CurrentActor() actor: Actor,
+  ): Promise<DeviceDto> {
+    return DeviceDto.from(await this.lifecycle.decommission(id, body.reason, actor));
+  }
+}
