@@ -70,8 +70,8 @@ function program(output: CliOutput): Command {
     .option('--delta-from <name@version>', 'also write an incremental stream against this ancestor (repeatable)', collect, [])
     .option('--kernel <file>', 'kernel to wrap instead of the one in the rootfs /boot')
     .option('--initrd <file>', 'initrd to wrap instead of the one in the rootfs /boot')
-    .option('--load-address <hex>', 'kernel load address in the uImage (default per --arch)')
-    .option('--entry-point <hex>', 'kernel entry point in the uImage (default: the load address)')
+    .option('--load-address <hex>', 'copy the kernel there at boot (required for arm64; default: run it where u-boot loaded it)')
+    .option('--entry-point <hex>', 'kernel entry point with --load-address (default: the load address)')
     .option('--zstd-level <n>', 'zstd compression level 1-19', '9')
     .action(async (options: BuildOptions) => {
       const zstdLevel = Number(options.zstdLevel);

@@ -18,6 +18,9 @@ const PACKAGE_OF: Record<string, string> = {
   rsync: 'rsync',
 };
 
+/** signals that mean "killed because the other side of the pipe failed" (SIGTERM is pipe()'s own kill) */
+const BROKEN_PIPE_SIGNALS: NodeJS.Signals[] = ['SIGPIPE', 'SIGTERM'];
+
 /** Keeps the tail of stderr only: enough to explain a failure without holding a chatty tool's output. */
 const STDERR_LIMIT = 4096;
 
@@ -47,6 +50,38 @@ function failed(spec: CommandSpec, how: string, stderr: string): ReleaseError {
  * The one place that starts other programs (btrfs, mkimage, zstd, rsync). Always argument arrays, never a
  * shell; stderr is captured and put into the error so a failure explains itself.
  */
+interface PipeFailure {
+  error: Error;
+  signal: NodeJS.Signals | null;
+}
+
+/** What failed in `producer | consumer > sink`. */
+interface PipeOutcome {
+  producer?: PipeFailure;
+  consumer?: PipeFailure;
+  /** producer stdout → consumer stdin */
+  link?: PipeFailure;
+  sink?: PipeFailure;
+}
+
+function streamFailure(error: Error): never {
+  throw { error, signal: null } satisfies PipeFailure;
+}
+
+/**
+ * The cause of a failed pipe. The sink failing (disk full) comes first: we then killed both commands.
+ * A broken link means the consumer stopped reading early, so the consumer is the cause and the producer's
+ * EPIPE/ECONNRESET/SIGPIPE its consequence. Without one, a failing producer ended the consumer's input
+ * early, so its failure comes before the consumer's. Commands killed by SIGPIPE or by our own SIGTERM
+ * are only reported when nothing else is known.
+ */
+function pickCause(outcome: PipeOutcome): Error {
+  const commands = outcome.link ? [outcome.consumer, outcome.producer] : [outcome.producer, outcome.consumer];
+  const ownFailures = commands.filter((failure) => failure && !(failure.signal && BROKEN_PIPE_SIGNALS.includes(failure.signal)));
+  const cause = outcome.sink ?? ownFailures[0] ?? outcome.link ?? commands.find(Boolean);
+  return cause?.error ?? new Error('pipe failed');
+}
+
 export class CommandRunner {
   /** Runs a command to completion and returns its stdout. */
   run(spec: CommandSpec): Promise<string> {
@@ -67,24 +102,23 @@ export class CommandRunner {
 
   /**
    * Runs `producer | consumer` and hands the consumer's stdout to `sink`, streaming: nothing is held in
-   * memory. Resolves when both commands exited 0 and the sink finished; otherwise rejects with the first
-   * real failure (a command's exit with its stderr rather than the broken pipe it caused downstream).
+   * memory. Resolves when both commands exited 0 and the sink finished; otherwise rejects with the cause,
+   * with its stderr, rather than what it broke on the other side of the pipe (see pickCause).
    */
   async pipe(producer: CommandSpec, consumer: CommandSpec, sink: (stdout: Readable) => Promise<void>): Promise<void> {
     const first = spawn(producer.command, producer.args, { env: this.envOf(producer), stdio: ['ignore', 'pipe', 'pipe'] });
     const second = spawn(consumer.command, consumer.args, { env: this.envOf(consumer), stdio: ['pipe', 'pipe', 'pipe'] });
-    const commandErrors: ReleaseError[] = [];
-    const streamErrors: Error[] = [];
-    const track = <T>(promise: Promise<T>, into: Error[]): Promise<T> =>
-      promise.catch((error: Error) => {
-        into.push(error);
-        throw error;
+    const outcome: PipeOutcome = {};
+    const record = <T>(promise: Promise<T>, key: keyof PipeOutcome): Promise<T> =>
+      promise.catch((failure: PipeFailure) => {
+        outcome[key] = failure;
+        throw failure.error;
       });
     const steps = [
-      track(this.exitOf(first, producer), commandErrors),
-      track(this.exitOf(second, consumer), commandErrors),
-      track(pipeline(first.stdout, second.stdin), streamErrors),
-      track(sink(second.stdout), streamErrors),
+      record(this.exitOf(first, producer), 'producer'),
+      record(this.exitOf(second, consumer), 'consumer'),
+      record(pipeline(first.stdout, second.stdin).catch(streamFailure), 'link'),
+      record(sink(second.stdout).catch(streamFailure), 'sink'),
     ];
     try {
       await Promise.all(steps);
@@ -93,10 +127,11 @@ export class CommandRunner {
       first.kill();
       second.kill();
       await Promise.allSettled(steps);
-      throw commandErrors[0] ?? streamErrors[0];
+      throw pickCause(outcome);
     }
   }
 
+  /** Resolves on exit 0; rejects with a PipeFailure: the error and the signal that ended the command. */
   private exitOf(child: ChildProcess, spec: CommandSpec): Promise<void> {
     let stderr = '';
     child.stderr?.setEncoding('utf8');
@@ -105,11 +140,11 @@ export class CommandRunner {
     });
     return new Promise((resolve, reject) => {
       child.once('error', (error: NodeJS.ErrnoException) => {
-        reject(error.code === 'ENOENT' ? notFound(spec) : failed(spec, `could not start (${error.message})`, ''));
+        reject({ error: error.code === 'ENOENT' ? notFound(spec) : failed(spec, `could not start (${error.message})`, ''), signal: null });
       });
       child.once('close', (code, signal) => {
         if (code === 0) return resolve();
-        reject(failed(spec, signal ? `was killed by ${signal}` : `exited with ${String(code)}`, stderr));
+        reject({ error: failed(spec, signal ? `was killed by ${signal}` : `exited with ${String(code)}`, stderr), signal });
       });
     });
   }

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommandRunner } from './command-runner.adapter';
-import { KernelImages, resolveInRootfs } from './kernel-images.service';
+import { kernelImageArgs, KernelImages, resolveInRootfs } from './kernel-images.service';
 import { ReleaseErrorCode } from './release-error';
 
 describe(KernelImages.name, () => {
@@ -65,6 +65,23 @@ describe(KernelImages.name, () => {
       await expect(resolveInRootfs(rootfs, 'boot/escape')).resolves.toBeNull();
       await expect(resolveInRootfs(rootfs, 'dangling')).resolves.toBeNull();
       await expect(resolveInRootfs(rootfs, 'boot')).resolves.toBeNull();
+    });
+  });
+
+  describe('kernelImageArgs', () => {
+    it('leaves x86 and arm kernels where u-boot loaded them', () => {
+      expect(kernelImageArgs('x86')).toEqual(['-T', 'kernel_noload', '-a', '0', '-e', '0']);
+      expect(kernelImageArgs('arm')).toEqual(['-T', 'kernel_noload', '-a', '0', '-e', '0']);
+    });
+
+    it('copies the kernel to a given load address, entry defaulting to it', () => {
+      expect(kernelImageArgs('arm64', '0x40080000')).toEqual(['-T', 'kernel', '-a', '0x40080000', '-e', '0x40080000']);
+      expect(kernelImageArgs('arm', '0x80008000', '0x80008040')).toEqual(['-T', 'kernel', '-a', '0x80008000', '-e', '0x80008040']);
+    });
+
+    it('refuses arm64 without a load address and an entry point alone', () => {
+      expect(() => kernelImageArgs('arm64')).toThrow(/arm64 needs --load-address/);
+      expect(() => kernelImageArgs('x86', undefined, '0x100')).toThrow(/--entry-point needs --load-address/);
     });
   });
 });

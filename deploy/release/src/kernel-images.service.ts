@@ -14,15 +14,24 @@ export type Arch = 'arm' | 'arm64' | 'x86';
 export const ARCHES: readonly Arch[] = ['arm', 'arm64', 'x86'];
 
 /**
- * Where bootm places the kernel when the board gives no better address. zImage, arm64 Image and x86
- * bzImage are position independent or relocated by bootm, so these only need to be RAM that does not
- * overlap the loaded image; boards with RAM elsewhere pass --load-address/--entry-point.
+ * How the kernel uImage is typed. x86 bzImage and arm zImage run wherever they were loaded, so they are
+ * `kernel_noload` images (bootm leaves them in place; this is what the virtual device boots). An arm64
+ * Image must sit at a 2 MiB aligned address in the board's RAM, so bootm has to copy it to a load address
+ * that only the board knows: arm64 needs --load-address.
  */
-export const DEFAULT_LOAD_ADDRESS: Record<Arch, string> = {
-  arm: '0x80008000',
-  arm64: '0x80080000',
-  x86: '0x01000000',
-};
+export function kernelImageArgs(arch: Arch, loadAddress?: string, entryPoint?: string): string[] {
+  if (loadAddress) return ['-T', 'kernel', '-a', loadAddress, '-e', entryPoint ?? loadAddress];
+  if (entryPoint) {
+    throw new ReleaseError(ReleaseErrorCode.InvalidArgument, '--entry-point needs --load-address (without both the kernel runs where u-boot loaded it)');
+  }
+  if (arch === 'arm64') {
+    throw new ReleaseError(
+      ReleaseErrorCode.InvalidArgument,
+      '--arch arm64 needs --load-address: the board\'s RAM base + 0x80000 (e.g. 0x40080000 on QEMU virt, 0x80080000 on many SoCs)',
+    );
+  }
+  return ['-T', 'kernel_noload', '-a', '0', '-e', '0'];
+}
 
 export interface BootFiles {
   /** host paths of the kernel and initrd to wrap */
@@ -129,10 +138,9 @@ export class KernelImages {
   async install(root: string, files: BootFiles, options: ImageOptions): Promise<{ kernelChanged: boolean; initrdChanged: boolean }> {
     const bootDir = join(root, 'boot');
     await mkdir(bootDir, { recursive: true });
-    const address = options.loadAddress ?? DEFAULT_LOAD_ADDRESS[options.arch];
     const common = ['-A', options.arch, '-O', 'linux', '-C', 'none'];
     const kernelChanged = await this.writeImage(files.kernel, join(bootDir, BOOT_KERNEL_IMAGE), [
-      ...common, '-T', 'kernel', '-a', address, '-e', options.entryPoint ?? address, '-n', headerName(files.kernel),
+      ...common, ...kernelImageArgs(options.arch, options.loadAddress, options.entryPoint), '-n', headerName(files.kernel),
     ]);
     const initrdChanged = await this.writeImage(files.initrd, join(bootDir, BOOT_INITRD_IMAGE), [
       ...common, '-T', 'ramdisk', '-a', '0', '-e', '0', '-n', headerName(files.initrd),

@@ -6,7 +6,7 @@ import { ArtifactWriter } from './artifact-writer.service';
 import { buildManifestBytes } from './artifact-manifest.builder';
 import { BtrfsPool, SubvolumeInfo } from './btrfs-pool.service';
 import { CommandRunner } from './command-runner.adapter';
-import { Arch, BOOT_INITRD_IMAGE, BOOT_KERNEL_IMAGE, KernelImages } from './kernel-images.service';
+import { Arch, BOOT_INITRD_IMAGE, BOOT_KERNEL_IMAGE, KernelImages, kernelImageArgs } from './kernel-images.service';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 import { RELEASE_INDEX_FILE, RELEASE_INDEX_FORMAT, ReleaseIndex, ReleaseIndexArtifact } from './release-index';
 import { ReleaseRefArg } from './release-ref';
@@ -71,6 +71,7 @@ export class ReleaseBuilder {
 
   async build(request: BuildRequest): Promise<BuildResult> {
     const key = await SigningKeys.loadPrivate(request.keyPath);
+    kernelImageArgs(request.arch, request.loadAddress, request.entryPoint); // refuses a bad combination now, not mid-build
     const rootfs = await this.requireDirectory(request.rootfs);
     const bootFiles = await this.kernelImages.locate(rootfs, { kernel: request.kernel, initrd: request.initrd });
     const pool = await BtrfsPool.open(this.runner, request.pool);

@@ -137,8 +137,8 @@ describePrivileged(
       expect(index.snapshotUuid).toBe(snapshot.uuid);
 
       const kernelImage = await runner.run({ command: 'mkimage', args: ['-l', join(pool, 'releases/demo-1.0/boot/uImage')] });
-      expect(kernelImage).toMatch(/Intel x86 Linux Kernel Image \(uncompressed\)/);
-      expect(kernelImage).toMatch(/Load Address: 01000000/);
+      expect(kernelImage).toMatch(/Intel x86 Linux Kernel Image \(no loading done\) \(uncompressed\)/);
+      expect(kernelImage).toMatch(/Load Address: 00000000/);
       const initrdImage = await runner.run({ command: 'mkimage', args: ['-l', join(pool, 'releases/demo-1.0/boot/uInitrd')] });
       expect(initrdImage).toMatch(/Intel x86 Linux RAMDisk Image \(uncompressed\)/);
       // the rootfs itself is left as it was
@@ -254,7 +254,7 @@ describePrivileged(
       const noKernel = join(work, 'rootfs-without-kernel');
       await writeFakeRootfs(noKernel, { kernel: false });
       const withoutKernel = await tool(bundle, [
-        'build', '--rootfs', noKernel, '--pool', pool, '--name', 'nokernel', '--version', '1', '--key', key, '--out', out('nokernel'), '--arch', 'arm64',
+        'build', '--rootfs', noKernel, '--pool', pool, '--name', 'nokernel', '--version', '1', '--key', key, '--out', out('nokernel'), '--arch', 'arm64', '--load-address', '0x40080000',
       ]);
       expectOneLineFailure(withoutKernel, /has no kernel .*--kernel/);
 
