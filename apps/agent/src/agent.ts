@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import {
   CancelCommand,
   Command,
@@ -110,6 +110,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    await mkdir(this.config.stateDir, { recursive: true, mode: 0o700 });
     const { recovered } = await this.journal.load();
     if (recovered) this.logger.warn('the command journal was unreadable; kept aside, starting with an empty one');
     this.core = await openDeviceCore(this.config);

@@ -62,7 +62,7 @@ describe('agent config', () => {
       credential: 'inline-credential',
       server: { mqttUrl: 'http://example' },
       poolPath: 'relative/pool',
-      stateDir: join(dir, 'missing'),
+      stateDir: join(dir, 'credential'),
       retention: 0,
       rebootCommand: [],
       maintenanceTimezone: 'Mars/Olympus',

@@ -1,5 +1,5 @@
 import { createPublicKey, KeyObject } from 'node:crypto';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { plainToInstance, Type } from 'class-transformer';
 import {
@@ -170,16 +170,22 @@ export class AgentConfigError extends Error {
   }
 }
 
-function checkPath(problems: string[], field: string, path: string | undefined, kind: 'file' | 'dir' | 'exec'): void {
+function checkPath(
+  problems: string[],
+  field: string,
+  path: string | undefined,
+  kind: 'file' | 'dir' | 'dir-or-missing',
+): void {
   if (path === undefined) return;
   if (!isAbsolute(path)) {
     problems.push(`${field}: must be an absolute path (got ${JSON.stringify(path)})`);
     return;
   }
+  if (kind === 'dir-or-missing' && !existsSync(path)) return;
   try {
     const stats = statSync(path);
-    if (kind === 'dir' && !stats.isDirectory()) problems.push(`${field}: ${path} is not a directory`);
-    if (kind !== 'dir' && !stats.isFile()) problems.push(`${field}: ${path} is not a file`);
+    if (kind !== 'file' && !stats.isDirectory()) problems.push(`${field}: ${path} is not a directory`);
+    if (kind === 'file' && !stats.isFile()) problems.push(`${field}: ${path} is not a file`);
     accessSync(path, constants.R_OK);
   } catch (error) {
     problems.push(`${field}: ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
@@ -219,7 +225,8 @@ export function validateAgentConfig(plain: unknown): AgentConfig {
   checkPath(problems, 'poolPath', str(file.poolPath), 'dir');
   checkPath(problems, 'fwEnvConfig', str(file.fwEnvConfig), 'file');
   checkPath(problems, 'releasePublicKeyFile', str(file.releasePublicKeyFile), 'file');
-  checkPath(problems, 'stateDir', str(file.stateDir), 'dir');
+  // created at start when missing (it lives in the pool, docs/agent.md §3)
+  checkPath(problems, 'stateDir', str(file.stateDir), 'dir-or-missing');
   checkPath(problems, 'health.requiredDir', str(file.health?.requiredDir), 'dir');
   checkPath(problems, 'health.wantedDir', str(file.health?.wantedDir), 'dir');
   checkPath(problems, 'health.rootfsPath', str(file.health?.rootfsPath), 'dir');
