@@ -18,6 +18,9 @@ export interface PartialUploadState {
 /** One-shot temp files older than this at boot belong to no living request. */
 const STALE_TEMP_MS = 24 * 3600_000;
 
+/** A resumable upload nobody continued for this long is given up at the next boot. */
+const ABANDONED_PARTIAL_MS = 7 * 24 * 3600_000;
+
 /**
  * The artifact files under STORAGE_DIR:
  *   releases/<release id>/<file>          committed artifacts (by id, so a deleted and re-created
@@ -118,6 +121,18 @@ export class ArtifactStorage implements OnModuleInit {
       if (now - mtimeMs > STALE_TEMP_MS) {
         await rm(path, { force: true });
         this.logger.warn(`removed stale upload temp file ${path}`);
+      }
+    }
+    const resumableDir = join(this.incomingDir, 'resumable');
+    const partials = await readdir(resumableDir, { recursive: true }).catch(() => [] as string[]);
+    for (const entry of partials) {
+      if (!entry.endsWith('.part')) continue;
+      const path = join(resumableDir, entry);
+      const { mtimeMs } = await stat(path);
+      if (now - mtimeMs > ABANDONED_PARTIAL_MS) {
+        await rm(path, { force: true });
+        await rm(`${path}.json`, { force: true });
+        this.logger.warn(`removed abandoned resumable upload ${path}`);
       }
     }
   }
