@@ -77,9 +77,12 @@ export class ReleaseBuilder {
     const pool = await BtrfsPool.open(this.runner, request.pool);
     const snapshotPath = pool.releasePath(request.release);
     if (await pool.exists(snapshotPath)) {
+      const leftover = !(await pool.show(snapshotPath)).readOnly;
       throw new ReleaseError(
         ReleaseErrorCode.ReleaseExists,
-        `release ${request.release} already exists at ${snapshotPath}; choose a new --version (or delete it: btrfs subvolume delete ${snapshotPath})`,
+        leftover
+          ? `release ${request.release} exists at ${snapshotPath} but is writable, left by an interrupted build; delete it (btrfs subvolume delete ${snapshotPath}) and build again`
+          : `release ${request.release} already exists at ${snapshotPath}; choose a new --version (or delete it: btrfs subvolume delete ${snapshotPath})`,
       );
     }
     const base = request.base ? await pool.release(request.base) : null;
@@ -225,14 +228,15 @@ export class ReleaseBuilder {
   /**
    * Makes the subvolume's content equal to the rootfs. In place and by block (--inplace --no-whole-file)
    * so an unchanged file keeps the base release's extents and a changed one rewrites only what changed;
-   * --checksum because reproducible builds give different files the same size and mtime. The u-boot
+   * --checksum because reproducible builds give different files the same size and mtime;
+   * --one-file-system so a /proc or /dev bind-mounted into a chroot build is not copied. The u-boot
    * images are excluded (and so kept): install() replaces them only when their content changes.
    */
   private async syncRootfs(rootfs: string, target: string): Promise<void> {
     await this.runner.run({
       command: 'rsync',
       args: [
-        '-aHAX', '--numeric-ids', '--delete', '--inplace', '--no-whole-file', '--checksum',
+        '-aHAX', '--numeric-ids', '--one-file-system', '--delete', '--inplace', '--no-whole-file', '--checksum',
         `--exclude=/boot/${BOOT_KERNEL_IMAGE}`, `--exclude=/boot/${BOOT_INITRD_IMAGE}`,
         `${rootfs}/`, `${target}/`,
       ],

@@ -274,6 +274,10 @@ describePrivileged(
 
       expectOneLineFailure(await build('demo@1.0', ['--out', join(work, 'out', 'again')]), /release demo@1\.0 already exists/);
       expectOneLineFailure(await build('demo@9', ['--base', 'demo@8']), /release demo@8 not found/);
+      await runner.run({ command: 'btrfs', args: ['subvolume', 'create', join(pool, 'releases', 'demo-1.9')] });
+      expectOneLineFailure(await build('demo@1.9'), /exists at .* but is writable, left by an interrupted build; delete it/);
+      expectOneLineFailure(await build('demo@2.0', ['--base', 'demo@1.9']), /release demo@1\.9 .* is not read-only \(an interrupted build\?\)/);
+      await runner.run({ command: 'btrfs', args: ['subvolume', 'delete', join(pool, 'releases', 'demo-1.9')] });
     });
 
     it('removes the half-built subvolume and its outputs when a step fails', async () => {
