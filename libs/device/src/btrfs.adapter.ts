@@ -16,6 +16,12 @@ export interface Subvolume extends SubvolumeListEntry {
   readOnly: boolean;
 }
 
+/**
+ * What `btrfs receive` reads: a Readable (piped through Node, e.g. from a decompressor), or a verified
+ * file whose descriptor becomes the command's stdin directly (as fast as `btrfs receive -f`).
+ */
+export type ReceiveSource = Readable | { file: string };
+
 export interface ReceiveOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
@@ -116,16 +122,16 @@ export class BtrfsAdapter {
   }
 
   /**
-   * `btrfs receive -e <directory>` with `stream` on stdin; returns the name of the subvolume it made in
+   * `btrfs receive -e <directory>` with `source` on stdin; returns the name of the subvolume it made in
    * `directory`. On failure btrfs leaves a partial rw subvolume without received_uuid behind: the caller
    * (SnapshotStore) receives into a directory of its own and deletes it. Errors: DISK_FULL, PARENT_MISSING
    * (incremental stream whose parent received_uuid is not on the device), CANCELED, else RECEIVE_FAILED.
    */
-  async receive(stream: Readable, directory: string, options: ReceiveOptions = {}): Promise<string> {
+  async receive(source: ReceiveSource, directory: string, options: ReceiveOptions = {}): Promise<string> {
     let output: string;
     try {
       const result = await this.runner.run('btrfs', ['receive', '-e', directory], {
-        stdin: stream,
+        stdin: source,
         signal: options.signal,
         timeoutMs: options.timeoutMs,
       });

@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CommandError, CommandRunner, formatCommandLine } from './command-runner';
 
@@ -28,6 +31,22 @@ describe(CommandRunner.name, () => {
     const chunks = Array.from({ length: 64 }, (_, i) => Buffer.alloc(64 * 1024, i));
     const { stdout } = await runner.run('wc', ['-c'], { stdin: Readable.from(chunks) });
     expect(Number(stdout.trim())).toBe(64 * 64 * 1024);
+  });
+
+  it('hands a file to stdin as a descriptor, and fails clearly when it cannot be opened', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cowroot-runner-'));
+    try {
+      const file = join(dir, 'input');
+      await writeFile(file, Buffer.alloc(300_000, 7));
+      const { stdout } = await runner.run('wc', ['-c'], { stdin: { file } });
+      expect(Number(stdout.trim())).toBe(300_000);
+      await expect(runner.run('wc', ['-c'], { stdin: { file: join(dir, 'missing') } })).rejects.toMatchObject({
+        failure: 'stdin',
+        message: expect.stringContaining('ENOENT'),
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('kills the command when the stdin source fails, so it never sees a clean end', async () => {

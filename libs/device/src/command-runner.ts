@@ -1,9 +1,13 @@
 import { spawn } from 'node:child_process';
+import { FileHandle, open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 export interface RunOptions {
-  /** fed to the command's stdin; a Readable is piped (backpressure kept) and consumed by the call */
-  stdin?: Readable | string | Buffer;
+  /**
+   * fed to the command's stdin: a Readable is piped (backpressure kept) and consumed by the call;
+   * `{ file }` opens the file and hands its descriptor to the command, so no byte passes through Node.
+   */
+  stdin?: Readable | string | Buffer | { file: string };
   /** kill the command (SIGTERM, then SIGKILL after killGraceMs) when it runs longer */
   timeoutMs?: number;
   /** abort = kill the command, like a timeout */
@@ -97,13 +101,38 @@ class BoundedText {
  * can wrap it (logging, dry runs) without touching them.
  */
 export class CommandRunner {
-  run(command: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+  async run(command: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+    const stdin = options.stdin;
+    if (stdin !== undefined && !(stdin instanceof Readable) && typeof stdin === 'object' && 'file' in stdin) {
+      let file: FileHandle;
+      try {
+        file = await open(stdin.file, 'r');
+      } catch (error) {
+        throw new CommandError(command, args, 'stdin', null, '', `opening stdin ${stdin.file}: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      try {
+        return await this.spawnAndWait(command, args, options, file.fd);
+      } finally {
+        await file.close();
+      }
+    }
+    return this.spawnAndWait(command, args, options, undefined);
+  }
+
+  private spawnAndWait(
+    command: string,
+    args: readonly string[],
+    options: RunOptions,
+    stdinFd: number | undefined,
+  ): Promise<CommandResult> {
     return new Promise<CommandResult>((resolve, reject) => {
-      const stdinSource = options.stdin;
+      const stdinSource = stdinFd === undefined ? (options.stdin as Readable | string | Buffer | undefined) : undefined;
       const child = spawn(command, [...args], {
         cwd: options.cwd,
         env: options.env,
-        stdio: [stdinSource === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        stdio: [stdinFd ?? (stdinSource === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
       });
       const stdout: Buffer[] = [];
       let stdoutBytes = 0;

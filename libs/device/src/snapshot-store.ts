@@ -9,7 +9,7 @@ import {
   SnapshotOrigin,
   isSnapshotId,
 } from '@cowroot/protocol';
-import { BtrfsAdapter, Subvolume } from './btrfs.adapter';
+import { BtrfsAdapter, ReceiveSource, Subvolume } from './btrfs.adapter';
 import { writeFileAtomic } from './atomic-file';
 import { DeviceError } from './device-error';
 
@@ -163,8 +163,9 @@ export class SnapshotStore {
     const metadata = await this.readMetadata(id);
     let createdAt = metadata?.createdAt ?? null;
     if (!createdAt) {
-      const details = await this.btrfs.show(this.snapshotPath(id));
-      createdAt = (details.creationTime && btrfsTimeToIso(details.creationTime)) ?? (await stat(this.snapshotPath(id))).mtime.toISOString();
+      const { creationTime } = await this.btrfs.show(this.snapshotPath(id));
+      createdAt = creationTime ? btrfsTimeToIso(creationTime) : null;
+      createdAt ??= (await stat(this.snapshotPath(id))).mtime.toISOString();
     }
     return {
       id,
@@ -218,14 +219,14 @@ export class SnapshotStore {
    * `btrfs receive` into a fresh directory under staging/, check that the result is complete (read-only,
    * received_uuid set) and is the expected one, take a read-only snapshot of it as snapshots/<id>, write its metadata. On any
    * failure everything this call created is deleted again, so the pool looks as before.
-   * The stream is consumed (or destroyed on an early failure).
+   * A Readable source is consumed (or destroyed on an early failure); `{ file }` is read by btrfs directly.
    */
-  async receive(stream: Readable, options: ReceiveIntoStoreOptions): Promise<SnapshotInfo> {
+  async receive(source: ReceiveSource, options: ReceiveIntoStoreOptions): Promise<SnapshotInfo> {
     const id = options.snapshotId;
     try {
       await this.assertNewId(id);
     } catch (error) {
-      stream.destroy();
+      if (source instanceof Readable) source.destroy();
       throw error;
     }
     const workDir = join(this.stagingDir, `${id}.${randomBytes(4).toString('hex')}`);
@@ -233,7 +234,7 @@ export class SnapshotStore {
     let moved = false;
     await mkdir(workDir, { recursive: true });
     try {
-      const name = await this.btrfs.receive(stream, workDir, { signal: options.signal, timeoutMs: options.timeoutMs });
+      const name = await this.btrfs.receive(source, workDir, { signal: options.signal, timeoutMs: options.timeoutMs });
       const received = join(workDir, name);
       const details = await this.btrfs.show(received);
       if (!details.receivedUuid || !details.readOnly) {
