@@ -28,7 +28,8 @@ function describe(spec: CommandSpec): string {
   return [spec.command, ...spec.args].join(' ');
 }
 
-function lastLine(text: string): string {
+/** The last two non-empty lines: where tools put the reason they stopped. */
+function stderrTail(text: string): string {
   const lines = text.trim().split('\n').map((line) => line.trim()).filter(Boolean);
   return lines.slice(-2).join(' / ');
 }
@@ -42,14 +43,10 @@ function notFound(spec: CommandSpec): ReleaseError {
 }
 
 function failed(spec: CommandSpec, how: string, stderr: string): ReleaseError {
-  const why = lastLine(stderr);
+  const why = stderrTail(stderr);
   return new ReleaseError(ReleaseErrorCode.CommandFailed, `${describe(spec)} ${how}${why ? `: ${why}` : ''}`);
 }
 
-/**
- * The one place that starts other programs (btrfs, mkimage, zstd, rsync). Always argument arrays, never a
- * shell; stderr is captured and put into the error so a failure explains itself.
- */
 interface PipeFailure {
   error: Error;
   signal: NodeJS.Signals | null;
@@ -82,6 +79,10 @@ function pickCause(outcome: PipeOutcome): Error {
   return cause?.error ?? new Error('pipe failed');
 }
 
+/**
+ * The one place that starts other programs (btrfs, mkimage, zstd, rsync). Always argument arrays, never a
+ * shell; stderr is captured and put into the error so a failure explains itself.
+ */
 export class CommandRunner {
   /** Runs a command to completion and returns its stdout. */
   run(spec: CommandSpec): Promise<string> {

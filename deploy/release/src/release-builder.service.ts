@@ -1,12 +1,12 @@
 import { ArtifactKind, signManifest } from '@cowroot/protocol';
 import { KeyObject } from 'node:crypto';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ArtifactWriter } from './artifact-writer.service';
 import { buildManifestBytes } from './artifact-manifest.builder';
 import { BtrfsPool, SubvolumeInfo } from './btrfs-pool.service';
 import { CommandRunner } from './command-runner.adapter';
-import { Arch, BOOT_INITRD_IMAGE, BOOT_KERNEL_IMAGE, KernelImages, kernelImageArgs } from './kernel-images.service';
+import { Arch, BOOT_INITRD_IMAGE, BOOT_KERNEL_IMAGE, BootFiles, KernelImages, kernelImageArgs } from './kernel-images.service';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 import { RELEASE_INDEX_FILE, RELEASE_INDEX_FORMAT, ReleaseIndex, ReleaseIndexArtifact } from './release-index';
 import { ReleaseRefArg } from './release-ref';
@@ -38,6 +38,17 @@ export interface BuildResult {
   index: ReleaseIndex;
 }
 
+interface BuildPlan {
+  key: KeyObject;
+  rootfs: string;
+  bootFiles: BootFiles;
+  pool: BtrfsPool;
+  snapshotPath: string;
+  base: SubvolumeInfo | null;
+  artifacts: PlannedArtifact[];
+  outDir: string;
+}
+
 interface PlannedArtifact {
   parent: { ref: ReleaseRefArg; info: SubvolumeInfo } | null;
   file: string;
@@ -45,6 +56,17 @@ interface PlannedArtifact {
 
 /** The manifest's file pattern; checked before any work so a long name fails early. */
 const ARTIFACT_FILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Creates a file that must not exist yet ('wx'); once created it is listed for removal on failure. */
+async function writeNewFile(path: string, data: string | Buffer, written: string[]): Promise<void> {
+  const handle = await open(path, 'wx');
+  written.push(path);
+  try {
+    await handle.writeFile(data);
+  } finally {
+    await handle.close();
+  }
+}
 
 /**
  * The stream identity of a subvolume: `btrfs send` announces the received_uuid when the subvolume has one
@@ -70,8 +92,67 @@ export class ReleaseBuilder {
   }
 
   async build(request: BuildRequest): Promise<BuildResult> {
+    const plan = await this.preflight(request);
+    const { pool, snapshotPath, outDir } = plan;
+    const written: string[] = [];
+    let created = false;
+    try {
+      if (plan.base && request.base) {
+        await pool.snapshotWritable(plan.base.path, snapshotPath);
+        this.log(`created ${snapshotPath} as a snapshot of ${request.base}`);
+      } else {
+        await pool.createSubvolume(snapshotPath);
+        this.log(`created ${snapshotPath}`);
+      }
+      created = true;
+      await this.syncRootfs(plan.rootfs, snapshotPath);
+      const images = await this.kernelImages.install(snapshotPath, plan.bootFiles, {
+        arch: request.arch,
+        loadAddress: request.loadAddress,
+        entryPoint: request.entryPoint,
+      });
+      const unchanged = (changed: boolean) => (changed ? '' : ' (unchanged)');
+      this.log(
+        `boot images: ${BOOT_KERNEL_IMAGE} from ${plan.bootFiles.kernel}${unchanged(images.kernelChanged)}, ` +
+          `${BOOT_INITRD_IMAGE} from ${plan.bootFiles.initrd}${unchanged(images.initrdChanged)}`,
+      );
+      await pool.makeReadOnly(snapshotPath);
+      const snapshot = await pool.show(snapshotPath);
+      this.log(`read-only snapshot ${snapshotPath} uuid ${snapshot.uuid}`);
+
+      const createdAt = new Date();
+      const writer = new ArtifactWriter(this.runner, request.zstdLevel);
+      const artifacts: ReleaseIndexArtifact[] = [];
+      for (const item of plan.artifacts) {
+        // the writer removes its own partial file; once written, the artifact is ours to remove
+        const stream = await writer.write(pool.sendCommand(snapshotPath, item.parent?.info.path), join(outDir, item.file));
+        written.push(stream.path);
+        artifacts.push(await this.writeManifest(outDir, item, stream, { request, snapshot, createdAt, key: plan.key }, written));
+        this.log(`wrote ${item.file} (${stream.size} bytes${item.parent ? `, incremental from ${item.parent.ref}` : ''})`);
+      }
+      const index: ReleaseIndex = {
+        format: RELEASE_INDEX_FORMAT,
+        name: request.release.name,
+        version: request.release.version,
+        description: request.description ?? null,
+        snapshotUuid: streamUuid(snapshot),
+        createdAt: createdAt.toISOString(),
+        artifacts,
+      };
+      const indexPath = join(outDir, RELEASE_INDEX_FILE);
+      await writeNewFile(indexPath, `${JSON.stringify(index, null, 2)}\n`, written);
+      return { snapshotPath, indexPath, index };
+    } catch (error) {
+      await Promise.all(written.map((path) => rm(path, { force: true })));
+      if (created) await pool.deleteSubvolume(snapshotPath).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Every check that can refuse the build, before anything is created. */
+  private async preflight(request: BuildRequest): Promise<BuildPlan> {
     const key = await SigningKeys.loadPrivate(request.keyPath);
-    kernelImageArgs(request.arch, request.loadAddress, request.entryPoint); // refuses a bad combination now, not mid-build
+    kernelImageArgs(request.arch, request.loadAddress, request.entryPoint);
     const rootfs = await this.requireDirectory(request.rootfs);
     const bootFiles = await this.kernelImages.locate(rootfs, { kernel: request.kernel, initrd: request.initrd });
     const pool = await BtrfsPool.open(this.runner, request.pool);
@@ -86,62 +167,11 @@ export class ReleaseBuilder {
       );
     }
     const base = request.base ? await pool.release(request.base) : null;
-    const plan = await this.planArtifacts(pool, request, base);
+    const artifacts = await this.planArtifacts(pool, request, base);
     const outDir = resolve(request.outDir);
     await mkdir(outDir, { recursive: true });
-    await this.requireFreeOutputs(outDir, plan);
-
-    const written: string[] = [];
-    let created = false;
-    try {
-      if (base && request.base) {
-        await pool.snapshotWritable(base.path, snapshotPath);
-        this.log(`created ${snapshotPath} as a snapshot of ${request.base}`);
-      } else {
-        await pool.createSubvolume(snapshotPath);
-        this.log(`created ${snapshotPath}`);
-      }
-      created = true;
-      await this.syncRootfs(rootfs, snapshotPath);
-      const images = await this.kernelImages.install(snapshotPath, bootFiles, {
-        arch: request.arch,
-        loadAddress: request.loadAddress,
-        entryPoint: request.entryPoint,
-      });
-      this.log(`boot images: ${BOOT_KERNEL_IMAGE} from ${bootFiles.kernel}${images.kernelChanged ? '' : ' (unchanged)'}, ${BOOT_INITRD_IMAGE} from ${bootFiles.initrd}${images.initrdChanged ? '' : ' (unchanged)'}`);
-      await pool.makeReadOnly(snapshotPath);
-      const snapshot = await pool.show(snapshotPath);
-      this.log(`read-only snapshot ${snapshotPath} uuid ${snapshot.uuid}`);
-
-      const createdAt = new Date();
-      const writer = new ArtifactWriter(this.runner, request.zstdLevel);
-      const artifacts: ReleaseIndexArtifact[] = [];
-      for (const item of plan) {
-        const path = join(outDir, item.file);
-        written.push(path);
-        const stream = await writer.write(pool.sendCommand(snapshotPath, item.parent?.info.path), path);
-        const entry = await this.writeManifest(outDir, item, stream, { request, snapshot, createdAt, key }, written);
-        artifacts.push(entry);
-        this.log(`wrote ${item.file} (${stream.size} bytes${item.parent ? `, incremental from ${item.parent.ref}` : ''})`);
-      }
-      const index: ReleaseIndex = {
-        format: RELEASE_INDEX_FORMAT,
-        name: request.release.name,
-        version: request.release.version,
-        description: request.description ?? null,
-        snapshotUuid: streamUuid(snapshot),
-        createdAt: createdAt.toISOString(),
-        artifacts,
-      };
-      const indexPath = join(outDir, RELEASE_INDEX_FILE);
-      written.push(indexPath);
-      await writeFile(indexPath, `${JSON.stringify(index, null, 2)}\n`, { flag: 'wx' });
-      return { snapshotPath, indexPath, index };
-    } catch (error) {
-      await Promise.all(written.map((path) => rm(path, { force: true })));
-      if (created) await pool.deleteSubvolume(snapshotPath).catch(() => undefined);
-      throw error;
-    }
+    await this.requireFreeOutputs(outDir, artifacts);
+    return { key, rootfs, bootFiles, pool, snapshotPath, base, artifacts, outDir };
   }
 
   private async writeManifest(
@@ -163,9 +193,8 @@ export class ReleaseBuilder {
       createdAt: context.createdAt,
       description: context.request.description,
     });
-    written.push(join(outDir, manifestFile), join(outDir, signatureFile));
-    await writeFile(join(outDir, manifestFile), bytes, { flag: 'wx' });
-    await writeFile(join(outDir, signatureFile), `${signManifest(bytes, context.key)}\n`, { flag: 'wx' });
+    await writeNewFile(join(outDir, manifestFile), bytes, written);
+    await writeNewFile(join(outDir, signatureFile), `${signManifest(bytes, context.key)}\n`, written);
     return {
       kind: item.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
       file: item.file,
