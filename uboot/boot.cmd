@@ -98,6 +98,9 @@ if test "${cr_write}" = "1"; then
   setenv filesize
   setenv fileaddr
   setenv bootargs
+  echo "cowroot: saving env"
+  # test hook of the virtual device: holds u-boot here so a power cut lands before the write, every time
+  if test -n "${cowroot_test_pause}"; then sleep ${cowroot_test_pause}; fi
   saveenv
   echo "cowroot: env saved (state=${cowroot_state} result=${cowroot_result})"
   setenv cr_load "${cr_load_script}"

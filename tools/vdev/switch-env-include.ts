@@ -6,12 +6,13 @@ import {
   cancelTrial,
   confirmTrial,
   rejectTrial,
+  renderSetenvScript,
   requestTrial,
   type EnvUpdate,
-} from '../../libs/device/src/switch-protocol';
+} from '@cowroot/device';
 
-/** Stands for the shell function's first argument while the transitions are rendered. */
-const SNAPSHOT_PLACEHOLDER = '\u0000snapshot\u0000';
+/** Stands for the shell function's first argument while a transition is rendered. */
+const SNAPSHOT_PLACEHOLDER = '@COWROOT_SNAPSHOT_ARGUMENT@';
 
 function shellWord(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -22,14 +23,14 @@ function constantName(prefix: string, key: string): string {
 }
 
 /**
- * A shell function printing the `fw_setenv -s` script of one transition: a line "name value" per
- * variable, or just "name" to delete it ('' in an EnvUpdate). The placeholder becomes the argument "$1".
+ * A shell function printing the `fw_setenv -s` script of one transition, rendered by the device core's own
+ * renderSetenvScript (libubootenv's `name=value` lines, `name=` deletes). The placeholder becomes "$1".
  */
 function transitionFunction(name: string, update: EnvUpdate): string {
-  const words = Object.entries(update).map(([variable, value]) => {
-    const line = value ? `${variable} ${value}` : variable;
-    return line.split(SNAPSHOT_PLACEHOLDER).map(shellWord).join('"$1"');
-  });
+  const words = renderSetenvScript(update)
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => line.split(SNAPSHOT_PLACEHOLDER).map(shellWord).join('"$1"'));
   return `${name}() { printf '%s\\n' ${words.join(' ')}; }`;
 }
 
@@ -40,10 +41,15 @@ function transitionFunction(name: string, update: EnvUpdate): string {
  */
 export function renderSwitchEnvInclude(): string {
   const lines = ['# Generated from libs/device/src/switch-protocol.ts by tools/vdev/switch-env-include.ts: do not edit.'];
-  for (const [key, value] of Object.entries(ENV)) lines.push(`${constantName('COWROOT_ENV', key)}=${shellWord(value)}`);
-  for (const [key, value] of Object.entries(SwitchState)) lines.push(`${constantName('COWROOT_STATE', key)}=${shellWord(value)}`);
-  for (const [key, value] of Object.entries(SwitchResult)) lines.push(`${constantName('COWROOT_RESULT', key)}=${shellWord(value)}`);
-  for (const [key, value] of Object.entries(KERNEL_ARG)) lines.push(`${constantName('COWROOT_ARG', key)}=${shellWord(value)}`);
+  const constants: [string, Record<string, string>][] = [
+    ['COWROOT_ENV', ENV],
+    ['COWROOT_STATE', SwitchState],
+    ['COWROOT_RESULT', SwitchResult],
+    ['COWROOT_ARG', KERNEL_ARG],
+  ];
+  for (const [prefix, values] of constants) {
+    for (const [key, value] of Object.entries(values)) lines.push(`${constantName(prefix, key)}=${shellWord(value)}`);
+  }
   lines.push(transitionFunction('cowroot_request_trial_script', requestTrial(SNAPSHOT_PLACEHOLDER)));
   lines.push(transitionFunction('cowroot_cancel_trial_script', cancelTrial()));
   lines.push(transitionFunction('cowroot_confirm_trial_script', confirmTrial()));

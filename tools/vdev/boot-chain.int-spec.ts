@@ -1,0 +1,261 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  ENV,
+  SwitchResult,
+  bootloaderDecision,
+  confirmTrial,
+  readSwitchEnv,
+  requestTrial,
+  type EnvUpdate,
+} from '@cowroot/device';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../testing/privileged';
+import { prepareVdevArtifacts, type VdevArtifacts } from './vdev-artifacts';
+import { VirtualDevice, type BootOptions, type BootRecord } from './virtual-device';
+
+const execFileAsync = promisify(execFile);
+const MINUTE = 60_000;
+/** snapshot 3 of the base disk carries a kernel whose uImage checksum is broken */
+const kernelLoads = (snapshot: string): boolean => ['1', '2', '4'].includes(snapshot);
+const PROTOCOL_VARS = Object.values(ENV);
+
+function apply(env: Record<string, string>, ...updates: (EnvUpdate | null)[]): Record<string, string> {
+  const next = { ...env };
+  for (const update of updates) {
+    for (const [name, value] of Object.entries(update ?? {})) {
+      if (value) next[name] = value;
+      else delete next[name];
+    }
+  }
+  return next;
+}
+
+function protocolVars(env: Record<string, string>): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of PROTOCOL_VARS) if (env[name]) picked[name] = env[name];
+  return picked;
+}
+
+/** A digest of a directory tree: paths, types, modes, link targets and file contents. */
+async function treeDigest(root: string): Promise<string> {
+  const hash = createHash('sha256');
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = join(dir, entry.name);
+      const info = await lstat(path);
+      hash.update(`${path.slice(root.length)} ${info.mode} ${info.size}\n`);
+      if (entry.isSymbolicLink()) hash.update(await readlink(path));
+      else if (entry.isFile()) hash.update(await readFile(path));
+      else if (entry.isDirectory()) await walk(path);
+    }
+  };
+  await walk(root);
+  return hash.digest('hex');
+}
+
+describePrivileged(
+  'virtual device: u-boot boot.cmd + initramfs workspace in QEMU',
+  [requireRoot, requireCommand('qemu-system-i386'), requireCommand('btrfs'), requireCommand('mkimage'), requireLoopDevices],
+  () => {
+    let workDir: string;
+    let artifacts: VdevArtifacts;
+    let device: VirtualDevice;
+    let scenario = 0;
+
+    beforeAll(async () => {
+      workDir = await mkdtemp(join(tmpdir(), 'cowroot-vdev-'));
+      artifacts = await prepareVdevArtifacts(workDir);
+    }, 30 * MINUTE);
+
+    beforeEach(async () => {
+      device = await VirtualDevice.create(join(workDir, `device-${++scenario}`), artifacts);
+    });
+
+    afterEach(async () => {
+      // keep the serial logs of a failed scenario for a look; the disk image is the big part
+      await rm(device.disk, { force: true });
+    });
+
+    afterAll(async () => {
+      if (workDir && existsSync(workDir)) await rm(workDir, { recursive: true, force: true });
+    });
+
+    /**
+     * Boots once and checks u-boot against the reference model: the snapshot and trial flag it boots are
+     * bootloaderDecision()'s, and the env afterwards is the env before + the model's write + what the
+     * guest wrote (`guestWrite`). A boot for which the model writes nothing and the guest neither must
+     * leave both env copies byte for byte as they were.
+     */
+    async function modelBoot(control: string[], guestWrite: EnvUpdate | null, options: BootOptions = {}) {
+      await device.setControl(control);
+      const before = await device.readEnv();
+      const bytesBefore = await device.envBytes();
+      const decision = bootloaderDecision(readSwitchEnv(before), kernelLoads);
+      const record = await device.boot(options);
+      const after = await device.readEnv();
+      expect(record.reachedPrompt).toBe(false);
+      // a power cut may come before u-boot announces the kernel; every complete boot must announce it
+      if (record.end === 'poweroff' || record.uboot) {
+        expect(record.uboot).toEqual({ snapshot: decision.boot, trial: decision.trial ? '1' : '0' });
+      }
+      if (record.end === 'poweroff') {
+        expect(record.linux).toMatchObject({ snapshot: decision.boot, trial: decision.trial ? '1' : '0' });
+        expect(record.log).toContain('COWROOT-DONE');
+      }
+      expect(protocolVars(after)).toEqual(protocolVars(apply(before, decision.write, guestWrite)));
+      if (!decision.write && !guestWrite) expect((await device.envBytes()).equals(bytesBefore)).toBe(true);
+      return { record, before, after, decision };
+    }
+
+    function expectLinux(record: BootRecord, snapshot: string, trial: '0' | '1', release = snapshot): void {
+      expect(record.linux).toMatchObject({ snapshot, trial, release });
+    }
+
+    it('1. normal boot: no env write, a fresh workspace every boot, the snapshot untouched', async () => {
+      const snapshotBefore = await device.withPool((pool) => treeDigest(join(pool, 'snapshots/1')));
+      const first = await modelBoot(['touch-workspace'], null);
+      expectLinux(first.record, '1', '0');
+      expect(first.record.log).toContain('COWROOT-TOUCHED');
+      await device.withPool(async (pool) => {
+        expect(existsSync(join(pool, 'workspace/var/scratch'))).toBe(true);
+        expect(existsSync(join(pool, 'snapshots/1/var/scratch'))).toBe(false);
+      });
+
+      const second = await modelBoot([], null);
+      expectLinux(second.record, '1', '0');
+      expect(second.record.linux?.scratch).toBe('absent');
+      await device.withPool(async (pool) => {
+        expect(existsSync(join(pool, 'workspace/var/scratch'))).toBe(false);
+        expect(await treeDigest(join(pool, 'snapshots/1'))).toBe(snapshotBefore);
+        const { stdout } = await execFileAsync('btrfs', ['property', 'get', '-ts', join(pool, 'snapshots/1'), 'ro']);
+        expect(stdout.trim()).toBe('ro=true');
+      });
+    }, 10 * MINUTE);
+
+    it('2. trial requested in Linux, confirmed in the trial, accepted at the next boot, stays current', async () => {
+      const request = await modelBoot(['request 2'], requestTrial('2'));
+      expectLinux(request.record, '1', '0');
+
+      const trial = await modelBoot(['confirm'], confirmTrial());
+      expectLinux(trial.record, '2', '1');
+      expect(trial.after[ENV.state]).toBe('confirmed');
+
+      const acceptance = await modelBoot([], null);
+      expectLinux(acceptance.record, '2', '0');
+      expect(protocolVars(acceptance.after)).toEqual({
+        [ENV.current]: '2',
+        [ENV.previous]: '1',
+        [ENV.result]: SwitchResult.Accepted,
+        [ENV.resultSnapshot]: '2',
+      });
+
+      const normal = await modelBoot([], null);
+      expectLinux(normal.record, '2', '0');
+    }, 15 * MINUTE);
+
+    it('3. trial not confirmed (Linux powers off): the next boot is the old snapshot, env says bootloader-fallback', async () => {
+      await device.writeEnv(requestTrial('2'));
+      const trial = await modelBoot([], null);
+      expectLinux(trial.record, '2', '1');
+      expect(trial.after[ENV.state]).toBe('trying');
+
+      const fallback = await modelBoot([], null);
+      expectLinux(fallback.record, '1', '0');
+      expect(fallback.record.log).toContain('was not confirmed');
+      expect(protocolVars(fallback.after)).toEqual({
+        [ENV.current]: '1',
+        [ENV.result]: SwitchResult.BootloaderFallback,
+        [ENV.resultSnapshot]: '2',
+      });
+    }, 10 * MINUTE);
+
+    it('4. trial snapshot with a broken kernel: fallback in the same boot, kernel-load-failed', async () => {
+      await device.writeEnv(requestTrial('3'));
+      const boot = await modelBoot([], null);
+      expectLinux(boot.record, '1', '0');
+      expect(boot.record.log).toMatch(/Bad Data CRC|checksum/i);
+      expect(protocolVars(boot.after)).toEqual({
+        [ENV.current]: '1',
+        [ENV.result]: SwitchResult.KernelLoadFailed,
+        [ENV.resultSnapshot]: '3',
+      });
+    }, 10 * MINUTE);
+
+    it('5a. power cuts through a trial and its acceptance: every following boot reaches a snapshot', async () => {
+      // u-boot waits 5 s before its saveenv (test hook), so the cut lands before the write every time
+      await device.writeEnv({ ...requestTrial('2'), cowroot_test_pause: '5' });
+      // cut after the trial loaded, before `trying` is saved: nothing written, the request stands
+      const bytesBefore = await device.envBytes();
+      const early = await device.boot({ cutPowerOn: 'cowroot: saving env' });
+      expect(early.end).toBe('power-cut');
+      expect(early.log).toContain('cowroot: trial 2 loaded');
+      expect((await device.envBytes()).equals(bytesBefore)).toBe(true);
+      await device.writeEnv({ cowroot_test_pause: '' });
+
+      // the trial boots; cut right after Linux confirmed
+      const confirmed = await modelBoot(['confirm'], confirmTrial(), { cutPowerOn: 'COWROOT-CONFIRMED' });
+      expect(confirmed.record.end).toBe('power-cut');
+      expectLinux(confirmed.record, '2', '1');
+
+      // the acceptance is saved; cut before the kernel starts
+      const accepted = await modelBoot([], null, { cutPowerOn: /cowroot: env saved[^\n]*\n/ });
+      expect(accepted.record.end).toBe('power-cut');
+      expect(accepted.after[ENV.current]).toBe('2');
+
+      const normal = await modelBoot([], null);
+      expectLinux(normal.record, '2', '0');
+    }, 15 * MINUTE);
+
+    it('5b. power cut once `trying` is saved: the next boot falls back to the confirmed snapshot', async () => {
+      await device.writeEnv(requestTrial('2'));
+      const cut = await modelBoot([], null, { cutPowerOn: /cowroot: env saved[^\n]*\n/ });
+      expect(cut.record.end).toBe('power-cut');
+      expect(cut.after[ENV.state]).toBe('trying');
+
+      const fallback = await modelBoot([], null);
+      expectLinux(fallback.record, '1', '0');
+      expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+    }, 10 * MINUTE);
+
+    it('5c. one env copy corrupted (torn write): u-boot and fw_printenv use the other copy', async () => {
+      // the newer copy (holding the request) is torn: the older one says "no trial", a normal boot
+      await device.writeEnv(requestTrial('2'));
+      await device.corruptEnvCopy('newer');
+      const normal = await modelBoot([], null);
+      expectLinux(normal.record, '1', '0');
+      expect(normal.before[ENV.state] ?? '').toBe('');
+      expect(normal.record.log).not.toMatch(/using default environment/i);
+
+      // the older copy is torn: the newer one (the request) is used, the trial boots
+      await device.writeEnv(requestTrial('2'));
+      await device.corruptEnvCopy('older');
+      const trial = await modelBoot([], null);
+      expectLinux(trial.record, '2', '1');
+      expect(trial.record.log).not.toMatch(/using default environment/i);
+    }, 10 * MINUTE);
+
+    it('6. commit: the workspace snapshotted read-only in the guest, tried, confirmed, then current', async () => {
+      const commit = await modelBoot(['touch-workspace', 'commit 4', 'request 4'], requestTrial('4'));
+      expect(commit.record.log).toContain('COWROOT-COMMITTED 4');
+      await device.withPool(async (pool) => {
+        const { stdout } = await execFileAsync('btrfs', ['property', 'get', '-ts', join(pool, 'snapshots/4'), 'ro']);
+        expect(stdout.trim()).toBe('ro=true');
+        expect(existsSync(join(pool, 'snapshots/4/var/scratch'))).toBe(true);
+      });
+
+      const trial = await modelBoot(['confirm'], confirmTrial());
+      expectLinux(trial.record, '4', '1', '4');
+      expect(trial.record.linux?.scratch).toBe('present');
+
+      const acceptance = await modelBoot([], null);
+      expectLinux(acceptance.record, '4', '0', '4');
+      expect(acceptance.after[ENV.current]).toBe('4');
+      expect(acceptance.after[ENV.previous]).toBe('1');
+    }, 15 * MINUTE);
+  },
+);

@@ -1,0 +1,248 @@
+import { execFile, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { UbootEnv, type EnvUpdate } from '@cowroot/device';
+import type { VdevArtifacts } from './vdev-artifacts';
+
+const execFileAsync = promisify(execFile);
+
+async function run(command: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync(command, args, { maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (error) {
+    const failure = error as Error & { stderr?: string };
+    throw new Error(`${command} ${args.join(' ')} failed: ${failure.message}\n${failure.stderr ?? ''}`);
+  }
+}
+
+export interface Partition {
+  offset: number;
+  size: number;
+}
+
+export interface BootOptions {
+  /** cut the power (SIGKILL QEMU) as soon as this appears on the serial console */
+  cutPowerOn?: string | RegExp;
+  /** wall-clock limit of the boot; QEMU is killed then (default 180 s: TCG on a loaded 2-core machine) */
+  timeoutMs?: number;
+}
+
+/** What one power-on showed on the serial console. */
+export interface BootRecord {
+  log: string;
+  /** poweroff: the guest powered off (or rebooted: -no-reboot); power-cut: killed on cutPowerOn */
+  end: 'poweroff' | 'power-cut' | 'timeout';
+  seconds: number;
+  /** the snapshot and trial flag u-boot handed to the kernel (last `cowroot: booting snapshot` line) */
+  uboot: { snapshot: string; trial: string } | null;
+  /** what the guest agent reported after switch_root (COWROOT-BOOTED line) */
+  linux: { snapshot: string; trial: string; release: string; scratch: string } | null;
+  /** the u-boot prompt was reached (nothing bootable): the one outcome cowroot must never produce */
+  reachedPrompt: boolean;
+}
+
+/**
+ * One virtual cowroot device: a copy of the base disk, booted by the btrfs-capable u-boot in QEMU (TCG),
+ * judged by its serial console. The host drives the guest agent through the control area (partition 3)
+ * and reads the u-boot env back from the FAT partition with the real fw_printenv.
+ */
+export class VirtualDevice {
+  readonly disk: string;
+  private partitions: Partition[] = [];
+
+  private constructor(
+    readonly dir: string,
+    private readonly artifacts: VdevArtifacts,
+  ) {
+    this.disk = join(dir, 'disk.img');
+  }
+
+  static async create(dir: string, artifacts: VdevArtifacts): Promise<VirtualDevice> {
+    await mkdir(dir, { recursive: true });
+    const device = new VirtualDevice(dir, artifacts);
+    await run('cp', ['--sparse=always', '--reflink=auto', artifacts.baseDisk, device.disk]);
+    const table = JSON.parse(await run('sfdisk', ['-J', device.disk])) as {
+      partitiontable: { sectorsize?: number; partitions: { start: number; size: number }[] };
+    };
+    const sector = table.partitiontable.sectorsize ?? 512;
+    device.partitions = table.partitiontable.partitions.map((p) => ({ offset: p.start * sector, size: p.size * sector }));
+    return device;
+  }
+
+  partition(number: 1 | 2 | 3): Partition {
+    const found = this.partitions[number - 1];
+    if (!found) throw new Error(`disk has no partition ${number}`);
+    return found;
+  }
+
+  /** The guest agent's commands for the next boot (tools/vdev/guest/init), one per line. */
+  async setControl(commands: string[]): Promise<void> {
+    const area = this.partition(3);
+    const text = Buffer.from(commands.map((c) => `${c}\n`).join(''));
+    const block = Buffer.alloc(4096);
+    if (text.length > block.length) throw new Error('control commands do not fit in 4 KiB');
+    text.copy(block);
+    const handle = await open(this.disk, 'r+');
+    try {
+      await handle.write(block, 0, block.length, area.offset);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async boot(options: BootOptions = {}): Promise<BootRecord> {
+    const timeoutMs = options.timeoutMs ?? 180_000;
+    const started = Date.now();
+    const logPath = join(this.dir, `serial-${started}.log`);
+    const logFile = createWriteStream(logPath);
+    // its own process group, so the power cut and the timeout kill QEMU and nothing else
+    const qemu = spawn(
+      'qemu-system-i386',
+      [
+        '-accel', 'tcg', '-m', '512', '-no-reboot', '-nic', 'none',
+        '-display', 'none', '-monitor', 'none', '-serial', 'stdio',
+        '-bios', this.artifacts.uBootRom,
+        '-drive', `file=${this.disk},if=virtio,format=raw`,
+      ],
+      { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let log = '';
+    let stderr = '';
+    let end: BootRecord['end'] = 'poweroff';
+    const kill = (reason: BootRecord['end']): void => {
+      if (qemu.exitCode !== null || qemu.signalCode !== null) return;
+      end = reason;
+      try {
+        process.kill(-(qemu.pid as number), 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    const timer = setTimeout(() => kill('timeout'), timeoutMs);
+    qemu.stdout.on('data', (chunk: Buffer) => {
+      log += chunk.toString('latin1');
+      logFile.write(chunk);
+      if (options.cutPowerOn && matches(log, options.cutPowerOn)) kill('power-cut');
+      // u-boot's prompt after "no bootable snapshot": nothing more will happen
+      if (/cowroot: no bootable snapshot[^\n]*\n[\s\S]*=> $/.test(log)) kill('timeout');
+    });
+    qemu.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      qemu.on('error', reject);
+      qemu.on('close', (exitCode) => resolve(exitCode));
+    });
+    clearTimeout(timer);
+    await new Promise<void>((resolve) => logFile.end(() => resolve()));
+    if (end === 'poweroff' && code !== 0) throw new Error(`qemu exited with ${code}: ${stderr}\n${log.slice(-2000)}`);
+    return parseBootLog(log, end, (Date.now() - started) / 1000);
+  }
+
+  /** The two env copies as stored on the FAT partition, read with fw_printenv through a fw_env.config. */
+  async readEnv(): Promise<Record<string, string>> {
+    const dir = await this.copyEnvOut();
+    return new UbootEnv(join(dir, 'fw_env.config')).readAll();
+  }
+
+  /**
+   * One env write from the host, through the device core's own adapter (fw_setenv -s on the copies taken
+   * off the FAT partition, both put back): stands for the agent's write when a scenario does not need the
+   * guest to make it.
+   */
+  async writeEnv(update: EnvUpdate | Record<string, string>): Promise<void> {
+    const dir = await this.copyEnvOut();
+    await new UbootEnv(join(dir, 'fw_env.config')).write(update);
+    await run('mcopy', ['-o', '-i', this.fatImage(), join(dir, 'uboot.env'), join(dir, 'uboot-redund.env'), '::/']);
+  }
+
+  /** The raw bytes of both env copies, to prove a boot wrote nothing. */
+  async envBytes(): Promise<Buffer> {
+    const dir = await this.copyEnvOut();
+    return Buffer.concat([await readFile(join(dir, 'uboot.env')), await readFile(join(dir, 'uboot-redund.env'))]);
+  }
+
+  /**
+   * Overwrites the CRC of one env copy, as a power cut in the middle of writing it would leave it.
+   * `newer`/`older` pick by the redundant-env serial (flag byte after the CRC).
+   */
+  async corruptEnvCopy(which: 'newer' | 'older'): Promise<string> {
+    const dir = await this.copyEnvOut();
+    const names = ['uboot.env', 'uboot-redund.env'];
+    const flags = await Promise.all(names.map(async (n) => (await readFile(join(dir, n)))[4]));
+    const newerIndex = serialIsNewer(flags[0], flags[1]) ? 0 : 1;
+    const name = names[which === 'newer' ? newerIndex : 1 - newerIndex];
+    const bytes = await readFile(join(dir, name));
+    for (let i = 0; i < 4; i++) bytes[i] ^= 0xff;
+    bytes.write('torn write', 64);
+    await writeFile(join(dir, name), bytes);
+    await run('mcopy', ['-o', '-i', this.fatImage(), join(dir, name), `::/${name}`]);
+    return name;
+  }
+
+  /**
+   * Mounts the btrfs pool (top level, read-only) through a loop device limited to partition 2, runs `fn`,
+   * and always unmounts and detaches. QEMU must not be running.
+   */
+  async withPool<T>(fn: (mountPoint: string) => Promise<T>): Promise<T> {
+    const pool = this.partition(2);
+    const mountPoint = join(this.dir, 'pool');
+    await mkdir(mountPoint, { recursive: true });
+    const loop = (
+      await run('losetup', ['--find', '--show', '--read-only', '-o', String(pool.offset), '--sizelimit', String(pool.size), this.disk])
+    ).trim();
+    try {
+      await run('mount', ['-t', 'btrfs', '-o', 'ro,subvolid=5', loop, mountPoint]);
+      try {
+        return await fn(mountPoint);
+      } finally {
+        await run('umount', [mountPoint]);
+      }
+    } finally {
+      await run('losetup', ['-d', loop]);
+    }
+  }
+
+  async remove(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private fatImage(): string {
+    return `${this.disk}@@${this.partition(1).offset}`;
+  }
+
+  private async copyEnvOut(): Promise<string> {
+    const dir = join(this.dir, 'env');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    await run('mcopy', ['-n', '-i', this.fatImage(), '::/uboot.env', '::/uboot-redund.env', dir]);
+    await writeFile(join(dir, 'fw_env.config'), `${join(dir, 'uboot.env')} 0x0 0x4000\n${join(dir, 'uboot-redund.env')} 0x0 0x4000\n`);
+    return dir;
+  }
+}
+
+function matches(text: string, pattern: string | RegExp): boolean {
+  return typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text);
+}
+
+/** u-boot's incremental redundant-env serial: 255 → 0 wraps (env/common.c env_import_redund). */
+function serialIsNewer(a: number, b: number): boolean {
+  if (a === 255 && b === 0) return false;
+  if (a === 0 && b === 255) return true;
+  return a >= b;
+}
+
+export function parseBootLog(log: string, end: BootRecord['end'], seconds: number): BootRecord {
+  const ubootLines = [...log.matchAll(/cowroot: booting snapshot (\S+) trial=(\d)/g)];
+  const lastUboot = ubootLines[ubootLines.length - 1];
+  const linux = /COWROOT-BOOTED snapshot=(\S*) trial=(\S*) release=(\S*) scratch=(\S*)/.exec(log);
+  return {
+    log,
+    end,
+    seconds,
+    uboot: lastUboot ? { snapshot: lastUboot[1], trial: lastUboot[2] } : null,
+    linux: linux ? { snapshot: linux[1], trial: linux[2], release: linux[3], scratch: linux[4] } : null,
+    reachedPrompt: /\n=> /.test(log) || log.includes('cowroot: no bootable snapshot'),
+  };
+}
