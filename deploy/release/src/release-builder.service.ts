@@ -151,6 +151,10 @@ export class ReleaseBuilder {
 
   /** Every check that can refuse the build, before anything is created. */
   private async preflight(request: BuildRequest): Promise<BuildPlan> {
+    if (process.getuid?.() !== 0) {
+      // btrfs send, subvolume list and rsync of a rootfs's owners all need it; say so before they fail
+      throw new ReleaseError(ReleaseErrorCode.InvalidArgument, 'build must run as root (btrfs send and subvolume list need CAP_SYS_ADMIN); run it with sudo');
+    }
     const key = await SigningKeys.loadPrivate(request.keyPath);
     kernelImageArgs(request.arch, request.loadAddress, request.entryPoint);
     const rootfs = await this.requireDirectory(request.rootfs);
