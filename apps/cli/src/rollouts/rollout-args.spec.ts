@@ -3,7 +3,7 @@ import { ExitCode } from '../exit-codes';
 import { parseAbortRule } from './abort-rule';
 import { formatDuration, parseDuration } from './duration';
 import { parseSelector } from './target-selector';
-import { describeWaveSize, parsePercent, parseWave, validateWaves } from './wave-spec';
+import { describeWaveSize, parsePercent, parseWave, validateWaves, waveRequest } from './wave-spec';
 
 function usageError(fn: () => unknown): string {
   try {
@@ -30,9 +30,9 @@ describe('parseWave', () => {
       successPercent: 90,
       timeoutSeconds: 1800,
       soakSeconds: 3600,
-      manualApproval: true,
+      requiresApproval: true,
     });
-    expect(parseWave('1,timeout=15m')).toEqual({ size: { kind: 'count', value: 1 }, timeoutSeconds: 900, manualApproval: false, successPercent: undefined, soakSeconds: undefined });
+    expect(parseWave('1,timeout=15m')).toEqual({ size: { kind: 'count', value: 1 }, timeoutSeconds: 900, requiresApproval: false, successPercent: undefined, soakSeconds: undefined });
   });
 
   it.each(['0', '0%', '101%', '-1', 'five', '5%%', '', '5%,bogus=1', '5%,success=0', '5%,timeout=0s', '5%,success=90%,success=95%', '5%,approval=yes'])(
@@ -41,6 +41,19 @@ describe('parseWave', () => {
       usageError(() => parseWave(text));
     },
   );
+});
+
+describe('waveRequest', () => {
+  it("maps to the server's WaveDto: count or percent, the default timeout when the wave has none", () => {
+    expect(waveRequest(parseWave('1'), 3600)).toEqual({ count: 1, timeoutSeconds: 3600, requiresApproval: false });
+    expect(waveRequest(parseWave('5%,success=90%,timeout=10m,soak=1h,approval'), 3600)).toEqual({
+      percent: 5,
+      successPercent: 90,
+      timeoutSeconds: 600,
+      soakSeconds: 3600,
+      requiresApproval: true,
+    });
+  });
 });
 
 describe('validateWaves', () => {

@@ -12,7 +12,7 @@ export interface WaveSpec {
   /** wait after the wave met its criterion before the next wave starts */
   soakSeconds?: number;
   /** the wave starts only after `cowroot rollouts approve` */
-  manualApproval?: boolean;
+  requiresApproval?: boolean;
 }
 
 /** The server's WaveSize (apps/server/src/rollouts/wave-sizing.ts). */
@@ -59,7 +59,7 @@ export function parseWave(text: string, defaults: WaveDefaults = {}): WaveSpec {
     if (seen.has(key)) throw CliError.usage(`wave ${JSON.stringify(text)}: ${key} given twice`);
     seen.add(key);
     if (extra !== undefined) throw CliError.usage(`wave ${JSON.stringify(text)}: bad option ${JSON.stringify(option)}`);
-    if (key === 'approval' && value === undefined) wave.manualApproval = true;
+    if (key === 'approval' && value === undefined) wave.requiresApproval = true;
     else if (key === 'success' && value) wave.successPercent = parsePercent(value, `wave ${text} success`);
     else if (key === 'timeout' && value) wave.timeoutSeconds = positive(parseDuration(value, `wave ${text} timeout`), `wave ${text} timeout`);
     else if (key === 'soak' && value) wave.soakSeconds = parseDuration(value, `wave ${text} soak`);
@@ -67,7 +67,7 @@ export function parseWave(text: string, defaults: WaveDefaults = {}): WaveSpec {
   }
   return {
     ...wave,
-    manualApproval: wave.manualApproval ?? false,
+    requiresApproval: wave.requiresApproval ?? false,
     successPercent: wave.successPercent ?? defaults.successPercent,
     timeoutSeconds: wave.timeoutSeconds ?? defaults.timeoutSeconds,
     soakSeconds: wave.soakSeconds ?? defaults.soakSeconds,
@@ -106,4 +106,24 @@ export function validateWaves(waves: readonly WaveSpec[]): void {
 export function describeWaveSize(size: WaveSize | null | undefined): string {
   if (!size) return '-';
   return size.kind === 'percent' ? `${size.value}%` : `${size.value} device${size.value === 1 ? '' : 's'}`;
+}
+
+/** The server's WaveDto (apps/server/src/rollouts/dto/create-rollout.dto.ts): count or percent, timeout required. */
+export interface WaveRequest {
+  count?: number;
+  percent?: number;
+  successPercent?: number;
+  timeoutSeconds: number;
+  soakSeconds?: number;
+  requiresApproval?: boolean;
+}
+
+export function waveRequest(wave: WaveSpec, defaultTimeoutSeconds: number): WaveRequest {
+  return {
+    ...(wave.size.kind === 'count' ? { count: wave.size.value } : { percent: wave.size.value }),
+    ...(wave.successPercent !== undefined ? { successPercent: wave.successPercent } : {}),
+    timeoutSeconds: wave.timeoutSeconds ?? defaultTimeoutSeconds,
+    ...(wave.soakSeconds !== undefined ? { soakSeconds: wave.soakSeconds } : {}),
+    requiresApproval: wave.requiresApproval ?? false,
+  };
 }
