@@ -122,7 +122,7 @@ describePrivileged(
       await expectCode(trial.cancelTrial(), ErrorCode.TrialPending);
       expect(await envWrites(() => trial.confirm())).toBe(1);
       expect(await envWrites(() => trial.confirm())).toBe(0); // idempotent
-      await expectCode(trial.reject({ check: 'late' }), ErrorCode.Internal); // no late fallback after confirm
+      await expectCode(trial.reject({ check: 'late' }), ErrorCode.InvalidState); // no late fallback after confirm
 
       expect(await envWrites(() => bootloader())).toBe(1); // confirmed → accepted
       expect(await linux().status()).toEqual({
@@ -191,8 +191,8 @@ describePrivileged(
       const service = linux({ requiredBootFiles: ['boot/vmlinuz'] });
       await expectCode(service.requestTrial('nope'), ErrorCode.SnapshotNotFound);
       await expectCode(service.requestTrial('no-kernel'), ErrorCode.SnapshotNotFound);
-      await expectCode(service.confirm(), ErrorCode.Internal);
-      await expectCode(service.reject({ check: 'x' }), ErrorCode.Internal);
+      await expectCode(service.confirm(), ErrorCode.InvalidState);
+      await expectCode(service.reject({ check: 'x' }), ErrorCode.InvalidState);
       expect((await service.readEnv()).state).toBe(SwitchState.Idle);
     });
 

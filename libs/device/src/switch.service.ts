@@ -151,7 +151,7 @@ export class SwitchService {
   async requestTrial(id: string): Promise<EnvUpdate | null> {
     const snapshot = await this.store.get(id);
     if (!snapshot) throw new DeviceError(ErrorCode.SnapshotNotFound, `no snapshot ${JSON.stringify(id)} on this device`);
-    if (!snapshot.readOnly) throw new DeviceError(ErrorCode.Internal, `snapshot ${id} is not read-only`);
+    if (!snapshot.readOnly) throw new DeviceError(ErrorCode.InvalidState, `snapshot ${id} is not read-only`);
     for (const file of this.requiredBootFiles) {
       await access(join(this.store.snapshotPath(id), file)).catch((error: unknown) => {
         throw new DeviceError(ErrorCode.SnapshotNotFound, `snapshot ${id} has no ${file}, it cannot boot`, { cause: error });
@@ -218,11 +218,11 @@ export class SwitchService {
 
   private assertTrialBoot(env: SwitchEnv, action: string): void {
     if (!this.boot.trial || !this.boot.snapshot) {
-      throw new DeviceError(ErrorCode.Internal, `cannot ${action}: this is not a trial boot`);
+      throw new DeviceError(ErrorCode.InvalidState, `cannot ${action}: this is not a trial boot`);
     }
     if (env.trial !== this.boot.snapshot || env.state !== SwitchState.Trying) {
       throw new DeviceError(
-        ErrorCode.Internal,
+        ErrorCode.InvalidState,
         `cannot ${action}: booted ${this.boot.snapshot} as a trial but the env has trial ${JSON.stringify(env.trial)} in state ${JSON.stringify(env.state)}`,
       );
     }

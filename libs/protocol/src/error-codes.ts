@@ -23,6 +23,8 @@ export enum ErrorCode {
   HealthCheckFailed = 'HEALTH_CHECK_FAILED',
   BootloaderFallback = 'BOOTLOADER_FALLBACK',
   EnvWriteFailed = 'ENV_WRITE_FAILED',
+  /** the action does not fit the device's switch state (confirm outside a trial boot, a writable snapshot) */
+  InvalidState = 'INVALID_STATE',
   // job control
   Canceled = 'CANCELED',
   Busy = 'BUSY',
