@@ -21,10 +21,10 @@ const TERMINAL_COMMAND_STATUSES = Object.values(CommandStatus).filter(isTerminal
 const EXAMPLES_PER_CHECK = 20;
 
 /**
- * Decides whether a release is still in use. Devices are checked here; other features register their
- * own check (the rollouts engine: `usage.register('rollouts', …)` from its onModuleInit, refusing while
- * a non-finished rollout targets the release). A `rollouts` table does not exist yet, so nothing checks
- * rollouts until that module registers.
+ * Decides whether a release is still in use. Devices and their unfinished install commands are checked
+ * here; features that own other users register their check with `register()` from their onModuleInit
+ * (RolloutsService registers 'rollouts': refused while an unfinished rollout offers the release), so this
+ * module never queries tables it does not own the shape of beyond devices/device_commands.
  */
 @Injectable()
 export class ReleaseUsageService {
@@ -49,7 +49,7 @@ export class ReleaseUsageService {
    * merely kept in the inventory do not count: switching to a held snapshot needs no download.
    */
   private async devicesRunning(release: Release, manager: EntityManager): Promise<ReleaseUsage[]> {
-    if (release.snapshotUuid === null || !(await this.devicesTablesExist(manager))) return [];
+    if (release.snapshotUuid === null) return [];
     const rows = (await manager.query(
       `SELECT d.id AS device_id, s->>'id' AS snapshot_id
          FROM devices d
@@ -69,7 +69,6 @@ export class ReleaseUsageService {
    * (ArtifactUrlService.offerFor), so the device may still download that artifact.
    */
   private async commandsPending(release: Release, manager: EntityManager): Promise<ReleaseUsage[]> {
-    if (!(await this.devicesTablesExist(manager))) return [];
     const manifests = (await manager.find(ReleaseArtifact, { where: { releaseId: release.id }, select: { id: true, manifest: true } })).map(
       (artifact) => artifact.manifest.toString('base64'),
     );
@@ -85,16 +84,5 @@ export class ReleaseUsageService {
       [TERMINAL_COMMAND_STATUSES, manifests],
     )) as { id: string; device_id: string; status: string }[];
     return rows.map((row) => ({ kind: 'command', id: row.id, detail: `install on device ${row.device_id} is ${row.status}` }));
-  }
-
-  /**
-   * The devices feature owns those tables; until its migration is registered they may be absent, and
-   * then nothing can use a release through them.
-   */
-  private async devicesTablesExist(manager: EntityManager): Promise<boolean> {
-    const [{ present }] = (await manager.query(
-      `SELECT to_regclass('devices') IS NOT NULL AND to_regclass('device_commands') IS NOT NULL AS present`,
-    )) as { present: boolean }[];
-    return present;
   }
 }
