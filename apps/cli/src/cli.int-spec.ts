@@ -7,8 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 // The real server through its own test harness (test-only; nothing of the server is bundled into the CLI).
-// No scoped alias exposes the harness yet, hence the relative import.
-// eslint-disable-next-line @nx/enforce-module-boundaries
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
 import { writeFakeRelease } from '../test/fake-release';
 import { runCliInProcess } from '../test/run-cli';
