@@ -3,7 +3,7 @@
 # when every package is present already.
 set -euo pipefail
 packages=(
-  btrfs-progs u-boot-tools libubootenv-tool zstd
+  btrfs-progs u-boot-tools libubootenv-tool zstd rsync
   qemu-system-x86 qemu-utils dosfstools mtools busybox-static cpio kmod
 )
 missing=()
