@@ -1,0 +1,70 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, QueryRunner } from 'typeorm';
+
+/** Distinct from the migration lock ("cowroot"): "cowroll". */
+export const ROLLOUT_ENGINE_LOCK_KEY = 0x636f77726f6c6cn;
+
+/**
+ * Makes exactly one server instance the rollout engine (issue 5): the leader holds a session-level
+ * PostgreSQL advisory lock on a connection of its own, taken out of the pool for as long as it leads.
+ * If that connection dies, PostgreSQL drops the lock with the session and another replica's next
+ * pg_try_advisory_lock wins; this instance notices on its next check and stops acting.
+ */
+@Injectable()
+export class EngineLeadership {
+  private readonly logger = new Logger(EngineLeadership.name);
+  private runner: QueryRunner | null = null;
+
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  get isLeader(): boolean {
+    return this.runner !== null;
+  }
+
+  /** Tries to become leader, or checks that the lock's session is still alive. @returns whether this instance leads */
+  async ensure(): Promise<boolean> {
+    if (this.runner) {
+      try {
+        await this.runner.query('SELECT 1');
+        return true;
+      } catch (error) {
+        this.logger.warn(`lost the rollout engine lock: ${(error as Error).message}`);
+        await this.runner.release().catch(() => undefined);
+        this.runner = null;
+        return false;
+      }
+    }
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      await runner.connect();
+      const [{ locked }] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [ROLLOUT_ENGINE_LOCK_KEY.toString()])) as {
+        locked: boolean;
+      }[];
+      if (!locked) {
+        await runner.release();
+        return false;
+      }
+      this.runner = runner;
+      this.logger.log('this instance is now the rollout engine leader');
+      return true;
+    } catch (error) {
+      await runner.release().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Gives the lock up (shutdown): another replica takes over at its next attempt. */
+  async resign(): Promise<void> {
+    const runner = this.runner;
+    this.runner = null;
+    if (!runner) return;
+    try {
+      await runner.query('SELECT pg_advisory_unlock($1)', [ROLLOUT_ENGINE_LOCK_KEY.toString()]);
+    } catch {
+      // the session is gone, and the lock with it
+    } finally {
+      await runner.release().catch(() => undefined);
+    }
+  }
+}

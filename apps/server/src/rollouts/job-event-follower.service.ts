@@ -1,0 +1,227 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { JobEventType } from '@cowroot/protocol';
+import { DataSource, EntityManager } from 'typeorm';
+import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { deviceActor } from '../auth/actor';
+import { recordAuditInChunks } from './audit-chunks';
+import { ExecutionState, isFinished, nextExecutionState } from './execution-state';
+
+interface EventRow {
+  seq: string;
+  event_id: string;
+  command_id: string;
+  device_id: string;
+  type: string;
+  payload: Record<string, unknown> & {
+    rollback?: { by?: string; check?: string; outputTail?: string; restoredSnapshot?: string };
+    error?: { code: string; message: string };
+    snapshot?: string;
+    bytesDownloaded?: number;
+  };
+}
+
+/** Which of the engine's tables a command belongs to. */
+type Target =
+  | { table: 'execution'; id: string; rolloutId: string; attempt: number; state: ExecutionState }
+  | { table: 'revert'; id: string; rolloutId: string; attempt: number; state: ExecutionState }
+  | { table: 'rollback'; rollbackId: string; deviceId: string; state: ExecutionState };
+
+interface Transition {
+  target: Target;
+  from: ExecutionState;
+  to: ExecutionState;
+  event: EventRow;
+}
+
+/** Events read per pass. */
+const BATCH = 5000;
+/**
+ * Sequence values are taken when a row is inserted but become visible at commit, so an event of a slower
+ * transaction can appear below the cursor. Events this recent are read again; applying an event twice is
+ * a no-op because states only move forward, so re-reading costs a query, never a double count.
+ */
+const LOOKBACK = { seconds: 5, rows: 50_000 };
+
+/**
+ * Follows the devices feature's job event table (device_job_events: one row per eventId, so QoS 1
+ * redeliveries are already gone) by its arrival sequence, and moves the rollout executions, reverts and
+ * remote rollbacks whose commands the events are about. Polling the table instead of an in-process
+ * callback keeps working after a restart and on whichever replica is the engine leader: the cursor is
+ * in PostgreSQL and advances in the transaction that applies the events.
+ */
+@Injectable()
+export class JobEventFollower {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** @returns the number of state changes applied */
+  async followOnce(): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      const [{ event_seq: cursorText }] = (await manager.query(
+        `SELECT event_seq::text FROM rollout_engine_cursor WHERE id = 1 FOR UPDATE`,
+      )) as { event_seq: string }[];
+      const cursor = BigInt(cursorText);
+      const ours = `(EXISTS (SELECT 1 FROM rollout_executions x WHERE x.command_id = e.command_id)
+                     OR EXISTS (SELECT 1 FROM rollout_executions x WHERE x.revert_command_id = e.command_id)
+                     OR EXISTS (SELECT 1 FROM rollback_devices r WHERE r.command_id = e.command_id))`;
+      const columns = `e.seq::text AS seq, e.event_id, e.command_id, e.device_id, e.type, e.payload`;
+      const recent = (await manager.query(
+        `SELECT ${columns} FROM device_job_events e
+          WHERE e.seq > $1::bigint - ${LOOKBACK.rows} AND e.seq <= $1::bigint
+            AND e.received_at > now() - interval '${LOOKBACK.seconds} seconds' AND ${ours}
+          ORDER BY e.seq LIMIT ${BATCH}`,
+        [cursor.toString()],
+      )) as EventRow[];
+      const fresh = (await manager.query(
+        `SELECT ${columns} FROM device_job_events e WHERE e.seq > $1::bigint AND ${ours} ORDER BY e.seq LIMIT ${BATCH}`,
+        [cursor.toString()],
+      )) as EventRow[];
+      const events = [...recent, ...fresh];
+      const [{ top }] = (await manager.query(`SELECT coalesce(max(seq), 0)::text AS top FROM device_job_events WHERE seq > $1`, [
+        cursor.toString(),
+      ])) as { top: string }[];
+      const newCursor = fresh.length === BATCH ? BigInt(fresh[fresh.length - 1].seq) : BigInt(top);
+      const transitions = await this.transitions(manager, events);
+      await this.apply(manager, transitions);
+      if (newCursor > cursor) await manager.query(`UPDATE rollout_engine_cursor SET event_seq = $1 WHERE id = 1`, [newCursor.toString()]);
+      return transitions.length;
+    });
+  }
+
+  /** Folds the events, in arrival order, over the current states: at most one change per target and event. */
+  private async transitions(manager: EntityManager, events: EventRow[]): Promise<Transition[]> {
+    if (events.length === 0) return [];
+    const commandIds = [...new Set(events.map((e) => e.command_id))];
+    const targets = new Map<string, Target>();
+    const executions = (await manager.query(
+      `SELECT id, rollout_id, attempt, state, command_id, revert_command_id, revert_state
+         FROM rollout_executions WHERE command_id = ANY ($1::uuid[]) OR revert_command_id = ANY ($1::uuid[])
+         FOR UPDATE`,
+      [commandIds],
+    )) as { id: string; rollout_id: string; attempt: number; state: ExecutionState; command_id: string | null; revert_command_id: string | null; revert_state: ExecutionState | null }[];
+    for (const x of executions) {
+      if (x.command_id && commandIds.includes(x.command_id)) {
+        targets.set(x.command_id, { table: 'execution', id: x.id, rolloutId: x.rollout_id, attempt: x.attempt, state: x.state });
+      }
+      if (x.revert_command_id && commandIds.includes(x.revert_command_id)) {
+        const state = x.revert_state ?? ExecutionState.Notified;
+        targets.set(x.revert_command_id, { table: 'revert', id: x.id, rolloutId: x.rollout_id, attempt: x.attempt, state });
+      }
+    }
+    const rollbacks = (await manager.query(
+      `SELECT rollback_id, device_id, command_id, state FROM rollback_devices WHERE command_id = ANY ($1::uuid[]) FOR UPDATE`,
+      [commandIds],
+    )) as { rollback_id: string; device_id: string; command_id: string; state: ExecutionState }[];
+    for (const r of rollbacks) targets.set(r.command_id, { table: 'rollback', rollbackId: r.rollback_id, deviceId: r.device_id, state: r.state });
+
+    const transitions: Transition[] = [];
+    for (const event of events) {
+      const target = targets.get(event.command_id);
+      if (!target) continue;
+      const next = nextExecutionState(target.state, { type: event.type, rollback: event.payload.rollback });
+      if (!next) continue;
+      transitions.push({ target, from: target.state, to: next, event });
+      target.state = next;
+    }
+    return transitions;
+  }
+
+  private async apply(manager: EntityManager, transitions: Transition[]): Promise<void> {
+    const audit: AuditEntryInput[] = [];
+    for (const t of transitions) {
+      const reason = reasonOf(t.event);
+      const finished = isFinished(t.to);
+      switch (t.target.table) {
+        case 'execution': {
+          // the history row is keyed by event id: if this event was applied before, nothing changes
+          const inserted = (await manager.query(
+            `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, event_id, command_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING RETURNING id`,
+            [t.target.id, t.target.attempt, t.from, t.to, t.event.event_id, t.event.command_id, detailOf(t.event)],
+          )) as unknown[];
+          if (inserted.length === 0) break;
+          await manager.query(
+            `UPDATE rollout_executions
+                SET state = $2, failure_reason = coalesce($3, failure_reason),
+                    finished_at = CASE WHEN $4 THEN now() ELSE finished_at END,
+                    target_snapshot = coalesce(target_snapshot, $5), updated_at = now()
+              WHERE id = $1`,
+            [t.target.id, t.to, reason, finished, t.event.payload.snapshot ?? null],
+          );
+          if (finished) {
+            audit.push({
+              actor: deviceActor(t.event.device_id),
+              action: `rollout.execution.${t.to}`,
+              subjectType: 'device',
+              subjectId: t.event.device_id,
+              before: { state: t.from },
+              after: { rolloutId: t.target.rolloutId, executionId: t.target.id, attempt: t.target.attempt, state: t.to, commandId: t.event.command_id, eventId: t.event.event_id, ...detailOf(t.event) },
+              reason: reason ?? undefined,
+            });
+          }
+          break;
+        }
+        case 'revert':
+          await manager.query(`UPDATE rollout_executions SET revert_state = $2, updated_at = now() WHERE id = $1`, [t.target.id, t.to]);
+          await manager.query(
+            `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, event_id, command_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`,
+            [t.target.id, t.target.attempt, ExecutionState.Confirmed, ExecutionState.Confirmed, t.event.event_id, t.event.command_id, { revert: t.to, ...detailOf(t.event) }],
+          );
+          if (finished) {
+            audit.push({
+              actor: deviceActor(t.event.device_id),
+              action: `rollout.execution.revert-${t.to}`,
+              subjectType: 'device',
+              subjectId: t.event.device_id,
+              after: { rolloutId: t.target.rolloutId, executionId: t.target.id, revertState: t.to, commandId: t.event.command_id, ...detailOf(t.event) },
+              reason: reason ?? undefined,
+            });
+          }
+          break;
+        case 'rollback':
+          await manager.query(`UPDATE rollback_devices SET state = $3, detail = coalesce($4, detail), updated_at = now() WHERE rollback_id = $1 AND device_id = $2`, [
+            t.target.rollbackId,
+            t.target.deviceId,
+            t.to,
+            reason,
+          ]);
+          if (finished) {
+            audit.push({
+              actor: deviceActor(t.target.deviceId),
+              action: `rollback.device.${t.to}`,
+              subjectType: 'device',
+              subjectId: t.target.deviceId,
+              after: { rollbackId: t.target.rollbackId, state: t.to, commandId: t.event.command_id, ...detailOf(t.event) },
+              reason: reason ?? undefined,
+            });
+          }
+          break;
+      }
+    }
+    await recordAuditInChunks(this.audit, manager, audit);
+  }
+}
+
+function reasonOf(event: EventRow): string | null {
+  const { error, rollback } = event.payload;
+  if (error) return `${error.code}: ${error.message}`;
+  if (event.type === JobEventType.RolledBack && rollback) {
+    return `rolled back by ${rollback.by}${rollback.check ? ` (check ${rollback.check})` : ''}`;
+  }
+  return null;
+}
+
+/** What the timeline shows about an event: check name and output, snapshot, bytes. */
+function detailOf(event: EventRow): Record<string, unknown> {
+  const { rollback, error, snapshot, bytesDownloaded } = event.payload;
+  const detail: Record<string, unknown> = { event: event.type };
+  if (snapshot) detail.snapshot = snapshot;
+  if (bytesDownloaded !== undefined) detail.bytesDownloaded = bytesDownloaded;
+  if (error) detail.error = error;
+  if (rollback) detail.rollback = rollback;
+  return detail;
+}

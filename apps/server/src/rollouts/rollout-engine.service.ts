@@ -1,0 +1,394 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { CommandType, RebootMode } from '@cowroot/protocol';
+import { DataSource, EntityManager } from 'typeorm';
+import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { MetricsService } from '../metrics/metrics.service';
+import { evaluateAbortRules, AbortAction } from './abort-rules';
+import { recordAuditInChunks } from './audit-chunks';
+import { EngineLeadership } from './engine-leadership.service';
+import { ROLLOUT_ENGINE_ACTOR } from './engine-actor';
+import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
+import { JobEventFollower } from './job-event-follower.service';
+import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
+import { RolloutPlanner } from './rollout-planner.service';
+import { returningRows } from './returning-rows';
+import { ACTIVE_ROLLOUT_STATUSES, RolloutRow, RolloutStatus, WaveRow, WaveStatus } from './rollout-rows';
+import { StateCounts, evaluateWave } from './wave-criterion';
+import { WaveDispatcher } from './wave-dispatcher.service';
+
+/** How often the leader works; device events are picked up within this. */
+export const ENGINE_TICK_MS = 500;
+/** How often a non-leader tries to take over. */
+export const LEADER_RETRY_MS = 2000;
+/** How often continuous rollouts look for devices that newly match. */
+const JOIN_EVERY_MS = 2000;
+
+/**
+ * The rollout engine (issue 5). Every piece of state is in PostgreSQL (waves, deadlines, soak ends,
+ * executions, the event cursor), so a restarted or newly elected leader simply carries on: a timer is
+ * a timestamp compared with now() on each tick. Only the leader (EngineLeadership) runs ticks.
+ */
+@Injectable()
+export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(RolloutEngine.name);
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private lastLeaderAttempt = 0;
+  private readonly lastJoin = new Map<string, number>();
+  private readonly ticks;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly leadership: EngineLeadership,
+    private readonly follower: JobEventFollower,
+    private readonly dispatcher: WaveDispatcher,
+    private readonly planner: RolloutPlanner,
+    private readonly audit: AuditService,
+    @Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort,
+    metrics: MetricsService,
+  ) {
+    this.ticks = metrics.counter('cowroot_rollout_engine_ticks_total', 'Rollout engine ticks run by this instance as leader');
+  }
+
+  onApplicationBootstrap(): void {
+    this.schedule(0);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+    await this.leadership.resign();
+  }
+
+  /** One engine pass now (tests, and the scheduled loop). */
+  async tick(): Promise<void> {
+    if (!this.leadership.isLeader) {
+      if (Date.now() - this.lastLeaderAttempt < LEADER_RETRY_MS) return;
+      this.lastLeaderAttempt = Date.now();
+      if (!(await this.leadership.ensure())) return;
+      await this.resendUndelivered();
+    } else if (!(await this.leadership.ensure())) {
+      return;
+    }
+    this.ticks.inc();
+    await this.follower.followOnce();
+    await this.expireDeadlines();
+    const rollouts = (await this.dataSource.query(`SELECT * FROM rollouts WHERE status = ANY ($1::text[]) ORDER BY created_at`, [
+      ACTIVE_ROLLOUT_STATUSES,
+    ])) as RolloutRow[];
+    for (const rollout of rollouts) {
+      try {
+        await this.step(rollout);
+      } catch (error) {
+        this.logger.error(`rolloutId=${rollout.id} engine step failed: ${(error as Error).stack ?? error}`);
+      }
+    }
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.tick()
+        .catch((error: Error) => this.logger.error(`engine tick failed: ${error.stack ?? error.message}`))
+        .finally(() => {
+          this.running = null;
+          this.schedule(ENGINE_TICK_MS);
+        });
+    }, delay);
+  }
+
+  /**
+   * A new leader re-publishes the engine's commands that no device acknowledged: the previous leader may
+   * have committed them and died before publishing. The agent runs a command id at most once.
+   */
+  private async resendUndelivered(): Promise<void> {
+    const rows = (await this.dataSource.query(
+      `SELECT DISTINCT c.device_id FROM device_commands c
+        WHERE c.status IN ('queued', 'sent')
+          AND (EXISTS (SELECT 1 FROM rollout_executions x WHERE x.command_id = c.id OR x.revert_command_id = c.id)
+               OR EXISTS (SELECT 1 FROM rollback_devices r WHERE r.command_id = c.id))`,
+    )) as { device_id: string }[];
+    for (const row of rows) await this.commands.resendUndelivered(row.device_id).catch(() => 0);
+    if (rows.length) this.logger.log(`re-sent unacknowledged rollout commands to ${rows.length} device(s)`);
+  }
+
+  /** In-flight executions past their wave timeout become timed-out (a later device outcome still wins). */
+  private async expireDeadlines(): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      const expired = returningRows<{ id: string; rollout_id: string; device_id: string; attempt: number; from_state: string; command_id: string; failure_reason: string }>(await manager.query(
+        `WITH due AS (
+           SELECT id, state FROM rollout_executions
+            WHERE state = ANY ($1::text[]) AND deadline_at < now()
+            FOR UPDATE SKIP LOCKED
+         )
+         UPDATE rollout_executions x
+            SET state = $2, finished_at = now(), updated_at = now(),
+                failure_reason = 'no confirmation within the wave timeout (last state: ' || due.state || ')'
+           FROM due WHERE x.id = due.id
+         RETURNING x.id, x.rollout_id, x.device_id, x.attempt, due.state AS from_state, x.command_id, x.failure_reason`,
+        [IN_FLIGHT_STATES, ExecutionState.TimedOut],
+      ));
+      if (expired.length === 0) return;
+      await manager.query(
+        `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail)
+         SELECT u.id, u.attempt, u.from_state, $1, u.command_id, jsonb_build_object('reason', 'wave timeout')
+           FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[]) AS u(id, attempt, from_state, command_id)`,
+        [ExecutionState.TimedOut, expired.map((e) => e.id), expired.map((e) => e.attempt), expired.map((e) => e.from_state), expired.map((e) => e.command_id)],
+      );
+      await recordAuditInChunks(
+        this.audit,
+        manager,
+        expired.map((e) => ({
+          actor: ROLLOUT_ENGINE_ACTOR,
+          action: 'rollout.execution.timed-out',
+          subjectType: 'device',
+          subjectId: e.device_id,
+          before: { state: e.from_state },
+          after: { rolloutId: e.rollout_id, executionId: e.id, attempt: e.attempt, state: ExecutionState.TimedOut, commandId: e.command_id },
+          reason: e.failure_reason,
+        })),
+      );
+    });
+  }
+
+  private async step(snapshot: RolloutRow): Promise<void> {
+    if (snapshot.continuous && snapshot.status !== RolloutStatus.Aborted) await this.joinNewDevices(snapshot);
+    if (snapshot.status === RolloutStatus.Aborted) {
+      await this.sendReverts(snapshot.id);
+      return;
+    }
+    if (snapshot.status !== RolloutStatus.Running) return;
+    const dispatchable = await this.dataSource.transaction(async (manager) => {
+      const [rollout] = (await manager.query(`SELECT * FROM rollouts WHERE id = $1 FOR UPDATE`, [snapshot.id])) as RolloutRow[];
+      if (rollout.status !== RolloutStatus.Running) return false;
+      if (await this.applyAbortRules(manager, rollout)) return false;
+      return this.advanceWaves(manager, rollout);
+    });
+    if (dispatchable) {
+      const [rollout] = (await this.dataSource.query(`SELECT * FROM rollouts WHERE id = $1`, [snapshot.id])) as RolloutRow[];
+      await this.dispatcher.dispatchNext(rollout);
+    }
+    const [after] = (await this.dataSource.query(`SELECT status FROM rollouts WHERE id = $1`, [snapshot.id])) as RolloutRow[];
+    if (after.status === RolloutStatus.Aborted) await this.sendReverts(snapshot.id);
+  }
+
+  private async joinNewDevices(rollout: RolloutRow): Promise<void> {
+    const last = this.lastJoin.get(rollout.id) ?? 0;
+    if (Date.now() - last < JOIN_EVERY_MS) return;
+    this.lastJoin.set(rollout.id, Date.now());
+    await this.dataSource.transaction(async (manager) => {
+      const [{ waves }] = (await manager.query(`SELECT count(*)::int AS waves FROM rollout_waves WHERE rollout_id = $1`, [rollout.id])) as {
+        waves: number;
+      }[];
+      const joined = await this.planner.joinNewDevices(manager, {
+        rolloutId: rollout.id,
+        selector: rollout.selector,
+        releaseRef: `${rollout.release_name}@${rollout.release_version}`,
+        waves: [],
+        randomize: rollout.randomize,
+        lastWave: waves - 1,
+      });
+      if (joined.length === 0) return;
+      await this.audit.record(
+        {
+          actor: ROLLOUT_ENGINE_ACTOR,
+          action: 'rollout.devices-joined',
+          subjectType: 'rollout',
+          subjectId: rollout.id,
+          after: { count: joined.length, wave: waves - 1, devices: joined.slice(0, 100) },
+          reason: 'continuous mode: devices newly matching the selector',
+        },
+        manager,
+      );
+    });
+  }
+
+  private async countStates(manager: EntityManager, rolloutId: string, waveIndex?: number): Promise<StateCounts> {
+    const rows = (await manager.query(
+      `SELECT state, count(*)::int AS n FROM rollout_executions WHERE rollout_id = $1 AND ($2::int IS NULL OR wave_index = $2) GROUP BY state`,
+      [rolloutId, waveIndex ?? null],
+    )) as { state: ExecutionState; n: number }[];
+    return Object.fromEntries(rows.map((row) => [row.state, row.n]));
+  }
+
+  /** @returns true when a rule fired (the rollout is no longer running) */
+  private async applyAbortRules(manager: EntityManager, rollout: RolloutRow): Promise<boolean> {
+    if (rollout.abort_rules.length === 0) return false;
+    const trigger = evaluateAbortRules(rollout.abort_rules, await this.countStates(manager, rollout.id), rollout.abort_fired);
+    if (!trigger) return false;
+    const fired = { ...rollout.abort_fired, [String(trigger.ruleIndex)]: trigger.failures };
+    const revert = trigger.rule.action === AbortAction.Revert;
+    await manager.query(
+      `UPDATE rollouts SET status = $2, status_reason = $3, abort_fired = $4, updated_at = now(), finished_at = CASE WHEN $5 THEN now() END WHERE id = $1`,
+      [rollout.id, revert ? RolloutStatus.Aborted : RolloutStatus.Paused, trigger.reason, fired, revert],
+    );
+    const canceled = revert ? await this.cancelQueued(manager, rollout.id, 'rollout aborted by an abort rule') : 0;
+    await this.audit.record(
+      {
+        actor: ROLLOUT_ENGINE_ACTOR,
+        action: revert ? 'rollout.aborted' : 'rollout.paused',
+        subjectType: 'rollout',
+        subjectId: rollout.id,
+        before: { status: rollout.status },
+        after: { status: revert ? RolloutStatus.Aborted : RolloutStatus.Paused, rule: trigger.rule, failures: trigger.failures, executed: trigger.executed, canceled },
+        reason: trigger.reason,
+      },
+      manager,
+    );
+    this.logger.warn(`rolloutId=${rollout.id} ${trigger.reason}`);
+    return true;
+  }
+
+  /** Executions not dispatched yet are canceled (set-based). @returns how many */
+  async cancelQueued(manager: EntityManager, rolloutId: string, reason: string): Promise<number> {
+    const rows = returningRows<{ id: string; attempt: number }>(await manager.query(
+      `UPDATE rollout_executions SET state = $2, failure_reason = $3, finished_at = now(), updated_at = now()
+        WHERE rollout_id = $1 AND state = $4 RETURNING id, attempt`,
+      [rolloutId, ExecutionState.Canceled, reason, ExecutionState.Queued],
+    ));
+    if (rows.length > 0) {
+      await manager.query(
+        `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, detail)
+         SELECT u.id, u.attempt, $1, $2, jsonb_build_object('reason', $3::text) FROM unnest($4::uuid[], $5::int[]) AS u(id, attempt)`,
+        [ExecutionState.Queued, ExecutionState.Canceled, reason, rows.map((r) => r.id), rows.map((r) => r.attempt)],
+      );
+    }
+    return rows.length;
+  }
+
+  /** Moves the current wave through its states. @returns whether devices may be dispatched now */
+  private async advanceWaves(manager: EntityManager, rollout: RolloutRow): Promise<boolean> {
+    const waves = (await manager.query(`SELECT * FROM rollout_waves WHERE rollout_id = $1 ORDER BY index`, [rollout.id])) as WaveRow[];
+    let current = rollout.current_wave;
+    const record = (action: string, after: Record<string, unknown>, reason?: string) =>
+      this.audit.record({ actor: ROLLOUT_ENGINE_ACTOR, action, subjectType: 'rollout', subjectId: rollout.id, after, reason }, manager);
+    const setWave = (index: number, fields: string, params: unknown[]) =>
+      manager.query(`UPDATE rollout_waves SET ${fields} WHERE rollout_id = $1 AND index = $2`, [rollout.id, index, ...params]);
+    for (;;) {
+      const wave = waves[current];
+      switch (wave.status) {
+        case WaveStatus.Pending:
+        case WaveStatus.AwaitingApproval:
+          if (wave.requires_approval && !wave.approved_at) {
+            if (wave.status === WaveStatus.Pending) {
+              await setWave(current, `status = $3`, [WaveStatus.AwaitingApproval]);
+              await record('rollout.wave.awaiting-approval', { wave: current });
+            }
+            return false;
+          }
+          await setWave(current, `status = $3, started_at = now()`, [WaveStatus.Running]);
+          wave.status = WaveStatus.Running;
+          await record('rollout.wave.started', { wave: current, approvedBy: wave.approved_by });
+          return true;
+        case WaveStatus.Running: {
+          const [{ unfinished }] = (await manager.query(
+            `SELECT count(*)::int AS unfinished FROM rollout_executions WHERE rollout_id = $1 AND wave_index < $2 AND state = ANY ($3::text[])`,
+            [rollout.id, current, [ExecutionState.Queued, ...IN_FLIGHT_STATES]],
+          )) as { unfinished: number }[];
+          const verdict = evaluateWave(await this.countStates(manager, rollout.id, current), wave.success_percent);
+          if (!verdict.done || unfinished > 0) return true;
+          if (verdict.succeeded) {
+            await setWave(current, `status = $3, soak_until = now() + make_interval(secs => $4), verdict = $5`, [
+              WaveStatus.Soaking,
+              wave.soak_seconds,
+              verdict,
+            ]);
+            await record('rollout.wave.succeeded', { wave: current, ...verdict, soakSeconds: wave.soak_seconds });
+            wave.status = WaveStatus.Soaking;
+            wave.soak_until = new Date(Date.now() + wave.soak_seconds * 1000);
+            if (wave.soak_seconds > 0) return false;
+            continue;
+          }
+          const reason = `wave ${current + 1} missed its success criterion: ${verdict.confirmed} of ${verdict.considered} confirmed, ${verdict.requiredConfirmed} (${wave.success_percent}%) required`;
+          await setWave(current, `status = $3, finished_at = now(), verdict = $4`, [WaveStatus.Failed, verdict]);
+          await manager.query(`UPDATE rollouts SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1`, [
+            rollout.id,
+            RolloutStatus.Paused,
+            reason,
+          ]);
+          await record('rollout.wave.failed', { wave: current, ...verdict }, reason);
+          await record('rollout.paused', { status: RolloutStatus.Paused }, reason);
+          return false;
+        }
+        case WaveStatus.Soaking: {
+          const [{ over }] = (await manager.query(`SELECT $1::timestamptz <= now() AS over`, [wave.soak_until])) as { over: boolean }[];
+          if (!over) return false;
+          await setWave(current, `status = $3, finished_at = now()`, [WaveStatus.Succeeded]);
+          wave.status = WaveStatus.Succeeded;
+          if (current + 1 < waves.length) {
+            current += 1;
+            await manager.query(`UPDATE rollouts SET current_wave = $2, updated_at = now() WHERE id = $1`, [rollout.id, current]);
+            continue;
+          }
+          if (!rollout.continuous) {
+            await manager.query(`UPDATE rollouts SET status = $2, status_reason = NULL, finished_at = now(), updated_at = now() WHERE id = $1`, [
+              rollout.id,
+              RolloutStatus.Completed,
+            ]);
+            await record('rollout.completed', { counts: await this.countStates(manager, rollout.id) });
+            return false;
+          }
+          return true;
+        }
+        case WaveStatus.Succeeded:
+          // only the last wave of a continuous rollout stays here: newcomers are dispatched as they join
+          return rollout.continuous && current === waves.length - 1;
+        case WaveStatus.Failed:
+          return false;
+      }
+    }
+  }
+
+  /** Revert rule: every device that confirmed this release in this rollout switches back to where it came from. */
+  private async sendReverts(rolloutId: string): Promise<void> {
+    const published: StoredCommand[] = [];
+    await this.dataSource.transaction(async (manager) => {
+      const rows = (await manager.query(
+        `SELECT id, device_id, attempt, from_snapshot FROM rollout_executions
+          WHERE rollout_id = $1 AND state = $2 AND revert_state IS NULL FOR UPDATE`,
+        [rolloutId, ExecutionState.Confirmed],
+      )) as { id: string; device_id: string; attempt: number; from_snapshot: string | null }[];
+      const audit: AuditEntryInput[] = [];
+      for (const row of rows) {
+        let command: StoredCommand | null = null;
+        let failure: string | null = null;
+        if (!row.from_snapshot) failure = 'the snapshot the device came from is unknown';
+        else {
+          try {
+            command = await this.commands.record(
+              manager,
+              row.device_id,
+              { type: CommandType.Switch, snapshot: row.from_snapshot, reboot: { mode: RebootMode.Now } },
+              ROLLOUT_ENGINE_ACTOR,
+            );
+          } catch (error) {
+            failure = (error as Error).message;
+          }
+        }
+        await manager.query(`UPDATE rollout_executions SET revert_command_id = $2, revert_state = $3, updated_at = now() WHERE id = $1`, [
+          row.id,
+          command?.id ?? null,
+          command ? ExecutionState.Notified : ExecutionState.Failed,
+        ]);
+        await manager.query(
+          `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail) VALUES ($1, $2, $3, $3, $4, $5)`,
+          [row.id, row.attempt, ExecutionState.Confirmed, command?.id ?? null, { revert: command ? 'sent' : 'impossible', toSnapshot: row.from_snapshot, reason: failure }],
+        );
+        audit.push({
+          actor: ROLLOUT_ENGINE_ACTOR,
+          action: command ? 'rollout.execution.revert-sent' : 'rollout.execution.revert-failed',
+          subjectType: 'device',
+          subjectId: row.device_id,
+          after: { rolloutId, executionId: row.id, commandId: command?.id ?? null, toSnapshot: row.from_snapshot },
+          reason: failure ?? 'rollout aborted by a revert rule: switching back without a download',
+        });
+        if (command) published.push(command);
+      }
+      await recordAuditInChunks(this.audit, manager, audit);
+    });
+    for (const command of published) await this.commands.publish(command).catch(() => undefined);
+  }
+}

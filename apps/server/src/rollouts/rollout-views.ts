@@ -1,0 +1,153 @@
+import { ExecutionRow, RolloutRow, WaveRow } from './rollout-rows';
+import { StateCounts } from './wave-criterion';
+
+/** What the REST API answers about a rollout (and the CLI shows). */
+export interface RolloutView {
+  id: string;
+  name: string;
+  release: { name: string; version: string };
+  selector: unknown;
+  status: string;
+  statusReason: string | null;
+  currentWave: number;
+  continuous: boolean;
+  randomize: boolean;
+  dispatchPerMinute: number | null;
+  rebootMode: string;
+  abortRules: unknown[];
+  createdBy: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  total: number;
+  counts: StateCounts;
+  waves: WaveView[];
+}
+
+export interface WaveView {
+  index: number;
+  size: { kind: string; value: number };
+  successPercent: number;
+  timeoutSeconds: number;
+  soakSeconds: number;
+  requiresApproval: boolean;
+  status: string;
+  approvedBy: string | null;
+  approvedAt: string | null;
+  startedAt: string | null;
+  soakUntil: string | null;
+  finishedAt: string | null;
+  verdict: unknown;
+  total: number;
+  counts: StateCounts;
+}
+
+export interface ExecutionView {
+  id: string;
+  rolloutId: string;
+  deviceId: string;
+  wave: number;
+  state: string;
+  attempt: number;
+  commandId: string | null;
+  commandType: string | null;
+  artifact: { id: string | null; file: string | null; kind: string | null; bytes: number } | null;
+  fromSnapshot: string | null;
+  targetSnapshot: string | null;
+  failureReason: string | null;
+  dispatchedAt: string | null;
+  deadlineAt: string | null;
+  finishedAt: string | null;
+  revert: { commandId: string | null; state: string | null } | null;
+}
+
+export interface HistoryView {
+  at: string;
+  attempt: number;
+  from: string | null;
+  to: string;
+  eventId: string | null;
+  commandId: string | null;
+  detail: unknown;
+}
+
+const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+
+export function waveView(wave: WaveRow, counts: StateCounts): WaveView {
+  return {
+    index: wave.index,
+    size: { kind: wave.size_kind, value: wave.size_value },
+    successPercent: wave.success_percent,
+    timeoutSeconds: wave.timeout_seconds,
+    soakSeconds: wave.soak_seconds,
+    requiresApproval: wave.requires_approval,
+    status: wave.status,
+    approvedBy: wave.approved_by,
+    approvedAt: iso(wave.approved_at),
+    startedAt: iso(wave.started_at),
+    soakUntil: iso(wave.soak_until),
+    finishedAt: iso(wave.finished_at),
+    verdict: wave.verdict,
+    total: Object.values(counts).reduce((sum, n) => sum + (n ?? 0), 0),
+    counts,
+  };
+}
+
+export function rolloutView(rollout: RolloutRow, waves: WaveView[], counts: StateCounts): RolloutView {
+  return {
+    id: rollout.id,
+    name: rollout.name,
+    release: { name: rollout.release_name, version: rollout.release_version },
+    selector: rollout.selector,
+    status: rollout.status,
+    statusReason: rollout.status_reason,
+    currentWave: rollout.current_wave,
+    continuous: rollout.continuous,
+    randomize: rollout.randomize,
+    dispatchPerMinute: rollout.dispatch_per_minute,
+    rebootMode: rollout.reboot_mode,
+    abortRules: rollout.abort_rules,
+    createdBy: rollout.created_by_name,
+    createdAt: iso(rollout.created_at)!,
+    updatedAt: iso(rollout.updated_at)!,
+    finishedAt: iso(rollout.finished_at),
+    total: Object.values(counts).reduce((sum, n) => sum + (n ?? 0), 0),
+    counts,
+    waves,
+  };
+}
+
+export function executionView(row: ExecutionRow): ExecutionView {
+  return {
+    id: row.id,
+    rolloutId: row.rollout_id,
+    deviceId: row.device_id,
+    wave: row.wave_index,
+    state: row.state,
+    attempt: row.attempt,
+    commandId: row.command_id,
+    commandType: row.command_type,
+    artifact: row.command_id
+      ? { id: row.artifact_id, file: row.artifact_file, kind: row.artifact_kind, bytes: Number(row.artifact_bytes ?? 0) }
+      : null,
+    fromSnapshot: row.from_snapshot,
+    targetSnapshot: row.target_snapshot,
+    failureReason: row.failure_reason,
+    dispatchedAt: iso(row.dispatched_at),
+    deadlineAt: iso(row.deadline_at),
+    finishedAt: iso(row.finished_at),
+    revert: row.revert_state ? { commandId: row.revert_command_id, state: row.revert_state } : null,
+  };
+}
+
+export function historyView(row: { at: Date; attempt: number; from_state: string | null; to_state: string; event_id: string | null; command_id: string | null; detail: unknown }): HistoryView {
+  return {
+    at: iso(row.at)!,
+    attempt: row.attempt,
+    from: row.from_state,
+    to: row.to_state,
+    eventId: row.event_id,
+    commandId: row.command_id,
+    detail: row.detail,
+  };
+}

@@ -1,0 +1,286 @@
+import { JobEventType, PROTOCOL_VERSION, DeviceChannel, deviceTopic, encodeMessage } from '@cowroot/protocol';
+import { randomUUID } from 'node:crypto';
+import mqtt from 'mqtt';
+import { startTestServer, TestServer } from '../../test/start-test-server';
+import { SimOutcome } from '../../../../tools/fleet-sim/src/sim-outcome';
+import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
+import { committedSnapshot, provisionDevices, receivedSnapshot, seedRelease, waitFor } from './testing/rollout-fixtures';
+
+jest.setTimeout(90_000);
+
+describe('rollouts (real server, simulated devices over real MQTT)', () => {
+  let server: TestServer;
+  const devices: SimulatedDevice[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+
+  afterAll(async () => {
+    await Promise.all(devices.map((device) => device.stop()));
+    await server?.close();
+  });
+
+  async function api<T = Record<string, any>>(method: string, path: string, body?: unknown, expected = [200, 201]): Promise<T> {
+    const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!expected.includes(response.status)) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  async function fleet(specs: Parameters<typeof provisionDevices>[1], rebootMs = 100): Promise<SimulatedDevice[]> {
+    const created = await provisionDevices(server, specs, rebootMs);
+    devices.push(...created);
+    await Promise.all(created.map((device) => device.connect()));
+    // the state reports must be stored before a rollout plans with them
+    await waitFor(
+      async () => {
+        const rows = (await server.dataSource.query(`SELECT count(*)::int AS n FROM devices WHERE id = ANY ($1) AND booted_snapshot IS NOT NULL`, [
+          created.map((d) => d.id),
+        ])) as { n: number }[];
+        return rows[0].n === created.length;
+      },
+      10_000,
+      'state reports',
+    );
+    return created;
+  }
+
+  const rolloutStatus = (id: string, status: string) =>
+    waitFor(async () => {
+      const rollout = await api('GET', `/rollouts/${id}`);
+      return rollout.status === status ? rollout : null;
+    }, 45_000, `rollout ${id} ${status}`);
+
+  it('advances a canary that meets its criterion wave by wave to completion', async () => {
+    await seedRelease(server.dataSource, { name: 'canary-os', version: '2' });
+    await fleet(Array.from({ length: 6 }, (_, i) => ({ id: `canary-${i}`, tags: ['canary-fleet'] })));
+    const created = await api('POST', '/rollouts', {
+      name: 'canary ok',
+      release: { name: 'canary-os', version: '2' },
+      selector: { tags: ['canary-fleet'] },
+      waves: [
+        { count: 1, successPercent: 100, timeoutSeconds: 20, soakSeconds: 1 },
+        { percent: 50, successPercent: 100, timeoutSeconds: 20 },
+        { percent: 100, successPercent: 80, timeoutSeconds: 20 },
+      ],
+    });
+    expect(created.waves.map((w: { total: number }) => w.total)).toEqual([1, 2, 3]);
+    expect(created.counts).toEqual({ queued: 6 });
+
+    const done = await rolloutStatus(created.id, 'completed');
+    expect(done.counts).toEqual({ confirmed: 6 });
+    expect(done.waves.map((w: { status: string }) => w.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+
+    // wave by wave: nobody of a later wave got a command before the earlier wave had all its outcomes
+    const executions = (await api('GET', `/rollouts/${created.id}/executions`)).items as { wave: number; dispatchedAt: string; finishedAt: string; artifact: { kind: string } }[];
+    for (const later of executions) {
+      for (const earlier of executions.filter((e) => e.wave < later.wave)) {
+        expect(Date.parse(later.dispatchedAt)).toBeGreaterThanOrEqual(Date.parse(earlier.finishedAt));
+      }
+    }
+    expect(executions.every((e) => e.artifact.kind === 'full')).toBe(true);
+
+    const timeline = await api<Array<{ action: string; subjectType: string }>>('GET', `/rollouts/${created.id}/timeline`);
+    const actions = timeline.map((entry) => entry.action);
+    expect(actions.filter((a) => a === 'rollout.wave.started')).toHaveLength(3);
+    expect(actions.filter((a) => a === 'rollout.execution.dispatched')).toHaveLength(6);
+    expect(actions.filter((a) => a === 'rollout.execution.confirmed')).toHaveLength(6);
+    expect(actions[0]).toBe('rollout.created');
+    expect(actions[actions.length - 1]).toBe('rollout.completed');
+  });
+
+  it('stops a failing canary at the abort threshold with exact counts and switches confirmed devices back', async () => {
+    await seedRelease(server.dataSource, { name: 'bad-os', version: '2' });
+    const outcomes = [SimOutcome.Confirm, SimOutcome.HealthReject, SimOutcome.Confirm, SimOutcome.HealthReject];
+    const sims = await fleet(
+      Array.from({ length: 8 }, (_, i) => ({ id: `bad-${i}`, tags: ['bad-fleet'], outcome: outcomes[i] ?? SimOutcome.Confirm })),
+    );
+    const created = await api('POST', '/rollouts', {
+      name: 'canary bad',
+      release: { name: 'bad-os', version: '2' },
+      selector: { tags: ['bad-fleet'] },
+      randomize: false,
+      waves: [
+        { count: 4, successPercent: 100, timeoutSeconds: 20 },
+        { percent: 100, timeoutSeconds: 20 },
+      ],
+      abortRules: [{ kind: 'health-check', thresholdPercent: 50, minExecuted: 4, action: 'revert' }],
+    });
+    const aborted = await rolloutStatus(created.id, 'aborted');
+    expect(aborted.counts).toEqual({ confirmed: 2, 'rejected-by-health-check': 2, canceled: 4 });
+    expect(aborted.statusReason).toContain('2 of 4');
+
+    // the two devices that confirmed get a switch back to where they came from, without a download
+    await waitFor(
+      async () => {
+        const page = await api('GET', `/rollouts/${created.id}/executions?state=confirmed`);
+        return page.items.every((e: { revert: { state: string } | null }) => e.revert?.state === 'confirmed') ? page : null;
+      },
+      30_000,
+      'reverts confirmed',
+    );
+    for (const id of ['bad-0', 'bad-2']) {
+      expect(sims.find((d) => d.id === id)!.bootedSnapshot).toBe('factory');
+      const [{ types }] = (await server.dataSource.query(
+        `SELECT array_agg(type ORDER BY created_at) AS types FROM device_commands WHERE device_id = $1`,
+        [id],
+      )) as { types: string[] }[];
+      expect(types).toEqual(['install', 'switch']);
+    }
+    const untouched = (await server.dataSource.query(`SELECT count(*)::int AS n FROM device_commands WHERE device_id = ANY ($1)`, [
+      ['bad-4', 'bad-5', 'bad-6', 'bad-7'],
+    ])) as { n: number }[];
+    expect(untouched[0].n).toBe(0);
+    const rejected = await api('GET', `/rollouts/${created.id}/executions/bad-1`);
+    expect(rejected.state).toBe('rejected-by-health-check');
+    expect(rejected.history.map((h: { to: string }) => h.to)).toEqual(expect.arrayContaining(['queued', 'notified', 'rejected-by-health-check']));
+    const audit = await api('GET', `/audit?subjectType=device&subjectId=bad-1&action=rollout.execution.rejected-by-health-check`);
+    expect(audit.items).toHaveLength(1);
+    expect(audit.items[0].after).toMatchObject({ rolloutId: created.id, error: { code: 'HEALTH_CHECK_FAILED' } });
+  });
+
+  it('pauses on a pause rule and resumes to completion', async () => {
+    await seedRelease(server.dataSource, { name: 'pause-os', version: '2' });
+    await fleet(
+      Array.from({ length: 4 }, (_, i) => ({ id: `pause-${i}`, tags: ['pause-fleet'], outcome: i === 0 ? SimOutcome.BootloaderFallback : SimOutcome.Confirm })),
+    );
+    const created = await api('POST', '/rollouts', {
+      name: 'pause rule',
+      release: { name: 'pause-os', version: '2' },
+      selector: { tags: ['pause-fleet'] },
+      randomize: false,
+      waves: [{ count: 2, successPercent: 50, timeoutSeconds: 20 }, { percent: 100, timeoutSeconds: 20 }],
+      abortRules: [{ kind: 'bootloader', thresholdPercent: 50, minExecuted: 2, action: 'pause' }],
+    });
+    const paused = await rolloutStatus(created.id, 'paused');
+    expect(paused.counts).toEqual({ 'rolled-back-by-bootloader': 1, confirmed: 1, queued: 2 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await api('GET', `/rollouts/${created.id}`)).counts.queued).toBe(2);
+
+    await api('POST', `/rollouts/${created.id}/resume`, { reason: 'known flaky canary' });
+    const done = await rolloutStatus(created.id, 'completed');
+    expect(done.counts).toEqual({ 'rolled-back-by-bootloader': 1, confirmed: 3 });
+
+    // retry failed devices only: the fallen-back device is offered the release again
+    const retried = await api('POST', `/rollouts/${created.id}/retry-failed`, {});
+    expect(retried.counts).toMatchObject({ queued: 1, confirmed: 3 });
+  });
+
+  it('plans each device its artifact: incremental from a held parent, full after a local commit, a switch when it holds the release', async () => {
+    const v1 = await seedRelease(server.dataSource, { name: 'delta-os', version: '1' });
+    const other = randomUUID();
+    const v2 = await seedRelease(server.dataSource, { name: 'delta-os', version: '2', parents: [{ version: '1', snapshotUuid: v1.snapshotUuid }, { version: '0', snapshotUuid: other }] });
+    await fleet([
+      { id: 'delta-parent', tags: ['delta'], snapshots: [receivedSnapshot('delta-os-1', v1.snapshotUuid, { name: 'delta-os', version: '1' })] },
+      { id: 'delta-committed', tags: ['delta'], snapshots: [committedSnapshot('local-edit')] },
+      {
+        id: 'delta-holds',
+        tags: ['delta'],
+        snapshots: [committedSnapshot('local-edit'), receivedSnapshot('delta-os-2', v2.snapshotUuid, { name: 'delta-os', version: '2' })],
+      },
+    ]);
+    const created = await api('POST', '/rollouts', {
+      name: 'delta',
+      release: { name: 'delta-os', version: '2' },
+      selector: { tags: ['delta'] },
+      waves: [{ percent: 100, timeoutSeconds: 20 }],
+    });
+    const done = await rolloutStatus(created.id, 'completed');
+    expect(done.counts).toEqual({ confirmed: 3 });
+    const byDevice = async (id: string) => api('GET', `/rollouts/${created.id}/executions/${id}`);
+    const parent = await byDevice('delta-parent');
+    expect(parent.artifact).toMatchObject({ kind: 'incremental', file: 'delta-os-2.from-1.btrfs.zst', bytes: 5_000_000 });
+    expect(parent.artifact.id).toBe(v2.artifacts['delta-os-2.from-1.btrfs.zst']);
+    const committed = await byDevice('delta-committed');
+    expect(committed.artifact).toMatchObject({ kind: 'full', file: 'delta-os-2.full.btrfs.zst', bytes: 100_000_000 });
+    const holds = await byDevice('delta-holds');
+    expect(holds).toMatchObject({ commandType: 'switch', targetSnapshot: 'delta-os-2', artifact: { kind: null, bytes: 0 } });
+  });
+
+  it('continuous mode: a device registered later joins and is updated', async () => {
+    await seedRelease(server.dataSource, { name: 'cont-os', version: '2' });
+    await fleet([{ id: 'cont-0', tags: ['cont'] }, { id: 'cont-1', tags: ['cont'] }]);
+    const created = await api('POST', '/rollouts', {
+      name: 'continuous',
+      release: { name: 'cont-os', version: '2' },
+      selector: { tags: ['cont'] },
+      continuous: true,
+      waves: [{ percent: 100, timeoutSeconds: 20 }],
+    });
+    await waitFor(async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 2, 30_000, 'first two confirmed');
+    await fleet([{ id: 'cont-late', tags: ['cont'] }]);
+    const after = await waitFor(
+      async () => {
+        const rollout = await api('GET', `/rollouts/${created.id}`);
+        return rollout.counts.confirmed === 3 ? rollout : null;
+      },
+      30_000,
+      'late device confirmed',
+    );
+    expect(after.status).toBe('running');
+    const timeline = await api<Array<{ action: string; after: { devices?: string[] } }>>('GET', `/rollouts/${created.id}/timeline`);
+    expect(timeline.find((e) => e.action === 'rollout.devices-joined')?.after.devices).toEqual(['cont-late']);
+  });
+
+  it('counts duplicated, late and out-of-order events once', async () => {
+    await seedRelease(server.dataSource, { name: 'dup-os', version: '2' });
+    const [sim] = await provisionDevices(server, [{ id: 'dup-0', tags: ['dup'] }]);
+    // a hand-driven device: receives the command, then reports events in a hostile order
+    const credential = (sim as unknown as { options: { credential: string } }).options.credential;
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, { clientId: 'dup-0', username: 'dup-0', password: credential, reconnectPeriod: 0 });
+    try {
+      const commandIds: string[] = [];
+      client.on('message', (_topic, payload) => commandIds.push(JSON.parse(payload.toString()).commandId));
+      await client.subscribeAsync(deviceTopic('dup-0', DeviceChannel.Commands), { qos: 1 });
+      const created = await api('POST', '/rollouts', {
+        name: 'dup',
+        release: { name: 'dup-os', version: '2' },
+        selector: { deviceIds: ['dup-0'] },
+        waves: [{ count: 1, timeoutSeconds: 30 }],
+      });
+      const [commandId] = await waitFor(async () => (commandIds.length ? commandIds : null), 10_000, 'install command');
+      const event = (type: JobEventType, extra: Record<string, unknown> = {}, eventId = randomUUID()) =>
+        client.publishAsync(
+          deviceTopic('dup-0', DeviceChannel.Events),
+          encodeMessage({ v: PROTOCOL_VERSION, commandId, eventId, type, at: new Date().toISOString(), ...extra }),
+          { qos: 1 },
+        );
+      const confirmedId = randomUUID();
+      await event(JobEventType.Accepted);
+      await event(JobEventType.Confirmed, { snapshot: 'dup-os-2' }, confirmedId);
+      await event(JobEventType.Confirmed, { snapshot: 'dup-os-2' }, confirmedId); // QoS 1 redelivery
+      await event(JobEventType.Confirmed, { snapshot: 'dup-os-2' }); // the agent said it twice
+      await event(JobEventType.Staged, { snapshot: 'dup-os-2' }); // late
+      await event(JobEventType.Progress, { progress: { phase: 'download', bytesDone: 1 } }); // later still
+      await event(JobEventType.Failed, { error: { code: 'DOWNLOAD_FAILED', message: 'late nonsense' } });
+      const done = await rolloutStatus(created.id, 'completed');
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // let the engine see everything
+      expect((await api('GET', `/rollouts/${created.id}`)).counts).toEqual({ confirmed: 1 });
+      expect(done.waves[0].verdict).toMatchObject({ confirmed: 1, considered: 1 });
+      const execution = await api('GET', `/rollouts/${created.id}/executions/dup-0`);
+      expect(execution.history.map((h: { to: string }) => h.to)).toEqual(['queued', 'notified', 'confirmed']);
+      const audit = await api('GET', `/audit?subjectType=device&subjectId=dup-0&action=rollout.execution.*`);
+      expect(audit.items.map((e: { action: string }) => e.action).sort()).toEqual(['rollout.execution.confirmed', 'rollout.execution.dispatched']);
+    } finally {
+      await client.endAsync(true);
+    }
+  });
+
+  it('rolls a device back remotely to a snapshot it holds, with the outcome per device', async () => {
+    const [device] = await fleet([{ id: 'rb-0', tags: ['rb'], snapshots: [committedSnapshot('current'), committedSnapshot('older')] }, { id: 'rb-1', tags: ['rb'] }]);
+    const rollback = await api('POST', '/rollbacks', { tag: 'rb', snapshot: 'older', reason: 'field issue' });
+    expect(rollback.devices).toEqual([
+      expect.objectContaining({ deviceId: 'rb-0', snapshot: 'older', state: 'notified' }),
+      expect.objectContaining({ deviceId: 'rb-1', state: 'skipped', detail: 'snapshot older is not on the device' }),
+    ]);
+    await waitFor(async () => (await api('GET', `/rollbacks/${rollback.id}`)).devices[0].state === 'confirmed', 20_000, 'rollback confirmed');
+    expect(device.bootedSnapshot).toBe('older');
+    const audit = await api('GET', `/audit?subjectType=device&subjectId=rb-0&action=rollback.device.*`);
+    expect(audit.items.map((e: { action: string }) => e.action).sort()).toEqual(['rollback.device.confirmed', 'rollback.device.sent']);
+  });
+});

@@ -1,0 +1,35 @@
+import { Module } from '@nestjs/common';
+import { RollbacksController } from '../rollbacks/rollbacks.controller';
+import { RollbacksService } from '../rollbacks/rollbacks.service';
+import { ReleasesModule } from '../releases/releases.module';
+import { DispatcherCommandPort } from './dispatcher-command-port';
+import { EngineLeadership } from './engine-leadership.service';
+import { JobEventFollower } from './job-event-follower.service';
+import { ROLLOUT_COMMAND_PORT } from './rollout-command-port';
+import { RolloutEngine } from './rollout-engine.service';
+import { RolloutPlanner } from './rollout-planner.service';
+import { RolloutsController } from './rollouts.controller';
+import { RolloutsService } from './rollouts.service';
+import { WaveDispatcher } from './wave-dispatcher.service';
+
+/**
+ * Rollouts (waves, criteria, abort rules, revert, continuous mode, delta planning) and remote rollbacks.
+ * Commands go out through the devices feature's CommandDispatcher (DevicesModule is global); events come
+ * back through the job event table (JobEventFollower).
+ */
+@Module({
+  imports: [ReleasesModule],
+  controllers: [RolloutsController, RollbacksController],
+  providers: [
+    { provide: ROLLOUT_COMMAND_PORT, useClass: DispatcherCommandPort },
+    EngineLeadership,
+    JobEventFollower,
+    RolloutPlanner,
+    WaveDispatcher,
+    RolloutEngine,
+    RolloutsService,
+    RollbacksService,
+  ],
+  exports: [RolloutsService, RolloutEngine, RollbacksService],
+})
+export class RolloutsModule {}

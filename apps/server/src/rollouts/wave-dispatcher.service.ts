@@ -1,0 +1,274 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { CommandType, RebootMode, SnapshotInfo } from '@cowroot/protocol';
+import { DataSource, EntityManager } from 'typeorm';
+import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { DomainError } from '../common/domain-error';
+import type { CommandRequest } from '../devices/command-dispatcher.service';
+import { ArtifactPicker } from '../releases/artifact-picker';
+import { ArtifactUrlService } from '../releases/artifact-url.service';
+import { ReleaseArtifact } from '../releases/release-artifact.entity';
+import { Release } from '../releases/release.entity';
+import { ROLLOUT_ENGINE_ACTOR } from './engine-actor';
+import { ExecutionState } from './execution-state';
+import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
+import { RolloutRow } from './rollout-rows';
+import { recordAuditInChunks } from './audit-chunks';
+
+interface QueuedDevice {
+  id: string;
+  device_id: string;
+  wave_index: number;
+  attempt: number;
+  timeout_seconds: number;
+  device_status: string | null;
+  booted_snapshot: string | null;
+  snapshots: SnapshotInfo[] | null;
+}
+
+interface Dispatched {
+  executionId: string;
+  deviceId: string;
+  attempt: number;
+  timeoutSeconds: number;
+  command: StoredCommand;
+  commandType: CommandType;
+  artifact: ReleaseArtifact | null;
+  bytes: number;
+  choice: string;
+  fromSnapshot: string | null;
+  targetSnapshot: string | null;
+}
+
+interface Finished {
+  executionId: string;
+  deviceId: string;
+  attempt: number;
+  state: ExecutionState;
+  reason: string;
+}
+
+/** Most devices dispatched in one tick; a 10k wave goes out in one go. */
+export const MAX_DISPATCH_PER_TICK = 10_000;
+
+/**
+ * Sends the next queued devices of a running rollout their command: per device the artifact picker
+ * chooses (issue 5 delta planning) a switch to a snapshot the device already holds, an incremental stream
+ * whose parent it holds (received_uuid), or the full stream. Commands, execution updates, history and
+ * audit commit in one transaction; publishing happens after commit (a device that misses it gets it
+ * again when it subscribes, see CommandDispatcher).
+ */
+@Injectable()
+export class WaveDispatcher {
+  private readonly logger = new Logger(WaveDispatcher.name);
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort,
+    private readonly picker: ArtifactPicker,
+    private readonly urls: ArtifactUrlService,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** @returns how many devices got a command */
+  async dispatchNext(rollout: RolloutRow): Promise<number> {
+    const budget = await this.budget(rollout);
+    if (budget <= 0) return 0;
+    const published: StoredCommand[] = [];
+    const count = await this.dataSource.transaction(async (manager) => {
+      // an operator's pause or cancel that committed first wins; one that comes later waits for this batch
+      const [current] = (await manager.query(`SELECT status, current_wave FROM rollouts WHERE id = $1 FOR UPDATE`, [rollout.id])) as RolloutRow[];
+      if (current?.status !== 'running') return 0;
+      const queued = (await manager.query(
+        `SELECT x.id, x.device_id, x.wave_index, x.attempt, w.timeout_seconds,
+                d.status AS device_status, d.booted_snapshot, d.snapshots
+           FROM rollout_executions x
+           JOIN rollout_waves w ON w.rollout_id = x.rollout_id AND w.index = x.wave_index
+           LEFT JOIN devices d ON d.id = x.device_id
+          WHERE x.rollout_id = $1 AND x.state = $2 AND x.wave_index <= $3
+          ORDER BY x.wave_index, x.order_key
+          LIMIT $4
+          FOR UPDATE OF x`,
+        [rollout.id, ExecutionState.Queued, current.current_wave, budget],
+      )) as QueuedDevice[];
+      if (queued.length === 0) return 0;
+      const release = await manager.findOneByOrFail(Release, { id: rollout.release_id });
+      const artifacts = await manager.find(ReleaseArtifact, { where: { releaseId: release.id } });
+      const dispatched: Dispatched[] = [];
+      const finished: Finished[] = [];
+      for (const device of queued) {
+        const outcome = await this.commandFor(manager, rollout, release, artifacts, device);
+        if ('state' in outcome) finished.push(outcome);
+        else dispatched.push(outcome);
+      }
+      await this.markDispatched(manager, dispatched);
+      await this.markFinished(manager, finished);
+      await recordAuditInChunks(this.audit, manager, [
+        ...dispatched.map((d): AuditEntryInput => ({
+          actor: ROLLOUT_ENGINE_ACTOR,
+          action: 'rollout.execution.dispatched',
+          subjectType: 'device',
+          subjectId: d.deviceId,
+          after: {
+            rolloutId: rollout.id,
+            executionId: d.executionId,
+            attempt: d.attempt,
+            commandId: d.command.id,
+            commandType: d.commandType,
+            choice: d.choice,
+            artifact: d.artifact ? { id: d.artifact.id, file: d.artifact.file, kind: d.artifact.kind, sha256: d.artifact.sha256 } : null,
+            bytes: d.bytes,
+            fromSnapshot: d.fromSnapshot,
+            targetSnapshot: d.targetSnapshot,
+          },
+        })),
+        ...finished.map((f): AuditEntryInput => ({
+          actor: ROLLOUT_ENGINE_ACTOR,
+          action: `rollout.execution.${f.state}`,
+          subjectType: 'device',
+          subjectId: f.deviceId,
+          after: { rolloutId: rollout.id, executionId: f.executionId, attempt: f.attempt, state: f.state },
+          reason: f.reason,
+        })),
+      ]);
+      published.push(...dispatched.map((d) => d.command));
+      return queued.length;
+    });
+    await this.publishAll(published);
+    return count;
+  }
+
+  /** Devices per minute: what the last 60 s left of the allowance. */
+  private async budget(rollout: RolloutRow): Promise<number> {
+    if (!rollout.dispatch_per_minute) return MAX_DISPATCH_PER_TICK;
+    const [{ recent }] = (await this.dataSource.query(
+      `SELECT count(*)::int AS recent FROM rollout_executions WHERE rollout_id = $1 AND dispatched_at > now() - interval '60 seconds'`,
+      [rollout.id],
+    )) as { recent: number }[];
+    return Math.min(MAX_DISPATCH_PER_TICK, rollout.dispatch_per_minute - recent);
+  }
+
+  private async commandFor(
+    manager: EntityManager,
+    rollout: RolloutRow,
+    release: Release,
+    artifacts: ReleaseArtifact[],
+    device: QueuedDevice,
+  ): Promise<Dispatched | Finished> {
+    const finished = (state: ExecutionState, reason: string): Finished => ({
+      executionId: device.id,
+      deviceId: device.device_id,
+      attempt: device.attempt,
+      state,
+      reason,
+    });
+    if (device.device_status !== 'active') return finished(ExecutionState.Canceled, 'device is decommissioned');
+    const choice = this.picker.pick(release, artifacts, device.snapshots ?? []);
+    const reboot = { mode: rollout.reboot_mode ?? RebootMode.Now };
+    let request: CommandRequest;
+    let artifact: ReleaseArtifact | null = null;
+    let targetSnapshot: string | null = null;
+    switch (choice.type) {
+      case 'none':
+        return finished(ExecutionState.Failed, 'no artifact of the release applies to this device (no full stream, no held parent)');
+      case 'held':
+        // the device already has the release (e.g. after a fallback): offer it again without a download
+        request = { type: CommandType.Switch, snapshot: choice.snapshotId, reboot };
+        targetSnapshot = choice.snapshotId;
+        break;
+      default:
+        artifact = choice.artifact;
+        request = { type: CommandType.Install, artifact: this.urls.offerFor(release, choice.artifact), reboot };
+    }
+    try {
+      const command = await this.commands.record(manager, device.device_id, request, ROLLOUT_ENGINE_ACTOR);
+      return {
+        executionId: device.id,
+        deviceId: device.device_id,
+        attempt: device.attempt,
+        timeoutSeconds: device.timeout_seconds,
+        command,
+        commandType: request.type,
+        artifact,
+        bytes: artifact?.size ?? 0,
+        choice: choice.type === 'incremental' ? `incremental from ${choice.parentSnapshotId}` : choice.type,
+        fromSnapshot: device.booted_snapshot,
+        targetSnapshot,
+      };
+    } catch (error) {
+      if (error instanceof DomainError) return finished(ExecutionState.Canceled, error.message);
+      throw error;
+    }
+  }
+
+  private async markDispatched(manager: EntityManager, dispatched: Dispatched[]): Promise<void> {
+    if (dispatched.length === 0) return;
+    const column = <T>(pick: (d: Dispatched) => T) => dispatched.map(pick);
+    await manager.query(
+      `UPDATE rollout_executions x
+          SET state = $1, command_id = u.command_id, command_type = u.command_type, artifact_id = u.artifact_id,
+              artifact_file = u.artifact_file, artifact_kind = u.artifact_kind, artifact_bytes = u.bytes,
+              from_snapshot = u.from_snapshot, target_snapshot = u.target_snapshot, failure_reason = NULL,
+              dispatched_at = now(), deadline_at = now() + make_interval(secs => u.timeout_seconds),
+              finished_at = NULL, updated_at = now()
+         FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::int[])
+              AS u(id, command_id, command_type, artifact_id, artifact_file, artifact_kind, bytes, from_snapshot, target_snapshot, timeout_seconds)
+        WHERE x.id = u.id`,
+      [
+        ExecutionState.Notified,
+        column((d) => d.executionId),
+        column((d) => d.command.id),
+        column((d) => d.commandType),
+        column((d) => d.artifact?.id ?? null),
+        column((d) => d.artifact?.file ?? null),
+        column((d) => d.artifact?.kind ?? null),
+        column((d) => d.bytes),
+        column((d) => d.fromSnapshot),
+        column((d) => d.targetSnapshot),
+        column((d) => d.timeoutSeconds),
+      ],
+    );
+    await manager.query(
+      `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail)
+       SELECT u.id, u.attempt, $1, $2, u.command_id, jsonb_build_object('choice', u.choice, 'artifact', u.artifact_file, 'bytes', u.bytes)
+         FROM unnest($3::uuid[], $4::int[], $5::uuid[], $6::text[], $7::text[], $8::bigint[]) AS u(id, attempt, command_id, choice, artifact_file, bytes)`,
+      [
+        ExecutionState.Queued,
+        ExecutionState.Notified,
+        column((d) => d.executionId),
+        column((d) => d.attempt),
+        column((d) => d.command.id),
+        column((d) => d.choice),
+        column((d) => d.artifact?.file ?? null),
+        column((d) => d.bytes),
+      ],
+    );
+  }
+
+  private async markFinished(manager: EntityManager, finished: Finished[]): Promise<void> {
+    for (const f of finished) {
+      await manager.query(
+        `UPDATE rollout_executions SET state = $2, failure_reason = $3, finished_at = now(), updated_at = now() WHERE id = $1`,
+        [f.executionId, f.state, f.reason],
+      );
+      await manager.query(
+        `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5)`,
+        [f.executionId, f.attempt, ExecutionState.Queued, f.state, { reason: f.reason }],
+      );
+    }
+  }
+
+  /** QoS 1 publishes, a few at a time; a failed publish is re-sent when the device subscribes again. */
+  private async publishAll(commands: StoredCommand[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < commands.length) {
+        const command = commands[next++];
+        await this.commands.publish(command).catch((error: Error) =>
+          this.logger.warn(`deviceId=${command.deviceId} commandId=${command.id} publish failed, re-sent on resubscribe: ${error.message}`),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(32, commands.length) }, worker));
+  }
+}
