@@ -8,6 +8,7 @@ import { DevicesModule } from './devices/devices.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { ReleasesModule } from './releases/releases.module';
+import { RolloutsModule } from './rollouts/rollouts.module';
 
 @Module({})
 export class AppModule {
@@ -23,6 +24,7 @@ export class AppModule {
         HealthModule,
         ReleasesModule,
         DevicesModule,
+        RolloutsModule,
       ],
     };
   }

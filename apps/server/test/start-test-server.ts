@@ -6,7 +6,7 @@ import { DataSource } from 'typeorm';
 import { createApp } from '../src/bootstrap';
 import { ServerConfig } from '../src/config/server-config';
 import { MqttBrokerService } from '../src/mqtt/mqtt-broker.service';
-import { createTestDatabase } from './test-database';
+import { createTestDatabase, TestDatabase } from './test-database';
 
 export interface TestServer {
   app: INestApplication;
@@ -16,11 +16,19 @@ export interface TestServer {
   mqttPort: number;
   dataSource: DataSource;
   dataDir: string;
-  close(): Promise<void>;
+  /** the database this server uses; pass the server as `reuse` to start another one on it */
+  database: TestDatabase;
+  /** `keepData`: leave the database and data dir for a server started with `reuse` (which cleans up) */
+  close(options?: { keepData?: boolean }): Promise<void>;
 }
 
 export interface TestServerOptions {
   env?: Record<string, string>;
+  /**
+   * Start on the database, data dir and admin token of an earlier server (a restart: close that one with
+   * `keepData: true` first; with PostgreSQL it may also still run, as a second replica).
+   */
+  reuse?: Pick<TestServer, 'database' | 'dataDir' | 'adminToken'>;
 }
 
 /**
@@ -28,9 +36,9 @@ export interface TestServerOptions {
  * temp data dir. Always `await server.close()` in afterAll/afterEach.
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'cowroot-server-'));
-  const database = await createTestDatabase();
-  const adminToken = `test-admin-${Math.random().toString(36).slice(2)}-token`;
+  const dataDir = options.reuse?.dataDir ?? (await mkdtemp(join(tmpdir(), 'cowroot-server-')));
+  const database = options.reuse?.database ?? (await createTestDatabase());
+  const adminToken = options.reuse?.adminToken ?? `test-admin-${Math.random().toString(36).slice(2)}-token`;
   const config = ServerConfig.fromEnv({
     HTTP_HOST: '127.0.0.1',
     HTTP_PORT: '0',
@@ -57,10 +65,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       mqttPort,
       dataSource: handle.app.get(DataSource),
       dataDir,
-      async close() {
+      database,
+      async close(closeOptions: { keepData?: boolean } = {}) {
         try {
           await server.close();
         } finally {
+          if (closeOptions.keepData) return;
           await database.drop();
           await rm(dataDir, { recursive: true, force: true });
         }
