@@ -18,6 +18,10 @@ import { MqttBrokerService } from '../mqtt/mqtt-broker.service';
 import { CommandStatus, UNDELIVERED_STATUSES } from './command-status';
 import { DeviceCommand } from './device-command.entity';
 import { DeviceStatus } from './device.entity';
+import { recordAuditInChunks } from './audit-in-chunks';
+
+/** Commands per INSERT statement in recordMany(). */
+const INSERT_CHUNK = 1000;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -59,60 +63,97 @@ export class CommandDispatcher implements OnModuleInit {
    * transaction has committed; if the process dies in between, the next subscribe of the device sends it.
    */
   async record(manager: EntityManager, deviceId: string, request: CommandRequest, actor: Actor): Promise<DeviceCommand> {
-    // FOR SHARE: a concurrent decommission waits for this command, or this command sees it
-    const devices: Array<{ status: DeviceStatus }> = isDeviceId(deviceId)
-      ? await manager.query('SELECT status FROM devices WHERE id = $1 FOR SHARE', [deviceId])
-      : [];
-    if (devices.length === 0) throw new DomainError(DomainErrorCode.NotFound, `device ${deviceId} not found`);
-    if (devices[0].status !== DeviceStatus.Active) {
-      throw new DomainError(DomainErrorCode.Conflict, `device ${deviceId} is decommissioned`);
+    const [command] = await this.recordMany(manager, [{ deviceId, request }], actor);
+    return command;
+  }
+
+  /**
+   * record() for many devices with a fixed number of statements (a rollout wave): one lock query, one
+   * INSERT per 1000 commands, chunked audit inserts. All or nothing with the caller's transaction.
+   */
+  async recordMany(manager: EntityManager, items: Array<{ deviceId: string; request: CommandRequest }>, actor: Actor): Promise<DeviceCommand[]> {
+    if (items.length === 0) return [];
+    const ids = [...new Set(items.map((item) => item.deviceId))].filter((id) => isDeviceId(id)).sort();
+    // FOR SHARE: a concurrent decommission waits for these commands, or these commands see it
+    const devices: Array<{ id: string; status: DeviceStatus }> = await manager.query(
+      'SELECT id, status FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE',
+      [ids],
+    );
+    const statusOf = new Map(devices.map((device) => [device.id, device.status]));
+    const now = new Date();
+    const commands = items.map(({ deviceId, request }) => {
+      const status = statusOf.get(deviceId);
+      if (status === undefined) throw new DomainError(DomainErrorCode.NotFound, `device ${deviceId} not found`);
+      if (status !== DeviceStatus.Active) throw new DomainError(DomainErrorCode.Conflict, `device ${deviceId} is decommissioned`);
+      const message = this.envelope(request, now);
+      return manager.create(DeviceCommand, {
+        id: message.commandId as string,
+        deviceId,
+        type: request.type,
+        payload: message,
+        status: CommandStatus.Queued,
+        createdBy: actor.id,
+        createdByType: actor.type,
+        createdAt: now,
+        updatedAt: now,
+        lastEvent: null,
+      });
+    });
+    await this.checkCancelTargets(manager, items);
+    for (let i = 0; i < commands.length; i += INSERT_CHUNK) {
+      const rows = commands.slice(i, i + INSERT_CHUNK).map((command) => ({
+        id: command.id,
+        device_id: command.deviceId,
+        type: command.type,
+        payload: command.payload,
+      }));
+      await manager.query(
+        `INSERT INTO device_commands (id, device_id, type, payload, status, created_by, created_by_type, created_at, updated_at)
+         SELECT r.id, r.device_id, r.type, r.payload, $2, $3, $4, $5, $5
+           FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, device_id text, type text, payload jsonb)`,
+        [JSON.stringify(rows), CommandStatus.Queued, actor.id, actor.type, now],
+      );
     }
+    await recordAuditInChunks(
+      this.audit,
+      commands.map((command) => ({
+        actor,
+        action: 'device.command.sent',
+        subjectType: 'device',
+        subjectId: command.deviceId,
+        after: { commandId: command.id, type: command.type, command: command.payload },
+      })),
+      manager,
+    );
+    return commands;
+  }
+
+  /** Adds the envelope and validates against the protocol's class for the type: 400 when it does not fit. */
+  private envelope(request: CommandRequest, issuedAt: Date): Record<string, unknown> {
     const message = JSON.parse(
-      JSON.stringify({ ...request, v: PROTOCOL_VERSION, commandId: randomUUID(), issuedAt: new Date().toISOString() }),
+      JSON.stringify({ ...request, v: PROTOCOL_VERSION, commandId: randomUUID(), issuedAt: issuedAt.toISOString() }),
     ) as Record<string, unknown>;
     const commandClass = COMMAND_CLASSES[request.type as CommandType];
     const checked = commandClass ? validateAs<Command>(commandClass as new () => Command, message) : null;
     if (!checked?.ok) {
       throw new DomainError(DomainErrorCode.Invalid, `invalid ${request.type} command: ${checked?.message ?? 'unknown type'}`);
     }
-    if (request.type === CommandType.Cancel) {
-      const target = await manager.query('SELECT 1 FROM device_commands WHERE id = $1 AND device_id = $2', [
-        request.targetCommandId,
-        deviceId,
-      ]);
-      if (target.length === 0) {
-        throw new DomainError(DomainErrorCode.NotFound, `command ${request.targetCommandId} of device ${deviceId} not found`);
-      }
-    }
-    const now = new Date();
-    const command = manager.create(DeviceCommand, {
-      id: message.commandId as string,
-      deviceId,
-      type: request.type,
-      payload: message,
-      status: CommandStatus.Queued,
-      createdBy: actor.id,
-      createdByType: actor.type,
-      createdAt: now,
-      updatedAt: now,
-      lastEvent: null,
-    });
-    await manager.query(
-      `INSERT INTO device_commands (id, device_id, type, payload, status, created_by, created_by_type, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
-      [command.id, deviceId, command.type, message, command.status, actor.id, actor.type, now],
+    return message;
+  }
+
+  /** A cancel must name a command of the same device. */
+  private async checkCancelTargets(manager: EntityManager, items: Array<{ deviceId: string; request: CommandRequest }>): Promise<void> {
+    const cancels = items.flatMap(({ deviceId, request }) =>
+      request.type === CommandType.Cancel ? [{ deviceId, target: request.targetCommandId }] : [],
     );
-    await this.audit.record(
-      {
-        actor,
-        action: 'device.command.sent',
-        subjectType: 'device',
-        subjectId: deviceId,
-        after: { commandId: command.id, type: command.type, command: message },
-      },
-      manager,
+    if (cancels.length === 0) return;
+    const found: Array<{ id: string; device_id: string }> = await manager.query(
+      'SELECT id, device_id FROM device_commands WHERE id = ANY($1::uuid[])',
+      [cancels.map((cancel) => cancel.target)],
     );
-    return command;
+    const owner = new Map(found.map((row) => [row.id, row.device_id]));
+    const missing = cancels.find((cancel) => owner.get(cancel.target) !== cancel.deviceId);
+    if (missing) throw new DomainError(DomainErrorCode.NotFound, `command ${missing.target} of device ${missing.deviceId} not found`);
   }
 
   /** Publishes a stored command (QoS 1); `queued` becomes `sent` when the device has a live session. */
@@ -126,6 +167,24 @@ export class CommandDispatcher implements OnModuleInit {
       return this.dataSource.getRepository(DeviceCommand).findOneByOrFail({ id: command.id });
     }
     return command;
+  }
+
+  /**
+   * publish() for many stored commands (after the recording transaction committed): every message goes out
+   * through the broker, then one UPDATE marks those whose device had a live session as `sent`.
+   */
+  async publishMany(commands: DeviceCommand[]): Promise<number> {
+    const delivered: string[] = [];
+    for (const command of commands) {
+      if (await this.broker.publishCommand(command.deviceId, encodeMessage(command.payload))) delivered.push(command.id);
+    }
+    if (delivered.length > 0) {
+      await this.dataSource.query(
+        `UPDATE device_commands SET status = $2, updated_at = now() WHERE id = ANY($1::uuid[]) AND status = $3`,
+        [delivered, CommandStatus.Sent, CommandStatus.Queued],
+      );
+    }
+    return delivered.length;
   }
 
   /** Publishes, oldest first, every command of the device that it has not acknowledged yet. */

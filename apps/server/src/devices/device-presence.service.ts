@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { SYSTEM_ACTOR, deviceActor } from '../auth/actor';
 import { AuditService } from '../audit/audit.service';
+import { recordAuditInChunks } from './audit-in-chunks';
 import { KeyedSerialQueue } from './keyed-serial-queue';
 import { returningRows } from './returning-rows';
 
@@ -41,7 +42,8 @@ export class DevicePresenceService {
           WHERE online AND ($1::text[] IS NULL OR id = ANY($1::text[])) RETURNING id`,
         [onlyIds ?? null],
       );
-      await this.audit.recordMany(
+      await recordAuditInChunks(
+        this.audit,
         rows.map((row) => ({
           actor: SYSTEM_ACTOR,
           action: 'device.state.offline',

@@ -4,6 +4,7 @@ import { DeviceStateMessage } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { deviceActor } from '../auth/actor';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { recordAuditInChunks } from './audit-in-chunks';
 import { DeviceStatus } from './device.entity';
 import { ReportedState, judgeReport, stateFromReport, stateTransitions } from './device-state-rules';
 
@@ -158,7 +159,7 @@ export class DeviceStateWriter {
         [JSON.stringify(values)],
       );
     }
-    await this.audit.recordMany(audits, manager);
+    await recordAuditInChunks(this.audit, audits, manager);
     return outcomes;
   }
 }

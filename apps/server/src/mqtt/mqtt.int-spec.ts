@@ -1,9 +1,10 @@
-import { JobEventType, PROTOCOL_VERSION, parseCommand } from '@cowroot/protocol';
+import { CommandType, JobEventType, PROTOCOL_VERSION, parseCommand } from '@cowroot/protocol';
 import { IClientOptions, MqttClient, connectAsync } from 'mqtt';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { startTestServer, TestServer } from '../../test/start-test-server';
+import { CommandDispatcher, CommandRequest } from '../devices/command-dispatcher.service';
 
 const SNAPSHOT_UUID = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
 
@@ -348,5 +349,40 @@ describe('MQTT broker and device ingest', () => {
 
     const actions = await auditActions('mq-cmd');
     expect(actions).toEqual(expect.arrayContaining(['device.command.sent', 'device.command.accepted', 'device.command.staged']));
+  });
+
+  it('records a wave of commands in one transaction and publishes them together (rollout path)', async () => {
+    const dispatcher = server.app.get(CommandDispatcher);
+    const ids = ['mq-wave-0', 'mq-wave-1', 'mq-wave-2'];
+    const inboxes = new Map<string, string[]>();
+    for (const id of ids) {
+      const client = await connect(id, await provision(id));
+      await client.subscribeAsync(topic(id, 'commands'), { qos: 1 });
+      inboxes.set(id, []);
+      client.on('message', (_t, payload) => inboxes.get(id)!.push(JSON.parse(payload.toString()).commandId));
+    }
+    const actor = { type: 'system' as const, id: 'test', name: 'wave test' };
+    const items = ids.flatMap((deviceId) => [0, 1].map(() => ({ deviceId, request: { type: CommandType.Reboot } as CommandRequest })));
+    const commands = await server.dataSource.transaction((manager) => dispatcher.recordMany(manager, items, actor));
+    expect(commands).toHaveLength(6);
+    expect(await dispatcher.publishMany(commands)).toBe(6);
+    await eventually(async () => {
+      for (const id of ids) expect(inboxes.get(id)).toEqual(commands.filter((c) => c.deviceId === id).map((c) => c.id));
+    });
+    const statuses = await server.dataSource.query('SELECT status, count(*)::int AS n FROM device_commands WHERE id = ANY($1::uuid[]) GROUP BY 1', [
+      commands.map((c) => c.id),
+    ]);
+    expect(statuses).toEqual([{ status: 'sent', n: 6 }]);
+
+    // all or nothing: one decommissioned device fails the whole wave
+    await provision('mq-wave-gone');
+    await http().post('/api/v1/devices/mq-wave-gone/decommission').set(operator).send({ reason: 'test' }).expect(200);
+    const before = await server.dataSource.query('SELECT count(*)::int AS n FROM device_commands');
+    await expect(
+      server.dataSource.transaction((manager) =>
+        dispatcher.recordMany(manager, [...items, { deviceId: 'mq-wave-gone', request: { type: CommandType.Reboot } }], actor),
+      ),
+    ).rejects.toThrow(/mq-wave-gone is decommissioned/);
+    expect(await server.dataSource.query('SELECT count(*)::int AS n FROM device_commands')).toEqual(before);
   });
 });
