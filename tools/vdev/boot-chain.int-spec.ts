@@ -76,13 +76,16 @@ describePrivileged(
       device = await VirtualDevice.create(join(workDir, `device-${++scenario}`), artifacts);
     });
 
+    // COWROOT_VDEV_KEEP=1 keeps the work dir (serial logs, disks) for a look after the run
+    const keep = process.env.COWROOT_VDEV_KEEP === '1';
+
     afterEach(async () => {
-      // keep the serial logs of a failed scenario for a look; the disk image is the big part
-      await rm(device.disk, { force: true });
+      if (!keep) await rm(device.disk, { force: true });
     });
 
     afterAll(async () => {
-      if (workDir && existsSync(workDir)) await rm(workDir, { recursive: true, force: true });
+      if (keep) console.log(`virtual device work dir kept: ${workDir}`);
+      else if (workDir && existsSync(workDir)) await rm(workDir, { recursive: true, force: true });
     });
 
     /**

@@ -39,10 +39,11 @@ function parseKeyValues(text: string): Record<string, string> {
 /**
  * Builds (or takes from the cache, see build-artifacts.sh) u-boot and the guest packages, then assembles
  * the base disk in `workDir` from this checkout's boot.cmd, initramfs and guest agent. Cold: about a
- * minute (u-boot build, downloads); warm: a few seconds.
+ * minute (u-boot build, downloads); warm: a few seconds. `toolsDir` is this folder (a bundled caller
+ * passes it, __dirname being the bundle's).
  */
-export async function prepareVdevArtifacts(workDir: string): Promise<VdevArtifacts> {
-  const built = parseKeyValues(await run('bash', [join(__dirname, 'build-artifacts.sh')]));
+export async function prepareVdevArtifacts(workDir: string, toolsDir: string = __dirname): Promise<VdevArtifacts> {
+  const built = parseKeyValues(await run('bash', [join(toolsDir, 'build-artifacts.sh')]));
   const { u_boot_rom: uBootRom, u_boot_env: uBootInitialEnv, guest_root: guestRoot } = built;
   if (!uBootRom || !uBootInitialEnv || !guestRoot) {
     throw new Error(`build-artifacts.sh did not report its outputs: ${JSON.stringify(built)}`);
@@ -50,6 +51,6 @@ export async function prepareVdevArtifacts(workDir: string): Promise<VdevArtifac
   const switchInclude = join(workDir, 'switch-env.sh');
   await writeFile(switchInclude, renderSwitchEnvInclude());
   const baseDisk = join(workDir, 'base-disk.img');
-  await run('bash', [join(__dirname, 'make-disk.sh'), baseDisk, uBootInitialEnv, guestRoot, switchInclude]);
+  await run('bash', [join(toolsDir, 'make-disk.sh'), baseDisk, uBootInitialEnv, guestRoot, switchInclude]);
   return { uBootRom, uBootInitialEnv, guestRoot, baseDisk };
 }

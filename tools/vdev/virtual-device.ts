@@ -60,16 +60,38 @@ export class VirtualDevice {
     this.disk = join(dir, 'disk.img');
   }
 
+  /** A new device on a copy of the base disk. */
   static async create(dir: string, artifacts: VdevArtifacts): Promise<VirtualDevice> {
     await mkdir(dir, { recursive: true });
     const device = new VirtualDevice(dir, artifacts);
     await run('cp', ['--sparse=always', '--reflink=auto', artifacts.baseDisk, device.disk]);
-    const table = JSON.parse(await run('sfdisk', ['-J', device.disk])) as {
+    await device.readPartitionTable();
+    return device;
+  }
+
+  /** A device whose disk already exists in `dir` (kept from an earlier run). */
+  static async open(dir: string, artifacts: VdevArtifacts): Promise<VirtualDevice> {
+    const device = new VirtualDevice(dir, artifacts);
+    await device.readPartitionTable();
+    return device;
+  }
+
+  /** QEMU's arguments: TCG always (KVM is not usable here), no reboot (a reboot ends the run). */
+  qemuArgs(serial: string[]): string[] {
+    return [
+      '-accel', 'tcg', '-m', '512', '-no-reboot', '-nic', 'none', '-display', 'none',
+      ...serial,
+      '-bios', this.artifacts.uBootRom,
+      '-drive', `file=${this.disk},if=virtio,format=raw`,
+    ];
+  }
+
+  private async readPartitionTable(): Promise<void> {
+    const table = JSON.parse(await run('sfdisk', ['-J', this.disk])) as {
       partitiontable: { sectorsize?: number; partitions: { start: number; size: number }[] };
     };
     const sector = table.partitiontable.sectorsize ?? 512;
-    device.partitions = table.partitiontable.partitions.map((p) => ({ offset: p.start * sector, size: p.size * sector }));
-    return device;
+    this.partitions = table.partitiontable.partitions.map((p) => ({ offset: p.start * sector, size: p.size * sector }));
   }
 
   partition(number: 1 | 2 | 3): Partition {
@@ -101,12 +123,7 @@ export class VirtualDevice {
     // its own process group, so the power cut and the timeout kill QEMU and nothing else
     const qemu = spawn(
       'qemu-system-i386',
-      [
-        '-accel', 'tcg', '-m', '512', '-no-reboot', '-nic', 'none',
-        '-display', 'none', '-monitor', 'none', '-serial', 'stdio',
-        '-bios', this.artifacts.uBootRom,
-        '-drive', `file=${this.disk},if=virtio,format=raw`,
-      ],
+      this.qemuArgs(['-monitor', 'none', '-serial', 'stdio']),
       { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let log = '';
