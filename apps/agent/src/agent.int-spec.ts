@@ -227,4 +227,257 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     const rolledBack = await rig.waitForEvent(id, 'rolled-back');
     expect(rolledBack.rollback).toMatchObject({ by: 'health-check', check: 'server-reachable' });
   });
+  it('commits the rw workspace as a new snapshot, stages it, and a cancel withdraws the trial', async () => {
+    await writeFile(join(rig.pool, 'workspace', 'etc', 'local-change.conf'), 'tuned=yes\n');
+    const command = rig.command('commit', { snapshot: 'c1', label: 'field fix', reboot: { mode: 'window', window: { start: '03:00', end: '03:00' } } });
+    const id = command.commandId as string;
+    const rebootsBefore = await rig.rebootCount();
+    await rig.send(command);
+    // "03:00-03:00" is always open: the window reboot happens at once
+    await rig.waitForEvent(id, 'rebooting');
+    const staged = rig.events(id).find((e) => e.type === 'staged')!;
+    expect(staged.snapshot).toBe('c1');
+    await rig.waitFor('window reboot', async () => (await rig.rebootCount()) === rebootsBefore + 1);
+    const snapshot = await rig.store.get('c1');
+    expect(snapshot).toMatchObject({ origin: 'committed', readOnly: true, receivedUuid: null });
+    expect(await readFile(join(rig.pool, 'snapshots', 'c1', 'etc', 'local-change.conf'), 'utf8')).toBe('tuned=yes\n');
+    expect(await envNow()).toMatchObject({ trial: 'c1', state: 'requested' });
+
+    const cancel = rig.command('cancel', { targetCommandId: id });
+    await rig.send(cancel);
+    await rig.waitForEvent(cancel.commandId as string, 'completed');
+    await rig.waitForEvent(id, 'canceled');
+    expect(await envNow()).toMatchObject({ trial: '', state: '', current: 'r3' });
+    expect(rig.agent!.journal.trial).toBeNull();
+
+    // a window that is closed now: staged, the reboot waits (and survives an agent restart)
+    const now = new Date();
+    const hh = (h: number) => String((now.getHours() + h) % 24).padStart(2, '0');
+    const later = rig.command('switch', { snapshot: 'c1', reboot: { mode: 'window', window: { start: `${hh(2)}:00`, end: `${hh(3)}:00` } } });
+    const rebootsNow = await rig.rebootCount();
+    await rig.send(later);
+    await rig.waitForEvent(later.commandId as string, 'staged');
+    await rig.stopAgent();
+    await rig.startAgent();
+    expect(rig.agent!.journal.scheduledReboot).toMatchObject({ commandId: later.commandId });
+    expect(await rig.rebootCount()).toBe(rebootsNow);
+    const cancelLater = rig.command('cancel', { targetCommandId: later.commandId });
+    await rig.send(cancelLater);
+    await rig.waitForEvent(later.commandId as string, 'canceled');
+    expect(rig.agent!.journal.scheduledReboot).toBeNull();
+
+    const del = rig.command('delete', { snapshots: ['c1'] });
+    await rig.send(del);
+    await rig.waitForEvent(del.commandId as string, 'completed');
+    expect(await rig.store.get('c1')).toBeNull();
+    // the booted snapshot is refused
+    const delBooted = rig.command('delete', { snapshots: ['r3'] });
+    await rig.send(delBooted);
+    expect((await rig.waitForEvent(delBooted.commandId as string, 'failed')).error).toMatchObject({ code: ErrorCode.SnapshotInUse });
+  });
+
+  describe('bad input never harms the device', () => {
+    let rx: BuiltRelease;
+    // a release the device does not hold, so the install really downloads
+    let rxFull: Artifact;
+    let before: Awaited<ReturnType<typeof fingerprint>>;
+
+    async function fingerprint() {
+      const booted = await rig.store.get('r3');
+      return {
+        env: await rig.env.readAll(),
+        bootedUuid: booted?.uuid,
+        motd: await readFile(join(rig.pool, 'snapshots', 'r3', 'etc', 'motd'), 'utf8'),
+        snapshots: (await rig.store.list()).map((snapshot) => snapshot.id),
+      };
+    }
+
+    beforeAll(async () => {
+      rx = await rig.builder.build('rx', tree('x', { 'etc/motd': 'x\n', 'usr/lib/rx.bin': randomBytes(1024 * 1024) }), r1);
+      rxFull = await rig.artifact(rx, { version: 'rx' });
+    });
+
+    beforeEach(async () => {
+      before = await fingerprint();
+    });
+
+    afterEach(async () => {
+      expect(await fingerprint()).toEqual(before);
+      expect(await rig.stagingEntries()).toEqual([]);
+      rig.assertMessagesValid();
+    });
+
+    async function expectFailure(command: Record<string, unknown>, code: ErrorCode): Promise<Record<string, unknown>> {
+      await rig.send(command);
+      const failed = await rig.waitFor(`failed ${code}`, () =>
+        rig.events(command.commandId as string).find((e) => e.type === 'failed' || e.type === 'canceled' || e.type === 'staged'),
+      );
+      expect(failed.type).toBe('failed');
+      expect(failed.error).toMatchObject({ code });
+      return failed;
+    }
+
+    it('a truncated download (the server has fewer bytes than the manifest): SIZE_MISMATCH', async () => {
+      const cut = join(rig.dir, 'artifacts', 'rx-cut.zst');
+      await copyFile(rxFull.file, cut);
+      await truncate(cut, Math.floor(rxFull.size / 2));
+      const url = rig.http.serve('cut.zst', cut);
+      await expectFailure(rig.installCommand(rxFull, url, { snapshotId: 'bad-1' }), ErrorCode.SizeMismatch);
+    });
+
+    it('a signed stream that is itself truncated: RECEIVE_FAILED, partial receive removed', async () => {
+      const plain = await rig.artifact(rx, { compression: 'none', version: 'rx-truncated' });
+      const cut = join(rig.dir, 'artifacts', 'rx-truncated.stream');
+      await copyFile(plain.file, cut);
+      await truncate(cut, Math.floor(plain.size * 0.6));
+      const signed = await rig.artifact(rx, {
+        compression: 'none',
+        version: 'rx-truncated',
+        mutate: (m) => {
+          m.size = Math.floor(plain.size * 0.6);
+          m.sha256 = require('node:crypto').createHash('sha256').update(require('node:fs').readFileSync(cut)).digest('hex');
+        },
+      });
+      const url = rig.http.serve('rx-truncated.stream', cut);
+      await expectFailure(rig.installCommand(signed, url, { snapshotId: 'bad-2' }), ErrorCode.ReceiveFailed);
+    });
+
+    it('a corrupt compressed stream whose signed hash matches: RECEIVE_FAILED from zstd', async () => {
+      const good = await rig.artifact(rx, { version: 'rx-corrupt' });
+      const corrupt = join(rig.dir, 'artifacts', 'rx-corrupt.zst');
+      const data = await readFile(good.file);
+      for (let i = 64; i < data.length; i += 97) data[i] ^= 0xff;
+      await writeFile(corrupt, data);
+      const signed = await rig.artifact(rx, {
+        version: 'rx-corrupt',
+        mutate: (m) => {
+          m.sha256 = require('node:crypto').createHash('sha256').update(data).digest('hex');
+        },
+      });
+      const url = rig.http.serve('rx-corrupt.zst', corrupt);
+      await expectFailure(rig.installCommand(signed, url, { snapshotId: 'bad-3' }), ErrorCode.ReceiveFailed);
+    });
+
+    it('corrupt bytes on the wire: SHA256_MISMATCH before btrfs sees anything', async () => {
+      const corrupt = join(rig.dir, 'artifacts', 'rx-flipped.zst');
+      const data = await readFile(rxFull.file);
+      data[Math.floor(data.length / 2)] ^= 0x01;
+      await writeFile(corrupt, data);
+      const url = rig.http.serve('flipped.zst', corrupt);
+      await expectFailure(rig.installCommand(rxFull, url, { snapshotId: 'bad-4' }), ErrorCode.Sha256Mismatch);
+    });
+
+    it('a signed manifest with the wrong sha256: SHA256_MISMATCH', async () => {
+      const wrong = await rig.artifact(rx, { version: 'rx-wrong-sha', mutate: (m) => (m.sha256 = 'ab'.repeat(32)) });
+      const url = rig.http.serve('rx-wrong-sha.zst', wrong.file);
+      await expectFailure(rig.installCommand(wrong, url, { snapshotId: 'bad-5' }), ErrorCode.Sha256Mismatch);
+    });
+
+    it('unsigned, wrongly signed or tampered manifests: SIGNATURE_INVALID without a download', async () => {
+      const requests = rig.http.requests.length;
+      const url = rig.http.serve('r3.zst', incr3.file);
+      const garbage = rig.installCommand(incr3, url, { snapshotId: 'bad-6' });
+      (garbage.artifact as { signature: string }).signature = randomBytes(64).toString('base64');
+      await expectFailure(garbage, ErrorCode.SignatureInvalid);
+      await expectFailure(rig.installCommand(incr3, url, { snapshotId: 'bad-7', signWith: rig.otherKey.privateKey }), ErrorCode.SignatureInvalid);
+      const tampered = rig.installCommand(incr3, url, { snapshotId: 'bad-8' });
+      const manifest = JSON.parse(incr3.manifest.toString()) as Record<string, unknown>;
+      manifest.snapshotUuid = r1.uuid;
+      (tampered.artifact as { manifest: string }).manifest = Buffer.from(JSON.stringify(manifest)).toString('base64');
+      await expectFailure(tampered, ErrorCode.SignatureInvalid);
+      const empty = rig.installCommand(incr3, url, { snapshotId: 'bad-9' });
+      (empty.artifact as { signature: string }).signature = '';
+      await expectFailure(empty, ErrorCode.SignatureInvalid);
+      expect(rig.http.requests.length).toBe(requests);
+    });
+
+    it('an incremental stream whose parent the device does not hold: PARENT_MISSING before download', async () => {
+      const r4 = await rig.builder.build('r4', tree('4'), rx);
+      const orphan = await rig.artifact(r4, { parent: rx });
+      const requests = rig.http.requests.length;
+      const url = rig.http.serve('r4-from-rx.zst', orphan.file);
+      await expectFailure(rig.installCommand(orphan, url, { snapshotId: 'bad-10' }), ErrorCode.ParentMissing);
+      expect(rig.http.requests.length).toBe(requests);
+    });
+
+    it('a full disk while receiving: DISK_FULL', async () => {
+      const big = await rig.builder.build('big', tree('big', { 'var/zeros.bin': Buffer.alloc(96 * 1024 * 1024) }), r1);
+      const artifact = await rig.artifact(big, { version: 'big' });
+      expect(artifact.size).toBeLessThan(1024 * 1024); // zeros compress: the spool fits, the receive does not
+      const filler = join(rig.pool, 'filler.bin');
+      const free = await rig.store.freeBytes();
+      await rig.runner.run('fallocate', ['-l', String(Math.max(0, free - 40 * 1024 * 1024)), filler]);
+      try {
+        const url = rig.http.serve('big.zst', artifact.file);
+        await expectFailure(rig.installCommand(artifact, url, { snapshotId: 'bad-11' }), ErrorCode.DiskFull);
+      } finally {
+        await rm(filler, { force: true });
+        await rig.runner.run('btrfs', ['filesystem', 'sync', rig.pool]);
+      }
+    });
+
+    it('a server that vanishes mid-download: DOWNLOAD_FAILED after bounded retries', async () => {
+      const { ArtifactHttpServer } = await import('./testing/artifact-http-server');
+      const doomed = new ArtifactHttpServer('dev-agent-1', CREDENTIAL);
+      await doomed.listen();
+      try {
+        const url = doomed.serve('rx.zst', rxFull.file, { kind: 'vanish', afterBytes: Math.floor(rxFull.size / 3) });
+        const failed = await expectFailure(rig.installCommand(rxFull, url, { snapshotId: 'bad-12' }), ErrorCode.DownloadFailed);
+        expect((failed.error as { message: string }).message).toMatch(/attempts/);
+      } finally {
+        await doomed.close().catch(() => undefined);
+      }
+    });
+
+    it('a cancel stops a running download: canceled, staging cleaned', async () => {
+      const url = rig.http.serve('slow.zst', rxFull.file, { kind: 'throttle', bytesPerTick: 16 * 1024 });
+      const install = rig.installCommand(rxFull, url, { snapshotId: 'bad-13' });
+      await rig.send(install);
+      await rig.waitFor('download started', () => rig.events(install.commandId as string).find((e) => e.type === 'progress'));
+      const cancel = rig.command('cancel', { targetCommandId: install.commandId });
+      await rig.send(cancel);
+      const canceled = await rig.waitForEvent(install.commandId as string, 'canceled');
+      expect(canceled.error).toMatchObject({ code: ErrorCode.Canceled });
+      await rig.waitForEvent(cancel.commandId as string, 'completed');
+    });
+
+    it('malformed commands are answered when they name a command id, and never crash the agent', async () => {
+      await rig.send('this is not json');
+      await rig.send(Buffer.from([0xff, 0xfe, 0x00]));
+      await rig.send(JSON.stringify([1, 2, 3]));
+      const missing = rig.command('switch', { reboot: { mode: 'now' } });
+      await expectFailure(missing, ErrorCode.MalformedMessage);
+      const evil = rig.command('delete', { snapshots: ['../../etc'] });
+      await expectFailure(evil, ErrorCode.MalformedMessage);
+      const unknown = rig.command('format-disk');
+      await expectFailure(unknown, ErrorCode.UnknownCommand);
+      const future = { ...rig.command('reboot'), v: 99 };
+      await expectFailure(future, ErrorCode.UnsupportedProtocolVersion);
+      const noId = { v: 1, type: 'install', commandId: 'not-a-uuid' };
+      await rig.send(noId);
+      // still alive and answering
+      const probe = rig.command('delete', { snapshots: ['no-such-snapshot'] });
+      await expectFailure(probe, ErrorCode.SnapshotNotFound);
+      expect(rig.events().some((e) => e.commandId === 'not-a-uuid')).toBe(false);
+      expect(await rig.rebootCount()).toBeGreaterThan(0);
+    });
+  });
+
+  it('garbage-collects a partial receive and a download spool at start', async () => {
+    const stream = await rig.builder.send(r3, r2);
+    const cut = join(rig.dir, 'artifacts', 'partial.stream');
+    await copyFile(stream, cut);
+    await truncate(cut, 4096);
+    const partialDir = join(rig.pool, 'staging', 'r3.interrupted');
+    await rig.runner.run('mkdir', ['-p', partialDir]);
+    await rig.btrfs.receive(createReadStream(cut), partialDir).catch(() => undefined);
+    await writeFile(join(rig.pool, 'staging', `download-${randomUUID()}.part`), randomBytes(1000));
+    const listed = await rig.btrfs.listSubvolumes(rig.pool);
+    expect(listed.some((s) => s.path.startsWith('staging/'))).toBe(true);
+    await rig.stopAgent();
+    await rig.startAgent();
+    expect(await rig.stagingEntries()).toEqual([]);
+    expect((await rig.btrfs.listSubvolumes(rig.pool)).some((s) => s.path.startsWith('staging/'))).toBe(false);
+    expect(rig.logs.some((line) => line.includes('garbage collection done') && line.includes('staging/r3.interrupted'))).toBe(true);
+  });
 });

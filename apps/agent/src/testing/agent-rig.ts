@@ -319,7 +319,7 @@ export class AgentRig {
       const value = await probe();
       if (value) return value;
       if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(this.events().slice(-8))}\nlogs: ${this.logs.slice(-15).join('\n')}`);
+        throw new Error(`timed out waiting for ${what}; last events: ${JSON.stringify(this.events().slice(-3))}\nlast logs: ${this.logs.slice(-6).join('\n')}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
