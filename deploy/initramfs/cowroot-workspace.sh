@@ -21,9 +21,10 @@ cowroot_fail() {
   return 1
 }
 
-# cowroot_cmdline_arg NAME: prints the value of NAME=value from /proc/cmdline; fails when absent.
+# cowroot_cmdline_arg NAME: prints the value of NAME=value from the kernel command line; fails when
+# absent. COWROOT_CMDLINE names another file to read (tests).
 cowroot_cmdline_arg() {
-  for cowroot_arg in $(cat /proc/cmdline); do
+  for cowroot_arg in $(cat "${COWROOT_CMDLINE:-/proc/cmdline}"); do
     case "$cowroot_arg" in
       "$1="*) echo "${cowroot_arg#*=}"; return 0 ;;
     esac
