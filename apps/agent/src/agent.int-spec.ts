@@ -1,13 +1,13 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { chmod, readFile, rm, truncate, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AddressInfo, createServer as createNetServer } from 'node:net';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { ErrorCode, RebootMode } from '@cowroot/protocol';
 import { readSwitchEnv } from '@cowroot/device';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
-import { Artifact, AgentRig, CREDENTIAL } from './testing/agent-rig';
-import { BuiltRelease } from '../../../libs/device/src/testing/release-builder';
+import { Artifact, AgentRig, BuiltRelease, CREDENTIAL } from './testing/agent-rig';
+import { ArtifactHttpServer } from './testing/artifact-http-server';
 
 jest.setTimeout(180_000);
 
@@ -335,7 +335,7 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
         version: 'rx-truncated',
         mutate: (m) => {
           m.size = Math.floor(plain.size * 0.6);
-          m.sha256 = require('node:crypto').createHash('sha256').update(require('node:fs').readFileSync(cut)).digest('hex');
+          m.sha256 = createHash('sha256').update(readFileSync(cut)).digest('hex');
         },
       });
       const url = rig.http.serve('rx-truncated.stream', cut);
@@ -351,7 +351,7 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       const signed = await rig.artifact(rx, {
         version: 'rx-corrupt',
         mutate: (m) => {
-          m.sha256 = require('node:crypto').createHash('sha256').update(data).digest('hex');
+          m.sha256 = createHash('sha256').update(data).digest('hex');
         },
       });
       const url = rig.http.serve('rx-corrupt.zst', corrupt);
@@ -417,7 +417,6 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     });
 
     it('a server that vanishes mid-download: DOWNLOAD_FAILED after bounded retries', async () => {
-      const { ArtifactHttpServer } = await import('./testing/artifact-http-server');
       const doomed = new ArtifactHttpServer('dev-agent-1', CREDENTIAL);
       await doomed.listen();
       try {
