@@ -2,7 +2,7 @@ import { ArtifactKind, CommandType, DeviceChannel, deviceTopic, MANIFEST_FORMAT,
 import { describePrivileged, requireCommand, requireRoot } from '@cowroot/testing';
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, KeyObject, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { request as httpRequest, IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,7 +165,7 @@ async function counterValue(server: TestServer, name: string): Promise<number> {
   return match ? Number(match[1]) : 0;
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 15000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -586,10 +586,19 @@ describe('releases and artifacts (integration)', () => {
           agent: false,
         });
         req.on('error', () => resolve());
-        req.write(content.chunk(2), () => setTimeout(() => req.destroy(), 300));
+        req.write(content.chunk(2), () => {
+          // wait until part of this chunk is on the server's disk, then pull the plug
+          const partial = () => filesUnder(join(server.config.storageDir, 'incoming', 'resumable')).find((file) => file.endsWith('.part'));
+          waitFor(() => {
+            const file = partial();
+            return file !== undefined && statSync(file).size > 2 * MiB;
+          }, 'part of the second chunk on disk', 15000)
+            .then(() => req.destroy())
+            .catch(() => req.destroy());
+        });
       });
       let offset = 0;
-      for (let attempt = 0; attempt < 50; attempt++) {
+      for (let attempt = 0; attempt < 300; attempt++) {
         const status = await call(server, `${path}/upload`, { headers: admin });
         expect(status.status).toBe(200);
         offset = (JSON.parse(status.body.toString()) as { offset: number }).offset;
@@ -613,6 +622,28 @@ describe('releases and artifacts (integration)', () => {
       expect(whole.sha256).toBe(content.sha256());
       expect((await call(server, `${path}/upload`, { headers: admin })).status).toBe(404);
       expect(filesUnder(join(server.config.storageDir, 'incoming'))).toEqual([]);
+    });
+  });
+
+  describe('concurrent uploads', () => {
+    it('stores one of two simultaneous uploads of the same file and refuses the other without leftovers', async () => {
+      await createRelease('race', '1.0');
+      const size = 8 * MiB;
+      const content = new GeneratedStream(size);
+      const manifest = manifestBytes({ name: 'race', version: '1.0', file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
+      const upload = () =>
+        call(server, '/api/v1/releases/race/1.0/artifacts/full.btrfs.zst', {
+          method: 'PUT',
+          headers: uploadHeaders(manifest, { 'Content-Length': String(size) }),
+          body: streamOf(content),
+        });
+      const statuses = (await Promise.all([upload(), upload()])).map((reply) => reply.status).sort();
+      expect(statuses).toEqual([201, 409]);
+      const [{ id }] = (await server.dataSource.query(`SELECT id FROM releases WHERE name = 'race'`)) as { id: string }[];
+      expect(filesUnder(join(server.config.storageDir, 'releases', id))).toHaveLength(1);
+      expect(filesUnder(join(server.config.storageDir, 'incoming'))).toEqual([]);
+      const whole = await call(server, '/api/v1/releases/race/1.0/artifacts/full.btrfs.zst', { headers: admin, hashBody: true });
+      expect(whole.sha256).toBe(content.sha256());
     });
   });
 
@@ -678,7 +709,7 @@ describe('releases and artifacts (integration)', () => {
         health: null,
       };
       await mqttClient!.publishAsync(deviceTopic(deviceId, DeviceChannel.State), JSON.stringify(message), { qos: 1 });
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + 15000;
       for (;;) {
         const [row] = (await server.dataSource.query('SELECT booted_snapshot FROM devices WHERE id = $1', [deviceId])) as { booted_snapshot: string | null }[];
         if (row?.booted_snapshot === bootedSnapshot) return;
