@@ -16,7 +16,7 @@ import { parseUploadContentRange, UploadChunkRange } from './content-range';
 import { ByteLimitExceededError, writeStreamHashed } from './hashing-file-writer';
 import { ReleaseArtifact } from './release-artifact.entity';
 import { Release } from './release.entity';
-import { ReleasesService } from './releases.service';
+import { ARTIFACT_FILE_PATTERN, ReleasesService } from './releases.service';
 import { isUniqueViolation } from './unique-violation';
 
 /**
@@ -103,13 +103,15 @@ export class ArtifactUploadService {
   /** Where a resumable upload stands, or 404 when none is in progress. */
   async status(name: string, version: string, file: string): Promise<{ offset: number; size: number }> {
     const release = await this.releases.get(name, version);
-    const partial = await this.storage.readPartial(release.id, file);
+    const partial = ARTIFACT_FILE_PATTERN.test(file) ? await this.storage.readPartial(release.id, file) : null;
     if (!partial) throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
     return { offset: partial.offset, size: partial.size };
   }
 
   async abandon(name: string, version: string, file: string): Promise<void> {
     const release = await this.releases.get(name, version);
+    // the name becomes a path: only names a manifest could carry
+    if (!ARTIFACT_FILE_PATTERN.test(file)) throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
     if (this.chunksInFlight.has(`${release.id}/${file}`)) {
       throw new DomainError(DomainErrorCode.Conflict, `a chunk of ${file} is being received; abandon it after that request ends`);
     }

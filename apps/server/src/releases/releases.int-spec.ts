@@ -621,6 +621,10 @@ describe('releases and artifacts (integration)', () => {
       const whole = await call(server, path, { headers: admin, hashBody: true });
       expect(whole.sha256).toBe(content.sha256());
       expect((await call(server, `${path}/upload`, { headers: admin })).status).toBe(404);
+      // a file name is a path component only: encoded slashes never reach the filesystem
+      expect((await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape/upload', { headers: admin })).status).toBe(404);
+      expect((await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape/upload', { method: 'DELETE', headers: admin })).status).toBe(404);
+      expect((await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape', { headers: admin })).status).toBe(404);
       expect(filesUnder(join(server.config.storageDir, 'incoming'))).toEqual([]);
     });
   });

@@ -25,7 +25,8 @@ const isReleaseCursor = (value: unknown): value is ReleaseCursor =>
   typeof (value as ReleaseCursor).id === 'string' &&
   /^[0-9a-f-]{36}$/.test((value as ReleaseCursor).id);
 
-const ARTIFACT_FILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Artifact file names as the manifest allows them (docs/protocol.md §8): safe as a single path component. */
+export const ARTIFACT_FILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Releases and their artifact rows; uploads live in ArtifactUploadService. */
 @Injectable()
