@@ -11,6 +11,7 @@ import {
   bootloaderDecision,
   confirmTrial,
   readSwitchEnv,
+  rejectTrial,
   requestTrial,
   type EnvUpdate,
 } from '@cowroot/device';
@@ -177,6 +178,21 @@ describePrivileged(
       });
     }, 10 * MINUTE);
 
+    it('3b. trial rejected by Linux (failed health check): the next boot is the old snapshot, no u-boot write', async () => {
+      await device.writeEnv(requestTrial('2'));
+      const trial = await modelBoot(['reject'], rejectTrial('2'));
+      expectLinux(trial.record, '2', '1');
+      expect(trial.record.log).toContain('COWROOT-REJECTED 2');
+
+      const fallback = await modelBoot([], null);
+      expectLinux(fallback.record, '1', '0');
+      expect(protocolVars(fallback.after)).toEqual({
+        [ENV.current]: '1',
+        [ENV.result]: SwitchResult.HealthRejected,
+        [ENV.resultSnapshot]: '2',
+      });
+    }, 10 * MINUTE);
+
     it('4. trial snapshot with a broken kernel: fallback in the same boot, kernel-load-failed', async () => {
       await device.writeEnv(requestTrial('3'));
       const boot = await modelBoot([], null);
@@ -219,6 +235,17 @@ describePrivileged(
       const cut = await modelBoot([], null, { cutPowerOn: /cowroot: env saved[^\n]*\n/ });
       expect(cut.record.end).toBe('power-cut');
       expect(cut.after[ENV.state]).toBe('trying');
+
+      const fallback = await modelBoot([], null);
+      expectLinux(fallback.record, '1', '0');
+      expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+    }, 10 * MINUTE);
+
+    it('5d. the trial Linux hangs and the power is cut: the next boot falls back', async () => {
+      await device.writeEnv(requestTrial('2'));
+      const hung = await modelBoot(['hang'], null, { cutPowerOn: 'COWROOT-HANGING' });
+      expect(hung.record.end).toBe('power-cut');
+      expectLinux(hung.record, '2', '1');
 
       const fallback = await modelBoot([], null);
       expectLinux(fallback.record, '1', '0');

@@ -13,6 +13,9 @@ cache=${COWROOT_CACHE_DIR:-/var/cache/cowroot}/vdev
 fragment=$repo/uboot/qemu-x86-cowroot.config
 mkdir -p "$cache"
 log() { echo "[vdev-build] $*" >&2; }
+# one builder at a time per cache (the tests and a by-hand run may start together)
+exec 9>"$cache/.lock"
+flock 9
 
 # Host tools for the u-boot build and the disk assembly (python3 may be a pyenv shim: use /usr/bin).
 host_packages=(build-essential bc bison flex libssl-dev uuid-dev libgnutls28-dev swig python3-dev

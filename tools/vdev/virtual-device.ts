@@ -121,9 +121,10 @@ export class VirtualDevice {
     const logPath = join(this.dir, `serial-${started}.log`);
     const logFile = createWriteStream(logPath);
     // its own process group, so the power cut and the timeout kill QEMU and nothing else
+    // `timeout` too, so QEMU cannot outlive a crashed test runner by more than a minute
     const qemu = spawn(
-      'qemu-system-i386',
-      this.qemuArgs(['-monitor', 'none', '-serial', 'stdio']),
+      'timeout',
+      ['-s', 'KILL', String(Math.ceil(timeoutMs / 1000) + 60), 'qemu-system-i386', ...this.qemuArgs(['-monitor', 'none', '-serial', 'stdio'])],
       { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let log = '';
