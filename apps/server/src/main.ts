@@ -12,7 +12,8 @@ async function main(): Promise<void> {
     await server.close();
     throw error;
   }
-  logger.log(`REST API on http://${config.httpHost}:${config.httpPort} (docs at /docs)`);
+  const { port } = server.app.getHttpServer().address() as { port: number };
+  logger.log(`REST API on http://${config.httpHost}:${port} (docs at /docs)`);
   let closing = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {

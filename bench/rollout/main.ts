@@ -1,0 +1,151 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+import { Client } from 'pg';
+import { DeviceChannel, PROTOCOL_VERSION, deviceTopic, encodeMessage } from '@cowroot/protocol';
+import { FleetSimulator } from '../../tools/fleet-sim/src/fleet-simulator';
+import { startNode, stopChild } from './child-process';
+import { LoadClient, connectClients, publishLoad } from './publish-load';
+import { benchRolloutDispatch } from './rollout-dispatch';
+
+/**
+ * npm run bench:rollout — issue 5's benchmark, on this machine:
+ *  1. raw aedes QoS 1 throughput (bare broker in its own process): the baseline;
+ *  2. the cowroot server (own process, real PostgreSQL) with DEVICES simulated devices connected:
+ *     state reports per second, each acknowledged only after it is committed, and publish→commit p50/p99;
+ *  3. time to plan and dispatch one wave to every device.
+ * Env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_DEVICES (10000),
+ * BENCH_REPORTS (reports per device, 3).
+ */
+const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
+const REPORTS = Number(process.env.BENCH_REPORTS ?? 3);
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const root = resolve(__dirname, '../../../..'); // dist/bench/bench/rollout → repository
+
+function statePayload(deviceId: string, seq: number): Buffer {
+  return encodeMessage({
+    v: PROTOCOL_VERSION,
+    seq,
+    sentAt: new Date().toISOString(),
+    agentVersion: 'bench',
+    bootedSnapshot: 'factory',
+    trialBoot: false,
+    fallbackSnapshot: 'factory',
+    pendingTrial: null,
+    lastTrialResult: null,
+    snapshots: [],
+    health: null,
+    freeBytes: 1_000_000 + seq,
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function baseline(): Promise<{ perSecond: number; p99Ms: number }> {
+  const { child, value } = await startNode([join(root, 'bench/rollout/raw-aedes-broker.mjs')], {}, (line) =>
+    line.startsWith('{') ? (JSON.parse(line) as { port: number }) : undefined,
+  );
+  try {
+    const specs: LoadClient[] = Array.from({ length: DEVICES }, (_, i) => {
+      const id = `raw-${i}`;
+      return { id, topic: deviceTopic(id, DeviceChannel.State), payload: (seq) => statePayload(id, seq) };
+    });
+    const clients = await connectClients(`mqtt://127.0.0.1:${value.port}`, specs);
+    const result = await publishLoad(clients, specs, REPORTS);
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    return result;
+  } finally {
+    await stopChild(child);
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:rollout — ${DEVICES} devices, ${REPORTS} state reports each`);
+  const raw = await baseline();
+  console.log(`raw aedes QoS 1 (baseline):   ${raw.perSecond.toFixed(0)} msg/s, p99 ${raw.p99Ms.toFixed(1)} ms`);
+
+  const dbName = `cowroot_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const dbUrl = new URL(ADMIN_URL);
+  dbUrl.pathname = `/${dbName}`;
+  const mqttPort = await freePort();
+  const token = `bench-admin-${randomBytes(8).toString('hex')}`;
+  const server = await startNode(
+    [join(root, 'dist/apps/server/src/main.js')],
+    {
+      DATABASE_URL: dbUrl.toString(),
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: '0',
+      MQTT_HOST: '127.0.0.1',
+      MQTT_PORT: String(mqttPort),
+      COWROOT_ADMIN_TOKEN: token,
+      DATA_DIR: join(root, 'dist/bench-data', dbName),
+      LOG_LEVEL: 'log',
+    },
+    (line) => {
+      const http = /REST API on http:\/\/[^:]+:(\d+)/.exec(line);
+      return http ? Number(http[1]) : undefined;
+    },
+  );
+  let fleet: FleetSimulator | null = null;
+  try {
+    const httpUrl = `http://127.0.0.1:${server.value}`;
+    fleet = new FleetSimulator({ httpUrl, token, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, count: DEVICES, tags: ['bench'], idPrefix: 'bench' });
+    let t = Date.now();
+    await fleet.provision();
+    console.log(`provisioned ${DEVICES} devices in ${((Date.now() - t) / 1000).toFixed(1)} s (bulk API)`);
+    t = Date.now();
+    await fleet.connectAll();
+    console.log(`connected ${DEVICES} simulated devices in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+
+    const latencies: number[] = [];
+    t = Date.now();
+    await fleet.forAll(async (device) => {
+      for (let i = 0; i < REPORTS; i++) {
+        const t0 = process.hrtime.bigint();
+        await device.publishState();
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    });
+    const seconds = (Date.now() - t) / 1000;
+    latencies.sort((a, b) => a - b);
+    const perSecond = latencies.length / seconds;
+    const p99 = latencies[Math.floor(latencies.length * 0.99)];
+    const p50 = latencies[Math.floor(latencies.length * 0.5)];
+    const check = new Client({ connectionString: dbUrl.toString() });
+    await check.connect();
+    // connect() sent seq 0; the load sent 1..REPORTS: every device must hold its last one
+    const committed = await check.query(`SELECT count(*)::int AS n FROM devices WHERE state_seq = $1`, [REPORTS]);
+    await check.end();
+    console.log(
+      `cowroot ingest (committed):  ${perSecond.toFixed(0)} reports/s, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms publish→commit; ` +
+        `${committed.rows[0].n}/${DEVICES} devices hold their last report`,
+    );
+    console.log(`ratio ingest / raw aedes:    ${(perSecond / raw.perSecond).toFixed(3)} (goal: ≥ 5000 reports/s, p99 ≤ 1000 ms)`);
+
+    const dispatch = await benchRolloutDispatch({ httpUrl, token, fleet, devices: DEVICES });
+    console.log(`plan + dispatch of a ${DEVICES}-device wave: ${dispatch.seconds.toFixed(2)} s (goal ≤ 10 s)`);
+  } finally {
+    await fleet?.stopAll().catch(() => undefined);
+    await stopChild(server.child);
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+  }
+}
+
+main().catch((error: Error) => {
+  console.error(`bench:rollout failed: ${error.stack ?? error.message}`);
+  process.exit(1);
+});
