@@ -252,6 +252,24 @@ describePrivileged(
       expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
     }, 10 * MINUTE);
 
+    it('5e. the trial Linux hangs with the watchdog armed: the reset boots the fallback, no power cut needed', async () => {
+      await device.writeEnv(requestTrial('2'));
+      await device.setControl(['watchdog-hang']);
+      const record = await device.boot({ allowReset: true });
+      expect(record.end).toBe('poweroff');
+      const trialAt = record.log.indexOf('COWROOT-WATCHDOG-ARMED');
+      const fallbackAt = record.log.indexOf('cowroot: trial 2 was not confirmed');
+      expect(record.log).toContain('cowroot: booting snapshot 2 trial=1');
+      expect(trialAt).toBeGreaterThan(0);
+      expect(fallbackAt).toBeGreaterThan(trialAt);
+      expect(record.reachedPrompt).toBe(false);
+      // after the reset: the fallback boot (the guest cleared its commands, so this one powers off)
+      expect(record.uboot).toEqual({ snapshot: '1', trial: '0' });
+      const env = await device.readEnv();
+      expect(env[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+      expect(env[ENV.current]).toBe('1');
+    }, 10 * MINUTE);
+
     it('5c. one env copy corrupted (torn write): u-boot and fw_printenv use the other copy', async () => {
       // the newer copy (holding the request) is torn: the older one says "no trial", a normal boot
       await device.writeEnv(requestTrial('2'));

@@ -72,7 +72,8 @@ stage_userland "$initramfs"
 mkdir -p "$initramfs/lib/cowroot" "$initramfs/newroot"
 cp "$repo/deploy/initramfs/busybox-init" "$initramfs/init"
 cp "$repo/deploy/initramfs/cowroot-workspace.sh" "$initramfs/lib/cowroot/cowroot-workspace.sh"
-modules=(virtio_pci virtio_blk btrfs vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8)
+# i6300esb: QEMU's watchdog, which the guest arms for the hung-trial scenario
+modules=(virtio_pci virtio_blk btrfs vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 i6300esb)
 depmod -b "$guest_root" "$kver"
 for module in "${modules[@]}"; do
   modprobe -d "$guest_root" -S "$kver" --show-depends "$module" | awk '$1 == "insmod" { print $2 }'

@@ -28,6 +28,8 @@ export interface BootOptions {
   cutPowerOn?: string | RegExp;
   /** wall-clock limit of the boot; QEMU is killed then (default 180 s: TCG on a loaded 2-core machine) */
   timeoutMs?: number;
+  /** a guest reset (watchdog) restarts the machine instead of ending the run (no -no-reboot) */
+  allowReset?: boolean;
 }
 
 /** What one power-on showed on the serial console. */
@@ -36,9 +38,9 @@ export interface BootRecord {
   /** poweroff: the guest powered off (or rebooted: -no-reboot); power-cut: killed on cutPowerOn */
   end: 'poweroff' | 'power-cut' | 'timeout';
   seconds: number;
-  /** the snapshot and trial flag u-boot handed to the kernel (last `cowroot: booting snapshot` line) */
+  /** the snapshot and trial flag u-boot handed to the kernel (the last `cowroot: booting snapshot` line) */
   uboot: { snapshot: string; trial: string } | null;
-  /** what the guest agent reported after switch_root (COWROOT-BOOTED line) */
+  /** what the guest agent reported after switch_root (the last COWROOT-BOOTED line) */
   linux: { snapshot: string; trial: string; release: string; scratch: string } | null;
   /** the u-boot prompt was reached (nothing bootable): the one outcome cowroot must never produce */
   reachedPrompt: boolean;
@@ -77,9 +79,11 @@ export class VirtualDevice {
   }
 
   /** QEMU's arguments: TCG always (KVM is not usable here), no reboot (a reboot ends the run). */
-  qemuArgs(serial: string[]): string[] {
+  qemuArgs(serial: string[], allowReset = false): string[] {
     return [
-      '-accel', 'tcg', '-m', '512', '-no-reboot', '-nic', 'none', '-display', 'none',
+      '-accel', 'tcg', '-m', '512', ...(allowReset ? [] : ['-no-reboot']), '-nic', 'none', '-display', 'none',
+      // the board's hardware watchdog: when it fires, the machine resets (u-boot runs again)
+      '-device', 'i6300esb', '-action', 'watchdog=reset',
       ...serial,
       '-bios', this.artifacts.uBootRom,
       '-drive', `file=${this.disk},if=virtio,format=raw`,
@@ -124,7 +128,7 @@ export class VirtualDevice {
     // `timeout` too, so QEMU cannot outlive a crashed test runner by more than a minute
     const qemu = spawn(
       'timeout',
-      ['-s', 'KILL', String(Math.ceil(timeoutMs / 1000) + 60), 'qemu-system-i386', ...this.qemuArgs(['-monitor', 'none', '-serial', 'stdio'])],
+      ['-s', 'KILL', String(Math.ceil(timeoutMs / 1000) + 60), 'qemu-system-i386', ...this.qemuArgs(['-monitor', 'none', '-serial', 'stdio'], options.allowReset)],
       { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let log = '';
@@ -254,7 +258,8 @@ function serialIsNewer(a: number, b: number): boolean {
 export function parseBootLog(log: string, end: BootRecord['end'], seconds: number): BootRecord {
   const ubootLines = [...log.matchAll(/cowroot: booting snapshot (\S+) trial=(\d)/g)];
   const lastUboot = ubootLines[ubootLines.length - 1];
-  const linux = /COWROOT-BOOTED snapshot=(\S*) trial=(\S*) release=(\S*) scratch=(\S*)/.exec(log);
+  const linuxLines = [...log.matchAll(/COWROOT-BOOTED snapshot=(\S*) trial=(\S*) release=(\S*) scratch=(\S*)/g)];
+  const linux = linuxLines[linuxLines.length - 1];
   return {
     log,
     end,
