@@ -20,16 +20,19 @@
 #                     bootm ${kernel_addr_r} ${ramdisk_addr_r} ${cr_fdtarg}
 #                     (x86 needs zboot: bootm there insists on a FIT setup.bin; see uboot/README.md)
 # Load addresses: the board's kernel_addr_r, ramdisk_addr_r, fdt_addr_r.
-# Scratch values are hush locals (cr_*, never in the env); the env scripts cr_load and the setexpr results
-# are deleted before the saveenv, so the saved env holds only the board's and the protocol's variables.
+# Scratch values are hush locals (cr_*, never in the env); the env script cr_load and the setexpr result
+# cr_rdsize are deleted before the saveenv and cr_start is defined after it, so the saved env holds only
+# the board's and the protocol's variables.
 
-if test -z "${cowroot_kernel}"; then setenv cowroot_kernel uImage; fi
-if test -z "${cowroot_initrd}"; then setenv cowroot_initrd uInitrd; fi
-if test -z "${cowroot_boot}"; then setenv cowroot_boot 'bootm ${kernel_addr_r} ${ramdisk_addr_r} ${cr_fdtarg}'; fi
+# defaults as hush locals, so that a saveenv does not freeze them into the env
+cr_kernel="${cowroot_kernel}"
+if test -z "${cr_kernel}"; then cr_kernel=uImage; fi
+cr_initrd="${cowroot_initrd}"
+if test -z "${cr_initrd}"; then cr_initrd=uInitrd; fi
 
 # cr_load: load and verify (iminfo: legacy image header and data checksums) the kernel, the initrd and
 # the dtb of snapshot ${cr_id}; cr_ok=1 on success. cr_rdsize: initrd image size without its 64-byte header.
-cr_load_script='cr_ok=0; cr_fdtarg=; if load ${cowroot_disk} ${kernel_addr_r} /snapshots/${cr_id}/boot/${cowroot_kernel} && iminfo ${kernel_addr_r} && load ${cowroot_disk} ${ramdisk_addr_r} /snapshots/${cr_id}/boot/${cowroot_initrd} && iminfo ${ramdisk_addr_r}; then setexpr cr_rdsize ${filesize} - 0x40; cr_ok=1; if test -n "${cowroot_fdt}"; then cr_fdtarg=${fdt_addr_r}; if load ${cowroot_disk} ${fdt_addr_r} /snapshots/${cr_id}/boot/${cowroot_fdt}; then true; else cr_ok=0; fi; fi; fi'
+cr_load_script='cr_ok=0; cr_fdtarg=; if load ${cowroot_disk} ${kernel_addr_r} /snapshots/${cr_id}/boot/${cr_kernel} && iminfo ${kernel_addr_r} && load ${cowroot_disk} ${ramdisk_addr_r} /snapshots/${cr_id}/boot/${cr_initrd} && iminfo ${ramdisk_addr_r}; then setexpr cr_rdsize ${filesize} - 0x40; cr_ok=1; if test -n "${cowroot_fdt}"; then cr_fdtarg=${fdt_addr_r}; if load ${cowroot_disk} ${fdt_addr_r} /snapshots/${cr_id}/boot/${cowroot_fdt}; then true; else cr_ok=0; fi; fi; fi'
 setenv cr_load "${cr_load_script}"
 
 echo "cowroot: current=${cowroot_current} trial=${cowroot_trial} state=${cowroot_state}"
@@ -107,11 +110,15 @@ if test "${cr_write}" = "1"; then
   setenv cr_rdsize "${cr_rdsize_kept}"
 fi
 
+# cr_start: start the loaded kernel (the board's cowroot_boot, else bootm); returns only on failure.
+# Defined after the save, so it never reaches the env.
+setenv cr_start 'if test -n "${cowroot_boot}"; then run cowroot_boot; else bootm ${kernel_addr_r} ${ramdisk_addr_r} ${cr_fdtarg}; fi'
+
 # Kernel already loaded by the decision (trial, acceptance): start it.
 if test "${cr_loaded}" = "1"; then
   setenv bootargs "${cowroot_bootargs} cowroot.snapshot=${cr_boot} cowroot.trial=${cr_trial}"
   echo "cowroot: booting snapshot ${cr_boot} trial=${cr_trial}"
-  run cowroot_boot
+  run cr_start
   echo "cowroot: snapshot ${cr_boot} did not start"
 fi
 
@@ -124,7 +131,7 @@ if test -n "${cr_boot}"; then
   if test "${cr_ok}" = "1"; then
     setenv bootargs "${cowroot_bootargs} cowroot.snapshot=${cr_boot} cowroot.trial=0"
     echo "cowroot: booting snapshot ${cr_boot} trial=0"
-    run cowroot_boot
+    run cr_start
   fi
 fi
 # Last resort, still without writing: the snapshot that was current before the last acceptance.
@@ -136,7 +143,7 @@ if test -n "${cr_boot}"; then
   if test "${cr_ok}" = "1"; then
     setenv bootargs "${cowroot_bootargs} cowroot.snapshot=${cr_boot} cowroot.trial=0"
     echo "cowroot: booting snapshot ${cr_boot} trial=0"
-    run cowroot_boot
+    run cr_start
   fi
 fi
 echo "cowroot: no bootable snapshot (current=${cowroot_current} previous=${cowroot_previous})"

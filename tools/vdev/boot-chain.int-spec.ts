@@ -158,6 +158,10 @@ describePrivileged(
         [ENV.resultSnapshot]: '2',
       });
 
+      // u-boot's saves carried no helper variables (cr_*, filesize, bootargs ...) into the env
+      const allowed = new Set([...Object.keys(request.before), ...PROTOCOL_VARS]);
+      for (const env of [trial.after, acceptance.after]) expect(Object.keys(env).filter((name) => !allowed.has(name))).toEqual([]);
+
       const normal = await modelBoot([], null);
       expectLinux(normal.record, '2', '0');
     }, 15 * MINUTE);
@@ -198,6 +202,8 @@ describePrivileged(
       const boot = await modelBoot([], null);
       expectLinux(boot.record, '1', '0');
       expect(boot.record.log).toMatch(/Bad Data CRC|checksum/i);
+      const allowed = new Set([...Object.keys(boot.before), ...PROTOCOL_VARS]);
+      expect(Object.keys(boot.after).filter((name) => !allowed.has(name))).toEqual([]);
       expect(protocolVars(boot.after)).toEqual({
         [ENV.current]: '1',
         [ENV.result]: SwitchResult.KernelLoadFailed,
