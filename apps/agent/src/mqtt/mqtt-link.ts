@@ -52,12 +52,15 @@ export class MqttLink extends EventEmitter {
     const clientOptions: IClientOptions = {
       username: this.options.deviceId,
       password: this.options.credential,
-      clientId: `cowroot-agent-${this.options.deviceId}`,
+      // the server binds a session to the device: client id = username = device id
+      clientId: this.options.deviceId,
       protocolVersion: 4,
       // a persistent session: commands published while the device was offline are still delivered
       clean: false,
       keepalive: 30,
       reconnectPeriod: this.initialReconnectMs,
+      // a refused CONNACK (server restarting, device not yet provisioned) is retried like a lost link
+      reconnectOnConnackError: true,
       connectTimeout: this.options.connectTimeoutMs ?? 30_000,
       will: {
         topic: this.topic(DeviceChannel.Presence),

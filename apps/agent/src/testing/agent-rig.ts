@@ -101,6 +101,10 @@ export class AgentRig {
   releaseKey = generateKeyPairSync('ed25519');
   otherKey = generateKeyPairSync('ed25519');
   agent: Agent | null = null;
+  deviceId = DEVICE_ID;
+  credential = CREDENTIAL;
+  /** the broker the agent connects to: the in-process aedes, or a real fleet server's */
+  mqttUrl = '';
   configOverrides: Record<string, unknown> = {};
   private cleanups: Array<() => Promise<unknown>> = [];
 
@@ -120,7 +124,11 @@ export class AgentRig {
     return join(this.dir, 'wanted.d');
   }
 
-  async setUp(options: { deviceMiB?: number } = {}): Promise<void> {
+  /**
+   * `server`: use a real fleet server (its broker, the device id and credential it provisioned) instead
+   * of the in-process aedes and observer; events are then read through the server's API.
+   */
+  async setUp(options: { deviceMiB?: number; server?: { mqttUrl: string; deviceId: string; credential: string } } = {}): Promise<void> {
     this.dir = await mkdtemp(join(tmpdir(), 'cowroot-agent-it-'));
     this.cleanups.push(() => rm(this.dir, { recursive: true, force: true }));
     this.build = await createLoopBtrfs({ sizeMiB: 1024, label: 'build' });
@@ -136,12 +144,19 @@ export class AgentRig {
     await writeFile(recorder, `#!/bin/sh\necho "reboot $*" >> '${this.rebootLog}'\n`);
     await chmod(recorder, 0o755);
 
+    if (options.server) {
+      this.mqttUrl = options.server.mqttUrl;
+      this.deviceId = options.server.deviceId;
+      this.credential = options.server.credential;
+      return;
+    }
     this.broker = await startTestBroker();
     this.cleanups.push(() => this.broker.close());
+    this.mqttUrl = `mqtt://127.0.0.1:${this.broker.port}`;
     this.http = new ArtifactHttpServer(DEVICE_ID, CREDENTIAL);
     await this.http.listen();
     this.cleanups.push(() => this.http.close());
-    this.observer = connect(`mqtt://127.0.0.1:${this.broker.port}`, { username: 'observer', password: 'observer', clientId: `observer-${randomUUID()}` });
+    this.observer = connect(this.mqttUrl, { username: 'observer', password: 'observer', clientId: `observer-${randomUUID()}` });
     this.cleanups.push(() => new Promise<void>((resolve) => this.observer.end(true, {}, () => resolve())));
     await new Promise<void>((resolve, reject) => {
       this.observer.once('connect', () => resolve());
@@ -247,9 +262,9 @@ export class AgentRig {
 
   configFor(overrides: Record<string, unknown> = {}): Record<string, unknown> {
     return {
-      deviceId: DEVICE_ID,
-      credential: CREDENTIAL,
-      server: { mqttUrl: `mqtt://127.0.0.1:${this.broker.port}` },
+      deviceId: this.deviceId,
+      credential: this.credential,
+      server: { mqttUrl: this.mqttUrl },
       poolPath: this.pool,
       fwEnvConfig: this.env.configPath,
       releasePublicKeyFile: join(this.dir, 'release.pub.pem'),
@@ -273,7 +288,7 @@ export class AgentRig {
 
   async startAgent(overrides: Record<string, unknown> = {}): Promise<Agent> {
     const config = validateAgentConfig(this.configFor(overrides));
-    const agent = new Agent(config, new AgentLogger(DEVICE_ID, (line) => this.logs.push(line)));
+    const agent = new Agent(config, new AgentLogger(this.deviceId, (line) => this.logs.push(line)));
     this.agent = agent;
     await agent.start();
     return agent;

@@ -1,0 +1,165 @@
+import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readSwitchEnv } from '@cowroot/device';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { startTestServer, TestServer } from '../../server/test/start-test-server';
+import { AgentRig, Artifact, BuiltRelease } from './testing/agent-rig';
+
+jest.setTimeout(180_000);
+
+const requirements = [requireRoot, requireLoopDevices, requireCommand('btrfs'), requireCommand('fw_setenv'), requireCommand('mkenvimage'), requireCommand('zstd')];
+
+/**
+ * End to end against the REAL fleet server (same bootstrap as main.ts): the device is provisioned over
+ * the REST API, the agent connects to the server's embedded broker with the issued credential, releases
+ * are uploaded with their signed manifests, a rollout sends the install command, and the agent
+ * downloads from the server's artifact endpoint with HTTP Basic auth.
+ */
+describePrivileged('Agent end to end with the real fleet server', requirements, () => {
+  let server: TestServer;
+  const rig = new AgentRig();
+  const deviceId = 'agent-e2e-1';
+  let r1: BuiltRelease;
+  let r2: BuiltRelease;
+  let r3: BuiltRelease;
+  let full2: Artifact;
+  let full3: Artifact;
+  let incr3: Artifact;
+
+  async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown, expected = [200, 201]): Promise<T> {
+    const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!expected.includes(response.status)) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  async function upload(artifact: Artifact, version: string): Promise<void> {
+    const file = artifact.file.split('/').pop()!;
+    const response = await fetch(`${server.httpUrl}/api/v1/releases/base/${version}/artifacts/${file}`, {
+      method: 'PUT',
+      headers: {
+        Authorization: `Bearer ${server.adminToken}`,
+        'Content-Type': 'application/octet-stream',
+        'X-Cowroot-Manifest': artifact.manifest.toString('base64'),
+        'X-Cowroot-Signature': artifact.signature,
+      },
+      body: await readFile(artifact.file),
+    });
+    if (response.status !== 201) throw new Error(`upload ${file}: HTTP ${response.status} ${await response.text()}`);
+  }
+
+  async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError = '';
+    for (;;) {
+      // a failing API call is retried until the deadline, and quoted if it never heals
+      const value = await probe().catch((error: Error) => {
+        lastError = error.message;
+        return null;
+      });
+      if (value) return value;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}; agent log tail:\n${rig.logs.slice(-8).join('\n')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  const deviceEvents = async () =>
+    ((await api<{ items: Array<Record<string, unknown>> }>('GET', `/devices/${deviceId}/events?limit=200`)).items ?? []) as Array<Record<string, unknown>>;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    // the harness listens on an ephemeral port after the config (PUBLIC_URL) was built: point devices at it
+    (server.config as { publicUrl: string }).publicUrl = server.httpUrl;
+    const provisioned = await api<{ credential: string }>('POST', '/devices', { id: deviceId, tags: ['agent-e2e'] });
+    await rig.setUp({ server: { mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`, deviceId, credential: provisioned.credential } });
+    await api('POST', '/signing-keys', {
+      name: 'agent-e2e',
+      publicKeyPem: rig.releaseKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    });
+    r1 = await rig.builder.build('r1', { 'boot/uImage': 'k1\n', 'etc/os-release': 'VERSION=1\n' });
+    r2 = await rig.builder.build('r2', { 'boot/uImage': 'k2\n', 'etc/os-release': 'VERSION=2\n', 'usr/lib/blob': randomBytes(1024 * 1024) }, r1);
+    r3 = await rig.builder.build('r3', { 'etc/os-release': 'VERSION=3\n' }, r2);
+    await rig.provision(r1, 'r1');
+    full2 = await rig.artifact(r2);
+    full3 = await rig.artifact(r3);
+    incr3 = await rig.artifact(r3, { parent: r2 });
+    for (const [version, artifacts] of [
+      ['r2', [full2]],
+      ['r3', [full3, incr3]],
+    ] as const) {
+      await api('POST', '/releases', { name: 'base', version });
+      for (const artifact of artifacts) await upload(artifact, version);
+    }
+    await rig.startAgent();
+  });
+
+  afterAll(async () => {
+    await rig.tearDown();
+    await server?.close();
+  });
+
+  async function rollOut(version: string): Promise<string> {
+    await until('the device online with its state', async () => {
+      const device = await api<{ online?: boolean; bootedSnapshot?: string | null }>('GET', `/devices/${deviceId}`);
+      return device.online && device.bootedSnapshot ? device : null;
+    });
+    const rollout = await api<{ id: string }>('POST', '/rollouts', {
+      name: `agent e2e ${version}`,
+      release: { name: 'base', version },
+      selector: { deviceIds: [deviceId] },
+      waves: [{ count: 1, successPercent: 100, timeoutSeconds: 120 }],
+    });
+    return rollout.id;
+  }
+
+  async function playUpdate(rolloutId: string, snapshot: string): Promise<Record<string, unknown>> {
+    const reboots = await rig.rebootCount();
+    await until('the agent to stage and reboot', async () => (await rig.rebootCount()) > reboots);
+    expect(readSwitchEnv(await rig.env.readAll())).toMatchObject({ trial: snapshot, state: 'requested' });
+    expect(await rig.reboot()).toEqual({ boot: snapshot, trial: true });
+    const done = await until('the rollout to complete', async () => {
+      const rollout = await api<{ status: string; counts: Record<string, number> }>('GET', `/rollouts/${rolloutId}`);
+      return rollout.status === 'completed' ? rollout : null;
+    });
+    expect(done.counts).toEqual({ confirmed: 1 });
+    await rig.reboot();
+    expect(readSwitchEnv(await rig.env.readAll())).toMatchObject({ current: snapshot, result: 'accepted' });
+    const executions = (await api<{ items: Array<Record<string, unknown>> }>('GET', `/rollouts/${rolloutId}/executions`)).items;
+    return executions[0];
+  }
+
+  it('rolls out a full release: download from the server, trial, confirmed in the server', async () => {
+    const rolloutId = await rollOut('r2');
+    const execution = await playUpdate(rolloutId, 'base-r2');
+    expect(execution).toMatchObject({ state: 'confirmed', artifact: expect.objectContaining({ kind: 'full' }) });
+    const events = await deviceEvents();
+    const staged = events.find((event) => event.type === 'staged');
+    expect(staged).toBeDefined();
+    const device = await until('the state after the update', async () => {
+      const value = await api<{ bootedSnapshot: string }>('GET', `/devices/${deviceId}`);
+      return value.bootedSnapshot === 'base-r2' ? value : null;
+    });
+    expect(device.bootedSnapshot).toBe('base-r2');
+  });
+
+  it('rolls out the next release as a delta on the parent the device holds', async () => {
+    const requestsBefore = rig.logs.length;
+    const rolloutId = await rollOut('r3');
+    const execution = await playUpdate(rolloutId, 'base-r3');
+    expect(execution).toMatchObject({ state: 'confirmed', artifact: expect.objectContaining({ kind: 'incremental' }) });
+    const staged = rig.logs
+      .slice(requestsBefore)
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((line) => line.msg === 'event staged');
+    expect(staged).toMatchObject({ snapshot: 'base-r3', bytesDownloaded: incr3.size });
+    expect(await readFile(`${rig.pool}/snapshots/base-r3/etc/os-release`, 'utf8')).toBe('VERSION=3\n');
+    expect(await readFile(`${rig.pool}/snapshots/base-r3/usr/lib/blob`)).toHaveLength(1024 * 1024);
+  });
+});
