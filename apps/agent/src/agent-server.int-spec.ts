@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { readSwitchEnv } from '@cowroot/device';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
-// eslint-disable-next-line @nx/enforce-module-boundaries
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
 import { AgentRig, Artifact, BuiltRelease } from './testing/agent-rig';
 
