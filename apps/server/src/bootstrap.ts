@@ -60,6 +60,9 @@ export async function createApp(config: ServerConfig): Promise<ServerHandle> {
 
 /** app.listen with an error that names the variable to change when the port is taken. */
 export async function listenHttp(app: INestApplication, config: ServerConfig): Promise<void> {
+  // A whole-file artifact upload over a slow link takes longer than Node's 300 s default for a request
+  // body; headers still have to arrive within headersTimeout.
+  app.getHttpServer().requestTimeout = 0;
   try {
     await app.listen(config.httpPort, config.httpHost);
   } catch (error) {

@@ -32,6 +32,7 @@ const HTTP_CODES: Record<number, string> = {
   413: 'PAYLOAD_TOO_LARGE',
   416: 'RANGE_NOT_SATISFIABLE',
   422: 'INVALID_STATE',
+  507: 'INSUFFICIENT_STORAGE',
 };
 
 /**

@@ -16,6 +16,7 @@ export const SERVER_ENV_VARIABLES = {
   LOG_LEVEL: 'error | warn | log | debug | verbose (default log)',
   PUBLIC_URL: 'base URL devices use to download artifacts (default http://localhost:HTTP_PORT)',
   MAX_MQTT_MESSAGE_BYTES: 'largest MQTT packet the broker accepts (default 262144)',
+  MAX_ARTIFACT_BYTES: 'largest release artifact an upload may declare (default 17179869184 = 16 GiB)',
 } as const;
 
 export type ServerEnvName = keyof typeof SERVER_ENV_VARIABLES;
@@ -46,6 +47,7 @@ export class ServerConfig {
   readonly logLevel!: LogLevel;
   readonly publicUrl!: string;
   readonly maxMqttMessageBytes!: number;
+  readonly maxArtifactBytes!: number;
 
   constructor(values: ServerConfig) {
     Object.assign(this, values);
@@ -115,6 +117,14 @@ export class ServerConfig {
       else maxMqttMessageBytes = n;
     }
 
+    let maxArtifactBytes = 16 * 1024 ** 3;
+    const maxArtifactText = text('MAX_ARTIFACT_BYTES');
+    if (maxArtifactText !== null) {
+      const n = Number(maxArtifactText);
+      if (!Number.isSafeInteger(n) || n < 1) problems.push('MAX_ARTIFACT_BYTES must be a positive integer');
+      else maxArtifactBytes = n;
+    }
+
     if (problems.length > 0) throw new ConfigError(problems);
 
     const dataDir = dir(text('DATA_DIR') ?? './data');
@@ -133,6 +143,7 @@ export class ServerConfig {
       logLevel,
       publicUrl: publicUrl.replace(/\/+$/, ''),
       maxMqttMessageBytes,
+      maxArtifactBytes,
     } as ServerConfig);
   }
 }

@@ -18,12 +18,7 @@ import { ReleaseArtifact } from './release-artifact.entity';
 import { Release } from './release.entity';
 import { ARTIFACT_FILE_PATTERN, ReleasesService } from './releases.service';
 import { isUniqueViolation } from './unique-violation';
-
-/**
- * Largest artifact accepted. ServerConfig has no setting for it yet (requested from the config owner);
- * a compressed rootfs stream is typically well under 4 GiB.
- */
-export const MAX_ARTIFACT_BYTES = 16 * 1024 ** 3;
+import { ServerConfig } from '../config/server-config';
 
 /** The largest manifest we decode from a header (the install command carries at most 16 KiB base64). */
 const MAX_MANIFEST_BYTES = 12 * 1024;
@@ -83,6 +78,7 @@ export class ArtifactUploadService {
     private readonly signingKeys: SigningKeysService,
     private readonly storage: ArtifactStorage,
     private readonly audit: AuditService,
+    private readonly config: ServerConfig,
     metrics: MetricsService,
   ) {
     this.uploadBytes = metrics.counter('cowroot_artifact_upload_bytes_total', 'Artifact bytes received from uploads (stored or not)');
@@ -161,8 +157,11 @@ export class ArtifactUploadService {
         `the manifest describes ${manifest.release.name} ${manifest.release.version} ${manifest.file}, not ${release.name} ${release.version} ${request.file}`,
       );
     }
-    if (manifest.size > MAX_ARTIFACT_BYTES) {
-      throw new DomainError(DomainErrorCode.PayloadTooLarge, `artifact of ${manifest.size} bytes exceeds the limit of ${MAX_ARTIFACT_BYTES}`);
+    if (manifest.size > this.config.maxArtifactBytes) {
+      throw new DomainError(
+        DomainErrorCode.PayloadTooLarge,
+        `artifact of ${manifest.size} bytes exceeds the limit of ${this.config.maxArtifactBytes} (MAX_ARTIFACT_BYTES)`,
+      );
     }
     const signer = await this.signingKeys.findSigner(manifestBytes, signature);
     if (!signer) {
