@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, QueryRunner } from 'typeorm';
+import { ServerConfig } from '../config/server-config';
 
 /** Distinct from the migration lock ("cowroot"): "cowroll". */
 export const ROLLOUT_ENGINE_LOCK_KEY = 0x636f77726f6c6cn;
@@ -15,15 +16,29 @@ export const ROLLOUT_ENGINE_LOCK_KEY = 0x636f77726f6c6cn;
 export class EngineLeadership {
   private readonly logger = new Logger(EngineLeadership.name);
   private runner: QueryRunner | null = null;
+  /** embedded PGlite: this process is the only one that can open the database, so it always leads */
+  private readonly embedded: boolean;
+  private embeddedLeader = false;
 
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    config: ServerConfig,
+  ) {
+    // PGlite serves one session to every pooled connection: a lock would not exclude anyone, and a
+    // connection held out of its small pool would only starve the rest of the server
+    this.embedded = config.databaseUrl === null;
+  }
 
   get isLeader(): boolean {
-    return this.runner !== null;
+    return this.embedded ? this.embeddedLeader : this.runner !== null;
   }
 
   /** Tries to become leader, or checks that the lock's session is still alive. @returns whether this instance leads */
   async ensure(): Promise<boolean> {
+    if (this.embedded) {
+      this.embeddedLeader = true;
+      return true;
+    }
     if (this.runner) {
       try {
         await this.runner.query('SELECT 1');
@@ -56,6 +71,7 @@ export class EngineLeadership {
 
   /** Gives the lock up (shutdown): another replica takes over at its next attempt. */
   async resign(): Promise<void> {
+    this.embeddedLeader = false;
     const runner = this.runner;
     this.runner = null;
     if (!runner) return;

@@ -1,7 +1,9 @@
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { ArtifactKind, MANIFEST_FORMAT, SnapshotInfo, SnapshotOrigin, signManifest } from '@cowroot/protocol';
 import { DataSource } from 'typeorm';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- the fleet simulator is a test tool without a package alias
 import { SimOutcome } from '../../../../../tools/fleet-sim/src/sim-outcome';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- the fleet simulator is a test tool without a package alias
 import { SimulatedDevice } from '../../../../../tools/fleet-sim/src/simulated-device';
 
 export interface SeededRelease {
@@ -130,12 +132,12 @@ export async function provisionDevices(
 }
 
 /** Polls `probe` until it returns a truthy value; fails with the last value after `timeoutMs`. */
-export async function waitFor<T>(probe: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
+export async function waitFor<T>(probe: () => Promise<T>, timeoutMs: number, what: string): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
     last = await probe();
-    if (last) return last;
+    if (last) return last as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
