@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import {
   COMMAND_CLASSES,
@@ -14,11 +14,15 @@ import { DataSource, EntityManager } from 'typeorm';
 import { Actor } from '../auth/actor';
 import { AuditService } from '../audit/audit.service';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
+import { BrokerRegistry } from '../mqtt/broker-registry.service';
 import { MqttBrokerService } from '../mqtt/mqtt-broker.service';
 import { CommandStatus, UNDELIVERED_STATUSES } from './command-status';
 import { DeviceCommand } from './device-command.entity';
-import { DeviceStatus } from './device.entity';
+import { Device, DeviceStatus } from './device.entity';
 import { recordAuditInChunks } from './audit-in-chunks';
+
+/** How often queued commands of devices connected to this instance are looked for. */
+const QUEUED_POLL_MS = 2000;
 
 /** Commands per INSERT statement in recordMany(). */
 const INSERT_CHUNK = 1000;
@@ -35,13 +39,15 @@ export type CommandRequest = DistributiveOmit<Command, 'v' | 'commandId' | 'issu
  * broker restart, loses nothing; the agent executes a commandId at most once.
  */
 @Injectable()
-export class CommandDispatcher implements OnModuleInit {
+export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(CommandDispatcher.name);
+  private poller: NodeJS.Timeout | null = null;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     private readonly broker: MqttBrokerService,
+    private readonly registry: BrokerRegistry,
   ) {}
 
   onModuleInit(): void {
@@ -50,6 +56,39 @@ export class CommandDispatcher implements OnModuleInit {
         this.logger.error(`deviceId=${deviceId} resending commands failed: ${error.message}`),
       );
     });
+  }
+
+  onApplicationBootstrap(): void {
+    this.poller = setInterval(() => {
+      this.deliverQueued().catch((error: Error) => this.logger.error(`delivering queued commands failed: ${error.message}`));
+    }, QUEUED_POLL_MS);
+    this.poller.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.poller) clearInterval(this.poller);
+    this.poller = null;
+  }
+
+  /**
+   * Publishes queued commands of devices whose session is on this server instance: commands recorded on
+   * another replica (whose broker could not reach the device), or whose publish was lost in a crash
+   * between commit and publish. Younger commands are left to the publish that follows their commit.
+   */
+  async deliverQueued(): Promise<number> {
+    if (!this.broker.isListening()) return 0;
+    const queued = await this.dataSource
+      .getRepository(DeviceCommand)
+      .createQueryBuilder('c')
+      .innerJoin(Device, 'd', 'd.id = c.device_id')
+      .where('c.status = :queued', { queued: CommandStatus.Queued })
+      .andWhere('d.online AND d.session_broker = :me', { me: this.registry.id })
+      .andWhere(`c.created_at < now() - interval '2 seconds'`)
+      .orderBy('c.created_at', 'ASC')
+      .limit(1000)
+      .getMany();
+    const local = queued.filter((command) => this.broker.isConnected(command.deviceId));
+    return local.length > 0 ? this.publishMany(local) : 0;
   }
 
   /** Stores, audits and publishes one command. 404 unknown device, 409 decommissioned, 400 invalid command. */

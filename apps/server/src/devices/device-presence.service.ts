@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { SYSTEM_ACTOR, deviceActor } from '../auth/actor';
 import { AuditService } from '../audit/audit.service';
+import { BROKER_STALE_SECONDS, BrokerRegistry } from '../mqtt/broker-registry.service';
 import { recordAuditInChunks } from './audit-in-chunks';
 import { KeyedSerialQueue } from './keyed-serial-queue';
 import { returningRows } from './returning-rows';
@@ -11,6 +12,8 @@ import { returningRows } from './returning-rows';
  * Online/offline and last seen, from MQTT connects, disconnects, last wills and presence messages.
  * Writes for one device run in arrival order (a quick disconnect/reconnect must end online); only real
  * transitions are audited, so a last will followed by the disconnect it caused yields one `offline`.
+ * An online device names the server instance holding its session; an instance only ever takes its own
+ * sessions offline, so a device that moved to another replica stays online.
  */
 @Injectable()
 export class DevicePresenceService {
@@ -19,6 +22,7 @@ export class DevicePresenceService {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditService,
+    private readonly broker: BrokerRegistry,
   ) {}
 
   markOnline(deviceId: string, reason: string, at = new Date(), connected = false): Promise<void> {
@@ -29,33 +33,38 @@ export class DevicePresenceService {
     return this.set(deviceId, false, reason, at, false);
   }
 
-  /**
-   * Marks every device offline that the database still shows online: at boot (a previous process died
-   * with devices connected) and at shutdown. One statement and one audit insert, whatever the fleet size.
-   */
-  async markAllOffline(reason: string, onlyIds?: string[]): Promise<number> {
+  /** At shutdown: this instance's sessions end with it. One statement whatever the fleet size. */
+  async markSessionsOffline(deviceIds: string[], reason: string): Promise<number> {
     await this.queue.drain();
+    return this.dataSource.transaction((manager) =>
+      this.takeOffline(
+        manager,
+        `UPDATE devices SET online = false, session_broker = NULL, updated_at = now()
+          WHERE online AND session_broker = $1 AND id = ANY($2::text[]) RETURNING id`,
+        [this.broker.id, deviceIds],
+        reason,
+      ),
+    );
+  }
+
+  /**
+   * Devices shown online whose session sat on an instance that stopped beating (it crashed, or this is
+   * the first start after a crash) are offline: their TCP connections died with it.
+   */
+  async reapOrphans(): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
-      const rows = await returningRows<{ id: string }>(
+      const reaped = await this.takeOffline(
         manager,
-        `UPDATE devices SET online = false, updated_at = now()
-          WHERE online AND ($1::text[] IS NULL OR id = ANY($1::text[])) RETURNING id`,
-        [onlyIds ?? null],
+        `UPDATE devices d SET online = false, session_broker = NULL, updated_at = now()
+          WHERE d.online AND NOT EXISTS (
+            SELECT 1 FROM mqtt_brokers b
+             WHERE b.id = d.session_broker AND b.heartbeat_at > now() - make_interval(secs => $1))
+          RETURNING d.id`,
+        [BROKER_STALE_SECONDS],
+        'the server instance holding the MQTT session stopped (crash or restart)',
       );
-      await recordAuditInChunks(
-        this.audit,
-        rows.map((row) => ({
-          actor: SYSTEM_ACTOR,
-          action: 'device.state.offline',
-          subjectType: 'device',
-          subjectId: row.id,
-          before: { online: true },
-          after: { online: false },
-          reason,
-        })),
-        manager,
-      );
-      return rows.length;
+      await manager.query(`DELETE FROM mqtt_brokers WHERE heartbeat_at < now() - make_interval(secs => $1)`, [BROKER_STALE_SECONDS * 10]);
+      return reaped;
     });
   }
 
@@ -64,18 +73,38 @@ export class DevicePresenceService {
     return this.queue.drain();
   }
 
+  private async takeOffline(manager: EntityManager, sql: string, parameters: unknown[], reason: string): Promise<number> {
+    const rows = await returningRows<{ id: string }>(manager, sql, parameters);
+    await recordAuditInChunks(
+      this.audit,
+      rows.map((row) => ({
+        actor: SYSTEM_ACTOR,
+        action: 'device.state.offline',
+        subjectType: 'device',
+        subjectId: row.id,
+        before: { online: true },
+        after: { online: false },
+        reason,
+      })),
+      manager,
+    );
+    return rows.length;
+  }
+
   private set(deviceId: string, online: boolean, reason: string, at: Date, connected: boolean): Promise<void> {
     return this.queue.run(deviceId, () =>
       this.dataSource.transaction(async (manager) => {
-        // the WHERE keeps decommissioned devices as they were; RETURNING tells whether this was a transition
+        // decommissioned devices stay as they were; offline only from the instance holding the session;
+        // RETURNING tells whether this was a transition
         const rows = await returningRows<{ was_online: boolean }>(
           manager,
           `UPDATE devices AS d SET online = $2, last_seen_at = GREATEST(d.last_seen_at, $3),
-                  last_connected_at = CASE WHEN $4 THEN $3 ELSE d.last_connected_at END, updated_at = now()
+                  last_connected_at = CASE WHEN $4 THEN $3 ELSE d.last_connected_at END,
+                  session_broker = CASE WHEN $2 THEN $5 ELSE NULL END, updated_at = now()
              FROM (SELECT id, online AS was_online FROM devices WHERE id = $1 FOR UPDATE) AS old
-            WHERE d.id = old.id AND d.status = 'active'
+            WHERE d.id = old.id AND d.status = 'active' AND ($2 OR d.session_broker IS NULL OR d.session_broker = $5)
             RETURNING old.was_online`,
-          [deviceId, online, at, connected],
+          [deviceId, online, at, connected, this.broker.id],
         );
         if (rows.length === 0 || rows[0].was_online === online) return;
         await this.audit.record(

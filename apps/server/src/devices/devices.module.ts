@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DEVICE_AUTHENTICATOR } from '../auth/device-authenticator';
 import { BROKER_READINESS } from '../health/broker-readiness';
+import { BrokerRegistry } from '../mqtt/broker-registry.service';
 import { DeviceSessions } from '../mqtt/device-sessions';
 import { EventsHandler } from '../mqtt/events.handler';
 import { MqttBrokerService } from '../mqtt/mqtt-broker.service';
@@ -42,6 +43,7 @@ import { JobEventRecorder } from './job-event-recorder.service';
     DeviceStateWriter,
     DevicePresenceService,
     JobEventRecorder,
+    BrokerRegistry,
     MqttMetrics,
     DeviceSessions,
     StateHandler,

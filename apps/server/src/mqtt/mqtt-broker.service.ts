@@ -8,6 +8,7 @@ import { ServerConfig } from '../config/server-config';
 import { BrokerReadiness } from '../health/broker-readiness';
 import { DeviceCredentialAuthenticator } from '../devices/device-credential.authenticator';
 import { DevicePresenceService } from '../devices/device-presence.service';
+import { BrokerRegistry } from './broker-registry.service';
 import { DeviceMessageHandler } from './device-message-handler';
 import { DeviceSessions } from './device-sessions';
 import { EventsHandler } from './events.handler';
@@ -45,6 +46,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
 
   constructor(
     private readonly config: ServerConfig,
+    private readonly registry: BrokerRegistry,
     private readonly authenticator: DeviceCredentialAuthenticator,
     private readonly presence: DevicePresenceService,
     private readonly sessions: DeviceSessions,
@@ -111,12 +113,13 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
   }
 
   private async start(): Promise<void> {
-    const reset = await this.presence.markAllOffline('server started: sessions of the previous run are gone');
-    if (reset > 0) this.logger.log(`marked ${reset} device(s) offline that the previous run left online`);
+    await this.registry.join();
+    const reaped = await this.presence.reapOrphans();
+    if (reaped > 0) this.logger.log(`marked ${reaped} device(s) offline whose server instance is gone`);
     // aedes 1.x is ESM-only
     const { Aedes } = await import('aedes');
     const broker = await Aedes.createBroker({
-      id: 'cowroot',
+      id: this.registry.id,
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, subscription, done) => this.authorizeSubscribe(client, subscription, done),
@@ -138,6 +141,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
       await this.stop();
       throw error;
     }
+    this.registry.keepBeating(() => this.presence.reapOrphans());
     const tls = this.securePort >= 0 ? `, mqtts on ${this.config.mqttHost}:${this.securePort}` : '';
     this.logger.log(`MQTT broker listening on ${this.config.mqttHost}:${this.plainPort}${tls}`);
   }
@@ -156,7 +160,8 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     this.securePort = -1;
     // messages handed to the handlers before the close are still written
     await Promise.all([...this.handlers.values()].map((handler) => handler.drain()));
-    if (connected.length > 0) await this.presence.markAllOffline('server shutting down', connected);
+    await this.presence.markSessionsOffline(connected, 'server shutting down');
+    await this.registry.leave();
     this.logger.log('MQTT broker stopped');
   }
 

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 import { CommandDispatcher, CommandRequest } from '../devices/command-dispatcher.service';
+import { DevicePresenceService } from '../devices/device-presence.service';
 
 const SNAPSHOT_UUID = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
 
@@ -358,6 +359,7 @@ describe('MQTT broker and device ingest', () => {
     for (const id of ids) {
       const client = await connect(id, await provision(id));
       await client.subscribeAsync(topic(id, 'commands'), { qos: 1 });
+      await eventually(async () => expect((await device(id)).online).toBe(true));
       inboxes.set(id, []);
       client.on('message', (_t, payload) => inboxes.get(id)!.push(JSON.parse(payload.toString()).commandId));
     }
@@ -384,5 +386,43 @@ describe('MQTT broker and device ingest', () => {
       ),
     ).rejects.toThrow(/mq-wave-gone is decommissioned/);
     expect(await server.dataSource.query('SELECT count(*)::int AS n FROM device_commands')).toEqual(before);
+  });
+
+  it('with several server instances: takes only its own sessions offline and reaps those of a dead instance', async () => {
+    const presence = server.app.get(DevicePresenceService);
+    for (const id of ['mq-orphan', 'mq-elsewhere']) await provision(id);
+    await server.dataSource.query(
+      `INSERT INTO mqtt_brokers (id, heartbeat_at) VALUES ('dead-instance', now() - interval '1 hour'), ('live-instance', now())`,
+    );
+    await server.dataSource.query(`UPDATE devices SET online = true, session_broker = 'dead-instance' WHERE id = 'mq-orphan'`);
+    await server.dataSource.query(`UPDATE devices SET online = true, session_broker = 'live-instance' WHERE id = 'mq-elsewhere'`);
+
+    // a late disconnect seen here must not take offline a device whose session is now on another instance
+    await presence.markOffline('mq-elsewhere', 'disconnected');
+    expect((await device('mq-elsewhere')).online).toBe(true);
+
+    expect(await presence.reapOrphans()).toBeGreaterThanOrEqual(1);
+    expect((await device('mq-orphan')).online).toBe(false);
+    expect((await device('mq-elsewhere')).online).toBe(true);
+    const audit = await http().get('/api/v1/audit').query({ subjectId: 'mq-orphan', action: 'device.state.offline' }).set(operator);
+    expect(audit.body.items[0]).toMatchObject({ actorType: 'system', reason: expect.stringMatching(/stopped/) });
+  });
+
+  it('publishes commands that another instance recorded for a device connected here', async () => {
+    const dispatcher = server.app.get(CommandDispatcher);
+    const client = await connect('mq-remote', await provision('mq-remote'));
+    const inbox: string[] = [];
+    client.on('message', (_t, payload) => inbox.push(JSON.parse(payload.toString()).commandId));
+    await client.subscribeAsync(topic('mq-remote', 'commands'), { qos: 1 });
+    await eventually(async () => expect((await device('mq-remote')).online).toBe(true));
+    // recorded (as another replica's engine would) but never published by this instance
+    const actor = { type: 'system' as const, id: 'replica-b', name: 'other replica' };
+    const command = await server.dataSource.transaction((manager) => dispatcher.record(manager, 'mq-remote', { type: CommandType.Reboot }, actor));
+    await server.dataSource.query(`UPDATE device_commands SET created_at = now() - interval '5 seconds' WHERE id = $1`, [command.id]);
+    expect(await dispatcher.deliverQueued()).toBe(1);
+    await eventually(async () => expect(inbox).toEqual([command.id]));
+    const stored = await http().get(`/api/v1/devices/mq-remote/commands/${command.id}`).set(operator).expect(200);
+    expect(stored.body.status).toBe('sent');
+    expect(await dispatcher.deliverQueued()).toBe(0);
   });
 });

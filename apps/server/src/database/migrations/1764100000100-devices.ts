@@ -20,6 +20,8 @@ export class Devices1764100000100 implements MigrationInterface {
         decommissioned_at timestamptz,
         decommission_reason text,
         online boolean NOT NULL DEFAULT false,
+        -- the server instance (mqtt_brokers.id) holding the device's MQTT session while online
+        session_broker text,
         last_seen_at timestamptz,
         last_connected_at timestamptz,
         agent_version text,
@@ -41,6 +43,15 @@ export class Devices1764100000100 implements MigrationInterface {
     await db.query(`CREATE INDEX devices_tags_idx ON devices USING gin (tags)`);
     await db.query(`CREATE INDEX devices_booted_release_idx ON devices (booted_release, id)`);
     await db.query(`CREATE INDEX devices_online_idx ON devices (online, id)`);
+
+    // every server instance's embedded broker, with a heartbeat: devices whose session sat on an instance
+    // that stopped beating are marked offline by the others (and by the next start)
+    await db.query(`
+      CREATE TABLE mqtt_brokers (
+        id text PRIMARY KEY,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at timestamptz NOT NULL DEFAULT now()
+      )`);
 
     await db.query(`
       CREATE TABLE device_commands (
@@ -80,6 +91,7 @@ export class Devices1764100000100 implements MigrationInterface {
   async down(db: QueryRunner): Promise<void> {
     await db.query(`DROP TABLE device_job_events`);
     await db.query(`DROP TABLE device_commands`);
+    await db.query(`DROP TABLE mqtt_brokers`);
     await db.query(`DROP TABLE devices`);
   }
 }
