@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
 import { startTestServer, TestServer } from '../../test/start-test-server';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the fleet simulator is a test tool without a package alias
+ 
 import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
 import { EngineLeadership } from './engine-leadership.service';
 import { provisionDevices, seedRelease, waitFor } from './testing/rollout-fixtures';

@@ -3,9 +3,9 @@ import { JobEventType, PROTOCOL_VERSION, DeviceChannel, deviceTopic, encodeMessa
 import { randomUUID } from 'node:crypto';
 import mqtt from 'mqtt';
 import { startTestServer, TestServer } from '../../test/start-test-server';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the fleet simulator is a test tool without a package alias
+ 
 import { SimOutcome } from '../../../../tools/fleet-sim/src/sim-outcome';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the fleet simulator is a test tool without a package alias
+ 
 import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
 import { committedSnapshot, provisionDevices, receivedSnapshot, seedRelease, waitFor } from './testing/rollout-fixtures';
 
