@@ -325,6 +325,35 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
     });
   });
 
+  it("every endpoint the CLI calls is in the server's OpenAPI document (/docs-json)", async () => {
+    const document = (await (await fetch(`${server.httpUrl}/docs-json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const used: [string, string][] = [
+      ['get', '/api/v1/audit'],
+      ['get', '/api/v1/audit/export'],
+      ['get', '/api/v1/devices'],
+      ['post', '/api/v1/devices'],
+      ['post', '/api/v1/devices/bulk'],
+      ['get', '/api/v1/devices/{id}'],
+      ['patch', '/api/v1/devices/{id}'],
+      ['post', '/api/v1/devices/{id}/decommission'],
+      ['get', '/api/v1/releases'],
+      ['post', '/api/v1/releases'],
+      ['get', '/api/v1/releases/{name}/{version}'],
+      ['put', '/api/v1/releases/{name}/{version}/artifacts/{file}'],
+      ['get', '/api/v1/releases/{name}/{version}/artifacts/{file}/upload'],
+      ['get', '/api/v1/rollouts'],
+      ['post', '/api/v1/rollouts'],
+      ['get', '/api/v1/rollouts/{id}'],
+      ['get', '/api/v1/rollouts/{id}/executions'],
+      ['get', '/api/v1/rollouts/{id}/timeline'],
+      ...(['pause', 'resume', 'cancel', 'approve', 'retry-failed'] as const).map((action): [string, string] => ['post', `/api/v1/rollouts/{id}/${action}`]),
+      ['post', '/api/v1/rollbacks'],
+      ['get', '/api/v1/rollbacks/{id}'],
+    ];
+    const missing = used.filter(([method, path]) => !document.paths[path]?.[method]).map(([method, path]) => `${method.toUpperCase()} ${path}`);
+    expect(missing).toEqual([]);
+  });
+
   it('the bundle (dist/cowroot.js built by apps/cli/build.mjs) runs with plain node and keeps the exit codes', async () => {
     const outfile = join(dir, 'bundle', 'cowroot.js');
     await run(process.execPath, [join(__dirname, '..', 'build.mjs'), '--outfile', outfile]);
