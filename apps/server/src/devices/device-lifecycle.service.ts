@@ -47,10 +47,12 @@ export class DeviceLifecycleService {
         throw new DomainError(DomainErrorCode.Conflict, `device ${id} is already decommissioned`);
       }
       const now = new Date();
-      await manager.update(
-        Device,
-        { id },
-        { status: DeviceStatus.Decommissioned, credentialHash: null, decommissionedAt: now, decommissionReason: reason, updatedAt: now },
+      // offline here: the session is closed below, and presence writes skip decommissioned devices
+      await manager.query(
+        `UPDATE devices SET status = $2, credential_hash = NULL, decommissioned_at = $3, decommission_reason = $4,
+                online = false, session_broker = NULL, updated_at = $3
+          WHERE id = $1`,
+        [id, DeviceStatus.Decommissioned, now, reason],
       );
       const canceled = await returningRows<{ id: string }>(
         manager,

@@ -183,10 +183,15 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
 
   private accept(socket: Socket): void {
     const limit = this.config.maxMqttMessageBytes * HARD_PACKET_LIMIT_FACTOR;
+    const client = this.broker?.handle(socket);
     guardPacketSize(socket, limit, () =>
-      this.metrics.reject(socket.remoteAddress ?? 'unknown', 'connection', 'PACKET_TOO_LARGE', `packet over ${limit} bytes: connection closed`),
+      this.metrics.reject(
+        client?.id ?? '-',
+        'connection',
+        'PACKET_TOO_LARGE',
+        `packet over ${limit} bytes from ${socket.remoteAddress}: connection closed`,
+      ),
     );
-    this.broker?.handle(socket);
   }
 
   /** MQTT-3.1.4: refuse unknown devices, wrong credentials, decommissioned devices, and foreign client ids. */

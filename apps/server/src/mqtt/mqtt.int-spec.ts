@@ -285,7 +285,7 @@ describe('MQTT broker and device ingest', () => {
     await http().post('/api/v1/devices/mq-gone/decommission').set(operator).send({ reason: 'stolen' }).expect(200);
     await closed;
     await expect(connect('mq-gone', credential)).rejects.toMatchObject({ code: 5 });
-    expect((await device('mq-gone')).status).toBe('decommissioned');
+    expect(await device('mq-gone')).toMatchObject({ status: 'decommissioned', online: false });
   });
 
   it('delivers REST commands with unique ids and applies job events once, in order of progress', async () => {
