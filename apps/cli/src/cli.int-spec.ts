@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { request } from 'node:http';
-import { AddressInfo, createServer } from 'node:net';
+import { AddressInfo, connect, createServer } from 'node:net';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -312,6 +312,50 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       ]);
 
       const download = await fetch(`${server.httpUrl}${path}`, { headers: { Authorization: `Bearer ${server.adminToken}` } });
+      expect(sha(Buffer.from(await download.arrayBuffer()))).toBe(sha(data));
+    });
+
+    it('retries a chunk whose connection was cut and continues from the offset the server holds', async () => {
+      const release = await writeFakeRelease(join(dir, 'cut-3.0'), { name: 'cut', version: '3.0', key: key.privateKey, size: 600_000 });
+      const data = Object.values(release.files)[0];
+      // a loopback TCP relay to the real server that cuts the first artifact upload after 250 kB
+      const target = new URL(server.httpUrl);
+      let cut = false;
+      const relay = createServer((client) => {
+        const upstream = connect(Number(target.port), target.hostname);
+        let forwarded = 0;
+        let isPut: boolean | null = null;
+        client.on('data', (chunk: Buffer) => {
+          isPut ??= chunk.subarray(0, 4).toString() === 'PUT ';
+          forwarded += chunk.length;
+          upstream.write(chunk);
+          if (isPut && !cut && forwarded > 250_000) {
+            cut = true;
+            client.destroy();
+            upstream.destroy();
+          }
+        });
+        upstream.on('data', (chunk: Buffer) => client.write(chunk));
+        client.on('error', () => upstream.destroy());
+        upstream.on('error', () => client.destroy());
+        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => client.destroy());
+      });
+      await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+      try {
+        const viaRelay = { ...env, COWROOT_SERVER: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`, COWROOT_TOKEN: server.adminToken };
+        const result = await runCliInProcess(['--json', 'releases', 'publish', release.dir, '--chunk-size', '1M'], viaRelay);
+        expect(cut).toBe(true);
+        expect(result.code).toBe(ExitCode.Ok);
+        expect(result.stderr).toMatch(/connection lost .*; retrying in/);
+        const [artifact] = JSON.parse(result.stdout).artifacts;
+        expect(artifact).toMatchObject({ kind: 'full', size: data.length, outcome: 'uploaded' });
+        // the retry sent only what the server did not have
+        expect(artifact.bytesSent).toBeLessThan(data.length + 250_000);
+      } finally {
+        await new Promise<void>((resolve) => relay.close(() => resolve()));
+      }
+      const download = await fetch(`${server.httpUrl}/api/v1/releases/cut/3.0/artifacts/${Object.keys(release.files)[0]}`, { headers: { Authorization: `Bearer ${server.adminToken}` } });
       expect(sha(Buffer.from(await download.arrayBuffer()))).toBe(sha(data));
     });
 

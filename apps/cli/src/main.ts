@@ -1,8 +1,16 @@
 import { runCli } from './cli';
 
-// The bundle's entry (dist/cowroot.js): real process streams and environment, Ctrl-C ends --watch loops.
+/** Grace after Ctrl-C: a --watch loop ends by itself (exit 0); anything else is stopped with 130. */
+const INTERRUPT_GRACE_MS = 500;
+
+// The bundle's entry (dist/cowroot.js): real process streams and environment.
 const interrupt = new AbortController();
-process.once('SIGINT', () => interrupt.abort());
+process.on('SIGINT', () => {
+  if (interrupt.signal.aborted) process.exit(130);
+  interrupt.abort();
+  // an interrupted upload is resumed by running the same `releases publish` again
+  setTimeout(() => process.exit(130), INTERRUPT_GRACE_MS).unref();
+});
 
 runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, interrupt: interrupt.signal }).then(
   (code) => {
