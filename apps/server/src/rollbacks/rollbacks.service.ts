@@ -70,18 +70,31 @@ export class RollbacksService {
       );
       const audit: AuditEntryInput[] = [];
       const outcomes: RollbackDeviceView[] = [];
-      for (const device of candidates) {
+      const planned = candidates.map((device) => {
         const snapshot = input.snapshot ?? device.from_snapshot ?? this.previousSnapshot(device);
         const held = (device.snapshots ?? []).some((s) => s.id === snapshot);
-        let outcome: RollbackDeviceView;
-        if (!snapshot) outcome = { deviceId: device.device_id, snapshot: null, state: SKIPPED, detail: 'no other snapshot on the device', commandId: null };
-        else if (!held) outcome = { deviceId: device.device_id, snapshot, state: SKIPPED, detail: `snapshot ${snapshot} is not on the device`, commandId: null };
-        else if (snapshot === device.booted_snapshot) outcome = { deviceId: device.device_id, snapshot, state: SKIPPED, detail: 'already running it', commandId: null };
-        else {
-          const command = await this.commands.record(manager, device.device_id, { type: CommandType.Switch, snapshot, reboot: { mode: RebootMode.Now } }, actor);
-          published.push(command);
-          outcome = { deviceId: device.device_id, snapshot, state: ExecutionState.Notified, detail: null, commandId: command.id };
-        }
+        const skip = !snapshot
+          ? 'no other snapshot on the device'
+          : !held
+            ? `snapshot ${snapshot} is not on the device`
+            : snapshot === device.booted_snapshot
+              ? 'already running it'
+              : null;
+        return { device, snapshot, skip };
+      });
+      const sendable = planned.filter((p) => p.skip === null);
+      const commands = await this.commands.recordMany(
+        manager,
+        sendable.map((p) => ({ deviceId: p.device.device_id, request: { type: CommandType.Switch, snapshot: p.snapshot!, reboot: { mode: RebootMode.Now } } })),
+        actor,
+      );
+      published.push(...commands);
+      const commandOf = new Map(sendable.map((p, i) => [p.device.device_id, commands[i]]));
+      for (const { device, snapshot, skip } of planned) {
+        const command = commandOf.get(device.device_id) ?? null;
+        const outcome: RollbackDeviceView = command
+          ? { deviceId: device.device_id, snapshot, state: ExecutionState.Notified, detail: null, commandId: command.id }
+          : { deviceId: device.device_id, snapshot, state: SKIPPED, detail: skip, commandId: null };
         outcomes.push(outcome);
         audit.push({
           actor,
@@ -110,7 +123,7 @@ export class RollbacksService {
       });
       await recordAuditInChunks(this.audit, manager, audit);
     });
-    for (const command of published) await this.commands.publish(command).catch(() => undefined);
+    if (published.length > 0) await this.commands.publishMany(published).catch(() => undefined);
     return this.get(id);
   }
 

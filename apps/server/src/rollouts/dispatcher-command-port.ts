@@ -10,12 +10,12 @@ import { RolloutCommandPort, StoredCommand } from './rollout-command-port';
 export class DispatcherCommandPort implements RolloutCommandPort {
   constructor(private readonly dispatcher: CommandDispatcher) {}
 
-  record(manager: EntityManager, deviceId: string, request: CommandRequest, actor: Actor): Promise<DeviceCommand> {
-    return this.dispatcher.record(manager, deviceId, request, actor);
+  recordMany(manager: EntityManager, items: Array<{ deviceId: string; request: CommandRequest }>, actor: Actor): Promise<DeviceCommand[]> {
+    return this.dispatcher.recordMany(manager, items, actor);
   }
 
-  publish(command: StoredCommand): Promise<DeviceCommand> {
-    return this.dispatcher.publish(command as DeviceCommand);
+  publishMany(commands: StoredCommand[]): Promise<number> {
+    return this.dispatcher.publishMany(commands as DeviceCommand[]);
   }
 
   resendUndelivered(deviceId: string): Promise<number> {

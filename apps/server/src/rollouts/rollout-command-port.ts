@@ -9,14 +9,15 @@ export interface StoredCommand {
 }
 
 /**
- * What the rollout engine needs from the devices feature's CommandDispatcher: store a command in the
- * engine's transaction, publish it after commit. An interface so the engine's tests and a future batch
+ * What the rollout engine needs from the devices feature's CommandDispatcher: store commands in the
+ * engine's transaction (a fixed number of statements per wave), publish them after commit. An interface so the engine's tests and a future batch
  * path can provide it without the rest of the dispatcher.
  */
 export interface RolloutCommandPort {
-  record(manager: EntityManager, deviceId: string, request: CommandRequest, actor: Actor): Promise<StoredCommand>;
-  /** `command` is what record() returned */
-  publish(command: StoredCommand): Promise<unknown>;
+  /** All or nothing: every device must exist and be active (callers filter first). */
+  recordMany(manager: EntityManager, items: Array<{ deviceId: string; request: CommandRequest }>, actor: Actor): Promise<StoredCommand[]>;
+  /** `commands` are what recordMany() returned */
+  publishMany(commands: StoredCommand[]): Promise<unknown>;
   /** Publishes again every command the device has not acknowledged (the agent runs a command id once). */
   resendUndelivered(deviceId: string): Promise<number>;
 }

@@ -344,30 +344,32 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Revert rule: every device that confirmed this release in this rollout switches back to where it came from. */
   private async sendReverts(rolloutId: string): Promise<void> {
-    const published: StoredCommand[] = [];
+    let published: StoredCommand[] = [];
     await this.dataSource.transaction(async (manager) => {
       const rows = (await manager.query(
-        `SELECT id, device_id, attempt, from_snapshot FROM rollout_executions
-          WHERE rollout_id = $1 AND state = $2 AND revert_state IS NULL FOR UPDATE`,
+        `SELECT x.id, x.device_id, x.attempt, x.from_snapshot, d.status AS device_status
+           FROM rollout_executions x LEFT JOIN devices d ON d.id = x.device_id
+          WHERE x.rollout_id = $1 AND x.state = $2 AND x.revert_state IS NULL
+          FOR UPDATE OF x`,
         [rolloutId, ExecutionState.Confirmed],
-      )) as { id: string; device_id: string; attempt: number; from_snapshot: string | null }[];
+      )) as { id: string; device_id: string; attempt: number; from_snapshot: string | null; device_status: string | null }[];
+      if (rows.length === 0) return;
+      const failureOf = (row: (typeof rows)[number]) =>
+        row.device_status !== 'active' ? 'the device is decommissioned' : row.from_snapshot ? null : 'the snapshot the device came from is unknown';
+      const switchable = rows.filter((row) => failureOf(row) === null);
+      const commands = await this.commands.recordMany(
+        manager,
+        switchable.map((row) => ({
+          deviceId: row.device_id,
+          request: { type: CommandType.Switch, snapshot: row.from_snapshot!, reboot: { mode: RebootMode.Now } },
+        })),
+        ROLLOUT_ENGINE_ACTOR,
+      );
+      const commandOf = new Map(switchable.map((row, i) => [row.id, commands[i]]));
       const audit: AuditEntryInput[] = [];
       for (const row of rows) {
-        let command: StoredCommand | null = null;
-        let failure: string | null = null;
-        if (!row.from_snapshot) failure = 'the snapshot the device came from is unknown';
-        else {
-          try {
-            command = await this.commands.record(
-              manager,
-              row.device_id,
-              { type: CommandType.Switch, snapshot: row.from_snapshot, reboot: { mode: RebootMode.Now } },
-              ROLLOUT_ENGINE_ACTOR,
-            );
-          } catch (error) {
-            failure = (error as Error).message;
-          }
-        }
+        const command = commandOf.get(row.id) ?? null;
+        const failure = failureOf(row);
         await manager.query(`UPDATE rollout_executions SET revert_command_id = $2, revert_state = $3, updated_at = now() WHERE id = $1`, [
           row.id,
           command?.id ?? null,
@@ -385,10 +387,10 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
           after: { rolloutId, executionId: row.id, commandId: command?.id ?? null, toSnapshot: row.from_snapshot },
           reason: failure ?? 'rollout aborted by a revert rule: switching back without a download',
         });
-        if (command) published.push(command);
       }
       await recordAuditInChunks(this.audit, manager, audit);
+      published = commands;
     });
-    for (const command of published) await this.commands.publish(command).catch(() => undefined);
+    if (published.length > 0) await this.commands.publishMany(published).catch(() => undefined);
   }
 }

@@ -3,7 +3,6 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { CommandType, RebootMode, SnapshotInfo } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
-import { DomainError } from '../common/domain-error';
 import type { CommandRequest } from '../devices/command-dispatcher.service';
 import { ArtifactPicker } from '../releases/artifact-picker';
 import { ArtifactUrlService } from '../releases/artifact-url.service';
@@ -26,18 +25,22 @@ interface QueuedDevice {
   snapshots: SnapshotInfo[] | null;
 }
 
-interface Dispatched {
+interface Planned {
   executionId: string;
   deviceId: string;
   attempt: number;
   timeoutSeconds: number;
-  command: StoredCommand;
+  request: CommandRequest;
   commandType: CommandType;
   artifact: ReleaseArtifact | null;
   bytes: number;
   choice: string;
   fromSnapshot: string | null;
   targetSnapshot: string | null;
+}
+
+interface Dispatched extends Planned {
+  command: StoredCommand;
 }
 
 interface Finished {
@@ -94,13 +97,19 @@ export class WaveDispatcher {
       if (queued.length === 0) return 0;
       const release = await manager.findOneByOrFail(Release, { id: rollout.release_id });
       const artifacts = await manager.find(ReleaseArtifact, { where: { releaseId: release.id } });
-      const dispatched: Dispatched[] = [];
+      const planned: Planned[] = [];
       const finished: Finished[] = [];
       for (const device of queued) {
-        const outcome = await this.commandFor(manager, rollout, release, artifacts, device);
+        const outcome = this.plan(rollout, release, artifacts, device);
         if ('state' in outcome) finished.push(outcome);
-        else dispatched.push(outcome);
+        else planned.push(outcome);
       }
+      const commands = await this.commands.recordMany(
+        manager,
+        planned.map((p) => ({ deviceId: p.deviceId, request: p.request })),
+        ROLLOUT_ENGINE_ACTOR,
+      );
+      const dispatched: Dispatched[] = planned.map((p, i) => ({ ...p, command: commands[i] }));
       await this.markDispatched(manager, dispatched);
       await this.markFinished(manager, finished);
       await recordAuditInChunks(this.audit, manager, [
@@ -148,13 +157,8 @@ export class WaveDispatcher {
     return Math.min(MAX_DISPATCH_PER_TICK, rollout.dispatch_per_minute - recent);
   }
 
-  private async commandFor(
-    manager: EntityManager,
-    rollout: RolloutRow,
-    release: Release,
-    artifacts: ReleaseArtifact[],
-    device: QueuedDevice,
-  ): Promise<Dispatched | Finished> {
+  /** The command for one device (issue 5 delta planning), or why it gets none. */
+  private plan(rollout: RolloutRow, release: Release, artifacts: ReleaseArtifact[], device: QueuedDevice): Planned | Finished {
     const finished = (state: ExecutionState, reason: string): Finished => ({
       executionId: device.id,
       deviceId: device.device_id,
@@ -180,25 +184,19 @@ export class WaveDispatcher {
         artifact = choice.artifact;
         request = { type: CommandType.Install, artifact: this.urls.offerFor(release, choice.artifact), reboot };
     }
-    try {
-      const command = await this.commands.record(manager, device.device_id, request, ROLLOUT_ENGINE_ACTOR);
-      return {
-        executionId: device.id,
-        deviceId: device.device_id,
-        attempt: device.attempt,
-        timeoutSeconds: device.timeout_seconds,
-        command,
-        commandType: request.type,
-        artifact,
-        bytes: artifact?.size ?? 0,
-        choice: choice.type === 'incremental' ? `incremental from ${choice.parentSnapshotId}` : choice.type,
-        fromSnapshot: device.booted_snapshot,
-        targetSnapshot,
-      };
-    } catch (error) {
-      if (error instanceof DomainError) return finished(ExecutionState.Canceled, error.message);
-      throw error;
-    }
+    return {
+      executionId: device.id,
+      deviceId: device.device_id,
+      attempt: device.attempt,
+      timeoutSeconds: device.timeout_seconds,
+      request,
+      commandType: request.type,
+      artifact,
+      bytes: artifact?.size ?? 0,
+      choice: choice.type === 'incremental' ? `incremental from ${choice.parentSnapshotId}` : choice.type,
+      fromSnapshot: device.booted_snapshot,
+      targetSnapshot,
+    };
   }
 
   private async markDispatched(manager: EntityManager, dispatched: Dispatched[]): Promise<void> {
@@ -258,17 +256,11 @@ export class WaveDispatcher {
     }
   }
 
-  /** QoS 1 publishes, a few at a time; a failed publish is re-sent when the device subscribes again. */
+  /** QoS 1 publishes after commit; a device that misses one gets it again when it subscribes. */
   private async publishAll(commands: StoredCommand[]): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < commands.length) {
-        const command = commands[next++];
-        await this.commands.publish(command).catch((error: Error) =>
-          this.logger.warn(`deviceId=${command.deviceId} commandId=${command.id} publish failed, re-sent on resubscribe: ${error.message}`),
-        );
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(32, commands.length) }, worker));
+    if (commands.length === 0) return;
+    await this.commands.publishMany(commands).catch((error: Error) =>
+      this.logger.warn(`publishing ${commands.length} command(s) failed, re-sent on resubscribe: ${error.message}`),
+    );
   }
 }
