@@ -62,7 +62,7 @@ export async function readReleaseIndex(dir: string): Promise<ReleaseIndex> {
     const entry = item as Partial<IndexedArtifact>;
     const what = `artifacts[${position}]`;
     if (entry.kind !== 'full' && entry.kind !== 'incremental') throw new CliError(`${path}: ${what}.kind must be full or incremental`);
-    if (!Number.isSafeInteger(entry.size) || (entry.size as number) < 0) throw new CliError(`${path}: ${what}.size must be a byte count`);
+    if (!Number.isSafeInteger(entry.size) || (entry.size as number) < 1) throw new CliError(`${path}: ${what}.size must be a byte count above 0`);
     if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) throw new CliError(`${path}: ${what}.sha256 must be 64 hex digits`);
     return {
       kind: entry.kind,

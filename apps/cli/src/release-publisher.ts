@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { ApiClient, describeFetchFailure, errorFrom } from './api-client';
 import { ArtifactView, ReleaseWithArtifactsView, UploadStatusView } from './api-types';
 import { ApiError, CliError } from './cli-error';
@@ -88,19 +87,20 @@ export class ReleasePublisher {
     const headers = { 'Content-Type': 'application/octet-stream', 'X-Cowroot-Manifest': manifest, 'X-Cowroot-Signature': signature };
     const size = artifact.size;
 
-    let offset = size === 0 ? 0 : await this.serverOffset(path);
+    let offset = await this.serverOffset(path);
     if (offset >= size) offset = 0; // every byte arrived but nothing was committed: start over
     const resumedAt = offset > 0 ? offset : null;
     if (resumedAt !== null) this.note(`${artifact.file}  resuming the interrupted upload at byte ${offset} of ${size} (${formatBytes(offset)})`);
     const bar = this.options.progress ? new ProgressBar(this.context.io.stderr, artifact.file, size, offset) : null;
+    /** bytes of chunks the server stored (a refused or cut chunk does not count) */
     let bytesSent = 0;
+    let chunksStored = 0;
     let failures = 0;
 
     for (;;) {
-      const whole = size === 0;
-      const end = whole ? -1 : Math.min(size, offset + this.options.chunkSize) - 1;
+      const end = Math.min(size, offset + this.options.chunkSize) - 1;
       const chunkStart = offset;
-      const body: Readable = whole ? Readable.from([]) : createReadStream(join(dir, artifact.file), { start: offset, end });
+      const body = createReadStream(join(dir, artifact.file), { start: offset, end });
       let sentInChunk = 0;
       body.on('data', (chunk: Buffer | string) => {
         sentInChunk += chunk.length;
@@ -108,29 +108,25 @@ export class ReleasePublisher {
       });
       let answer;
       try {
-        answer = await this.client.upload(
-          'PUT',
-          path,
-          whole ? headers : { ...headers, 'Content-Range': `bytes ${offset}-${end}/${size}` },
-          body,
-          whole ? 0 : end - offset + 1,
-        );
+        answer = await this.client.upload('PUT', path, { ...headers, 'Content-Range': `bytes ${offset}-${end}/${size}` }, body, end - offset + 1);
       } catch (error) {
         if (!(error instanceof TransportError)) throw error;
         failures = await this.failed(failures, artifact.file, `connection lost (${describeFetchFailure(error)})`, bar, () =>
           CliError.unreachable(this.client.server, `${describeFetchFailure(error)}; run the same command again to resume ${artifact.file}`),
         );
-        offset = whole ? 0 : await this.serverOffset(path);
+        offset = await this.serverOffset(path);
         continue;
       }
-      bytesSent += sentInChunk;
       const json = parseJson(answer.text);
       if (answer.status === 201 || answer.status === 200) {
+        bytesSent += answer.status === 201 ? sentInChunk : 0;
         const stored = json as ArtifactView;
         bar?.finish(`${answer.status === 201 ? 'uploaded' : 'already stored'} (${formatBytes(size)}, sha256 ${stored?.sha256?.slice(0, 12) ?? '?'}…)`);
         return { file: artifact.file, kind: artifact.kind, size, outcome: answer.status === 200 ? 'already-stored' : resumedAt !== null ? 'resumed' : 'uploaded', resumedAt, bytesSent };
       }
       if (answer.status === 202) {
+        bytesSent += sentInChunk;
+        chunksStored++;
         const status = json as UploadStatusView;
         if (status.offset > offset) failures = 0;
         offset = status.offset;
@@ -139,10 +135,12 @@ export class ReleasePublisher {
       const error = errorFrom(answer.status, answer.statusText, answer.text);
       const serverOffset = error instanceof ApiError ? offsetIn(error.details) : null;
       // 409/400 with details.offset: the server holds a different offset (a chunk cut short, a stale partial)
-      // 409 without an offset right after a lost connection: the server is still closing our cut-off chunk
+      // 409 without an offset right after a lost connection, or as the first answer when resuming: the server
+      // may still be closing the cut-off chunk of the earlier attempt ("another chunk … is being received")
+      const justInterrupted = failures > 0 || (resumedAt !== null && chunksStored === 0);
       const retryable =
         ((answer.status === 409 || answer.status === 400) && serverOffset !== null) ||
-        (answer.status === 409 && failures > 0) ||
+        (answer.status === 409 && justInterrupted) ||
         (answer.status >= 500 && answer.status !== 507);
       if (!retryable) {
         bar?.abandon();
