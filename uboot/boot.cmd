@@ -32,7 +32,7 @@ if test -z "${cr_initrd}"; then cr_initrd=uInitrd; fi
 
 # cr_load: load and verify (iminfo: legacy image header and data checksums) the kernel, the initrd and
 # the dtb of snapshot ${cr_id}; cr_ok=1 on success. cr_rdsize: initrd image size without its 64-byte header.
-cr_load_script='cr_ok=0; cr_fdtarg=; if load ${cowroot_disk} ${kernel_addr_r} /snapshots/${cr_id}/boot/${cr_kernel} && iminfo ${kernel_addr_r} && load ${cowroot_disk} ${ramdisk_addr_r} /snapshots/${cr_id}/boot/${cr_initrd} && iminfo ${ramdisk_addr_r}; then setexpr cr_rdsize ${filesize} - 0x40; cr_ok=1; if test -n "${cowroot_fdt}"; then cr_fdtarg=${fdt_addr_r}; if load ${cowroot_disk} ${fdt_addr_r} /snapshots/${cr_id}/boot/${cowroot_fdt}; then true; else cr_ok=0; fi; fi; fi'
+cr_load_script='cr_ok=0; cr_fdtarg=; if load ${cowroot_disk} ${kernel_addr_r} /snapshots/${cr_id}/boot/${cr_kernel} && iminfo ${kernel_addr_r} && load ${cowroot_disk} ${ramdisk_addr_r} /snapshots/${cr_id}/boot/${cr_initrd} && iminfo ${ramdisk_addr_r}; then setexpr cr_rdsize ${filesize} - 0x40; cr_ok=1; if test -n "${cowroot_fdt}"; then cr_fdtarg=${fdt_addr_r}; load ${cowroot_disk} ${fdt_addr_r} /snapshots/${cr_id}/boot/${cowroot_fdt} || cr_ok=0; fi; fi'
 setenv cr_load "${cr_load_script}"
 
 echo "cowroot: current=${cowroot_current} trial=${cowroot_trial} state=${cowroot_state}"

@@ -247,6 +247,23 @@ describePrivileged(
       expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
     }, 10 * MINUTE);
 
+    it('5c. one env copy corrupted (torn write): u-boot and fw_printenv use the other copy', async () => {
+      // the newer copy (holding the request) is torn: the older one says "no trial", a normal boot
+      await device.writeEnv(requestTrial('2'));
+      await device.corruptEnvCopy('newer');
+      const normal = await modelBoot([], null);
+      expectLinux(normal.record, '1', '0');
+      expect(normal.before[ENV.state] ?? '').toBe('');
+      expect(normal.record.log).not.toMatch(/using default environment/i);
+
+      // the older copy is torn: the newer one (the request) is used, the trial boots
+      await device.writeEnv(requestTrial('2'));
+      await device.corruptEnvCopy('older');
+      const trial = await modelBoot([], null);
+      expectLinux(trial.record, '2', '1');
+      expect(trial.record.log).not.toMatch(/using default environment/i);
+    }, 10 * MINUTE);
+
     it('5d. the trial Linux hangs and the power is cut: the next boot falls back', async () => {
       await device.writeEnv(requestTrial('2'));
       const hung = await modelBoot(['hang'], null, { cutPowerOn: 'COWROOT-HANGING' });
@@ -274,23 +291,6 @@ describePrivileged(
       const env = await device.readEnv();
       expect(env[ENV.result]).toBe(SwitchResult.BootloaderFallback);
       expect(env[ENV.current]).toBe('1');
-    }, 10 * MINUTE);
-
-    it('5c. one env copy corrupted (torn write): u-boot and fw_printenv use the other copy', async () => {
-      // the newer copy (holding the request) is torn: the older one says "no trial", a normal boot
-      await device.writeEnv(requestTrial('2'));
-      await device.corruptEnvCopy('newer');
-      const normal = await modelBoot([], null);
-      expectLinux(normal.record, '1', '0');
-      expect(normal.before[ENV.state] ?? '').toBe('');
-      expect(normal.record.log).not.toMatch(/using default environment/i);
-
-      // the older copy is torn: the newer one (the request) is used, the trial boots
-      await device.writeEnv(requestTrial('2'));
-      await device.corruptEnvCopy('older');
-      const trial = await modelBoot([], null);
-      expectLinux(trial.record, '2', '1');
-      expect(trial.record.log).not.toMatch(/using default environment/i);
     }, 10 * MINUTE);
 
     it('6. commit: the workspace snapshotted read-only in the guest, tried, confirmed, then current', async () => {
