@@ -138,20 +138,22 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
       let previous = '';
       for (;;) {
         const rollout = await client.get<RolloutStatusView>(rolloutPath(id));
-        const frame = json ? JSON.stringify(rollout) : renderRollout(rollout);
+        const state = JSON.stringify(rollout);
+        const frame = json ? state : renderRollout(rollout);
         const finished = FINAL_ROLLOUT_STATUSES.includes(rollout.status);
         if (!options.watch) {
           if (json) context.printJson(rollout);
           else context.out(frame);
           return;
         }
-        // on a terminal: redraw in place; in a log or pipe: a new frame only when something changed
+        // on a terminal: redraw in place; in a log or pipe: a new frame only when the rollout changed (not
+        // when only a countdown in the notes moved)
         if (tty && !json) {
           context.io.stdout.write(`\x1b[H\x1b[2J${frame}\n\n(every ${options.interval}; Ctrl-C to stop)  ${new Date().toISOString()}\n`);
-        } else if (frame !== previous) {
+        } else if (state !== previous) {
           context.out(json ? frame : `${previous ? '\n' : ''}${new Date().toISOString()}\n${frame}`);
         }
-        previous = frame;
+        previous = state;
         if (finished || context.interrupted) return;
         await context.sleep(intervalMs);
         if (context.interrupted) return;
