@@ -24,6 +24,9 @@ import { recordAuditInChunks } from './audit-in-chunks';
 /** How often queued commands of devices connected to this instance are looked for. */
 const QUEUED_POLL_MS = 2000;
 
+/** Publishes in flight at once in publishMany(). */
+const PUBLISH_CHUNK = 500;
+
 /** Commands per INSERT statement in recordMany(). */
 const INSERT_CHUNK = 1000;
 
@@ -214,8 +217,11 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
    */
   async publishMany(commands: DeviceCommand[]): Promise<number> {
     const delivered: string[] = [];
-    for (const command of commands) {
-      if (await this.broker.publishCommand(command.deviceId, encodeMessage(command.payload))) delivered.push(command.id);
+    // issued in order (aedes keeps the order of publish calls), awaited per chunk rather than one by one
+    for (let i = 0; i < commands.length; i += PUBLISH_CHUNK) {
+      const chunk = commands.slice(i, i + PUBLISH_CHUNK);
+      const sent = await Promise.all(chunk.map((command) => this.broker.publishCommand(command.deviceId, encodeMessage(command.payload))));
+      chunk.forEach((command, j) => sent[j] && delivered.push(command.id));
     }
     if (delivered.length > 0) {
       await this.dataSource.query(
