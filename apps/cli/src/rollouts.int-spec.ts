@@ -123,6 +123,13 @@ describeOnPostgres('cowroot rollouts and rollback against the real server and si
     const frames = watched.stdout.trim().split('\n').map((line) => JSON.parse(line) as RolloutStatusView);
     expect(frames[frames.length - 1]).toMatchObject({ status: 'completed', counts: { confirmed: 4 } });
 
+    // on a terminal the screen is cleared and redrawn; a finished rollout ends the watch after one frame
+    const screen = await runCliInProcess(['rollouts', 'status', rolloutId, '--watch'], env, { tty: true });
+    expect(screen.code).toBe(ExitCode.Ok);
+    expect(screen.stdout.startsWith('\x1b[H\x1b[2J')).toBe(true);
+    expect(screen.stdout).toMatch(/^status:\s+COMPLETED$/m);
+    expect(screen.stdout.split('\x1b[2J')).toHaveLength(2);
+
     const executions = json<{ deviceId: string; state: string; artifact: { file: string; kind: string } | null }[]>(await cli('--json', 'rollouts', 'executions', rolloutId, '--all'));
     expect(executions.map((e) => [e.deviceId, e.state, e.artifact?.kind]).sort()).toEqual(fleet.devices.map((d) => [d.id, 'confirmed', 'full']).sort());
 

@@ -9,9 +9,9 @@ export interface CliRun {
 }
 
 /** Runs the CLI in-process (runCli with injected argv, env and output streams), as the bundle's main does. */
-export async function runCliInProcess(argv: string[], env: Record<string, string | undefined>): Promise<CliRun> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
+export async function runCliInProcess(argv: string[], env: Record<string, string | undefined>, options: { tty?: boolean } = {}): Promise<CliRun> {
+  const stdout = Object.assign(new PassThrough(), { isTTY: options.tty ?? false });
+  const stderr = Object.assign(new PassThrough(), { isTTY: options.tty ?? false });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   stdout.on('data', (chunk: Buffer) => out.push(chunk));
