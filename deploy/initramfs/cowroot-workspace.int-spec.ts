@@ -4,7 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLoopBtrfs, type LoopBtrfs } from '@cowroot/device';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../tools/testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 
 const execFileAsync = promisify(execFile);
 const script = join(__dirname, 'cowroot-workspace.sh');

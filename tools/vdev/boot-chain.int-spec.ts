@@ -15,7 +15,7 @@ import {
   requestTrial,
   type EnvUpdate,
 } from '@cowroot/device';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { prepareVdevArtifacts, type VdevArtifacts } from './vdev-artifacts';
 import { VirtualDevice, type BootOptions, type BootRecord } from './virtual-device';
 
