@@ -174,6 +174,38 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(retried.counts).toMatchObject({ queued: 1, confirmed: 3 });
   });
 
+  it('waits for a manual approval, limits the dispatch rate, and cancels what is not dispatched', async () => {
+    await seedRelease(server.dataSource, { name: 'gate-os', version: '2' });
+    await fleet(Array.from({ length: 5 }, (_, i) => ({ id: `gate-${i}`, tags: ['gate'] })));
+    const created = await api('POST', '/rollouts', {
+      name: 'gated',
+      release: { name: 'gate-os', version: '2' },
+      selector: { tags: ['gate'] },
+      dispatchPerMinute: 2,
+      waves: [{ count: 1, timeoutSeconds: 20 }, { percent: 100, timeoutSeconds: 20, requiresApproval: true }],
+    });
+    const waiting = await waitFor(
+      async () => {
+        const rollout = await api('GET', `/rollouts/${created.id}`);
+        return rollout.waves[1].status === 'awaiting-approval' ? rollout : null;
+      },
+      20_000,
+      'second wave awaiting approval',
+    );
+    expect(waiting.counts).toEqual({ confirmed: 1, queued: 4 });
+    await api('POST', `/rollouts/${created.id}/approve`, { reason: 'canary looks good' });
+    // 2 per minute: the canary used one, so one more now and the rest only after a minute
+    await waitFor(async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 2, 20_000, 'second device');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await api('GET', `/rollouts/${created.id}`)).counts).toEqual({ confirmed: 2, queued: 3 });
+    const canceled = await api('POST', `/rollouts/${created.id}/cancel`, { reason: 'enough for today' });
+    expect(canceled).toMatchObject({ status: 'canceled', counts: { confirmed: 2, canceled: 3 } });
+    await api('POST', `/rollouts/${created.id}/resume`, {}, [422]);
+    const timeline = await api<Array<{ action: string; actor: { name: string }; reason: string | null }>>('GET', `/rollouts/${created.id}/timeline`);
+    expect(timeline.find((e) => e.action === 'rollout.wave.approved')).toMatchObject({ reason: 'canary looks good' });
+    expect(timeline.find((e) => e.action === 'rollout.canceled')).toMatchObject({ reason: 'enough for today' });
+  });
+
   it('plans each device its artifact: incremental from a held parent, full after a local commit, a switch when it holds the release', async () => {
     const v1 = await seedRelease(server.dataSource, { name: 'delta-os', version: '1' });
     const other = randomUUID();
