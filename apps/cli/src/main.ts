@@ -12,6 +12,12 @@ process.on('SIGINT', () => {
   setTimeout(() => process.exit(130), INTERRUPT_GRACE_MS).unref();
 });
 
+// `cowroot audit export | head`: a reader that went away is not an error of ours
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, interrupt: interrupt.signal }).then(
   (code) => {
     process.exitCode = code;
