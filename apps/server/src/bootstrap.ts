@@ -24,8 +24,9 @@ function logLevels(config: ServerConfig): LogLevel[] {
 export async function createApp(config: ServerConfig): Promise<ServerHandle> {
   let embedded: EmbeddedPostgres | null = null;
   if (!config.databaseUrl) embedded = await startEmbeddedPostgres(join(config.dataDir, 'pglite'));
+  let app: NestExpressApplication | null = null;
   try {
-    const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, config.databaseUrl ?? embedded!.url), {
+    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, config.databaseUrl ?? embedded!.url), {
       logger: logLevels(config),
       bodyParser: true,
     });
@@ -45,14 +46,16 @@ export async function createApp(config: ServerConfig): Promise<ServerHandle> {
     );
     SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
     await app.init();
+    const ready = app;
     return {
-      app,
+      app: ready,
       async close() {
-        await app.close();
+        await ready.close();
         await embedded?.stop();
       },
     };
   } catch (error) {
+    await app?.close().catch(() => undefined);
     await embedded?.stop();
     throw error;
   }

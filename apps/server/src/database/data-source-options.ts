@@ -1,8 +1,13 @@
 import { DataSourceOptions } from 'typeorm';
 import { MIGRATIONS } from './migrations';
 
-/** Shared by the server and the migration CLI; schema changes happen only through migrations. */
-export function dataSourceOptions(url: string): DataSourceOptions {
+/**
+ * Shared by the server and the migration CLI; schema changes happen only through migrations.
+ * `embedded`: PGlite runs one session for every socket, and pglite-socket interleaves the extended-protocol
+ * messages (Parse/Bind/Execute) of concurrent connections, which can answer one query with another's
+ * rows. One pooled connection serialises every query, which is all a single-threaded PGlite can do anyway.
+ */
+export function dataSourceOptions(url: string, embedded: boolean): DataSourceOptions {
   return {
     type: 'postgres',
     url,
@@ -10,6 +15,6 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     migrationsRun: false,
     migrations: MIGRATIONS,
     migrationsTableName: 'migrations',
-    extra: { max: 10 },
+    extra: { max: embedded ? 1 : 10 },
   };
 }

@@ -7,12 +7,12 @@ import { runMigrations } from './migration-runner';
 /** TypeORM on `url`, migrated (under the advisory lock) before any other module touches the schema. */
 @Module({})
 export class DatabaseModule {
-  static forRoot(url: string): DynamicModule {
+  static forRoot(url: string, embedded: boolean): DynamicModule {
     return {
       module: DatabaseModule,
       imports: [
         TypeOrmModule.forRootAsync({
-          useFactory: () => ({ ...dataSourceOptions(url), autoLoadEntities: true }),
+          useFactory: () => ({ ...dataSourceOptions(url, embedded), autoLoadEntities: true }),
           dataSourceFactory: async (options) => {
             const dataSource = await new DataSource(options!).initialize();
             await runMigrations(dataSource);

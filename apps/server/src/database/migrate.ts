@@ -14,7 +14,7 @@ async function main(command: string | undefined): Promise<void> {
   }
   const config = ServerConfig.fromEnv(process.env);
   const embedded = config.databaseUrl ? null : await startEmbeddedPostgres(`${config.dataDir}/pglite`);
-  const dataSource = await new DataSource(dataSourceOptions(config.databaseUrl ?? embedded!.url)).initialize();
+  const dataSource = await new DataSource(dataSourceOptions(config.databaseUrl ?? embedded!.url, embedded !== null)).initialize();
   try {
     if (command === 'run') {
       const applied = await runMigrations(dataSource);
