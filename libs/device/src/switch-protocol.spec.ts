@@ -40,4 +40,12 @@ describe('bootloaderDecision', () => {
     expect(decision.boot).toBe('a');
     expect(decision.write).toMatchObject({ [ENV.result]: SwitchResult.KernelLoadFailed });
   });
+
+  it('does not accept a confirmed trial whose kernel no longer loads', () => {
+    const env = { [ENV.current]: 'a', [ENV.trial]: 'b', [ENV.state]: SwitchState.Confirmed };
+    const decision = bootloaderDecision(readSwitchEnv(env), (id) => id !== 'b');
+    expect(decision.boot).toBe('a');
+    expect(decision.write).toMatchObject({ [ENV.result]: SwitchResult.KernelLoadFailed, [ENV.trial]: '' });
+    expect(decision.write).not.toHaveProperty(ENV.current);
+  });
 });

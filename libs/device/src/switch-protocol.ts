@@ -109,19 +109,18 @@ export function bootloaderDecision(
   env: SwitchEnv,
   kernelLoads: (snapshot: string) => boolean,
 ): { boot: string; trial: boolean; write: EnvUpdate | null } {
+  const kernelLoadFailed = (trial: string) => ({
+    boot: env.current,
+    trial: false,
+    write: {
+      [ENV.trial]: '',
+      [ENV.state]: SwitchState.Idle,
+      [ENV.result]: SwitchResult.KernelLoadFailed,
+      [ENV.resultSnapshot]: trial,
+    },
+  });
   if (env.state === SwitchState.Requested && env.trial) {
-    if (!kernelLoads(env.trial)) {
-      return {
-        boot: env.current,
-        trial: false,
-        write: {
-          [ENV.trial]: '',
-          [ENV.state]: SwitchState.Idle,
-          [ENV.result]: SwitchResult.KernelLoadFailed,
-          [ENV.resultSnapshot]: env.trial,
-        },
-      };
-    }
+    if (!kernelLoads(env.trial)) return kernelLoadFailed(env.trial);
     return { boot: env.trial, trial: true, write: { [ENV.state]: SwitchState.Trying } };
   }
   if (env.state === SwitchState.Trying && env.trial) {
@@ -137,6 +136,8 @@ export function bootloaderDecision(
     };
   }
   if (env.state === SwitchState.Confirmed && env.trial) {
+    // a confirmed snapshot whose kernel no longer loads (storage went bad since) is not accepted
+    if (!kernelLoads(env.trial)) return kernelLoadFailed(env.trial);
     return {
       boot: env.trial,
       trial: false,
