@@ -3,8 +3,13 @@
 # when every package is present already.
 set -euo pipefail
 packages=(
+  # device side: btrfs, the u-boot env, release streams
   btrfs-progs u-boot-tools libubootenv-tool zstd rsync
-  qemu-system-x86 qemu-utils dosfstools mtools busybox-static cpio kmod
+  # the virtual device: QEMU, disk images, the guest's initramfs
+  qemu-system-x86 qemu-utils dosfstools mtools fdisk busybox-static cpio kmod
+  # building u-boot 2023.01 from Debian's source package (tools/vdev/build-artifacts.sh)
+  build-essential bc bison flex libssl-dev uuid-dev libgnutls28-dev swig dpkg-dev
+  python3-dev python3-setuptools python3-pyelftools
 )
 missing=()
 for pkg in "${packages[@]}"; do
