@@ -18,6 +18,8 @@ export interface AuditEntryInput {
   reason?: string;
 }
 
+const AUDIT_ROWS_PER_INSERT = 2000;
+
 const isIdCursor = (value: unknown): value is { id: string } =>
   typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' && /^\d+$/.test((value as { id: string }).id);
 
@@ -31,11 +33,17 @@ export class AuditService {
     await this.recordMany([entry], manager);
   }
 
+  /** Many entries, in inserts small enough for PostgreSQL's 65535 bind parameters (11 per row). */
   async recordMany(entries: AuditEntryInput[], manager?: EntityManager): Promise<void> {
-    if (entries.length === 0) return;
     const correlationId = currentCorrelationId() ?? null;
     const at = new Date();
-    await (manager ?? this.dataSource.manager)
+    for (let i = 0; i < entries.length; i += AUDIT_ROWS_PER_INSERT) {
+      await this.insert(entries.slice(i, i + AUDIT_ROWS_PER_INSERT), at, correlationId, manager ?? this.dataSource.manager);
+    }
+  }
+
+  private async insert(entries: AuditEntryInput[], at: Date, correlationId: string | null, manager: EntityManager): Promise<void> {
+    await manager
       .createQueryBuilder()
       .insert()
       .into(AuditEntry)

@@ -19,7 +19,6 @@ import { MqttBrokerService } from '../mqtt/mqtt-broker.service';
 import { CommandStatus, UNDELIVERED_STATUSES } from './command-status';
 import { DeviceCommand } from './device-command.entity';
 import { Device, DeviceStatus } from './device.entity';
-import { recordAuditInChunks } from './audit-in-chunks';
 
 /** How often queued commands of devices connected to this instance are looked for. */
 const QUEUED_POLL_MS = 2000;
@@ -156,8 +155,7 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
         [JSON.stringify(rows), CommandStatus.Queued, actor.id, actor.type, now],
       );
     }
-    await recordAuditInChunks(
-      this.audit,
+    await this.audit.recordMany(
       commands.map((command) => ({
         actor,
         action: 'device.command.sent',

@@ -4,7 +4,6 @@ import { DataSource, EntityManager } from 'typeorm';
 import { SYSTEM_ACTOR, deviceActor } from '../auth/actor';
 import { AuditService } from '../audit/audit.service';
 import { BROKER_STALE_SECONDS, BrokerRegistry } from '../mqtt/broker-registry.service';
-import { recordAuditInChunks } from './audit-in-chunks';
 import { KeyedSerialQueue } from './keyed-serial-queue';
 import { returningRows } from './returning-rows';
 
@@ -75,8 +74,7 @@ export class DevicePresenceService {
 
   private async takeOffline(manager: EntityManager, sql: string, parameters: unknown[], reason: string): Promise<number> {
     const rows = await returningRows<{ id: string }>(manager, sql, parameters);
-    await recordAuditInChunks(
-      this.audit,
+    await this.audit.recordMany(
       rows.map((row) => ({
         actor: SYSTEM_ACTOR,
         action: 'device.state.offline',

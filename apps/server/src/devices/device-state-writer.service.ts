@@ -4,7 +4,6 @@ import { DeviceStateMessage } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { deviceActor } from '../auth/actor';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
-import { recordAuditInChunks } from './audit-in-chunks';
 import { DeviceStatus } from './device.entity';
 import { ReportedState, judgeReport, stateFromReport, stateTransitions } from './device-state-rules';
 
@@ -159,7 +158,7 @@ export class DeviceStateWriter {
         [JSON.stringify(values)],
       );
     }
-    await recordAuditInChunks(this.audit, audits, manager);
+    await this.audit.recordMany(audits, manager);
     return outcomes;
   }
 }
