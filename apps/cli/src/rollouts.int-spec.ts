@@ -13,17 +13,8 @@ import type { RolloutStatusView } from './rollouts/rollout-view';
 /**
  * `cowroot rollouts …` and `cowroot rollback` (in-process runCli) against the real server with simulated
  * devices from the fleet simulator speaking the real protocol over the server's real MQTT broker.
- *
- * PostgreSQL only (TEST_DATABASE_URL, as .ci/run sets it): on the embedded PGlite the server currently
- * answers concurrent queries (rollout engine + MQTT auth + REST) with "unnamed prepared statement does not
- * exist" / "bind message supplies 1 parameters…" and 500s, which is a server-side defect, not the CLI's.
  */
-const describeOnPostgres = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-if (!process.env.TEST_DATABASE_URL) {
-  console.warn('skipping apps/cli rollouts.int-spec.ts: needs TEST_DATABASE_URL (the embedded PGlite fails concurrent server queries)');
-}
-
-describeOnPostgres('cowroot rollouts and rollback against the real server and simulated devices', () => {
+describe('cowroot rollouts and rollback against the real server and simulated devices', () => {
   let server: TestServer;
   let fleet: FleetSimulator;
   let dir: string;
