@@ -130,40 +130,16 @@ export class JobEventFollower {
   }
 
   private async apply(manager: EntityManager, transitions: Transition[]): Promise<void> {
-    const audit: AuditEntryInput[] = [];
+    const audit: AuditEntryInput[] = await this.applyToExecutions(
+      manager,
+      transitions.filter((t): t is Transition & { target: { table: 'execution' } } => t.target.table === 'execution'),
+    );
     for (const t of transitions) {
       const reason = reasonOf(t.event);
       const finished = isFinished(t.to);
       switch (t.target.table) {
-        case 'execution': {
-          // the history row is keyed by event id: if this event was applied before, nothing changes
-          const inserted = (await manager.query(
-            `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, event_id, command_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING RETURNING id`,
-            [t.target.id, t.target.attempt, t.from, t.to, t.event.event_id, t.event.command_id, detailOf(t.event)],
-          )) as unknown[];
-          if (inserted.length === 0) break;
-          await manager.query(
-            `UPDATE rollout_executions
-                SET state = $2, failure_reason = coalesce($3, failure_reason),
-                    finished_at = CASE WHEN $4 THEN now() ELSE finished_at END,
-                    target_snapshot = coalesce(target_snapshot, $5), updated_at = now()
-              WHERE id = $1`,
-            [t.target.id, t.to, reason, finished, t.event.payload.snapshot ?? null],
-          );
-          if (finished) {
-            audit.push({
-              actor: deviceActor(t.event.device_id),
-              action: `rollout.execution.${t.to}`,
-              subjectType: 'device',
-              subjectId: t.event.device_id,
-              before: { state: t.from },
-              after: { rolloutId: t.target.rolloutId, executionId: t.target.id, attempt: t.target.attempt, state: t.to, commandId: t.event.command_id, eventId: t.event.event_id, ...detailOf(t.event) },
-              reason: reason ?? undefined,
-            });
-          }
+        case 'execution':
           break;
-        }
         case 'revert':
           await manager.query(`UPDATE rollout_executions SET revert_state = $2, updated_at = now() WHERE id = $1`, [t.target.id, t.to]);
           await manager.query(
@@ -203,6 +179,66 @@ export class JobEventFollower {
       }
     }
     await recordAuditInChunks(this.audit, manager, audit);
+  }
+
+  /**
+   * Execution transitions with a fixed number of statements (a 10k-device wave reports tens of thousands
+   * of events): history rows first, keyed by event id, so an event applied before changes nothing; then
+   * each execution's final state of this batch in one UPDATE.
+   */
+  private async applyToExecutions(manager: EntityManager, transitions: Array<Transition & { target: { table: 'execution' } }>): Promise<AuditEntryInput[]> {
+    if (transitions.length === 0) return [];
+    const inserted = (await manager.query(
+      `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, event_id, command_id, detail)
+       SELECT u.execution_id, u.attempt, u.from_state, u.to_state, u.event_id, u.command_id, u.detail::jsonb
+         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[])
+              AS u(execution_id, attempt, from_state, to_state, event_id, command_id, detail)
+       ON CONFLICT (event_id) DO NOTHING
+       RETURNING event_id`,
+      [
+        transitions.map((t) => t.target.id),
+        transitions.map((t) => t.target.attempt),
+        transitions.map((t) => t.from),
+        transitions.map((t) => t.to),
+        transitions.map((t) => t.event.event_id),
+        transitions.map((t) => t.event.command_id),
+        transitions.map((t) => JSON.stringify(detailOf(t.event))),
+      ],
+    )) as { event_id: string }[];
+    const applied = new Set(inserted.map((row) => row.event_id));
+    const kept = transitions.filter((t) => applied.has(t.event.event_id));
+    const final = new Map<string, { state: ExecutionState; reason: string | null; finished: boolean; snapshot: string | null }>();
+    for (const t of kept) {
+      const current = final.get(t.target.id) ?? { state: t.to, reason: null, finished: false, snapshot: null };
+      current.state = t.to;
+      current.reason = reasonOf(t.event) ?? current.reason;
+      current.finished = current.finished || isFinished(t.to);
+      current.snapshot = current.snapshot ?? t.event.payload.snapshot ?? null;
+      final.set(t.target.id, current);
+    }
+    if (final.size > 0) {
+      const rows = [...final.entries()];
+      await manager.query(
+        `UPDATE rollout_executions x
+            SET state = u.state, failure_reason = coalesce(u.reason, x.failure_reason),
+                finished_at = CASE WHEN u.finished THEN now() ELSE x.finished_at END,
+                target_snapshot = coalesce(x.target_snapshot, u.snapshot), updated_at = now()
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::boolean[], $5::text[]) AS u(id, state, reason, finished, snapshot)
+          WHERE x.id = u.id`,
+        [rows.map(([id]) => id), rows.map(([, f]) => f.state), rows.map(([, f]) => f.reason), rows.map(([, f]) => f.finished), rows.map(([, f]) => f.snapshot)],
+      );
+    }
+    return kept
+      .filter((t) => isFinished(t.to))
+      .map((t) => ({
+        actor: deviceActor(t.event.device_id),
+        action: `rollout.execution.${t.to}`,
+        subjectType: 'device',
+        subjectId: t.event.device_id,
+        before: { state: t.from },
+        after: { rolloutId: t.target.rolloutId, executionId: t.target.id, attempt: t.target.attempt, state: t.to, commandId: t.event.command_id, eventId: t.event.event_id, ...detailOf(t.event) },
+        reason: reasonOf(t.event) ?? undefined,
+      }));
   }
 }
 
