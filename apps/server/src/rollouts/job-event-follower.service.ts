@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { JobEventType } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { deviceActor } from '../auth/actor';
 import { recordAuditInChunks } from './audit-chunks';
 import { ExecutionState, isFinished, nextExecutionState } from './execution-state';
@@ -52,10 +53,15 @@ const LOOKBACK = { seconds: 5, rows: 50_000 };
  */
 @Injectable()
 export class JobEventFollower {
+  private readonly outcomes;
+
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditService,
-  ) {}
+    metrics: MetricsService,
+  ) {
+    this.outcomes = metrics.counter('cowroot_rollout_execution_outcomes_total', 'Device outcomes in rollouts, by execution state', ['state']);
+  }
 
   /** @returns the number of state changes applied */
   async followOnce(): Promise<number> {
@@ -228,6 +234,7 @@ export class JobEventFollower {
         [rows.map(([id]) => id), rows.map(([, f]) => f.state), rows.map(([, f]) => f.reason), rows.map(([, f]) => f.finished), rows.map(([, f]) => f.snapshot)],
       );
     }
+    for (const t of kept) if (isFinished(t.to)) this.outcomes.inc({ state: t.to });
     return kept
       .filter((t) => isFinished(t.to))
       .map((t) => ({

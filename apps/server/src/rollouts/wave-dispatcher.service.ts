@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { CommandType, RebootMode, SnapshotInfo } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { MetricsService } from '../metrics/metrics.service';
 import type { CommandRequest } from '../devices/command-dispatcher.service';
 import { ArtifactPicker } from '../releases/artifact-picker';
 import { ArtifactUrlService } from '../releases/artifact-url.service';
@@ -64,6 +65,7 @@ export const MAX_DISPATCH_PER_TICK = 10_000;
 @Injectable()
 export class WaveDispatcher {
   private readonly logger = new Logger(WaveDispatcher.name);
+  private readonly dispatchedTotal;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -71,7 +73,10 @@ export class WaveDispatcher {
     private readonly picker: ArtifactPicker,
     private readonly urls: ArtifactUrlService,
     private readonly audit: AuditService,
-  ) {}
+    metrics: MetricsService,
+  ) {
+    this.dispatchedTotal = metrics.counter('cowroot_rollout_commands_dispatched_total', 'Rollout commands sent to devices, by command type', ['type']);
+  }
 
   /** @returns how many devices got a command */
   async dispatchNext(rollout: RolloutRow): Promise<number> {
@@ -141,6 +146,7 @@ export class WaveDispatcher {
         })),
       ]);
       published.push(...dispatched.map((d) => d.command));
+      for (const d of dispatched) this.dispatchedTotal.inc({ type: d.commandType });
       return queued.length;
     });
     await this.publishAll(published);
