@@ -237,7 +237,7 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(holds).toMatchObject({ commandType: 'switch', targetSnapshot: 'delta-os-2', artifact: { kind: null, bytes: 0 } });
   });
 
-  it('continuous mode: a device registered later joins and is updated', async () => {
+  it('continuous mode: a device registered later, and one tagged later, join and are updated', async () => {
     await seedRelease(server.dataSource, { name: 'cont-os', version: '2' });
     await fleet([{ id: 'cont-0', tags: ['cont'] }, { id: 'cont-1', tags: ['cont'] }]);
     const created = await api('POST', '/rollouts', {
@@ -258,8 +258,12 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
       'late device confirmed',
     );
     expect(after.status).toBe('running');
+    // a tag change makes a device match too
+    await fleet([{ id: 'cont-retagged', tags: ['other'] }]);
+    await api('PATCH', '/devices/cont-retagged', { tags: ['other', 'cont'] });
+    await waitFor(async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 4, 30_000, 'retagged device confirmed');
     const timeline = await api<Array<{ action: string; after: { devices?: string[] } }>>('GET', `/rollouts/${created.id}/timeline`);
-    expect(timeline.find((e) => e.action === 'rollout.devices-joined')?.after.devices).toEqual(['cont-late']);
+    expect(timeline.filter((e) => e.action === 'rollout.devices-joined').map((e) => e.after.devices)).toEqual([['cont-late'], ['cont-retagged']]);
   });
 
   it('counts duplicated, late and out-of-order events once', async () => {
