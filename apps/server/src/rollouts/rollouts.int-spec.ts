@@ -266,6 +266,27 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(timeline.filter((e) => e.action === 'rollout.devices-joined').map((e) => e.after.devices)).toEqual([['cont-late'], ['cont-retagged']]);
   });
 
+  it('gives a device targeted by two rollouts one command at a time', async () => {
+    await seedRelease(server.dataSource, { name: 'two-os', version: '2' });
+    await seedRelease(server.dataSource, { name: 'two-os', version: '3' });
+    const [device] = await fleet([{ id: 'two-0', tags: ['two'] }], 1000);
+    const body = (version: string) => ({
+      name: `two ${version}`,
+      release: { name: 'two-os', version },
+      selector: { deviceIds: ['two-0'] },
+      waves: [{ count: 1, timeoutSeconds: 30 }],
+    });
+    const first = await api('POST', '/rollouts', body('2'));
+    const second = await api('POST', '/rollouts', body('3'));
+    await rolloutStatus(first.id, 'completed');
+    await rolloutStatus(second.id, 'completed');
+    const a = await api('GET', `/rollouts/${first.id}/executions/two-0`);
+    const b = await api('GET', `/rollouts/${second.id}/executions/two-0`);
+    expect([a.state, b.state]).toEqual(['confirmed', 'confirmed']);
+    expect(Date.parse(b.dispatchedAt)).toBeGreaterThanOrEqual(Date.parse(a.finishedAt));
+    expect(device.bootedSnapshot).toBe('two-os-3');
+  });
+
   it('counts duplicated, late and out-of-order events once', async () => {
     await seedRelease(server.dataSource, { name: 'dup-os', version: '2' });
     const [sim] = await provisionDevices(server, [{ id: 'dup-0', tags: ['dup'] }]);

@@ -10,7 +10,7 @@ import { ArtifactUrlService } from '../releases/artifact-url.service';
 import { ReleaseArtifact } from '../releases/release-artifact.entity';
 import { Release } from '../releases/release.entity';
 import { ROLLOUT_ENGINE_ACTOR } from './engine-actor';
-import { ExecutionState } from './execution-state';
+import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
 import { RolloutRow } from './rollout-rows';
 import { recordAuditInChunks } from './audit-chunks';
@@ -94,10 +94,14 @@ export class WaveDispatcher {
            JOIN rollout_waves w ON w.rollout_id = x.rollout_id AND w.index = x.wave_index
            LEFT JOIN devices d ON d.id = x.device_id
           WHERE x.rollout_id = $1 AND x.state = $2 AND x.wave_index <= $3
+            -- one rollout command per device at a time: a device busy in another rollout waits its turn
+            AND NOT EXISTS (
+              SELECT 1 FROM rollout_executions o
+               WHERE o.device_id = x.device_id AND o.rollout_id <> x.rollout_id AND o.state = ANY ($5::text[]))
           ORDER BY x.wave_index, x.order_key
           LIMIT $4
           FOR UPDATE OF x`,
-        [rollout.id, ExecutionState.Queued, current.current_wave, budget],
+        [rollout.id, ExecutionState.Queued, current.current_wave, budget, IN_FLIGHT_STATES],
       )) as QueuedDevice[];
       if (queued.length === 0) return 0;
       const release = await manager.findOneByOrFail(Release, { id: rollout.release_id });
