@@ -6,7 +6,7 @@ import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { deviceActor } from '../auth/actor';
 import { recordAuditInChunks } from './audit-chunks';
-import { ExecutionState, isFinished, nextExecutionState } from './execution-state';
+import { ExecutionState, IN_FLIGHT_STATES, isFinished, nextExecutionState } from './execution-state';
 
 interface EventRow {
   seq: string;
@@ -43,6 +43,8 @@ const BATCH = 5000;
  * a no-op because states only move forward, so re-reading costs a query, never a double count.
  */
 const LOOKBACK = { seconds: 5, rows: 50_000 };
+/** In-flight work that has not moved for this long is checked against its events again (reconcileOnce). */
+const STALE_SECONDS = 10;
 
 /**
  * Follows the devices feature's job event table (device_job_events: one row per eventId, so QoS 1
@@ -93,6 +95,43 @@ export class JobEventFollower {
       const transitions = await this.transitions(manager, events);
       await this.apply(manager, transitions);
       if (newCursor > cursor) await manager.query(`UPDATE rollout_engine_cursor SET event_seq = $1 WHERE id = 1`, [newCursor.toString()]);
+      return transitions.length;
+    });
+  }
+
+  /**
+   * Safety net for the cursor: an event whose transaction committed more than the lookback after it was
+   * received would be behind the cursor for good. Commands of executions (and reverts, rollbacks) that
+   * are in flight and have not moved for a while get all their events read again by command id;
+   * re-applying is a no-op, so this only ever catches up. The engine runs it every few seconds.
+   * @returns the number of state changes applied
+   */
+  async reconcileOnce(): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      const events = (await manager.query(
+        `SELECT e.seq::text AS seq, e.event_id, e.command_id, e.device_id, e.type, e.payload
+           FROM device_job_events e
+          WHERE e.type <> 'progress'
+            AND e.received_at < now() - interval '${LOOKBACK.seconds} seconds'
+            AND e.command_id IN (
+              SELECT command_id FROM rollout_executions
+               WHERE state = ANY ($1::text[]) AND updated_at < now() - interval '${STALE_SECONDS} seconds' AND command_id IS NOT NULL
+              UNION ALL
+              -- a device outcome still replaces the server's timeout verdict
+              SELECT command_id FROM rollout_executions
+               WHERE state = $2 AND finished_at > now() - interval '10 minutes' AND updated_at < now() - interval '${STALE_SECONDS} seconds'
+              UNION ALL
+              SELECT revert_command_id FROM rollout_executions
+               WHERE revert_state = ANY ($1::text[]) AND updated_at < now() - interval '${STALE_SECONDS} seconds'
+              UNION ALL
+              SELECT command_id FROM rollback_devices
+               WHERE state = ANY ($1::text[]) AND updated_at < now() - interval '${STALE_SECONDS} seconds' AND command_id IS NOT NULL)
+          ORDER BY e.seq
+          LIMIT ${BATCH}`,
+        [IN_FLIGHT_STATES, ExecutionState.TimedOut],
+      )) as EventRow[];
+      const transitions = await this.transitions(manager, events);
+      await this.apply(manager, transitions);
       return transitions.length;
     });
   }

@@ -23,6 +23,8 @@ export const ENGINE_TICK_MS = 500;
 export const LEADER_RETRY_MS = 2000;
 /** How often continuous rollouts look for devices that newly match. */
 const JOIN_EVERY_MS = 2000;
+/** How often in-flight work that has not moved is checked against its events again. */
+const RECONCILE_EVERY_MS = 10_000;
 
 /**
  * The rollout engine (issue 5). Every piece of state is in PostgreSQL (waves, deadlines, soak ends,
@@ -36,6 +38,7 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
   private running: Promise<void> | null = null;
   private stopped = false;
   private lastLeaderAttempt = 0;
+  private lastReconcile = 0;
   private readonly lastJoin = new Map<string, number>();
   private readonly ticks;
 
@@ -75,6 +78,11 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
     }
     this.ticks.inc();
     await this.follower.followOnce();
+    if (Date.now() - this.lastReconcile >= RECONCILE_EVERY_MS) {
+      this.lastReconcile = Date.now();
+      const caughtUp = await this.follower.reconcileOnce();
+      if (caughtUp > 0) this.logger.warn(`applied ${caughtUp} job event(s) the cursor had passed before they committed`);
+    }
     await this.expireDeadlines();
     const rollouts = (await this.dataSource.query(`SELECT * FROM rollouts WHERE status = ANY ($1::text[]) ORDER BY created_at`, [
       ACTIVE_ROLLOUT_STATUSES,

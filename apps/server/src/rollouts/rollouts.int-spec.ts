@@ -331,6 +331,35 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     }
   });
 
+  it('catches up an event that committed behind the engine cursor', async () => {
+    await seedRelease(server.dataSource, { name: 'late-os', version: '2' });
+    await provisionDevices(server, [{ id: 'late-0', tags: ['late'] }]);
+    const created = await api('POST', '/rollouts', {
+      name: 'late',
+      release: { name: 'late-os', version: '2' },
+      selector: { deviceIds: ['late-0'] },
+      waves: [{ count: 1, timeoutSeconds: 60 }],
+    });
+    const { commandId } = await waitFor(
+      async () => {
+        const execution = await api('GET', `/rollouts/${created.id}/executions/late-0`);
+        return execution.commandId ? execution : null;
+      },
+      10_000,
+      'command recorded',
+    );
+    // the event commits with the cursor already at its sequence value, and it was received long ago
+    await server.dataSource.query(
+      `WITH e AS (
+         INSERT INTO device_job_events (event_id, device_id, command_id, type, occurred_at, received_at, payload)
+         VALUES ($1, 'late-0', $2, 'confirmed', now(), now() - interval '1 minute', $3) RETURNING seq)
+       UPDATE rollout_engine_cursor SET event_seq = GREATEST(event_seq, (SELECT seq FROM e))`,
+      [randomUUID(), commandId, { v: PROTOCOL_VERSION, commandId, type: 'confirmed', snapshot: 'late-os-2' }],
+    );
+    const done = await rolloutStatus(created.id, 'completed');
+    expect(done.counts).toEqual({ confirmed: 1 });
+  });
+
   it('rolls a device back remotely to a snapshot it holds, with the outcome per device', async () => {
     const [device] = await fleet([{ id: 'rb-0', tags: ['rb'], snapshots: [committedSnapshot('current'), committedSnapshot('older')] }, { id: 'rb-1', tags: ['rb'] }]);
     const rollback = await api('POST', '/rollbacks', { tag: 'rb', snapshot: 'older', reason: 'field issue' });
