@@ -47,7 +47,7 @@ export default [
   {
     // Integration tests compose the real pieces across projects (the real server's test harness beside the
     // real agent, the simulator, the CLI); boundaries bind production code, not these compositions.
-    files: ['**/*.int-spec.ts', '**/*.spec.ts', '**/test/**/*.ts', 'bench/**/*.ts'],
+    files: ['**/*.int-spec.ts', '**/*.spec.ts', '**/test/**/*.ts', '**/testing/**/*.ts', '**/bench/**/*.ts'],
     rules: { '@nx/enforce-module-boundaries': 'off' },
   },
 ];

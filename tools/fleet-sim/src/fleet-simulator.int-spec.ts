@@ -45,7 +45,7 @@ describe(FleetSimulator.name, () => {
 
   it('registers every simulated device as online with its reported state', async () => {
     const online = await until('4 devices online', async () => {
-      const body = await (await api('/api/v1/devices?tag=lab&online=true')).json();
+      const body = (await (await api('/api/v1/devices?tag=lab&online=true')).json()) as { items: Array<{ id: string }> };
       return body.items.length === 4 ? body.items : undefined;
     });
     expect(online.map((d: { id: string }) => d.id).sort()).toEqual(fleet.devices.map((d) => d.id).sort());
@@ -66,7 +66,7 @@ describe(FleetSimulator.name, () => {
     const last = new Map<string, string>();
     const finalStatus = async (deviceId: string, commandId: string) =>
       until(`terminal status of ${deviceId}`, async () => {
-        const body = await (await api(`/api/v1/devices/${deviceId}/commands/${commandId}`)).json();
+        const body = (await (await api(`/api/v1/devices/${deviceId}/commands/${commandId}`)).json()) as { status: string };
         last.set(deviceId, body.status);
         return ['confirmed', 'rolled-back', 'failed', 'rejected'].includes(body.status) && body.status !== 'rejected' ? body.status : undefined;
       });

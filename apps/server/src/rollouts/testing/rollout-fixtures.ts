@@ -1,9 +1,7 @@
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { ArtifactKind, MANIFEST_FORMAT, SnapshotInfo, SnapshotOrigin, signManifest } from '@cowroot/protocol';
 import { DataSource } from 'typeorm';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the fleet simulator is a test tool without a package alias
 import { SimOutcome } from '../../../../../tools/fleet-sim/src/sim-outcome';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the fleet simulator is a test tool without a package alias
 import { SimulatedDevice } from '../../../../../tools/fleet-sim/src/simulated-device';
 
 export interface SeededRelease {
