@@ -6,7 +6,6 @@ import { DataSource } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
-import { recordAuditInChunks } from '../rollouts/audit-chunks';
 import { ExecutionState } from '../rollouts/execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from '../rollouts/rollout-command-port';
 import { CreateRollbackDto } from './dto/create-rollback.dto';
@@ -121,7 +120,7 @@ export class RollbacksService {
         after: { rollbackId: id, target, snapshot: input.snapshot ?? null, devices: outcomes.length, sent: published.length },
         reason: input.reason,
       });
-      await recordAuditInChunks(this.audit, manager, audit);
+      await this.audit.recordMany(audit, manager);
     });
     if (published.length > 0) await this.commands.publishMany(published).catch(() => undefined);
     return this.get(id);

@@ -5,7 +5,6 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { deviceActor } from '../auth/actor';
-import { recordAuditInChunks } from './audit-chunks';
 import { ExecutionState, IN_FLIGHT_STATES, isFinished, nextExecutionState } from './execution-state';
 
 interface EventRow {
@@ -223,7 +222,7 @@ export class JobEventFollower {
           break;
       }
     }
-    await recordAuditInChunks(this.audit, manager, audit);
+    await this.audit.recordMany(audit, manager);
   }
 
   /**

@@ -5,7 +5,6 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { evaluateAbortRules, AbortAction } from './abort-rules';
-import { recordAuditInChunks } from './audit-chunks';
 import { EngineLeadership } from './engine-leadership.service';
 import { ROLLOUT_ENGINE_ACTOR } from './engine-actor';
 import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
@@ -146,9 +145,7 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
            FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[]) AS u(id, attempt, from_state, command_id)`,
         [ExecutionState.TimedOut, expired.map((e) => e.id), expired.map((e) => e.attempt), expired.map((e) => e.from_state), expired.map((e) => e.command_id)],
       );
-      await recordAuditInChunks(
-        this.audit,
-        manager,
+      await this.audit.recordMany(
         expired.map((e) => ({
           actor: ROLLOUT_ENGINE_ACTOR,
           action: 'rollout.execution.timed-out',
@@ -158,6 +155,7 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
           after: { rolloutId: e.rollout_id, executionId: e.id, attempt: e.attempt, state: ExecutionState.TimedOut, commandId: e.command_id },
           reason: e.failure_reason,
         })),
+        manager,
       );
     });
   }
@@ -396,7 +394,7 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
           reason: failure ?? 'rollout aborted by a revert rule: switching back without a download',
         });
       }
-      await recordAuditInChunks(this.audit, manager, audit);
+      await this.audit.recordMany(audit, manager);
       published = commands;
     });
     if (published.length > 0) await this.commands.publishMany(published).catch(() => undefined);

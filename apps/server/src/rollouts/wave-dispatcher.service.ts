@@ -13,7 +13,6 @@ import { ROLLOUT_ENGINE_ACTOR } from './engine-actor';
 import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
 import { RolloutRow } from './rollout-rows';
-import { recordAuditInChunks } from './audit-chunks';
 
 interface QueuedDevice {
   id: string;
@@ -121,34 +120,37 @@ export class WaveDispatcher {
       const dispatched: Dispatched[] = planned.map((p, i) => ({ ...p, command: commands[i] }));
       await this.markDispatched(manager, dispatched);
       await this.markFinished(manager, finished);
-      await recordAuditInChunks(this.audit, manager, [
-        ...dispatched.map((d): AuditEntryInput => ({
-          actor: ROLLOUT_ENGINE_ACTOR,
-          action: 'rollout.execution.dispatched',
-          subjectType: 'device',
-          subjectId: d.deviceId,
-          after: {
-            rolloutId: rollout.id,
-            executionId: d.executionId,
-            attempt: d.attempt,
-            commandId: d.command.id,
-            commandType: d.commandType,
-            choice: d.choice,
-            artifact: d.artifact ? { id: d.artifact.id, file: d.artifact.file, kind: d.artifact.kind, sha256: d.artifact.sha256 } : null,
-            bytes: d.bytes,
-            fromSnapshot: d.fromSnapshot,
-            targetSnapshot: d.targetSnapshot,
-          },
-        })),
-        ...finished.map((f): AuditEntryInput => ({
-          actor: ROLLOUT_ENGINE_ACTOR,
-          action: `rollout.execution.${f.state}`,
-          subjectType: 'device',
-          subjectId: f.deviceId,
-          after: { rolloutId: rollout.id, executionId: f.executionId, attempt: f.attempt, state: f.state },
-          reason: f.reason,
-        })),
-      ]);
+      await this.audit.recordMany(
+        [
+          ...dispatched.map((d): AuditEntryInput => ({
+            actor: ROLLOUT_ENGINE_ACTOR,
+            action: 'rollout.execution.dispatched',
+            subjectType: 'device',
+            subjectId: d.deviceId,
+            after: {
+              rolloutId: rollout.id,
+              executionId: d.executionId,
+              attempt: d.attempt,
+              commandId: d.command.id,
+              commandType: d.commandType,
+              choice: d.choice,
+              artifact: d.artifact ? { id: d.artifact.id, file: d.artifact.file, kind: d.artifact.kind, sha256: d.artifact.sha256 } : null,
+              bytes: d.bytes,
+              fromSnapshot: d.fromSnapshot,
+              targetSnapshot: d.targetSnapshot,
+            },
+          })),
+          ...finished.map((f): AuditEntryInput => ({
+            actor: ROLLOUT_ENGINE_ACTOR,
+            action: `rollout.execution.${f.state}`,
+            subjectType: 'device',
+            subjectId: f.deviceId,
+            after: { rolloutId: rollout.id, executionId: f.executionId, attempt: f.attempt, state: f.state },
+            reason: f.reason,
+          })),
+        ],
+        manager,
+      );
       published.push(...dispatched.map((d) => d.command));
       for (const d of dispatched) this.dispatchedTotal.inc({ type: d.commandType });
       return queued.length;
