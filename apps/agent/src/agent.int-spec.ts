@@ -8,6 +8,9 @@ import { readSwitchEnv } from '@cowroot/device';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
 import { Artifact, AgentRig, BuiltRelease, CREDENTIAL } from './testing/agent-rig';
 import { ArtifactHttpServer } from './testing/artifact-http-server';
+import { openDeviceCore } from './agent';
+import { validateAgentConfig } from './config/agent-config';
+import { renderStatus } from './status/status-report';
 
 jest.setTimeout(180_000);
 
@@ -274,6 +277,24 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     const delBooted = rig.command('delete', { snapshots: ['r3'] });
     await rig.send(delBooted);
     expect((await rig.waitForEvent(delBooted.commandId as string, 'failed')).error).toMatchObject({ code: ErrorCode.SnapshotInUse });
+  });
+
+  it('prints the device status the way rauc status does', async () => {
+    const core = await openDeviceCore(validateAgentConfig(rig.configFor()));
+    const text = renderStatus({
+      deviceId: rig.deviceId,
+      status: await core.switcher.status(),
+      snapshots: await core.store.list(),
+      freeBytes: await core.store.freeBytes(),
+      trial: rig.agent!.journal.trial,
+    });
+    expect(text).toContain('Booted from:   r3\n');
+    expect(text).toContain('Fallback:      r3\n');
+    expect(text).toContain('Previous:      base-r2\n');
+    expect(text).toContain('Last result:   base-r2: health-rejected');
+    expect(text).toMatch(/x \[r3\] \(booted, current\)\n {6}origin: {8}received/);
+    expect(text).toMatch(/o \[r1\]/);
+    expect(text).toContain(`received_uuid: ${r3.uuid}`);
   });
 
   describe('bad input never harms the device', () => {

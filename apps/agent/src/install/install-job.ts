@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { KeyObject } from 'node:crypto';
 import {
   ArtifactKind,
@@ -67,50 +67,68 @@ export function verifyOffer(command: InstallCommand, publicKey: KeyObject): Arti
   return parsed.value;
 }
 
-/** Turns the decompressor's stdout into a stream that errors (instead of ending cleanly) when zstd fails. */
-function decompress(source: Readable): { output: Readable; done: Promise<void> } {
-  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const output = new PassThrough();
+/** Byte offset of an open file descriptor, shared with the child it was handed to (Linux /proc). */
+function fdPosition(fd: number): number | null {
+  try {
+    const match = /^pos:\s+(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `zstd -d` reading the spool file itself (its stdin is the file's descriptor: no copy through node), its
+ * output passed on in a stream that ends cleanly ONLY when zstd exited 0. A failing zstd makes the stream
+ * error, so btrfs receive is killed instead of finishing a truncated stream. Receive progress is zstd's
+ * position in the file, read from the descriptor it shares with us.
+ */
+function decompressFile(spool: string, onProgress: (bytesRead: number) => void): { output: Readable; done: Promise<void> } {
+  const fd = openSync(spool, 'r');
+  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: [fd, 'pipe', 'pipe'] });
+  const output = new PassThrough({ highWaterMark: 1024 * 1024 });
   let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
+  child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-2048);
   });
-  source.on('error', (error) => {
-    child.kill('SIGKILL');
-    output.destroy(error);
-  });
-  child.stdin.on('error', () => undefined); // EPIPE when zstd quits early; its exit status tells why
-  source.pipe(child.stdin);
-  child.stdout.pipe(output, { end: false });
+  child.stdout!.pipe(output, { end: false });
+  const poll = setInterval(() => {
+    const position = fdPosition(fd);
+    if (position !== null) onProgress(position);
+  }, 500);
   const done = new Promise<void>((resolve, reject) => {
     let stdoutEnded = false;
     let exitCode: number | null | undefined;
-    const settle = () => {
-      if (!stdoutEnded || exitCode === undefined) return;
-      if (exitCode === 0) {
-        output.end();
-        resolve();
-      } else {
-        const error = new DeviceError(ErrorCode.ReceiveFailed, `zstd -d failed (exit ${exitCode}): ${stderr.trim()}`);
-        // btrfs receive must see an error, not a clean end of a truncated stream
+    let settled = false;
+    const finish = (error: DeviceError | null) => {
+      if (settled) return;
+      settled = true;
+      clearInterval(poll);
+      closeSync(fd);
+      if (error) {
         output.destroy(error);
         reject(error);
+      } else {
+        output.end();
+        resolve();
       }
     };
-    child.stdout.on('end', () => {
+    const settle = () => {
+      if (!stdoutEnded || exitCode === undefined) return;
+      finish(exitCode === 0 ? null : new DeviceError(ErrorCode.ReceiveFailed, `zstd -d failed (exit ${exitCode}): ${stderr.trim()}`));
+    };
+    child.stdout!.on('end', () => {
       stdoutEnded = true;
       settle();
     });
-    child.on('error', (error) => {
-      output.destroy(error);
-      reject(new DeviceError(ErrorCode.ReceiveFailed, `cannot run zstd: ${error.message}`));
-    });
+    child.on('error', (error) => finish(new DeviceError(ErrorCode.ReceiveFailed, `cannot run zstd: ${error.message}`)));
     child.on('exit', (code) => {
       exitCode = code;
       settle();
     });
   });
   output.on('close', () => {
+    // btrfs stopped reading (it failed, or the job was canceled): stop zstd too
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   return { output, done };
@@ -177,6 +195,7 @@ export class InstallJob {
       }
       progress(JobPhase.Verify, manifest.size, manifest.size);
       const snapshot = await this.receive(spool, manifest, snapshotId, progress, signal);
+      this.deps.logger.info('snapshot received', { commandId: command.commandId, snapshot: snapshot.id, receivedUuid: snapshot.receivedUuid });
       return { snapshot, bytesDownloaded: download.bytesTransferred };
     } finally {
       await rm(spool, { force: true });
@@ -190,26 +209,16 @@ export class InstallJob {
     progress: ProgressSink,
     signal: AbortSignal,
   ): Promise<SnapshotInfo> {
-    let read = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        read += chunk.length;
-        progress(JobPhase.Receive, read, manifest.size);
-        callback(null, chunk);
-      },
-    });
-    const file = createReadStream(spool, { highWaterMark: 1024 * 1024 });
-    file.on('error', (error) => counter.destroy(error));
-    file.pipe(counter);
-    let stream: Readable = counter;
+    let stream: Readable | undefined;
     let decompressed: Promise<void> = Promise.resolve();
     if (manifest.compression === 'zstd') {
-      const zstd = decompress(counter);
+      const zstd = decompressFile(spool, (read) => progress(JobPhase.Receive, read, manifest.size));
       stream = zstd.output;
       decompressed = zstd.done;
     }
     decompressed.catch(() => undefined); // awaited below; a failure also reaches receive through the stream
-    const snapshot = await this.deps.store.receive(stream, {
+    // an uncompressed stream: btrfs reads the verified spool file itself (its descriptor is btrfs's stdin)
+    const snapshot = await this.deps.store.receive(manifest.compression === 'zstd' ? stream! : { file: spool }, {
       snapshotId,
       release: manifest.release,
       expectedReceivedUuid: manifest.snapshotUuid,
@@ -222,6 +231,7 @@ export class InstallJob {
       await this.deps.store.delete(snapshot.id, []).catch(() => undefined);
       throw error;
     }
+    progress(JobPhase.Receive, manifest.size, manifest.size);
     return snapshot;
   }
 }

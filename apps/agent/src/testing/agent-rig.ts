@@ -16,19 +16,17 @@ import {
 } from '@cowroot/protocol';
 import {
   BtrfsAdapter,
+  BuiltRelease,
   CommandRunner,
+  LoopBtrfs,
+  ReleaseBuilder,
+  createLoopBtrfs,
   SnapshotStore,
   UbootEnv,
   bootloaderDecision,
   createFileBackedEnv,
   readSwitchEnv,
 } from '@cowroot/device';
-// The device core's own test helpers (a loop-mounted btrfs, a build host that makes send streams) are not
-// part of its public entry point; reused here rather than copied until they get one (see docs/agent.md §9).
-// eslint-disable-next-line @nx/enforce-module-boundaries
-import { LoopBtrfs, createLoopBtrfs } from '../../../../libs/device/src/testing/loop-btrfs';
-// eslint-disable-next-line @nx/enforce-module-boundaries
-import { BuiltRelease, ReleaseBuilder } from '../../../../libs/device/src/testing/release-builder';
 
 export type { BuiltRelease };
 import { Agent } from '../agent';
