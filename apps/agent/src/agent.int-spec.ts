@@ -11,6 +11,7 @@ import { ArtifactHttpServer } from './testing/artifact-http-server';
 import { openDeviceCore } from './agent';
 import { validateAgentConfig } from './config/agent-config';
 import { renderStatus } from './status/status-report';
+import { CommandJournal } from './journal/command-journal';
 
 jest.setTimeout(180_000);
 
@@ -459,6 +460,35 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       const canceled = await rig.waitForEvent(install.commandId as string, 'canceled');
       expect(canceled.error).toMatchObject({ code: ErrorCode.Canceled });
       await rig.waitForEvent(cancel.commandId as string, 'completed');
+    });
+
+    it('an agent stopped or killed mid-download reports the command failed, staging cleaned, never re-runs it', async () => {
+      // a service stop: the running download is abandoned and reported (through the outbox)
+      const url = rig.http.serve('slow-stop.zst', rxFull.file, { kind: 'throttle', bytesPerTick: 16 * 1024 });
+      const install = rig.installCommand(rxFull, url, { snapshotId: 'bad-14' });
+      await rig.send(install);
+      await rig.waitFor('download started', () => rig.events(install.commandId as string).find((e) => e.type === 'progress'));
+      await rig.stopAgent();
+      await rig.startAgent();
+      const failed = await rig.waitForEvent(install.commandId as string, 'failed');
+      expect(failed.error).toMatchObject({ code: ErrorCode.Internal });
+      expect((failed.error as { message: string }).message).toMatch(/stopped during this install/);
+      const before = rig.http.requestsFor('slow-stop.zst');
+      await rig.send(install);
+      await rig.waitFor('duplicate', () => rig.events(install.commandId as string).find((e) => e.duplicate === true));
+      expect(rig.http.requestsFor('slow-stop.zst')).toBe(before);
+
+      // a crash or power cut: the journal still says running and a spool file is left in staging
+      await rig.stopAgent();
+      const crashedId = randomUUID();
+      const journal = new CommandJournal(join(rig.pool, 'state', 'agent'));
+      await journal.load();
+      await journal.begin(crashedId, 'install');
+      await journal.flush();
+      await writeFile(join(rig.pool, 'staging', `download-${crashedId}.part`), randomBytes(4096));
+      await rig.startAgent();
+      const crashed = await rig.waitForEvent(crashedId, 'failed');
+      expect((crashed.error as { message: string }).message).toMatch(/stopped while running this install/);
     });
 
     it('malformed commands are answered when they name a command id, and never crash the agent', async () => {

@@ -268,7 +268,12 @@ export class Agent {
       await this.dispatch(command);
     } catch (error) {
       const { code, message } = errorOf(error);
-      if (code === ErrorCode.Canceled) await this.emit(commandId, JobEventType.Canceled, { error: { code, message } });
+      if (this.stopped) {
+        // the agent is shutting down (service stop, reboot), nobody canceled: say so; the outbox delivers it later
+        await this.emit(commandId, JobEventType.Failed, {
+          error: { code: ErrorCode.Internal, message: `the agent was stopped during this ${command.type} command (${message})` },
+        });
+      } else if (code === ErrorCode.Canceled) await this.emit(commandId, JobEventType.Canceled, { error: { code, message } });
       else await this.emit(commandId, JobEventType.Failed, { error: { code, message } });
     }
     await this.publishState();
