@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { createServer } from 'node:net';
 import { Client } from 'pg';
 import { DeviceChannel, PROTOCOL_VERSION, deviceTopic, encodeMessage } from '@cowroot/protocol';
+import { freePort } from '../../apps/server/test/free-port';
 import { FleetSimulator } from '../../tools/fleet-sim/src/fleet-simulator';
 import { startNode, stopChild } from './child-process';
 import { LoadClient, connectClients, publishLoad } from './publish-load';
@@ -37,17 +37,6 @@ function statePayload(deviceId: string, seq: number): Buffer {
     snapshots: [],
     health: null,
     freeBytes: 1_000_000 + seq,
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolvePort(port));
-    });
   });
 }
 

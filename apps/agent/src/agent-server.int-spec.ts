@@ -74,8 +74,6 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
 
   beforeAll(async () => {
     server = await startTestServer();
-    // the harness listens on an ephemeral port after the config (PUBLIC_URL) was built: point devices at it
-    (server.config as { publicUrl: string }).publicUrl = server.httpUrl;
     const provisioned = await api<{ credential: string }>('POST', '/devices', { id: deviceId, tags: ['agent-e2e'] });
     await rig.setUp({ server: { mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`, deviceId, credential: provisioned.credential } });
     await api('POST', '/signing-keys', {

@@ -6,6 +6,7 @@ import { DataSource } from 'typeorm';
 import { createApp } from '../src/bootstrap';
 import { ServerConfig } from '../src/config/server-config';
 import { MqttBrokerService } from '../src/mqtt/mqtt-broker.service';
+import { freePort } from './free-port';
 import { createTestDatabase, TestDatabase } from './test-database';
 
 export interface TestServer {
@@ -39,9 +40,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const dataDir = options.reuse?.dataDir ?? (await mkdtemp(join(tmpdir(), 'cowroot-server-')));
   const database = options.reuse?.database ?? (await createTestDatabase());
   const adminToken = options.reuse?.adminToken ?? `test-admin-${Math.random().toString(36).slice(2)}-token`;
+  // the port is fixed before boot so that PUBLIC_URL (artifact URLs in install commands) names it
+  const httpPort = await freePort();
   const config = ServerConfig.fromEnv({
     HTTP_HOST: '127.0.0.1',
-    HTTP_PORT: '0',
+    HTTP_PORT: String(httpPort),
+    PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
     MQTT_HOST: '127.0.0.1',
     MQTT_PORT: '0',
     DATA_DIR: dataDir,
@@ -53,14 +57,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   let handle: Awaited<ReturnType<typeof createApp>> | null = null;
   try {
     handle = await createApp(config);
-    await handle.app.listen(0, '127.0.0.1');
-    const address = handle.app.getHttpServer().address() as { port: number };
+    await handle.app.listen(httpPort, '127.0.0.1');
     const mqttPort = handle.app.get(MqttBrokerService).port;
     const server = handle;
     return {
       app: handle.app,
       config,
-      httpUrl: `http://127.0.0.1:${address.port}`,
+      httpUrl: `http://127.0.0.1:${httpPort}`,
       adminToken,
       mqttPort,
       dataSource: handle.app.get(DataSource),
