@@ -1,7 +1,8 @@
 // Bundles one TypeScript entry point into a single CommonJS file runnable with plain `node`:
-//   node tools/bundle.mjs <entry.ts> <outfile> [--executable]
+//   node tools/bundle.mjs <entry.ts> <outfile> [--executable]   (--executable: #! line and mode 755)
 // The workspace libraries resolve to their sources; decorators follow tsconfig.base.json.
 import { build } from 'esbuild';
+import { chmod, readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,6 +12,10 @@ if (!entry || !outfile) {
   console.error('usage: node tools/bundle.mjs <entry.ts> <outfile> [--executable]');
   process.exit(2);
 }
+
+// esbuild keeps an entry's own #! line; add one only where the source has none
+const executable = process.argv.includes('--executable');
+const hasHashbang = (await readFile(resolve(entry), 'utf8')).startsWith('#!');
 
 await build({
   entryPoints: [resolve(entry)],
@@ -24,8 +29,9 @@ await build({
     '@cowroot/protocol': resolve(root, 'libs/protocol/src/index.ts'),
     '@cowroot/device': resolve(root, 'libs/device/src/index.ts'),
   },
-  banner: process.argv.includes('--executable') ? { js: '#!/usr/bin/env node' } : undefined,
+  banner: executable && !hasHashbang ? { js: '#!/usr/bin/env node' } : undefined,
   sourcemap: true,
   legalComments: 'none',
   logLevel: 'warning',
 });
+if (executable) await chmod(resolve(outfile), 0o755);

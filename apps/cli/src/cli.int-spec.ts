@@ -402,9 +402,9 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
     expect(missing).toEqual([]);
   });
 
-  it('the bundle (dist/cowroot.js built by apps/cli/build.mjs) runs with plain node and keeps the exit codes', async () => {
+  it('the bundle (dist/cowroot.js built by tools/bundle.mjs) runs with plain node and keeps the exit codes', async () => {
     const outfile = join(dir, 'bundle', 'cowroot.js');
-    await run(process.execPath, [join(__dirname, '..', 'build.mjs'), '--outfile', outfile]);
+    await run(process.execPath, [join(__dirname, '../../../tools/bundle.mjs'), join(__dirname, 'main.ts'), outfile, '--executable']);
     const bundleEnv = { ...process.env, COWROOT_CONFIG: env.COWROOT_CONFIG };
     const { stdout } = await run(process.execPath, [outfile, '--json', 'devices', 'list', '--tag', 'canary'], { env: bundleEnv });
     expect((JSON.parse(stdout) as { id: string }[]).map((d) => d.id)).toEqual(['gw-0001', 'gw-0100']);

@@ -41,7 +41,7 @@ describePrivileged(
     beforeAll(async () => {
       work = await mkdtemp(join(tmpdir(), 'cowroot-cli-built-'));
       releaseTool = join(work, 'cowroot-release.js');
-      await run(process.execPath, [resolve(__dirname, '../../../deploy/release/build.mjs'), '--outfile', releaseTool]);
+      await run(process.execPath, [resolve(__dirname, '../../../tools/bundle.mjs'), resolve(__dirname, '../../../deploy/release/src/main.ts'), releaseTool, '--executable']);
       await mkdir(join(work, 'pool'));
       pool = await LoopBtrfs.create(new CommandRunner(), join(work, 'pool'));
       await writeFakeRootfs(join(work, 'rootfs'));

@@ -6,8 +6,8 @@
 #   bash deploy/release/bench/incremental-size.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-node deploy/release/build.mjs >/dev/null
-tool=deploy/release/dist/cowroot-release.js
+npm run -s build:release >/dev/null
+tool=dist/cowroot-release.js
 work=$(mktemp -d /tmp/cowroot-release-bench.XXXXXX)
 dev=
 cleanup() {

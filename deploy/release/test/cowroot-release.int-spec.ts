@@ -95,7 +95,7 @@ describePrivileged(
     beforeAll(async () => {
       work = await mkdtemp(join(tmpdir(), 'cowroot-release-'));
       bundle = join(work, 'cowroot-release.js');
-      await runner.run({ command: process.execPath, args: [resolve(here, '../build.mjs'), '--outfile', bundle] });
+      await runner.run({ command: process.execPath, args: [resolve(here, '../../../tools/bundle.mjs'), resolve(here, '../src/main.ts'), bundle, '--executable'] });
       await mkdir(join(work, 'build-host'));
       await mkdir(join(work, 'device'));
       buildHost = await LoopBtrfs.create(runner, join(work, 'build-host'));
