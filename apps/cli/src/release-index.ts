@@ -1,32 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { ArtifactKind, RELEASE_INDEX_FILE, RELEASE_INDEX_FORMAT, ReleaseIndex, ReleaseIndexArtifact } from '@cowroot/protocol';
 import { CliError } from './cli-error';
 
-/**
- * `release.json` as the release build tool writes it (deploy/release/src/release-index.ts, format
- * cowroot-release/1). Read and checked here without importing the tool: the CLI ships on its own.
- */
-export const RELEASE_INDEX_FORMAT = 'cowroot-release/1';
-export const RELEASE_INDEX_FILE = 'release.json';
-
-export interface IndexedArtifact {
-  kind: 'full' | 'incremental';
-  file: string;
-  manifest: string;
-  signature: string;
-  size: number;
-  sha256: string;
-  parent: { name: string; version: string } | null;
-}
-
-export interface ReleaseIndex {
-  format: string;
-  name: string;
-  version: string;
-  description: string | null;
-  snapshotUuid: string;
-  artifacts: IndexedArtifact[];
-}
+/** An artifact of `release.json` (libs/protocol/src/release-index.ts), as the CLI uploads it. */
+export type IndexedArtifact = ReleaseIndexArtifact;
 
 /** A file of the release directory: a bare name, never a path that could leave the directory. */
 function plainName(value: unknown, what: string): string {
@@ -61,7 +39,7 @@ export async function readReleaseIndex(dir: string): Promise<ReleaseIndex> {
   const artifacts = index.artifacts.map((item, position) => {
     const entry = item as Partial<IndexedArtifact>;
     const what = `artifacts[${position}]`;
-    if (entry.kind !== 'full' && entry.kind !== 'incremental') throw new CliError(`${path}: ${what}.kind must be full or incremental`);
+    if (entry.kind !== ArtifactKind.Full && entry.kind !== ArtifactKind.Incremental) throw new CliError(`${path}: ${what}.kind must be full or incremental`);
     if (!Number.isSafeInteger(entry.size) || (entry.size as number) < 1) throw new CliError(`${path}: ${what}.size must be a byte count above 0`);
     if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) throw new CliError(`${path}: ${what}.sha256 must be 64 hex digits`);
     return {
@@ -88,13 +66,14 @@ export async function readReleaseIndex(dir: string): Promise<ReleaseIndex> {
       }
     }
   }
-  artifacts.sort((a, b) => Number(a.kind === 'incremental') - Number(b.kind === 'incremental'));
+  artifacts.sort((a, b) => Number(a.kind === ArtifactKind.Incremental) - Number(b.kind === ArtifactKind.Incremental));
   return {
     format: index.format,
     name: index.name,
     version: index.version,
     description: typeof index.description === 'string' ? index.description : null,
     snapshotUuid: String(index.snapshotUuid ?? ''),
+    createdAt: String(index.createdAt ?? ''),
     artifacts,
   };
 }

@@ -1,4 +1,4 @@
-import { ArtifactKind, signManifest } from '@cowroot/protocol';
+import { ArtifactKind, RELEASE_INDEX_FILE, RELEASE_INDEX_FORMAT, ReleaseIndex, ReleaseIndexArtifact, signManifest } from '@cowroot/protocol';
 import { KeyObject } from 'node:crypto';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -8,7 +8,6 @@ import { BtrfsPool, SubvolumeInfo } from './btrfs-pool.service';
 import { CommandRunner } from './command-runner.adapter';
 import { Arch, BOOT_INITRD_IMAGE, BOOT_KERNEL_IMAGE, BootFiles, KernelImages, kernelImageArgs } from './kernel-images.service';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
-import { RELEASE_INDEX_FILE, RELEASE_INDEX_FORMAT, ReleaseIndex, ReleaseIndexArtifact } from './release-index';
 import { ReleaseRefArg } from './release-ref';
 import { SigningKeys } from './signing-keys';
 import { isSnapshotAncestor } from './subvolume-ancestry';

@@ -9,7 +9,7 @@ import { ArtifactKind, parseManifest } from '@cowroot/protocol';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { parseSubvolumeShow } from '../src/btrfs-pool.service';
 import { CommandRunner } from '../src/command-runner.adapter';
-import { ReleaseIndex } from '../src/release-index';
+import { ReleaseIndex } from '@cowroot/protocol';
 import { LoopBtrfs } from './loop-btrfs';
 import { writeFakeRootfs } from './fake-rootfs';
 

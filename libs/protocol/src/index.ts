@@ -9,3 +9,4 @@ export * from './messages/presence.message';
 export * from './messages/command.message';
 export * from './parse';
 export * from './manifest';
+export * from './release-index';

@@ -1,6 +1,10 @@
-import { ArtifactKind } from '@cowroot/protocol';
+import { ArtifactKind } from './manifest';
 
-/** `release.json`: what the operator CLI publishes to the server, pointing at each signed artifact. */
+/**
+ * `release.json`: written by the release build tool next to a release's streams, read by the operator CLI
+ * when it publishes them (docs/release-tool.md). It is a convenience index and is not signed: every
+ * artifact's own manifest is, and the server and devices trust only those.
+ */
 export const RELEASE_INDEX_FORMAT = 'cowroot-release/1';
 export const RELEASE_INDEX_FILE = 'release.json';
 
