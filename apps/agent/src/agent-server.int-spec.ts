@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readSwitchEnv } from '@cowroot/device';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
+import { FleetSimulator } from '../../../tools/fleet-sim/src/fleet-simulator';
 import { AgentRig, Artifact, BuiltRelease } from './testing/agent-rig';
 
 jest.setTimeout(180_000);
@@ -158,5 +159,53 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
     expect(staged).toMatchObject({ snapshot: 'base-r3', bytesDownloaded: incr3.size });
     expect(await readFile(`${rig.pool}/snapshots/base-r3/etc/os-release`, 'utf8')).toBe('VERSION=3\n');
     expect(await readFile(`${rig.pool}/snapshots/base-r3/usr/lib/blob`)).toHaveLength(1024 * 1024);
+  });
+
+  it('rolls out beside simulated devices: the real agent takes the delta, the simulated ones the full stream', async () => {
+    const r4 = await rig.builder.build('r4', { 'etc/os-release': 'VERSION=4\n' }, r3);
+    const full4 = await rig.artifact(r4);
+    const incr4 = await rig.artifact(r4, { parent: r3 });
+    await api('POST', '/releases', { name: 'base', version: 'r4' });
+    await upload(full4, 'r4');
+    await upload(incr4, 'r4');
+    await api('PATCH', `/devices/${deviceId}`, { tags: ['agent-e2e', 'mixed'] });
+    // simulated devices really download their stream from the server and check its sha256
+    const fleet = new FleetSimulator({
+      httpUrl: server.httpUrl,
+      token: server.adminToken,
+      mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
+      count: 3,
+      idPrefix: 'mixed-sim',
+      tags: ['mixed'],
+      device: { rebootMs: 50, realDownload: true },
+    });
+    await fleet.provision();
+    await fleet.connectAll();
+    try {
+      await until('the real device online at base-r3', async () => {
+        const device = await api<{ online?: boolean; bootedSnapshot?: string | null }>('GET', `/devices/${deviceId}`);
+        return device.online && device.bootedSnapshot === 'base-r3' ? device : null;
+      });
+      const rollout = await api<{ id: string }>('POST', '/rollouts', {
+        name: 'agent beside simulated devices',
+        release: { name: 'base', version: 'r4' },
+        selector: { tags: ['mixed'] },
+        waves: [{ percent: 100, successPercent: 100, timeoutSeconds: 120 }],
+      });
+      const reboots = await rig.rebootCount();
+      await until('the real agent to stage and reboot', async () => (await rig.rebootCount()) > reboots);
+      expect(await rig.reboot()).toEqual({ boot: 'base-r4', trial: true });
+      const done = await until('the mixed rollout to complete', async () => {
+        const value = await api<{ status: string; counts: Record<string, number> }>('GET', `/rollouts/${rollout.id}`);
+        return value.status === 'completed' ? value : null;
+      });
+      expect(done.counts).toEqual({ confirmed: 4 });
+      const executions = (await api<{ items: Array<{ deviceId: string; artifact: { kind: string } | null }> }>('GET', `/rollouts/${rollout.id}/executions`)).items;
+      expect(executions.find((e) => e.deviceId === deviceId)?.artifact?.kind).toBe('incremental');
+      expect(executions.filter((e) => e.deviceId !== deviceId).map((e) => e.artifact?.kind)).toEqual(['full', 'full', 'full']);
+      expect(fleet.devices.map((d) => d.bootedSnapshot)).toEqual(['base-r4', 'base-r4', 'base-r4']);
+    } finally {
+      await fleet.stopAll();
+    }
   });
 });
