@@ -9,7 +9,7 @@ import { MqttBrokerService } from '../mqtt/mqtt-broker.service';
 import { CommandStatus, UNDELIVERED_STATUSES } from './command-status';
 import { Device, DeviceStatus } from './device.entity';
 import { normaliseTags } from './device-rules';
-import { returningRows } from './returning-rows';
+import { returningRows } from '../database/returning-rows';
 
 /** Operator changes to a device after provisioning: tags, and the end of its life. */
 @Injectable()

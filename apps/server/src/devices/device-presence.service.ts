@@ -5,7 +5,7 @@ import { SYSTEM_ACTOR, deviceActor } from '../auth/actor';
 import { AuditService } from '../audit/audit.service';
 import { BROKER_STALE_SECONDS, BrokerRegistry } from '../mqtt/broker-registry.service';
 import { KeyedSerialQueue } from './keyed-serial-queue';
-import { returningRows } from './returning-rows';
+import { returningRows } from '../database/returning-rows';
 
 /**
  * Online/offline and last seen, from MQTT connects, disconnects, last wills and presence messages.

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager, QueryFailedError } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { isUniqueViolation } from '../database/unique-violation';
 import { Actor } from '../auth/actor';
 import { generateSecret, hashSecret } from '../auth/secrets';
 import { AuditService } from '../audit/audit.service';
@@ -22,9 +23,6 @@ export interface BulkProvisionResult {
 
 /** Rows per INSERT statement in bulk provisioning. */
 const INSERT_CHUNK = 1000;
-
-const isUniqueViolation = (error: unknown) =>
-  error instanceof QueryFailedError && (error.driverError as { code?: string } | undefined)?.code === '23505';
 
 /** Creates devices with their credentials: one at a time, or a whole pre-authorised list all-or-nothing. */
 @Injectable()

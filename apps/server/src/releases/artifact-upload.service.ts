@@ -17,7 +17,7 @@ import { ByteLimitExceededError, writeStreamHashed } from './hashing-file-writer
 import { ReleaseArtifact } from './release-artifact.entity';
 import { Release } from './release.entity';
 import { ARTIFACT_FILE_PATTERN, ReleasesService } from './releases.service';
-import { isUniqueViolation } from './unique-violation';
+import { isUniqueViolation } from '../database/unique-violation';
 import { ServerConfig } from '../config/server-config';
 
 /** The largest manifest we decode from a header (the install command carries at most 16 KiB base64). */

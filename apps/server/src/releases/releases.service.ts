@@ -10,7 +10,7 @@ import { ArtifactStorage } from './artifact-storage.service';
 import { ReleaseArtifact } from './release-artifact.entity';
 import { ReleaseUsageService } from './release-usage.service';
 import { Release } from './release.entity';
-import { isUniqueViolation } from './unique-violation';
+import { isUniqueViolation } from '../database/unique-violation';
 
 interface ReleaseCursor {
   createdAt: string;

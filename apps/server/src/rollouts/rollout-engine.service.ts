@@ -11,7 +11,7 @@ import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
 import { JobEventFollower } from './job-event-follower.service';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
 import { RolloutPlanner } from './rollout-planner.service';
-import { returningRows } from './returning-rows';
+import { returningRows } from '../database/returning-rows';
 import { ACTIVE_ROLLOUT_STATUSES, RolloutRow, RolloutStatus, WaveRow, WaveStatus } from './rollout-rows';
 import { StateCounts, evaluateWave } from './wave-criterion';
 import { WaveDispatcher } from './wave-dispatcher.service';
@@ -125,7 +125,8 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
   /** In-flight executions past their wave timeout become timed-out (a later device outcome still wins). */
   private async expireDeadlines(): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
-      const expired = returningRows<{ id: string; rollout_id: string; device_id: string; attempt: number; from_state: string; command_id: string; failure_reason: string }>(await manager.query(
+      const expired = await returningRows<{ id: string; rollout_id: string; device_id: string; attempt: number; from_state: string; command_id: string; failure_reason: string }>(
+        manager,
         `WITH due AS (
            SELECT id, state FROM rollout_executions
             WHERE state = ANY ($1::text[]) AND deadline_at < now()
@@ -137,7 +138,7 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
            FROM due WHERE x.id = due.id
          RETURNING x.id, x.rollout_id, x.device_id, x.attempt, due.state AS from_state, x.command_id, x.failure_reason`,
         [IN_FLIGHT_STATES, ExecutionState.TimedOut],
-      ));
+      );
       if (expired.length === 0) return;
       await manager.query(
         `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail)
@@ -250,11 +251,12 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Executions not dispatched yet are canceled (set-based). @returns how many */
   async cancelQueued(manager: EntityManager, rolloutId: string, reason: string): Promise<number> {
-    const rows = returningRows<{ id: string; attempt: number }>(await manager.query(
+    const rows = await returningRows<{ id: string; attempt: number }>(
+      manager,
       `UPDATE rollout_executions SET state = $2, failure_reason = $3, finished_at = now(), updated_at = now()
         WHERE rollout_id = $1 AND state = $4 RETURNING id, attempt`,
       [rolloutId, ExecutionState.Canceled, reason, ExecutionState.Queued],
-    ));
+    );
     if (rows.length > 0) {
       await manager.query(
         `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, detail)

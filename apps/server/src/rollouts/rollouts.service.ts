@@ -15,7 +15,7 @@ import { CreateRolloutDto } from './dto/create-rollout.dto';
 import { ExecutionState, FAILURE_STATES } from './execution-state';
 import { RolloutEngine } from './rollout-engine.service';
 import { RolloutPlanner } from './rollout-planner.service';
-import { returningRows } from './returning-rows';
+import { returningRows } from '../database/returning-rows';
 import { ACTIVE_ROLLOUT_STATUSES, ExecutionRow, RolloutRow, RolloutStatus, WaveRow, WaveStatus } from './rollout-rows';
 import { ExecutionView, HistoryView, RolloutView, executionView, historyView, rolloutView, waveView } from './rollout-views';
 import { StateCounts } from './wave-criterion';
@@ -282,14 +282,15 @@ export class RolloutsService implements OnModuleInit {
     let approved = -1;
     const view = await this.transition(id, actor, 'rollout.wave.approved', reason, async (manager, rollout) => {
       this.require(rollout, [RolloutStatus.Running, RolloutStatus.Paused], 'approve a wave of');
-      const list = returningRows<{ index: number }>(await manager.query(
+      const list = await returningRows<{ index: number }>(
+        manager,
         `UPDATE rollout_waves SET approved_by = $2, approved_at = now()
           WHERE rollout_id = $1 AND index = (
             SELECT min(index) FROM rollout_waves
              WHERE rollout_id = $1 AND requires_approval AND approved_at IS NULL AND status IN ($3, $4))
           RETURNING index`,
         [id, actor.name, WaveStatus.Pending, WaveStatus.AwaitingApproval],
-      ));
+      );
       if (list.length === 0) throw new DomainError(DomainErrorCode.InvalidState, `rollout ${id} has no wave waiting for approval`);
       approved = list[0].index;
       return { wave: approved };
@@ -301,7 +302,8 @@ export class RolloutsService implements OnModuleInit {
   async retryFailed(id: string, actor: Actor, reason?: string): Promise<RolloutView> {
     return this.transition(id, actor, 'rollout.retry-failed', reason, async (manager, rollout) => {
       this.require(rollout, [RolloutStatus.Running, RolloutStatus.Paused, RolloutStatus.Completed], 'retry failed devices of');
-      const rows = returningRows<{ id: string; attempt: number; device_id: string }>(await manager.query(
+      const rows = await returningRows<{ id: string; attempt: number; device_id: string }>(
+        manager,
         `UPDATE rollout_executions
             SET state = $2, attempt = attempt + 1, command_id = NULL, command_type = NULL, artifact_id = NULL, artifact_file = NULL,
                 artifact_kind = NULL, artifact_bytes = NULL, failure_reason = NULL, dispatched_at = NULL, deadline_at = NULL,
@@ -309,7 +311,7 @@ export class RolloutsService implements OnModuleInit {
           WHERE rollout_id = $1 AND state = ANY ($3::text[])
           RETURNING id, attempt, device_id`,
         [id, ExecutionState.Queued, FAILURE_STATES],
-      ));
+      );
       if (rows.length === 0) throw new DomainError(DomainErrorCode.InvalidState, `rollout ${id} has no failed devices`);
       await manager.query(
         `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, detail)

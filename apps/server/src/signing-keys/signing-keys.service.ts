@@ -6,7 +6,7 @@ import { DataSource, IsNull } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
-import { isUniqueViolation } from '../releases/unique-violation';
+import { isUniqueViolation } from '../database/unique-violation';
 import { SigningKey } from './signing-key.entity';
 
 function parseEd25519PublicKey(pem: string): KeyObject {
