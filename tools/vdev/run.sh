@@ -10,6 +10,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 bundle=$(mktemp -d /tmp/cowroot-vdev-run.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT
-"$repo/node_modules/.bin/esbuild" "$here/run.ts" --bundle --platform=node --log-level=warning \
-  --tsconfig="$repo/tsconfig.base.json" --outfile="$bundle/run.cjs"
+node "$repo/tools/bundle.mjs" "$here/run.ts" "$bundle/run.cjs"
 node "$bundle/run.cjs" --tools-dir "$here" "$@"
