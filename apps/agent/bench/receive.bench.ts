@@ -2,17 +2,23 @@
  * npm run bench:agent — the agent's receive path against plain `btrfs receive`, and the agent's memory.
  *
  * For a 100 MiB and a 1 GiB release (random data, so zstd cannot shrink the work away):
- *  - baseline: `zstd -d -c <artifact> | btrfs receive` with the pipe between the two processes (no node);
+ *  - baseline: `zstd -d -c <artifact> | btrfs receive` with the pipe between the two processes (no node),
+ *    reading the artifact from a copy just written and fsynced on the device's pool, as if downloaded:
+ *    where a device has to keep a stream (the agent spools there too, and a freshly written file on the
+ *    same btrfs measurably costs more to read than an old one); for information also from the bench
+ *    host's temp directory, off the pool;
  *  - agent: the bundled agent (dist/cowroot-agent.js) as its own process gets an install command over MQTT,
  *    downloads the artifact over HTTP, verifies it and receives it; its receive time is measured from its
  *    own log (end of verify → staged), its peak RSS (VmHWM) from /proc.
+ * Each size is measured BENCH_ROUNDS times (default 5), baselines and agent alternating, with deleted
+ * subvolumes cleaned and the pool synced between runs; the medians are compared.
  * Prints the receive throughput of both, the ratio agent/baseline (goal ≥ 0.9) and the peak RSS (goal
  * ≤ 64 MiB and flat in stream size). Needs root, loop devices, btrfs-progs, libubootenv-tool, zstd.
  */
 import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -30,8 +36,13 @@ const btrfs = new BtrfsAdapter(runner);
 interface Result {
   sizeMiB: number;
   streamBytes: number;
+  /** medians over ROUNDS, baselines and agent alternating */
   baselineSeconds: number;
+  offPoolBaselineSeconds: number;
   agentSeconds: number;
+  baselineRounds: number[];
+  offPoolBaselineRounds: number[];
+  agentRounds: number[];
   /** the agent's RSS once connected, before the install: node + the bundle */
   idleRssMiB: number;
   peakRssMiB: number;
@@ -77,6 +88,26 @@ async function baselineReceive(artifact: string, into: string, mount: string): P
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
+/** A copy written and fsynced the way the agent's downloader spools an artifact. */
+async function downloadLikeCopy(from: string, to: string): Promise<void> {
+  await copyFile(from, to);
+  const file = await open(to, 'r+');
+  await file.sync();
+  await file.close();
+}
+
+/** Deleted subvolumes really gone and nothing dirty, so a round does not pay for the previous one. */
+async function settle(mount: string): Promise<void> {
+  await runner.run('btrfs', ['subvolume', 'sync', mount]);
+  await runner.run('btrfs', ['filesystem', 'sync', mount]);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
 async function freePort(): Promise<number> {
   return new Promise((r) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
@@ -89,6 +120,8 @@ async function freePort(): Promise<number> {
 /** extra node flags for the agent process, e.g. --max-semi-space-size=1 (argv[4], comma separated) */
 const positional = process.argv.slice(2).filter((arg) => !arg.startsWith('--verbose'));
 const nodeFlags = (positional[2] ?? '').split(',').filter(Boolean);
+/** measurements per size, baseline and agent alternating; the medians are compared */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, work: string, agentBundle: string): Promise<Result> {
   const label = `r${sizeMiB}`;
@@ -107,15 +140,6 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
   await runner.run('zstd', ['-q', '-f', '-1', '-T0', stream, '-o', artifact]);
   await rm(stream);
   const size = (await stat(artifact)).size;
-
-  // baseline
-  const baselineDir = join(device.mount, `baseline-${label}`);
-  await mkdir(baselineDir);
-  await runner.run('sync', []);
-  const baselineSeconds = await baselineReceive(artifact, baselineDir, device.mount);
-  await btrfs.deleteSubvolume(join(baselineDir, `${label}.ro`));
-  await rm(baselineDir, { recursive: true });
-  await runner.run('sync', []);
 
   // the agent, as the device runs it
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -212,31 +236,68 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
     const idleRssMiB = rssOf(await readFile(`/proc/${agent.pid}/status`, 'utf8'), 'VmRSS');
     const operator = connect(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `bench-${randomUUID()}` });
     await new Promise<void>((r) => operator.once('connect', () => r()));
-    const commandId = randomUUID();
-    operator.publish(
-      `cowroot/v1/devices/${DEVICE_ID}/commands`,
-      JSON.stringify({
-        v: PROTOCOL_VERSION,
-        commandId,
-        type: 'install',
-        issuedAt: new Date().toISOString(),
-        artifact: { url, manifest: manifest.toString('base64'), signature: signManifest(manifest, privateKey) },
-        reboot: { mode: 'never' },
-      }),
-      { qos: 1 },
-    );
-    const verified = await waitLine((l) => l.msg === 'event progress' && (l.progress as { phase?: string })?.phase === 'verify', 'verify');
-    const done = await waitLine((l) => l.commandId === commandId && (l.msg === 'snapshot received' || l.msg === 'event failed'), 'received');
-    if (done.msg !== 'snapshot received') throw new Error(`install failed: ${JSON.stringify(done.error)}`);
+    const baselineRounds: number[] = [];
+    const offPoolBaselineRounds: number[] = [];
+    const agentRounds: number[] = [];
+    const baselineDir = join(device.mount, `baseline-${label}`);
+    const artifactOnPool = join(device.mount, `${label}.stream.zst`);
+    const baseline = async (from: string) => {
+      if (from === artifactOnPool) await downloadLikeCopy(artifact, artifactOnPool);
+      await mkdir(baselineDir);
+      const seconds = await baselineReceive(from, baselineDir, device.mount);
+      await btrfs.deleteSubvolume(join(baselineDir, `${label}.ro`));
+      await rm(baselineDir, { recursive: true });
+      await rm(artifactOnPool, { force: true });
+      await settle(device.mount);
+      return seconds;
+    };
+    for (let round = 0; round < ROUNDS; round += 1) {
+      // baselines and agent alternate, so background writeback and the btrfs cleaner hit all alike
+      baselineRounds.push(await baseline(artifactOnPool));
+      offPoolBaselineRounds.push(await baseline(artifact));
+
+      const commandId = randomUUID();
+      operator.publish(
+        `cowroot/v1/devices/${DEVICE_ID}/commands`,
+        JSON.stringify({
+          v: PROTOCOL_VERSION,
+          commandId,
+          type: 'install',
+          issuedAt: new Date().toISOString(),
+          artifact: { url, manifest: manifest.toString('base64'), signature: signManifest(manifest, privateKey) },
+          reboot: { mode: 'never' },
+        }),
+        { qos: 1 },
+      );
+      const verified = await waitLine(
+        (l) => l.commandId === commandId && l.msg === 'event progress' && (l.progress as { phase?: string })?.phase === 'verify',
+        'verify',
+      );
+      const done = await waitLine((l) => l.commandId === commandId && (l.msg === 'snapshot received' || l.msg === 'event failed'), 'received');
+      if (done.msg !== 'snapshot received') throw new Error(`install failed: ${JSON.stringify(done.error)}`);
+      agentRounds.push((Date.parse(String(done.ts)) - Date.parse(String(verified.ts))) / 1000);
+      if (process.argv.includes('--verbose')) {
+        console.error(`round ${round}: verify at ${String(verified.ts)}, received at ${String(done.ts)}; agent children:\n${children.join('\n')}`);
+        children.length = 0;
+      }
+      await new SnapshotStore({ poolPath: device.mount }).delete(`bench-${label}`, []);
+      await settle(device.mount);
+    }
     const status = await readFile(`/proc/${agent.pid}/status`, 'utf8');
     operator.end(true);
-    if (process.argv.includes('--verbose')) {
-      console.error(`verify at ${String(verified.ts)}, received at ${String(done.ts)}; agent children:\n${children.join('\n')}`);
-      console.error(rssSamples.join('\n'));
-    }
-    const agentSeconds = (Date.parse(String(done.ts)) - Date.parse(String(verified.ts))) / 1000;
-    await new SnapshotStore({ poolPath: device.mount }).delete(`bench-${label}`, []);
-    return { sizeMiB, streamBytes: size, baselineSeconds, agentSeconds, idleRssMiB, peakRssMiB: rssOf(status, 'VmHWM') };
+    if (process.argv.includes('--verbose')) console.error(rssSamples.join('\n'));
+    return {
+      sizeMiB,
+      streamBytes: size,
+      baselineSeconds: median(baselineRounds),
+      offPoolBaselineSeconds: median(offPoolBaselineRounds),
+      agentSeconds: median(agentRounds),
+      baselineRounds,
+      offPoolBaselineRounds,
+      agentRounds,
+      idleRssMiB,
+      peakRssMiB: rssOf(status, 'VmHWM'),
+    };
   } finally {
     clearInterval(sampler);
     agent.kill('SIGTERM');
@@ -247,6 +308,7 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
     await btrfs.deleteSubvolume(release).catch(() => undefined);
     await btrfs.deleteSubvolume(tree).catch(() => undefined);
     await rm(artifact, { force: true });
+    await rm(join(device.mount, `${label}.stream.zst`), { force: true });
   }
 }
 
@@ -281,14 +343,20 @@ async function main(): Promise<void> {
       }),
     ]);
     console.log(`\nagent node flags: ${nodeFlags.join(' ') || '(none)'}`);
-    console.log('release   stream     baseline (zstd|btrfs receive; sync)   agent receive          ratio   agent RSS idle / peak');
+    console.log(`medians of ${ROUNDS} rounds`);
+    console.log('release   stream     baseline: artifact on the pool     agent receive          ratio   agent RSS idle / peak   (baseline off the pool: ratio)');
     for (const r of results) {
       const mb = r.streamBytes / MiB;
       const base = mb / r.baselineSeconds;
       const agent = mb / r.agentSeconds;
       console.log(
-        `${String(r.sizeMiB).padStart(5)} MiB ${mb.toFixed(0).padStart(6)} MiB  ${r.baselineSeconds.toFixed(2).padStart(7)} s ${base.toFixed(1).padStart(7)} MiB/s   ${r.agentSeconds.toFixed(2).padStart(7)} s ${agent.toFixed(1).padStart(7)} MiB/s   ${(agent / base).toFixed(2).padStart(5)}   ${r.idleRssMiB.toFixed(1)} / ${r.peakRssMiB.toFixed(1)} MiB`,
+        `${String(r.sizeMiB).padStart(5)} MiB ${mb.toFixed(0).padStart(6)} MiB  ${r.baselineSeconds.toFixed(2).padStart(7)} s ${base.toFixed(1).padStart(7)} MiB/s   ${r.agentSeconds.toFixed(2).padStart(7)} s ${agent.toFixed(1).padStart(7)} MiB/s   ${(agent / base).toFixed(2).padStart(5)}   ${r.idleRssMiB.toFixed(1)} / ${r.peakRssMiB.toFixed(1)} MiB        (${r.offPoolBaselineSeconds.toFixed(2)} s: ${(r.offPoolBaselineSeconds / r.agentSeconds).toFixed(2)})`,
       );
+    }
+    const rounds = (values: number[]) => values.map((x) => x.toFixed(2)).join(' ');
+    console.log('\nper round (s):');
+    for (const r of results) {
+      console.log(`  ${r.sizeMiB} MiB: baseline ${rounds(r.baselineRounds)} | off the pool ${rounds(r.offPoolBaselineRounds)} | agent ${rounds(r.agentRounds)}`);
     }
     console.log('\ngoals: ratio ≥ 0.9; peak RSS ≤ 64 MiB and flat in stream size');
   } finally {

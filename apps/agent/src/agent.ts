@@ -164,12 +164,19 @@ export class Agent {
   }
 
   /** Stops the agent. `graceful` = announce offline; otherwise drop the link like a reboot does. */
+  /** Resolves when the device core's deferred work (the staged copy of a receive) is done. */
+  async settled(): Promise<void> {
+    // core is undefined when start() failed before the device core was opened
+    await this.core?.store.settled();
+  }
+
   async stop(graceful = true): Promise<void> {
     this.stopped = true;
     if (this.rebootTimer) clearTimeout(this.rebootTimer);
     this.activeJob?.abort.abort();
     await this.commandChain.catch(() => undefined);
     await this.statePublishing.catch(() => undefined);
+    await this.settled();
     await this.link.stop(graceful);
     await this.journal.flush();
   }

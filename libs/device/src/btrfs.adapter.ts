@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ErrorCode } from '@cowroot/protocol';
-import { CommandError, CommandRunner } from './command-runner';
+import { CommandError, CommandRunner, StdinFile } from './command-runner';
 import { DeviceError } from './device-error';
 import {
   SubvolumeDetails,
@@ -17,10 +17,11 @@ export interface Subvolume extends SubvolumeListEntry {
 }
 
 /**
- * What `btrfs receive` reads: a Readable (piped through Node, e.g. from a decompressor), or a verified
- * file whose descriptor becomes the command's stdin directly (as fast as `btrfs receive -f`).
+ * What `btrfs receive` reads: a Readable (piped through Node), or a verified file whose descriptor
+ * becomes the command's stdin directly (as fast as `btrfs receive -f`), optionally through a filter
+ * such as `zstd -d` connected by an OS pipe (as fast as the same shell pipeline).
  */
-export type ReceiveSource = Readable | { file: string };
+export type ReceiveSource = Readable | StdinFile;
 
 export interface ReceiveOptions {
   signal?: AbortSignal;
@@ -98,9 +99,18 @@ export class BtrfsAdapter {
     await this.btrfs(args, ErrorCode.Internal, `snapshotting ${source} to ${destination}`);
   }
 
-  /** Deletes and waits for the transaction to commit, so the space accounting reflects it afterwards. */
-  async deleteSubvolume(path: string): Promise<void> {
-    await this.btrfs(['subvolume', 'delete', '--commit-after', path], ErrorCode.Internal, `deleting ${path}`);
+  /**
+   * Deletes and waits for the transaction to commit, so the space accounting reflects it afterwards.
+   * `commit: false` leaves the unlink to the next commit (a crash before it brings the subvolume back).
+   */
+  async deleteSubvolume(path: string, options: { commit?: boolean } = {}): Promise<void> {
+    const commit = options.commit === false ? [] : ['--commit-after'];
+    await this.btrfs(['subvolume', 'delete', ...commit, path], ErrorCode.Internal, `deleting ${path}`);
+  }
+
+  /** Writes back everything dirty and commits the transaction (`btrfs filesystem sync`). */
+  async syncFilesystem(mount: string): Promise<void> {
+    await this.btrfs(['filesystem', 'sync', mount], ErrorCode.Internal, `committing ${mount}`);
   }
 
   /**
@@ -110,7 +120,7 @@ export class BtrfsAdapter {
   async waitForDeletions(mount: string): Promise<void> {
     await this.btrfs(['subvolume', 'sync', mount], ErrorCode.Internal, 'waiting for deleted subvolumes');
     // the cleaner's frees become visible (statfs, usage) only with the next transaction commit
-    await this.btrfs(['filesystem', 'sync', mount], ErrorCode.Internal, 'committing the pool');
+    await this.syncFilesystem(mount);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -47,6 +47,56 @@ describe(CommandRunner.name, () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('a file through a filter (filter < file | command, an OS pipe between them)', () => {
+    let dir: string;
+    let file: string;
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'cowroot-runner-'));
+      file = join(dir, 'input');
+      await writeFile(file, 'line\n'.repeat(100_000));
+    });
+    afterAll(() => rm(dir, { recursive: true, force: true }));
+
+    it('gives the command what the filter wrote, from a path or a descriptor', async () => {
+      const through = { command: 'tr', args: ['a-z', 'A-Z'] };
+      const { stdout } = await runner.run('sh', ['-c', 'sort -u'], { stdin: { file, through } });
+      expect(stdout).toBe('LINE\n');
+      const handle = await open(file, 'r');
+      try {
+        const counted = await runner.run('wc', ['-l'], { stdin: { fd: handle.fd, through } });
+        expect(Number(counted.stdout.trim())).toBe(100_000);
+      } finally {
+        await handle.close();
+      }
+    });
+
+    it('fails when the filter fails, even though the command took the short stream it got', async () => {
+      // the filter writes part of its input and dies; wc alone would have exited 0 on that
+      const error = (await runner
+        .run('wc', ['-c'], { stdin: { file, through: { command: 'sh', args: ['-c', 'head -c 1000; echo broken >&2; exit 3'] } } })
+        .catch((e: unknown) => e)) as CommandError;
+      expect(error).toBeInstanceOf(CommandError);
+      expect(error.failure).toBe('stdin');
+      expect(error.message).toMatch(/input filter failed.*exit code 3.*broken/s);
+    });
+
+    it("reports the command's own failure and stops the filter", async () => {
+      const started = Date.now();
+      // the filter would run for 30 s; it must not outlive the command that stopped reading
+      const through = { command: 'sh', args: ['-c', 'exec sleep 30'] };
+      await expect(runner.run('sh', ['-c', 'exit 5'], { stdin: { file, through } })).rejects.toMatchObject({ failure: 'exit', exitCode: 5 });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
+
+    it('reports a filter that does not exist', async () => {
+      const error = (await runner
+        .run('wc', ['-c'], { stdin: { file, through: { command: 'no-such-filter-cowroot', args: [] } } })
+        .catch((e: unknown) => e)) as CommandError;
+      expect(error.failure).toBe('stdin');
+      expect(error.message).toContain('no-such-filter-cowroot');
+    });
   });
 
   it('kills the command when the stdin source fails, so it never sees a clean end', async () => {

@@ -1,13 +1,25 @@
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { FileHandle, open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+
+/** A command standing between a file and the command that is run: `filter < file | command`. */
+export interface StdinFilter {
+  command: string;
+  args: readonly string[];
+}
+
+/**
+ * A file handed to the command (or to its filter) as its stdin descriptor, so no byte passes through
+ * Node: by path (opened and closed by the runner) or as a descriptor the caller owns.
+ */
+export type StdinFile = ({ file: string } | { fd: number }) & { through?: StdinFilter };
 
 export interface RunOptions {
   /**
    * fed to the command's stdin: a Readable is piped (backpressure kept) and consumed by the call;
    * `{ file }` opens the file and hands its descriptor to the command, so no byte passes through Node.
    */
-  stdin?: Readable | string | Buffer | { file: string };
+  stdin?: Readable | string | Buffer | StdinFile;
   /** kill the command (SIGTERM, then SIGKILL after killGraceMs) when it runs longer */
   timeoutMs?: number;
   /** abort = kill the command, like a timeout */
@@ -103,29 +115,70 @@ class BoundedText {
 export class CommandRunner {
   async run(command: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
     const stdin = options.stdin;
-    if (stdin !== undefined && !(stdin instanceof Readable) && typeof stdin === 'object' && 'file' in stdin) {
-      let file: FileHandle;
-      try {
-        file = await open(stdin.file, 'r');
-      } catch (error) {
-        throw new CommandError(command, args, 'stdin', null, '', `opening stdin ${stdin.file}: ${(error as Error).message}`, {
-          cause: error,
-        });
-      }
-      try {
-        return await this.spawnAndWait(command, args, options, file.fd);
-      } finally {
-        await file.close();
-      }
+    if (stdin === undefined || stdin instanceof Readable || typeof stdin !== 'object' || Buffer.isBuffer(stdin)) {
+      return this.spawnAndWait(command, args, options, undefined);
     }
-    return this.spawnAndWait(command, args, options, undefined);
+    if ('fd' in stdin) return this.runFromDescriptor(command, args, options, stdin.fd, stdin.through);
+    let file: FileHandle;
+    try {
+      file = await open(stdin.file, 'r');
+    } catch (error) {
+      throw new CommandError(command, args, 'stdin', null, '', `opening stdin ${stdin.file}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    try {
+      return await this.runFromDescriptor(command, args, options, file.fd, stdin.through);
+    } finally {
+      await file.close();
+    }
   }
 
+  /**
+   * `command < fd`, or `filter < fd | command` with an OS pipe between the two processes (as a shell
+   * would, at the same speed). The call succeeds only when both exit 0: a filter that fails (a corrupt
+   * compressed file) kills the command, and even when the command already finished on the short stream it
+   * got, the call fails with the filter's error, so the caller never takes a truncated result for a whole.
+   */
+  private async runFromDescriptor(
+    command: string,
+    args: readonly string[],
+    options: RunOptions,
+    fd: number,
+    filter: StdinFilter | undefined,
+  ): Promise<CommandResult> {
+    if (!filter) return this.spawnAndWait(command, args, options, fd);
+    const producer = new FilterProcess(filter, fd);
+    const consumer = this.spawnAndWait(command, args, options, producer.stdout, (kill) => producer.onFailure(kill));
+    producer.closeParentEnd();
+    let result: CommandResult;
+    try {
+      result = await consumer;
+    } catch (error) {
+      producer.stop();
+      await producer.done.catch(() => undefined);
+      throw error;
+    }
+    const filterError = await producer.done.then(
+      () => null,
+      (error: CommandError) => error,
+    );
+    if (filterError) {
+      throw new CommandError(command, args, 'stdin', 0, '', filterFailed(filterError), { cause: filterError });
+    }
+    return result;
+  }
+
+  /**
+   * `stdinFd` is a descriptor (or the OS pipe of a filter) the child gets as its stdin; without it,
+   * options.stdin is written by Node. `watchInput` lets a filter kill the command when the filter fails.
+   */
   private spawnAndWait(
     command: string,
     args: readonly string[],
     options: RunOptions,
-    stdinFd: number | undefined,
+    stdinFd: number | Readable | undefined,
+    watchInput?: (kill: (kind: CommandFailure, detail: string, cause: unknown) => void) => void,
   ): Promise<CommandResult> {
     return new Promise<CommandResult>((resolve, reject) => {
       const stdinSource = stdinFd === undefined ? (options.stdin as Readable | string | Buffer | undefined) : undefined;
@@ -154,6 +207,7 @@ export class CommandRunner {
         options.timeoutMs !== undefined
           ? setTimeout(() => kill('timeout', `timed out after ${options.timeoutMs} ms`), options.timeoutMs)
           : undefined;
+      watchInput?.(kill);
       const onAbort = () => kill('aborted', 'aborted', options.signal?.reason);
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -220,5 +274,56 @@ export class CommandRunner {
         }
       }
     });
+  }
+}
+
+function filterFailed(error: CommandError): string {
+  return `its input filter failed: ${error.message}`;
+}
+
+/**
+ * The filter of `filter < fd | command`: its stdout is an OS pipe that becomes the command's stdin.
+ * `done` settles when it exits (a CommandError unless it exited 0).
+ */
+class FilterProcess {
+  readonly stdout: Readable;
+  readonly done: Promise<void>;
+  private readonly child: ChildProcess;
+  private failureListener: ((kind: CommandFailure, detail: string, cause: unknown) => void) | null = null;
+  private failure: CommandError | null = null;
+
+  constructor(filter: StdinFilter, fd: number) {
+    this.child = spawn(filter.command, [...filter.args], { stdio: [fd, 'pipe', 'pipe'] });
+    this.stdout = this.child.stdout!;
+    const stderr = new BoundedText();
+    this.child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
+    this.done = new Promise<void>((resolve, reject) => {
+      const fail = (error: CommandError) => {
+        this.failure ??= error;
+        this.failureListener?.('stdin', filterFailed(error), error);
+        reject(error);
+      };
+      this.child.on('error', (error) => fail(new CommandError(filter.command, filter.args, 'spawn', null, '', error.message, { cause: error })));
+      this.child.on('close', (code, signal) => {
+        if (code === 0) resolve();
+        else if (code === null) fail(new CommandError(filter.command, filter.args, 'signal', null, stderr.toString(), `killed by ${signal}`));
+        else fail(new CommandError(filter.command, filter.args, 'exit', code, stderr.toString()));
+      });
+    });
+    this.done.catch(() => undefined); // awaited by the runner; never an unhandled rejection
+  }
+
+  /** Node keeps a copy of the pipe's read end; closed, so the filter gets SIGPIPE if the command dies. */
+  closeParentEnd(): void {
+    this.stdout.destroy();
+  }
+
+  onFailure(kill: (kind: CommandFailure, detail: string, cause: unknown) => void): void {
+    this.failureListener = kill;
+    if (this.failure) kill('stdin', filterFailed(this.failure), this.failure);
+  }
+
+  stop(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }

@@ -30,6 +30,7 @@ export class GarbageCollector {
    */
   async cleanStaging(): Promise<StagingCleanup> {
     const result: StagingCleanup = { subvolumes: [], entries: [], metadata: [] };
+    await this.store.settled();
     const prefix = `${this.store.stagingDir.slice(this.store.poolPath.length).replace(/^\/+/, '')}/`;
     const staged = (await this.store.btrfs.listSubvolumes(this.store.poolPath))
       .filter((s) => s.path.startsWith(prefix))

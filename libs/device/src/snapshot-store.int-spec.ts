@@ -100,6 +100,8 @@ describePrivileged(
       });
       expect(await readFile(join(store.snapshotPath('rel-1'), 'etc/os-release'), 'utf8')).toBe('VERSION=1\n');
       expect(JSON.parse(await readFile(store.metadataPath('rel-1'), 'utf8'))).toMatchObject({ origin: 'received', parent: null });
+      // the staged copy is deleted after receive() returned
+      await store.settled();
       expect(await readdir(store.stagingDir)).toEqual([]);
     });
 

@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { KeyObject } from 'node:crypto';
 import {
   ArtifactKind,
@@ -15,7 +13,7 @@ import {
   parseManifest,
   verifyManifestSignature,
 } from '@cowroot/protocol';
-import { DeviceError, SnapshotStore } from '@cowroot/device';
+import { DeviceError, SnapshotStore, StdinFilter } from '@cowroot/device';
 import { ArtifactDownloader } from '../download/artifact-downloader';
 import { AgentLogger } from '../logger';
 
@@ -67,6 +65,8 @@ export function verifyOffer(command: InstallCommand, publicKey: KeyObject): Arti
   return parsed.value;
 }
 
+const ZSTD_DECOMPRESS: StdinFilter = { command: 'zstd', args: ['-d', '-c', '-q'] };
+
 /** Byte offset of an open file descriptor, shared with the child it was handed to (Linux /proc). */
 function fdPosition(fd: number): number | null {
   try {
@@ -78,66 +78,9 @@ function fdPosition(fd: number): number | null {
 }
 
 /**
- * `zstd -d` reading the spool file itself (its stdin is the file's descriptor: no copy through node), its
- * output passed on in a stream that ends cleanly ONLY when zstd exited 0. A failing zstd makes the stream
- * error, so btrfs receive is killed instead of finishing a truncated stream. Receive progress is zstd's
- * position in the file, read from the descriptor it shares with us.
- */
-function decompressFile(spool: string, onProgress: (bytesRead: number) => void): { output: Readable; done: Promise<void> } {
-  const fd = openSync(spool, 'r');
-  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: [fd, 'pipe', 'pipe'] });
-  const output = new PassThrough({ highWaterMark: 1024 * 1024 });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString('utf8')).slice(-2048);
-  });
-  child.stdout!.pipe(output, { end: false });
-  const poll = setInterval(() => {
-    const position = fdPosition(fd);
-    if (position !== null) onProgress(position);
-  }, 500);
-  const done = new Promise<void>((resolve, reject) => {
-    let stdoutEnded = false;
-    let exitCode: number | null | undefined;
-    let settled = false;
-    const finish = (error: DeviceError | null) => {
-      if (settled) return;
-      settled = true;
-      clearInterval(poll);
-      closeSync(fd);
-      if (error) {
-        output.destroy(error);
-        reject(error);
-      } else {
-        output.end();
-        resolve();
-      }
-    };
-    const settle = () => {
-      if (!stdoutEnded || exitCode === undefined) return;
-      finish(exitCode === 0 ? null : new DeviceError(ErrorCode.ReceiveFailed, `zstd -d failed (exit ${exitCode}): ${stderr.trim()}`));
-    };
-    child.stdout!.on('end', () => {
-      stdoutEnded = true;
-      settle();
-    });
-    child.on('error', (error) => finish(new DeviceError(ErrorCode.ReceiveFailed, `cannot run zstd: ${error.message}`)));
-    child.on('exit', (code) => {
-      exitCode = code;
-      settle();
-    });
-  });
-  output.on('close', () => {
-    // btrfs stopped reading (it failed, or the job was canceled): stop zstd too
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { output, done };
-}
-
-/**
  * install (docs/agent.md §4): verify the signed manifest with the pinned key, check the parent is held,
  * download to a spool file in staging/ while hashing, compare size and sha256 with the manifest, and only
- * then stream the file through `zstd -d` into SnapshotStore.receive (which checks received_uuid). Every
+ * then hand the file (through `zstd -d`) to SnapshotStore.receive (which checks received_uuid). Every
  * failure leaves the pool as it was: the spool file is removed, SnapshotStore deletes a partial receive.
  */
 export class InstallJob {
@@ -202,6 +145,11 @@ export class InstallJob {
     }
   }
 
+  /**
+   * btrfs receive reads the verified spool: as its stdin descriptor, or through `zstd -d` connected to it
+   * by an OS pipe, so no byte of the stream passes through Node. Progress is the read position in the
+   * spool, which the reading process shares with the descriptor we opened.
+   */
   private async receive(
     spool: string,
     manifest: ArtifactManifest,
@@ -209,29 +157,21 @@ export class InstallJob {
     progress: ProgressSink,
     signal: AbortSignal,
   ): Promise<SnapshotInfo> {
-    let stream: Readable | undefined;
-    let decompressed: Promise<void> = Promise.resolve();
-    if (manifest.compression === 'zstd') {
-      const zstd = decompressFile(spool, (read) => progress(JobPhase.Receive, read, manifest.size));
-      stream = zstd.output;
-      decompressed = zstd.done;
-    }
-    decompressed.catch(() => undefined); // awaited below; a failure also reaches receive through the stream
-    // an uncompressed stream: btrfs reads the verified spool file itself (its descriptor is btrfs's stdin)
-    const snapshot = await this.deps.store.receive(manifest.compression === 'zstd' ? stream! : { file: spool }, {
-      snapshotId,
-      release: manifest.release,
-      expectedReceivedUuid: manifest.snapshotUuid,
-      signal,
-    });
+    const file = await open(spool, 'r');
+    const poll = setInterval(() => {
+      const position = fdPosition(file.fd);
+      if (position !== null) progress(JobPhase.Receive, position, manifest.size);
+    }, 500);
     try {
-      await decompressed;
-    } catch (error) {
-      // btrfs accepted a stream zstd did not finish: do not keep what it made
-      await this.deps.store.delete(snapshot.id, []).catch(() => undefined);
-      throw error;
+      const snapshot = await this.deps.store.receive(
+        { fd: file.fd, ...(manifest.compression === 'zstd' ? { through: ZSTD_DECOMPRESS } : {}) },
+        { snapshotId, release: manifest.release, expectedReceivedUuid: manifest.snapshotUuid, signal },
+      );
+      progress(JobPhase.Receive, manifest.size, manifest.size);
+      return snapshot;
+    } finally {
+      clearInterval(poll);
+      await file.close();
     }
-    progress(JobPhase.Receive, manifest.size, manifest.size);
-    return snapshot;
   }
 }

@@ -361,7 +361,9 @@ export class AgentRig {
     }
   }
 
+  /** staging/ once the running agent's deferred cleanup of its last receive is done */
   async stagingEntries(): Promise<string[]> {
+    await this.agent?.settled();
     return readdir(join(this.pool, 'staging'));
   }
 
