@@ -3,28 +3,28 @@
  *
  * For a 100 MiB and a 1 GiB release (random data, so zstd cannot shrink the work away):
  *  - baseline: `zstd -d -c <artifact> | btrfs receive` with the pipe between the two processes (no node),
- *    reading the artifact from a copy just written and fsynced on the device's pool, as if downloaded:
- *    where a device has to keep a stream (the agent spools there too, and a freshly written file on the
- *    same btrfs measurably costs more to read than an old one); for information also from the bench
- *    host's temp directory, off the pool;
+ *    reading the artifact from the device's pool, downloaded there (untimed) by the agent's own
+ *    downloader just before: where a device has to keep a stream, written the way the agent writes its
+ *    spool; for information also from the bench host's temp directory, off the pool;
  *  - agent: the bundled agent (dist/cowroot-agent.js) as its own process gets an install command over MQTT,
  *    downloads the artifact over HTTP, verifies it and receives it; its receive time is measured from its
  *    own log (end of verify → staged), its peak RSS (VmHWM) from /proc.
- * Each size is measured BENCH_ROUNDS times (default 5), baselines and agent alternating, with deleted
+ * Each size is measured BENCH_ROUNDS times (default 7), baselines and agent alternating, with deleted
  * subvolumes cleaned and the pool synced between runs; the medians are compared.
  * Prints the receive throughput of both, the ratio agent/baseline (goal ≥ 0.9) and the peak RSS (goal
- * ≤ 64 MiB and flat in stream size). Needs root, loop devices, btrfs-progs, libubootenv-tool, zstd.
+ * ≤ 64 MiB and flat in stream size). The agent runs with the node flags of its systemd unit. Needs root, loop devices, btrfs-progs, libubootenv-tool, zstd.
  */
 import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'mqtt';
 import { MANIFEST_FORMAT, PROTOCOL_VERSION, signManifest } from '@cowroot/protocol';
 import { BtrfsAdapter, CommandRunner, LoopBtrfs, SnapshotStore, createFileBackedEnv, createLoopBtrfs } from '@cowroot/device';
+import { ArtifactDownloader } from '../src/download/artifact-downloader';
 import { ArtifactHttpServer } from '../src/testing/artifact-http-server';
 
 const MiB = 1024 * 1024;
@@ -48,7 +48,7 @@ interface Result {
   peakRssMiB: number;
 }
 
-function rssOf(status: string, field: 'VmRSS' | 'VmHWM'): number {
+function rssOf(status: string, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
 }
 
@@ -88,14 +88,6 @@ async function baselineReceive(artifact: string, into: string, mount: string): P
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-/** A copy written and fsynced the way the agent's downloader spools an artifact. */
-async function downloadLikeCopy(from: string, to: string): Promise<void> {
-  await copyFile(from, to);
-  const file = await open(to, 'r+');
-  await file.sync();
-  await file.close();
-}
-
 /** Deleted subvolumes really gone and nothing dirty, so a round does not pay for the previous one. */
 async function settle(mount: string): Promise<void> {
   await runner.run('btrfs', ['subvolume', 'sync', mount]);
@@ -117,11 +109,21 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** extra node flags for the agent process, e.g. --max-semi-space-size=1 (argv[4], comma separated) */
 const positional = process.argv.slice(2).filter((arg) => !arg.startsWith('--verbose'));
-const nodeFlags = (positional[2] ?? '').split(',').filter(Boolean);
+
+/** The node flags of the agent's systemd unit (ExecStart=/usr/bin/node <flags> <bundle> ...). */
+function unitNodeFlags(): string[] {
+  const unit = readFileSync(resolve(__dirname, '../../deploy/systemd/cowroot-agent.service'), 'utf8');
+  const execStart = /^ExecStart=\S*node((?:\s+--\S+)*)\s/m.exec(unit);
+  if (!execStart) throw new Error('cowroot-agent.service: no ExecStart=/usr/bin/node line');
+  return execStart[1].trim().split(/\s+/).filter(Boolean);
+}
+
+/** node flags for the agent process: the systemd unit's, or argv[4] (comma separated; "none" for none) */
+const nodeFlags = positional[2] === undefined ? unitNodeFlags() : positional[2].split(',').filter((flag) => flag && flag !== 'none');
+const verbose = process.argv.includes('--verbose');
 /** measurements per size, baseline and agent alternating; the medians are compared */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 
 async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, work: string, agentBundle: string): Promise<Result> {
   const label = `r${sizeMiB}`;
@@ -191,9 +193,12 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
   // what the agent is running, sampled: tells where receive time goes (printed with --verbose)
   const children: string[] = [];
   const rssSamples: string[] = [];
+  // --verbose only: reading a child's /proc/<pid>/cmdline takes its memory map lock, which slows
+  // zstd and btrfs receive measurably when done ten times a second
   const sampler = setInterval(() => {
+    if (!verbose) return;
     void readFile(`/proc/${agent.pid}/status`, 'utf8')
-      .then((status) => rssSamples.push(`${new Date().toISOString()} rss ${rssOf(status, 'VmRSS').toFixed(1)} MiB`))
+      .then((status) => rssSamples.push(`${new Date().toISOString()} rss ${rssOf(status, 'VmRSS').toFixed(1)} MiB (anon ${rssOf(status, 'RssAnon').toFixed(1)}, file ${rssOf(status, 'RssFile').toFixed(1)})`))
       .catch(() => undefined);
     void readFile(`/proc/${agent.pid}/task/${agent.pid}/children`, 'utf8')
       .then(async (text) => {
@@ -213,6 +218,7 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
     while ((newline = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
+      if (verbose) process.stderr.write(`agent: ${line}\n`);
       try {
         lines.push(JSON.parse(line) as Record<string, unknown>);
       } catch {
@@ -241,8 +247,12 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
     const agentRounds: number[] = [];
     const baselineDir = join(device.mount, `baseline-${label}`);
     const artifactOnPool = join(device.mount, `${label}.stream.zst`);
+    // the agent's own downloader, so the baseline's file is written exactly like the agent's spool
+    const downloader = new ArtifactDownloader({ retries: 0, initialBackoffMs: 100, maxBackoffMs: 100, idleTimeoutMs: 30_000 });
     const baseline = async (from: string) => {
-      if (from === artifactOnPool) await downloadLikeCopy(artifact, artifactOnPool);
+      if (from === artifactOnPool) {
+        await downloader.download({ url, destination: artifactOnPool, expectedSize: size, username: DEVICE_ID, password: CREDENTIAL });
+      }
       await mkdir(baselineDir);
       const seconds = await baselineReceive(from, baselineDir, device.mount);
       await btrfs.deleteSubvolume(join(baselineDir, `${label}.ro`));
@@ -276,16 +286,19 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
       const done = await waitLine((l) => l.commandId === commandId && (l.msg === 'snapshot received' || l.msg === 'event failed'), 'received');
       if (done.msg !== 'snapshot received') throw new Error(`install failed: ${JSON.stringify(done.error)}`);
       agentRounds.push((Date.parse(String(done.ts)) - Date.parse(String(verified.ts))) / 1000);
-      if (process.argv.includes('--verbose')) {
+      if (verbose) {
         console.error(`round ${round}: verify at ${String(verified.ts)}, received at ${String(done.ts)}; agent children:\n${children.join('\n')}`);
         children.length = 0;
       }
+      // the install ends with the trial requested (reboot: never); only then is the snapshot the bench's to delete
+      const staged = await waitLine((l) => l.commandId === commandId && (l.msg === 'event staged' || l.msg === 'event failed'), 'staged');
+      if (staged.msg !== 'event staged') throw new Error(`install failed after the receive: ${JSON.stringify(staged.error)}`);
       await new SnapshotStore({ poolPath: device.mount }).delete(`bench-${label}`, []);
       await settle(device.mount);
     }
     const status = await readFile(`/proc/${agent.pid}/status`, 'utf8');
     operator.end(true);
-    if (process.argv.includes('--verbose')) console.error(rssSamples.join('\n'));
+    if (verbose) console.error(rssSamples.join('\n'));
     return {
       sizeMiB,
       streamBytes: size,

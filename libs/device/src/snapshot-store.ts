@@ -239,7 +239,10 @@ export class SnapshotStore {
     try {
       const name = await this.btrfs.receive(source, workDir, { signal: options.signal, timeoutMs: options.timeoutMs });
       const received = join(workDir, name);
-      const details = await this.btrfs.show(received);
+      // The sync makes the received data durable before any trial, and the snapshot below instant (a
+      // snapshot of a subvolume with unwritten data flushes it itself, measurably slower). It runs while
+      // the subvolume is checked; if the check fails, it has only written what is deleted next.
+      const [details] = await Promise.all([this.btrfs.show(received), this.btrfs.syncFilesystem(this.poolPath)]);
       if (!details.receivedUuid || !details.readOnly) {
         throw new DeviceError(ErrorCode.ReceiveFailed, 'btrfs receive ended without a complete subvolume (stream truncated?)');
       }
@@ -254,9 +257,6 @@ export class SnapshotStore {
       // Not rename(2): moving a read-only subvolume to another directory needs write access to its root
       // (to rewrite '..') and fails with EROFS. A read-only snapshot keeps received_uuid (the kernel clears
       // it only in rw snapshots), so it serves as an incremental parent just like the received subvolume.
-      // The sync first makes the received data durable before any trial, and the snapshot then instant
-      // (a snapshot of a subvolume with unwritten data flushes it itself, measurably slower).
-      await this.btrfs.syncFilesystem(this.poolPath);
       await this.btrfs.snapshot(received, target, { readOnly: true });
       moved = true;
       const metadata: SnapshotMetadata = {
@@ -266,8 +266,7 @@ export class SnapshotStore {
         parent,
         createdAt: this.now().toISOString(),
       };
-      await this.writeMetadata(metadata);
-      const snapshot = await this.btrfs.show(target);
+      const [snapshot] = await Promise.all([this.btrfs.show(target), this.writeMetadata(metadata)]);
       this.stagedCleanup = this.removeStaged(received, workDir);
       return {
         id,

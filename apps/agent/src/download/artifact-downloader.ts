@@ -5,6 +5,10 @@ import { request as httpRequest, IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ErrorCode } from '@cowroot/protocol';
 import { DeviceError } from '@cowroot/device';
+import { collectYoungGarbage } from './young-garbage';
+
+/** bytes written between two young-generation collections (see collectYoungGarbage) */
+const COLLECT_EVERY_BYTES = 1024 * 1024;
 
 export interface DownloadRequest {
   url: string;
@@ -198,6 +202,7 @@ export class ArtifactDownloader {
       throw new Error(message);
     }
 
+    let sinceCollect = 0;
     for await (const chunk of response as AsyncIterable<Buffer>) {
       progress.transferred += chunk.length;
       if (progress.written + chunk.length > request.expectedSize) {
@@ -218,6 +223,11 @@ export class ArtifactDownloader {
       progress.hash.update(chunk);
       progress.written += chunk.length;
       request.onProgress?.(progress.written, request.expectedSize);
+      sinceCollect += chunk.length;
+      if (sinceCollect >= COLLECT_EVERY_BYTES) {
+        sinceCollect = 0;
+        collectYoungGarbage();
+      }
     }
     if (!response.complete) throw new Error(`connection closed after ${progress.written} bytes`);
     if (progress.written < request.expectedSize) {

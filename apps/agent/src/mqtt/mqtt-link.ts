@@ -58,6 +58,8 @@ export class MqttLink extends EventEmitter {
       // a persistent session: commands published while the device was offline are still delivered
       clean: false,
       keepalive: 30,
+      // mqtt-packet's default pre-builds 65,536 message-id buffers: 10 MiB of RSS a device cannot spare
+      writeCache: false,
       reconnectPeriod: this.initialReconnectMs,
       // a refused CONNACK (server restarting, device not yet provisioned) is retried like a lost link
       reconnectOnConnackError: true,
