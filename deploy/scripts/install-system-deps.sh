@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(
   # device side: btrfs, the u-boot env, release streams
   btrfs-progs u-boot-tools libubootenv-tool zstd rsync
+  # test certificates for mqtts:// and https:// (apps/agent/src/tls.int-spec.ts)
+  openssl
   # the virtual device: QEMU, disk images, the guest's initramfs
   qemu-system-x86 qemu-utils dosfstools mtools fdisk busybox-static cpio kmod
   # building u-boot 2023.01 from Debian's source package (tools/vdev/build-artifacts.sh)

@@ -1,5 +1,5 @@
 import { createReadStream, readFileSync } from 'node:fs';
-import { chmod, readFile, rm, truncate, writeFile, copyFile } from 'node:fs/promises';
+import { chmod, readFile, rm, stat, truncate, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AddressInfo, createServer as createNetServer } from 'node:net';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -462,7 +462,7 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       await rig.waitForEvent(cancel.commandId as string, 'completed');
     });
 
-    it('an agent stopped or killed mid-download reports the command failed, staging cleaned, never re-runs it', async () => {
+    it('an agent stopped or killed mid-download reports the command failed and never re-runs it; a new install of the artifact resumes the download', async () => {
       // a service stop: the running download is abandoned and reported (through the outbox)
       const url = rig.http.serve('slow-stop.zst', rxFull.file, { kind: 'throttle', bytesPerTick: 16 * 1024 });
       const install = rig.installCommand(rxFull, url, { snapshotId: 'bad-14' });
@@ -477,6 +477,27 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       await rig.send(install);
       await rig.waitFor('duplicate', () => rig.events(install.commandId as string).find((e) => e.duplicate === true));
       expect(rig.http.requestsFor('slow-stop.zst')).toBe(before);
+
+      // the partial download survived the restart, named by the artifact's sha256
+      const spool = join(rig.pool, 'staging', `download-${rxFull.sha256}.part`);
+      const kept = (await stat(spool)).size;
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThan(rxFull.size);
+      // the operator retries with a new command: only the rest comes over the network
+      const fastUrl = rig.http.serve('resume.zst', rxFull.file);
+      const retry = rig.installCommand(rxFull, fastUrl, { snapshotId: 'resumed-14' });
+      await rig.send(retry);
+      const staged = await rig.waitForEvent(retry.commandId as string, 'staged');
+      expect(staged.bytesDownloaded).toBe(rxFull.size - kept);
+      expect(rig.http.requests.filter((r) => r.path === '/artifacts/resume.zst').map((r) => r.range)).toEqual([`bytes=${kept}-`]);
+      expect(await rig.stagingEntries()).toEqual([]);
+      // withdraw its trial and drop the snapshot, so the env is as the tests below expect it
+      const withdraw = rig.command('cancel', { targetCommandId: retry.commandId });
+      await rig.send(withdraw);
+      await rig.waitForEvent(withdraw.commandId as string, 'completed');
+      const drop = rig.command('delete', { snapshots: ['resumed-14'] });
+      await rig.send(drop);
+      await rig.waitForEvent(drop.commandId as string, 'completed');
 
       // a crash or power cut: the journal still says running and a spool file is left in staging
       await rig.stopAgent();

@@ -26,7 +26,7 @@ import { DeviceError, GarbageCollector, SnapshotStore, SwitchService, SwitchStat
 import { AgentConfig } from './config/agent-config';
 import { ArtifactDownloader } from './download/artifact-downloader';
 import { runTrialHealthChecks } from './health/trial-health-check';
-import { InstallJob, rateLimitedProgress } from './install/install-job';
+import { AGENT_STOPPING, InstallJob, isResumableSpool, rateLimitedProgress } from './install/install-job';
 import { CommandJournal, StoredEvent } from './journal/command-journal';
 import { AgentLogger } from './logger';
 import { msUntilWindow } from './maintenance-window';
@@ -52,6 +52,8 @@ interface ActiveJob {
   commandId: string;
   type: CommandType;
   abort: AbortController;
+  /** settles when the job's body has returned or thrown */
+  finished: Promise<void>;
 }
 
 /** The device core objects the agent drives, built from the config and this boot's command line. */
@@ -129,9 +131,13 @@ export class Agent {
     if (!boot.snapshot) this.logger.warn('no cowroot.snapshot= on the kernel command line; not booted by cowroot?');
 
     try {
-      const collected = await this.core.gc.collectAtStart(this.config.retention);
+      const stagingDir = this.core.store.stagingDir;
+      const collected = await this.core.gc.collectAtStart(this.config.retention, {
+        keepEntry: (name) => isResumableSpool(stagingDir, name),
+      });
       this.logger.info('garbage collection done', {
         staging: [...collected.staging.subvolumes, ...collected.staging.entries],
+        keptForResume: collected.staging.kept,
         deleted: collected.deleted,
       });
     } catch (error) {
@@ -150,7 +156,8 @@ export class Agent {
     this.serverReachable = this.link.waitForServer(this.config.health.mqttConfirmTimeoutMs, () => this.buildState());
 
     for (const { commandId, record } of this.journal.running()) {
-      // the agent stopped mid-job (crash, power cut); GC above already removed what it left in staging
+      // the agent stopped mid-job (crash, power cut); GC above removed what it left in staging, except a
+      // partial download, which the next install of the same artifact resumes
       await this.emit(commandId, JobEventType.Failed, {
         error: { code: ErrorCode.Internal, message: `the agent stopped while running this ${record.type} command` },
       });
@@ -163,17 +170,18 @@ export class Agent {
     await this.publishState();
   }
 
-  /** Stops the agent. `graceful` = announce offline; otherwise drop the link like a reboot does. */
   /** Resolves when the device core's deferred work (the staged copy of a receive) is done. */
   async settled(): Promise<void> {
     // core is undefined when start() failed before the device core was opened
     await this.core?.store.settled();
   }
 
+  /** Stops the agent. `graceful` = announce offline; otherwise drop the link like a reboot does. */
   async stop(graceful = true): Promise<void> {
     this.stopped = true;
     if (this.rebootTimer) clearTimeout(this.rebootTimer);
-    this.activeJob?.abort.abort();
+    // not a cancel: a download stopped this way keeps its spool for the next install of that artifact
+    this.activeJob?.abort.abort(AGENT_STOPPING);
     await this.commandChain.catch(() => undefined);
     await this.statePublishing.catch(() => undefined);
     await this.settled();
@@ -337,12 +345,15 @@ export class Agent {
     if (this.activeJob) {
       throw new DeviceError(ErrorCode.Busy, `busy with ${this.activeJob.type} ${this.activeJob.commandId}`);
     }
-    const job: ActiveJob = { commandId: command.commandId, type: command.type, abort: new AbortController() };
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const job: ActiveJob = { commandId: command.commandId, type: command.type, abort: new AbortController(), finished };
     this.activeJob = job;
     try {
       await body(job.abort);
     } finally {
       this.activeJob = null;
+      finish();
     }
   }
 
@@ -477,11 +488,12 @@ export class Agent {
 
   private async cancel(command: CancelCommand): Promise<void> {
     const target = command.targetCommandId;
-    if (this.activeJob?.commandId === target) {
-      // the job itself reports `canceled` when its download or receive stops
-      this.activeJob.abort.abort();
-      await this.emit(command.commandId, JobEventType.Completed);
-      return;
+    const job = this.activeJob?.commandId === target ? this.activeJob : null;
+    if (job) {
+      // the job itself reports `canceled` when its download or receive stops; one that had already
+      // requested its trial finishes, and the trial is withdrawn below
+      job.abort.abort();
+      await job.finished;
     }
     const trial = this.journal.trial;
     if (trial?.commandId === target) {
@@ -498,7 +510,7 @@ export class Agent {
       await this.emit(command.commandId, JobEventType.Completed);
       return;
     }
-    this.logger.info('nothing to cancel', { commandId: command.commandId, target });
+    if (!job) this.logger.info('nothing to cancel', { commandId: command.commandId, target });
     await this.emit(command.commandId, JobEventType.Completed);
   }
 

@@ -3,11 +3,18 @@ import { join } from 'node:path';
 import { TEMP_PREFIX } from './atomic-file';
 import { SnapshotStore } from './snapshot-store';
 
+export interface StagingCleanupOptions {
+  /** plain entries of staging/ to leave in place (the agent's resumable download spool) */
+  keepEntry?: (name: string) => Promise<boolean>;
+}
+
 export interface StagingCleanup {
   /** subvolumes deleted below staging/ (relative to the pool), partial receives first among them */
   subvolumes: string[];
   /** other entries removed from staging/ */
   entries: string[];
+  /** entries kept because options.keepEntry asked for it */
+  kept: string[];
   /** meta/ files without a snapshot, and temp files of interrupted metadata writes */
   metadata: string[];
 }
@@ -26,10 +33,10 @@ export class GarbageCollector {
   /**
    * Removes what interrupted receives leave: every subvolume below staging/ (a partial receive is rw
    * without received_uuid; a complete one left there was never moved into snapshots/) and every other
-   * entry. Only call it when no receive is running, i.e. at agent start.
+   * entry but those `options.keepEntry` keeps. Only call it when no receive is running, i.e. at agent start.
    */
-  async cleanStaging(): Promise<StagingCleanup> {
-    const result: StagingCleanup = { subvolumes: [], entries: [], metadata: [] };
+  async cleanStaging(options: StagingCleanupOptions = {}): Promise<StagingCleanup> {
+    const result: StagingCleanup = { subvolumes: [], entries: [], kept: [], metadata: [] };
     await this.store.settled();
     const prefix = `${this.store.stagingDir.slice(this.store.poolPath.length).replace(/^\/+/, '')}/`;
     const staged = (await this.store.btrfs.listSubvolumes(this.store.poolPath))
@@ -46,6 +53,10 @@ export class GarbageCollector {
       result.subvolumes.push(subvolume.path);
     }
     for (const entry of await this.store.stagingEntries()) {
+      if (await options.keepEntry?.(entry)) {
+        result.kept.push(entry);
+        continue;
+      }
       await rm(join(this.store.stagingDir, entry), { recursive: true, force: true });
       result.entries.push(entry);
     }
@@ -88,8 +99,8 @@ export class GarbageCollector {
   }
 
   /** What the agent runs at start: staging cleanup, then retention. */
-  async collectAtStart(keepNewest: number): Promise<{ staging: StagingCleanup; deleted: string[] }> {
-    const staging = await this.cleanStaging();
+  async collectAtStart(keepNewest: number, options: StagingCleanupOptions = {}): Promise<{ staging: StagingCleanup; deleted: string[] }> {
+    const staging = await this.cleanStaging(options);
     const deleted = await this.applyRetention(keepNewest);
     return { staging, deleted };
   }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -108,6 +108,32 @@ describe(ArtifactDownloader.name, () => {
     expect(served.requests.map((r) => r.range)).toEqual([undefined, 'bytes=1048576-', 'bytes=2097152-']);
     expect(served.requests.every((r) => r.auth === AUTH)).toBe(true);
     expect(progress.at(-1)).toBe(BODY.length);
+  });
+
+  it('continues a spool an earlier run left behind: rehashed, then one Range request for the rest', async () => {
+    const served = await serve({});
+    server = served.server;
+    const destination = join(dir, 'spool');
+    await writeFile(destination, BODY.subarray(0, 1_234_567));
+    const request = { url: served.url, destination, expectedSize: BODY.length, username: 'dev-1', password: 'secret-credential' };
+    const result = await downloader.download(request);
+    expect(result).toMatchObject({ sha256: SHA, size: BODY.length, bytesResumed: 1_234_567, bytesTransferred: BODY.length - 1_234_567 });
+    expect(served.requests.map((r) => r.range)).toEqual(['bytes=1234567-']);
+    expect(Buffer.compare(await readFile(destination), BODY)).toBe(0);
+
+    // a complete spool: nothing left to fetch, the hash still covers every byte
+    const again = await downloader.download(request);
+    expect(again).toMatchObject({ sha256: SHA, bytesResumed: BODY.length, bytesTransferred: 0 });
+  });
+
+  it('starts over when the spool left behind is longer than the artifact', async () => {
+    const served = await serve({});
+    server = served.server;
+    const destination = join(dir, 'spool');
+    await writeFile(destination, Buffer.alloc(BODY.length + 10, 1));
+    const result = await downloader.download({ url: served.url, destination, expectedSize: BODY.length, username: 'dev-1', password: 'secret-credential' });
+    expect(result).toMatchObject({ sha256: SHA, bytesResumed: 0, bytesTransferred: BODY.length });
+    expect(served.requests.map((r) => r.range)).toEqual([undefined]);
   });
 
   it('starts over when the server ignores Range, without duplicating bytes', async () => {

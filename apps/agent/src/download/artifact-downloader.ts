@@ -12,7 +12,11 @@ const COLLECT_EVERY_BYTES = 1024 * 1024;
 
 export interface DownloadRequest {
   url: string;
-  /** file the artifact is spooled to (appended to on resume) */
+  /**
+   * file the artifact is spooled to. A file already there (left by an interrupted earlier run) is taken
+   * as the first bytes of the artifact: hashed again and continued with a Range request; the caller's
+   * sha256 check against the signed manifest judges the result as always.
+   */
   destination: string;
   /** the exact size the signed manifest gives: more bytes are refused while they arrive */
   expectedSize: number;
@@ -28,6 +32,8 @@ export interface DownloadResult {
   size: number;
   /** bytes that came over the network, resumes included (a resume does not fetch the same bytes twice) */
   bytesTransferred: number;
+  /** bytes found in the destination from an earlier run and not fetched again */
+  bytesResumed: number;
   attempts: number;
 }
 
@@ -88,8 +94,8 @@ export class ArtifactDownloader {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new DeviceError(ErrorCode.DownloadFailed, `unsupported artifact URL scheme ${url.protocol}`);
     }
-    const file = await open(request.destination, 'w', 0o600);
-    const progress: SpoolProgress = { hash: createHash('sha256'), written: 0, transferred: 0 };
+    const { file, progress } = await this.openSpool(request);
+    const bytesResumed = progress.written;
     let attempts = 0;
     let failuresWithoutProgress = 0;
     let backoff = this.options.initialBackoffMs;
@@ -101,7 +107,7 @@ export class ArtifactDownloader {
         try {
           await this.attempt(url, request, file, progress);
           await file.sync();
-          return { sha256: progress.hash.digest('hex'), size: progress.written, bytesTransferred: progress.transferred, attempts };
+          return { sha256: progress.hash.digest('hex'), size: progress.written, bytesTransferred: progress.transferred, bytesResumed, attempts };
         } catch (error) {
           if (error instanceof FatalDownloadError) throw error;
           if (request.signal?.aborted) throw canceled();
@@ -124,6 +130,40 @@ export class ArtifactDownloader {
       }
     } finally {
       await file.close();
+    }
+  }
+
+  /**
+   * Opens the spool, keeping what an earlier run left in it: its bytes are hashed again (one reused
+   * buffer) so the hash covers the whole file. More bytes than expected cannot be a prefix: start over.
+   */
+  private async openSpool(request: DownloadRequest): Promise<{ file: FileHandle; progress: SpoolProgress }> {
+    const progress: SpoolProgress = { hash: createHash('sha256'), written: 0, transferred: 0 };
+    let file: FileHandle;
+    try {
+      file = await open(request.destination, 'r+');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      return { file: await open(request.destination, 'w', 0o600), progress };
+    }
+    try {
+      const { size } = await file.stat();
+      if (size > request.expectedSize) {
+        await file.truncate(0);
+        return { file, progress };
+      }
+      const buffer = Buffer.allocUnsafe(1024 * 1024);
+      while (progress.written < size) {
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - progress.written), progress.written);
+        if (bytesRead === 0) break;
+        progress.hash.update(buffer.subarray(0, bytesRead));
+        progress.written += bytesRead;
+      }
+      await file.truncate(progress.written);
+      return { file, progress };
+    } catch (error) {
+      await file.close();
+      throw error;
     }
   }
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KeyObject } from 'node:crypto';
 import {
@@ -65,6 +65,29 @@ export function verifyOffer(command: InstallCommand, publicKey: KeyObject): Arti
   return parsed.value;
 }
 
+/** The abort reason of an agent that stops (not a cancel): a download interrupted by it keeps its spool. */
+export const AGENT_STOPPING = 'agent-stopping';
+
+/** How long a partial download survives agent restarts waiting to be resumed. */
+export const SPOOL_KEEP_MS = 24 * 60 * 60 * 1000;
+
+const SPOOL_NAME = /^download-([0-9a-f]{64})\.part$/;
+
+/** staging/download-<sha256>.part: named by content, so any later install of the same artifact resumes it. */
+export function spoolName(sha256: string): string {
+  return `download-${sha256}.part`;
+}
+
+/**
+ * For the garbage collector at agent start: a partial download younger than SPOOL_KEEP_MS stays, so an
+ * install of the same artifact after a restart (service stop, crash, power cut) resumes it.
+ */
+export async function isResumableSpool(stagingDir: string, name: string, now = Date.now()): Promise<boolean> {
+  if (!SPOOL_NAME.test(name)) return false;
+  const info = await stat(join(stagingDir, name)).catch(() => null);
+  return info !== null && info.isFile() && now - info.mtimeMs < SPOOL_KEEP_MS;
+}
+
 const ZSTD_DECOMPRESS: StdinFilter = { command: 'zstd', args: ['-d', '-c', '-q'] };
 
 /** Byte offset of an open file descriptor, shared with the child it was handed to (Linux /proc). */
@@ -81,7 +104,9 @@ function fdPosition(fd: number): number | null {
  * install (docs/agent.md §4): verify the signed manifest with the pinned key, check the parent is held,
  * download to a spool file in staging/ while hashing, compare size and sha256 with the manifest, and only
  * then hand the file (through `zstd -d`) to SnapshotStore.receive (which checks received_uuid). Every
- * failure leaves the pool as it was: the spool file is removed, SnapshotStore deletes a partial receive.
+ * failure leaves the pool as it was: SnapshotStore deletes a partial receive, and the spool file is
+ * removed — unless the agent is stopping, when it stays for the next install of the same artifact to
+ * resume (docs/agent.md §4.1), as it does after a crash or power cut.
  */
 export class InstallJob {
   constructor(private readonly deps: InstallJobDeps) {}
@@ -118,7 +143,9 @@ export class InstallJob {
     }
 
     await store.init();
-    const spool = join(store.stagingDir, `download-${command.commandId}.part`);
+    const spool = join(store.stagingDir, spoolName(manifest.sha256));
+    await this.removeOtherSpools(store.stagingDir, spool);
+    let keepSpool = false;
     try {
       const download = await this.deps.downloader.download({
         url: command.artifact.url,
@@ -130,6 +157,9 @@ export class InstallJob {
         signal,
         onProgress: (done, total) => progress(JobPhase.Download, done, total),
       });
+      if (download.bytesResumed > 0) {
+        this.deps.logger.info('download resumed from an earlier run', { commandId: command.commandId, bytes: download.bytesResumed });
+      }
       if (download.size !== manifest.size) {
         throw new DeviceError(ErrorCode.SizeMismatch, `downloaded ${download.size} bytes, the manifest says ${manifest.size}`);
       }
@@ -140,8 +170,20 @@ export class InstallJob {
       const snapshot = await this.receive(spool, manifest, snapshotId, progress, signal);
       this.deps.logger.info('snapshot received', { commandId: command.commandId, snapshot: snapshot.id, receivedUuid: snapshot.receivedUuid });
       return { snapshot, bytesDownloaded: download.bytesTransferred };
+    } catch (error) {
+      // an agent that stops (service stop, reboot) keeps what came over the network for the next run;
+      // a failure, even of the network, cleans staging as every bad input does
+      keepSpool = signal.reason === AGENT_STOPPING;
+      throw error;
     } finally {
-      await rm(spool, { force: true });
+      if (!keepSpool) await rm(spool, { force: true });
+    }
+  }
+
+  /** One download at a time: a partial spool of another artifact only takes pool space. */
+  private async removeOtherSpools(stagingDir: string, keep: string): Promise<void> {
+    for (const name of await readdir(stagingDir).catch(() => [] as string[])) {
+      if (SPOOL_NAME.test(name) && join(stagingDir, name) !== keep) await rm(join(stagingDir, name), { force: true });
     }
   }
 
