@@ -105,7 +105,15 @@ describe(ArtifactDownloader.name, () => {
     // nothing fetched twice
     expect(result.bytesTransferred).toBe(BODY.length);
     expect(Buffer.compare(await readFile(destination), BODY)).toBe(0);
-    expect(served.requests.map((r) => r.range)).toEqual([undefined, 'bytes=1048576-', 'bytes=2097152-']);
+    // each retry asks for exactly what is not on disk yet; where the cuts fall depends on how much of the
+    // cut response the client had read when the socket closed, so only the shape is fixed
+    const ranges = served.requests.map((r) => r.range);
+    expect(ranges).toHaveLength(3);
+    expect(ranges[0]).toBeUndefined();
+    const starts = ranges.slice(1).map((range) => Number(/^bytes=(\d+)-$/.exec(range ?? '')?.[1]));
+    expect(starts[0]).toBeGreaterThan(0);
+    expect(starts[1]).toBeGreaterThan(starts[0]);
+    expect(starts[1]).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(served.requests.every((r) => r.auth === AUTH)).toBe(true);
     expect(progress.at(-1)).toBe(BODY.length);
   });
