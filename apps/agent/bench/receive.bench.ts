@@ -88,12 +88,6 @@ async function baselineReceive(artifact: string, into: string, mount: string): P
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-/** Deleted subvolumes really gone and nothing dirty, so a round does not pay for the previous one. */
-async function settle(mount: string): Promise<void> {
-  await runner.run('btrfs', ['subvolume', 'sync', mount]);
-  await runner.run('btrfs', ['filesystem', 'sync', mount]);
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
@@ -258,7 +252,8 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
       await btrfs.deleteSubvolume(join(baselineDir, `${label}.ro`));
       await rm(baselineDir, { recursive: true });
       await rm(artifactOnPool, { force: true });
-      await settle(device.mount);
+      // deleted subvolumes really gone and nothing dirty, so a round does not pay for the previous one
+      await btrfs.waitForDeletions(device.mount);
       return seconds;
     };
     for (let round = 0; round < ROUNDS; round += 1) {
@@ -294,7 +289,7 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
       const staged = await waitLine((l) => l.commandId === commandId && (l.msg === 'event staged' || l.msg === 'event failed'), 'staged');
       if (staged.msg !== 'event staged') throw new Error(`install failed after the receive: ${JSON.stringify(staged.error)}`);
       await new SnapshotStore({ poolPath: device.mount }).delete(`bench-${label}`, []);
-      await settle(device.mount);
+      await btrfs.waitForDeletions(device.mount);
     }
     const status = await readFile(`/proc/${agent.pid}/status`, 'utf8');
     operator.end(true);

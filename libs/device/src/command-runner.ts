@@ -290,7 +290,6 @@ class FilterProcess {
   readonly done: Promise<void>;
   private readonly child: ChildProcess;
   private failureListener: ((kind: CommandFailure, detail: string, cause: unknown) => void) | null = null;
-  private failure: CommandError | null = null;
 
   constructor(filter: StdinFilter, fd: number) {
     this.child = spawn(filter.command, [...filter.args], { stdio: [fd, 'pipe', 'pipe'] });
@@ -299,7 +298,6 @@ class FilterProcess {
     this.child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
     this.done = new Promise<void>((resolve, reject) => {
       const fail = (error: CommandError) => {
-        this.failure ??= error;
         this.failureListener?.('stdin', filterFailed(error), error);
         reject(error);
       };
@@ -318,9 +316,9 @@ class FilterProcess {
     this.stdout.destroy();
   }
 
+  /** Registered synchronously right after spawning, before the filter can have emitted anything. */
   onFailure(kill: (kind: CommandFailure, detail: string, cause: unknown) => void): void {
     this.failureListener = kill;
-    if (this.failure) kill('stdin', filterFailed(this.failure), this.failure);
   }
 
   stop(): void {
