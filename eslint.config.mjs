@@ -1,5 +1,6 @@
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
 
 export default [
   { ignores: ['**/node_modules/**', '**/dist/**', '**/data/**', '**/.cache/**', '**/*.js', '**/*.mjs'] },
@@ -50,4 +51,6 @@ export default [
     files: ['**/*.int-spec.ts', '**/*.spec.ts', '**/test/**/*.ts', '**/testing/**/*.ts', '**/bench/**/*.ts'],
     rules: { '@nx/enforce-module-boundaries': 'off' },
   },
+  // formatting is prettier's (npm run format); no lint rule may disagree with it
+  prettier,
 ];
