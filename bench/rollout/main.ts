@@ -64,7 +64,11 @@ async function baseline(): Promise<{ perSecond: number; p99Ms: number }> {
  * The goal's own shape: reports offered at a steady `rate` (spread over the devices in turn) rather than
  * in one burst, each timed from publish to its PUBACK, which the server sends after the commit.
  */
-async function pacedIngest(fleet: FleetSimulator, rate: number, total: number): Promise<{ perSecond: number; p50Ms: number; p99Ms: number }> {
+async function pacedIngest(
+  fleet: FleetSimulator,
+  rate: number,
+  total: number,
+): Promise<{ perSecond: number; p50Ms: number; p99Ms: number }> {
   const latencies: number[] = [];
   const pending: Promise<void>[] = [];
   const started = Date.now();
@@ -119,7 +123,14 @@ async function main(): Promise<void> {
   let fleet: FleetSimulator | null = null;
   try {
     const httpUrl = `http://127.0.0.1:${server.value}`;
-    fleet = new FleetSimulator({ httpUrl, token, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, count: DEVICES, tags: ['bench'], idPrefix: 'bench' });
+    fleet = new FleetSimulator({
+      httpUrl,
+      token,
+      mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+      count: DEVICES,
+      tags: ['bench'],
+      idPrefix: 'bench',
+    });
     let t = Date.now();
     await fleet.provision();
     console.log(`provisioned ${DEVICES} devices in ${((Date.now() - t) / 1000).toFixed(1)} s (bulk API)`);
@@ -151,7 +162,9 @@ async function main(): Promise<void> {
       `cowroot ingest, burst:       ${perSecond.toFixed(0)} reports/s, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms publish→commit; ` +
         `${committed.rows[0].n}/${DEVICES} devices hold their last report`,
     );
-    console.log(`ratio ingest / raw aedes:    ${(perSecond / raw.perSecond).toFixed(3)} (goal: ≥ 5000 reports/s, p99 ≤ 1000 ms)`);
+    console.log(
+      `ratio ingest / raw aedes:    ${(perSecond / raw.perSecond).toFixed(3)} (goal: ≥ 5000 reports/s, p99 ≤ 1000 ms)`,
+    );
 
     const paced = await pacedIngest(fleet, PACED_RATE, REPORTS * DEVICES);
     console.log(

@@ -46,7 +46,12 @@ export async function connectClients(url: string, clients: LoadClient[], concurr
  * Every client publishes `perClient` QoS 1 messages, keeping at most `inFlight` unacknowledged each. A
  * message counts when its PUBACK arrives (for the cowroot server: after it is committed to PostgreSQL).
  */
-export async function publishLoad(mqttClients: MqttClient[], specs: LoadClient[], perClient: number, inFlight = 1): Promise<LoadResult> {
+export async function publishLoad(
+  mqttClients: MqttClient[],
+  specs: LoadClient[],
+  perClient: number,
+  inFlight = 1,
+): Promise<LoadResult> {
   const latencies: number[] = [];
   const started = process.hrtime.bigint();
   await Promise.all(

@@ -9,10 +9,20 @@ interface DispatchBenchInput {
   devices: number;
 }
 
-async function api(input: DispatchBenchInput, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+async function api(
+  input: DispatchBenchInput,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<unknown> {
   const response = await fetch(`${input.httpUrl}${path}`, {
     method,
-    headers: { Authorization: `Bearer ${input.token}`, ...(body instanceof Buffer ? {} : { 'Content-Type': 'application/json' }), ...headers },
+    headers: {
+      Authorization: `Bearer ${input.token}`,
+      ...(body instanceof Buffer ? {} : { 'Content-Type': 'application/json' }),
+      ...headers,
+    },
     body: body === undefined ? undefined : body instanceof Buffer ? body : JSON.stringify(body),
   });
   if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${await response.text()}`);
@@ -25,7 +35,10 @@ async function api(input: DispatchBenchInput, method: string, path: string, body
  */
 export async function benchRolloutDispatch(input: DispatchBenchInput): Promise<{ seconds: number }> {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  await api(input, 'POST', '/api/v1/signing-keys', { name: 'bench', publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() });
+  await api(input, 'POST', '/api/v1/signing-keys', {
+    name: 'bench',
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  });
   await api(input, 'POST', '/api/v1/releases', { name: 'bench-os', version: '1.0.0' });
   const stream = Buffer.alloc(64 * 1024, 7);
   const file = 'bench-os-1.0.0-full.btrfs.zst';
@@ -61,7 +74,9 @@ export async function benchRolloutDispatch(input: DispatchBenchInput): Promise<{
   const deadline = started + 120_000;
   while (input.fleet.count(JobEventType.Accepted) - acceptedBefore < input.devices) {
     if (Date.now() > deadline) {
-      throw new Error(`only ${input.fleet.count(JobEventType.Accepted) - acceptedBefore}/${input.devices} devices got the command within 120 s`);
+      throw new Error(
+        `only ${input.fleet.count(JobEventType.Accepted) - acceptedBefore}/${input.devices} devices got the command within 120 s`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -16,7 +16,15 @@ async function prepareRoot(pool: LoopBtrfs, cmdline: string, newRoot: string) {
   try {
     const { stdout } = await execFileAsync(
       'sh',
-      ['-c', '. "$1"; cowroot_prepare_root "$2" "$3" "$4"', 'sh', script, pool.loopDevice, join(pool.mount, '..', 'early-pool'), newRoot],
+      [
+        '-c',
+        '. "$1"; cowroot_prepare_root "$2" "$3" "$4"',
+        'sh',
+        script,
+        pool.loopDevice,
+        join(pool.mount, '..', 'early-pool'),
+        newRoot,
+      ],
       { env: { ...process.env, COWROOT_CMDLINE: cmdlineFile } },
     );
     return { ok: true, output: stdout };
@@ -46,7 +54,12 @@ describePrivileged(
       await writeFile(join(pool.mount, 'snapshots/7/etc/release'), '7\n');
       await execFileAsync('btrfs', ['property', 'set', '-ts', join(pool.mount, 'snapshots/7'), 'ro', 'true']);
       // the previous boot's workspace, with a change made at run time
-      await execFileAsync('btrfs', ['subvolume', 'snapshot', join(pool.mount, 'snapshots/7'), join(pool.mount, 'workspace')]);
+      await execFileAsync('btrfs', [
+        'subvolume',
+        'snapshot',
+        join(pool.mount, 'snapshots/7'),
+        join(pool.mount, 'workspace'),
+      ]);
       await writeFile(join(pool.mount, 'workspace/etc/changed-at-run-time'), 'x');
     });
 
@@ -79,8 +92,12 @@ describePrivileged(
     });
 
     it('fails with a clear message without cowroot.snapshot= or with a path in it', async () => {
-      expect((await prepareRoot(pool, 'console=ttyS0', newRoot)).output).toContain('no cowroot.snapshot= on the kernel command line');
-      expect((await prepareRoot(pool, 'cowroot.snapshot=../x', newRoot)).output).toContain('invalid cowroot.snapshot=../x');
+      expect((await prepareRoot(pool, 'console=ttyS0', newRoot)).output).toContain(
+        'no cowroot.snapshot= on the kernel command line',
+      );
+      expect((await prepareRoot(pool, 'cowroot.snapshot=../x', newRoot)).output).toContain(
+        'invalid cowroot.snapshot=../x',
+      );
     });
   },
 );

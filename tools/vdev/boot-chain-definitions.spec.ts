@@ -23,7 +23,14 @@ const bootCode = bootCmd
   .filter((line) => !/^\s*#/.test(line))
   .join('\n');
 /** the board settings boot.cmd reads (uboot/README.md), besides the protocol variables */
-const BOARD_SETTINGS = ['cowroot_disk', 'cowroot_bootargs', 'cowroot_kernel', 'cowroot_initrd', 'cowroot_fdt', 'cowroot_boot'];
+const BOARD_SETTINGS = [
+  'cowroot_disk',
+  'cowroot_bootargs',
+  'cowroot_kernel',
+  'cowroot_initrd',
+  'cowroot_fdt',
+  'cowroot_boot',
+];
 const TEST_HOOKS = ['cowroot_test_pause'];
 
 describe('uboot/boot.cmd and the switch protocol definition', () => {
@@ -42,7 +49,9 @@ describe('uboot/boot.cmd and the switch protocol definition', () => {
 
   it('records only results of SwitchResult that u-boot owns', () => {
     const written = new Set([...bootCode.matchAll(/setenv cowroot_result (\S+)/g)].map((m) => m[1]));
-    expect(written).toEqual(new Set([SwitchResult.Accepted, SwitchResult.BootloaderFallback, SwitchResult.KernelLoadFailed]));
+    expect(written).toEqual(
+      new Set([SwitchResult.Accepted, SwitchResult.BootloaderFallback, SwitchResult.KernelLoadFailed]),
+    );
   });
 
   it('passes the kernel arguments of KERNEL_ARG', () => {
@@ -65,7 +74,9 @@ describe('renderSwitchEnvInclude', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   function shell(script: string, ...args: string[]): string {
-    return execFileSync('sh', ['-c', `. "${join(dir, 'switch-env.sh')}"; ${script}`, 'sh', ...args], { encoding: 'utf8' });
+    return execFileSync('sh', ['-c', `. "${join(dir, 'switch-env.sh')}"; ${script}`, 'sh', ...args], {
+      encoding: 'utf8',
+    });
   }
 
   it('prints the same fw_setenv scripts as the device core for every transition', () => {
@@ -77,9 +88,9 @@ describe('renderSwitchEnvInclude', () => {
   });
 
   it('defines the variable names, states, results and kernel arguments', () => {
-    expect(shell('echo "$COWROOT_ENV_STATE $COWROOT_STATE_TRYING $COWROOT_RESULT_BOOTLOADER_FALLBACK $COWROOT_ARG_TRIAL"')).toBe(
-      `${ENV.state} ${SwitchState.Trying} ${SwitchResult.BootloaderFallback} ${KERNEL_ARG.trial}\n`,
-    );
+    expect(
+      shell('echo "$COWROOT_ENV_STATE $COWROOT_STATE_TRYING $COWROOT_RESULT_BOOTLOADER_FALLBACK $COWROOT_ARG_TRIAL"'),
+    ).toBe(`${ENV.state} ${SwitchState.Trying} ${SwitchResult.BootloaderFallback} ${KERNEL_ARG.trial}\n`);
   });
 });
 

@@ -61,7 +61,13 @@ async function treeDigest(root: string): Promise<string> {
 
 describePrivileged(
   'virtual device: u-boot boot.cmd + initramfs workspace in QEMU',
-  [requireRoot, requireCommand('qemu-system-i386'), requireCommand('btrfs'), requireCommand('mkimage'), requireLoopDevices],
+  [
+    requireRoot,
+    requireCommand('qemu-system-i386'),
+    requireCommand('btrfs'),
+    requireCommand('mkimage'),
+    requireLoopDevices,
+  ],
   () => {
     let workDir: string;
     let artifacts: VdevArtifacts;
@@ -120,196 +126,241 @@ describePrivileged(
       expect(record.linux).toMatchObject({ snapshot, trial, release });
     }
 
-    it('1. normal boot: no env write, a fresh workspace every boot, the snapshot untouched', async () => {
-      const snapshotBefore = await device.withPool((pool) => treeDigest(join(pool, 'snapshots/1')));
-      const first = await modelBoot(['touch-workspace'], null);
-      expectLinux(first.record, '1', '0');
-      expect(first.record.log).toContain('COWROOT-TOUCHED');
-      await device.withPool(async (pool) => {
-        expect(existsSync(join(pool, 'workspace/var/scratch'))).toBe(true);
-        expect(existsSync(join(pool, 'snapshots/1/var/scratch'))).toBe(false);
-      });
+    it(
+      '1. normal boot: no env write, a fresh workspace every boot, the snapshot untouched',
+      async () => {
+        const snapshotBefore = await device.withPool((pool) => treeDigest(join(pool, 'snapshots/1')));
+        const first = await modelBoot(['touch-workspace'], null);
+        expectLinux(first.record, '1', '0');
+        expect(first.record.log).toContain('COWROOT-TOUCHED');
+        await device.withPool(async (pool) => {
+          expect(existsSync(join(pool, 'workspace/var/scratch'))).toBe(true);
+          expect(existsSync(join(pool, 'snapshots/1/var/scratch'))).toBe(false);
+        });
 
-      const second = await modelBoot([], null);
-      expectLinux(second.record, '1', '0');
-      expect(second.record.linux?.scratch).toBe('absent');
-      await device.withPool(async (pool) => {
-        expect(existsSync(join(pool, 'workspace/var/scratch'))).toBe(false);
-        expect(await treeDigest(join(pool, 'snapshots/1'))).toBe(snapshotBefore);
-        const { stdout } = await execFileAsync('btrfs', ['property', 'get', '-ts', join(pool, 'snapshots/1'), 'ro']);
-        expect(stdout.trim()).toBe('ro=true');
-      });
-    }, 10 * MINUTE);
+        const second = await modelBoot([], null);
+        expectLinux(second.record, '1', '0');
+        expect(second.record.linux?.scratch).toBe('absent');
+        await device.withPool(async (pool) => {
+          expect(existsSync(join(pool, 'workspace/var/scratch'))).toBe(false);
+          expect(await treeDigest(join(pool, 'snapshots/1'))).toBe(snapshotBefore);
+          const { stdout } = await execFileAsync('btrfs', ['property', 'get', '-ts', join(pool, 'snapshots/1'), 'ro']);
+          expect(stdout.trim()).toBe('ro=true');
+        });
+      },
+      10 * MINUTE,
+    );
 
-    it('2. trial requested in Linux, confirmed in the trial, accepted at the next boot, stays current', async () => {
-      const request = await modelBoot(['request 2'], requestTrial('2'));
-      expectLinux(request.record, '1', '0');
+    it(
+      '2. trial requested in Linux, confirmed in the trial, accepted at the next boot, stays current',
+      async () => {
+        const request = await modelBoot(['request 2'], requestTrial('2'));
+        expectLinux(request.record, '1', '0');
 
-      const trial = await modelBoot(['confirm'], confirmTrial());
-      expectLinux(trial.record, '2', '1');
-      expect(trial.after[ENV.state]).toBe('confirmed');
+        const trial = await modelBoot(['confirm'], confirmTrial());
+        expectLinux(trial.record, '2', '1');
+        expect(trial.after[ENV.state]).toBe('confirmed');
 
-      const acceptance = await modelBoot([], null);
-      expectLinux(acceptance.record, '2', '0');
-      expect(protocolVars(acceptance.after)).toEqual({
-        [ENV.current]: '2',
-        [ENV.previous]: '1',
-        [ENV.result]: SwitchResult.Accepted,
-        [ENV.resultSnapshot]: '2',
-      });
+        const acceptance = await modelBoot([], null);
+        expectLinux(acceptance.record, '2', '0');
+        expect(protocolVars(acceptance.after)).toEqual({
+          [ENV.current]: '2',
+          [ENV.previous]: '1',
+          [ENV.result]: SwitchResult.Accepted,
+          [ENV.resultSnapshot]: '2',
+        });
 
-      // u-boot's saves carried no helper variables (cr_*, filesize, bootargs ...) into the env
-      const allowed = new Set([...Object.keys(request.before), ...PROTOCOL_VARS]);
-      for (const env of [trial.after, acceptance.after]) expect(Object.keys(env).filter((name) => !allowed.has(name))).toEqual([]);
+        // u-boot's saves carried no helper variables (cr_*, filesize, bootargs ...) into the env
+        const allowed = new Set([...Object.keys(request.before), ...PROTOCOL_VARS]);
+        for (const env of [trial.after, acceptance.after])
+          expect(Object.keys(env).filter((name) => !allowed.has(name))).toEqual([]);
 
-      const normal = await modelBoot([], null);
-      expectLinux(normal.record, '2', '0');
-    }, 15 * MINUTE);
+        const normal = await modelBoot([], null);
+        expectLinux(normal.record, '2', '0');
+      },
+      15 * MINUTE,
+    );
 
-    it('3. trial not confirmed (Linux powers off): the next boot is the old snapshot, env says bootloader-fallback', async () => {
-      await device.writeEnv(requestTrial('2'));
-      const trial = await modelBoot([], null);
-      expectLinux(trial.record, '2', '1');
-      expect(trial.after[ENV.state]).toBe('trying');
+    it(
+      '3. trial not confirmed (Linux powers off): the next boot is the old snapshot, env says bootloader-fallback',
+      async () => {
+        await device.writeEnv(requestTrial('2'));
+        const trial = await modelBoot([], null);
+        expectLinux(trial.record, '2', '1');
+        expect(trial.after[ENV.state]).toBe('trying');
 
-      const fallback = await modelBoot([], null);
-      expectLinux(fallback.record, '1', '0');
-      expect(fallback.record.log).toContain('was not confirmed');
-      expect(protocolVars(fallback.after)).toEqual({
-        [ENV.current]: '1',
-        [ENV.result]: SwitchResult.BootloaderFallback,
-        [ENV.resultSnapshot]: '2',
-      });
-    }, 10 * MINUTE);
+        const fallback = await modelBoot([], null);
+        expectLinux(fallback.record, '1', '0');
+        expect(fallback.record.log).toContain('was not confirmed');
+        expect(protocolVars(fallback.after)).toEqual({
+          [ENV.current]: '1',
+          [ENV.result]: SwitchResult.BootloaderFallback,
+          [ENV.resultSnapshot]: '2',
+        });
+      },
+      10 * MINUTE,
+    );
 
-    it('3b. trial rejected by Linux (failed health check): the next boot is the old snapshot, no u-boot write', async () => {
-      await device.writeEnv(requestTrial('2'));
-      const trial = await modelBoot(['reject'], rejectTrial('2'));
-      expectLinux(trial.record, '2', '1');
-      expect(trial.record.log).toContain('COWROOT-REJECTED 2');
+    it(
+      '3b. trial rejected by Linux (failed health check): the next boot is the old snapshot, no u-boot write',
+      async () => {
+        await device.writeEnv(requestTrial('2'));
+        const trial = await modelBoot(['reject'], rejectTrial('2'));
+        expectLinux(trial.record, '2', '1');
+        expect(trial.record.log).toContain('COWROOT-REJECTED 2');
 
-      const fallback = await modelBoot([], null);
-      expectLinux(fallback.record, '1', '0');
-      expect(protocolVars(fallback.after)).toEqual({
-        [ENV.current]: '1',
-        [ENV.result]: SwitchResult.HealthRejected,
-        [ENV.resultSnapshot]: '2',
-      });
-    }, 10 * MINUTE);
+        const fallback = await modelBoot([], null);
+        expectLinux(fallback.record, '1', '0');
+        expect(protocolVars(fallback.after)).toEqual({
+          [ENV.current]: '1',
+          [ENV.result]: SwitchResult.HealthRejected,
+          [ENV.resultSnapshot]: '2',
+        });
+      },
+      10 * MINUTE,
+    );
 
-    it('4. trial snapshot with a broken kernel: fallback in the same boot, kernel-load-failed', async () => {
-      await device.writeEnv(requestTrial('3'));
-      const boot = await modelBoot([], null);
-      expectLinux(boot.record, '1', '0');
-      expect(boot.record.log).toMatch(/Bad Data CRC|checksum/i);
-      const allowed = new Set([...Object.keys(boot.before), ...PROTOCOL_VARS]);
-      expect(Object.keys(boot.after).filter((name) => !allowed.has(name))).toEqual([]);
-      expect(protocolVars(boot.after)).toEqual({
-        [ENV.current]: '1',
-        [ENV.result]: SwitchResult.KernelLoadFailed,
-        [ENV.resultSnapshot]: '3',
-      });
-    }, 10 * MINUTE);
+    it(
+      '4. trial snapshot with a broken kernel: fallback in the same boot, kernel-load-failed',
+      async () => {
+        await device.writeEnv(requestTrial('3'));
+        const boot = await modelBoot([], null);
+        expectLinux(boot.record, '1', '0');
+        expect(boot.record.log).toMatch(/Bad Data CRC|checksum/i);
+        const allowed = new Set([...Object.keys(boot.before), ...PROTOCOL_VARS]);
+        expect(Object.keys(boot.after).filter((name) => !allowed.has(name))).toEqual([]);
+        expect(protocolVars(boot.after)).toEqual({
+          [ENV.current]: '1',
+          [ENV.result]: SwitchResult.KernelLoadFailed,
+          [ENV.resultSnapshot]: '3',
+        });
+      },
+      10 * MINUTE,
+    );
 
-    it('5a. power cuts through a trial and its acceptance: every following boot reaches a snapshot', async () => {
-      // u-boot waits 5 s before its saveenv (test hook), so the cut lands before the write every time
-      await device.writeEnv({ ...requestTrial('2'), cowroot_test_pause: '5' });
-      // cut after the trial loaded, before `trying` is saved: nothing written, the request stands
-      const bytesBefore = await device.envBytes();
-      const early = await device.boot({ cutPowerOn: 'cowroot: saving env' });
-      expect(early.end).toBe('power-cut');
-      expect(early.log).toContain('cowroot: trial 2 loaded');
-      expect((await device.envBytes()).equals(bytesBefore)).toBe(true);
-      await device.writeEnv({ cowroot_test_pause: '' });
+    it(
+      '5a. power cuts through a trial and its acceptance: every following boot reaches a snapshot',
+      async () => {
+        // u-boot waits 5 s before its saveenv (test hook), so the cut lands before the write every time
+        await device.writeEnv({ ...requestTrial('2'), cowroot_test_pause: '5' });
+        // cut after the trial loaded, before `trying` is saved: nothing written, the request stands
+        const bytesBefore = await device.envBytes();
+        const early = await device.boot({ cutPowerOn: 'cowroot: saving env' });
+        expect(early.end).toBe('power-cut');
+        expect(early.log).toContain('cowroot: trial 2 loaded');
+        expect((await device.envBytes()).equals(bytesBefore)).toBe(true);
+        await device.writeEnv({ cowroot_test_pause: '' });
 
-      // the trial boots; cut right after Linux confirmed
-      const confirmed = await modelBoot(['confirm'], confirmTrial(), { cutPowerOn: 'COWROOT-CONFIRMED' });
-      expect(confirmed.record.end).toBe('power-cut');
-      expectLinux(confirmed.record, '2', '1');
+        // the trial boots; cut right after Linux confirmed
+        const confirmed = await modelBoot(['confirm'], confirmTrial(), { cutPowerOn: 'COWROOT-CONFIRMED' });
+        expect(confirmed.record.end).toBe('power-cut');
+        expectLinux(confirmed.record, '2', '1');
 
-      // the acceptance is saved; cut before the kernel starts
-      const accepted = await modelBoot([], null, { cutPowerOn: /cowroot: env saved[^\n]*\n/ });
-      expect(accepted.record.end).toBe('power-cut');
-      expect(accepted.after[ENV.current]).toBe('2');
+        // the acceptance is saved; cut before the kernel starts
+        const accepted = await modelBoot([], null, { cutPowerOn: /cowroot: env saved[^\n]*\n/ });
+        expect(accepted.record.end).toBe('power-cut');
+        expect(accepted.after[ENV.current]).toBe('2');
 
-      const normal = await modelBoot([], null);
-      expectLinux(normal.record, '2', '0');
-    }, 15 * MINUTE);
+        const normal = await modelBoot([], null);
+        expectLinux(normal.record, '2', '0');
+      },
+      15 * MINUTE,
+    );
 
-    it('5b. power cut once `trying` is saved: the next boot falls back to the confirmed snapshot', async () => {
-      await device.writeEnv(requestTrial('2'));
-      const cut = await modelBoot([], null, { cutPowerOn: /cowroot: env saved[^\n]*\n/ });
-      expect(cut.record.end).toBe('power-cut');
-      expect(cut.after[ENV.state]).toBe('trying');
+    it(
+      '5b. power cut once `trying` is saved: the next boot falls back to the confirmed snapshot',
+      async () => {
+        await device.writeEnv(requestTrial('2'));
+        const cut = await modelBoot([], null, { cutPowerOn: /cowroot: env saved[^\n]*\n/ });
+        expect(cut.record.end).toBe('power-cut');
+        expect(cut.after[ENV.state]).toBe('trying');
 
-      const fallback = await modelBoot([], null);
-      expectLinux(fallback.record, '1', '0');
-      expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
-    }, 10 * MINUTE);
+        const fallback = await modelBoot([], null);
+        expectLinux(fallback.record, '1', '0');
+        expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+      },
+      10 * MINUTE,
+    );
 
-    it('5c. one env copy corrupted (torn write): u-boot and fw_printenv use the other copy', async () => {
-      // the newer copy (holding the request) is torn: the older one says "no trial", a normal boot
-      await device.writeEnv(requestTrial('2'));
-      await device.corruptEnvCopy('newer');
-      const normal = await modelBoot([], null);
-      expectLinux(normal.record, '1', '0');
-      expect(normal.before[ENV.state] ?? '').toBe('');
-      expect(normal.record.log).not.toMatch(/using default environment/i);
+    it(
+      '5c. one env copy corrupted (torn write): u-boot and fw_printenv use the other copy',
+      async () => {
+        // the newer copy (holding the request) is torn: the older one says "no trial", a normal boot
+        await device.writeEnv(requestTrial('2'));
+        await device.corruptEnvCopy('newer');
+        const normal = await modelBoot([], null);
+        expectLinux(normal.record, '1', '0');
+        expect(normal.before[ENV.state] ?? '').toBe('');
+        expect(normal.record.log).not.toMatch(/using default environment/i);
 
-      // the older copy is torn: the newer one (the request) is used, the trial boots
-      await device.writeEnv(requestTrial('2'));
-      await device.corruptEnvCopy('older');
-      const trial = await modelBoot([], null);
-      expectLinux(trial.record, '2', '1');
-      expect(trial.record.log).not.toMatch(/using default environment/i);
-    }, 10 * MINUTE);
+        // the older copy is torn: the newer one (the request) is used, the trial boots
+        await device.writeEnv(requestTrial('2'));
+        await device.corruptEnvCopy('older');
+        const trial = await modelBoot([], null);
+        expectLinux(trial.record, '2', '1');
+        expect(trial.record.log).not.toMatch(/using default environment/i);
+      },
+      10 * MINUTE,
+    );
 
-    it('5d. the trial Linux hangs and the power is cut: the next boot falls back', async () => {
-      await device.writeEnv(requestTrial('2'));
-      const hung = await modelBoot(['hang'], null, { cutPowerOn: 'COWROOT-HANGING' });
-      expect(hung.record.end).toBe('power-cut');
-      expectLinux(hung.record, '2', '1');
+    it(
+      '5d. the trial Linux hangs and the power is cut: the next boot falls back',
+      async () => {
+        await device.writeEnv(requestTrial('2'));
+        const hung = await modelBoot(['hang'], null, { cutPowerOn: 'COWROOT-HANGING' });
+        expect(hung.record.end).toBe('power-cut');
+        expectLinux(hung.record, '2', '1');
 
-      const fallback = await modelBoot([], null);
-      expectLinux(fallback.record, '1', '0');
-      expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
-    }, 10 * MINUTE);
+        const fallback = await modelBoot([], null);
+        expectLinux(fallback.record, '1', '0');
+        expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+      },
+      10 * MINUTE,
+    );
 
-    it('5e. the trial Linux hangs with the watchdog armed: the reset boots the fallback, no power cut needed', async () => {
-      await device.writeEnv(requestTrial('2'));
-      await device.setControl(['watchdog-hang']);
-      const record = await device.boot({ allowReset: true });
-      expect(record.end).toBe('poweroff');
-      const trialAt = record.log.indexOf('COWROOT-WATCHDOG-ARMED');
-      const fallbackAt = record.log.indexOf('cowroot: trial 2 was not confirmed');
-      expect(record.log).toContain('cowroot: booting snapshot 2 trial=1');
-      expect(trialAt).toBeGreaterThan(0);
-      expect(fallbackAt).toBeGreaterThan(trialAt);
-      expect(record.reachedPrompt).toBe(false);
-      // after the reset: the fallback boot (the guest cleared its commands, so this one powers off)
-      expect(record.uboot).toEqual({ snapshot: '1', trial: '0' });
-      const env = await device.readEnv();
-      expect(env[ENV.result]).toBe(SwitchResult.BootloaderFallback);
-      expect(env[ENV.current]).toBe('1');
-    }, 10 * MINUTE);
+    it(
+      '5e. the trial Linux hangs with the watchdog armed: the reset boots the fallback, no power cut needed',
+      async () => {
+        await device.writeEnv(requestTrial('2'));
+        await device.setControl(['watchdog-hang']);
+        const record = await device.boot({ allowReset: true });
+        expect(record.end).toBe('poweroff');
+        const trialAt = record.log.indexOf('COWROOT-WATCHDOG-ARMED');
+        const fallbackAt = record.log.indexOf('cowroot: trial 2 was not confirmed');
+        expect(record.log).toContain('cowroot: booting snapshot 2 trial=1');
+        expect(trialAt).toBeGreaterThan(0);
+        expect(fallbackAt).toBeGreaterThan(trialAt);
+        expect(record.reachedPrompt).toBe(false);
+        // after the reset: the fallback boot (the guest cleared its commands, so this one powers off)
+        expect(record.uboot).toEqual({ snapshot: '1', trial: '0' });
+        const env = await device.readEnv();
+        expect(env[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+        expect(env[ENV.current]).toBe('1');
+      },
+      10 * MINUTE,
+    );
 
-    it('6. commit: the workspace snapshotted read-only in the guest, tried, confirmed, then current', async () => {
-      const commit = await modelBoot(['touch-workspace', 'commit 4', 'request 4'], requestTrial('4'));
-      expect(commit.record.log).toContain('COWROOT-COMMITTED 4');
-      await device.withPool(async (pool) => {
-        const { stdout } = await execFileAsync('btrfs', ['property', 'get', '-ts', join(pool, 'snapshots/4'), 'ro']);
-        expect(stdout.trim()).toBe('ro=true');
-        expect(existsSync(join(pool, 'snapshots/4/var/scratch'))).toBe(true);
-      });
+    it(
+      '6. commit: the workspace snapshotted read-only in the guest, tried, confirmed, then current',
+      async () => {
+        const commit = await modelBoot(['touch-workspace', 'commit 4', 'request 4'], requestTrial('4'));
+        expect(commit.record.log).toContain('COWROOT-COMMITTED 4');
+        await device.withPool(async (pool) => {
+          const { stdout } = await execFileAsync('btrfs', ['property', 'get', '-ts', join(pool, 'snapshots/4'), 'ro']);
+          expect(stdout.trim()).toBe('ro=true');
+          expect(existsSync(join(pool, 'snapshots/4/var/scratch'))).toBe(true);
+        });
 
-      const trial = await modelBoot(['confirm'], confirmTrial());
-      expectLinux(trial.record, '4', '1', '4');
-      expect(trial.record.linux?.scratch).toBe('present');
+        const trial = await modelBoot(['confirm'], confirmTrial());
+        expectLinux(trial.record, '4', '1', '4');
+        expect(trial.record.linux?.scratch).toBe('present');
 
-      const acceptance = await modelBoot([], null);
-      expectLinux(acceptance.record, '4', '0', '4');
-      expect(acceptance.after[ENV.current]).toBe('4');
-      expect(acceptance.after[ENV.previous]).toBe('1');
-    }, 15 * MINUTE);
+        const acceptance = await modelBoot([], null);
+        expectLinux(acceptance.record, '4', '0', '4');
+        expect(acceptance.after[ENV.current]).toBe('4');
+        expect(acceptance.after[ENV.previous]).toBe('1');
+      },
+      15 * MINUTE,
+    );
   },
 );

@@ -17,11 +17,20 @@ async function main(): Promise<void> {
     .description('boot the cowroot virtual device (u-boot + btrfs snapshots in QEMU) and watch its console')
     .requiredOption('--tools-dir <dir>', 'tools/vdev of this checkout (set by run.sh)')
     .option('--fresh', 'start from a new disk: snapshots 1 (current), 2 (good), 3 (corrupt kernel)')
-    .option('--control <command...>', 'guest agent commands for this boot: touch-workspace, confirm, reject, request <id>, commit <id>, hang')
+    .option(
+      '--control <command...>',
+      'guest agent commands for this boot: touch-workspace, confirm, reject, request <id>, commit <id>, hang',
+    )
     .option('--request <snapshot>', 'request a trial of <snapshot> from the host before booting (fw_setenv)')
     .option('--print-env', 'print the u-boot env after the boot')
     .parse();
-  const options = program.opts<{ toolsDir: string; fresh?: boolean; control?: string[]; request?: string; printEnv?: boolean }>();
+  const options = program.opts<{
+    toolsDir: string;
+    fresh?: boolean;
+    control?: string[];
+    request?: string;
+    printEnv?: boolean;
+  }>();
 
   const home = join(process.env.COWROOT_CACHE_DIR ?? '/var/cache/cowroot', 'vdev', 'by-hand');
   if (options.fresh) await rm(home, { recursive: true, force: true });

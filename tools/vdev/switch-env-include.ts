@@ -19,7 +19,10 @@ function shellWord(value: string): string {
 }
 
 function constantName(prefix: string, key: string): string {
-  return `${prefix}_${key.replace(/([a-z])([A-Z])/g, '$1_$2').replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}`;
+  return `${prefix}_${key
+    .replace(/([a-z])([A-Z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9]/g, '_')
+    .toUpperCase()}`;
 }
 
 /**
@@ -40,7 +43,9 @@ function transitionFunction(name: string, update: EnvUpdate): string {
  * Each transition function prints the `fw_setenv -s` script of that one atomic env write.
  */
 export function renderSwitchEnvInclude(): string {
-  const lines = ['# Generated from libs/device/src/switch-protocol.ts by tools/vdev/switch-env-include.ts: do not edit.'];
+  const lines = [
+    '# Generated from libs/device/src/switch-protocol.ts by tools/vdev/switch-env-include.ts: do not edit.',
+  ];
   const constants: [string, Record<string, string>][] = [
     ['COWROOT_ENV', ENV],
     ['COWROOT_STATE', SwitchState],

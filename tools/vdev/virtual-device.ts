@@ -81,12 +81,25 @@ export class VirtualDevice {
   /** QEMU's arguments: TCG always (KVM is not usable here), no reboot (a reboot ends the run). */
   qemuArgs(serial: string[], allowReset = false): string[] {
     return [
-      '-accel', 'tcg', '-m', '512', ...(allowReset ? [] : ['-no-reboot']), '-nic', 'none', '-display', 'none',
+      '-accel',
+      'tcg',
+      '-m',
+      '512',
+      ...(allowReset ? [] : ['-no-reboot']),
+      '-nic',
+      'none',
+      '-display',
+      'none',
       // the board's hardware watchdog: when it fires, the machine resets (u-boot runs again)
-      '-device', 'i6300esb', '-action', 'watchdog=reset',
+      '-device',
+      'i6300esb',
+      '-action',
+      'watchdog=reset',
       ...serial,
-      '-bios', this.artifacts.uBootRom,
-      '-drive', `file=${this.disk},if=virtio,format=raw`,
+      '-bios',
+      this.artifacts.uBootRom,
+      '-drive',
+      `file=${this.disk},if=virtio,format=raw`,
     ];
   }
 
@@ -128,7 +141,13 @@ export class VirtualDevice {
     // `timeout` too, so QEMU cannot outlive a crashed test runner by more than a minute
     const qemu = spawn(
       'timeout',
-      ['-s', 'KILL', String(Math.ceil(timeoutMs / 1000) + 60), 'qemu-system-i386', ...this.qemuArgs(['-monitor', 'none', '-serial', 'stdio'], options.allowReset)],
+      [
+        '-s',
+        'KILL',
+        String(Math.ceil(timeoutMs / 1000) + 60),
+        'qemu-system-i386',
+        ...this.qemuArgs(['-monitor', 'none', '-serial', 'stdio'], options.allowReset),
+      ],
       { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let log = '';
@@ -212,7 +231,16 @@ export class VirtualDevice {
     const mountPoint = join(this.dir, 'pool');
     await mkdir(mountPoint, { recursive: true });
     const loop = (
-      await run('losetup', ['--find', '--show', '--read-only', '-o', String(pool.offset), '--sizelimit', String(pool.size), this.disk])
+      await run('losetup', [
+        '--find',
+        '--show',
+        '--read-only',
+        '-o',
+        String(pool.offset),
+        '--sizelimit',
+        String(pool.size),
+        this.disk,
+      ])
     ).trim();
     try {
       await run('mount', ['-t', 'btrfs', '-o', 'ro,subvolid=5', loop, mountPoint]);
@@ -239,7 +267,10 @@ export class VirtualDevice {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir);
     await run('mcopy', ['-n', '-i', this.fatImage(), '::/uboot.env', '::/uboot-redund.env', dir]);
-    await writeFile(join(dir, 'fw_env.config'), `${join(dir, 'uboot.env')} 0x0 0x4000\n${join(dir, 'uboot-redund.env')} 0x0 0x4000\n`);
+    await writeFile(
+      join(dir, 'fw_env.config'),
+      `${join(dir, 'uboot.env')} 0x0 0x4000\n${join(dir, 'uboot-redund.env')} 0x0 0x4000\n`,
+    );
     return dir;
   }
 }

@@ -23,7 +23,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'mqtt';
 import { MANIFEST_FORMAT, PROTOCOL_VERSION, signManifest } from '@cowroot/protocol';
-import { BtrfsAdapter, CommandRunner, LoopBtrfs, SnapshotStore, createFileBackedEnv, createLoopBtrfs } from '@cowroot/device';
+import {
+  BtrfsAdapter,
+  CommandRunner,
+  LoopBtrfs,
+  SnapshotStore,
+  createFileBackedEnv,
+  createLoopBtrfs,
+} from '@cowroot/device';
 import { ArtifactDownloader } from '../src/download/artifact-downloader';
 import { ArtifactHttpServer } from '../src/testing/artifact-http-server';
 
@@ -63,7 +70,8 @@ async function writeRandomFile(path: string, bytes: number): Promise<void> {
 
 async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) hash.update(chunk);
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>)
+    hash.update(chunk);
   return hash.digest('hex');
 }
 
@@ -114,12 +122,19 @@ function unitNodeFlags(): string[] {
 }
 
 /** node flags for the agent process: the systemd unit's, or argv[4] (comma separated; "none" for none) */
-const nodeFlags = positional[2] === undefined ? unitNodeFlags() : positional[2].split(',').filter((flag) => flag && flag !== 'none');
+const nodeFlags =
+  positional[2] === undefined ? unitNodeFlags() : positional[2].split(',').filter((flag) => flag && flag !== 'none');
 const verbose = process.argv.includes('--verbose');
 /** measurements per size, baseline and agent alternating; the medians are compared */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 
-async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, work: string, agentBundle: string): Promise<Result> {
+async function measure(
+  sizeMiB: number,
+  build: LoopBtrfs,
+  device: LoopBtrfs,
+  work: string,
+  agentBundle: string,
+): Promise<Result> {
   const label = `r${sizeMiB}`;
   // the release on the build host
   const tree = join(build.mount, label);
@@ -183,7 +198,9 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
       retention: 100,
     }),
   );
-  const agent = spawn(process.execPath, [...nodeFlags, agentBundle, 'run', '--config', join(dir, 'agent.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const agent = spawn(process.execPath, [...nodeFlags, agentBundle, 'run', '--config', join(dir, 'agent.json')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   // what the agent is running, sampled: tells where receive time goes (printed with --verbose)
   const children: string[] = [];
   const rssSamples: string[] = [];
@@ -192,12 +209,19 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
   const sampler = setInterval(() => {
     if (!verbose) return;
     void readFile(`/proc/${agent.pid}/status`, 'utf8')
-      .then((status) => rssSamples.push(`${new Date().toISOString()} rss ${rssOf(status, 'VmRSS').toFixed(1)} MiB (anon ${rssOf(status, 'RssAnon').toFixed(1)}, file ${rssOf(status, 'RssFile').toFixed(1)})`))
+      .then((status) =>
+        rssSamples.push(
+          `${new Date().toISOString()} rss ${rssOf(status, 'VmRSS').toFixed(1)} MiB (anon ${rssOf(status, 'RssAnon').toFixed(1)}, file ${rssOf(status, 'RssFile').toFixed(1)})`,
+        ),
+      )
       .catch(() => undefined);
     void readFile(`/proc/${agent.pid}/task/${agent.pid}/children`, 'utf8')
       .then(async (text) => {
         for (const pid of text.trim().split(/\s+/).filter(Boolean)) {
-          const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').slice(0, 4).join(' ');
+          const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))
+            .split('\0')
+            .slice(0, 4)
+            .join(' ');
           const line = `${new Date().toISOString()} ${cmd}`;
           if (children.at(-1)?.slice(25) !== line.slice(25)) children.push(line);
         }
@@ -242,10 +266,21 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
     const baselineDir = join(device.mount, `baseline-${label}`);
     const artifactOnPool = join(device.mount, `${label}.stream.zst`);
     // the agent's own downloader, so the baseline's file is written exactly like the agent's spool
-    const downloader = new ArtifactDownloader({ retries: 0, initialBackoffMs: 100, maxBackoffMs: 100, idleTimeoutMs: 30_000 });
+    const downloader = new ArtifactDownloader({
+      retries: 0,
+      initialBackoffMs: 100,
+      maxBackoffMs: 100,
+      idleTimeoutMs: 30_000,
+    });
     const baseline = async (from: string) => {
       if (from === artifactOnPool) {
-        await downloader.download({ url, destination: artifactOnPool, expectedSize: size, username: DEVICE_ID, password: CREDENTIAL });
+        await downloader.download({
+          url,
+          destination: artifactOnPool,
+          expectedSize: size,
+          username: DEVICE_ID,
+          password: CREDENTIAL,
+        });
       }
       await mkdir(baselineDir);
       const seconds = await baselineReceive(from, baselineDir, device.mount);
@@ -275,19 +310,31 @@ async function measure(sizeMiB: number, build: LoopBtrfs, device: LoopBtrfs, wor
         { qos: 1 },
       );
       const verified = await waitLine(
-        (l) => l.commandId === commandId && l.msg === 'event progress' && (l.progress as { phase?: string })?.phase === 'verify',
+        (l) =>
+          l.commandId === commandId &&
+          l.msg === 'event progress' &&
+          (l.progress as { phase?: string })?.phase === 'verify',
         'verify',
       );
-      const done = await waitLine((l) => l.commandId === commandId && (l.msg === 'snapshot received' || l.msg === 'event failed'), 'received');
+      const done = await waitLine(
+        (l) => l.commandId === commandId && (l.msg === 'snapshot received' || l.msg === 'event failed'),
+        'received',
+      );
       if (done.msg !== 'snapshot received') throw new Error(`install failed: ${JSON.stringify(done.error)}`);
       agentRounds.push((Date.parse(String(done.ts)) - Date.parse(String(verified.ts))) / 1000);
       if (verbose) {
-        console.error(`round ${round}: verify at ${String(verified.ts)}, received at ${String(done.ts)}; agent children:\n${children.join('\n')}`);
+        console.error(
+          `round ${round}: verify at ${String(verified.ts)}, received at ${String(done.ts)}; agent children:\n${children.join('\n')}`,
+        );
         children.length = 0;
       }
       // the install ends with the trial requested (reboot: never); only then is the snapshot the bench's to delete
-      const staged = await waitLine((l) => l.commandId === commandId && (l.msg === 'event staged' || l.msg === 'event failed'), 'staged');
-      if (staged.msg !== 'event staged') throw new Error(`install failed after the receive: ${JSON.stringify(staged.error)}`);
+      const staged = await waitLine(
+        (l) => l.commandId === commandId && (l.msg === 'event staged' || l.msg === 'event failed'),
+        'staged',
+      );
+      if (staged.msg !== 'event staged')
+        throw new Error(`install failed after the receive: ${JSON.stringify(staged.error)}`);
       await new SnapshotStore({ poolPath: device.mount }).delete(`bench-${label}`, []);
       await btrfs.waitForDeletions(device.mount);
     }
@@ -352,7 +399,9 @@ async function main(): Promise<void> {
     ]);
     console.log(`\nagent node flags: ${nodeFlags.join(' ') || '(none)'}`);
     console.log(`medians of ${ROUNDS} rounds`);
-    console.log('release   stream     baseline: artifact on the pool     agent receive          ratio   agent RSS idle / peak   (baseline off the pool: ratio)');
+    console.log(
+      'release   stream     baseline: artifact on the pool     agent receive          ratio   agent RSS idle / peak   (baseline off the pool: ratio)',
+    );
     for (const r of results) {
       const mb = r.streamBytes / MiB;
       const base = mb / r.baselineSeconds;
@@ -364,7 +413,9 @@ async function main(): Promise<void> {
     const rounds = (values: number[]) => values.map((x) => x.toFixed(2)).join(' ');
     console.log('\nper round (s):');
     for (const r of results) {
-      console.log(`  ${r.sizeMiB} MiB: baseline ${rounds(r.baselineRounds)} | off the pool ${rounds(r.offPoolBaselineRounds)} | agent ${rounds(r.agentRounds)}`);
+      console.log(
+        `  ${r.sizeMiB} MiB: baseline ${rounds(r.baselineRounds)} | off the pool ${rounds(r.offPoolBaselineRounds)} | agent ${rounds(r.agentRounds)}`,
+      );
     }
     console.log('\ngoals: ratio ≥ 0.9; peak RSS ≤ 64 MiB and flat in stream size');
   } finally {

@@ -8,7 +8,14 @@ import { AgentRig, Artifact, BuiltRelease } from './testing/agent-rig';
 
 jest.setTimeout(180_000);
 
-const requirements = [requireRoot, requireLoopDevices, requireCommand('btrfs'), requireCommand('fw_setenv'), requireCommand('mkenvimage'), requireCommand('zstd')];
+const requirements = [
+  requireRoot,
+  requireLoopDevices,
+  requireCommand('btrfs'),
+  requireCommand('fw_setenv'),
+  requireCommand('mkenvimage'),
+  requireCommand('zstd'),
+];
 
 /**
  * End to end against the REAL fleet server (same bootstrap as main.ts): the device is provisioned over
@@ -27,7 +34,12 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
   let full3: Artifact;
   let incr3: Artifact;
 
-  async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown, expected = [200, 201]): Promise<T> {
+  async function api<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+    expected = [200, 201],
+  ): Promise<T> {
     const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
       method,
       headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
@@ -53,7 +65,11 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
     if (response.status !== 201) throw new Error(`upload ${file}: HTTP ${response.status} ${await response.text()}`);
   }
 
-  async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  async function until<T>(
+    what: string,
+    probe: () => Promise<T | null | undefined | false>,
+    timeoutMs = 60_000,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let lastError = '';
     for (;;) {
@@ -64,25 +80,34 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
       });
       if (value) return value;
       if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}; agent log tail:\n${rig.logs.slice(-8).join('\n')}`);
+        throw new Error(
+          `timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}; agent log tail:\n${rig.logs.slice(-8).join('\n')}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 
   const deviceEvents = async () =>
-    ((await api<{ items: Array<Record<string, unknown>> }>('GET', `/devices/${deviceId}/events?limit=200`)).items ?? []) as Array<Record<string, unknown>>;
+    ((await api<{ items: Array<Record<string, unknown>> }>('GET', `/devices/${deviceId}/events?limit=200`)).items ??
+      []) as Array<Record<string, unknown>>;
 
   beforeAll(async () => {
     server = await startTestServer();
     const provisioned = await api<{ credential: string }>('POST', '/devices', { id: deviceId, tags: ['agent-e2e'] });
-    await rig.setUp({ server: { mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`, deviceId, credential: provisioned.credential } });
+    await rig.setUp({
+      server: { mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`, deviceId, credential: provisioned.credential },
+    });
     await api('POST', '/signing-keys', {
       name: 'agent-e2e',
       publicKeyPem: rig.releaseKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     });
     r1 = await rig.builder.build('r1', { 'boot/uImage': 'k1\n', 'etc/os-release': 'VERSION=1\n' });
-    r2 = await rig.builder.build('r2', { 'boot/uImage': 'k2\n', 'etc/os-release': 'VERSION=2\n', 'usr/lib/blob': randomBytes(1024 * 1024) }, r1);
+    r2 = await rig.builder.build(
+      'r2',
+      { 'boot/uImage': 'k2\n', 'etc/os-release': 'VERSION=2\n', 'usr/lib/blob': randomBytes(1024 * 1024) },
+      r1,
+    );
     r3 = await rig.builder.build('r3', { 'etc/os-release': 'VERSION=3\n' }, r2);
     await rig.provision(r1, 'r1');
     full2 = await rig.artifact(r2);
@@ -129,7 +154,9 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
     expect(done.counts).toEqual({ confirmed: 1 });
     await rig.reboot();
     expect(readSwitchEnv(await rig.env.readAll())).toMatchObject({ current: snapshot, result: 'accepted' });
-    const executions = (await api<{ items: Array<Record<string, unknown>> }>('GET', `/rollouts/${rolloutId}/executions`)).items;
+    const executions = (
+      await api<{ items: Array<Record<string, unknown>> }>('GET', `/rollouts/${rolloutId}/executions`)
+    ).items;
     return executions[0];
   }
 
@@ -200,9 +227,18 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
         return value.status === 'completed' ? value : null;
       });
       expect(done.counts).toEqual({ confirmed: 4 });
-      const executions = (await api<{ items: Array<{ deviceId: string; artifact: { kind: string } | null }> }>('GET', `/rollouts/${rollout.id}/executions`)).items;
+      const executions = (
+        await api<{ items: Array<{ deviceId: string; artifact: { kind: string } | null }> }>(
+          'GET',
+          `/rollouts/${rollout.id}/executions`,
+        )
+      ).items;
       expect(executions.find((e) => e.deviceId === deviceId)?.artifact?.kind).toBe('incremental');
-      expect(executions.filter((e) => e.deviceId !== deviceId).map((e) => e.artifact?.kind)).toEqual(['full', 'full', 'full']);
+      expect(executions.filter((e) => e.deviceId !== deviceId).map((e) => e.artifact?.kind)).toEqual([
+        'full',
+        'full',
+        'full',
+      ]);
       expect(fleet.devices.map((d) => d.bootedSnapshot)).toEqual(['base-r4', 'base-r4', 'base-r4']);
     } finally {
       await fleet.stopAll();

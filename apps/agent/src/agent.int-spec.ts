@@ -15,9 +15,19 @@ import { CommandJournal } from './journal/command-journal';
 
 jest.setTimeout(180_000);
 
-const requirements = [requireRoot, requireLoopDevices, requireCommand('btrfs'), requireCommand('fw_setenv'), requireCommand('mkenvimage'), requireCommand('zstd')];
+const requirements = [
+  requireRoot,
+  requireLoopDevices,
+  requireCommand('btrfs'),
+  requireCommand('fw_setenv'),
+  requireCommand('mkenvimage'),
+  requireCommand('zstd'),
+];
 
-function tree(version: string, extra: Record<string, string | Buffer | null> = {}): Record<string, string | Buffer | null> {
+function tree(
+  version: string,
+  extra: Record<string, string | Buffer | null> = {},
+): Record<string, string | Buffer | null> {
   return {
     'boot/uImage': `kernel image for ${version}\n`,
     'etc/os-release': `NAME=cowroot-test\nVERSION=${version}\n`,
@@ -63,7 +73,10 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     expect(staged.snapshot).toBe('base-r2');
     // resumed after the drop, nothing fetched twice
     expect(staged.bytesDownloaded).toBe(full2.size);
-    expect(rig.http.requests.filter((r) => r.path.endsWith('r2.btrfs.zst')).map((r) => r.range)).toEqual([undefined, 'bytes=300000-']);
+    expect(rig.http.requests.filter((r) => r.path.endsWith('r2.btrfs.zst')).map((r) => r.range)).toEqual([
+      undefined,
+      'bytes=300000-',
+    ]);
     await rig.waitForEvent(id, 'rebooting');
     await rig.waitFor('the reboot command', async () => (await rig.rebootCount()) === rebootsBefore + 1);
     const progress = rig.events(id).filter((e) => e.type === 'progress');
@@ -118,7 +131,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     const eventsBefore = rig.events(id).length;
     const url = rig.http.serve('r3-from-r2.btrfs.zst', incr3.file);
     await rig.send(rig.installCommand(incr3, url, { commandId: id, mode: RebootMode.Now, snapshotId: 'r3' }));
-    const duplicate = await rig.waitFor('duplicate accepted', () => rig.events(id).find((e) => e.type === 'accepted' && e.duplicate === true));
+    const duplicate = await rig.waitFor('duplicate accepted', () =>
+      rig.events(id).find((e) => e.type === 'accepted' && e.duplicate === true),
+    );
     expect(duplicate.snapshot).toBe('r3');
     // the last known outcome is sent again with its original eventId
     await rig.waitFor('outcome resent', () => rig.events(id).length >= eventsBefore + 2);
@@ -133,7 +148,10 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     await rig.stopAgent();
     await rig.startAgent();
     await rig.send(rig.installCommand(incr3, url, { commandId: id, mode: RebootMode.Now, snapshotId: 'r3' }));
-    await rig.waitFor('second duplicate', () => rig.events(id).filter((e) => e.type === 'accepted' && e.duplicate === true).length === 2);
+    await rig.waitFor(
+      'second duplicate',
+      () => rig.events(id).filter((e) => e.type === 'accepted' && e.duplicate === true).length === 2,
+    );
     expect(rig.http.requests.length).toBe(requestsBefore);
   });
 
@@ -157,8 +175,17 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       expect((rejected.error as { message: string }).message).toContain('50-app-responds');
       // the agent reboots into the fallback by itself
       await rig.waitFor('reboot into the fallback', async () => (await rig.rebootCount()) === rebootsBefore + 2);
-      expect(await envNow()).toMatchObject({ trial: '', state: '', result: 'health-rejected', resultSnapshot: 'base-r2', current: 'r3' });
-      const health = rig.states().at(-1)!.health as { status: string; checks: Array<{ name: string; passed: boolean; kind: string }> };
+      expect(await envNow()).toMatchObject({
+        trial: '',
+        state: '',
+        result: 'health-rejected',
+        resultSnapshot: 'base-r2',
+        current: 'r3',
+      });
+      const health = rig.states().at(-1)!.health as {
+        status: string;
+        checks: Array<{ name: string; passed: boolean; kind: string }>;
+      };
       expect(health.status).toBe('failed');
       expect(health.checks.find((c) => c.name === '10-optional')).toMatchObject({ passed: false, kind: 'wanted' });
     } finally {
@@ -169,7 +196,12 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     expect(fallback).toEqual({ boot: 'r3', trial: false });
     const id = rig.events().find((e) => e.type === 'rejected')!.commandId as string;
     const rolledBack = await rig.waitForEvent(id, 'rolled-back');
-    expect(rolledBack.rollback).toMatchObject({ snapshot: 'base-r2', restoredSnapshot: 'r3', by: 'health-check', check: '50-app-responds' });
+    expect(rolledBack.rollback).toMatchObject({
+      snapshot: 'base-r2',
+      restoredSnapshot: 'r3',
+      by: 'health-check',
+      check: '50-app-responds',
+    });
     expect((rolledBack.rollback as { outputTail: string }).outputTail).toContain('connection refused on :8080');
     expect(rig.states().at(-1)).toMatchObject({
       bootedSnapshot: 'r3',
@@ -194,7 +226,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     const rolledBack = await rig.waitForEvent(id, 'rolled-back');
     expect(rolledBack.rollback).toMatchObject({ snapshot: 'base-r2', restoredSnapshot: 'r3', by: 'bootloader' });
     expect(rolledBack.error).toMatchObject({ code: ErrorCode.BootloaderFallback });
-    expect(rig.states().at(-1)).toMatchObject({ lastTrialResult: { snapshot: 'base-r2', outcome: 'bootloader-fallback' } });
+    expect(rig.states().at(-1)).toMatchObject({
+      lastTrialResult: { snapshot: 'base-r2', outcome: 'bootloader-fallback' },
+    });
   });
 
   it('reports a kernel that u-boot could not load as rolled-back by kernel-load', async () => {
@@ -202,7 +236,10 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     const id = command.commandId as string;
     await rig.send(command);
     await rig.waitForEvent(id, 'rebooting');
-    expect(await rig.reboot({ kernelLoads: (snapshot) => snapshot !== 'base-r2' })).toEqual({ boot: 'r3', trial: false });
+    expect(await rig.reboot({ kernelLoads: (snapshot) => snapshot !== 'base-r2' })).toEqual({
+      boot: 'r3',
+      trial: false,
+    });
     const rolledBack = await rig.waitForEvent(id, 'rolled-back');
     expect(rolledBack.rollback).toMatchObject({ snapshot: 'base-r2', restoredSnapshot: 'r3', by: 'kernel-load' });
   });
@@ -220,7 +257,12 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
         probe.close(() => resolve(port));
       });
     });
-    await rig.reboot({ config: { server: { mqttUrl: `mqtt://127.0.0.1:${deadPort}` }, health: { ...(rig.configFor().health as object), mqttConfirmTimeoutMs: 1500 } } });
+    await rig.reboot({
+      config: {
+        server: { mqttUrl: `mqtt://127.0.0.1:${deadPort}` },
+        health: { ...(rig.configFor().health as object), mqttConfirmTimeoutMs: 1500 },
+      },
+    });
     await rig.waitFor('reboot into the fallback', async () => (await rig.rebootCount()) === rebootsBefore + 2);
     expect(await envNow()).toMatchObject({ result: 'health-rejected', resultSnapshot: 'base-r2', state: '' });
     expect(rig.events(id).some((e) => e.type === 'confirmed')).toBe(false);
@@ -233,7 +275,11 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
   });
   it('commits the rw workspace as a new snapshot, stages it, and a cancel withdraws the trial', async () => {
     await writeFile(join(rig.pool, 'workspace', 'etc', 'local-change.conf'), 'tuned=yes\n');
-    const command = rig.command('commit', { snapshot: 'c1', label: 'field fix', reboot: { mode: 'window', window: { start: '03:00', end: '03:00' } } });
+    const command = rig.command('commit', {
+      snapshot: 'c1',
+      label: 'field fix',
+      reboot: { mode: 'window', window: { start: '03:00', end: '03:00' } },
+    });
     const id = command.commandId as string;
     const rebootsBefore = await rig.rebootCount();
     await rig.send(command);
@@ -257,7 +303,10 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     // a window that is closed now: staged, the reboot waits (and survives an agent restart)
     const now = new Date();
     const hh = (h: number) => String((now.getHours() + h) % 24).padStart(2, '0');
-    const later = rig.command('switch', { snapshot: 'c1', reboot: { mode: 'window', window: { start: `${hh(2)}:00`, end: `${hh(3)}:00` } } });
+    const later = rig.command('switch', {
+      snapshot: 'c1',
+      reboot: { mode: 'window', window: { start: `${hh(2)}:00`, end: `${hh(3)}:00` } },
+    });
     const rebootsNow = await rig.rebootCount();
     await rig.send(later);
     await rig.waitForEvent(later.commandId as string, 'staged');
@@ -277,7 +326,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     // the booted snapshot is refused
     const delBooted = rig.command('delete', { snapshots: ['r3'] });
     await rig.send(delBooted);
-    expect((await rig.waitForEvent(delBooted.commandId as string, 'failed')).error).toMatchObject({ code: ErrorCode.SnapshotInUse });
+    expect((await rig.waitForEvent(delBooted.commandId as string, 'failed')).error).toMatchObject({
+      code: ErrorCode.SnapshotInUse,
+    });
   });
 
   it('prints the device status the way rauc status does', async () => {
@@ -315,7 +366,11 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     }
 
     beforeAll(async () => {
-      rx = await rig.builder.build('rx', tree('x', { 'etc/motd': 'x\n', 'usr/lib/rx.bin': randomBytes(1024 * 1024) }), r1);
+      rx = await rig.builder.build(
+        'rx',
+        tree('x', { 'etc/motd': 'x\n', 'usr/lib/rx.bin': randomBytes(1024 * 1024) }),
+        r1,
+      );
       rxFull = await rig.artifact(rx, { version: 'rx' });
     });
 
@@ -332,7 +387,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     async function expectFailure(command: Record<string, unknown>, code: ErrorCode): Promise<Record<string, unknown>> {
       await rig.send(command);
       const failed = await rig.waitFor(`failed ${code}`, () =>
-        rig.events(command.commandId as string).find((e) => e.type === 'failed' || e.type === 'canceled' || e.type === 'staged'),
+        rig
+          .events(command.commandId as string)
+          .find((e) => e.type === 'failed' || e.type === 'canceled' || e.type === 'staged'),
       );
       expect(failed.type).toBe('failed');
       expect(failed.error).toMatchObject({ code });
@@ -401,7 +458,10 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       const garbage = rig.installCommand(incr3, url, { snapshotId: 'bad-6' });
       (garbage.artifact as { signature: string }).signature = randomBytes(64).toString('base64');
       await expectFailure(garbage, ErrorCode.SignatureInvalid);
-      await expectFailure(rig.installCommand(incr3, url, { snapshotId: 'bad-7', signWith: rig.otherKey.privateKey }), ErrorCode.SignatureInvalid);
+      await expectFailure(
+        rig.installCommand(incr3, url, { snapshotId: 'bad-7', signWith: rig.otherKey.privateKey }),
+        ErrorCode.SignatureInvalid,
+      );
       const tampered = rig.installCommand(incr3, url, { snapshotId: 'bad-8' });
       const manifest = JSON.parse(incr3.manifest.toString()) as Record<string, unknown>;
       manifest.snapshotUuid = r1.uuid;
@@ -443,7 +503,10 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       await doomed.listen();
       try {
         const url = doomed.serve('rx.zst', rxFull.file, { kind: 'vanish', afterBytes: Math.floor(rxFull.size / 3) });
-        const failed = await expectFailure(rig.installCommand(rxFull, url, { snapshotId: 'bad-12' }), ErrorCode.DownloadFailed);
+        const failed = await expectFailure(
+          rig.installCommand(rxFull, url, { snapshotId: 'bad-12' }),
+          ErrorCode.DownloadFailed,
+        );
         expect((failed.error as { message: string }).message).toMatch(/attempts/);
       } finally {
         await doomed.close().catch(() => undefined);
@@ -454,7 +517,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       const url = rig.http.serve('slow.zst', rxFull.file, { kind: 'throttle', bytesPerTick: 16 * 1024 });
       const install = rig.installCommand(rxFull, url, { snapshotId: 'bad-13' });
       await rig.send(install);
-      await rig.waitFor('download started', () => rig.events(install.commandId as string).find((e) => e.type === 'progress'));
+      await rig.waitFor('download started', () =>
+        rig.events(install.commandId as string).find((e) => e.type === 'progress'),
+      );
       const cancel = rig.command('cancel', { targetCommandId: install.commandId });
       await rig.send(cancel);
       const canceled = await rig.waitForEvent(install.commandId as string, 'canceled');
@@ -467,7 +532,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       const url = rig.http.serve('slow-stop.zst', rxFull.file, { kind: 'throttle', bytesPerTick: 16 * 1024 });
       const install = rig.installCommand(rxFull, url, { snapshotId: 'bad-14' });
       await rig.send(install);
-      await rig.waitFor('download started', () => rig.events(install.commandId as string).find((e) => e.type === 'progress'));
+      await rig.waitFor('download started', () =>
+        rig.events(install.commandId as string).find((e) => e.type === 'progress'),
+      );
       await rig.stopAgent();
       await rig.startAgent();
       const failed = await rig.waitForEvent(install.commandId as string, 'failed');
@@ -489,7 +556,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       await rig.send(retry);
       const staged = await rig.waitForEvent(retry.commandId as string, 'staged');
       expect(staged.bytesDownloaded).toBe(rxFull.size - kept);
-      expect(rig.http.requests.filter((r) => r.path === '/artifacts/resume.zst').map((r) => r.range)).toEqual([`bytes=${kept}-`]);
+      expect(rig.http.requests.filter((r) => r.path === '/artifacts/resume.zst').map((r) => r.range)).toEqual([
+        `bytes=${kept}-`,
+      ]);
       expect(await rig.stagingEntries()).toEqual([]);
       // withdraw its trial and drop the snapshot, so the env is as the tests below expect it
       const withdraw = rig.command('cancel', { targetCommandId: retry.commandId });
@@ -549,6 +618,8 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     await rig.startAgent();
     expect(await rig.stagingEntries()).toEqual([]);
     expect((await rig.btrfs.listSubvolumes(rig.pool)).some((s) => s.path.startsWith('staging/'))).toBe(false);
-    expect(rig.logs.some((line) => line.includes('garbage collection done') && line.includes('staging/r3.interrupted'))).toBe(true);
+    expect(
+      rig.logs.some((line) => line.includes('garbage collection done') && line.includes('staging/r3.interrupted')),
+    ).toBe(true);
   });
 });

@@ -208,8 +208,12 @@ export class Agent {
   // ---------------------------------------------------------------- events and state
 
   private send(event: StoredEvent): Promise<void> {
-    const published = this.link.publish(DeviceChannel.Events, event).then(() => this.journal.removeFromOutbox(event.eventId));
-    published.catch((error) => this.logger.warn('publishing an event failed', { commandId: event.commandId, error: errorOf(error).message }));
+    const published = this.link
+      .publish(DeviceChannel.Events, event)
+      .then(() => this.journal.removeFromOutbox(event.eventId));
+    published.catch((error) =>
+      this.logger.warn('publishing an event failed', { commandId: event.commandId, error: errorOf(error).message }),
+    );
     return published;
   }
 
@@ -218,8 +222,19 @@ export class Agent {
    * the broker acknowledges it (progress excepted), so a `rejected` sent just before a reboot is not lost.
    * Resolves once it is recorded; `delivered` resolves at PUBACK.
    */
-  private async emit(commandId: string, type: JobEventType, extra: EventExtra = {}): Promise<{ delivered: Promise<void> }> {
-    const event: StoredEvent = { v: PROTOCOL_VERSION, commandId, eventId: randomUUID(), type, at: new Date().toISOString(), ...extra };
+  private async emit(
+    commandId: string,
+    type: JobEventType,
+    extra: EventExtra = {},
+  ): Promise<{ delivered: Promise<void> }> {
+    const event: StoredEvent = {
+      v: PROTOCOL_VERSION,
+      commandId,
+      eventId: randomUUID(),
+      type,
+      at: new Date().toISOString(),
+      ...extra,
+    };
     this.logger.info(`event ${type}`, { commandId, ...extra });
     if (type !== JobEventType.Progress) {
       await this.journal.recordEvent(event, TERMINAL.has(type));
@@ -286,9 +301,13 @@ export class Agent {
       if (this.stopped) {
         // the agent is shutting down (service stop, reboot), nobody canceled: say so; the outbox delivers it later
         await this.emit(commandId, JobEventType.Failed, {
-          error: { code: ErrorCode.Internal, message: `the agent was stopped during this ${command.type} command (${message})` },
+          error: {
+            code: ErrorCode.Internal,
+            message: `the agent was stopped during this ${command.type} command (${message})`,
+          },
         });
-      } else if (code === ErrorCode.Canceled) await this.emit(commandId, JobEventType.Canceled, { error: { code, message } });
+      } else if (code === ErrorCode.Canceled)
+        await this.emit(commandId, JobEventType.Canceled, { error: { code, message } });
       else await this.emit(commandId, JobEventType.Failed, { error: { code, message } });
     }
     await this.publishState();
@@ -371,7 +390,9 @@ export class Agent {
     });
     const outcome = await this.installJob.run(command, progress, abort.signal);
     await this.publishState();
-    await this.stageTrial(command.commandId, outcome.snapshot.id, command.reboot, { bytesDownloaded: outcome.bytesDownloaded });
+    await this.stageTrial(command.commandId, outcome.snapshot.id, command.reboot, {
+      bytesDownloaded: outcome.bytesDownloaded,
+    });
   }
 
   private async switchTo(command: SwitchCommand): Promise<void> {
@@ -404,14 +425,20 @@ export class Agent {
     }
   }
 
-  private async stageTrial(commandId: string, snapshot: string, policy: RebootPolicy, extra: EventExtra): Promise<void> {
+  private async stageTrial(
+    commandId: string,
+    snapshot: string,
+    policy: RebootPolicy,
+    extra: EventExtra,
+  ): Promise<void> {
     const { switcher } = this.core;
     const before = await switcher.readEnv();
     const previousTrial = this.journal.trial;
     const written = await switcher.requestTrial(snapshot);
     if (written && !written.cowroot_trial && snapshot === before.current) {
       // asking for the confirmed snapshot withdrew a requested trial: that command is canceled
-      if (previousTrial) await this.emit(previousTrial.commandId, JobEventType.Canceled, { snapshot: previousTrial.snapshot });
+      if (previousTrial)
+        await this.emit(previousTrial.commandId, JobEventType.Canceled, { snapshot: previousTrial.snapshot });
       await this.journal.setTrial(null);
       await this.emit(commandId, JobEventType.Completed, { snapshot });
       return;
@@ -427,13 +454,21 @@ export class Agent {
         error: { code: ErrorCode.Canceled, message: `replaced by the trial of ${snapshot} (${commandId})` },
       });
     }
-    await this.journal.setTrial({ commandId, snapshot, fallback: before.current || null, requestedAt: new Date().toISOString() });
+    await this.journal.setTrial({
+      commandId,
+      snapshot,
+      fallback: before.current || null,
+      requestedAt: new Date().toISOString(),
+    });
     await this.emit(commandId, JobEventType.Staged, { snapshot, ...extra });
     await this.publishState();
     if (policy.mode === RebootMode.Now) {
       await this.rebootNow(commandId);
     } else if (policy.mode === RebootMode.Window && policy.window) {
-      await this.journal.setScheduledReboot({ commandId, window: { start: policy.window.start, end: policy.window.end } });
+      await this.journal.setScheduledReboot({
+        commandId,
+        window: { start: policy.window.start, end: policy.window.end },
+      });
       this.restoreScheduledReboot();
     }
   }
@@ -480,7 +515,8 @@ export class Agent {
     this.logger.info('rebooting', { commandId, command: this.config.rebootCommand.join(' ') });
     await new Promise<void>((resolve) => {
       execFile(command, args, { timeout: 60_000 }, (error, _stdout, stderr) => {
-        if (error) this.logger.error('the reboot command failed', { commandId, error: error.message, stderr: stderr.trim() });
+        if (error)
+          this.logger.error('the reboot command failed', { commandId, error: error.message, stderr: stderr.trim() });
         resolve();
       });
     });
@@ -528,7 +564,9 @@ export class Agent {
     if (boot.trial && boot.snapshot) {
       if (trial?.snapshot === boot.snapshot && trial.verdict === 'rejected') {
         // rejected before a restart that came before the reboot: finish what was started
-        this.logger.warn('trial already rejected in this boot; rebooting into the fallback', { commandId: trial.commandId });
+        this.logger.warn('trial already rejected in this boot; rebooting into the fallback', {
+          commandId: trial.commandId,
+        });
         await this.rebootNow(trial.commandId);
         return;
       }
@@ -629,7 +667,10 @@ export class Agent {
       await this.journal.setTrial({ ...trial, verdict: 'rejected', check: failed.name, outputTail: failed.outputTail });
       await this.emit(trial.commandId, JobEventType.Rejected, {
         snapshot,
-        error: { code: ErrorCode.HealthCheckFailed, message: `health check ${failed.name} failed: ${(failed.outputTail ?? '').slice(-1024)}` },
+        error: {
+          code: ErrorCode.HealthCheckFailed,
+          message: `health check ${failed.name} failed: ${(failed.outputTail ?? '').slice(-1024)}`,
+        },
       });
     }
     await this.publishState();

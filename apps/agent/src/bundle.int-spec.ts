@@ -9,7 +9,14 @@ import { AgentRig } from './testing/agent-rig';
 jest.setTimeout(180_000);
 
 const run = promisify(execFile);
-const requirements = [requireRoot, requireLoopDevices, requireCommand('btrfs'), requireCommand('fw_setenv'), requireCommand('mkenvimage'), requireCommand('zstd')];
+const requirements = [
+  requireRoot,
+  requireLoopDevices,
+  requireCommand('btrfs'),
+  requireCommand('fw_setenv'),
+  requireCommand('mkenvimage'),
+  requireCommand('zstd'),
+];
 
 /**
  * What ships is dist/cowroot-agent.js from tools/bundle.mjs, which resolves some dependencies differently
@@ -28,7 +35,12 @@ describePrivileged('the bundled agent (tools/bundle.mjs) run with plain node', r
     const r1 = await rig.builder.build('r1', { 'boot/uImage': 'kernel 1\n', 'etc/os-release': 'VERSION=1\n' });
     await rig.provision(r1, 'r1');
     bundle = join(rig.dir, 'bundle', 'cowroot-agent.js');
-    await run(process.execPath, [resolve(__dirname, '../../../tools/bundle.mjs'), resolve(__dirname, 'main.ts'), bundle, '--executable']);
+    await run(process.execPath, [
+      resolve(__dirname, '../../../tools/bundle.mjs'),
+      resolve(__dirname, 'main.ts'),
+      bundle,
+      '--executable',
+    ]);
     configFile = join(rig.dir, 'agent.json');
     await writeFile(configFile, JSON.stringify(rig.configFor()));
     agent = spawn(process.execPath, [bundle, 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });

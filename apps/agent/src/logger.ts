@@ -19,7 +19,12 @@ export class AgentLogger {
   ) {}
 
   log(level: LogLevel, message: string, fields: LogFields = {}): void {
-    const line: Record<string, unknown> = { ts: new Date().toISOString(), level, deviceId: this.deviceId, msg: message };
+    const line: Record<string, unknown> = {
+      ts: new Date().toISOString(),
+      level,
+      deviceId: this.deviceId,
+      msg: message,
+    };
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) continue;
       line[key] = value instanceof Error ? value.message : value;

@@ -17,11 +17,56 @@ const run = promisify(execFile);
 /** A CA and a server certificate for 127.0.0.1 signed by it (openssl, as an operator would make them). */
 async function makeCertificates(dir: string, name: string): Promise<{ ca: Buffer; key: Buffer; cert: Buffer }> {
   const path = (file: string) => join(dir, `${name}-${file}`);
-  await run('openssl', ['req', '-x509', '-newkey', 'ed25519', '-nodes', '-days', '2', '-subj', `/CN=${name} test CA`, '-keyout', path('ca.key'), '-out', path('ca.pem')]);
-  await run('openssl', ['req', '-newkey', 'ed25519', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', path('server.key'), '-out', path('server.csr')]);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ed25519',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name} test CA`,
+    '-keyout',
+    path('ca.key'),
+    '-out',
+    path('ca.pem'),
+  ]);
+  await run('openssl', [
+    'req',
+    '-newkey',
+    'ed25519',
+    '-nodes',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-keyout',
+    path('server.key'),
+    '-out',
+    path('server.csr'),
+  ]);
   await writeFile(path('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  await run('openssl', ['x509', '-req', '-in', path('server.csr'), '-CA', path('ca.pem'), '-CAkey', path('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', path('ext.cnf'), '-out', path('server.pem')]);
-  return { ca: await readFile(path('ca.pem')), key: await readFile(path('server.key')), cert: await readFile(path('server.pem')) };
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    path('server.csr'),
+    '-CA',
+    path('ca.pem'),
+    '-CAkey',
+    path('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    path('ext.cnf'),
+    '-out',
+    path('server.pem'),
+  ]);
+  return {
+    ca: await readFile(path('ca.pem')),
+    key: await readFile(path('server.key')),
+    cert: await readFile(path('server.pem')),
+  };
 }
 
 /**
@@ -45,7 +90,8 @@ describePrivileged('agent TLS: mqtts:// and https:// with the configured CA', [r
     stranger = await makeCertificates(dir, 'stranger');
     const { Aedes } = await import('aedes');
     const broker = await Aedes.createBroker({
-      authenticate: (_client, username, password, done) => done(null, username === 'dev-tls' && password?.toString() === 'tls-credential'),
+      authenticate: (_client, username, password, done) =>
+        done(null, username === 'dev-tls' && password?.toString() === 'tls-credential'),
     });
     mqttServer = createTlsServer({ key: trusted.key, cert: trusted.cert }, (socket) => broker.handle(socket));
     await new Promise<void>((resolve) => mqttServer.listen(0, '127.0.0.1', resolve));
@@ -67,7 +113,13 @@ describePrivileged('agent TLS: mqtts:// and https:// with the configured CA', [r
 
   function link(ca: Buffer, logs: string[]): MqttLink {
     return new MqttLink(
-      { deviceId: 'dev-tls', credential: 'tls-credential', url: `mqtts://127.0.0.1:${mqttPort}`, ca, initialReconnectMs: 200 },
+      {
+        deviceId: 'dev-tls',
+        credential: 'tls-credential',
+        url: `mqtts://127.0.0.1:${mqttPort}`,
+        ca,
+        initialReconnectMs: 200,
+      },
       new AgentLogger('dev-tls', (line) => logs.push(line)),
     );
   }
@@ -98,11 +150,23 @@ describePrivileged('agent TLS: mqtts:// and https:// with the configured CA', [r
   });
 
   it('downloads an artifact over https:// with the configured CA, and refuses a stranger', async () => {
-    const downloader = new ArtifactDownloader({ retries: 1, initialBackoffMs: 20, maxBackoffMs: 50, idleTimeoutMs: 2000 });
-    const request = { url: `https://127.0.0.1:${httpsPort}/artifacts/a.zst`, expectedSize: body.length, username: 'dev-tls', password: 'x' };
+    const downloader = new ArtifactDownloader({
+      retries: 1,
+      initialBackoffMs: 20,
+      maxBackoffMs: 50,
+      idleTimeoutMs: 2000,
+    });
+    const request = {
+      url: `https://127.0.0.1:${httpsPort}/artifacts/a.zst`,
+      expectedSize: body.length,
+      username: 'dev-tls',
+      password: 'x',
+    };
     const result = await downloader.download({ ...request, destination: join(dir, 'ok.part'), ca: trusted.ca });
     expect(result.sha256).toBe(createHash('sha256').update(body).digest('hex'));
-    await expect(downloader.download({ ...request, destination: join(dir, 'no.part'), ca: stranger.ca })).rejects.toMatchObject({
+    await expect(
+      downloader.download({ ...request, destination: join(dir, 'no.part'), ca: stranger.ca }),
+    ).rejects.toMatchObject({
       code: 'DOWNLOAD_FAILED',
       message: expect.stringMatching(/certificate/i),
     });

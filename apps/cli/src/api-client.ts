@@ -66,7 +66,11 @@ export class ApiClient {
     return this.json<T>(method, path, { raw: { contentType, text } });
   }
 
-  async json<T>(method: string, path: string, options: { query?: Query; body?: unknown; raw?: { contentType: string; text: string } } = {}): Promise<T> {
+  async json<T>(
+    method: string,
+    path: string,
+    options: { query?: Query; body?: unknown; raw?: { contentType: string; text: string } } = {},
+  ): Promise<T> {
     const headers: Record<string, string> = { ...this.headers(), Accept: 'application/json' };
     let body: string | undefined;
     if (options.raw) {
@@ -76,14 +80,21 @@ export class ApiClient {
       headers['Content-Type'] = 'application/json';
       body = JSON.stringify(options.body);
     }
-    const response = await this.fetch(this.url(path, options.query), { method, headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const response = await this.fetch(this.url(path, options.query), {
+      method,
+      headers,
+      body,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
     const text = await response.text();
     if (!response.ok) throw errorFrom(response.status, response.statusText, text);
     if (text.length === 0) return undefined as T;
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new CliError(`the server answered ${method} ${path} with something that is not JSON (HTTP ${response.status})`);
+      throw new CliError(
+        `the server answered ${method} ${path} with something that is not JSON (HTTP ${response.status})`,
+      );
     }
   }
 
@@ -112,8 +123,20 @@ export class ApiClient {
   }
 
   /** Streams `body` as the request body (artifact uploads). Error answers are returned, not thrown. */
-  async upload(method: 'PUT', path: string, headers: Record<string, string>, body: Readable, contentLength: number): Promise<StreamUploadAnswer> {
-    return streamUpload({ url: this.url(path), method, headers: { ...this.headers(), ...headers }, body, contentLength });
+  async upload(
+    method: 'PUT',
+    path: string,
+    headers: Record<string, string>,
+    body: Readable,
+    contentLength: number,
+  ): Promise<StreamUploadAnswer> {
+    return streamUpload({
+      url: this.url(path),
+      method,
+      headers: { ...this.headers(), ...headers },
+      body,
+      contentLength,
+    });
   }
 
   private headers(): Record<string, string> {
@@ -145,6 +168,7 @@ export function errorFrom(status: number, statusText: string, text: string): Cli
 export function describeFetchFailure(error: unknown): string {
   if (error instanceof TransportError) return error.message;
   const err = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
+    return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
   return err?.cause?.message ?? err?.cause?.code ?? err?.message ?? String(error);
 }

@@ -15,7 +15,10 @@ export class CliError extends Error {
   }
 
   static notLoggedIn(): CliError {
-    return new CliError('not logged in: run `cowroot login --server <url> --token <token>` (or set COWROOT_SERVER and COWROOT_TOKEN)', ExitCode.Auth);
+    return new CliError(
+      'not logged in: run `cowroot login --server <url> --token <token>` (or set COWROOT_SERVER and COWROOT_TOKEN)',
+      ExitCode.Auth,
+    );
   }
 
   static unreachable(server: string, cause: string): CliError {
@@ -24,7 +27,13 @@ export class CliError extends Error {
 
   /** An error answer of the server: `{ error: { code, message, details?, correlationId } }`. */
   static fromApi(status: number, body: ApiErrorBody | null, statusText: string): ApiError {
-    return new ApiError(status, body?.code ?? `HTTP_${status}`, body?.message ?? (statusText || `HTTP ${status}`), body?.correlationId ?? null, body?.details);
+    return new ApiError(
+      status,
+      body?.code ?? `HTTP_${status}`,
+      body?.message ?? (statusText || `HTTP ${status}`),
+      body?.correlationId ?? null,
+      body?.details,
+    );
   }
 }
 
@@ -44,7 +53,10 @@ export class ApiError extends CliError {
     readonly correlationId: string | null,
     readonly details?: unknown,
   ) {
-    super(`${code} (HTTP ${status}): ${serverMessage}${correlationId ? ` [correlation id ${correlationId}]` : ''}`, exitCodeForStatus(status));
+    super(
+      `${code} (HTTP ${status}): ${serverMessage}${correlationId ? ` [correlation id ${correlationId}]` : ''}`,
+      exitCodeForStatus(status),
+    );
     this.name = 'ApiError';
   }
 }

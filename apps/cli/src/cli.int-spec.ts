@@ -73,13 +73,18 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       expect(result.code).toBe(ExitCode.Ok);
       expect(JSON.parse(result.stdout)).toEqual({ server: server.httpUrl, config: env.COWROOT_CONFIG });
       expect((await stat(env.COWROOT_CONFIG)).mode & 0o777).toBe(0o600);
-      expect(JSON.parse(await readFile(env.COWROOT_CONFIG, 'utf8'))).toEqual({ server: server.httpUrl, token: server.adminToken });
+      expect(JSON.parse(await readFile(env.COWROOT_CONFIG, 'utf8'))).toEqual({
+        server: server.httpUrl,
+        token: server.adminToken,
+      });
     });
 
     it('a stored token that was revoked exits 3', async () => {
       const created = await api('POST', '/api/v1/tokens', { name: 'short-lived', role: 'viewer' });
       const other = { COWROOT_CONFIG: join(dir, 'revoked.json') };
-      expect((await runCliInProcess(['login', '--server', server.httpUrl, '--token', String(created.token)], other)).code).toBe(ExitCode.Ok);
+      expect(
+        (await runCliInProcess(['login', '--server', server.httpUrl, '--token', String(created.token)], other)).code,
+      ).toBe(ExitCode.Ok);
       await api('DELETE', `/api/v1/tokens/${String(created.id)}`);
       const result = await runCliInProcess(['devices', 'list'], other);
       expect(result.code).toBe(ExitCode.Auth);
@@ -92,7 +97,12 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       const result = await cli('--json', 'devices', 'provision', 'gw-0001', '--tag', 'canary', '--tag', 'site=berlin');
       expect(result.code).toBe(ExitCode.Ok);
       const body = JSON.parse(result.stdout);
-      expect(body.device).toMatchObject({ id: 'gw-0001', tags: ['canary', 'site=berlin'], status: 'active', online: false });
+      expect(body.device).toMatchObject({
+        id: 'gw-0001',
+        tags: ['canary', 'site=berlin'],
+        status: 'active',
+        online: false,
+      });
       expect(body.credential).toEqual(expect.any(String));
 
       const plain = await cli('devices', 'provision', 'gw-0002');
@@ -111,7 +121,10 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
 
     it('bulk-provisions from CSV and JSON files; a bad row refuses the whole file with exit 5 and names the line', async () => {
       const csv = join(dir, 'devices.csv');
-      await writeFile(csv, 'id,tags,credential\ngw-0100,canary;line-a,\ngw-0101,line-a,factory-credential-0123456789abcdef\n');
+      await writeFile(
+        csv,
+        'id,tags,credential\ngw-0100,canary;line-a,\ngw-0101,line-a,factory-credential-0123456789abcdef\n',
+      );
       const fromCsv = await cli('--json', 'devices', 'provision', '--file', csv);
       expect(fromCsv.code).toBe(ExitCode.Ok);
       const csvResult = JSON.parse(fromCsv.stdout);
@@ -173,18 +186,31 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       expect(usage.code).toBe(ExitCode.Usage);
       const gone = await cli('--json', 'devices', 'decommission', 'gw-0002', '--reason', 'RMA 1234');
       expect(gone.code).toBe(ExitCode.Ok);
-      expect(JSON.parse(gone.stdout)).toMatchObject({ id: 'gw-0002', status: 'decommissioned', decommissionReason: 'RMA 1234' });
+      expect(JSON.parse(gone.stdout)).toMatchObject({
+        id: 'gw-0002',
+        status: 'decommissioned',
+        decommissionReason: 'RMA 1234',
+      });
       const twice = await cli('devices', 'decommission', 'gw-0002', '--reason', 'again');
       expect(twice.code).toBe(ExitCode.Conflict);
     });
 
     it('a viewer token may list but not provision (403 → exit 3)', async () => {
       const viewer = await api('POST', '/api/v1/tokens', { name: 'viewer', role: 'viewer' });
-      const viewerEnv = { COWROOT_SERVER: server.httpUrl, COWROOT_TOKEN: String(viewer.token), COWROOT_CONFIG: join(dir, 'unused.json') };
+      const viewerEnv = {
+        COWROOT_SERVER: server.httpUrl,
+        COWROOT_TOKEN: String(viewer.token),
+        COWROOT_CONFIG: join(dir, 'unused.json'),
+      };
       expect((await runCliInProcess(['devices', 'list'], viewerEnv)).code).toBe(ExitCode.Ok);
       const refused = await runCliInProcess(['--json', 'devices', 'provision', 'gw-0400'], viewerEnv);
       expect(refused.code).toBe(ExitCode.Auth);
-      expect(JSON.parse(refused.stderr).error).toMatchObject({ status: 403, code: 'FORBIDDEN', exitCode: ExitCode.Auth, correlationId: expect.any(String) });
+      expect(JSON.parse(refused.stderr).error).toMatchObject({
+        status: 403,
+        code: 'FORBIDDEN',
+        exitCode: ExitCode.Auth,
+        correlationId: expect.any(String),
+      });
     });
   });
 
@@ -207,7 +233,9 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       const csv = await cli('audit', 'export', '--format', 'csv', '--out', csvFile, '--subject-type', 'device');
       expect(csv.code).toBe(ExitCode.Ok);
       const csvText = await readFile(csvFile, 'utf8');
-      expect(csvText.split('\r\n')[0]).toBe('id,at,actorType,actorId,actorName,action,subjectType,subjectId,before,after,reason,correlationId');
+      expect(csvText.split('\r\n')[0]).toBe(
+        'id,at,actorType,actorId,actorName,action,subjectType,subjectId,before,after,reason,correlationId',
+      );
       expect(csvText).toContain('RMA 1234');
       await expect(stat(`${csvFile}.partial`)).rejects.toThrow();
 
@@ -227,14 +255,27 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
     const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
     beforeAll(async () => {
-      await api('POST', '/api/v1/signing-keys', { name: 'cli-test', publicKeyPem: key.publicKey.export({ type: 'spki', format: 'pem' }).toString() });
+      await api('POST', '/api/v1/signing-keys', {
+        name: 'cli-test',
+        publicKeyPem: key.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      });
     });
 
     it('publishes a full release (creating it), then a release with full + incremental streams in chunks', async () => {
-      const base = await writeFakeRelease(join(dir, 'base-1.0'), { name: 'base', version: '1.0', key: key.privateKey, size: 200_000 });
+      const base = await writeFakeRelease(join(dir, 'base-1.0'), {
+        name: 'base',
+        version: '1.0',
+        key: key.privateKey,
+        size: 200_000,
+      });
       const first = await cli('--json', 'releases', 'publish', base.dir, '--chunk-size', '64K');
       expect(first.code).toBe(ExitCode.Ok);
-      expect(JSON.parse(first.stdout)).toMatchObject({ name: 'base', version: '1.0', releaseCreated: true, artifacts: [{ kind: 'full', outcome: 'uploaded', size: 200_000 }] });
+      expect(JSON.parse(first.stdout)).toMatchObject({
+        name: 'base',
+        version: '1.0',
+        releaseCreated: true,
+        artifacts: [{ kind: 'full', outcome: 'uploaded', size: 200_000 }],
+      });
       expect(first.stderr).toContain('created release base@1.0');
       expect(first.stderr).toMatch(/base-1\.0\.full\.btrfs\.zst\s+\[#+\] 100%/);
 
@@ -251,7 +292,10 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       expect(second.stdout).toContain('published base@1.1 (release created)');
 
       const shown = await cli('--json', 'releases', 'show', 'base@1.1');
-      const release = JSON.parse(shown.stdout) as { snapshotUuid: string; artifacts: { file: string; kind: string; sha256: string; parent: unknown }[] };
+      const release = JSON.parse(shown.stdout) as {
+        snapshotUuid: string;
+        artifacts: { file: string; kind: string; sha256: string; parent: unknown }[];
+      };
       expect(release.snapshotUuid).toBe(next.snapshotUuid);
       expect(release.artifacts.map((a) => [a.kind, a.sha256]).sort()).toEqual(
         Object.entries(next.files)
@@ -261,7 +305,10 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
 
       const again = await cli('--json', 'releases', 'publish', next.dir);
       expect(again.code).toBe(ExitCode.Ok);
-      expect((JSON.parse(again.stdout).artifacts as { outcome: string }[]).map((a) => a.outcome)).toEqual(['already-stored', 'already-stored']);
+      expect((JSON.parse(again.stdout).artifacts as { outcome: string }[]).map((a) => a.outcome)).toEqual([
+        'already-stored',
+        'already-stored',
+      ]);
 
       const list = await cli('releases', 'list');
       expect(list.stdout).toMatch(/^NAME\s+VERSION\s+SNAPSHOT UUID\s+CREATED\s+BY\s+DESCRIPTION$/m);
@@ -271,7 +318,12 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
     });
 
     it('resumes an upload that was cut off, sending only the rest', async () => {
-      const release = await writeFakeRelease(join(dir, 'resume-2.0'), { name: 'resume', version: '2.0', key: key.privateKey, size: 400_000 });
+      const release = await writeFakeRelease(join(dir, 'resume-2.0'), {
+        name: 'resume',
+        version: '2.0',
+        key: key.privateKey,
+        size: 400_000,
+      });
       const file = Object.keys(release.files)[0];
       const data = release.files[file];
       await api('POST', '/api/v1/releases', { name: 'resume', version: '2.0' });
@@ -315,12 +367,19 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
         { file, kind: 'full', size: data.length, outcome: 'resumed', resumedAt: cut, bytesSent: data.length - cut },
       ]);
 
-      const download = await fetch(`${server.httpUrl}${path}`, { headers: { Authorization: `Bearer ${server.adminToken}` } });
+      const download = await fetch(`${server.httpUrl}${path}`, {
+        headers: { Authorization: `Bearer ${server.adminToken}` },
+      });
       expect(sha(Buffer.from(await download.arrayBuffer()))).toBe(sha(data));
     });
 
     it('retries a chunk whose connection was cut and continues from the offset the server holds', async () => {
-      const release = await writeFakeRelease(join(dir, 'cut-3.0'), { name: 'cut', version: '3.0', key: key.privateKey, size: 600_000 });
+      const release = await writeFakeRelease(join(dir, 'cut-3.0'), {
+        name: 'cut',
+        version: '3.0',
+        key: key.privateKey,
+        size: 600_000,
+      });
       const data = Object.values(release.files)[0];
       // a loopback TCP relay to the real server that cuts the first artifact upload after 250 kB
       const target = new URL(server.httpUrl);
@@ -347,8 +406,15 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       });
       await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
       try {
-        const viaRelay = { ...env, COWROOT_SERVER: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`, COWROOT_TOKEN: server.adminToken };
-        const result = await runCliInProcess(['--json', 'releases', 'publish', release.dir, '--chunk-size', '1M'], viaRelay);
+        const viaRelay = {
+          ...env,
+          COWROOT_SERVER: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+          COWROOT_TOKEN: server.adminToken,
+        };
+        const result = await runCliInProcess(
+          ['--json', 'releases', 'publish', release.dir, '--chunk-size', '1M'],
+          viaRelay,
+        );
         expect(cut).toBe(true);
         expect(result.code).toBe(ExitCode.Ok);
         expect(result.stderr).toMatch(/connection lost .*; retrying in/);
@@ -359,13 +425,21 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       } finally {
         await new Promise<void>((resolve) => relay.close(() => resolve()));
       }
-      const download = await fetch(`${server.httpUrl}/api/v1/releases/cut/3.0/artifacts/${Object.keys(release.files)[0]}`, { headers: { Authorization: `Bearer ${server.adminToken}` } });
+      const download = await fetch(
+        `${server.httpUrl}/api/v1/releases/cut/3.0/artifacts/${Object.keys(release.files)[0]}`,
+        { headers: { Authorization: `Bearer ${server.adminToken}` } },
+      );
       expect(sha(Buffer.from(await download.arrayBuffer()))).toBe(sha(data));
     });
 
     it('refuses artifacts signed by an unregistered key with exit 5 and a missing directory with exit 2', async () => {
       const stranger = generateKeyPairSync('ed25519');
-      const release = await writeFakeRelease(join(dir, 'unsigned-1.0'), { name: 'unsigned', version: '1.0', key: stranger.privateKey, size: 1000 });
+      const release = await writeFakeRelease(join(dir, 'unsigned-1.0'), {
+        name: 'unsigned',
+        version: '1.0',
+        key: stranger.privateKey,
+        size: 1000,
+      });
       const refused = await cli('releases', 'publish', release.dir);
       expect(refused.code).toBe(ExitCode.Conflict);
       expect(refused.stderr).toMatch(/INVALID_STATE \(HTTP 422\): the manifest signature does not verify/);
@@ -374,7 +448,9 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
   });
 
   it("every endpoint the CLI calls is in the server's OpenAPI document (/docs-json)", async () => {
-    const document = (await (await fetch(`${server.httpUrl}/docs-json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const document = (await (await fetch(`${server.httpUrl}/docs-json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     const used: [string, string][] = [
       ['get', '/api/v1/audit'],
       ['get', '/api/v1/audit/export'],
@@ -394,21 +470,35 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       ['get', '/api/v1/rollouts/{id}'],
       ['get', '/api/v1/rollouts/{id}/executions'],
       ['get', '/api/v1/rollouts/{id}/timeline'],
-      ...(['pause', 'resume', 'cancel', 'approve', 'retry-failed'] as const).map((action): [string, string] => ['post', `/api/v1/rollouts/{id}/${action}`]),
+      ...(['pause', 'resume', 'cancel', 'approve', 'retry-failed'] as const).map((action): [string, string] => [
+        'post',
+        `/api/v1/rollouts/{id}/${action}`,
+      ]),
       ['post', '/api/v1/rollbacks'],
       ['get', '/api/v1/rollbacks/{id}'],
     ];
-    const missing = used.filter(([method, path]) => !document.paths[path]?.[method]).map(([method, path]) => `${method.toUpperCase()} ${path}`);
+    const missing = used
+      .filter(([method, path]) => !document.paths[path]?.[method])
+      .map(([method, path]) => `${method.toUpperCase()} ${path}`);
     expect(missing).toEqual([]);
   });
 
   it('the bundle (dist/cowroot.js built by tools/bundle.mjs) runs with plain node and keeps the exit codes', async () => {
     const outfile = join(dir, 'bundle', 'cowroot.js');
-    await run(process.execPath, [join(__dirname, '../../../tools/bundle.mjs'), join(__dirname, 'main.ts'), outfile, '--executable']);
+    await run(process.execPath, [
+      join(__dirname, '../../../tools/bundle.mjs'),
+      join(__dirname, 'main.ts'),
+      outfile,
+      '--executable',
+    ]);
     const bundleEnv = { ...process.env, COWROOT_CONFIG: env.COWROOT_CONFIG };
-    const { stdout } = await run(process.execPath, [outfile, '--json', 'devices', 'list', '--tag', 'canary'], { env: bundleEnv });
+    const { stdout } = await run(process.execPath, [outfile, '--json', 'devices', 'list', '--tag', 'canary'], {
+      env: bundleEnv,
+    });
     expect((JSON.parse(stdout) as { id: string }[]).map((d) => d.id)).toEqual(['gw-0001', 'gw-0100']);
-    const failed = await run(process.execPath, [outfile, 'devices', 'show', 'gw-nope'], { env: bundleEnv }).catch((error: { code: number; stderr: string }) => error);
+    const failed = await run(process.execPath, [outfile, 'devices', 'show', 'gw-nope'], { env: bundleEnv }).catch(
+      (error: { code: number; stderr: string }) => error,
+    );
     expect(failed).toMatchObject({ code: ExitCode.NotFound });
     expect((failed as { stderr: string }).stderr).toContain('NOT_FOUND');
   });

@@ -62,7 +62,13 @@ function reportError(context: CliContext, error: CliError, json: boolean): void 
   if (json) {
     const body =
       error instanceof ApiError
-        ? { status: error.status, code: error.code, message: error.serverMessage, correlationId: error.correlationId, details: error.details ?? null }
+        ? {
+            status: error.status,
+            code: error.code,
+            message: error.serverMessage,
+            correlationId: error.correlationId,
+            details: error.details ?? null,
+          }
         : { code: ExitCode[error.exitCode].toUpperCase(), message: error.message };
     context.err(JSON.stringify({ error: { ...body, exitCode: error.exitCode } }));
     return;

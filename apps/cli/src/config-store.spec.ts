@@ -59,8 +59,17 @@ describe(ConfigStore.name, () => {
     const path = join(dir, 'config.json');
     const stored = new ConfigStore({ COWROOT_CONFIG: path });
     await stored.write({ server: 'http://stored', token: 'stored-token' });
-    expect(await new ConfigStore({ COWROOT_CONFIG: path, COWROOT_TOKEN: 'env-token' }).resolve()).toEqual({ server: 'http://stored', token: 'env-token' });
-    expect(await new ConfigStore({ COWROOT_CONFIG: join(dir, 'none'), COWROOT_SERVER: 'http://env/', COWROOT_TOKEN: 't' }).resolve()).toEqual({
+    expect(await new ConfigStore({ COWROOT_CONFIG: path, COWROOT_TOKEN: 'env-token' }).resolve()).toEqual({
+      server: 'http://stored',
+      token: 'env-token',
+    });
+    expect(
+      await new ConfigStore({
+        COWROOT_CONFIG: join(dir, 'none'),
+        COWROOT_SERVER: 'http://env/',
+        COWROOT_TOKEN: 't',
+      }).resolve(),
+    ).toEqual({
       server: 'http://env',
       token: 't',
     });

@@ -76,7 +76,10 @@ export class ConfigStore {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = `${this.path}.${process.pid}.tmp`;
     try {
-      await writeFile(temp, `${JSON.stringify({ server: config.server, token: config.token }, null, 2)}\n`, { mode: 0o600, flag: 'w' });
+      await writeFile(temp, `${JSON.stringify({ server: config.server, token: config.token }, null, 2)}\n`, {
+        mode: 0o600,
+        flag: 'w',
+      });
       await chmod(temp, 0o600); // writeFile's mode passes through the umask and is ignored for an existing file
       await rename(temp, this.path);
     } catch (error) {
@@ -98,7 +101,12 @@ export class ConfigStore {
 function isConfig(value: unknown): value is CliConfig {
   if (typeof value !== 'object' || value === null) return false;
   const record = value as Record<string, unknown>;
-  return typeof record.server === 'string' && record.server.length > 0 && typeof record.token === 'string' && record.token.length > 0;
+  return (
+    typeof record.server === 'string' &&
+    record.server.length > 0 &&
+    typeof record.token === 'string' &&
+    record.token.length > 0
+  );
 }
 
 /** `http(s)://host[:port][/prefix]` without a trailing slash; anything else is a usage error. */

@@ -20,20 +20,38 @@ describe('exitCodeForStatus', () => {
   });
 
   it('keeps the documented numbers (scripts depend on them)', () => {
-    expect([ExitCode.Ok, ExitCode.Failure, ExitCode.Usage, ExitCode.Auth, ExitCode.NotFound, ExitCode.Conflict, ExitCode.Unreachable]).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect([
+      ExitCode.Ok,
+      ExitCode.Failure,
+      ExitCode.Usage,
+      ExitCode.Auth,
+      ExitCode.NotFound,
+      ExitCode.Conflict,
+      ExitCode.Unreachable,
+    ]).toEqual([0, 1, 2, 3, 4, 5, 6]);
   });
 });
 
 describe('errorFrom', () => {
   it("quotes the server's code, message and correlation id", () => {
-    const error = errorFrom(404, 'Not Found', JSON.stringify({ error: { code: 'NOT_FOUND', message: 'device gw-9 not found', correlationId: 'cli-abc' } }));
+    const error = errorFrom(
+      404,
+      'Not Found',
+      JSON.stringify({ error: { code: 'NOT_FOUND', message: 'device gw-9 not found', correlationId: 'cli-abc' } }),
+    );
     expect(error).toBeInstanceOf(ApiError);
     expect(error.exitCode).toBe(ExitCode.NotFound);
     expect(error.message).toBe('NOT_FOUND (HTTP 404): device gw-9 not found [correlation id cli-abc]');
   });
 
   it('keeps details (e.g. the offset of a resumable upload)', () => {
-    const error = errorFrom(409, 'Conflict', JSON.stringify({ error: { code: 'CONFLICT', message: 'continues at byte 5', details: { offset: 5 }, correlationId: 'x' } })) as ApiError;
+    const error = errorFrom(
+      409,
+      'Conflict',
+      JSON.stringify({
+        error: { code: 'CONFLICT', message: 'continues at byte 5', details: { offset: 5 }, correlationId: 'x' },
+      }),
+    ) as ApiError;
     expect(error.details).toEqual({ offset: 5 });
     expect(error.exitCode).toBe(ExitCode.Conflict);
   });

@@ -40,6 +40,12 @@ describe(ProgressBar.name, () => {
 
 describe('formatBytes', () => {
   it('uses binary units', () => {
-    expect([formatBytes(0), formatBytes(1023), formatBytes(1536), formatBytes(64 * 1024 ** 2), formatBytes(3 * 1024 ** 4)]).toEqual(['0 B', '1023 B', '1.5 KiB', '64.0 MiB', '3.0 TiB']);
+    expect([
+      formatBytes(0),
+      formatBytes(1023),
+      formatBytes(1536),
+      formatBytes(64 * 1024 ** 2),
+      formatBytes(3 * 1024 ** 4),
+    ]).toEqual(['0 B', '1023 B', '1.5 KiB', '64.0 MiB', '3.0 TiB']);
   });
 });

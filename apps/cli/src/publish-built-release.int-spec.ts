@@ -21,7 +21,15 @@ const run = promisify(execFile);
  */
 describePrivileged(
   'cowroot releases publish of directories built by cowroot-release on real btrfs',
-  [requireRoot, requireCommand('btrfs'), requireCommand('mkfs.btrfs'), requireCommand('mkimage'), requireCommand('zstd'), requireCommand('rsync'), requireLoopDevices],
+  [
+    requireRoot,
+    requireCommand('btrfs'),
+    requireCommand('mkfs.btrfs'),
+    requireCommand('mkimage'),
+    requireCommand('zstd'),
+    requireCommand('rsync'),
+    requireLoopDevices,
+  ],
   () => {
     let work: string;
     let pool: LoopBtrfs | undefined;
@@ -33,15 +41,35 @@ describePrivileged(
     async function build(release: string, extra: string[] = []): Promise<void> {
       const [name, version] = release.split('@');
       await run(process.execPath, [
-        releaseTool, 'build', '--rootfs', join(work, 'rootfs'), '--pool', pool!.mountPoint, '--name', name, '--version', version,
-        '--key', join(work, 'release.key'), '--out', out(release), '--arch', 'x86', ...extra,
+        releaseTool,
+        'build',
+        '--rootfs',
+        join(work, 'rootfs'),
+        '--pool',
+        pool!.mountPoint,
+        '--name',
+        name,
+        '--version',
+        version,
+        '--key',
+        join(work, 'release.key'),
+        '--out',
+        out(release),
+        '--arch',
+        'x86',
+        ...extra,
       ]);
     }
 
     beforeAll(async () => {
       work = await mkdtemp(join(tmpdir(), 'cowroot-cli-built-'));
       releaseTool = join(work, 'cowroot-release.js');
-      await run(process.execPath, [resolve(__dirname, '../../../tools/bundle.mjs'), resolve(__dirname, '../../../deploy/release/src/main.ts'), releaseTool, '--executable']);
+      await run(process.execPath, [
+        resolve(__dirname, '../../../tools/bundle.mjs'),
+        resolve(__dirname, '../../../deploy/release/src/main.ts'),
+        releaseTool,
+        '--executable',
+      ]);
       await mkdir(join(work, 'pool'));
       pool = await LoopBtrfs.create(new CommandRunner(), join(work, 'pool'));
       await writeFakeRootfs(join(work, 'rootfs'));
@@ -51,7 +79,11 @@ describePrivileged(
       await build('demo@1.1', ['--base', 'demo@1.0', '--delta-from', 'demo@1.0']);
 
       server = await startTestServer();
-      env = { COWROOT_SERVER: server.httpUrl, COWROOT_TOKEN: server.adminToken, COWROOT_CONFIG: join(work, 'unused.json') };
+      env = {
+        COWROOT_SERVER: server.httpUrl,
+        COWROOT_TOKEN: server.adminToken,
+        COWROOT_CONFIG: join(work, 'unused.json'),
+      };
       const registered = await fetch(`${server.httpUrl}/api/v1/signing-keys`, {
         method: 'POST',
         headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
@@ -68,19 +100,41 @@ describePrivileged(
 
     it('publishes both releases; the server holds byte-identical streams with the parent link', async () => {
       for (const release of ['demo@1.0', 'demo@1.1']) {
-        const result = await runCliInProcess(['--json', 'releases', 'publish', out(release), '--chunk-size', '256K'], env);
+        const result = await runCliInProcess(
+          ['--json', 'releases', 'publish', out(release), '--chunk-size', '256K'],
+          env,
+        );
         expect(result.code).toBe(ExitCode.Ok);
         expect(JSON.parse(result.stdout).releaseCreated).toBe(true);
       }
       const shown = await runCliInProcess(['--json', 'releases', 'show', 'demo@1.1'], env);
-      const release = JSON.parse(shown.stdout) as { snapshotUuid: string; artifacts: { file: string; kind: string; sha256: string; parent: { name: string; version: string } | null; url: string }[] };
-      const index = JSON.parse(await readFile(join(out('demo@1.1'), 'release.json'), 'utf8')) as { snapshotUuid: string; artifacts: { file: string; sha256: string }[] };
+      const release = JSON.parse(shown.stdout) as {
+        snapshotUuid: string;
+        artifacts: {
+          file: string;
+          kind: string;
+          sha256: string;
+          parent: { name: string; version: string } | null;
+          url: string;
+        }[];
+      };
+      const index = JSON.parse(await readFile(join(out('demo@1.1'), 'release.json'), 'utf8')) as {
+        snapshotUuid: string;
+        artifacts: { file: string; sha256: string }[];
+      };
       expect(release.snapshotUuid).toBe(index.snapshotUuid);
-      expect(release.artifacts.map((a) => [a.file, a.sha256]).sort()).toEqual(index.artifacts.map((a) => [a.file, a.sha256]).sort());
-      expect(release.artifacts.find((a) => a.kind === 'incremental')?.parent).toMatchObject({ name: 'demo', version: '1.0' });
+      expect(release.artifacts.map((a) => [a.file, a.sha256]).sort()).toEqual(
+        index.artifacts.map((a) => [a.file, a.sha256]).sort(),
+      );
+      expect(release.artifacts.find((a) => a.kind === 'incremental')?.parent).toMatchObject({
+        name: 'demo',
+        version: '1.0',
+      });
 
       for (const artifact of release.artifacts) {
-        const response = await fetch(`${server!.httpUrl}/api/v1/releases/demo/1.1/artifacts/${artifact.file}`, { headers: { Authorization: `Bearer ${server!.adminToken}` } });
+        const response = await fetch(`${server!.httpUrl}/api/v1/releases/demo/1.1/artifacts/${artifact.file}`, {
+          headers: { Authorization: `Bearer ${server!.adminToken}` },
+        });
         const bytes = Buffer.from(await response.arrayBuffer());
         expect(createHash('sha256').update(bytes).digest('hex')).toBe(artifact.sha256);
         expect(bytes.equals(await readFile(join(out('demo@1.1'), artifact.file)))).toBe(true);

@@ -1,6 +1,12 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ArtifactKind, RELEASE_INDEX_FILE, RELEASE_INDEX_FORMAT, ReleaseIndex, ReleaseIndexArtifact } from '@cowroot/protocol';
+import {
+  ArtifactKind,
+  RELEASE_INDEX_FILE,
+  RELEASE_INDEX_FORMAT,
+  ReleaseIndex,
+  ReleaseIndexArtifact,
+} from '@cowroot/protocol';
 import { CliError } from './cli-error';
 
 /** An artifact of `release.json` (libs/protocol/src/release-index.ts), as the CLI uploads it. */
@@ -9,7 +15,9 @@ export type IndexedArtifact = ReleaseIndexArtifact;
 /** A file of the release directory: a bare name, never a path that could leave the directory. */
 function plainName(value: unknown, what: string): string {
   if (typeof value !== 'string' || value === '' || value !== basename(value) || value === '.' || value === '..') {
-    throw new CliError(`${RELEASE_INDEX_FILE}: ${what} must be a file name inside the release directory, got ${JSON.stringify(value)}`);
+    throw new CliError(
+      `${RELEASE_INDEX_FILE}: ${what} must be a file name inside the release directory, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -26,22 +34,35 @@ export async function readReleaseIndex(dir: string): Promise<ReleaseIndex> {
     raw = JSON.parse(await readFile(path, 'utf8'));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw CliError.usage(`${dir} has no ${RELEASE_INDEX_FILE}: give the output directory of \`cowroot-release build\``);
+    if (code === 'ENOENT')
+      throw CliError.usage(
+        `${dir} has no ${RELEASE_INDEX_FILE}: give the output directory of \`cowroot-release build\``,
+      );
     throw new CliError(`cannot read ${path}: ${(error as Error).message}`);
   }
   const index = raw as Partial<ReleaseIndex>;
   if (index?.format !== RELEASE_INDEX_FORMAT) {
-    throw new CliError(`${path}: format ${JSON.stringify(index?.format)} is not ${RELEASE_INDEX_FORMAT} (built by another version of cowroot-release?)`);
+    throw new CliError(
+      `${path}: format ${JSON.stringify(index?.format)} is not ${RELEASE_INDEX_FORMAT} (built by another version of cowroot-release?)`,
+    );
   }
-  if (typeof index.name !== 'string' || typeof index.version !== 'string' || !Array.isArray(index.artifacts) || index.artifacts.length === 0) {
+  if (
+    typeof index.name !== 'string' ||
+    typeof index.version !== 'string' ||
+    !Array.isArray(index.artifacts) ||
+    index.artifacts.length === 0
+  ) {
     throw new CliError(`${path}: needs name, version and at least one artifact`);
   }
   const artifacts = index.artifacts.map((item, position) => {
     const entry = item as Partial<IndexedArtifact>;
     const what = `artifacts[${position}]`;
-    if (entry.kind !== ArtifactKind.Full && entry.kind !== ArtifactKind.Incremental) throw new CliError(`${path}: ${what}.kind must be full or incremental`);
-    if (!Number.isSafeInteger(entry.size) || (entry.size as number) < 1) throw new CliError(`${path}: ${what}.size must be a byte count above 0`);
-    if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) throw new CliError(`${path}: ${what}.sha256 must be 64 hex digits`);
+    if (entry.kind !== ArtifactKind.Full && entry.kind !== ArtifactKind.Incremental)
+      throw new CliError(`${path}: ${what}.kind must be full or incremental`);
+    if (!Number.isSafeInteger(entry.size) || (entry.size as number) < 1)
+      throw new CliError(`${path}: ${what}.size must be a byte count above 0`);
+    if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256))
+      throw new CliError(`${path}: ${what}.sha256 must be 64 hex digits`);
     return {
       kind: entry.kind,
       file: plainName(entry.file, `${what}.file`),

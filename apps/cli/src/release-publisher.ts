@@ -27,7 +27,14 @@ export interface PublishResult {
   name: string;
   version: string;
   releaseCreated: boolean;
-  artifacts: { file: string; kind: string; size: number; outcome: ArtifactOutcome; resumedAt: number | null; bytesSent: number }[];
+  artifacts: {
+    file: string;
+    kind: string;
+    size: number;
+    outcome: ArtifactOutcome;
+    resumedAt: number | null;
+    bytesSent: number;
+  }[];
 }
 
 const MAX_CHUNK_FAILURES_MESSAGE = 'giving up after repeated failures';
@@ -54,7 +61,14 @@ export class ReleasePublisher {
     for (const artifact of index.artifacts) {
       const existing = stored.get(artifact.file);
       if (existing && existing.sha256 === artifact.sha256) {
-        result.artifacts.push({ file: artifact.file, kind: artifact.kind, size: artifact.size, outcome: 'already-stored', resumedAt: null, bytesSent: 0 });
+        result.artifacts.push({
+          file: artifact.file,
+          kind: artifact.kind,
+          size: artifact.size,
+          outcome: 'already-stored',
+          resumedAt: null,
+          bytesSent: 0,
+        });
         this.note(`${artifact.file}  already stored (${formatBytes(artifact.size)})`);
         continue;
       }
@@ -63,34 +77,53 @@ export class ReleasePublisher {
     return result;
   }
 
-  private async ensureRelease(ref: { name: string; version: string }, description: string | null): Promise<{ release: ReleaseWithArtifactsView; created: boolean }> {
+  private async ensureRelease(
+    ref: { name: string; version: string },
+    description: string | null,
+  ): Promise<{ release: ReleaseWithArtifactsView; created: boolean }> {
     try {
       return { release: await this.client.get<ReleaseWithArtifactsView>(releasePath(ref)), created: false };
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404) throw error;
     }
     try {
-      await this.client.post('/api/v1/releases', { name: ref.name, version: ref.version, ...(description ? { description } : {}) });
+      await this.client.post('/api/v1/releases', {
+        name: ref.name,
+        version: ref.version,
+        ...(description ? { description } : {}),
+      });
       this.note(`created release ${ref.name}@${ref.version}`);
       return { release: await this.client.get<ReleaseWithArtifactsView>(releasePath(ref)), created: true };
     } catch (error) {
       // someone else created it in between: publish into it
-      if (error instanceof ApiError && error.status === 409) return { release: await this.client.get<ReleaseWithArtifactsView>(releasePath(ref)), created: false };
+      if (error instanceof ApiError && error.status === 409)
+        return { release: await this.client.get<ReleaseWithArtifactsView>(releasePath(ref)), created: false };
       throw error;
     }
   }
 
-  private async uploadArtifact(dir: string, ref: { name: string; version: string }, artifact: IndexedArtifact): Promise<PublishResult['artifacts'][number]> {
+  private async uploadArtifact(
+    dir: string,
+    ref: { name: string; version: string },
+    artifact: IndexedArtifact,
+  ): Promise<PublishResult['artifacts'][number]> {
     const path = `${releasePath(ref)}/artifacts/${encodeURIComponent(artifact.file)}`;
     const manifest = (await readFile(join(dir, artifact.manifest))).toString('base64');
     const signature = (await readFile(join(dir, artifact.signature), 'utf8')).trim();
-    const headers = { 'Content-Type': 'application/octet-stream', 'X-Cowroot-Manifest': manifest, 'X-Cowroot-Signature': signature };
+    const headers = {
+      'Content-Type': 'application/octet-stream',
+      'X-Cowroot-Manifest': manifest,
+      'X-Cowroot-Signature': signature,
+    };
     const size = artifact.size;
 
     let offset = await this.serverOffset(path);
     if (offset >= size) offset = 0; // every byte arrived but nothing was committed: start over
     const resumedAt = offset > 0 ? offset : null;
-    if (resumedAt !== null) this.note(`${artifact.file}  resuming the interrupted upload at byte ${offset} of ${size} (${formatBytes(offset)})`);
+    if (resumedAt !== null)
+      this.note(
+        `${artifact.file}  resuming the interrupted upload at byte ${offset} of ${size} (${formatBytes(offset)})`,
+      );
     const bar = this.options.progress ? new ProgressBar(this.context.io.stderr, artifact.file, size, offset) : null;
     /** bytes of chunks the server stored (a refused or cut chunk does not count) */
     let bytesSent = 0;
@@ -108,11 +141,25 @@ export class ReleasePublisher {
       });
       let answer;
       try {
-        answer = await this.client.upload('PUT', path, { ...headers, 'Content-Range': `bytes ${offset}-${end}/${size}` }, body, end - offset + 1);
+        answer = await this.client.upload(
+          'PUT',
+          path,
+          { ...headers, 'Content-Range': `bytes ${offset}-${end}/${size}` },
+          body,
+          end - offset + 1,
+        );
       } catch (error) {
         if (!(error instanceof TransportError)) throw error;
-        failures = await this.failed(failures, artifact.file, `connection lost (${describeFetchFailure(error)})`, bar, () =>
-          CliError.unreachable(this.client.server, `${describeFetchFailure(error)}; run the same command again to resume ${artifact.file}`),
+        failures = await this.failed(
+          failures,
+          artifact.file,
+          `connection lost (${describeFetchFailure(error)})`,
+          bar,
+          () =>
+            CliError.unreachable(
+              this.client.server,
+              `${describeFetchFailure(error)}; run the same command again to resume ${artifact.file}`,
+            ),
         );
         offset = await this.serverOffset(path);
         continue;
@@ -121,8 +168,17 @@ export class ReleasePublisher {
       if (answer.status === 201 || answer.status === 200) {
         bytesSent += answer.status === 201 ? sentInChunk : 0;
         const stored = json as ArtifactView;
-        bar?.finish(`${answer.status === 201 ? 'uploaded' : 'already stored'} (${formatBytes(size)}, sha256 ${stored?.sha256?.slice(0, 12) ?? '?'}…)`);
-        return { file: artifact.file, kind: artifact.kind, size, outcome: answer.status === 200 ? 'already-stored' : resumedAt !== null ? 'resumed' : 'uploaded', resumedAt, bytesSent };
+        bar?.finish(
+          `${answer.status === 201 ? 'uploaded' : 'already stored'} (${formatBytes(size)}, sha256 ${stored?.sha256?.slice(0, 12) ?? '?'}…)`,
+        );
+        return {
+          file: artifact.file,
+          kind: artifact.kind,
+          size,
+          outcome: answer.status === 200 ? 'already-stored' : resumedAt !== null ? 'resumed' : 'uploaded',
+          resumedAt,
+          bytesSent,
+        };
       }
       if (answer.status === 202) {
         bytesSent += sentInChunk;
@@ -153,7 +209,13 @@ export class ReleasePublisher {
   }
 
   /** Counts a failed chunk, waits with backoff, or throws `giveUp()` once the retries are spent. */
-  private async failed(failures: number, file: string, why: string, bar: ProgressBar | null, giveUp: () => CliError): Promise<number> {
+  private async failed(
+    failures: number,
+    file: string,
+    why: string,
+    bar: ProgressBar | null,
+    giveUp: () => CliError,
+  ): Promise<number> {
     bar?.abandon();
     if (failures >= this.options.retries) {
       this.note(`${file}  ${MAX_CHUNK_FAILURES_MESSAGE}: ${why}`);
@@ -162,7 +224,8 @@ export class ReleasePublisher {
     const wait = this.options.retryDelayMs * 2 ** failures;
     this.note(`${file}  ${why}; retrying in ${(wait / 1000).toFixed(1)} s (${failures + 1}/${this.options.retries})`);
     await this.context.sleep(wait);
-    if (this.context.interrupted) throw new CliError(`interrupted; run the same command again to resume ${file}`, ExitCode.Failure);
+    if (this.context.interrupted)
+      throw new CliError(`interrupted; run the same command again to resume ${file}`, ExitCode.Failure);
     return failures + 1;
   }
 

@@ -43,15 +43,27 @@ describe('cowroot rollouts and rollback against the real server and simulated de
   beforeAll(async () => {
     server = await startTestServer();
     dir = await mkdtemp(join(tmpdir(), 'cowroot-cli-rollouts-'));
-    env = { COWROOT_SERVER: server.httpUrl, COWROOT_TOKEN: server.adminToken, COWROOT_CONFIG: join(dir, 'unused.json') };
+    env = {
+      COWROOT_SERVER: server.httpUrl,
+      COWROOT_TOKEN: server.adminToken,
+      COWROOT_CONFIG: join(dir, 'unused.json'),
+    };
     const key = generateKeyPairSync('ed25519');
     const registered = await fetch(`${server.httpUrl}/api/v1/signing-keys`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name: 'cli-rollouts', publicKeyPem: key.publicKey.export({ type: 'spki', format: 'pem' }).toString() }),
+      body: JSON.stringify({
+        name: 'cli-rollouts',
+        publicKeyPem: key.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      }),
     });
     expect(registered.status).toBe(201);
-    const release = await writeFakeRelease(join(dir, 'fleet-2.0'), { name: 'fleet', version: '2.0', key: key.privateKey, size: 50_000 });
+    const release = await writeFakeRelease(join(dir, 'fleet-2.0'), {
+      name: 'fleet',
+      version: '2.0',
+      key: key.privateKey,
+      size: 50_000,
+    });
     expect((await cli('releases', 'publish', release.dir, '--no-progress')).code).toBe(ExitCode.Ok);
 
     fleet = new FleetSimulator({
@@ -81,10 +93,32 @@ describe('cowroot rollouts and rollback against the real server and simulated de
   let rolloutId = '';
 
   it('creates a canary rollout that waits for approval after the first wave', async () => {
-    const created = await cli('--json', 'rollouts', 'create', '--release', 'fleet@2.0', '--tag', 'cli-lab', '--wave', '1', '--wave', '100%,approval', '--timeout', '2m', '--abort', 'any:50%:min=2:pause', '--reason', 'cli test');
+    const created = await cli(
+      '--json',
+      'rollouts',
+      'create',
+      '--release',
+      'fleet@2.0',
+      '--tag',
+      'cli-lab',
+      '--wave',
+      '1',
+      '--wave',
+      '100%,approval',
+      '--timeout',
+      '2m',
+      '--abort',
+      'any:50%:min=2:pause',
+      '--reason',
+      'cli test',
+    );
     const rollout = json<RolloutStatusView>(created);
     rolloutId = rollout.id;
-    expect(rollout).toMatchObject({ release: { name: 'fleet', version: '2.0' }, selector: { tags: ['cli-lab'] }, total: 4 });
+    expect(rollout).toMatchObject({
+      release: { name: 'fleet', version: '2.0' },
+      selector: { tags: ['cli-lab'] },
+      total: 4,
+    });
     expect(rollout.waves.map((wave) => [wave.size, wave.requiresApproval, wave.total])).toEqual([
       [{ kind: 'count', value: 1 }, false, 1],
       [{ kind: 'percent', value: 100 }, true, 3],
@@ -111,7 +145,10 @@ describe('cowroot rollouts and rollback against the real server and simulated de
 
     const watched = await cli('--json', 'rollouts', 'status', rolloutId, '--watch', '--interval', '1s');
     expect(watched.code).toBe(ExitCode.Ok);
-    const frames = watched.stdout.trim().split('\n').map((line) => JSON.parse(line) as RolloutStatusView);
+    const frames = watched.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as RolloutStatusView);
     expect(frames[frames.length - 1]).toMatchObject({ status: 'completed', counts: { confirmed: 4 } });
 
     // on a terminal the screen is cleared and redrawn; a finished rollout ends the watch after one frame
@@ -121,8 +158,12 @@ describe('cowroot rollouts and rollback against the real server and simulated de
     expect(screen.stdout).toMatch(/^status:\s+COMPLETED$/m);
     expect(screen.stdout.split('\x1b[2J')).toHaveLength(2);
 
-    const executions = json<{ deviceId: string; state: string; artifact: { file: string; kind: string } | null }[]>(await cli('--json', 'rollouts', 'executions', rolloutId, '--all'));
-    expect(executions.map((e) => [e.deviceId, e.state, e.artifact?.kind]).sort()).toEqual(fleet.devices.map((d) => [d.id, 'confirmed', 'full']).sort());
+    const executions = json<{ deviceId: string; state: string; artifact: { file: string; kind: string } | null }[]>(
+      await cli('--json', 'rollouts', 'executions', rolloutId, '--all'),
+    );
+    expect(executions.map((e) => [e.deviceId, e.state, e.artifact?.kind]).sort()).toEqual(
+      fleet.devices.map((d) => [d.id, 'confirmed', 'full']).sort(),
+    );
 
     const timeline = json<{ action: string }[]>(await cli('--json', 'rollouts', 'timeline', rolloutId));
     expect(timeline.length).toBeGreaterThan(0);
@@ -131,7 +172,17 @@ describe('cowroot rollouts and rollback against the real server and simulated de
   });
 
   it("rolls the rollout's devices back to where they came from and waits for each outcome", async () => {
-    const result = await cli('--json', 'rollback', '--rollout', rolloutId, '--reason', 'cli test rollback', '--wait', '--wait-timeout', '30s');
+    const result = await cli(
+      '--json',
+      'rollback',
+      '--rollout',
+      rolloutId,
+      '--reason',
+      'cli test rollback',
+      '--wait',
+      '--wait-timeout',
+      '30s',
+    );
     const rollback = json<{ target: { type: string }; devices: { deviceId: string; state: string }[] }>(result);
     expect(rollback.target.type).toBe('rollout');
     expect(rollback.devices.map((d) => d.state)).toEqual(['confirmed', 'confirmed', 'confirmed', 'confirmed']);
@@ -140,7 +191,21 @@ describe('cowroot rollouts and rollback against the real server and simulated de
 
   it('pauses, resumes and cancels; actions in the wrong state exit 5, unknown rollouts exit 4', async () => {
     const rollout = json<RolloutStatusView>(
-      await cli('--json', 'rollouts', 'create', '--release', 'fleet@2.0', '--device', 'clisim-00001', '--device', 'clisim-00002', '--wave', '1,approval', '--wave', '100%'),
+      await cli(
+        '--json',
+        'rollouts',
+        'create',
+        '--release',
+        'fleet@2.0',
+        '--device',
+        'clisim-00001',
+        '--device',
+        'clisim-00002',
+        '--wave',
+        '1,approval',
+        '--wave',
+        '100%',
+      ),
     );
     expect((await cli('rollouts', 'pause', rollout.id, '--reason', 'hold')).stdout).toContain('paused');
     expect((await status(rollout.id)).status).toBe('paused');
@@ -156,6 +221,8 @@ describe('cowroot rollouts and rollback against the real server and simulated de
     const missing = await cli('rollouts', 'status', '00000000-0000-4000-8000-000000000000');
     expect(missing.code).toBe(ExitCode.NotFound);
     expect((await cli('rollouts', 'create', '--release', 'fleet@2.0', '--wave', '100%')).code).toBe(ExitCode.Usage);
-    expect((await cli('rollouts', 'create', '--release', 'nope@1', '--all-devices', '--wave', '100%')).code).toBe(ExitCode.NotFound);
+    expect((await cli('rollouts', 'create', '--release', 'nope@1', '--all-devices', '--wave', '100%')).code).toBe(
+      ExitCode.NotFound,
+    );
   });
 });

@@ -52,11 +52,21 @@ export function streamUpload(upload: StreamUploadRequest): Promise<StreamUploadA
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () =>
-        finish(() => resolve({ status: response.statusCode ?? 0, statusText: response.statusMessage ?? '', text: Buffer.concat(chunks).toString('utf8') })),
+        finish(() =>
+          resolve({
+            status: response.statusCode ?? 0,
+            statusText: response.statusMessage ?? '',
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        ),
       );
-      response.on('error', (error: NodeJS.ErrnoException) => finish(() => reject(new TransportError(`answer interrupted: ${error.message}`, error.code))));
+      response.on('error', (error: NodeJS.ErrnoException) =>
+        finish(() => reject(new TransportError(`answer interrupted: ${error.message}`, error.code))),
+      );
     });
-    request.on('error', (error: NodeJS.ErrnoException) => finish(() => reject(new TransportError(error.message, error.code))));
+    request.on('error', (error: NodeJS.ErrnoException) =>
+      finish(() => reject(new TransportError(error.message, error.code))),
+    );
     upload.body.on('error', (error: Error) => {
       request.destroy(error);
       finish(() => reject(error));

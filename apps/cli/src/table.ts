@@ -35,7 +35,9 @@ function pad(text: string, width: number, align: 'left' | 'right'): string {
  */
 export function formatTable<T>(columns: readonly Column<T>[], rows: readonly T[]): string {
   const cells = rows.map((row) => columns.map((column) => cellText(column.value(row))));
-  const widths = columns.map((column, index) => Math.max(displayWidth(column.header), ...cells.map((line) => displayWidth(line[index]))));
+  const widths = columns.map((column, index) =>
+    Math.max(displayWidth(column.header), ...cells.map((line) => displayWidth(line[index]))),
+  );
   const render = (line: string[]) =>
     line
       .map((text, index) => pad(text, widths[index], columns[index].align ?? 'left'))
@@ -45,7 +47,9 @@ export function formatTable<T>(columns: readonly Column<T>[], rows: readonly T[]
 }
 
 /** "key: value" lines with the keys padded to one width, for a single object. */
-export function formatKeyValues(entries: readonly (readonly [string, string | number | boolean | null | undefined])[]): string {
+export function formatKeyValues(
+  entries: readonly (readonly [string, string | number | boolean | null | undefined])[],
+): string {
   const width = Math.max(0, ...entries.map(([key]) => displayWidth(key)));
   return entries.map(([key, value]) => `${pad(`${key}:`, width + 1, 'left')} ${cellText(value)}`.trimEnd()).join('\n');
 }

@@ -29,9 +29,19 @@ export async function writeFakeRelease(dir: string, input: FakeReleaseInput): Pr
   const snapshotUuid = randomUUID();
   const createdAt = new Date().toISOString();
   const files: Record<string, Buffer> = {};
-  const items = [{ file: `${input.name}-${input.version}.full.btrfs.zst`, size: input.size, parent: null as FakeReleaseInput['deltaFrom'] | null }];
+  const items = [
+    {
+      file: `${input.name}-${input.version}.full.btrfs.zst`,
+      size: input.size,
+      parent: null as FakeReleaseInput['deltaFrom'] | null,
+    },
+  ];
   if (input.deltaFrom) {
-    items.push({ file: `${input.name}-${input.version}.from-${input.deltaFrom.version}.btrfs.zst`, size: input.deltaFrom.size, parent: input.deltaFrom });
+    items.push({
+      file: `${input.name}-${input.version}.from-${input.deltaFrom.version}.btrfs.zst`,
+      size: input.deltaFrom.size,
+      parent: input.deltaFrom,
+    });
   }
   const artifacts = [];
   for (const item of items) {
@@ -48,7 +58,12 @@ export async function writeFakeRelease(dir: string, input: FakeReleaseInput): Pr
           sha256,
           compression: 'zstd',
           snapshotUuid,
-          parent: item.parent ? { release: { name: item.parent.name, version: item.parent.version }, snapshotUuid: item.parent.snapshotUuid } : null,
+          parent: item.parent
+            ? {
+                release: { name: item.parent.name, version: item.parent.version },
+                snapshotUuid: item.parent.snapshotUuid,
+              }
+            : null,
           createdAt,
         },
         null,
@@ -73,7 +88,19 @@ export async function writeFakeRelease(dir: string, input: FakeReleaseInput): Pr
   artifacts.reverse();
   await writeFile(
     join(dir, 'release.json'),
-    JSON.stringify({ format: 'cowroot-release/1', name: input.name, version: input.version, description: `fake ${input.version}`, snapshotUuid, createdAt, artifacts }, null, 2),
+    JSON.stringify(
+      {
+        format: 'cowroot-release/1',
+        name: input.name,
+        version: input.version,
+        description: `fake ${input.version}`,
+        snapshotUuid,
+        createdAt,
+        artifacts,
+      },
+      null,
+      2,
+    ),
   );
   return { dir, snapshotUuid, files };
 }

@@ -26,10 +26,13 @@ export async function createApp(config: ServerConfig): Promise<ServerHandle> {
   if (!config.databaseUrl) embedded = await startEmbeddedPostgres(join(config.dataDir, 'pglite'));
   let app: NestExpressApplication | null = null;
   try {
-    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, config.databaseUrl ?? embedded!.url), {
-      logger: logLevels(config),
-      bodyParser: true,
-    });
+    app = await NestFactory.create<NestExpressApplication>(
+      AppModule.forRoot(config, config.databaseUrl ?? embedded!.url),
+      {
+        logger: logLevels(config),
+        bodyParser: true,
+      },
+    );
     app.useBodyParser('json', { limit: '10mb' });
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
     app.useGlobalFilters(new DomainErrorFilter());
@@ -70,7 +73,9 @@ export async function listenHttp(app: INestApplication, config: ServerConfig): P
     await app.listen(config.httpPort, config.httpHost);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new Error(`HTTP_PORT ${config.httpPort} on ${config.httpHost} is already in use: set HTTP_PORT to a free port`);
+      throw new Error(
+        `HTTP_PORT ${config.httpPort} on ${config.httpHost} is already in use: set HTTP_PORT to a free port`,
+      );
     }
     throw error;
   }

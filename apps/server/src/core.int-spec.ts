@@ -33,7 +33,11 @@ describe('server core', () => {
   });
 
   it('issues role tokens, enforces roles and audits who did it', async () => {
-    const created = await http().post('/api/v1/tokens').set(admin()).send({ name: 'viewer-1', role: 'viewer' }).expect(201);
+    const created = await http()
+      .post('/api/v1/tokens')
+      .set(admin())
+      .send({ name: 'viewer-1', role: 'viewer' })
+      .expect(201);
     expect(created.body.token).toMatch(/^cwr_/);
     const viewer = { Authorization: `Bearer ${created.body.token}` };
     await http().get('/api/v1/audit').set(viewer).expect(200);
@@ -54,7 +58,11 @@ describe('server core', () => {
   });
 
   it('validates bodies with a clear 400', async () => {
-    const res = await http().post('/api/v1/tokens').set(admin()).send({ name: 'x', role: 'root', extra: 1 }).expect(400);
+    const res = await http()
+      .post('/api/v1/tokens')
+      .set(admin())
+      .send({ name: 'x', role: 'root', extra: 1 })
+      .expect(400);
     expect(res.body.error.message).toMatch(/role/);
     expect(res.body.error.message).toMatch(/extra/);
   });
@@ -66,15 +74,27 @@ describe('server core', () => {
 
   it('pages the audit log with a cursor and exports it as CSV and JSON', async () => {
     for (let i = 0; i < 5; i++) {
-      await http().post('/api/v1/tokens').set(admin()).send({ name: `t${i}`, role: 'viewer' }).expect(201);
+      await http()
+        .post('/api/v1/tokens')
+        .set(admin())
+        .send({ name: `t${i}`, role: 'viewer' })
+        .expect(201);
     }
     const first = await http().get('/api/v1/audit').query({ limit: 2 }).set(admin()).expect(200);
     expect(first.body.items).toHaveLength(2);
-    const second = await http().get('/api/v1/audit').query({ limit: 2, cursor: first.body.nextCursor }).set(admin()).expect(200);
+    const second = await http()
+      .get('/api/v1/audit')
+      .query({ limit: 2, cursor: first.body.nextCursor })
+      .set(admin())
+      .expect(200);
     expect(Number(second.body.items[0].id)).toBeLessThan(Number(first.body.items[1].id));
     await http().get('/api/v1/audit').query({ cursor: 'garbage' }).set(admin()).expect(400);
 
-    const json = await http().get('/api/v1/audit/export').query({ format: 'json', action: 'token.created' }).set(admin()).expect(200);
+    const json = await http()
+      .get('/api/v1/audit/export')
+      .query({ format: 'json', action: 'token.created' })
+      .set(admin())
+      .expect(200);
     const rows = JSON.parse(json.text);
     expect(rows.length).toBeGreaterThanOrEqual(6);
     expect(rows.every((r: { action: string }) => r.action === 'token.created')).toBe(true);
@@ -82,7 +102,9 @@ describe('server core', () => {
     const csv = await http().get('/api/v1/audit/export').query({ format: 'csv' }).set(admin()).expect(200);
     expect(csv.headers['content-type']).toMatch(/text\/csv/);
     const lines = csv.text.trim().split('\r\n');
-    expect(lines[0]).toBe('id,at,actorType,actorId,actorName,action,subjectType,subjectId,before,after,reason,correlationId');
+    expect(lines[0]).toBe(
+      'id,at,actorType,actorId,actorName,action,subjectType,subjectId,before,after,reason,correlationId',
+    );
     expect(lines.length).toBeGreaterThan(6);
   });
 

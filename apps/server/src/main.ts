@@ -32,6 +32,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof ConfigError ? error.message : `cowroot server failed to start: ${(error as Error).message}`);
+  console.error(
+    error instanceof ConfigError ? error.message : `cowroot server failed to start: ${(error as Error).message}`,
+  );
   process.exit(1);
 });

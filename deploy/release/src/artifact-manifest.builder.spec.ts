@@ -31,14 +31,22 @@ describe(buildManifestBytes.name, () => {
   });
 
   it('writes a full manifest with parent null and the description, which the protocol parser accepts', () => {
-    const bytes = buildManifestBytes({ ...input, file: 'base-1.1.0-full.btrfs.zst', parent: null, description: 'spring release' });
+    const bytes = buildManifestBytes({
+      ...input,
+      file: 'base-1.1.0-full.btrfs.zst',
+      parent: null,
+      description: 'spring release',
+    });
     const parsed = parseManifest(bytes);
     expect(parsed.ok).toBe(true);
-    if (parsed.ok) expect(parsed.value).toMatchObject({ kind: ArtifactKind.Full, parent: null, description: 'spring release' });
+    if (parsed.ok)
+      expect(parsed.value).toMatchObject({ kind: ArtifactKind.Full, parent: null, description: 'spring release' });
   });
 
   it('refuses to produce a manifest devices would reject', () => {
-    expect(() => buildManifestBytes({ ...input, snapshotUuid: 'not-a-uuid' })).toThrow(/would be rejected by devices: .*snapshotUuid/);
+    expect(() => buildManifestBytes({ ...input, snapshotUuid: 'not-a-uuid' })).toThrow(
+      /would be rejected by devices: .*snapshotUuid/,
+    );
     expect(() => buildManifestBytes({ ...input, size: 0 })).toThrow(/size/);
   });
 });

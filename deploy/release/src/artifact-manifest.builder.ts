@@ -30,7 +30,10 @@ export function buildManifestBytes(input: ManifestInput): Buffer {
     compression: 'zstd',
     snapshotUuid: input.snapshotUuid,
     parent: input.parent
-      ? { release: { name: input.parent.release.name, version: input.parent.release.version }, snapshotUuid: input.parent.snapshotUuid }
+      ? {
+          release: { name: input.parent.release.name, version: input.parent.release.version },
+          snapshotUuid: input.parent.snapshotUuid,
+        }
       : null,
     createdAt: input.createdAt.toISOString(),
     ...(input.description ? { description: input.description } : {}),
@@ -38,7 +41,10 @@ export function buildManifestBytes(input: ManifestInput): Buffer {
   const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
   const parsed = parseManifest(bytes);
   if (!parsed.ok) {
-    throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `manifest for ${input.file} would be rejected by devices: ${parsed.message}`);
+    throw new ReleaseError(
+      ReleaseErrorCode.InvalidArgument,
+      `manifest for ${input.file} would be rejected by devices: ${parsed.message}`,
+    );
   }
   return bytes;
 }

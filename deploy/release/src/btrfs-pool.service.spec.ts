@@ -29,8 +29,14 @@ describe(BtrfsPool.name, () => {
     });
 
     it('sees a writable subvolume and a received one', () => {
-      const received = SHOW.replace(/Received UUID: \t\t-/, 'Received UUID: \t\t11111111-2222-3333-4444-555555555555').replace('readonly', '-');
-      expect(parseSubvolumeShow('p', received)).toMatchObject({ receivedUuid: '11111111-2222-3333-4444-555555555555', readOnly: false });
+      const received = SHOW.replace(
+        /Received UUID: \t\t-/,
+        'Received UUID: \t\t11111111-2222-3333-4444-555555555555',
+      ).replace('readonly', '-');
+      expect(parseSubvolumeShow('p', received)).toMatchObject({
+        receivedUuid: '11111111-2222-3333-4444-555555555555',
+        readOnly: false,
+      });
     });
 
     it('refuses output without a UUID', () => {
@@ -47,7 +53,8 @@ describe(BtrfsPool.name, () => {
     });
 
     it('also reads the -R form with received_uuid between them', () => {
-      const line = 'ID 258 gen 9 top level 5 parent_uuid - received_uuid 631081ec-8165-e744-8311-5d7e75d2b05d uuid aaaaaaaa-8165-e744-8311-5d7e75d2b05d path x';
+      const line =
+        'ID 258 gen 9 top level 5 parent_uuid - received_uuid 631081ec-8165-e744-8311-5d7e75d2b05d uuid aaaaaaaa-8165-e744-8311-5d7e75d2b05d path x';
       expect(parseSubvolumeList(line)).toEqual([{ uuid: 'aaaaaaaa-8165-e744-8311-5d7e75d2b05d', parentUuid: null }]);
     });
   });

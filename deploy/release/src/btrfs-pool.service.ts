@@ -63,10 +63,16 @@ export class BtrfsPool {
     try {
       type = (await statfs(root)).type;
     } catch (error) {
-      throw new ReleaseError(ReleaseErrorCode.PoolNotBtrfs, `pool ${root} is not accessible (${(error as NodeJS.ErrnoException).code}); pass --pool <mounted btrfs path>`);
+      throw new ReleaseError(
+        ReleaseErrorCode.PoolNotBtrfs,
+        `pool ${root} is not accessible (${(error as NodeJS.ErrnoException).code}); pass --pool <mounted btrfs path>`,
+      );
     }
     if (type !== BTRFS_SUPER_MAGIC) {
-      throw new ReleaseError(ReleaseErrorCode.PoolNotBtrfs, `pool ${root} is not on btrfs; mount a btrfs filesystem and pass its path as --pool`);
+      throw new ReleaseError(
+        ReleaseErrorCode.PoolNotBtrfs,
+        `pool ${root} is not on btrfs; mount a btrfs filesystem and pass its path as --pool`,
+      );
     }
     await mkdir(join(root, 'releases'), { recursive: true });
     return new BtrfsPool(runner, root);
@@ -90,7 +96,10 @@ export class BtrfsPool {
   async release(ref: ReleaseRefArg): Promise<SubvolumeInfo> {
     const path = this.releasePath(ref);
     if (!(await this.exists(path))) {
-      throw new ReleaseError(ReleaseErrorCode.UnknownRelease, `release ${ref} not found in the pool (no ${path}); build it first`);
+      throw new ReleaseError(
+        ReleaseErrorCode.UnknownRelease,
+        `release ${ref} not found in the pool (no ${path}); build it first`,
+      );
     }
     const info = await this.show(path);
     if (!info.readOnly) {
@@ -108,7 +117,9 @@ export class BtrfsPool {
 
   /** Every subvolume of the filesystem with its parent link, for ancestry checks. */
   async links(): Promise<SubvolumeLink[]> {
-    return parseSubvolumeList(await this.runner.run({ command: 'btrfs', args: ['subvolume', 'list', '-u', '-q', this.root] }));
+    return parseSubvolumeList(
+      await this.runner.run({ command: 'btrfs', args: ['subvolume', 'list', '-u', '-q', this.root] }),
+    );
   }
 
   async createSubvolume(path: string): Promise<void> {

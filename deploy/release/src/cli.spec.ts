@@ -37,18 +37,34 @@ describe(runCli.name, () => {
       createdAt: new Date(),
     });
     await writeFile(join(dir, 'a.manifest.json'), manifest);
-    await writeFile(join(dir, 'a.manifest.sig'), `${signManifest(manifest, createPrivateKey(await readFile(join(dir, 'k.key'), 'utf8')))}\n`);
+    await writeFile(
+      join(dir, 'a.manifest.sig'),
+      `${signManifest(manifest, createPrivateKey(await readFile(join(dir, 'k.key'), 'utf8')))}\n`,
+    );
 
     const verify = capture();
-    const args = ['verify', '--manifest', join(dir, 'a.manifest.json'), '--signature', join(dir, 'a.manifest.sig'), '--public-key', join(dir, 'k.pub')];
+    const args = [
+      'verify',
+      '--manifest',
+      join(dir, 'a.manifest.json'),
+      '--signature',
+      join(dir, 'a.manifest.sig'),
+      '--public-key',
+      join(dir, 'k.pub'),
+    ];
     expect(await runCli([...args, '--artifact', join(dir, 'a.btrfs.zst')], verify)).toBe(0);
-    expect(verify.stdout).toEqual([expect.stringMatching(/^signature ok: demo@1.0 full a.btrfs.zst$/), expect.stringMatching(/^artifact ok: 19 bytes/)]);
+    expect(verify.stdout).toEqual([
+      expect.stringMatching(/^signature ok: demo@1.0 full a.btrfs.zst$/),
+      expect.stringMatching(/^artifact ok: 19 bytes/),
+    ]);
     expect(verify.stderr).toEqual([]);
 
     await writeFile(join(dir, 'a.btrfs.zst'), 'pretend zstd streaM');
     const tampered = capture();
     expect(await runCli([...args, '--artifact', join(dir, 'a.btrfs.zst')], tampered)).toBe(1);
-    expect(tampered.stderr).toEqual([expect.stringMatching(/^cowroot-release: artifact .* has sha256 [0-9a-f]{64}, the manifest says/)]);
+    expect(tampered.stderr).toEqual([
+      expect.stringMatching(/^cowroot-release: artifact .* has sha256 [0-9a-f]{64}, the manifest says/),
+    ]);
   });
 
   it('rejects usage errors before doing anything', async () => {
@@ -57,7 +73,21 @@ describe(runCli.name, () => {
     expect(missing.stderr.join('\n')).toMatch(/required option '--rootfs <dir>' not specified/);
 
     const arch = capture();
-    const build = ['build', '--rootfs', dir, '--pool', dir, '--name', 'demo', '--version', '1', '--key', join(dir, 'k'), '--out', dir];
+    const build = [
+      'build',
+      '--rootfs',
+      dir,
+      '--pool',
+      dir,
+      '--name',
+      'demo',
+      '--version',
+      '1',
+      '--key',
+      join(dir, 'k'),
+      '--out',
+      dir,
+    ];
     expect(await runCli([...build, '--arch', 'mips'], arch)).toBe(1);
     expect(arch.stderr.join('\n')).toMatch(/Allowed choices are arm, arm64, x86/);
 

@@ -43,7 +43,10 @@ function program(output: CliOutput): Command {
   const root = new Command('cowroot-release')
     .description('Build signed cowroot releases (btrfs send streams with u-boot boot images) on a build host.')
     .exitOverride()
-    .configureOutput({ writeOut: (text) => output.out(text.trimEnd()), writeErr: (text) => output.err(text.trimEnd()) });
+    .configureOutput({
+      writeOut: (text) => output.out(text.trimEnd()),
+      writeErr: (text) => output.err(text.trimEnd()),
+    });
 
   root
     .command('keygen')
@@ -57,20 +60,32 @@ function program(output: CliOutput): Command {
 
   root
     .command('build')
-    .description('build a release from a rootfs directory into <pool>/releases/<name>-<version> and write its artifacts')
+    .description(
+      'build a release from a rootfs directory into <pool>/releases/<name>-<version> and write its artifacts',
+    )
     .requiredOption('--rootfs <dir>', 'the rootfs directory')
     .requiredOption('--pool <path>', 'mounted btrfs path holding releases/')
     .requiredOption('--name <name>', 'release name')
     .requiredOption('--version <version>', 'release version')
     .requiredOption('--key <file>', 'ed25519 private key (PEM) that signs the manifests')
     .requiredOption('--out <dir>', 'directory for the artifacts, manifests, signatures and release.json')
-    .addOption(new Option('--arch <arch>', 'architecture written into the u-boot images').choices(ARCHES).makeOptionMandatory())
+    .addOption(
+      new Option('--arch <arch>', 'architecture written into the u-boot images').choices(ARCHES).makeOptionMandatory(),
+    )
     .option('--description <text>', 'free text carried in the manifests and release.json')
     .option('--base <name@version>', 'start from this release (writable snapshot) so unchanged files stay shared')
-    .option('--delta-from <name@version>', 'also write an incremental stream against this ancestor (repeatable)', collect, [])
+    .option(
+      '--delta-from <name@version>',
+      'also write an incremental stream against this ancestor (repeatable)',
+      collect,
+      [],
+    )
     .option('--kernel <file>', 'kernel to wrap instead of the one in the rootfs /boot')
     .option('--initrd <file>', 'initrd to wrap instead of the one in the rootfs /boot')
-    .option('--load-address <hex>', 'copy the kernel there at boot (required for arm64; default: run it where u-boot loaded it)')
+    .option(
+      '--load-address <hex>',
+      'copy the kernel there at boot (required for arm64; default: run it where u-boot loaded it)',
+    )
     .option('--entry-point <hex>', 'kernel entry point with --load-address (default: the load address)')
     .option('--zstd-level <n>', 'zstd compression level 1-19', '9')
     .action(async (options: BuildOptions) => {
@@ -107,7 +122,9 @@ function program(output: CliOutput): Command {
     .option('--artifact <file>', 'the artifact the manifest describes')
     .action(async (options: { manifest: string; signature: string; publicKey: string; artifact?: string }) => {
       const manifest = await new ReleaseVerifier().verify(options);
-      output.out(`signature ok: ${manifest.release.name}@${manifest.release.version} ${manifest.kind} ${manifest.file}`);
+      output.out(
+        `signature ok: ${manifest.release.name}@${manifest.release.version} ${manifest.kind} ${manifest.file}`,
+      );
       if (options.artifact) output.out(`artifact ok: ${manifest.size} bytes, sha256 ${manifest.sha256}`);
     });
 
@@ -124,7 +141,10 @@ export async function runCli(args: string[], output: CliOutput = processOutput):
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
-    const message = error instanceof ReleaseError ? error.message : `unexpected failure: ${error instanceof Error ? error.message : String(error)}`;
+    const message =
+      error instanceof ReleaseError
+        ? error.message
+        : `unexpected failure: ${error instanceof Error ? error.message : String(error)}`;
     output.err(`cowroot-release: ${message}`);
     return 1;
   }

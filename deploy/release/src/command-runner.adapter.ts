@@ -30,7 +30,11 @@ function describe(spec: CommandSpec): string {
 
 /** The last two non-empty lines: where tools put the reason they stopped. */
 function stderrTail(text: string): string {
-  const lines = text.trim().split('\n').map((line) => line.trim()).filter(Boolean);
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
   return lines.slice(-2).join(' / ');
 }
 
@@ -74,7 +78,9 @@ function streamFailure(error: Error): never {
  */
 function pickCause(outcome: PipeOutcome): Error {
   const commands = outcome.link ? [outcome.consumer, outcome.producer] : [outcome.producer, outcome.consumer];
-  const ownFailures = commands.filter((failure) => failure && !(failure.signal && BROKEN_PIPE_SIGNALS.includes(failure.signal)));
+  const ownFailures = commands.filter(
+    (failure) => failure && !(failure.signal && BROKEN_PIPE_SIGNALS.includes(failure.signal)),
+  );
   const cause = outcome.sink ?? ownFailures[0] ?? outcome.link ?? commands.find(Boolean);
   return cause?.error ?? new Error('pipe failed');
 }
@@ -107,8 +113,14 @@ export class CommandRunner {
    * with its stderr, rather than what it broke on the other side of the pipe (see pickCause).
    */
   async pipe(producer: CommandSpec, consumer: CommandSpec, sink: (stdout: Readable) => Promise<void>): Promise<void> {
-    const first = spawn(producer.command, producer.args, { env: this.envOf(producer), stdio: ['ignore', 'pipe', 'pipe'] });
-    const second = spawn(consumer.command, consumer.args, { env: this.envOf(consumer), stdio: ['pipe', 'pipe', 'pipe'] });
+    const first = spawn(producer.command, producer.args, {
+      env: this.envOf(producer),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const second = spawn(consumer.command, consumer.args, {
+      env: this.envOf(consumer),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const outcome: PipeOutcome = {};
     const record = <T>(promise: Promise<T>, key: keyof PipeOutcome): Promise<T> =>
       promise.catch((failure: PipeFailure) => {
@@ -141,11 +153,17 @@ export class CommandRunner {
     });
     return new Promise((resolve, reject) => {
       child.once('error', (error: NodeJS.ErrnoException) => {
-        reject({ error: error.code === 'ENOENT' ? notFound(spec) : failed(spec, `could not start (${error.message})`, ''), signal: null });
+        reject({
+          error: error.code === 'ENOENT' ? notFound(spec) : failed(spec, `could not start (${error.message})`, ''),
+          signal: null,
+        });
       });
       child.once('close', (code, signal) => {
         if (code === 0) return resolve();
-        reject({ error: failed(spec, signal ? `was killed by ${signal}` : `exited with ${String(code)}`, stderr), signal });
+        reject({
+          error: failed(spec, signal ? `was killed by ${signal}` : `exited with ${String(code)}`, stderr),
+          signal,
+        });
       });
     });
   }

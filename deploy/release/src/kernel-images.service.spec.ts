@@ -21,7 +21,7 @@ describe(KernelImages.name, () => {
     await rm(rootfs, { recursive: true, force: true });
   });
 
-  it('follows Debian\'s absolute /vmlinuz link inside the rootfs and pairs the initrd by kernel version', async () => {
+  it("follows Debian's absolute /vmlinuz link inside the rootfs and pairs the initrd by kernel version", async () => {
     await file('boot/vmlinuz-6.1.0-17-amd64');
     await file('boot/vmlinuz-6.1.0-18-amd64');
     await file('boot/initrd.img-6.1.0-17-amd64');
@@ -36,26 +36,42 @@ describe(KernelImages.name, () => {
   it('takes the only arm64 Image and initramfs when there are no links', async () => {
     await file('boot/Image');
     await file('boot/initramfs-6.6.img');
-    await expect(images.locate(rootfs)).resolves.toEqual({ kernel: join(rootfs, 'boot/Image'), initrd: join(rootfs, 'boot/initramfs-6.6.img') });
+    await expect(images.locate(rootfs)).resolves.toEqual({
+      kernel: join(rootfs, 'boot/Image'),
+      initrd: join(rootfs, 'boot/initramfs-6.6.img'),
+    });
   });
 
   it('asks which kernel when there are several and no link says', async () => {
     await file('boot/vmlinuz-6.1.0-17-amd64');
     await file('boot/vmlinuz-6.1.0-18-amd64');
-    await expect(images.locate(rootfs)).rejects.toMatchObject({ code: ReleaseErrorCode.NoKernel, message: expect.stringMatching(/several kernels .*--kernel/) });
+    await expect(images.locate(rootfs)).rejects.toMatchObject({
+      code: ReleaseErrorCode.NoKernel,
+      message: expect.stringMatching(/several kernels .*--kernel/),
+    });
   });
 
   it('says so for a rootfs without a kernel or without an initrd', async () => {
-    await expect(images.locate(rootfs)).rejects.toMatchObject({ code: ReleaseErrorCode.NoKernel, message: expect.stringMatching(/has no kernel/) });
+    await expect(images.locate(rootfs)).rejects.toMatchObject({
+      code: ReleaseErrorCode.NoKernel,
+      message: expect.stringMatching(/has no kernel/),
+    });
     await file('boot/zImage');
-    await expect(images.locate(rootfs)).rejects.toMatchObject({ code: ReleaseErrorCode.NoInitrd, message: expect.stringMatching(/has no initrd .*--initrd/) });
+    await expect(images.locate(rootfs)).rejects.toMatchObject({
+      code: ReleaseErrorCode.NoInitrd,
+      message: expect.stringMatching(/has no initrd .*--initrd/),
+    });
   });
 
   it('uses given host files and checks they exist', async () => {
     await file('boot/vmlinuz-1');
     await file('boot/initrd.img-1');
-    await expect(images.locate(rootfs, { kernel: join(rootfs, 'boot/vmlinuz-1') })).resolves.toMatchObject({ kernel: join(rootfs, 'boot/vmlinuz-1') });
-    await expect(images.locate(rootfs, { initrd: join(rootfs, 'missing') })).rejects.toMatchObject({ code: ReleaseErrorCode.NoInitrd });
+    await expect(images.locate(rootfs, { kernel: join(rootfs, 'boot/vmlinuz-1') })).resolves.toMatchObject({
+      kernel: join(rootfs, 'boot/vmlinuz-1'),
+    });
+    await expect(images.locate(rootfs, { initrd: join(rootfs, 'missing') })).rejects.toMatchObject({
+      code: ReleaseErrorCode.NoInitrd,
+    });
   });
 
   describe('resolveInRootfs', () => {
@@ -76,7 +92,14 @@ describe(KernelImages.name, () => {
 
     it('copies the kernel to a given load address, entry defaulting to it', () => {
       expect(kernelImageArgs('arm64', '0x40080000')).toEqual(['-T', 'kernel', '-a', '0x40080000', '-e', '0x40080000']);
-      expect(kernelImageArgs('arm', '0x80008000', '0x80008040')).toEqual(['-T', 'kernel', '-a', '0x80008000', '-e', '0x80008040']);
+      expect(kernelImageArgs('arm', '0x80008000', '0x80008040')).toEqual([
+        '-T',
+        'kernel',
+        '-a',
+        '0x80008000',
+        '-e',
+        '0x80008040',
+      ]);
     });
 
     it('refuses arm64 without a load address and an entry point alone', () => {

@@ -22,12 +22,15 @@ export const ARCHES: readonly Arch[] = ['arm', 'arm64', 'x86'];
 export function kernelImageArgs(arch: Arch, loadAddress?: string, entryPoint?: string): string[] {
   if (loadAddress) return ['-T', 'kernel', '-a', loadAddress, '-e', entryPoint ?? loadAddress];
   if (entryPoint) {
-    throw new ReleaseError(ReleaseErrorCode.InvalidArgument, '--entry-point needs --load-address (without both the kernel runs where u-boot loaded it)');
+    throw new ReleaseError(
+      ReleaseErrorCode.InvalidArgument,
+      '--entry-point needs --load-address (without both the kernel runs where u-boot loaded it)',
+    );
   }
   if (arch === 'arm64') {
     throw new ReleaseError(
       ReleaseErrorCode.InvalidArgument,
-      '--arch arm64 needs --load-address: the board\'s RAM base + 0x80000 (e.g. 0x40080000 on QEMU virt, 0x80080000 on many SoCs)',
+      "--arch arm64 needs --load-address: the board's RAM base + 0x80000 (e.g. 0x40080000 on QEMU virt, 0x80080000 on many SoCs)",
     );
   }
   return ['-T', 'kernel_noload', '-a', '0', '-e', '0'];
@@ -135,15 +138,30 @@ export class KernelImages {
    * (SOURCE_DATE_EPOCH), so an unchanged kernel gives a byte-identical image; that one is then left in
    * place so its extents stay shared with the base release and the incremental stream does not carry it.
    */
-  async install(root: string, files: BootFiles, options: ImageOptions): Promise<{ kernelChanged: boolean; initrdChanged: boolean }> {
+  async install(
+    root: string,
+    files: BootFiles,
+    options: ImageOptions,
+  ): Promise<{ kernelChanged: boolean; initrdChanged: boolean }> {
     const bootDir = join(root, 'boot');
     await mkdir(bootDir, { recursive: true });
     const common = ['-A', options.arch, '-O', 'linux', '-C', 'none'];
     const kernelChanged = await this.writeImage(files.kernel, join(bootDir, BOOT_KERNEL_IMAGE), [
-      ...common, ...kernelImageArgs(options.arch, options.loadAddress, options.entryPoint), '-n', headerName(files.kernel),
+      ...common,
+      ...kernelImageArgs(options.arch, options.loadAddress, options.entryPoint),
+      '-n',
+      headerName(files.kernel),
     ]);
     const initrdChanged = await this.writeImage(files.initrd, join(bootDir, BOOT_INITRD_IMAGE), [
-      ...common, '-T', 'ramdisk', '-a', '0', '-e', '0', '-n', headerName(files.initrd),
+      ...common,
+      '-T',
+      'ramdisk',
+      '-a',
+      '0',
+      '-e',
+      '0',
+      '-n',
+      headerName(files.initrd),
     ]);
     return { kernelChanged, initrdChanged };
   }
@@ -152,7 +170,11 @@ export class KernelImages {
     const temporary = `${output}.cowroot-new`;
     const epoch = Math.floor((await stat(input)).mtimeMs / 1000);
     try {
-      await this.runner.run({ command: 'mkimage', args: [...args, '-d', input, temporary], env: { SOURCE_DATE_EPOCH: String(epoch) } });
+      await this.runner.run({
+        command: 'mkimage',
+        args: [...args, '-d', input, temporary],
+        env: { SOURCE_DATE_EPOCH: String(epoch) },
+      });
       const [before, after] = await Promise.all([sha256Of(output), sha256Of(temporary)]);
       if (before !== null && before === after) {
         await rm(temporary);
@@ -173,7 +195,10 @@ export class KernelImages {
     const candidates = await filesIn(join(rootfs, 'boot'), KERNEL_PREFIXES);
     if (candidates.length === 1) return join(rootfs, 'boot', candidates[0]);
     if (candidates.length > 1) {
-      throw new ReleaseError(ReleaseErrorCode.NoKernel, `rootfs ${rootfs} has several kernels in /boot (${candidates.join(', ')}); choose one with --kernel`);
+      throw new ReleaseError(
+        ReleaseErrorCode.NoKernel,
+        `rootfs ${rootfs} has several kernels in /boot (${candidates.join(', ')}); choose one with --kernel`,
+      );
     }
     throw new ReleaseError(
       ReleaseErrorCode.NoKernel,
@@ -185,7 +210,9 @@ export class KernelImages {
     const kernelName = basename(kernel);
     const prefix = KERNEL_PREFIXES.find((p) => kernelName.startsWith(p));
     const kernelVersion = prefix ? kernelName.slice(prefix.length) : null;
-    const matching = kernelVersion ? [`boot/initrd.img-${kernelVersion}`, `boot/initramfs-${kernelVersion}.img`, `boot/initrd-${kernelVersion}`] : [];
+    const matching = kernelVersion
+      ? [`boot/initrd.img-${kernelVersion}`, `boot/initramfs-${kernelVersion}.img`, `boot/initrd-${kernelVersion}`]
+      : [];
     for (const link of [...matching, ...INITRD_LINKS]) {
       const found = await resolveInRootfs(rootfs, link);
       if (found) return found;
@@ -193,7 +220,10 @@ export class KernelImages {
     const candidates = await filesIn(join(rootfs, 'boot'), INITRD_PREFIXES);
     if (candidates.length === 1) return join(rootfs, 'boot', candidates[0]);
     if (candidates.length > 1) {
-      throw new ReleaseError(ReleaseErrorCode.NoInitrd, `rootfs ${rootfs} has several initrds in /boot (${candidates.join(', ')}); choose one with --initrd`);
+      throw new ReleaseError(
+        ReleaseErrorCode.NoInitrd,
+        `rootfs ${rootfs} has several initrds in /boot (${candidates.join(', ')}); choose one with --initrd`,
+      );
     }
     throw new ReleaseError(
       ReleaseErrorCode.NoInitrd,

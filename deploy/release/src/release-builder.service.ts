@@ -1,4 +1,11 @@
-import { ArtifactKind, RELEASE_INDEX_FILE, RELEASE_INDEX_FORMAT, ReleaseIndex, ReleaseIndexArtifact, signManifest } from '@cowroot/protocol';
+import {
+  ArtifactKind,
+  RELEASE_INDEX_FILE,
+  RELEASE_INDEX_FORMAT,
+  ReleaseIndex,
+  ReleaseIndexArtifact,
+  signManifest,
+} from '@cowroot/protocol';
 import { KeyObject } from 'node:crypto';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -6,7 +13,14 @@ import { ArtifactWriter } from './artifact-writer.service';
 import { buildManifestBytes } from './artifact-manifest.builder';
 import { BtrfsPool, SubvolumeInfo } from './btrfs-pool.service';
 import { CommandRunner } from './command-runner.adapter';
-import { Arch, BOOT_INITRD_IMAGE, BOOT_KERNEL_IMAGE, BootFiles, KernelImages, kernelImageArgs } from './kernel-images.service';
+import {
+  Arch,
+  BOOT_INITRD_IMAGE,
+  BOOT_KERNEL_IMAGE,
+  BootFiles,
+  KernelImages,
+  kernelImageArgs,
+} from './kernel-images.service';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 import { ReleaseRefArg } from './release-ref';
 import { SigningKeys } from './signing-keys';
@@ -124,10 +138,17 @@ export class ReleaseBuilder {
       const artifacts: ReleaseIndexArtifact[] = [];
       for (const item of plan.artifacts) {
         // the writer removes its own partial file; once written, the artifact is ours to remove
-        const stream = await writer.write(pool.sendCommand(snapshotPath, item.parent?.info.path), join(outDir, item.file));
+        const stream = await writer.write(
+          pool.sendCommand(snapshotPath, item.parent?.info.path),
+          join(outDir, item.file),
+        );
         written.push(stream.path);
-        artifacts.push(await this.writeManifest(outDir, item, stream, { request, snapshot, createdAt, key: plan.key }, written));
-        this.log(`wrote ${item.file} (${stream.size} bytes${item.parent ? `, incremental from ${item.parent.ref}` : ''})`);
+        artifacts.push(
+          await this.writeManifest(outDir, item, stream, { request, snapshot, createdAt, key: plan.key }, written),
+        );
+        this.log(
+          `wrote ${item.file} (${stream.size} bytes${item.parent ? `, incremental from ${item.parent.ref}` : ''})`,
+        );
       }
       const index: ReleaseIndex = {
         format: RELEASE_INDEX_FORMAT,
@@ -152,7 +173,10 @@ export class ReleaseBuilder {
   private async preflight(request: BuildRequest): Promise<BuildPlan> {
     if (process.getuid?.() !== 0) {
       // btrfs send, subvolume list and rsync of a rootfs's owners all need it; say so before they fail
-      throw new ReleaseError(ReleaseErrorCode.InvalidArgument, 'build must run as root (btrfs send and subvolume list need CAP_SYS_ADMIN); run it with sudo');
+      throw new ReleaseError(
+        ReleaseErrorCode.InvalidArgument,
+        'build must run as root (btrfs send and subvolume list need CAP_SYS_ADMIN); run it with sudo',
+      );
     }
     const key = await SigningKeys.loadPrivate(request.keyPath);
     kernelImageArgs(request.arch, request.loadAddress, request.entryPoint);
@@ -210,7 +234,11 @@ export class ReleaseBuilder {
   }
 
   /** The full stream plus one incremental per --delta-from, each parent proven an ancestor. */
-  private async planArtifacts(pool: BtrfsPool, request: BuildRequest, base: SubvolumeInfo | null): Promise<PlannedArtifact[]> {
+  private async planArtifacts(
+    pool: BtrfsPool,
+    request: BuildRequest,
+    base: SubvolumeInfo | null,
+  ): Promise<PlannedArtifact[]> {
     const stem = request.release.fileStem;
     const plan: PlannedArtifact[] = [{ parent: null, file: `${stem}-full.btrfs.zst` }];
     const links = request.deltaFrom.length > 0 && base ? await pool.links() : [];
@@ -232,27 +260,47 @@ export class ReleaseBuilder {
     }
     for (const item of plan) {
       if (!ARTIFACT_FILE_PATTERN.test(`${item.file}`)) {
-        throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `artifact name ${item.file} is longer than 128 characters; use a shorter release name or version`);
+        throw new ReleaseError(
+          ReleaseErrorCode.InvalidArgument,
+          `artifact name ${item.file} is longer than 128 characters; use a shorter release name or version`,
+        );
       }
     }
     return plan;
   }
 
   private async requireFreeOutputs(outDir: string, plan: PlannedArtifact[]): Promise<void> {
-    const names = [RELEASE_INDEX_FILE, ...plan.flatMap((item) => [item.file, `${item.file}.manifest.json`, `${item.file}.manifest.sig`])];
+    const names = [
+      RELEASE_INDEX_FILE,
+      ...plan.flatMap((item) => [item.file, `${item.file}.manifest.json`, `${item.file}.manifest.sig`]),
+    ];
     for (const name of names) {
       const path = join(outDir, name);
-      if (await stat(path).then(() => true, () => false)) {
-        throw new ReleaseError(ReleaseErrorCode.OutputExists, `${path} already exists; use an empty --out directory for each release`);
+      if (
+        await stat(path).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        throw new ReleaseError(
+          ReleaseErrorCode.OutputExists,
+          `${path} already exists; use an empty --out directory for each release`,
+        );
       }
     }
   }
 
   private async requireDirectory(path: string): Promise<string> {
     const absolute = resolve(path);
-    const isDirectory = await stat(absolute).then((info) => info.isDirectory(), () => false);
+    const isDirectory = await stat(absolute).then(
+      (info) => info.isDirectory(),
+      () => false,
+    );
     if (!isDirectory) {
-      throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `rootfs ${absolute} is not a directory; pass --rootfs <directory>`);
+      throw new ReleaseError(
+        ReleaseErrorCode.InvalidArgument,
+        `rootfs ${absolute} is not a directory; pass --rootfs <directory>`,
+      );
     }
     return absolute;
   }
@@ -268,9 +316,17 @@ export class ReleaseBuilder {
     await this.runner.run({
       command: 'rsync',
       args: [
-        '-aHAX', '--numeric-ids', '--one-file-system', '--delete', '--inplace', '--no-whole-file', '--checksum',
-        `--exclude=/boot/${BOOT_KERNEL_IMAGE}`, `--exclude=/boot/${BOOT_INITRD_IMAGE}`,
-        `${rootfs}/`, `${target}/`,
+        '-aHAX',
+        '--numeric-ids',
+        '--one-file-system',
+        '--delete',
+        '--inplace',
+        '--no-whole-file',
+        '--checksum',
+        `--exclude=/boot/${BOOT_KERNEL_IMAGE}`,
+        `--exclude=/boot/${BOOT_INITRD_IMAGE}`,
+        `${rootfs}/`,
+        `${target}/`,
       ],
     });
     this.log(`synced ${rootfs} into ${target}`);

@@ -8,10 +8,16 @@ export class ReleaseRefArg {
     readonly version: string,
   ) {
     if (!RELEASE_NAME_PATTERN.test(name) || name.includes('..')) {
-      throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `invalid release name "${name}" (letters, digits, . _ -; at most 64)`);
+      throw new ReleaseError(
+        ReleaseErrorCode.InvalidArgument,
+        `invalid release name "${name}" (letters, digits, . _ -; at most 64)`,
+      );
     }
     if (!RELEASE_VERSION_PATTERN.test(version) || version.includes('..')) {
-      throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `invalid release version "${version}" (letters, digits, . + _ -; at most 64)`);
+      throw new ReleaseError(
+        ReleaseErrorCode.InvalidArgument,
+        `invalid release version "${version}" (letters, digits, . + _ -; at most 64)`,
+      );
     }
   }
 
@@ -19,7 +25,10 @@ export class ReleaseRefArg {
   static parse(text: string): ReleaseRefArg {
     const at = text.lastIndexOf('@');
     if (at <= 0 || at === text.length - 1) {
-      throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `"${text}" is not a release reference: write name@version, e.g. demo@1.0`);
+      throw new ReleaseError(
+        ReleaseErrorCode.InvalidArgument,
+        `"${text}" is not a release reference: write name@version, e.g. demo@1.0`,
+      );
     }
     return new ReleaseRefArg(text.slice(0, at), text.slice(at + 1));
   }

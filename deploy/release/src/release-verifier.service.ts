@@ -19,7 +19,10 @@ async function readInput(path: string, what: string): Promise<Buffer> {
   try {
     return await readFile(resolve(path));
   } catch (error) {
-    throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `${what} ${resolve(path)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new ReleaseError(
+      ReleaseErrorCode.InvalidArgument,
+      `${what} ${resolve(path)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   }
 }
 
@@ -30,11 +33,17 @@ export class ReleaseVerifier {
     const bytes = await readInput(request.manifest, 'manifest');
     const signature = (await readInput(request.signature, 'signature')).toString('utf8').trim();
     if (!verifyManifestSignature(bytes, signature, key)) {
-      throw new ReleaseError(ReleaseErrorCode.VerificationFailed, `signature ${resolve(request.signature)} does not match manifest ${resolve(request.manifest)} for this public key`);
+      throw new ReleaseError(
+        ReleaseErrorCode.VerificationFailed,
+        `signature ${resolve(request.signature)} does not match manifest ${resolve(request.manifest)} for this public key`,
+      );
     }
     const parsed = parseManifest(bytes);
     if (!parsed.ok) {
-      throw new ReleaseError(ReleaseErrorCode.VerificationFailed, `manifest ${resolve(request.manifest)} is signed but invalid: ${parsed.message}`);
+      throw new ReleaseError(
+        ReleaseErrorCode.VerificationFailed,
+        `manifest ${resolve(request.manifest)} is signed but invalid: ${parsed.message}`,
+      );
     }
     if (request.artifact) await this.checkArtifact(resolve(request.artifact), parsed.value);
     return parsed.value;
@@ -46,14 +55,23 @@ export class ReleaseVerifier {
     try {
       await pipeline(createReadStream(path), digest, discard);
     } catch (error) {
-      throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `artifact ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new ReleaseError(
+        ReleaseErrorCode.InvalidArgument,
+        `artifact ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
     const { size, sha256 } = digest.result();
     if (size !== manifest.size) {
-      throw new ReleaseError(ReleaseErrorCode.VerificationFailed, `artifact ${path} has ${size} bytes, the manifest says ${manifest.size}`);
+      throw new ReleaseError(
+        ReleaseErrorCode.VerificationFailed,
+        `artifact ${path} has ${size} bytes, the manifest says ${manifest.size}`,
+      );
     }
     if (sha256 !== manifest.sha256) {
-      throw new ReleaseError(ReleaseErrorCode.VerificationFailed, `artifact ${path} has sha256 ${sha256}, the manifest says ${manifest.sha256}`);
+      throw new ReleaseError(
+        ReleaseErrorCode.VerificationFailed,
+        `artifact ${path} has sha256 ${sha256}, the manifest says ${manifest.sha256}`,
+      );
     }
   }
 }

@@ -28,21 +28,33 @@ describe(SigningKeys.name, () => {
 
   it('never overwrites either file of an existing pair', async () => {
     await writeFile(join(dir, 'release.pub'), 'keep me');
-    await expect(SigningKeys.generate(join(dir, 'release'))).rejects.toMatchObject({ code: ReleaseErrorCode.OutputExists });
+    await expect(SigningKeys.generate(join(dir, 'release'))).rejects.toMatchObject({
+      code: ReleaseErrorCode.OutputExists,
+    });
     expect(await readFile(join(dir, 'release.pub'), 'utf8')).toBe('keep me');
     // the private key it had started is not left behind without its public half
     await expect(stat(join(dir, 'release.key'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('explains a missing, unreadable, non-PEM or non-ed25519 key', async () => {
-    await expect(SigningKeys.loadPrivate(join(dir, 'nope.key'))).rejects.toMatchObject({ code: ReleaseErrorCode.KeyMissing, message: expect.stringMatching(/keygen/) });
+    await expect(SigningKeys.loadPrivate(join(dir, 'nope.key'))).rejects.toMatchObject({
+      code: ReleaseErrorCode.KeyMissing,
+      message: expect.stringMatching(/keygen/),
+    });
     await expect(SigningKeys.loadPrivate(dir)).rejects.toMatchObject({ code: ReleaseErrorCode.KeyUnreadable });
     await writeFile(join(dir, 'junk.key'), 'hello');
-    await expect(SigningKeys.loadPrivate(join(dir, 'junk.key'))).rejects.toMatchObject({ code: ReleaseErrorCode.KeyInvalid });
+    await expect(SigningKeys.loadPrivate(join(dir, 'junk.key'))).rejects.toMatchObject({
+      code: ReleaseErrorCode.KeyInvalid,
+    });
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     await writeFile(join(dir, 'ec.key'), ec.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    await expect(SigningKeys.loadPrivate(join(dir, 'ec.key'))).rejects.toMatchObject({ code: ReleaseErrorCode.KeyInvalid, message: expect.stringMatching(/is ec, .*ed25519/) });
+    await expect(SigningKeys.loadPrivate(join(dir, 'ec.key'))).rejects.toMatchObject({
+      code: ReleaseErrorCode.KeyInvalid,
+      message: expect.stringMatching(/is ec, .*ed25519/),
+    });
     await writeFile(join(dir, 'ec.pub'), ec.publicKey.export({ type: 'spki', format: 'pem' }));
-    await expect(SigningKeys.loadPublic(join(dir, 'ec.pub'))).rejects.toMatchObject({ code: ReleaseErrorCode.KeyInvalid });
+    await expect(SigningKeys.loadPublic(join(dir, 'ec.pub'))).rejects.toMatchObject({
+      code: ReleaseErrorCode.KeyInvalid,
+    });
   });
 });

@@ -18,13 +18,19 @@ async function readKeyFile(path: string, role: 'private' | 'public'): Promise<st
     if (code === 'ENOENT') {
       throw new ReleaseError(ReleaseErrorCode.KeyMissing, `${role} key ${path} does not exist; ${KEYGEN_HINT}`);
     }
-    throw new ReleaseError(ReleaseErrorCode.KeyUnreadable, `${role} key ${path} cannot be read (${code ?? (error as Error).message}); check its path and permissions`);
+    throw new ReleaseError(
+      ReleaseErrorCode.KeyUnreadable,
+      `${role} key ${path} cannot be read (${code ?? (error as Error).message}); check its path and permissions`,
+    );
   }
 }
 
 function requireEd25519(key: KeyObject, path: string): KeyObject {
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new ReleaseError(ReleaseErrorCode.KeyInvalid, `key ${path} is ${key.asymmetricKeyType ?? 'not asymmetric'}, manifests are signed with ed25519; ${KEYGEN_HINT}`);
+    throw new ReleaseError(
+      ReleaseErrorCode.KeyInvalid,
+      `key ${path} is ${key.asymmetricKeyType ?? 'not asymmetric'}, manifests are signed with ed25519; ${KEYGEN_HINT}`,
+    );
   }
   return key;
 }
@@ -50,9 +56,15 @@ export class SigningKeys {
       ] as const) {
         const handle = await open(path, 'wx', mode).catch((error: NodeJS.ErrnoException) => {
           if (error.code === 'EEXIST') {
-            throw new ReleaseError(ReleaseErrorCode.OutputExists, `${path} already exists; refusing to overwrite a key (choose another --out prefix)`);
+            throw new ReleaseError(
+              ReleaseErrorCode.OutputExists,
+              `${path} already exists; refusing to overwrite a key (choose another --out prefix)`,
+            );
           }
-          throw new ReleaseError(ReleaseErrorCode.KeyUnreadable, `cannot create ${path} (${error.code ?? error.message})`);
+          throw new ReleaseError(
+            ReleaseErrorCode.KeyUnreadable,
+            `cannot create ${path} (${error.code ?? error.message})`,
+          );
         });
         created.push(path);
         try {
@@ -76,7 +88,10 @@ export class SigningKeys {
     try {
       key = createPrivateKey(text);
     } catch {
-      throw new ReleaseError(ReleaseErrorCode.KeyInvalid, `${absolute} is not a PEM private key (a public key given as --key?); ${KEYGEN_HINT}`);
+      throw new ReleaseError(
+        ReleaseErrorCode.KeyInvalid,
+        `${absolute} is not a PEM private key (a public key given as --key?); ${KEYGEN_HINT}`,
+      );
     }
     return requireEd25519(key, absolute);
   }

@@ -11,7 +11,11 @@ export interface SubvolumeLink {
  * be proven, so it is treated as not an ancestor). Cycles cannot happen in btrfs, but a bounded walk keeps
  * a corrupt listing from hanging the build.
  */
-export function isSnapshotAncestor(ancestorUuid: string, descendant: SubvolumeLink, subvolumes: SubvolumeLink[]): boolean {
+export function isSnapshotAncestor(
+  ancestorUuid: string,
+  descendant: SubvolumeLink,
+  subvolumes: SubvolumeLink[],
+): boolean {
   const byUuid = new Map(subvolumes.map((subvolume) => [subvolume.uuid, subvolume]));
   let parentUuid = descendant.parentUuid;
   for (let hops = 0; parentUuid && hops <= subvolumes.length; hops += 1) {

@@ -60,7 +60,10 @@ async function receive(artifact: string, into: string): Promise<void> {
 
 async function sameTree(left: string, right: string, exclude: string[] = []): Promise<void> {
   // diff exits 1 on a difference, which the runner turns into an error that lists it
-  await runner.run({ command: 'diff', args: ['-r', '--no-dereference', ...exclude.flatMap((name) => ['-x', name]), left, right] });
+  await runner.run({
+    command: 'diff',
+    args: ['-r', '--no-dereference', ...exclude.flatMap((name) => ['-x', name]), left, right],
+  });
 }
 
 describePrivileged(
@@ -87,15 +90,32 @@ describePrivileged(
     const build = (release: string, extra: string[] = []) => {
       const [name, version] = release.split('@');
       return tool(bundle, [
-        'build', '--rootfs', rootfs, '--pool', pool, '--name', name, '--version', version,
-        '--key', key, '--out', out(release), '--arch', 'x86', ...extra,
+        'build',
+        '--rootfs',
+        rootfs,
+        '--pool',
+        pool,
+        '--name',
+        name,
+        '--version',
+        version,
+        '--key',
+        key,
+        '--out',
+        out(release),
+        '--arch',
+        'x86',
+        ...extra,
       ]);
     };
 
     beforeAll(async () => {
       work = await mkdtemp(join(tmpdir(), 'cowroot-release-'));
       bundle = join(work, 'cowroot-release.js');
-      await runner.run({ command: process.execPath, args: [resolve(here, '../../../tools/bundle.mjs'), resolve(here, '../src/main.ts'), bundle, '--executable'] });
+      await runner.run({
+        command: process.execPath,
+        args: [resolve(here, '../../../tools/bundle.mjs'), resolve(here, '../src/main.ts'), bundle, '--executable'],
+      });
       await mkdir(join(work, 'build-host'));
       await mkdir(join(work, 'device'));
       buildHost = await LoopBtrfs.create(runner, join(work, 'build-host'));
@@ -121,7 +141,12 @@ describePrivileged(
       expect(run.code).toBe(0);
 
       const index = await readIndex(out('demo@1.0'));
-      expect(index).toMatchObject({ format: 'cowroot-release/1', name: 'demo', version: '1.0', description: 'first release' });
+      expect(index).toMatchObject({
+        format: 'cowroot-release/1',
+        name: 'demo',
+        version: '1.0',
+        description: 'first release',
+      });
       expect(index.artifacts).toEqual([
         expect.objectContaining({
           kind: ArtifactKind.Full,
@@ -136,10 +161,16 @@ describePrivileged(
       expect(snapshot.readOnly).toBe(true);
       expect(index.snapshotUuid).toBe(snapshot.uuid);
 
-      const kernelImage = await runner.run({ command: 'mkimage', args: ['-l', join(pool, 'releases/demo-1.0/boot/uImage')] });
+      const kernelImage = await runner.run({
+        command: 'mkimage',
+        args: ['-l', join(pool, 'releases/demo-1.0/boot/uImage')],
+      });
       expect(kernelImage).toMatch(/Intel x86 Linux Kernel Image \(no loading done\) \(uncompressed\)/);
       expect(kernelImage).toMatch(/Load Address: 00000000/);
-      const initrdImage = await runner.run({ command: 'mkimage', args: ['-l', join(pool, 'releases/demo-1.0/boot/uInitrd')] });
+      const initrdImage = await runner.run({
+        command: 'mkimage',
+        args: ['-l', join(pool, 'releases/demo-1.0/boot/uInitrd')],
+      });
       expect(initrdImage).toMatch(/Intel x86 Linux RAMDisk Image \(uncompressed\)/);
       // the rootfs itself is left as it was
       await expect(readdir(join(rootfs, 'boot'))).resolves.not.toContain('uImage');
@@ -164,12 +195,18 @@ describePrivileged(
       const index = await readIndex(out('demo@1.1'));
       const [full, incremental] = index.artifacts;
       expect(full.kind).toBe(ArtifactKind.Full);
-      expect(incremental).toMatchObject({ kind: ArtifactKind.Incremental, file: 'demo-1.1-from-1.0.btrfs.zst', parent: { name: 'demo', version: '1.0' } });
+      expect(incremental).toMatchObject({
+        kind: ArtifactKind.Incremental,
+        file: 'demo-1.1-from-1.0.btrfs.zst',
+        parent: { name: 'demo', version: '1.0' },
+      });
       const manifest = parseManifest(await readFile(join(out('demo@1.1'), incremental.manifest)));
       if (!manifest.ok) throw new Error(manifest.message);
       expect(manifest.value.snapshotUuid).toBe(release.uuid);
       expect(manifest.value.parent).toEqual({ release: { name: 'demo', version: '1.0' }, snapshotUuid: base.uuid });
-      console.log(`full ${full.size} bytes, incremental ${incremental.size} bytes (${((incremental.size / full.size) * 100).toFixed(2)} %)`);
+      console.log(
+        `full ${full.size} bytes, incremental ${incremental.size} bytes (${((incremental.size / full.size) * 100).toFixed(2)} %)`,
+      );
       expect(incremental.size * 20).toBeLessThan(full.size);
     });
 
@@ -179,8 +216,15 @@ describePrivileged(
         for (const artifact of index.artifacts) {
           const dir = out(release);
           const run = await tool(bundle, [
-            'verify', '--manifest', join(dir, artifact.manifest), '--signature', join(dir, artifact.signature),
-            '--public-key', publicKey, '--artifact', join(dir, artifact.file),
+            'verify',
+            '--manifest',
+            join(dir, artifact.manifest),
+            '--signature',
+            join(dir, artifact.signature),
+            '--public-key',
+            publicKey,
+            '--artifact',
+            join(dir, artifact.file),
           ]);
           expect(run.stderr).toBe('');
           expect(run.code).toBe(0);
@@ -192,16 +236,45 @@ describePrivileged(
       const tampered = join(work, 'tampered.zst');
       await copyFile(join(dir, file), tampered);
       await appendFile(tampered, 'x');
-      const badArtifact = await tool(bundle, ['verify', '--manifest', join(dir, `${file}.manifest.json`), '--signature', join(dir, `${file}.manifest.sig`), '--public-key', publicKey, '--artifact', tampered]);
+      const badArtifact = await tool(bundle, [
+        'verify',
+        '--manifest',
+        join(dir, `${file}.manifest.json`),
+        '--signature',
+        join(dir, `${file}.manifest.sig`),
+        '--public-key',
+        publicKey,
+        '--artifact',
+        tampered,
+      ]);
       expectOneLineFailure(badArtifact, /bytes, the manifest says/);
 
       const editedManifest = join(work, 'edited.manifest.json');
-      await writeFile(editedManifest, (await readFile(join(dir, `${file}.manifest.json`), 'utf8')).replace('first release', 'first releasE'));
-      const badManifest = await tool(bundle, ['verify', '--manifest', editedManifest, '--signature', join(dir, `${file}.manifest.sig`), '--public-key', publicKey]);
+      await writeFile(
+        editedManifest,
+        (await readFile(join(dir, `${file}.manifest.json`), 'utf8')).replace('first release', 'first releasE'),
+      );
+      const badManifest = await tool(bundle, [
+        'verify',
+        '--manifest',
+        editedManifest,
+        '--signature',
+        join(dir, `${file}.manifest.sig`),
+        '--public-key',
+        publicKey,
+      ]);
       expectOneLineFailure(badManifest, /does not match manifest/);
 
       await tool(bundle, ['keygen', '--out', join(work, 'other')]);
-      const otherKey = await tool(bundle, ['verify', '--manifest', join(dir, `${file}.manifest.json`), '--signature', join(dir, `${file}.manifest.sig`), '--public-key', join(work, 'other.pub')]);
+      const otherKey = await tool(bundle, [
+        'verify',
+        '--manifest',
+        join(dir, `${file}.manifest.json`),
+        '--signature',
+        join(dir, `${file}.manifest.sig`),
+        '--public-key',
+        join(work, 'other.pub'),
+      ]);
       expectOneLineFailure(otherKey, /does not match manifest/);
     });
 
@@ -209,7 +282,9 @@ describePrivileged(
       const snapshots = join(device!.mountPoint, 'snapshots');
       await mkdir(snapshots);
       const full = parseManifest(await readFile(join(out('demo@1.0'), 'demo-1.0-full.btrfs.zst.manifest.json')));
-      const incremental = parseManifest(await readFile(join(out('demo@1.1'), 'demo-1.1-from-1.0.btrfs.zst.manifest.json')));
+      const incremental = parseManifest(
+        await readFile(join(out('demo@1.1'), 'demo-1.1-from-1.0.btrfs.zst.manifest.json')),
+      );
       if (!full.ok || !incremental.ok) throw new Error('manifests do not parse');
 
       await receive(join(out('demo@1.0'), 'demo-1.0-full.btrfs.zst'), snapshots);
@@ -230,7 +305,14 @@ describePrivileged(
 
     it('accepts an older ancestor and refuses a release that is not one', async () => {
       await writeFile(join(rootfs, 'etc', 'hostname'), 'device-1-2\n');
-      const grandchild = await build('demo@1.2', ['--base', 'demo@1.1', '--delta-from', 'demo@1.0', '--delta-from', 'demo@1.1']);
+      const grandchild = await build('demo@1.2', [
+        '--base',
+        'demo@1.1',
+        '--delta-from',
+        'demo@1.0',
+        '--delta-from',
+        'demo@1.1',
+      ]);
       expect(grandchild.stderr).toBe('');
       expect(grandchild.code).toBe(0);
       expect((await readIndex(out('demo@1.2'))).artifacts.map((a) => a.file)).toEqual([
@@ -254,29 +336,74 @@ describePrivileged(
       const noKernel = join(work, 'rootfs-without-kernel');
       await writeFakeRootfs(noKernel, { kernel: false });
       const withoutKernel = await tool(bundle, [
-        'build', '--rootfs', noKernel, '--pool', pool, '--name', 'nokernel', '--version', '1', '--key', key, '--out', out('nokernel'), '--arch', 'arm64', '--load-address', '0x40080000',
+        'build',
+        '--rootfs',
+        noKernel,
+        '--pool',
+        pool,
+        '--name',
+        'nokernel',
+        '--version',
+        '1',
+        '--key',
+        key,
+        '--out',
+        out('nokernel'),
+        '--arch',
+        'arm64',
+        '--load-address',
+        '0x40080000',
       ]);
       expectOneLineFailure(withoutKernel, /has no kernel .*--kernel/);
 
-      expectOneLineFailure(await build('demo@9', ['--key', join(work, 'missing.key')]), /missing\.key does not exist; create a pair with: cowroot-release keygen/);
+      expectOneLineFailure(
+        await build('demo@9', ['--key', join(work, 'missing.key')]),
+        /missing\.key does not exist; create a pair with: cowroot-release keygen/,
+      );
       expectOneLineFailure(await build('demo@9', ['--key', work]), /cannot be read \(EISDIR\)/);
       const rsaKey = join(work, 'rsa.key');
-      await writeFile(rsaKey, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      await writeFile(
+        rsaKey,
+        generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      );
       expectOneLineFailure(await build('demo@9', ['--key', rsaKey]), /is rsa, manifests are signed with ed25519/);
       expectOneLineFailure(await build('demo@9', ['--key', publicKey]), /is not a PEM private key/);
 
       const plainDir = join(work, 'not-btrfs');
       await mkdir(plainDir);
       const notBtrfs = await tool(bundle, [
-        'build', '--rootfs', rootfs, '--pool', plainDir, '--name', 'demo', '--version', '9', '--key', key, '--out', out('x'), '--arch', 'x86',
+        'build',
+        '--rootfs',
+        rootfs,
+        '--pool',
+        plainDir,
+        '--name',
+        'demo',
+        '--version',
+        '9',
+        '--key',
+        key,
+        '--out',
+        out('x'),
+        '--arch',
+        'x86',
       ]);
       expectOneLineFailure(notBtrfs, /is not on btrfs/);
 
-      expectOneLineFailure(await build('demo@1.0', ['--out', join(work, 'out', 'again')]), /release demo@1\.0 already exists/);
+      expectOneLineFailure(
+        await build('demo@1.0', ['--out', join(work, 'out', 'again')]),
+        /release demo@1\.0 already exists/,
+      );
       expectOneLineFailure(await build('demo@9', ['--base', 'demo@8']), /release demo@8 not found/);
       await runner.run({ command: 'btrfs', args: ['subvolume', 'create', join(pool, 'releases', 'demo-1.9')] });
-      expectOneLineFailure(await build('demo@1.9'), /exists at .* but is writable, left by an interrupted build; delete it/);
-      expectOneLineFailure(await build('demo@2.0', ['--base', 'demo@1.9']), /release demo@1\.9 .* is not read-only \(an interrupted build\?\)/);
+      expectOneLineFailure(
+        await build('demo@1.9'),
+        /exists at .* but is writable, left by an interrupted build; delete it/,
+      );
+      expectOneLineFailure(
+        await build('demo@2.0', ['--base', 'demo@1.9']),
+        /release demo@1\.9 .* is not read-only \(an interrupted build\?\)/,
+      );
       await runner.run({ command: 'btrfs', args: ['subvolume', 'delete', join(pool, 'releases', 'demo-1.9')] });
     });
 

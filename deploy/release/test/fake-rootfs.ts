@@ -25,6 +25,7 @@ export async function writeFakeRootfs(root: string, options: { kernel?: boolean 
   await writeFile(join(root, 'var/lib', 'obsolete'), 'removed in 1.1\n');
   // a fixed old mtime, as packages give their files
   const past = new Date('2024-01-01T00:00:00Z');
-  for (const file of [`boot/initrd.img-${kernelVersion}`, 'usr/lib/libbig.so', 'usr/bin/tool']) await utimes(join(root, file), past, past);
+  for (const file of [`boot/initrd.img-${kernelVersion}`, 'usr/lib/libbig.so', 'usr/bin/tool'])
+    await utimes(join(root, file), past, past);
   if (options.kernel ?? true) await utimes(join(root, 'boot', `vmlinuz-${kernelVersion}`), past, past);
 }

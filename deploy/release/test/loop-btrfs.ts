@@ -24,7 +24,9 @@ export class LoopBtrfs {
       fs.undo.push(() => runner.run({ command: 'losetup', args: ['-d', device] }));
       await runner.run({ command: 'mount', args: ['-t', 'btrfs', device, fs.mountPoint] });
       fs.undo.push(() =>
-        runner.run({ command: 'umount', args: [fs.mountPoint] }).catch(() => runner.run({ command: 'umount', args: ['-l', fs.mountPoint] })),
+        runner
+          .run({ command: 'umount', args: [fs.mountPoint] })
+          .catch(() => runner.run({ command: 'umount', args: ['-l', fs.mountPoint] })),
       );
     } catch (error) {
       await fs.dispose();

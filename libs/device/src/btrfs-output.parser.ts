@@ -28,8 +28,7 @@ export interface SubvolumeDetails {
   creationTime: string | null;
 }
 
-const LIST_LINE =
-  /^ID (\d+) gen (\d+) top level (\d+) parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.*)$/;
+const LIST_LINE = /^ID (\d+) gen (\d+) top level (\d+) parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.*)$/;
 
 function uuidOrNull(value: string): string | null {
   return value === '-' ? null : value;

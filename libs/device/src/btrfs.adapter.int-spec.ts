@@ -51,8 +51,12 @@ describePrivileged(
       await btrfs.createSubvolume(join(fs!.mount, 'not-top'));
       expect(await btrfs.rootId(join(fs!.mount, 'not-top'))).toBeGreaterThan(255);
       await mkdir(join(fs!.mount, 'plain-dir'));
-      await expect(new SnapshotStore({ poolPath: join(fs!.mount, 'not-top'), btrfs }).init()).rejects.toThrow(/subvolid=5/);
-      await expect(new SnapshotStore({ poolPath: join(fs!.mount, 'plain-dir'), btrfs }).init()).rejects.toThrow(/subvolid=5/);
+      await expect(new SnapshotStore({ poolPath: join(fs!.mount, 'not-top'), btrfs }).init()).rejects.toThrow(
+        /subvolid=5/,
+      );
+      await expect(new SnapshotStore({ poolPath: join(fs!.mount, 'plain-dir'), btrfs }).init()).rejects.toThrow(
+        /subvolid=5/,
+      );
       await new SnapshotStore({ poolPath: fs!.mount, btrfs }).init();
       await btrfs.deleteSubvolume(join(fs!.mount, 'not-top'));
     });
@@ -75,7 +79,9 @@ describePrivileged(
       const controller = new AbortController();
       const endless = new Readable({ read() {} }); // never ends, like a stalled download
       setTimeout(() => controller.abort(), 100);
-      const error = (await btrfs.receive(endless, fs!.mount, { signal: controller.signal }).catch((e: unknown) => e)) as DeviceError;
+      const error = (await btrfs
+        .receive(endless, fs!.mount, { signal: controller.signal })
+        .catch((e: unknown) => e)) as DeviceError;
       expect(error.code).toBe(ErrorCode.Canceled);
     });
   },

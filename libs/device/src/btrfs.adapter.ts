@@ -74,7 +74,11 @@ export class BtrfsAdapter {
     );
     const readOnly = new Set(
       parseSubvolumeList(
-        await this.btrfs(['subvolume', 'list', '-u', '-q', '-R', '-r', mount], ErrorCode.Internal, 'listing subvolumes'),
+        await this.btrfs(
+          ['subvolume', 'list', '-u', '-q', '-R', '-r', mount],
+          ErrorCode.Internal,
+          'listing subvolumes',
+        ),
       ).map((entry) => entry.id),
     );
     return all.map((entry) => ({ ...entry, readOnly: readOnly.has(entry.id) }));
@@ -86,7 +90,11 @@ export class BtrfsAdapter {
 
   /** The id of the subvolume that contains `path` (5 = the top level). */
   async rootId(path: string): Promise<number> {
-    const output = await this.btrfs(['inspect-internal', 'rootid', path], ErrorCode.Internal, `reading the subvolume of ${path}`);
+    const output = await this.btrfs(
+      ['inspect-internal', 'rootid', path],
+      ErrorCode.Internal,
+      `reading the subvolume of ${path}`,
+    );
     return Number(output.trim());
   }
 

@@ -13,7 +13,9 @@ describe(CommandRunner.name, () => {
   });
 
   it('puts the command line, exit code and stderr tail into the error', async () => {
-    const error = await runner.run('sh', ['-c', 'echo first >&2; echo "bad thing" >&2; exit 3']).catch((e: unknown) => e);
+    const error = await runner
+      .run('sh', ['-c', 'echo first >&2; echo "bad thing" >&2; exit 3'])
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommandError);
     const failure = error as CommandError;
     expect(failure.failure).toBe('exit');
@@ -75,7 +77,9 @@ describe(CommandRunner.name, () => {
     it('fails when the filter fails, even though the command took the short stream it got', async () => {
       // the filter writes part of its input and dies; wc alone would have exited 0 on that
       const error = (await runner
-        .run('wc', ['-c'], { stdin: { file, through: { command: 'sh', args: ['-c', 'head -c 1000; echo broken >&2; exit 3'] } } })
+        .run('wc', ['-c'], {
+          stdin: { file, through: { command: 'sh', args: ['-c', 'head -c 1000; echo broken >&2; exit 3'] } },
+        })
         .catch((e: unknown) => e)) as CommandError;
       expect(error).toBeInstanceOf(CommandError);
       expect(error.failure).toBe('stdin');
@@ -86,7 +90,10 @@ describe(CommandRunner.name, () => {
       const started = Date.now();
       // the filter would run for 30 s; it must not outlive the command that stopped reading
       const through = { command: 'sh', args: ['-c', 'exec sleep 30'] };
-      await expect(runner.run('sh', ['-c', 'exit 5'], { stdin: { file, through } })).rejects.toMatchObject({ failure: 'exit', exitCode: 5 });
+      await expect(runner.run('sh', ['-c', 'exit 5'], { stdin: { file, through } })).rejects.toMatchObject({
+        failure: 'exit',
+        exitCode: 5,
+      });
       expect(Date.now() - started).toBeLessThan(10_000);
     });
 
@@ -109,9 +116,11 @@ describe(CommandRunner.name, () => {
   });
 
   it('does not hang or crash when the command exits without reading stdin', async () => {
-    const source = Readable.from((function* () {
-      for (let i = 0; i < 1000; i++) yield Buffer.alloc(64 * 1024);
-    })());
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < 1000; i++) yield Buffer.alloc(64 * 1024);
+      })(),
+    );
     await expect(runner.run('sh', ['-c', 'exit 4'], { stdin: source })).rejects.toMatchObject({ exitCode: 4 });
     expect(source.destroyed).toBe(true);
   });
@@ -120,10 +129,14 @@ describe(CommandRunner.name, () => {
     await expect(runner.run('sleep', ['5'], { timeoutMs: 100 })).rejects.toMatchObject({ failure: 'timeout' });
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
-    await expect(runner.run('sleep', ['5'], { signal: controller.signal })).rejects.toMatchObject({ failure: 'aborted' });
+    await expect(runner.run('sleep', ['5'], { signal: controller.signal })).rejects.toMatchObject({
+      failure: 'aborted',
+    });
   });
 
   it('quotes arguments for display only', () => {
-    expect(formatCommandLine('btrfs', ['receive', '-e', '/pool/staging/a b'])).toBe('btrfs receive -e "/pool/staging/a b"');
+    expect(formatCommandLine('btrfs', ['receive', '-e', '/pool/staging/a b'])).toBe(
+      'btrfs receive -e "/pool/staging/a b"',
+    );
   });
 });

@@ -67,8 +67,7 @@ export class CommandError extends Error {
   ) {
     const commandLine = formatCommandLine(command, args);
     const what =
-      detail ??
-      (failure === 'exit' ? `exit code ${exitCode}` : failure === 'timeout' ? 'timed out' : failure);
+      detail ?? (failure === 'exit' ? `exit code ${exitCode}` : failure === 'timeout' ? 'timed out' : failure);
     const tail = stderrTail.trim() ? `: ${stderrTail.trim().slice(-MESSAGE_TAIL)}` : '';
     super(`${commandLine} failed (${what})${tail}`, options);
     this.name = 'CommandError';
@@ -123,9 +122,17 @@ export class CommandRunner {
     try {
       file = await open(stdin.file, 'r');
     } catch (error) {
-      throw new CommandError(command, args, 'stdin', null, '', `opening stdin ${stdin.file}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new CommandError(
+        command,
+        args,
+        'stdin',
+        null,
+        '',
+        `opening stdin ${stdin.file}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
     try {
       return await this.runFromDescriptor(command, args, options, file.fd, stdin.through);
@@ -301,10 +308,13 @@ class FilterProcess {
         this.failureListener?.('stdin', filterFailed(error), error);
         reject(error);
       };
-      this.child.on('error', (error) => fail(new CommandError(filter.command, filter.args, 'spawn', null, '', error.message, { cause: error })));
+      this.child.on('error', (error) =>
+        fail(new CommandError(filter.command, filter.args, 'spawn', null, '', error.message, { cause: error })),
+      );
       this.child.on('close', (code, signal) => {
         if (code === 0) resolve();
-        else if (code === null) fail(new CommandError(filter.command, filter.args, 'signal', null, stderr.toString(), `killed by ${signal}`));
+        else if (code === null)
+          fail(new CommandError(filter.command, filter.args, 'signal', null, stderr.toString(), `killed by ${signal}`));
         else fail(new CommandError(filter.command, filter.args, 'exit', code, stderr.toString()));
       });
     });

@@ -99,7 +99,10 @@ export class GarbageCollector {
   }
 
   /** What the agent runs at start: staging cleanup, then retention. */
-  async collectAtStart(keepNewest: number, options: StagingCleanupOptions = {}): Promise<{ staging: StagingCleanup; deleted: string[] }> {
+  async collectAtStart(
+    keepNewest: number,
+    options: StagingCleanupOptions = {},
+  ): Promise<{ staging: StagingCleanup; deleted: string[] }> {
     const staging = await this.cleanStaging(options);
     const deleted = await this.applyRetention(keepNewest);
     return { staging, deleted };

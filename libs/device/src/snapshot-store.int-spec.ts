@@ -71,7 +71,11 @@ describePrivileged(
         'boot/vmlinuz': 'kernel 1',
         'usr/bin/app': randomBytes(2 * MiB),
       });
-      r2 = await builder.build('r2', { 'etc/os-release': 'VERSION=2\n', 'usr/share/new': 'new in 2', 'boot/vmlinuz': null }, r1);
+      r2 = await builder.build(
+        'r2',
+        { 'etc/os-release': 'VERSION=2\n', 'usr/share/new': 'new in 2', 'boot/vmlinuz': null },
+        r1,
+      );
       r3 = await builder.build('r3', { 'etc/os-release': 'VERSION=3\n' }, r2);
       r1Full = await builder.send(r1);
       r2FromR1 = await builder.send(r2, r1);
@@ -99,7 +103,10 @@ describePrivileged(
         release: { name: 'demo', version: '1.0.0' },
       });
       expect(await readFile(join(store.snapshotPath('rel-1'), 'etc/os-release'), 'utf8')).toBe('VERSION=1\n');
-      expect(JSON.parse(await readFile(store.metadataPath('rel-1'), 'utf8'))).toMatchObject({ origin: 'received', parent: null });
+      expect(JSON.parse(await readFile(store.metadataPath('rel-1'), 'utf8'))).toMatchObject({
+        origin: 'received',
+        parent: null,
+      });
       // the staged copy is deleted after receive() returned
       await store.settled();
       expect(await readdir(store.stagingDir)).toEqual([]);
@@ -158,7 +165,11 @@ describePrivileged(
       const junk = join(tmp, 'junk.stream');
       await writeFile(junk, randomBytes(4096));
       await expectDeviceError(
-        store.receive(createReadStream(junk), { snapshotId: 'junk', release: { name: 'd', version: '1' }, expectedReceivedUuid: r1.uuid }),
+        store.receive(createReadStream(junk), {
+          snapshotId: 'junk',
+          release: { name: 'd', version: '1' },
+          expectedReceivedUuid: r1.uuid,
+        }),
         ErrorCode.ReceiveFailed,
       );
       expect(await readdir(store.stagingDir)).toEqual([]);
@@ -178,16 +189,27 @@ describePrivileged(
       expect(await readdir(store.stagingDir)).toEqual([]);
       expect(await subvolumePaths()).toEqual(before.filter((p) => p !== 'snapshots/rel-2'));
       // with the parent back, the same stream goes in
-      await store.receive(createReadStream(r2FromR1), { snapshotId: 'rel-2', release: { name: 'demo', version: '2.0.0' }, expectedReceivedUuid: r2.uuid });
+      await store.receive(createReadStream(r2FromR1), {
+        snapshotId: 'rel-2',
+        release: { name: 'demo', version: '2.0.0' },
+        expectedReceivedUuid: r2.uuid,
+      });
       // (a verified file can go to btrfs as its stdin descriptor, without passing through Node)
-      await store.receive({ file: r3FromR2 }, { snapshotId: 'rel-3', release: { name: 'demo', version: '3.0.0' }, expectedReceivedUuid: r3.uuid });
+      await store.receive(
+        { file: r3FromR2 },
+        { snapshotId: 'rel-3', release: { name: 'demo', version: '3.0.0' }, expectedReceivedUuid: r3.uuid },
+      );
       expect((await store.readMetadata('rel-3'))?.parent).toBe('rel-2');
     });
 
     it('refuses an id that exists and leaves the stream unconsumed', async () => {
       const stream = createReadStream(r1Full);
       await expectDeviceError(
-        store.receive(stream, { snapshotId: 'rel-1', release: { name: 'demo', version: '1.0.0' }, expectedReceivedUuid: r1.uuid }),
+        store.receive(stream, {
+          snapshotId: 'rel-1',
+          release: { name: 'demo', version: '1.0.0' },
+          expectedReceivedUuid: r1.uuid,
+        }),
         ErrorCode.ReceiveFailed,
       );
       expect(stream.destroyed).toBe(true);
@@ -198,10 +220,20 @@ describePrivileged(
       await btrfs.snapshot(store.snapshotPath('rel-1'), store.workspacePath, { readOnly: false });
       await writeFile(join(store.workspacePath, 'etc/local-change'), 'made on the device');
       const info = await store.commitWorkspace('committed-1');
-      expect(info).toMatchObject({ id: 'committed-1', origin: SnapshotOrigin.Committed, readOnly: true, receivedUuid: null, release: null });
+      expect(info).toMatchObject({
+        id: 'committed-1',
+        origin: SnapshotOrigin.Committed,
+        readOnly: true,
+        receivedUuid: null,
+        release: null,
+      });
       expect((await store.readMetadata('committed-1'))?.parent).toBe('rel-1');
-      expect(await readFile(join(store.snapshotPath('committed-1'), 'etc/local-change'), 'utf8')).toBe('made on the device');
-      await expect(writeFile(join(store.snapshotPath('committed-1'), 'x'), 'y')).rejects.toMatchObject({ code: 'EROFS' });
+      expect(await readFile(join(store.snapshotPath('committed-1'), 'etc/local-change'), 'utf8')).toBe(
+        'made on the device',
+      );
+      await expect(writeFile(join(store.snapshotPath('committed-1'), 'x'), 'y')).rejects.toMatchObject({
+        code: 'EROFS',
+      });
     });
 
     it('lists a snapshot without metadata as factory', async () => {
@@ -243,7 +275,15 @@ describePrivileged(
     it('retention keeps the N newest and every referenced snapshot', async () => {
       // by creation: rel-1, rel-2, rel-3, committed-1, then n1..n3
       for (const id of ['n1', 'n2', 'n3']) await store.commitWorkspace(id);
-      expect((await store.list()).map((s) => s.id)).toEqual(['rel-1', 'rel-2', 'rel-3', 'committed-1', 'n1', 'n2', 'n3']);
+      expect((await store.list()).map((s) => s.id)).toEqual([
+        'rel-1',
+        'rel-2',
+        'rel-3',
+        'committed-1',
+        'n1',
+        'n2',
+        'n3',
+      ]);
       const referenced = new Set(['rel-1', 'committed-1']); // e.g. previous and booted/current
       const gc = new GarbageCollector(store, async () => referenced);
       expect(await gc.applyRetention(2)).toEqual(['rel-2', 'rel-3', 'n1']);
@@ -260,7 +300,11 @@ describePrivileged(
       const bigStream = await builder.send(big);
       const freeBefore = await tiny.freeBytes();
       const error = await expectDeviceError(
-        tiny.receive(createReadStream(bigStream), { snapshotId: 'big', release: { name: 'big', version: '1' }, expectedReceivedUuid: big.uuid }),
+        tiny.receive(createReadStream(bigStream), {
+          snapshotId: 'big',
+          release: { name: 'big', version: '1' },
+          expectedReceivedUuid: big.uuid,
+        }),
         ErrorCode.DiskFull,
       );
       expect(error.message).toMatch(/no space/i);

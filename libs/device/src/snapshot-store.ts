@@ -2,13 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import {
-  ErrorCode,
-  ReleaseRef,
-  SnapshotInfo,
-  SnapshotOrigin,
-  isSnapshotId,
-} from '@cowroot/protocol';
+import { ErrorCode, ReleaseRef, SnapshotInfo, SnapshotOrigin, isSnapshotId } from '@cowroot/protocol';
 import { BtrfsAdapter, ReceiveSource, Subvolume } from './btrfs.adapter';
 import { writeFileAtomic } from './atomic-file';
 import { DeviceError } from './device-error';
@@ -203,7 +197,8 @@ export class SnapshotStore {
   }
 
   private async assertNewId(id: string): Promise<void> {
-    if (!isSnapshotId(id)) throw new DeviceError(ErrorCode.MalformedMessage, `invalid snapshot id ${JSON.stringify(id)}`);
+    if (!isSnapshotId(id))
+      throw new DeviceError(ErrorCode.MalformedMessage, `invalid snapshot id ${JSON.stringify(id)}`);
     const exists = await stat(this.snapshotPath(id)).then(
       () => true,
       () => false,
@@ -244,7 +239,10 @@ export class SnapshotStore {
       // the subvolume is checked; if the check fails, it has only written what is deleted next.
       const [details] = await Promise.all([this.btrfs.show(received), this.btrfs.syncFilesystem(this.poolPath)]);
       if (!details.receivedUuid || !details.readOnly) {
-        throw new DeviceError(ErrorCode.ReceiveFailed, 'btrfs receive ended without a complete subvolume (stream truncated?)');
+        throw new DeviceError(
+          ErrorCode.ReceiveFailed,
+          'btrfs receive ended without a complete subvolume (stream truncated?)',
+        );
       }
       if (details.receivedUuid !== options.expectedReceivedUuid) {
         throw new DeviceError(
@@ -328,7 +326,10 @@ export class SnapshotStore {
    * A read-only snapshot of the rw workspace as snapshots/<id> (origin committed). It has no
    * received_uuid, so it can never be the parent of an incremental stream.
    */
-  async commitWorkspace(id: string, options: { release?: { name: string; version: string } | null } = {}): Promise<SnapshotInfo> {
+  async commitWorkspace(
+    id: string,
+    options: { release?: { name: string; version: string } | null } = {},
+  ): Promise<SnapshotInfo> {
     await this.assertNewId(id);
     const target = this.snapshotPath(id);
     await this.btrfs.snapshot(this.workspacePath, target, { readOnly: true });

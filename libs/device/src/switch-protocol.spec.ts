@@ -1,4 +1,12 @@
-import { ENV, SwitchResult, SwitchState, bootloaderDecision, confirmTrial, readSwitchEnv, requestTrial } from './switch-protocol';
+import {
+  ENV,
+  SwitchResult,
+  SwitchState,
+  bootloaderDecision,
+  confirmTrial,
+  readSwitchEnv,
+  requestTrial,
+} from './switch-protocol';
 
 function apply(env: Record<string, string>, update: Record<string, string> | null) {
   return { ...env, ...(update ?? {}) };
@@ -21,7 +29,12 @@ describe('bootloaderDecision', () => {
     const second = bootloaderDecision(readSwitchEnv(env), loads);
     expect(second).toMatchObject({ boot: 'b', trial: false });
     env = apply(env, second.write as Record<string, string>);
-    expect(readSwitchEnv(env)).toMatchObject({ current: 'b', previous: 'a', state: SwitchState.Idle, result: SwitchResult.Accepted });
+    expect(readSwitchEnv(env)).toMatchObject({
+      current: 'b',
+      previous: 'a',
+      state: SwitchState.Idle,
+      result: SwitchResult.Accepted,
+    });
     expect(bootloaderDecision(readSwitchEnv(env), loads).write).toBeNull();
   });
 
@@ -31,7 +44,12 @@ describe('bootloaderDecision', () => {
     const fallback = bootloaderDecision(readSwitchEnv(env), loads);
     expect(fallback.boot).toBe('a');
     env = apply(env, fallback.write as Record<string, string>);
-    expect(readSwitchEnv(env)).toMatchObject({ current: 'a', trial: '', result: SwitchResult.BootloaderFallback, resultSnapshot: 'b' });
+    expect(readSwitchEnv(env)).toMatchObject({
+      current: 'a',
+      trial: '',
+      result: SwitchResult.BootloaderFallback,
+      resultSnapshot: 'b',
+    });
   });
 
   it('falls back in the same boot when the trial kernel does not load', () => {

@@ -59,7 +59,10 @@ describePrivileged(
     }
 
     async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-      const error = await promise.then(() => null, (e: unknown) => e);
+      const error = await promise.then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(DeviceError);
       expect((error as DeviceError).code).toBe(code);
     }
@@ -141,7 +144,9 @@ describePrivileged(
       await linux().requestTrial('rel-3');
       await bootloader();
       const trial = linux();
-      expect(await envWrites(() => trial.reject({ check: 'required.d/50-network', outputTail: 'no route to server' }))).toBe(1);
+      expect(
+        await envWrites(() => trial.reject({ check: 'required.d/50-network', outputTail: 'no route to server' })),
+      ).toBe(1);
       expect(await envWrites(() => trial.reject({ check: 'required.d/50-network' }))).toBe(0);
 
       const decision = await bootloader();
@@ -173,7 +178,10 @@ describePrivileged(
       await linux().requestTrial('rel-3');
       const decision = await bootloader((id) => id !== 'rel-3');
       expect(decision).toMatchObject({ boot: 'rel-2', trial: false });
-      expect((await linux().status()).lastTrialResult).toEqual({ snapshot: 'rel-3', outcome: TrialOutcome.KernelLoadFailed });
+      expect((await linux().status()).lastTrialResult).toEqual({
+        snapshot: 'rel-3',
+        outcome: TrialOutcome.KernelLoadFailed,
+      });
     });
 
     it('cancel withdraws a requested trial; nothing pending is a no-op', async () => {

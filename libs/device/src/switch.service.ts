@@ -150,11 +150,14 @@ export class SwitchService {
    */
   async requestTrial(id: string): Promise<EnvUpdate | null> {
     const snapshot = await this.store.get(id);
-    if (!snapshot) throw new DeviceError(ErrorCode.SnapshotNotFound, `no snapshot ${JSON.stringify(id)} on this device`);
+    if (!snapshot)
+      throw new DeviceError(ErrorCode.SnapshotNotFound, `no snapshot ${JSON.stringify(id)} on this device`);
     if (!snapshot.readOnly) throw new DeviceError(ErrorCode.InvalidState, `snapshot ${id} is not read-only`);
     for (const file of this.requiredBootFiles) {
       await access(join(this.store.snapshotPath(id), file)).catch((error: unknown) => {
-        throw new DeviceError(ErrorCode.SnapshotNotFound, `snapshot ${id} has no ${file}, it cannot boot`, { cause: error });
+        throw new DeviceError(ErrorCode.SnapshotNotFound, `snapshot ${id} has no ${file}, it cannot boot`, {
+          cause: error,
+        });
       });
     }
     const env = await this.readEnv();

@@ -92,7 +92,9 @@ describePrivileged(
     });
 
     it('refuses values that would inject extra variables', async () => {
-      const error = (await env.write({ [ENV.trial]: 'x\ncowroot_current=evil' }).catch((e: unknown) => e)) as DeviceError;
+      const error = (await env
+        .write({ [ENV.trial]: 'x\ncowroot_current=evil' })
+        .catch((e: unknown) => e)) as DeviceError;
       expect(error.code).toBe(ErrorCode.EnvWriteFailed);
       expect((await env.read([ENV.current]))[ENV.current]).toBe('rel-1');
     });

@@ -64,7 +64,9 @@ export class UbootEnv {
       const { stdout } = await this.runner.run('fw_printenv', ['-c', this.configPath]);
       return parsePrintenv(stdout);
     } catch (error) {
-      throw new DeviceError(ErrorCode.Internal, `reading the u-boot env: ${(error as Error).message}`, { cause: error });
+      throw new DeviceError(ErrorCode.Internal, `reading the u-boot env: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
@@ -101,7 +103,9 @@ export class UbootEnv {
       await rm(dir, { recursive: true, force: true });
     }
     const after = await this.readAll();
-    const wrong = Object.entries(update).filter(([name, value]) => value !== undefined && (after[name] ?? '') !== value);
+    const wrong = Object.entries(update).filter(
+      ([name, value]) => value !== undefined && (after[name] ?? '') !== value,
+    );
     if (wrong.length) {
       throw new DeviceError(
         ErrorCode.EnvWriteFailed,

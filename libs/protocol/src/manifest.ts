@@ -87,7 +87,11 @@ export function parseManifest(bytes: Buffer | string): ParseResult<ArtifactManif
   try {
     data = JSON.parse(typeof bytes === 'string' ? bytes : bytes.toString('utf8'));
   } catch (error) {
-    return { ok: false, code: ErrorCode.MalformedMessage, message: `manifest is not JSON: ${(error as Error).message}` };
+    return {
+      ok: false,
+      code: ErrorCode.MalformedMessage,
+      message: `manifest is not JSON: ${(error as Error).message}`,
+    };
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { ok: false, code: ErrorCode.MalformedMessage, message: 'manifest must be a JSON object' };
@@ -98,7 +102,11 @@ export function parseManifest(bytes: Buffer | string): ParseResult<ArtifactManif
     return { ok: false, code: ErrorCode.MalformedMessage, message: describeValidationErrors(errors).join('; ') };
   }
   if ((manifest.kind === ArtifactKind.Incremental) !== Boolean(manifest.parent)) {
-    return { ok: false, code: ErrorCode.MalformedMessage, message: 'an incremental artifact needs a parent, a full one has none' };
+    return {
+      ok: false,
+      code: ErrorCode.MalformedMessage,
+      message: 'an incremental artifact needs a parent, a full one has none',
+    };
   }
   return { ok: true, value: manifest };
 }
@@ -115,7 +123,11 @@ export function signManifest(manifestBytes: Buffer, privateKey: string | KeyObje
 }
 
 /** True only for a valid ed25519 signature by `publicKey` over these exact bytes. */
-export function verifyManifestSignature(manifestBytes: Buffer, signatureBase64: string, publicKey: string | KeyObject): boolean {
+export function verifyManifestSignature(
+  manifestBytes: Buffer,
+  signatureBase64: string,
+  publicKey: string | KeyObject,
+): boolean {
   const key = toPublicKey(publicKey);
   if (key.asymmetricKeyType !== 'ed25519') return false;
   const signature = Buffer.from(signatureBase64, 'base64');

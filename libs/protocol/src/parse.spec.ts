@@ -109,7 +109,13 @@ describe('parseJobEvent and parsePresence', () => {
         eventId: randomUUID(),
         type: 'rolled-back',
         at: new Date().toISOString(),
-        rollback: { snapshot: 'r-2', restoredSnapshot: 'r-1', by: 'health-check', check: 'net', outputTail: 'no route' },
+        rollback: {
+          snapshot: 'r-2',
+          restoredSnapshot: 'r-1',
+          by: 'health-check',
+          check: 'net',
+          outputTail: 'no route',
+        },
       }),
     );
     expect(result.ok).toBe(true);

@@ -7,9 +7,7 @@ import { DeviceStateMessage } from './messages/device-state.message';
 import { JobEventMessage } from './messages/job-event.message';
 import { PresenceMessage } from './messages/presence.message';
 
-export type ParseResult<T> =
-  | { ok: true; value: T }
-  | { ok: false; code: ErrorCode; message: string };
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; message: string };
 
 type MessageClass<T> = new () => T;
 
@@ -28,7 +26,11 @@ export function describeValidationErrors(errors: ValidationError[], parent = '')
 export function decodeJson(payload: Buffer | string): ParseResult<Record<string, unknown>> {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
   if (size > MAX_MESSAGE_BYTES) {
-    return { ok: false, code: ErrorCode.MessageTooLarge, message: `message of ${size} bytes exceeds ${MAX_MESSAGE_BYTES}` };
+    return {
+      ok: false,
+      code: ErrorCode.MessageTooLarge,
+      message: `message of ${size} bytes exceeds ${MAX_MESSAGE_BYTES}`,
+    };
   }
   let data: unknown;
   try {

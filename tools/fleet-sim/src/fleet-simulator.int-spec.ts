@@ -25,7 +25,8 @@ describe(FleetSimulator.name, () => {
       count: 4,
       idPrefix: 'simtest',
       tags: ['lab'],
-      outcomeOf: (i) => [SimOutcome.Confirm, SimOutcome.HealthReject, SimOutcome.BootloaderFallback, SimOutcome.Confirm][i],
+      outcomeOf: (i) =>
+        [SimOutcome.Confirm, SimOutcome.HealthReject, SimOutcome.BootloaderFallback, SimOutcome.Confirm][i],
       device: { rebootMs: 50 },
     });
     await fleet.provision();
@@ -45,7 +46,9 @@ describe(FleetSimulator.name, () => {
 
   it('registers every simulated device as online with its reported state', async () => {
     const online = await until('4 devices online', async () => {
-      const body = (await (await api('/api/v1/devices?tag=lab&online=true')).json()) as { items: Array<{ id: string }> };
+      const body = (await (await api('/api/v1/devices?tag=lab&online=true')).json()) as {
+        items: Array<{ id: string }>;
+      };
       return body.items.length === 4 ? body.items : undefined;
     });
     expect(online.map((d: { id: string }) => d.id).sort()).toEqual(fleet.devices.map((d) => d.id).sort());
@@ -66,13 +69,21 @@ describe(FleetSimulator.name, () => {
     const last = new Map<string, string>();
     const finalStatus = async (deviceId: string, commandId: string) =>
       until(`terminal status of ${deviceId}`, async () => {
-        const body = (await (await api(`/api/v1/devices/${deviceId}/commands/${commandId}`)).json()) as { status: string };
+        const body = (await (await api(`/api/v1/devices/${deviceId}/commands/${commandId}`)).json()) as {
+          status: string;
+        };
         last.set(deviceId, body.status);
-        return ['confirmed', 'rolled-back', 'failed', 'rejected'].includes(body.status) && body.status !== 'rejected' ? body.status : undefined;
+        return ['confirmed', 'rolled-back', 'failed', 'rejected'].includes(body.status) && body.status !== 'rejected'
+          ? body.status
+          : undefined;
       });
-    const statuses = await Promise.all(sent.map(({ device, command }) => finalStatus(device.id, command.id))).catch((error) => {
-      throw new Error(`${error.message}; last statuses ${JSON.stringify([...last])}; device events ${JSON.stringify(fleet.events.map((e) => [e.deviceId, e.event.type]))}`);
-    });
+    const statuses = await Promise.all(sent.map(({ device, command }) => finalStatus(device.id, command.id))).catch(
+      (error) => {
+        throw new Error(
+          `${error.message}; last statuses ${JSON.stringify([...last])}; device events ${JSON.stringify(fleet.events.map((e) => [e.deviceId, e.event.type]))}`,
+        );
+      },
+    );
     expect(statuses).toEqual(['confirmed', 'rolled-back', 'rolled-back', 'confirmed']);
     expect(fleet.device('simtest-00000').bootedSnapshot).toBe('local-1');
     expect(fleet.device('simtest-00001').bootedSnapshot).toBe('factory');

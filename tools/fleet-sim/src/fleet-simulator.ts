@@ -70,7 +70,10 @@ export class FleetSimulator {
   }
 
   /** Runs `fn` for every device, at most `concurrency` at a time (default: the connect concurrency). */
-  async forAll(fn: (device: SimulatedDevice) => Promise<void>, concurrency = this.options.connectConcurrency ?? 200): Promise<void> {
+  async forAll(
+    fn: (device: SimulatedDevice) => Promise<void>,
+    concurrency = this.options.connectConcurrency ?? 200,
+  ): Promise<void> {
     let next = 0;
     const workers = Array.from({ length: Math.min(concurrency, this.devices.length) }, async () => {
       while (next < this.devices.length) await fn(this.devices[next++]);

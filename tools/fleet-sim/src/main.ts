@@ -10,7 +10,8 @@ import { SIM_OUTCOMES, SimOutcome } from './sim-outcome';
 function parseMix(value: string): Array<[SimOutcome, number]> {
   return value.split(',').map((part) => {
     const [name, weight] = part.split('=');
-    if (!SIM_OUTCOMES.includes(name as SimOutcome)) throw new InvalidArgumentError(`unknown outcome ${name} (${SIM_OUTCOMES.join(', ')})`);
+    if (!SIM_OUTCOMES.includes(name as SimOutcome))
+      throw new InvalidArgumentError(`unknown outcome ${name} (${SIM_OUTCOMES.join(', ')})`);
     const n = Number(weight ?? '1');
     if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`bad weight in ${part}`);
     return [name as SimOutcome, n];
@@ -28,10 +29,18 @@ async function main(): Promise<void> {
     .option('--tag <tag...>', 'tags for every device', [])
     .option('--mix <spec>', 'outcome weights, e.g. confirm=90,health-reject=10', parseMix, [[SimOutcome.Confirm, 1]])
     .parse();
-  const options = program.opts<{ http: string; mqtt: string; token: string; count: number; prefix: string; tag: string[]; mix: Array<[SimOutcome, number]> }>();
+  const options = program.opts<{
+    http: string;
+    mqtt: string;
+    token: string;
+    count: number;
+    prefix: string;
+    tag: string[];
+    mix: Array<[SimOutcome, number]>;
+  }>();
   const total = options.mix.reduce((sum, [, w]) => sum + w, 0);
   const outcomeOf = (index: number) => {
-    let point = ((index * 7919) % 1000) / 1000 * total;
+    let point = (((index * 7919) % 1000) / 1000) * total;
     for (const [outcome, weight] of options.mix) {
       if (point < weight) return outcome;
       point -= weight;
@@ -54,7 +63,9 @@ async function main(): Promise<void> {
   const timer = setInterval(() => {
     for (; printed.n < fleet.events.length; printed.n++) {
       const { deviceId, event } = fleet.events[printed.n];
-      console.log(`${event.at} ${deviceId} ${event.type} command=${event.commandId}${event.error ? ` ${event.error.code}` : ''}`);
+      console.log(
+        `${event.at} ${deviceId} ${event.type} command=${event.commandId}${event.error ? ` ${event.error.code}` : ''}`,
+      );
     }
   }, 500);
   process.once('SIGINT', () => {

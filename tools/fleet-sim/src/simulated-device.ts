@@ -134,7 +134,11 @@ export class SimulatedDevice {
       this.work = this.work.then(() => this.handle(payload)).catch(() => undefined);
     });
     await client.subscribeAsync(deviceTopic(this.id, DeviceChannel.Commands), { qos: 1 });
-    await this.publish(DeviceChannel.Presence, { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString() }, true);
+    await this.publish(
+      DeviceChannel.Presence,
+      { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString() },
+      true,
+    );
     await this.publishState();
   }
 
@@ -244,15 +248,22 @@ export class SimulatedDevice {
     if (!manifestResult.ok) return this.fail(command.commandId, ErrorCode.SignatureInvalid, manifestResult.message);
     const manifest = manifestResult.value;
     if (manifest.parent && !this.snapshots.some((s) => s.receivedUuid === manifest.parent!.snapshotUuid)) {
-      return this.fail(command.commandId, ErrorCode.ParentMissing, `parent ${manifest.parent.release.name}@${manifest.parent.release.version} is not held`);
+      return this.fail(
+        command.commandId,
+        ErrorCode.ParentMissing,
+        `parent ${manifest.parent.release.name}@${manifest.parent.release.version} is not held`,
+      );
     }
     if (this.outcome === SimOutcome.DownloadFail) {
-      await this.event(command.commandId, JobEventType.Progress, { progress: { phase: JobPhase.Download, bytesDone: 0, bytesTotal: manifest.size } });
+      await this.event(command.commandId, JobEventType.Progress, {
+        progress: { phase: JobPhase.Download, bytesDone: 0, bytesTotal: manifest.size },
+      });
       return this.fail(command.commandId, ErrorCode.DownloadFailed, 'simulated: connection reset by peer');
     }
     if (this.options.realDownload) {
       const ok = await this.download(command.artifact.url, manifest.sha256);
-      if (!ok) return this.fail(command.commandId, ErrorCode.Sha256Mismatch, 'downloaded bytes do not match the manifest');
+      if (!ok)
+        return this.fail(command.commandId, ErrorCode.Sha256Mismatch, 'downloaded bytes do not match the manifest');
     } else if (this.options.linkBytesPerSecond) {
       await sleep(Math.round((manifest.size / this.options.linkBytesPerSecond) * 1000));
     }

@@ -95,10 +95,13 @@ describe('agent config', () => {
 
   it('accepts mqtts with a CA file and refuses a missing one', async () => {
     await writeFile(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\n');
-    expect(validateAgentConfig({ ...valid, server: { mqttUrl: 'mqtts://fleet.example:8883', caFile: join(dir, 'ca.pem') } }).ca).not.toBeNull();
-    expect(problemsOf({ ...valid, server: { mqttUrl: 'mqtts://fleet.example:8883', caFile: join(dir, 'nope.pem') } }).join()).toMatch(
-      /server.caFile/,
-    );
+    expect(
+      validateAgentConfig({ ...valid, server: { mqttUrl: 'mqtts://fleet.example:8883', caFile: join(dir, 'ca.pem') } })
+        .ca,
+    ).not.toBeNull();
+    expect(
+      problemsOf({ ...valid, server: { mqttUrl: 'mqtts://fleet.example:8883', caFile: join(dir, 'nope.pem') } }).join(),
+    ).toMatch(/server.caFile/);
   });
 
   it('reports a file that is not JSON', async () => {

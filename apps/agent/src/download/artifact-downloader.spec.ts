@@ -21,7 +21,9 @@ interface ServerBehaviour {
   status?: number;
 }
 
-async function serve(behaviour: ServerBehaviour): Promise<{ url: string; server: Server; requests: Array<{ range?: string; auth?: string }> }> {
+async function serve(
+  behaviour: ServerBehaviour,
+): Promise<{ url: string; server: Server; requests: Array<{ range?: string; auth?: string }> }> {
   const requests: Array<{ range?: string; auth?: string }> = [];
   let drops = behaviour.drops ?? 0;
   const body = behaviour.body ?? BODY;
@@ -65,7 +67,12 @@ async function serve(behaviour: ServerBehaviour): Promise<{ url: string; server:
 describe(ArtifactDownloader.name, () => {
   let dir: string;
   let server: Server | null = null;
-  const downloader = new ArtifactDownloader({ retries: 3, initialBackoffMs: 20, maxBackoffMs: 100, idleTimeoutMs: 2000 });
+  const downloader = new ArtifactDownloader({
+    retries: 3,
+    initialBackoffMs: 20,
+    maxBackoffMs: 100,
+    idleTimeoutMs: 2000,
+  });
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cowroot-download-'));
@@ -123,9 +130,20 @@ describe(ArtifactDownloader.name, () => {
     server = served.server;
     const destination = join(dir, 'spool');
     await writeFile(destination, BODY.subarray(0, 1_234_567));
-    const request = { url: served.url, destination, expectedSize: BODY.length, username: 'dev-1', password: 'secret-credential' };
+    const request = {
+      url: served.url,
+      destination,
+      expectedSize: BODY.length,
+      username: 'dev-1',
+      password: 'secret-credential',
+    };
     const result = await downloader.download(request);
-    expect(result).toMatchObject({ sha256: SHA, size: BODY.length, bytesResumed: 1_234_567, bytesTransferred: BODY.length - 1_234_567 });
+    expect(result).toMatchObject({
+      sha256: SHA,
+      size: BODY.length,
+      bytesResumed: 1_234_567,
+      bytesTransferred: BODY.length - 1_234_567,
+    });
     expect(served.requests.map((r) => r.range)).toEqual(['bytes=1234567-']);
     expect(Buffer.compare(await readFile(destination), BODY)).toBe(0);
 
@@ -139,7 +157,13 @@ describe(ArtifactDownloader.name, () => {
     server = served.server;
     const destination = join(dir, 'spool');
     await writeFile(destination, Buffer.alloc(BODY.length + 10, 1));
-    const result = await downloader.download({ url: served.url, destination, expectedSize: BODY.length, username: 'dev-1', password: 'secret-credential' });
+    const result = await downloader.download({
+      url: served.url,
+      destination,
+      expectedSize: BODY.length,
+      username: 'dev-1',
+      password: 'secret-credential',
+    });
     expect(result).toMatchObject({ sha256: SHA, bytesResumed: 0, bytesTransferred: BODY.length });
     expect(served.requests.map((r) => r.range)).toEqual([undefined]);
   });
@@ -163,7 +187,13 @@ describe(ArtifactDownloader.name, () => {
     const served = await serve({});
     server = served.server;
     await expectCode(
-      downloader.download({ url: served.url, destination: join(dir, 'spool'), expectedSize: BODY.length, username: 'dev-1', password: 'wrong-password' }),
+      downloader.download({
+        url: served.url,
+        destination: join(dir, 'spool'),
+        expectedSize: BODY.length,
+        username: 'dev-1',
+        password: 'wrong-password',
+      }),
       ErrorCode.DownloadFailed,
     );
     expect(served.requests).toHaveLength(1);
@@ -173,11 +203,23 @@ describe(ArtifactDownloader.name, () => {
     const served = await serve({});
     server = served.server;
     await expectCode(
-      downloader.download({ url: served.url, destination: join(dir, 'a'), expectedSize: BODY.length - 1, username: 'dev-1', password: 'secret-credential' }),
+      downloader.download({
+        url: served.url,
+        destination: join(dir, 'a'),
+        expectedSize: BODY.length - 1,
+        username: 'dev-1',
+        password: 'secret-credential',
+      }),
       ErrorCode.SizeMismatch,
     );
     await expectCode(
-      downloader.download({ url: served.url, destination: join(dir, 'b'), expectedSize: BODY.length + 1, username: 'dev-1', password: 'secret-credential' }),
+      downloader.download({
+        url: served.url,
+        destination: join(dir, 'b'),
+        expectedSize: BODY.length + 1,
+        username: 'dev-1',
+        password: 'secret-credential',
+      }),
       ErrorCode.SizeMismatch,
     );
   });
@@ -188,7 +230,13 @@ describe(ArtifactDownloader.name, () => {
     await new Promise<void>((resolve) => served.server.close(() => resolve()));
     const started = Date.now();
     await expectCode(
-      downloader.download({ url, destination: join(dir, 'spool'), expectedSize: 10, username: 'dev-1', password: 'secret-credential' }),
+      downloader.download({
+        url,
+        destination: join(dir, 'spool'),
+        expectedSize: 10,
+        username: 'dev-1',
+        password: 'secret-credential',
+      }),
       ErrorCode.DownloadFailed,
     );
     // 20 + 40 + 80 ms of backoff, not forever
@@ -202,7 +250,14 @@ describe(ArtifactDownloader.name, () => {
     const slow = new ArtifactDownloader({ retries: 100, initialBackoffMs: 50, maxBackoffMs: 50, idleTimeoutMs: 1000 });
     setTimeout(() => abort.abort(), 300);
     await expectCode(
-      slow.download({ url: served.url, destination: join(dir, 'spool'), expectedSize: 10, username: 'dev-1', password: 'secret-credential', signal: abort.signal }),
+      slow.download({
+        url: served.url,
+        destination: join(dir, 'spool'),
+        expectedSize: 10,
+        username: 'dev-1',
+        password: 'secret-credential',
+        signal: abort.signal,
+      }),
       ErrorCode.Canceled,
     );
     expect(served.requests.length).toBeGreaterThan(1);

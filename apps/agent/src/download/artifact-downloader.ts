@@ -107,7 +107,13 @@ export class ArtifactDownloader {
         try {
           await this.attempt(url, request, file, progress);
           await file.sync();
-          return { sha256: progress.hash.digest('hex'), size: progress.written, bytesTransferred: progress.transferred, bytesResumed, attempts };
+          return {
+            sha256: progress.hash.digest('hex'),
+            size: progress.written,
+            bytesTransferred: progress.transferred,
+            bytesResumed,
+            attempts,
+          };
         } catch (error) {
           if (error instanceof FatalDownloadError) throw error;
           if (request.signal?.aborted) throw canceled();
@@ -154,7 +160,12 @@ export class ArtifactDownloader {
       }
       const buffer = Buffer.allocUnsafe(1024 * 1024);
       while (progress.written < size) {
-        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - progress.written), progress.written);
+        const { bytesRead } = await file.read(
+          buffer,
+          0,
+          Math.min(buffer.length, size - progress.written),
+          progress.written,
+        );
         if (bytesRead === 0) break;
         progress.hash.update(buffer.subarray(0, bytesRead));
         progress.written += bytesRead;
@@ -168,12 +179,7 @@ export class ArtifactDownloader {
   }
 
   /** One HTTP request, from progress.written on; resolves when the whole expected size is on disk. */
-  private attempt(
-    url: URL,
-    request: DownloadRequest,
-    file: FileHandle,
-    progress: SpoolProgress,
-  ): Promise<void> {
+  private attempt(url: URL, request: DownloadRequest, file: FileHandle, progress: SpoolProgress): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const headers: Record<string, string> = {
         Authorization: `Basic ${Buffer.from(`${request.username}:${request.password}`).toString('base64')}`,
@@ -230,7 +236,9 @@ export class ArtifactDownloader {
       const start = contentRangeStart(response.headers['content-range']);
       if (start !== progress.written) {
         response.resume();
-        throw new Error(`server answered Range ${progress.written}- with Content-Range ${response.headers['content-range']}`);
+        throw new Error(
+          `server answered Range ${progress.written}- with Content-Range ${response.headers['content-range']}`,
+        );
       }
     } else if (status !== 200) {
       response.resume();

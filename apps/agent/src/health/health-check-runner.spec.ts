@@ -53,7 +53,10 @@ describe('health check runner', () => {
   }, 15000);
 
   it('keeps only the last bytes of a chatty check', async () => {
-    const result = await runCheckExecutable(await script(dir, 'chatty', 'i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done; echo LAST'), 5000);
+    const result = await runCheckExecutable(
+      await script(dir, 'chatty', 'i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done; echo LAST'),
+      5000,
+    );
     expect(result.output.length).toBeLessThanOrEqual(OUTPUT_TAIL_BYTES);
     expect(result.output.trimEnd().endsWith('LAST')).toBe(true);
   });

@@ -32,7 +32,10 @@ class OutputTail {
  * Runs one executable with a timeout. It gets its own process group so a timeout kills whatever it
  * started too (a hung `ping` in a shell script must not outlive the check).
  */
-export function runCheckExecutable(path: string, timeoutMs: number): Promise<{ passed: boolean; output: string; durationMs: number }> {
+export function runCheckExecutable(
+  path: string,
+  timeoutMs: number,
+): Promise<{ passed: boolean; output: string; durationMs: number }> {
   const started = Date.now();
   return new Promise((resolve) => {
     const tail = new OutputTail(OUTPUT_TAIL_BYTES);
@@ -76,7 +79,11 @@ export function runCheckExecutable(path: string, timeoutMs: number): Promise<{ p
  * files are skipped; a file that is not executable is a failed check, not a skipped one, so a lost
  * `chmod +x` cannot silently turn a required check off.
  */
-export async function runCheckDirectory(dir: string, kind: HealthCheckKind, timeoutMs: number): Promise<HealthCheckResult[]> {
+export async function runCheckDirectory(
+  dir: string,
+  kind: HealthCheckKind,
+  timeoutMs: number,
+): Promise<HealthCheckResult[]> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((name) => !name.startsWith('.')).sort();

@@ -32,7 +32,10 @@ export const BUILTIN_CHECK = {
   serverReachable: 'server-reachable',
 } as const;
 
-async function timed(name: string, body: () => Promise<{ passed: boolean; output: string }>): Promise<HealthCheckResult> {
+async function timed(
+  name: string,
+  body: () => Promise<{ passed: boolean; output: string }>,
+): Promise<HealthCheckResult> {
   const started = Date.now();
   let result: { passed: boolean; output: string };
   try {
@@ -40,7 +43,13 @@ async function timed(name: string, body: () => Promise<{ passed: boolean; output
   } catch (error) {
     result = { passed: false, output: (error as Error).message };
   }
-  return { name, kind: HealthCheckKind.Builtin, passed: result.passed, durationMs: Date.now() - started, outputTail: result.output.slice(-4096) };
+  return {
+    name,
+    kind: HealthCheckKind.Builtin,
+    passed: result.passed,
+    durationMs: Date.now() - started,
+    outputTail: result.output.slice(-4096),
+  };
 }
 
 /**
@@ -51,7 +60,10 @@ async function timed(name: string, body: () => Promise<{ passed: boolean; output
 async function checkRootSnapshot(options: TrialHealthOptions): Promise<{ passed: boolean; output: string }> {
   const { store, expectedSnapshot } = options;
   if (options.envTrial !== expectedSnapshot) {
-    return { passed: false, output: `booted ${expectedSnapshot} but the env's trial is ${JSON.stringify(options.envTrial)}` };
+    return {
+      passed: false,
+      output: `booted ${expectedSnapshot} but the env's trial is ${JSON.stringify(options.envTrial)}`,
+    };
   }
   const snapshot = await store.get(expectedSnapshot);
   if (!snapshot) return { passed: false, output: `snapshot ${expectedSnapshot} is not in the pool` };

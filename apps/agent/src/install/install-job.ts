@@ -58,7 +58,10 @@ export function rateLimitedProgress(sink: ProgressSink, intervalMs = 2000, step 
 export function verifyOffer(command: InstallCommand, publicKey: KeyObject): ArtifactManifest {
   const manifestBytes = Buffer.from(command.artifact.manifest, 'base64');
   if (!verifyManifestSignature(manifestBytes, command.artifact.signature, publicKey)) {
-    throw new DeviceError(ErrorCode.SignatureInvalid, 'the manifest signature does not verify with the pinned release key');
+    throw new DeviceError(
+      ErrorCode.SignatureInvalid,
+      'the manifest signature does not verify with the pinned release key',
+    );
   }
   const parsed = parseManifest(manifestBytes);
   if (!parsed.ok) throw new DeviceError(ErrorCode.MalformedMessage, `signed manifest is invalid: ${parsed.message}`);
@@ -116,17 +119,26 @@ export class InstallJob {
     const manifest = verifyOffer(command, this.deps.releasePublicKey);
     const snapshotId = command.snapshotId ?? `${manifest.release.name}-${manifest.release.version}`;
     if (!isSnapshotId(snapshotId)) {
-      throw new DeviceError(ErrorCode.MalformedMessage, `cannot make a snapshot id from release ${manifest.release.name} ${manifest.release.version}`);
+      throw new DeviceError(
+        ErrorCode.MalformedMessage,
+        `cannot make a snapshot id from release ${manifest.release.name} ${manifest.release.version}`,
+      );
     }
 
     // already here (a re-offer after a fallback, or a redelivery whose journal entry was trimmed): no download
     const held = await store.findByReceivedUuid(manifest.snapshotUuid);
     if (held) {
-      this.deps.logger.info('release already on the device, not downloading', { commandId: command.commandId, snapshot: held.id });
+      this.deps.logger.info('release already on the device, not downloading', {
+        commandId: command.commandId,
+        snapshot: held.id,
+      });
       return { snapshot: held, bytesDownloaded: 0 };
     }
     if (await store.get(snapshotId)) {
-      throw new DeviceError(ErrorCode.ReceiveFailed, `a different snapshot named ${snapshotId} is already on the device`);
+      throw new DeviceError(
+        ErrorCode.ReceiveFailed,
+        `a different snapshot named ${snapshotId} is already on the device`,
+      );
     }
     if (manifest.kind === ArtifactKind.Incremental) {
       const parent = manifest.parent ? await store.findByReceivedUuid(manifest.parent.snapshotUuid) : null;
@@ -158,17 +170,30 @@ export class InstallJob {
         onProgress: (done, total) => progress(JobPhase.Download, done, total),
       });
       if (download.bytesResumed > 0) {
-        this.deps.logger.info('download resumed from an earlier run', { commandId: command.commandId, bytes: download.bytesResumed });
+        this.deps.logger.info('download resumed from an earlier run', {
+          commandId: command.commandId,
+          bytes: download.bytesResumed,
+        });
       }
       if (download.size !== manifest.size) {
-        throw new DeviceError(ErrorCode.SizeMismatch, `downloaded ${download.size} bytes, the manifest says ${manifest.size}`);
+        throw new DeviceError(
+          ErrorCode.SizeMismatch,
+          `downloaded ${download.size} bytes, the manifest says ${manifest.size}`,
+        );
       }
       if (download.sha256 !== manifest.sha256) {
-        throw new DeviceError(ErrorCode.Sha256Mismatch, `sha256 of the download is ${download.sha256}, the manifest says ${manifest.sha256}`);
+        throw new DeviceError(
+          ErrorCode.Sha256Mismatch,
+          `sha256 of the download is ${download.sha256}, the manifest says ${manifest.sha256}`,
+        );
       }
       progress(JobPhase.Verify, manifest.size, manifest.size);
       const snapshot = await this.receive(spool, manifest, snapshotId, progress, signal);
-      this.deps.logger.info('snapshot received', { commandId: command.commandId, snapshot: snapshot.id, receivedUuid: snapshot.receivedUuid });
+      this.deps.logger.info('snapshot received', {
+        commandId: command.commandId,
+        snapshot: snapshot.id,
+        receivedUuid: snapshot.receivedUuid,
+      });
       return { snapshot, bytesDownloaded: download.bytesTransferred };
     } catch (error) {
       // an agent that stops (service stop, reboot) keeps what came over the network for the next run;

@@ -81,7 +81,8 @@ export class CommandJournal {
     }
     try {
       const parsed = JSON.parse(text) as Partial<JournalData>;
-      if (parsed.version !== 1 || typeof parsed.commands !== 'object' || parsed.commands === null) throw new Error('bad shape');
+      if (parsed.version !== 1 || typeof parsed.commands !== 'object' || parsed.commands === null)
+        throw new Error('bad shape');
       this.data = {
         ...emptyJournal(),
         ...parsed,

@@ -83,7 +83,12 @@ export class MqttLink extends EventEmitter {
       });
       void this.publish(
         DeviceChannel.Presence,
-        { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString(), agentVersion: AGENT_VERSION },
+        {
+          v: PROTOCOL_VERSION,
+          status: PresenceStatus.Online,
+          at: new Date().toISOString(),
+          agentVersion: AGENT_VERSION,
+        },
         true,
       ).catch(() => undefined);
       this.emit('connect');
@@ -105,7 +110,9 @@ export class MqttLink extends EventEmitter {
     const client = this.client;
     if (!client) return Promise.reject(new Error('mqtt link not started'));
     return new Promise((resolve, reject) => {
-      client.publish(this.topic(channel), encodeMessage(message), { qos: 1, retain }, (error) => (error ? reject(error) : resolve()));
+      client.publish(this.topic(channel), encodeMessage(message), { qos: 1, retain }, (error) =>
+        error ? reject(error) : resolve(),
+      );
     });
   }
 
@@ -133,9 +140,9 @@ export class MqttLink extends EventEmitter {
       probe()
         .then((message) => this.publish(DeviceChannel.State, message))
         .then(
-        () => true,
-        () => false,
-      ),
+          () => true,
+          () => false,
+        ),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), left).unref()),
     ]);
   }

@@ -27,11 +27,15 @@ export function renderStatus(data: StatusData): string {
   const lines: string[] = [];
   lines.push('=== Device ===');
   lines.push(`Device:        ${data.deviceId}`);
-  lines.push(`Booted from:   ${status.booted ?? '(unknown: no cowroot.snapshot= on the kernel command line)'}${status.trialBoot ? ' (trial boot)' : ''}`);
+  lines.push(
+    `Booted from:   ${status.booted ?? '(unknown: no cowroot.snapshot= on the kernel command line)'}${status.trialBoot ? ' (trial boot)' : ''}`,
+  );
   lines.push(`Fallback:      ${status.fallback ?? '-'}`);
   lines.push(`Previous:      ${status.previous ?? '-'}`);
   const pending = status.pendingTrial;
-  lines.push(`Pending trial: ${pending ? `${pending.snapshot} (${pending.state})` : '-'}${data.trial && pending?.snapshot === data.trial.snapshot ? ` by command ${data.trial.commandId}` : ''}`);
+  lines.push(
+    `Pending trial: ${pending ? `${pending.snapshot} (${pending.state})` : '-'}${data.trial && pending?.snapshot === data.trial.snapshot ? ` by command ${data.trial.commandId}` : ''}`,
+  );
   const last = status.lastTrialResult;
   lines.push(
     `Last result:   ${last ? `${last.snapshot}: ${last.outcome}${last.check ? ` (check ${last.check})` : ''}` : '-'}`,
@@ -52,7 +56,9 @@ export function renderStatus(data: StatusData): string {
     const bullet = snapshot.id === status.booted ? 'x' : 'o';
     lines.push(`${bullet} [${snapshot.id}]${marks.length ? ` (${marks.join(', ')})` : ''}`);
     lines.push(`      origin:        ${snapshot.origin}`);
-    lines.push(`      release:       ${snapshot.release ? `${snapshot.release.name} ${snapshot.release.version}` : '-'}`);
+    lines.push(
+      `      release:       ${snapshot.release ? `${snapshot.release.name} ${snapshot.release.version}` : '-'}`,
+    );
     lines.push(`      created:       ${snapshot.createdAt}`);
     lines.push(`      uuid:          ${snapshot.uuid}`);
     lines.push(`      received_uuid: ${snapshot.receivedUuid ?? '-'}`);

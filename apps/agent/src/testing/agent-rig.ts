@@ -59,7 +59,8 @@ export async function startTestBroker(): Promise<TestBroker> {
   const broker = await Aedes.createBroker({
     authenticate: (_client, username, password, done) => {
       const ok =
-        (username === DEVICE_ID && password?.toString() === CREDENTIAL) || (username === 'observer' && password?.toString() === 'observer');
+        (username === DEVICE_ID && password?.toString() === CREDENTIAL) ||
+        (username === 'observer' && password?.toString() === 'observer');
       if (ok) done(null, true);
       else done(Object.assign(new Error('bad credential'), { returnCode: 4 }) as never, false);
     },
@@ -126,7 +127,9 @@ export class AgentRig {
    * `server`: use a real fleet server (its broker, the device id and credential it provisioned) instead
    * of the in-process aedes and observer; events are then read through the server's API.
    */
-  async setUp(options: { deviceMiB?: number; server?: { mqttUrl: string; deviceId: string; credential: string } } = {}): Promise<void> {
+  async setUp(
+    options: { deviceMiB?: number; server?: { mqttUrl: string; deviceId: string; credential: string } } = {},
+  ): Promise<void> {
     this.dir = await mkdtemp(join(tmpdir(), 'cowroot-agent-it-'));
     this.cleanups.push(() => rm(this.dir, { recursive: true, force: true }));
     this.build = await createLoopBtrfs({ sizeMiB: 1024, label: 'build' });
@@ -137,7 +140,10 @@ export class AgentRig {
     this.store = new SnapshotStore({ poolPath: this.pool });
     await this.store.init();
     for (const sub of ['required.d', 'wanted.d', 'artifacts']) await mkdir(join(this.dir, sub));
-    await writeFile(join(this.dir, 'release.pub.pem'), this.releaseKey.publicKey.export({ type: 'spki', format: 'pem' }));
+    await writeFile(
+      join(this.dir, 'release.pub.pem'),
+      this.releaseKey.publicKey.export({ type: 'spki', format: 'pem' }),
+    );
     const recorder = join(this.dir, 'record-reboot.sh');
     await writeFile(recorder, `#!/bin/sh\necho "reboot $*" >> '${this.rebootLog}'\n`);
     await chmod(recorder, 0o755);
@@ -154,14 +160,20 @@ export class AgentRig {
     this.http = new ArtifactHttpServer(DEVICE_ID, CREDENTIAL);
     await this.http.listen();
     this.cleanups.push(() => this.http.close());
-    this.observer = connect(this.mqttUrl, { username: 'observer', password: 'observer', clientId: `observer-${randomUUID()}` });
+    this.observer = connect(this.mqttUrl, {
+      username: 'observer',
+      password: 'observer',
+      clientId: `observer-${randomUUID()}`,
+    });
     this.cleanups.push(() => new Promise<void>((resolve) => this.observer.end(true, {}, () => resolve())));
     await new Promise<void>((resolve, reject) => {
       this.observer.once('connect', () => resolve());
       this.observer.once('error', reject);
     });
     await new Promise<void>((resolve, reject) =>
-      this.observer.subscribe(`cowroot/v1/devices/${DEVICE_ID}/#`, { qos: 1 }, (error) => (error ? reject(error) : resolve())),
+      this.observer.subscribe(`cowroot/v1/devices/${DEVICE_ID}/#`, { qos: 1 }, (error) =>
+        error ? reject(error) : resolve(),
+      ),
     );
     this.observer.on('message', (topic, payload) => {
       if (topic.endsWith('/commands')) return;
@@ -199,7 +211,12 @@ export class AgentRig {
   /** Compressed (zstd) or plain send stream, its manifest signed with the release key. */
   async artifact(
     release: BuiltRelease,
-    options: { parent?: BuiltRelease; compression?: 'zstd' | 'none'; version?: string; mutate?: (m: Record<string, unknown>) => void } = {},
+    options: {
+      parent?: BuiltRelease;
+      compression?: 'zstd' | 'none';
+      version?: string;
+      mutate?: (m: Record<string, unknown>) => void;
+    } = {},
   ): Promise<Artifact> {
     const stream = await this.builder.send(release, options.parent);
     const compression = options.compression ?? 'zstd';
@@ -219,12 +236,21 @@ export class AgentRig {
       sha256,
       compression,
       snapshotUuid: release.uuid,
-      parent: options.parent ? { release: { name: 'base', version: options.parent.name }, snapshotUuid: options.parent.uuid } : null,
+      parent: options.parent
+        ? { release: { name: 'base', version: options.parent.name }, snapshotUuid: options.parent.uuid }
+        : null,
       createdAt: new Date().toISOString(),
     };
     options.mutate?.(manifestObject);
     const manifest = Buffer.from(JSON.stringify(manifestObject));
-    return { file, manifest, signature: signManifest(manifest, this.releaseKey.privateKey), sha256, size: data.length, release };
+    return {
+      file,
+      manifest,
+      signature: signManifest(manifest, this.releaseKey.privateKey),
+      sha256,
+      size: data.length,
+      release,
+    };
   }
 
   installCommand(
@@ -254,7 +280,9 @@ export class AgentRig {
   async send(command: Record<string, unknown> | string | Buffer): Promise<void> {
     const payload = typeof command === 'string' || Buffer.isBuffer(command) ? command : JSON.stringify(command);
     await new Promise<void>((resolve, reject) =>
-      this.observer.publish(`cowroot/v1/devices/${DEVICE_ID}/commands`, payload, { qos: 1 }, (error) => (error ? reject(error) : resolve())),
+      this.observer.publish(`cowroot/v1/devices/${DEVICE_ID}/commands`, payload, { qos: 1 }, (error) =>
+        error ? reject(error) : resolve(),
+      ),
     );
   }
 
@@ -303,14 +331,20 @@ export class AgentRig {
    * to the env with fw_setenv), the initramfs makes the workspace, the kernel gets the command line.
    * `startAgent: false` plays a boot that hangs before the agent runs.
    */
-  async reboot(options: { startAgent?: boolean; config?: Record<string, unknown>; kernelLoads?: (id: string) => boolean } = {}): Promise<{ boot: string; trial: boolean }> {
+  async reboot(
+    options: { startAgent?: boolean; config?: Record<string, unknown>; kernelLoads?: (id: string) => boolean } = {},
+  ): Promise<{ boot: string; trial: boolean }> {
     await this.stopAgent();
     const env = readSwitchEnv(await this.env.readAll());
-    const loads = options.kernelLoads ?? ((id: string) => existsSync(join(this.pool, 'snapshots', id, 'boot', 'uImage')));
+    const loads =
+      options.kernelLoads ?? ((id: string) => existsSync(join(this.pool, 'snapshots', id, 'boot', 'uImage')));
     const decision = bootloaderDecision(env, loads);
     if (decision.write) await this.env.write(decision.write);
     await this.makeWorkspace(decision.boot);
-    await writeFile(this.cmdlineFile, `console=ttyS0 root=LABEL=device cowroot.snapshot=${decision.boot} cowroot.trial=${decision.trial ? 1 : 0}\n`);
+    await writeFile(
+      this.cmdlineFile,
+      `console=ttyS0 root=LABEL=device cowroot.snapshot=${decision.boot} cowroot.trial=${decision.trial ? 1 : 0}\n`,
+    );
     if (options.startAgent !== false) await this.startAgent(options.config);
     return { boot: decision.boot, trial: decision.trial };
   }
@@ -331,20 +365,30 @@ export class AgentRig {
     return this.messages.filter((m) => m.topic.endsWith('/state')).map((m) => m.payload);
   }
 
-  async waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  async waitFor<T>(
+    what: string,
+    probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+    timeoutMs = 30_000,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const value = await probe();
       if (value) return value;
       if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${what}; last events: ${JSON.stringify(this.events().slice(-3))}\nlast logs: ${this.logs.slice(-6).join('\n')}`);
+        throw new Error(
+          `timed out waiting for ${what}; last events: ${JSON.stringify(this.events().slice(-3))}\nlast logs: ${this.logs.slice(-6).join('\n')}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 
   waitForEvent(commandId: string, type: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
-    return this.waitFor(`${type} for ${commandId}`, () => this.events(commandId).find((e) => e.type === type), timeoutMs);
+    return this.waitFor(
+      `${type} for ${commandId}`,
+      () => this.events(commandId).find((e) => e.type === type),
+      timeoutMs,
+    );
   }
 
   /** Every event and state the agent sent is valid under the protocol (the server would take it). */
@@ -369,6 +413,7 @@ export class AgentRig {
 
   async tearDown(): Promise<void> {
     await this.stopAgent().catch(() => undefined);
-    for (const cleanup of this.cleanups.reverse()) await cleanup().catch((error: Error) => console.warn(`cleanup: ${error.message}`));
+    for (const cleanup of this.cleanups.reverse())
+      await cleanup().catch((error: Error) => console.warn(`cleanup: ${error.message}`));
   }
 }

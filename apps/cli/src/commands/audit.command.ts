@@ -35,8 +35,12 @@ function withFilters(command: Command): Command {
 }
 
 function filterQuery(options: FilterOptions): Query {
-  for (const [flag, value] of [['--from', options.from], ['--to', options.to]] as const) {
-    if (value !== undefined && Number.isNaN(Date.parse(value))) throw CliError.usage(`${flag} must be an ISO 8601 time like 2026-11-26T00:00:00Z, got ${JSON.stringify(value)}`);
+  for (const [flag, value] of [
+    ['--from', options.from],
+    ['--to', options.to],
+  ] as const) {
+    if (value !== undefined && Number.isNaN(Date.parse(value)))
+      throw CliError.usage(`${flag} must be an ISO 8601 time like 2026-11-26T00:00:00Z, got ${JSON.stringify(value)}`);
   }
   return {
     actorType: options.actorType,
@@ -58,7 +62,12 @@ export function registerAuditCommands(program: Command, context: CliContext): vo
     .option('--limit <n>', `at most n entries (default ${DEFAULT_QUERY_LIMIT})`, positiveInt('--limit'))
     .action(async (options: FilterOptions & { all?: boolean; limit?: number }, command: Command) => {
       const client = await context.client();
-      const { items, truncated } = await client.collect<AuditEntryView>('/api/v1/audit', filterQuery(options), listMax(options, DEFAULT_QUERY_LIMIT), AUDIT_PAGE_SIZE);
+      const { items, truncated } = await client.collect<AuditEntryView>(
+        '/api/v1/audit',
+        filterQuery(options),
+        listMax(options, DEFAULT_QUERY_LIMIT),
+        AUDIT_PAGE_SIZE,
+      );
       if (context.json(command)) return context.printJson(items);
       context.out(
         formatTable<AuditEntryView>(
@@ -81,7 +90,8 @@ export function registerAuditCommands(program: Command, context: CliContext): vo
     .option('--format <format>', 'csv or json', 'json')
     .option('--out <file>', 'write here (replaced only once the export is complete) instead of stdout')
     .action(async (options: FilterOptions & { format: string; out?: string }) => {
-      if (options.format !== 'csv' && options.format !== 'json') throw CliError.usage(`--format must be csv or json, got ${JSON.stringify(options.format)}`);
+      if (options.format !== 'csv' && options.format !== 'json')
+        throw CliError.usage(`--format must be csv or json, got ${JSON.stringify(options.format)}`);
       const query = { ...filterQuery(options), format: options.format };
       const response = await (await context.client()).openStream('/api/v1/audit/export', query);
       if (!response.body) throw new CliError('the server sent no export body');

@@ -95,7 +95,10 @@ export function registerDevicesCommands(program: Command, context: CliContext): 
       // The API replaces the whole tag list (PATCH /devices/:id); a concurrent edit between this read and
       // the write would be lost, which is acceptable for an interactive command.
       const current = await client.get<DeviceView>(devicePath(id));
-      const tags = [...current.tags.filter((tag) => !remove.includes(tag)), ...add.filter((tag) => !current.tags.includes(tag))];
+      const tags = [
+        ...current.tags.filter((tag) => !remove.includes(tag)),
+        ...add.filter((tag) => !current.tags.includes(tag)),
+      ];
       const updated = await client.patch<DeviceView>(devicePath(id), { tags });
       if (context.json(command)) return context.printJson(updated);
       context.out(`${updated.id}: tags ${updated.tags.join(',') || '(none)'}`);
@@ -105,25 +108,41 @@ export function registerDevicesCommands(program: Command, context: CliContext): 
     .command('provision [id]')
     .description('provision one device (prints its credential once) or many from --file devices.csv|json')
     .option('--tag <tag>', 'tag of the new device (repeatable)', collect)
-    .option('--file <path>', 'CSV (header id,tags,credential; tags separated by ";") or JSON ([{id,tags,credential}] or {devices:[...]})')
+    .option(
+      '--file <path>',
+      'CSV (header id,tags,credential; tags separated by ";") or JSON ([{id,tags,credential}] or {devices:[...]})',
+    )
     .action(async (id: string | undefined, options: { tag?: string[]; file?: string }, command: Command) => {
       if (options.file && id) throw CliError.usage('give either a device id or --file, not both');
-      if (options.file && options.tag) throw CliError.usage('--tag applies to one device; put tags in the file for --file');
+      if (options.file && options.tag)
+        throw CliError.usage('--tag applies to one device; put tags in the file for --file');
       if (!options.file && !id) throw CliError.usage('give the device id, or --file <devices.csv|json>');
       const client = await context.client();
       if (id) {
         const result = await client.post<ProvisionedDeviceView>('/api/v1/devices', { id, tags: options.tag ?? [] });
         if (context.json(command)) return context.printJson(result);
-        context.err(`provisioned ${result.device.id}; its credential is shown only now: put it on the device (agent config)`);
+        context.err(
+          `provisioned ${result.device.id}; its credential is shown only now: put it on the device (agent config)`,
+        );
         context.out(`${result.device.id} ${result.credential}`);
         return;
       }
       const result = await provisionFromFile(context, options.file!);
       if (context.json(command)) return context.printJson(result);
       const generated = result.devices.filter((device) => device.credential);
-      context.err(`provisioned ${result.created} device${result.created === 1 ? '' : 's'}${generated.length > 0 ? '; generated credentials are shown only now' : ''}`);
+      context.err(
+        `provisioned ${result.created} device${result.created === 1 ? '' : 's'}${generated.length > 0 ? '; generated credentials are shown only now' : ''}`,
+      );
       if (generated.length > 0) {
-        context.out(formatTable([{ header: 'id', value: (d: { id: string }) => d.id }, { header: 'credential', value: (d: { credential?: string }) => d.credential }], generated));
+        context.out(
+          formatTable(
+            [
+              { header: 'id', value: (d: { id: string }) => d.id },
+              { header: 'credential', value: (d: { credential?: string }) => d.credential },
+            ],
+            generated,
+          ),
+        );
       }
     });
 
@@ -132,7 +151,9 @@ export function registerDevicesCommands(program: Command, context: CliContext): 
     .description('revoke the credential, disconnect the device and refuse it from now on (the record stays)')
     .requiredOption('--reason <text>', 'why (recorded in the audit log)')
     .action(async (id: string, options: { reason: string }, command: Command) => {
-      const device = await (await context.client()).post<DeviceView>(`${devicePath(id)}/decommission`, { reason: options.reason });
+      const device = await (
+        await context.client()
+      ).post<DeviceView>(`${devicePath(id)}/decommission`, { reason: options.reason });
       if (context.json(command)) return context.printJson(device);
       context.out(`${device.id}: decommissioned (${device.decommissionReason ?? options.reason})`);
     });
@@ -147,17 +168,24 @@ async function provisionFromFile(context: CliContext, path: string): Promise<Bul
   }
   const client = await context.client();
   try {
-    if (extname(path).toLowerCase() === '.csv') return await client.sendText<BulkProvisionView>('POST', '/api/v1/devices/bulk', 'text/csv', text);
+    if (extname(path).toLowerCase() === '.csv')
+      return await client.sendText<BulkProvisionView>('POST', '/api/v1/devices/bulk', 'text/csv', text);
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (error) {
       throw CliError.usage(`${path} is not valid JSON (${(error as Error).message}); name CSV files *.csv`);
     }
-    return await client.post<BulkProvisionView>('/api/v1/devices/bulk', Array.isArray(value) ? { devices: value } : value);
+    return await client.post<BulkProvisionView>(
+      '/api/v1/devices/bulk',
+      Array.isArray(value) ? { devices: value } : value,
+    );
   } catch (error) {
     // all or nothing: the server lists every bad row; show them before the summary error
-    const rows = error instanceof ApiError ? (error.details as { rows?: { line: number; id?: string; reason: string }[] } | undefined)?.rows : undefined;
+    const rows =
+      error instanceof ApiError
+        ? (error.details as { rows?: { line: number; id?: string; reason: string }[] } | undefined)?.rows
+        : undefined;
     if (rows) for (const row of rows) context.err(`  ${path}:${row.line}${row.id ? ` ${row.id}` : ''}: ${row.reason}`);
     throw error;
   }
@@ -172,7 +200,12 @@ function printDevice(context: CliContext, device: DeviceView): void {
       ['last seen', shortTime(device.lastSeenAt)],
       ['agent', device.agentVersion],
       ['tags', device.tags.join(',')],
-      ['booted', device.bootedSnapshot ? `${device.bootedSnapshot}${device.bootedRelease ? ` (${device.bootedRelease})` : ''}` : null],
+      [
+        'booted',
+        device.bootedSnapshot
+          ? `${device.bootedSnapshot}${device.bootedRelease ? ` (${device.bootedRelease})` : ''}`
+          : null,
+      ],
       ['trial boot', device.trialBoot === null ? null : device.trialBoot ? 'yes (unconfirmed)' : 'no'],
       ['fallback', device.fallbackSnapshot],
       ['pending trial', device.pendingTrial ? `${device.pendingTrial.snapshot} (${device.pendingTrial.state})` : null],
@@ -192,7 +225,10 @@ function printDevice(context: CliContext, device: DeviceView): void {
     context.out(
       formatTable(
         [
-          { header: 'snapshot', value: (s: DeviceView['snapshots'][number]) => s.id + (s.id === device.bootedSnapshot ? ' *' : '') },
+          {
+            header: 'snapshot',
+            value: (s: DeviceView['snapshots'][number]) => s.id + (s.id === device.bootedSnapshot ? ' *' : ''),
+          },
           { header: 'origin', value: (s) => s.origin },
           { header: 'release', value: (s) => (s.release ? `${s.release.name}@${s.release.version}` : null) },
           { header: 'read-only', value: (s) => (s.readOnly ? 'yes' : 'no') },

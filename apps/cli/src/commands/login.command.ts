@@ -25,7 +25,13 @@ export function registerLoginCommand(program: Command, context: CliContext): voi
         await client.get('/api/v1/audit', { limit: 1 });
       } catch (error) {
         if (error instanceof ApiError && error.exitCode === ExitCode.Auth) {
-          throw new ApiError(error.status, error.code, `token refused by ${server}: ${error.serverMessage}`, error.correlationId, error.details);
+          throw new ApiError(
+            error.status,
+            error.code,
+            `token refused by ${server}: ${error.serverMessage}`,
+            error.correlationId,
+            error.details,
+          );
         }
         throw error;
       }

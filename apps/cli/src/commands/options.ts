@@ -26,7 +26,10 @@ export function listMax(options: { all?: boolean; limit?: number }, fallback: nu
 export function releaseRef(first: string, second?: string): { name: string; version: string } {
   if (second !== undefined) return { name: first, version: second };
   const at = first.lastIndexOf('@');
-  if (at <= 0 || at === first.length - 1) throw CliError.usage(`give the release as <name>@<version> (e.g. gateway-os@2026.11.1), got ${JSON.stringify(first)}`);
+  if (at <= 0 || at === first.length - 1)
+    throw CliError.usage(
+      `give the release as <name>@<version> (e.g. gateway-os@2026.11.1), got ${JSON.stringify(first)}`,
+    );
   return { name: first.slice(0, at), version: first.slice(at + 1) };
 }
 
@@ -48,7 +51,8 @@ export function byteSize(what: string): (value: string) => number {
   return (value: string) => {
     const match = /^(\d+)([kmg])?i?b?$/i.exec(value.trim());
     const bytes = match ? Number(match[1]) * SIZE_UNITS[(match[2] ?? '').toLowerCase()] : NaN;
-    if (!Number.isSafeInteger(bytes) || bytes < 1) throw CliError.usage(`${what} must be a size like 65536, 512K, 64M or 1G, got ${JSON.stringify(value)}`);
+    if (!Number.isSafeInteger(bytes) || bytes < 1)
+      throw CliError.usage(`${what} must be a size like 65536, 512K, 64M or 1G, got ${JSON.stringify(value)}`);
     return bytes;
   };
 }

@@ -20,7 +20,12 @@ export function registerReleasesCommands(program: Command, context: CliContext):
     .option('--limit <n>', `at most n releases (default ${DEFAULT_LIST_LIMIT})`, positiveInt('--limit'))
     .action(async (options: { name?: string; all?: boolean; limit?: number }, command: Command) => {
       const client = await context.client();
-      const { items, truncated } = await client.collect<ReleaseView>('/api/v1/releases', { name: options.name }, listMax(options, DEFAULT_LIST_LIMIT), RELEASE_PAGE_SIZE);
+      const { items, truncated } = await client.collect<ReleaseView>(
+        '/api/v1/releases',
+        { name: options.name },
+        listMax(options, DEFAULT_LIST_LIMIT),
+        RELEASE_PAGE_SIZE,
+      );
       if (context.json(command)) return context.printJson(items);
       context.out(
         formatTable<ReleaseView>(
@@ -42,7 +47,9 @@ export function registerReleasesCommands(program: Command, context: CliContext):
     .command('show <release> [version]')
     .description('a release (<name>@<version> or <name> <version>) with its artifacts')
     .action(async (first: string, version: string | undefined, _options: unknown, command: Command) => {
-      const release = await (await context.client()).get<ReleaseWithArtifactsView>(releasePath(releaseRef(first, version)));
+      const release = await (
+        await context.client()
+      ).get<ReleaseWithArtifactsView>(releasePath(releaseRef(first, version)));
       if (context.json(command)) return context.printJson(release);
       context.out(
         formatKeyValues([
@@ -72,31 +79,43 @@ export function registerReleasesCommands(program: Command, context: CliContext):
 
   releases
     .command('publish <dir>')
-    .description('upload a release built by `cowroot-release build` (its release.json, streams, manifests, signatures); resumes interrupted uploads')
-    .option('--chunk-size <size>', 'bytes per resumable upload request (e.g. 512K, 64M)', byteSize('--chunk-size'), 64 * 1024 * 1024)
+    .description(
+      'upload a release built by `cowroot-release build` (its release.json, streams, manifests, signatures); resumes interrupted uploads',
+    )
+    .option(
+      '--chunk-size <size>',
+      'bytes per resumable upload request (e.g. 512K, 64M)',
+      byteSize('--chunk-size'),
+      64 * 1024 * 1024,
+    )
     .option('--retries <n>', 'retries of a failed chunk before giving up', positiveInt('--retries'), 5)
     .option('--no-progress', 'no progress bar on stderr')
-    .action(async (dir: string, options: { chunkSize: number; retries: number; progress: boolean }, command: Command) => {
-      const client = await context.client();
-      const publisher = new ReleasePublisher(client, context, {
-        chunkSize: options.chunkSize,
-        retries: options.retries,
-        retryDelayMs: 1000,
-        progress: options.progress,
-      });
-      const result = await publisher.publish(dir);
-      if (context.json(command)) return context.printJson(result);
-      context.out(
-        formatTable(
-          [
-            { header: 'file', value: (a: (typeof result.artifacts)[number]) => a.file },
-            { header: 'kind', value: (a) => a.kind },
-            { header: 'size', value: (a) => formatBytes(a.size), align: 'right' },
-            { header: 'outcome', value: (a) => (a.resumedAt !== null ? `resumed at ${formatBytes(a.resumedAt)}` : a.outcome) },
-          ],
-          result.artifacts,
-        ),
-      );
-      context.out(`published ${result.name}@${result.version}${result.releaseCreated ? ' (release created)' : ''}`);
-    });
+    .action(
+      async (dir: string, options: { chunkSize: number; retries: number; progress: boolean }, command: Command) => {
+        const client = await context.client();
+        const publisher = new ReleasePublisher(client, context, {
+          chunkSize: options.chunkSize,
+          retries: options.retries,
+          retryDelayMs: 1000,
+          progress: options.progress,
+        });
+        const result = await publisher.publish(dir);
+        if (context.json(command)) return context.printJson(result);
+        context.out(
+          formatTable(
+            [
+              { header: 'file', value: (a: (typeof result.artifacts)[number]) => a.file },
+              { header: 'kind', value: (a) => a.kind },
+              { header: 'size', value: (a) => formatBytes(a.size), align: 'right' },
+              {
+                header: 'outcome',
+                value: (a) => (a.resumedAt !== null ? `resumed at ${formatBytes(a.resumedAt)}` : a.outcome),
+              },
+            ],
+            result.artifacts,
+          ),
+        );
+        context.out(`published ${result.name}@${result.version}${result.releaseCreated ? ' (release created)' : ''}`);
+      },
+    );
 }

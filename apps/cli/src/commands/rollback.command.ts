@@ -13,7 +13,13 @@ interface RollbackView {
   reason: string | null;
   createdBy: string;
   createdAt: string;
-  devices: { deviceId: string; snapshot: string | null; state: string; detail: string | null; commandId: string | null }[];
+  devices: {
+    deviceId: string;
+    snapshot: string | null;
+    state: string;
+    detail: string | null;
+    commandId: string | null;
+  }[];
 }
 
 /** Device states after which a rollback's outcome for that device is known. */
@@ -33,17 +39,27 @@ interface RollbackOptions {
 export function registerRollbackCommand(program: Command, context: CliContext): void {
   program
     .command('rollback')
-    .description('switch one device, a tag\'s devices or a rollout\'s devices to a snapshot they already hold (no download)')
+    .description(
+      "switch one device, a tag's devices or a rollout's devices to a snapshot they already hold (no download)",
+    )
     .option('--device <id>', 'this device')
     .option('--tag <tag>', 'every device with this tag')
     .option('--rollout <id>', "the rollout's devices that confirmed its release go back to where they came from")
-    .option('--snapshot <id>', 'snapshot to switch to (default: where each device came from in the rollout, else its newest other read-only snapshot)')
+    .option(
+      '--snapshot <id>',
+      'snapshot to switch to (default: where each device came from in the rollout, else its newest other read-only snapshot)',
+    )
     .option('--reason <text>', 'recorded in the audit log')
     .option('--wait', 'wait until every device reported its outcome; exit 1 when any failed or did not report in time')
     .option('--wait-timeout <duration>', 'give up waiting after this long', '15m')
     .action(async (options: RollbackOptions, command: Command) => {
-      const targets = [options.device && { deviceId: options.device }, options.tag && { tag: options.tag }, options.rollout && { rolloutId: options.rollout }].filter(Boolean);
-      if (targets.length !== 1) throw CliError.usage('give exactly one of --device <id>, --tag <tag> or --rollout <id>');
+      const targets = [
+        options.device && { deviceId: options.device },
+        options.tag && { tag: options.tag },
+        options.rollout && { rolloutId: options.rollout },
+      ].filter(Boolean);
+      if (targets.length !== 1)
+        throw CliError.usage('give exactly one of --device <id>, --tag <tag> or --rollout <id>');
       const deadline = Date.now() + parseDuration(options.waitTimeout, '--wait-timeout') * 1000;
       const client = await context.client();
       let rollback = await client.post<RollbackView>('/api/v1/rollbacks', {
@@ -60,7 +76,9 @@ export function registerRollbackCommand(program: Command, context: CliContext): 
       }
       if (context.json(command)) context.printJson(rollback);
       else {
-        context.out(`rollback ${rollback.id}: ${rollback.target.type} ${rollback.target.value}${rollback.snapshot ? ` to ${rollback.snapshot}` : ''}`);
+        context.out(
+          `rollback ${rollback.id}: ${rollback.target.type} ${rollback.target.value}${rollback.snapshot ? ` to ${rollback.snapshot}` : ''}`,
+        );
         context.out(
           rollback.devices.length === 0
             ? '(no device matched)'
@@ -76,11 +94,20 @@ export function registerRollbackCommand(program: Command, context: CliContext): 
         );
       }
       if (!options.wait) return;
-      if (pending().length > 0) throw new CliError(`${pending().length} device(s) have not reported an outcome within --wait-timeout ${options.waitTimeout}`, ExitCode.Failure);
+      if (pending().length > 0)
+        throw new CliError(
+          `${pending().length} device(s) have not reported an outcome within --wait-timeout ${options.waitTimeout}`,
+          ExitCode.Failure,
+        );
       // skipped = nothing sent (already running it, or the snapshot is not on the device): said, not failed
       const skipped = rollback.devices.filter((device) => device.state === 'skipped');
-      if (skipped.length > 0) context.err(`skipped: ${skipped.map((d) => `${d.deviceId} (${d.detail ?? 'nothing sent'})`).join(', ')}`);
+      if (skipped.length > 0)
+        context.err(`skipped: ${skipped.map((d) => `${d.deviceId} (${d.detail ?? 'nothing sent'})`).join(', ')}`);
       const failed = rollback.devices.filter((device) => FAILED.includes(device.state));
-      if (failed.length > 0) throw new CliError(`${failed.length} device(s) did not switch back: ${failed.map((d) => `${d.deviceId} ${d.state}`).join(', ')}`, ExitCode.Failure);
+      if (failed.length > 0)
+        throw new CliError(
+          `${failed.length} device(s) did not switch back: ${failed.map((d) => `${d.deviceId} ${d.state}`).join(', ')}`,
+          ExitCode.Failure,
+        );
     });
 }

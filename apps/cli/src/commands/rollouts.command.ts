@@ -47,7 +47,8 @@ export function createRolloutBody(options: CreateOptions): Record<string, unknow
   if (defaults.timeoutSeconds < 1) throw CliError.usage('--timeout must be longer than 0 s');
   const waves = (options.wave ?? []).map((text) => parseWave(text, defaults));
   validateWaves(waves);
-  if (options.reboot !== undefined && !REBOOT_MODES.includes(options.reboot)) throw CliError.usage(`--reboot must be one of ${REBOOT_MODES.join(', ')}`);
+  if (options.reboot !== undefined && !REBOOT_MODES.includes(options.reboot))
+    throw CliError.usage(`--reboot must be one of ${REBOOT_MODES.join(', ')}`);
   return {
     name: options.name ?? `${release.name}@${release.version} to ${describeSelector(selector)}`.slice(0, 200),
     release,
@@ -72,13 +73,25 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
     .option('--name <text>', 'a name for people (default: "<release> to <target>")')
     .option('--tag <tag>', 'target devices carrying this tag (repeatable: all must match)', collect)
     .option('--device <id>', 'target this device (repeatable)', collect)
-    .option('--filter <key=value>', 'target by release=<name@version> booted, online=true|false, id-prefix=<prefix> (repeatable)', collect)
+    .option(
+      '--filter <key=value>',
+      'target by release=<name@version> booted, online=true|false, id-prefix=<prefix> (repeatable)',
+      collect,
+    )
     .option('--all-devices', 'target every active device')
-    .option('--wave <spec>', 'cumulative wave: 1 | 5% | 100%, options ",success=95%,timeout=30m,soak=1h,approval" (repeatable, in order)', collect)
+    .option(
+      '--wave <spec>',
+      'cumulative wave: 1 | 5% | 100%, options ",success=95%,timeout=30m,soak=1h,approval" (repeatable, in order)',
+      collect,
+    )
     .option('--success <percent>', 'default share of a wave that must CONFIRM (server default 100%)')
     .option('--timeout <duration>', 'default time a device has from dispatch to confirm', DEFAULT_WAVE_TIMEOUT)
     .option('--soak <duration>', 'default wait after a wave succeeded before the next starts (server default 0)')
-    .option('--abort <rule>', 'abort rule <kind>:<threshold>%[:min=<n>][:pause|revert], kinds download, health, fallback, timeout, any (repeatable)', collect)
+    .option(
+      '--abort <rule>',
+      'abort rule <kind>:<threshold>%[:min=<n>][:pause|revert], kinds download, health, fallback, timeout, any (repeatable)',
+      collect,
+    )
     .option('--rate <devices-per-minute>', 'dispatch at most this many devices per minute', positiveInt('--rate'))
     .option('--ordered', 'dispatch in device id order instead of random order')
     .option('--continuous', 'devices that match the target later (new, re-tagged) join the last wave')
@@ -99,7 +112,9 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
     .option('--all', 'every rollout (follows the pagination cursors)')
     .option('--limit <n>', 'at most n rollouts (default 50)', positiveInt('--limit'))
     .action(async (options: { status?: string; all?: boolean; limit?: number }, command: Command) => {
-      const { items, truncated } = await (await context.client()).collect<RolloutStatusView>(
+      const { items, truncated } = await (
+        await context.client()
+      ).collect<RolloutStatusView>(
         '/api/v1/rollouts',
         { status: options.status },
         listMax(options, 50),
@@ -127,7 +142,9 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
 
   rollouts
     .command('status <id>')
-    .description('waves and device counts of a rollout; --watch redraws until it completes or is canceled (Ctrl-C to stop)')
+    .description(
+      'waves and device counts of a rollout; --watch redraws until it completes or is canceled (Ctrl-C to stop)',
+    )
     .option('--watch', 'keep redrawing')
     .option('--interval <duration>', 'redraw interval with --watch', '2s')
     .action(async (id: string, options: { watch?: boolean; interval: string }, command: Command) => {
@@ -149,7 +166,9 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
         // on a terminal: redraw in place; in a log or pipe: a new frame only when the rollout changed (not
         // when only a countdown in the notes moved)
         if (tty && !json) {
-          context.io.stdout.write(`\x1b[H\x1b[2J${frame}\n\n(every ${options.interval}; Ctrl-C to stop)  ${new Date().toISOString()}\n`);
+          context.io.stdout.write(
+            `\x1b[H\x1b[2J${frame}\n\n(every ${options.interval}; Ctrl-C to stop)  ${new Date().toISOString()}\n`,
+          );
         } else if (state !== previous) {
           context.out(json ? frame : `${previous ? '\n' : ''}${new Date().toISOString()}\n${frame}`);
         }
@@ -167,31 +186,42 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
     .option('--wave <n>', 'only this wave (1-based)', positiveInt('--wave'))
     .option('--all', 'every execution (follows the pagination cursors)')
     .option('--limit <n>', 'at most n executions (default 100)', positiveInt('--limit'))
-    .action(async (id: string, options: { state?: string; wave?: number; all?: boolean; limit?: number }, command: Command) => {
-      const { items, truncated } = await (await context.client()).collect<ExecutionRow>(
-        `${rolloutPath(id)}/executions`,
-        { state: options.state, wave: options.wave === undefined ? undefined : options.wave - 1 },
-        listMax(options, 100),
-        EXECUTION_PAGE_SIZE,
-      );
-      if (context.json(command)) return context.printJson(items);
-      context.out(
-        formatTable<ExecutionRow>(
-          [
-            { header: 'device', value: (e) => e.deviceId },
-            { header: 'wave', value: (e) => e.wave + 1, align: 'right' },
-            { header: 'state', value: (e) => e.state },
-            { header: 'attempt', value: (e) => e.attempt, align: 'right' },
-            { header: 'artifact', value: (e) => (e.artifact?.file ? `${e.artifact.file} (${e.artifact.kind})` : null) },
-            { header: 'from', value: (e) => e.fromSnapshot },
-            { header: 'dispatched', value: (e) => shortTime(e.dispatchedAt) },
-            { header: 'reason', value: (e) => e.failureReason },
-          ],
-          items,
-        ),
-      );
-      if (truncated) context.err(`(showing the first ${items.length}; more exist: use --all or --limit <n>)`);
-    });
+    .action(
+      async (
+        id: string,
+        options: { state?: string; wave?: number; all?: boolean; limit?: number },
+        command: Command,
+      ) => {
+        const { items, truncated } = await (
+          await context.client()
+        ).collect<ExecutionRow>(
+          `${rolloutPath(id)}/executions`,
+          { state: options.state, wave: options.wave === undefined ? undefined : options.wave - 1 },
+          listMax(options, 100),
+          EXECUTION_PAGE_SIZE,
+        );
+        if (context.json(command)) return context.printJson(items);
+        context.out(
+          formatTable<ExecutionRow>(
+            [
+              { header: 'device', value: (e) => e.deviceId },
+              { header: 'wave', value: (e) => e.wave + 1, align: 'right' },
+              { header: 'state', value: (e) => e.state },
+              { header: 'attempt', value: (e) => e.attempt, align: 'right' },
+              {
+                header: 'artifact',
+                value: (e) => (e.artifact?.file ? `${e.artifact.file} (${e.artifact.kind})` : null),
+              },
+              { header: 'from', value: (e) => e.fromSnapshot },
+              { header: 'dispatched', value: (e) => shortTime(e.dispatchedAt) },
+              { header: 'reason', value: (e) => e.failureReason },
+            ],
+            items,
+          ),
+        );
+        if (truncated) context.err(`(showing the first ${items.length}; more exist: use --all or --limit <n>)`);
+      },
+    );
 
   for (const [action, description] of [
     ['pause', 'stop dispatching (devices in flight finish)'],
@@ -205,9 +235,13 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
       .description(description)
       .option('--reason <text>', 'recorded in the audit log')
       .action(async (id: string, options: { reason?: string }, command: Command) => {
-        const rollout = await (await context.client()).post<RolloutStatusView>(`${rolloutPath(id)}/${action}`, options.reason ? { reason: options.reason } : {});
+        const rollout = await (
+          await context.client()
+        ).post<RolloutStatusView>(`${rolloutPath(id)}/${action}`, options.reason ? { reason: options.reason } : {});
         if (context.json(command)) return context.printJson(rollout);
-        context.out(`rollout ${rollout.id}: ${rollout.status}${rollout.statusReason ? ` (${rollout.statusReason})` : ''}`);
+        context.out(
+          `rollout ${rollout.id}: ${rollout.status}${rollout.statusReason ? ` (${rollout.statusReason})` : ''}`,
+        );
       });
   }
 
@@ -216,13 +250,18 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
     .description('audit timeline of the rollout and its devices, oldest first')
     .option('--limit <n>', 'at most n entries (default 1000)', positiveInt('--limit'))
     .action(async (id: string, options: { limit?: number }, command: Command) => {
-      const entries = await (await context.client()).get<TimelineEntry[]>(`${rolloutPath(id)}/timeline`, { limit: options.limit });
+      const entries = await (
+        await context.client()
+      ).get<TimelineEntry[]>(`${rolloutPath(id)}/timeline`, { limit: options.limit });
       if (context.json(command)) return context.printJson(entries);
       context.out(
         formatTable<TimelineEntry>(
           [
             { header: 'at', value: (e) => shortTime(e.at) },
-            { header: 'actor', value: (e) => (e.actorType ? `${e.actorType}:${e.actorName ?? e.actorId ?? ''}` : null) },
+            {
+              header: 'actor',
+              value: (e) => (e.actorType ? `${e.actorType}:${e.actorName ?? e.actorId ?? ''}` : null),
+            },
             { header: 'action', value: (e) => e.action },
             { header: 'subject', value: (e) => (e.subjectType ? `${e.subjectType}:${e.subjectId ?? ''}` : null) },
             { header: 'reason', value: (e) => e.reason },
@@ -231,7 +270,6 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
         ),
       );
     });
-
 }
 
 interface ExecutionRow {

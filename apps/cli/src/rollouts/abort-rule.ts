@@ -39,10 +39,18 @@ export function parseAbortRule(text: string): AbortRule {
   const [kindText, thresholdText, ...rest] = text.split(':').map((part) => part.trim());
   const kind = KIND_ALIASES[kindText?.toLowerCase() ?? ''];
   if (!kind) {
-    throw CliError.usage(`abort rule ${JSON.stringify(text)}: unknown failure kind ${JSON.stringify(kindText)} (use ${Object.keys(FAILURE_KINDS).join(', ')})`);
+    throw CliError.usage(
+      `abort rule ${JSON.stringify(text)}: unknown failure kind ${JSON.stringify(kindText)} (use ${Object.keys(FAILURE_KINDS).join(', ')})`,
+    );
   }
-  if (!thresholdText) throw CliError.usage(`abort rule ${JSON.stringify(text)}: give a threshold, e.g. ${kindText}:10%`);
-  const rule: AbortRule = { kind, thresholdPercent: parsePercent(thresholdText, `abort rule ${text} threshold`), minExecuted: 1, action: 'pause' };
+  if (!thresholdText)
+    throw CliError.usage(`abort rule ${JSON.stringify(text)}: give a threshold, e.g. ${kindText}:10%`);
+  const rule: AbortRule = {
+    kind,
+    thresholdPercent: parsePercent(thresholdText, `abort rule ${text} threshold`),
+    minExecuted: 1,
+    action: 'pause',
+  };
   for (const part of rest) {
     const min = /^min=(\d+)$/.exec(part);
     if (min) {
@@ -51,7 +59,9 @@ export function parseAbortRule(text: string): AbortRule {
     } else if ((ABORT_ACTIONS as readonly string[]).includes(part)) {
       rule.action = part as AbortAction;
     } else {
-      throw CliError.usage(`abort rule ${JSON.stringify(text)}: unknown part ${JSON.stringify(part)} (use min=<n>, pause or revert)`);
+      throw CliError.usage(
+        `abort rule ${JSON.stringify(text)}: unknown part ${JSON.stringify(part)} (use min=<n>, pause or revert)`,
+      );
     }
   }
   return rule;

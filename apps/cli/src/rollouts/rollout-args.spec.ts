@@ -25,22 +25,40 @@ describe('parseWave', () => {
   });
 
   it('reads per-wave options and falls back to the defaults for the rest', () => {
-    expect(parseWave('25%,success=90%,soak=1h,approval', { successPercent: 100, timeoutSeconds: 1800, soakSeconds: 60 })).toEqual({
+    expect(
+      parseWave('25%,success=90%,soak=1h,approval', { successPercent: 100, timeoutSeconds: 1800, soakSeconds: 60 }),
+    ).toEqual({
       size: { kind: 'percent', value: 25 },
       successPercent: 90,
       timeoutSeconds: 1800,
       soakSeconds: 3600,
       requiresApproval: true,
     });
-    expect(parseWave('1,timeout=15m')).toEqual({ size: { kind: 'count', value: 1 }, timeoutSeconds: 900, requiresApproval: false, successPercent: undefined, soakSeconds: undefined });
+    expect(parseWave('1,timeout=15m')).toEqual({
+      size: { kind: 'count', value: 1 },
+      timeoutSeconds: 900,
+      requiresApproval: false,
+      successPercent: undefined,
+      soakSeconds: undefined,
+    });
   });
 
-  it.each(['0', '0%', '101%', '-1', 'five', '5%%', '', '5%,bogus=1', '5%,success=0', '5%,timeout=0s', '5%,success=90%,success=95%', '5%,approval=yes'])(
-    'refuses %j as a usage error',
-    (text) => {
-      usageError(() => parseWave(text));
-    },
-  );
+  it.each([
+    '0',
+    '0%',
+    '101%',
+    '-1',
+    'five',
+    '5%%',
+    '',
+    '5%,bogus=1',
+    '5%,success=0',
+    '5%,timeout=0s',
+    '5%,success=90%,success=95%',
+    '5%,approval=yes',
+  ])('refuses %j as a usage error', (text) => {
+    usageError(() => parseWave(text));
+  });
 });
 
 describe('waveRequest', () => {
@@ -74,18 +92,28 @@ describe('validateWaves', () => {
   });
 
   it('describes sizes for tables', () => {
-    expect([describeWaveSize({ kind: 'count', value: 1 }), describeWaveSize({ kind: 'count', value: 3 }), describeWaveSize({ kind: 'percent', value: 5 })]).toEqual([
-      '1 device',
-      '3 devices',
-      '5%',
-    ]);
+    expect([
+      describeWaveSize({ kind: 'count', value: 1 }),
+      describeWaveSize({ kind: 'count', value: 3 }),
+      describeWaveSize({ kind: 'percent', value: 5 }),
+    ]).toEqual(['1 device', '3 devices', '5%']);
   });
 });
 
 describe('parseAbortRule', () => {
   it('reads kind, threshold, minimum and action', () => {
-    expect(parseAbortRule('any:10%:min=5:revert')).toEqual({ kind: 'any', thresholdPercent: 10, minExecuted: 5, action: 'revert' });
-    expect(parseAbortRule('health:20%')).toEqual({ kind: 'health-check', thresholdPercent: 20, minExecuted: 1, action: 'pause' });
+    expect(parseAbortRule('any:10%:min=5:revert')).toEqual({
+      kind: 'any',
+      thresholdPercent: 10,
+      minExecuted: 5,
+      action: 'revert',
+    });
+    expect(parseAbortRule('health:20%')).toEqual({
+      kind: 'health-check',
+      thresholdPercent: 20,
+      minExecuted: 1,
+      action: 'pause',
+    });
     expect(parseAbortRule('fallback:1%:pause').kind).toBe('bootloader');
     expect(parseAbortRule('download:50').kind).toBe('download');
     expect(parseAbortRule('timeout:5%').kind).toBe('timeout');
@@ -98,7 +126,12 @@ describe('parseAbortRule', () => {
 
 describe('parseSelector', () => {
   it('combines tags, ids and filters (all must hold, as on the server)', () => {
-    expect(parseSelector({ tag: ['canary', 'site=berlin', 'canary'], filter: ['release=base@1.0', 'online=true', 'id-prefix=gw-'] })).toEqual({
+    expect(
+      parseSelector({
+        tag: ['canary', 'site=berlin', 'canary'],
+        filter: ['release=base@1.0', 'online=true', 'id-prefix=gw-'],
+      }),
+    ).toEqual({
       tags: ['canary', 'site=berlin'],
       filter: { bootedRelease: 'base@1.0', online: true, idPrefix: 'gw-' },
     });
@@ -124,9 +157,14 @@ describe('parseSelector', () => {
 
 describe('parseDuration', () => {
   it('reads plain seconds and unit sequences', () => {
-    expect([parseDuration('90', 'x'), parseDuration('30s', 'x'), parseDuration('15m', 'x'), parseDuration('2h', 'x'), parseDuration('1d', 'x'), parseDuration('1h30m', 'x')]).toEqual([
-      90, 30, 900, 7200, 86400, 5400,
-    ]);
+    expect([
+      parseDuration('90', 'x'),
+      parseDuration('30s', 'x'),
+      parseDuration('15m', 'x'),
+      parseDuration('2h', 'x'),
+      parseDuration('1d', 'x'),
+      parseDuration('1h30m', 'x'),
+    ]).toEqual([90, 30, 900, 7200, 86400, 5400]);
   });
 
   it.each(['', 'h', '1x', '1h 30m', '-5m', '1.5h'])('refuses %j', (text) => {
@@ -134,7 +172,12 @@ describe('parseDuration', () => {
   });
 
   it('formats back', () => {
-    expect([formatDuration(5400), formatDuration(0), formatDuration(59), formatDuration(90061)]).toEqual(['1h30m', '0s', '59s', '1d1h1m1s']);
+    expect([formatDuration(5400), formatDuration(0), formatDuration(59), formatDuration(90061)]).toEqual([
+      '1h30m',
+      '0s',
+      '59s',
+      '1d1h1m1s',
+    ]);
   });
 });
 

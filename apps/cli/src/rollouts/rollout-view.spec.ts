@@ -79,7 +79,9 @@ describe('renderRollout', () => {
 
   it('has one aligned row per wave, marking the current one and pending approvals', () => {
     const header = lines.find((line) => line.startsWith('WAVE'))!;
-    expect(header).toMatch(/^WAVE\s+SIZE\s+STATUS\s+DEVICES\s+QUEUED\s+IN FLIGHT\s+CONFIRMED\s+FAILED\s+CANCELED\s+NEEDS\s+TIMEOUT\s+SOAK\s+NOTE$/);
+    expect(header).toMatch(
+      /^WAVE\s+SIZE\s+STATUS\s+DEVICES\s+QUEUED\s+IN FLIGHT\s+CONFIRMED\s+FAILED\s+CANCELED\s+NEEDS\s+TIMEOUT\s+SOAK\s+NOTE$/,
+    );
     const rows = lines.slice(lines.indexOf(header) + 1, lines.indexOf(header) + 4);
     expect(rows[0]).toMatch(/^\s*1\s+1 device\s+succeeded\s+1\s+0\s+0\s+1\s+0\s+0\s+100%\s+1h\s+0s\s+-$/);
     expect(rows[1]).toMatch(/^\s*2\*\s+50%\s+running\s+4\s+0\s+1\s+1\s+2\s+0\s+90%\s+30m\s+1h\s+-$/);
@@ -96,7 +98,19 @@ describe('renderRollout', () => {
 
 describe('countColumns', () => {
   it('groups execution states: only confirmed is success, staged and rebooting are in flight', () => {
-    expect(countColumns({ queued: 1, notified: 1, downloading: 1, installed: 1, rebooting: 1, confirmed: 2, failed: 1, 'timed-out': 1, canceled: 3 })).toEqual({
+    expect(
+      countColumns({
+        queued: 1,
+        notified: 1,
+        downloading: 1,
+        installed: 1,
+        rebooting: 1,
+        confirmed: 2,
+        failed: 1,
+        'timed-out': 1,
+        canceled: 3,
+      }),
+    ).toEqual({
       queued: 1,
       inFlight: 4,
       confirmed: 2,

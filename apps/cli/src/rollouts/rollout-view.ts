@@ -55,10 +55,17 @@ const FAILURE_LABELS: Record<string, string> = {
   'timed-out': 'timeout',
 };
 
-const sum = (counts: StateCounts, states: readonly string[]) => states.reduce((total, state) => total + (counts[state] ?? 0), 0);
+const sum = (counts: StateCounts, states: readonly string[]) =>
+  states.reduce((total, state) => total + (counts[state] ?? 0), 0);
 
 /** queued / in flight / confirmed / failed / canceled: the columns an operator watches */
-export function countColumns(counts: StateCounts): { queued: number; inFlight: number; confirmed: number; failed: number; canceled: number } {
+export function countColumns(counts: StateCounts): {
+  queued: number;
+  inFlight: number;
+  confirmed: number;
+  failed: number;
+  canceled: number;
+} {
   return {
     queued: counts.queued ?? 0,
     inFlight: sum(counts, IN_FLIGHT),
@@ -74,7 +81,8 @@ function ruleText(rule: RolloutStatusView['abortRules'][number]): string {
 
 function waveNote(wave: WaveStatusView, now: Date): string {
   if (wave.status === 'awaiting-approval') return 'needs approval: cowroot rollouts approve <id>';
-  if (wave.status === 'soaking' && wave.soakUntil) return `soak ends in ${formatDuration(Math.max(0, (Date.parse(wave.soakUntil) - now.getTime()) / 1000))}`;
+  if (wave.status === 'soaking' && wave.soakUntil)
+    return `soak ends in ${formatDuration(Math.max(0, (Date.parse(wave.soakUntil) - now.getTime()) / 1000))}`;
   if (wave.status === 'pending' && wave.requiresApproval) return 'approval required';
   return '';
 }
@@ -91,12 +99,20 @@ export function renderRollout(rollout: RolloutStatusView, now = new Date()): str
       'devices',
       `${rollout.total} planned, ${overall.confirmed} confirmed, ${overall.failed} failed, ${overall.inFlight} in flight, ${overall.queued} queued, ${overall.canceled} canceled`,
     ],
-    ['dispatch', `${rollout.dispatchPerMinute ? `${rollout.dispatchPerMinute}/min` : 'unlimited'}, ${rollout.randomize ? 'random order' : 'by id'}, reboot ${rollout.rebootMode}`],
+    [
+      'dispatch',
+      `${rollout.dispatchPerMinute ? `${rollout.dispatchPerMinute}/min` : 'unlimited'}, ${rollout.randomize ? 'random order' : 'by id'}, reboot ${rollout.rebootMode}`,
+    ],
     ['abort rules', rollout.abortRules.length > 0 ? rollout.abortRules.map(ruleText).join('; ') : 'none'],
   ]);
   const waves = formatTable<WaveStatusView>(
     [
-      { header: 'wave', value: (w) => `${w.index + 1}${w.index === rollout.currentWave && !FINAL_ROLLOUT_STATUSES.includes(rollout.status) ? '*' : ''}`, align: 'right' },
+      {
+        header: 'wave',
+        value: (w) =>
+          `${w.index + 1}${w.index === rollout.currentWave && !FINAL_ROLLOUT_STATUSES.includes(rollout.status) ? '*' : ''}`,
+        align: 'right',
+      },
       { header: 'size', value: (w) => describeWaveSize(w.size) },
       { header: 'status', value: (w) => w.status },
       { header: 'devices', value: (w) => w.total, align: 'right' },
@@ -112,6 +128,8 @@ export function renderRollout(rollout: RolloutStatusView, now = new Date()): str
     ],
     rollout.waves,
   );
-  const failures = FAILURES.filter((state) => (rollout.counts[state] ?? 0) > 0).map((state) => `${rollout.counts[state]} ${FAILURE_LABELS[state]}`);
+  const failures = FAILURES.filter((state) => (rollout.counts[state] ?? 0) > 0).map(
+    (state) => `${rollout.counts[state]} ${FAILURE_LABELS[state]}`,
+  );
   return [header, '', waves, ...(failures.length > 0 ? ['', `failures: ${failures.join(', ')}`] : [])].join('\n');
 }

@@ -37,7 +37,9 @@ export function parseSelector(args: SelectorArgs): TargetSelector {
     throw CliError.usage('--all-devices does not combine with --tag, --device or --filter');
   }
   if (ids.length === 0 && tags.length === 0 && filters.length === 0 && !args.allDevices) {
-    throw CliError.usage('choose the target: --tag <tag>, --filter <key=value>, --device <id> (each repeatable) or --all-devices');
+    throw CliError.usage(
+      'choose the target: --tag <tag>, --filter <key=value>, --device <id> (each repeatable) or --all-devices',
+    );
   }
   if (args.allDevices) return { all: true };
   const selector: TargetSelector = {};
@@ -54,11 +56,14 @@ export function parseSelector(args: SelectorArgs): TargetSelector {
       const key = FILTER_KEYS[eq > 0 ? item.slice(0, eq) : ''];
       const value = item.slice(eq + 1);
       if (!key || value === '') {
-        throw CliError.usage(`--filter ${JSON.stringify(item)}: use release=<name@version>, online=true|false or id-prefix=<prefix>`);
+        throw CliError.usage(
+          `--filter ${JSON.stringify(item)}: use release=<name@version>, online=true|false or id-prefix=<prefix>`,
+        );
       }
       if (key in filter) throw CliError.usage(`--filter ${item.slice(0, eq)} given twice`);
       if (key === 'online') {
-        if (value !== 'true' && value !== 'false') throw CliError.usage(`--filter online= takes true or false, got ${JSON.stringify(value)}`);
+        if (value !== 'true' && value !== 'false')
+          throw CliError.usage(`--filter online= takes true or false, got ${JSON.stringify(value)}`);
         filter.online = value === 'true';
       } else {
         filter[key] = value;
@@ -74,7 +79,8 @@ export function describeSelector(selector: TargetSelector): string {
   if (selector.all) return 'all devices';
   const parts: string[] = [];
   if (selector.tags?.length) parts.push(`tags ${selector.tags.join(',')}`);
-  if (selector.deviceIds) parts.push(`${selector.deviceIds.length} listed device${selector.deviceIds.length === 1 ? '' : 's'}`);
+  if (selector.deviceIds)
+    parts.push(`${selector.deviceIds.length} listed device${selector.deviceIds.length === 1 ? '' : 's'}`);
   if (selector.filter) parts.push(...Object.entries(selector.filter).map(([key, value]) => `${key}=${String(value)}`));
   return parts.join(' ') || '-';
 }

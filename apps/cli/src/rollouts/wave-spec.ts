@@ -31,7 +31,8 @@ export interface WaveDefaults {
 export function parsePercent(text: string, what: string): number {
   const match = /^(\d+(?:\.\d+)?)%?$/.exec(text.trim());
   const value = match ? Number(match[1]) : NaN;
-  if (!(value > 0 && value <= 100)) throw CliError.usage(`${what} must be a percentage above 0 and at most 100, got ${JSON.stringify(text)}`);
+  if (!(value > 0 && value <= 100))
+    throw CliError.usage(`${what} must be a percentage above 0 and at most 100, got ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -45,12 +46,15 @@ export function parseWave(text: string, defaults: WaveDefaults = {}): WaveSpec {
   let size: WaveSize;
   if (/^\d+$/.test(sizeText)) {
     const count = Number(sizeText);
-    if (count < 1 || !Number.isSafeInteger(count)) throw CliError.usage(`wave size must be at least 1 device, got ${JSON.stringify(sizeText)}`);
+    if (count < 1 || !Number.isSafeInteger(count))
+      throw CliError.usage(`wave size must be at least 1 device, got ${JSON.stringify(sizeText)}`);
     size = { kind: 'count', value: count };
   } else if (sizeText.endsWith('%')) {
     size = { kind: 'percent', value: parsePercent(sizeText, 'wave size') };
   } else {
-    throw CliError.usage(`wave ${JSON.stringify(text)}: the size must be a device count (e.g. 1) or a percentage (e.g. 5%)`);
+    throw CliError.usage(
+      `wave ${JSON.stringify(text)}: the size must be a device count (e.g. 1) or a percentage (e.g. 5%)`,
+    );
   }
   const wave: WaveSpec = { size };
   const seen = new Set<string>();
@@ -61,9 +65,13 @@ export function parseWave(text: string, defaults: WaveDefaults = {}): WaveSpec {
     if (extra !== undefined) throw CliError.usage(`wave ${JSON.stringify(text)}: bad option ${JSON.stringify(option)}`);
     if (key === 'approval' && value === undefined) wave.requiresApproval = true;
     else if (key === 'success' && value) wave.successPercent = parsePercent(value, `wave ${text} success`);
-    else if (key === 'timeout' && value) wave.timeoutSeconds = positive(parseDuration(value, `wave ${text} timeout`), `wave ${text} timeout`);
+    else if (key === 'timeout' && value)
+      wave.timeoutSeconds = positive(parseDuration(value, `wave ${text} timeout`), `wave ${text} timeout`);
     else if (key === 'soak' && value) wave.soakSeconds = parseDuration(value, `wave ${text} soak`);
-    else throw CliError.usage(`wave ${JSON.stringify(text)}: unknown option ${JSON.stringify(option)} (use success=<pct>, timeout=<duration>, soak=<duration>, approval)`);
+    else
+      throw CliError.usage(
+        `wave ${JSON.stringify(text)}: unknown option ${JSON.stringify(option)} (use success=<pct>, timeout=<duration>, soak=<duration>, approval)`,
+      );
   }
   return {
     ...wave,
@@ -89,7 +97,8 @@ export function validateWaves(waves: readonly WaveSpec[]): void {
   let lastCount = 0;
   waves.forEach(({ size }, index) => {
     const previous = waves[index - 1]?.size;
-    if (previous?.kind === 'percent' && previous.value === 100) throw CliError.usage(`wave ${index + 1} comes after a 100% wave and would be empty`);
+    if (previous?.kind === 'percent' && previous.value === 100)
+      throw CliError.usage(`wave ${index + 1} comes after a 100% wave and would be empty`);
     const last = size.kind === 'percent' ? lastPercent : lastCount;
     if (size.value <= last) {
       const unit = size.kind === 'percent' ? '%' : ' devices';

@@ -21,7 +21,10 @@ export interface AuditEntryInput {
 const AUDIT_ROWS_PER_INSERT = 2000;
 
 const isIdCursor = (value: unknown): value is { id: string } =>
-  typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' && /^\d+$/.test((value as { id: string }).id);
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as { id?: unknown }).id === 'string' &&
+  /^\d+$/.test((value as { id: string }).id);
 
 /** Writes and reads the append-only audit log. */
 @Injectable()
@@ -38,11 +41,21 @@ export class AuditService {
     const correlationId = currentCorrelationId() ?? null;
     const at = new Date();
     for (let i = 0; i < entries.length; i += AUDIT_ROWS_PER_INSERT) {
-      await this.insert(entries.slice(i, i + AUDIT_ROWS_PER_INSERT), at, correlationId, manager ?? this.dataSource.manager);
+      await this.insert(
+        entries.slice(i, i + AUDIT_ROWS_PER_INSERT),
+        at,
+        correlationId,
+        manager ?? this.dataSource.manager,
+      );
     }
   }
 
-  private async insert(entries: AuditEntryInput[], at: Date, correlationId: string | null, manager: EntityManager): Promise<void> {
+  private async insert(
+    entries: AuditEntryInput[],
+    at: Date,
+    correlationId: string | null,
+    manager: EntityManager,
+  ): Promise<void> {
     await manager
       .createQueryBuilder()
       .insert()
@@ -67,7 +80,9 @@ export class AuditService {
 
   /** Newest first. */
   async query(filter: AuditFilterDto, limit = 100, cursor?: string): Promise<Page<AuditEntry>> {
-    const qb = this.filtered(filter).orderBy('a.id', 'DESC').take(limit + 1);
+    const qb = this.filtered(filter)
+      .orderBy('a.id', 'DESC')
+      .take(limit + 1);
     if (cursor) {
       const position = decodeCursor(cursor, isIdCursor);
       if (!position) throw new DomainError(DomainErrorCode.Invalid, 'invalid cursor');

@@ -41,7 +41,11 @@ export class AuthGuard implements CanActivate {
       return true;
     }
 
-    if (scheme?.toLowerCase() === 'basic' && value && this.reflector.getAllAndOverride<boolean>(ALLOW_DEVICES_KEY, targets)) {
+    if (
+      scheme?.toLowerCase() === 'basic' &&
+      value &&
+      this.reflector.getAllAndOverride<boolean>(ALLOW_DEVICES_KEY, targets)
+    ) {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       const deviceId = colon > 0 ? decoded.slice(0, colon) : '';

@@ -82,7 +82,14 @@ export class TokensService implements OnApplicationBootstrap {
       token.revokedAt = new Date();
       await manager.save(token);
       await this.audit.record(
-        { actor, action: 'token.revoked', subjectType: 'token', subjectId: id, before: { revokedAt: null }, after: { revokedAt: token.revokedAt } },
+        {
+          actor,
+          action: 'token.revoked',
+          subjectType: 'token',
+          subjectId: id,
+          before: { revokedAt: null },
+          after: { revokedAt: token.revokedAt },
+        },
         manager,
       );
       return token;

@@ -31,7 +31,14 @@ describe(ServerConfig.name, () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     const problems = (error as ConfigError).problems.join('\n');
-    for (const name of ['HTTP_PORT', 'MQTT_PORT', 'MQTT_TLS_CERT_FILE', 'DATABASE_URL', 'LOG_LEVEL', 'COWROOT_ADMIN_TOKEN']) {
+    for (const name of [
+      'HTTP_PORT',
+      'MQTT_PORT',
+      'MQTT_TLS_CERT_FILE',
+      'DATABASE_URL',
+      'LOG_LEVEL',
+      'COWROOT_ADMIN_TOKEN',
+    ]) {
       expect(problems).toContain(name);
     }
   });

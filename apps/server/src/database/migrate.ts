@@ -14,7 +14,9 @@ async function main(command: string | undefined): Promise<void> {
   }
   const config = ServerConfig.fromEnv(process.env);
   const embedded = config.databaseUrl ? null : await startEmbeddedPostgres(`${config.dataDir}/pglite`);
-  const dataSource = await new DataSource(dataSourceOptions(config.databaseUrl ?? embedded!.url, embedded !== null)).initialize();
+  const dataSource = await new DataSource(
+    dataSourceOptions(config.databaseUrl ?? embedded!.url, embedded !== null),
+  ).initialize();
   try {
     if (command === 'run') {
       const applied = await runMigrations(dataSource);
@@ -30,6 +32,6 @@ async function main(command: string | undefined): Promise<void> {
 }
 
 main(process.argv[2]).catch((error: unknown) => {
-  console.error(error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error));
+  console.error(error instanceof ConfigError ? error.message : ((error as Error).stack ?? String(error)));
   process.exitCode = 1;
 });

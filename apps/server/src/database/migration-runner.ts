@@ -9,7 +9,10 @@ export const MIGRATION_LOCK_KEY = 0x636f77726f6f74n; // "cowroot"
  * migrate once and the others wait, then find nothing to do. The migrations run on that same connection:
  * the embedded database's pool has a single connection.
  */
-export async function withMigrationLock<T>(dataSource: DataSource, work: (runner: QueryRunner) => Promise<T>): Promise<T> {
+export async function withMigrationLock<T>(
+  dataSource: DataSource,
+  work: (runner: QueryRunner) => Promise<T>,
+): Promise<T> {
   const lockRunner = dataSource.createQueryRunner();
   await lockRunner.connect();
   try {
@@ -26,7 +29,9 @@ export async function withMigrationLock<T>(dataSource: DataSource, work: (runner
 
 export async function runMigrations(dataSource: DataSource): Promise<Migration[]> {
   const logger = new Logger('Migrations');
-  const applied = await withMigrationLock(dataSource, (runner) => executor(dataSource, runner).executePendingMigrations());
+  const applied = await withMigrationLock(dataSource, (runner) =>
+    executor(dataSource, runner).executePendingMigrations(),
+  );
   for (const migration of applied) logger.log(`applied ${migration.name}`);
   return applied;
 }

@@ -33,7 +33,9 @@ describe('parseBulkCsv', () => {
   });
 
   it('accepts columns in any order and without the optional ones', () => {
-    expect(parseBulkCsv('tags,id\nx,dev-1\n').rows).toEqual([{ line: 2, id: 'dev-1', tags: ['x'], credential: undefined }]);
+    expect(parseBulkCsv('tags,id\nx,dev-1\n').rows).toEqual([
+      { line: 2, id: 'dev-1', tags: ['x'], credential: undefined },
+    ]);
   });
 
   it('lists every bad row with its line and reason', () => {
@@ -51,7 +53,10 @@ describe('parseBulkCsv', () => {
   });
 
   it('refuses a missing or unknown header', () => {
-    expect(parseBulkCsv('name,tags\nx,y\n').errors[0]).toMatchObject({ line: 1, reason: expect.stringMatching(/header/) });
+    expect(parseBulkCsv('name,tags\nx,y\n').errors[0]).toMatchObject({
+      line: 1,
+      reason: expect.stringMatching(/header/),
+    });
     expect(parseBulkCsv('').errors[0].reason).toMatch(/empty/);
     expect(parseBulkCsv('id\n').errors[0].reason).toMatch(/no devices/);
   });
@@ -59,7 +64,12 @@ describe('parseBulkCsv', () => {
 
 describe('parseBulkJson', () => {
   it('reads the list and numbers rows from 1', () => {
-    const list = parseBulkJson({ devices: [{ id: 'a', tags: ['x', 'x'] }, { id: 'b', credential }] });
+    const list = parseBulkJson({
+      devices: [
+        { id: 'a', tags: ['x', 'x'] },
+        { id: 'b', credential },
+      ],
+    });
     expect(list.errors).toEqual([]);
     expect(list.rows).toEqual([
       { line: 1, id: 'a', tags: ['x'], credential: undefined },

@@ -90,14 +90,17 @@ export function splitCsv(text: string): { records: CsvRecord[]; error?: BulkRowE
 export function parseBulkCsv(text: string): BulkDeviceList {
   const { records, error } = splitCsv(text);
   if (error) return { rows: [], errors: [error] };
-  if (records.length === 0) return { rows: [], errors: [{ line: 1, reason: 'empty file: expected a header id,tags,credential' }] };
+  if (records.length === 0)
+    return { rows: [], errors: [{ line: 1, reason: 'empty file: expected a header id,tags,credential' }] };
   const [header, ...data] = records;
   const columns = header.fields.map((name) => name.trim().toLowerCase());
   const unknown = columns.filter((name) => !(CSV_COLUMNS as readonly string[]).includes(name));
   if (!columns.includes('id') || unknown.length > 0 || new Set(columns).size !== columns.length) {
     return {
       rows: [],
-      errors: [{ line: header.line, reason: `header must name the columns id, tags, credential (got ${columns.join(',')})` }],
+      errors: [
+        { line: header.line, reason: `header must name the columns id, tags, credential (got ${columns.join(',')})` },
+      ],
     };
   }
   const plain = data.map((record) => {
@@ -132,7 +135,8 @@ export function parseBulkJson(body: unknown): BulkDeviceList {
     if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string'))) {
       return { line, id, problem: 'tags must be a list of strings' };
     }
-    if (credential !== undefined && typeof credential !== 'string') return { line, id, problem: 'credential must be a string' };
+    if (credential !== undefined && typeof credential !== 'string')
+      return { line, id, problem: 'credential must be a string' };
     return { line, id, tags: (tags as string[] | undefined) ?? [], credential };
   });
   return checkRows(plain);

@@ -62,7 +62,9 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
 
   onApplicationBootstrap(): void {
     this.poller = setInterval(() => {
-      this.deliverQueued().catch((error: Error) => this.logger.error(`delivering queued commands failed: ${error.message}`));
+      this.deliverQueued().catch((error: Error) =>
+        this.logger.error(`delivering queued commands failed: ${error.message}`),
+      );
     }, QUEUED_POLL_MS);
     this.poller.unref();
   }
@@ -103,7 +105,12 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
    * Stores and audits a command inside the caller's transaction (status `queued`). Call publish() once that
    * transaction has committed; if the process dies in between, the next subscribe of the device sends it.
    */
-  async record(manager: EntityManager, deviceId: string, request: CommandRequest, actor: Actor): Promise<DeviceCommand> {
+  async record(
+    manager: EntityManager,
+    deviceId: string,
+    request: CommandRequest,
+    actor: Actor,
+  ): Promise<DeviceCommand> {
     const [command] = await this.recordMany(manager, [{ deviceId, request }], actor);
     return command;
   }
@@ -112,7 +119,11 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
    * record() for many devices with a fixed number of statements (a rollout wave): one lock query, one
    * INSERT per 1000 commands, chunked audit inserts. All or nothing with the caller's transaction.
    */
-  async recordMany(manager: EntityManager, items: Array<{ deviceId: string; request: CommandRequest }>, actor: Actor): Promise<DeviceCommand[]> {
+  async recordMany(
+    manager: EntityManager,
+    items: Array<{ deviceId: string; request: CommandRequest }>,
+    actor: Actor,
+  ): Promise<DeviceCommand[]> {
     if (items.length === 0) return [];
     const ids = [...new Set(items.map((item) => item.deviceId))].filter((id) => isDeviceId(id)).sort();
     // FOR SHARE: a concurrent decommission waits for these commands, or these commands see it
@@ -125,7 +136,8 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
     const commands = items.map(({ deviceId, request }) => {
       const status = statusOf.get(deviceId);
       if (status === undefined) throw new DomainError(DomainErrorCode.NotFound, `device ${deviceId} not found`);
-      if (status !== DeviceStatus.Active) throw new DomainError(DomainErrorCode.Conflict, `device ${deviceId} is decommissioned`);
+      if (status !== DeviceStatus.Active)
+        throw new DomainError(DomainErrorCode.Conflict, `device ${deviceId} is decommissioned`);
       const message = this.envelope(request, now);
       return manager.create(DeviceCommand, {
         id: message.commandId as string,
@@ -176,13 +188,19 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
     const commandClass = COMMAND_CLASSES[request.type as CommandType];
     const checked = commandClass ? validateAs<Command>(commandClass as new () => Command, message) : null;
     if (!checked?.ok) {
-      throw new DomainError(DomainErrorCode.Invalid, `invalid ${request.type} command: ${checked?.message ?? 'unknown type'}`);
+      throw new DomainError(
+        DomainErrorCode.Invalid,
+        `invalid ${request.type} command: ${checked?.message ?? 'unknown type'}`,
+      );
     }
     return message;
   }
 
   /** A cancel must name a command of the same device. */
-  private async checkCancelTargets(manager: EntityManager, items: Array<{ deviceId: string; request: CommandRequest }>): Promise<void> {
+  private async checkCancelTargets(
+    manager: EntityManager,
+    items: Array<{ deviceId: string; request: CommandRequest }>,
+  ): Promise<void> {
     const cancels = items.flatMap(({ deviceId, request }) =>
       request.type === CommandType.Cancel ? [{ deviceId, target: request.targetCommandId }] : [],
     );
@@ -193,7 +211,11 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
     );
     const owner = new Map(found.map((row) => [row.id, row.device_id]));
     const missing = cancels.find((cancel) => owner.get(cancel.target) !== cancel.deviceId);
-    if (missing) throw new DomainError(DomainErrorCode.NotFound, `command ${missing.target} of device ${missing.deviceId} not found`);
+    if (missing)
+      throw new DomainError(
+        DomainErrorCode.NotFound,
+        `command ${missing.target} of device ${missing.deviceId} not found`,
+      );
   }
 
   /** Publishes a stored command (QoS 1); `queued` becomes `sent` when the device has a live session. */
@@ -218,7 +240,9 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
     // issued in order (aedes keeps the order of publish calls), awaited per chunk rather than one by one
     for (let i = 0; i < commands.length; i += PUBLISH_CHUNK) {
       const chunk = commands.slice(i, i + PUBLISH_CHUNK);
-      const sent = await Promise.all(chunk.map((command) => this.broker.publishCommand(command.deviceId, encodeMessage(command.payload))));
+      const sent = await Promise.all(
+        chunk.map((command) => this.broker.publishCommand(command.deviceId, encodeMessage(command.payload))),
+      );
       chunk.forEach((command, j) => sent[j] && delivered.push(command.id));
     }
     if (delivered.length > 0) {

@@ -14,7 +14,12 @@ import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
 import { CommandDispatcher, CommandRequest } from './command-dispatcher.service';
 import { DeviceQueryService } from './device-query.service';
-import { DeviceCommandDto, DeviceCommandPageDto, DeviceJobEventDto, DeviceJobEventPageDto } from './dto/device-command.dto';
+import {
+  DeviceCommandDto,
+  DeviceCommandPageDto,
+  DeviceJobEventDto,
+  DeviceJobEventPageDto,
+} from './dto/device-command.dto';
 import { PageQueryDto } from './dto/list-devices-query.dto';
 import { SendCommandDto } from './dto/send-command.dto';
 
@@ -34,10 +39,18 @@ export class DeviceCommandsController {
   @ApiBadRequestResponse({ description: 'the command does not satisfy the protocol' })
   @ApiNotFoundResponse()
   @ApiConflictResponse({ description: 'the device is decommissioned' })
-  async send(@Param('id') id: string, @Body() body: SendCommandDto, @CurrentActor() actor: Actor): Promise<DeviceCommandDto> {
+  async send(
+    @Param('id') id: string,
+    @Body() body: SendCommandDto,
+    @CurrentActor() actor: Actor,
+  ): Promise<DeviceCommandDto> {
     const { type, reboot, ...fields } = body;
     const needsReboot = type === 'switch' || type === 'commit';
-    const request = { type, ...fields, ...(needsReboot ? { reboot: reboot ?? { mode: 'now' } } : reboot ? { reboot } : {}) };
+    const request = {
+      type,
+      ...fields,
+      ...(needsReboot ? { reboot: reboot ?? { mode: 'now' } } : reboot ? { reboot } : {}),
+    };
     return DeviceCommandDto.from(await this.dispatcher.dispatch(id, request as unknown as CommandRequest, actor));
   }
 

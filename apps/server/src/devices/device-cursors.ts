@@ -26,7 +26,8 @@ const isCommandCursor = (value: unknown): value is CommandCursor =>
   typeof value.createdAt === 'string' &&
   !Number.isNaN(Date.parse(value.createdAt));
 
-const isEventCursor = (value: unknown): value is EventCursor => isObject(value) && typeof value.seq === 'string' && /^\d{1,19}$/.test(value.seq);
+const isEventCursor = (value: unknown): value is EventCursor =>
+  isObject(value) && typeof value.seq === 'string' && /^\d{1,19}$/.test(value.seq);
 
 function decodeOrThrow<T>(cursor: string, isValid: (value: unknown) => value is T): T {
   const value = decodeCursor(cursor, isValid);

@@ -29,7 +29,14 @@ export class DeviceLifecycleService {
       if (JSON.stringify(next) === JSON.stringify(device.tags)) return device;
       await manager.update(Device, { id }, { tags: next, updatedAt: new Date() });
       await this.audit.record(
-        { actor, action: 'device.tags-changed', subjectType: 'device', subjectId: id, before: device.tags, after: next },
+        {
+          actor,
+          action: 'device.tags-changed',
+          subjectType: 'device',
+          subjectId: id,
+          before: device.tags,
+          after: next,
+        },
         manager,
       );
       return manager.findOneByOrFail(Device, { id });

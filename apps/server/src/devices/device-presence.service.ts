@@ -62,7 +62,9 @@ export class DevicePresenceService {
         [BROKER_STALE_SECONDS],
         'the server instance holding the MQTT session stopped (crash or restart)',
       );
-      await manager.query(`DELETE FROM mqtt_brokers WHERE heartbeat_at < now() - make_interval(secs => $1)`, [BROKER_STALE_SECONDS * 10]);
+      await manager.query(`DELETE FROM mqtt_brokers WHERE heartbeat_at < now() - make_interval(secs => $1)`, [
+        BROKER_STALE_SECONDS * 10,
+      ]);
       return reaped;
     });
   }
@@ -72,7 +74,12 @@ export class DevicePresenceService {
     return this.queue.drain();
   }
 
-  private async takeOffline(manager: EntityManager, sql: string, parameters: unknown[], reason: string): Promise<number> {
+  private async takeOffline(
+    manager: EntityManager,
+    sql: string,
+    parameters: unknown[],
+    reason: string,
+  ): Promise<number> {
     const rows = await returningRows<{ id: string }>(manager, sql, parameters);
     await this.audit.recordMany(
       rows.map((row) => ({

@@ -61,13 +61,16 @@ export class DeviceProvisioningService {
     });
     try {
       await this.dataSource.transaction(async (manager) => {
-        const existing: Array<{ id: string }> = await manager.query('SELECT id FROM devices WHERE id = ANY($1::text[])', [
-          rows.map((row) => row.id),
-        ]);
+        const existing: Array<{ id: string }> = await manager.query(
+          'SELECT id FROM devices WHERE id = ANY($1::text[])',
+          [rows.map((row) => row.id)],
+        );
         if (existing.length > 0) {
           const taken = new Set(existing.map((row) => row.id));
           throw this.rowsInvalid(
-            list.rows.filter((row) => taken.has(row.id)).map((row) => ({ line: row.line, id: row.id, reason: 'already provisioned' })),
+            list.rows
+              .filter((row) => taken.has(row.id))
+              .map((row) => ({ line: row.line, id: row.id, reason: 'already provisioned' })),
           );
         }
         for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
@@ -76,7 +79,8 @@ export class DeviceProvisioningService {
       });
     } catch (error) {
       // a device provisioned concurrently between the check and the insert
-      if (isUniqueViolation(error)) throw new DomainError(DomainErrorCode.Conflict, 'a device of the list was provisioned meanwhile; retry');
+      if (isUniqueViolation(error))
+        throw new DomainError(DomainErrorCode.Conflict, 'a device of the list was provisioned meanwhile; retry');
       throw error;
     }
     return { created: rows.length, devices: rows.map((row) => ({ id: row.id, credential: generated.get(row.id) })) };
@@ -91,7 +95,10 @@ export class DeviceProvisioningService {
     await manager.query(
       `INSERT INTO devices (id, tags, credential_hash, provisioned_by)
        SELECT r.id, r.tags, r.credential_hash, $2 FROM jsonb_to_recordset($1::jsonb) AS r(id text, tags text[], credential_hash text)`,
-      [JSON.stringify(rows.map((row) => ({ id: row.id, tags: row.tags, credential_hash: row.credentialHash }))), actor.id],
+      [
+        JSON.stringify(rows.map((row) => ({ id: row.id, tags: row.tags, credential_hash: row.credentialHash }))),
+        actor.id,
+      ],
     );
     await this.audit.recordMany(
       rows.map((row) => ({
@@ -108,8 +115,12 @@ export class DeviceProvisioningService {
 
   private rowsInvalid(errors: BulkRowError[]): DomainError {
     const sorted = [...errors].sort((a, b) => a.line - b.line);
-    return new DomainError(DomainErrorCode.InvalidState, `${sorted.length} row(s) of the device list are invalid; nothing was provisioned`, {
-      rows: sorted,
-    });
+    return new DomainError(
+      DomainErrorCode.InvalidState,
+      `${sorted.length} row(s) of the device list are invalid; nothing was provisioned`,
+      {
+        rows: sorted,
+      },
+    );
   }
 }

@@ -41,7 +41,10 @@ export class DeviceQueryService {
     if (filter.q) qb.andWhere(`d.id ILIKE :q ESCAPE '\\'`, { q: `%${escapeLike(filter.q)}%` });
     if (filter.status) qb.andWhere('d.status = :status', { status: filter.status });
     if (cursor) qb.andWhere('d.id > :after', { after: deviceCursor.decode(cursor).id });
-    const rows = await qb.orderBy('d.id', 'ASC').limit(limit + 1).getMany();
+    const rows = await qb
+      .orderBy('d.id', 'ASC')
+      .limit(limit + 1)
+      .getMany();
     const items = rows.slice(0, limit);
     return { items, nextCursor: rows.length > limit ? deviceCursor.encode({ id: items[items.length - 1].id }) : null };
   }
@@ -57,12 +60,17 @@ export class DeviceQueryService {
       const position = commandCursor.decode(cursor);
       qb.andWhere('(c.created_at, c.id) < (:createdAt::timestamptz, :id::uuid)', position);
     }
-    const rows = await qb.orderBy('c.created_at', 'DESC').addOrderBy('c.id', 'DESC').limit(limit + 1).getMany();
+    const rows = await qb
+      .orderBy('c.created_at', 'DESC')
+      .addOrderBy('c.id', 'DESC')
+      .limit(limit + 1)
+      .getMany();
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
     return {
       items,
-      nextCursor: rows.length > limit ? commandCursor.encode({ createdAt: last.createdAt.toISOString(), id: last.id }) : null,
+      nextCursor:
+        rows.length > limit ? commandCursor.encode({ createdAt: last.createdAt.toISOString(), id: last.id }) : null,
     };
   }
 
@@ -70,7 +78,8 @@ export class DeviceQueryService {
     const command = UUID.test(commandId)
       ? await this.dataSource.getRepository(DeviceCommand).findOneBy({ id: commandId, deviceId })
       : null;
-    if (!command) throw new DomainError(DomainErrorCode.NotFound, `command ${commandId} of device ${deviceId} not found`);
+    if (!command)
+      throw new DomainError(DomainErrorCode.NotFound, `command ${commandId} of device ${deviceId} not found`);
     return command;
   }
 
@@ -82,7 +91,10 @@ export class DeviceQueryService {
       .createQueryBuilder('e')
       .where('e.device_id = :deviceId', { deviceId });
     if (cursor) qb.andWhere('e.seq < :seq', { seq: eventCursor.decode(cursor).seq });
-    const rows = await qb.orderBy('e.seq', 'DESC').limit(limit + 1).getMany();
+    const rows = await qb
+      .orderBy('e.seq', 'DESC')
+      .limit(limit + 1)
+      .getMany();
     const items = rows.slice(0, limit);
     return { items, nextCursor: rows.length > limit ? eventCursor.encode({ seq: items[items.length - 1].seq }) : null };
   }

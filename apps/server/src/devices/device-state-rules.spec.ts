@@ -17,8 +17,26 @@ function report(overrides: Record<string, unknown> = {}): DeviceStateMessage {
       pendingTrial: null,
       lastTrialResult: null,
       snapshots: [
-        { id: 'base-1', uuid: uuidA, receivedUuid: uuidA, parentUuid: null, readOnly: true, origin: 'received', release: { name: 'base', version: '1' }, createdAt: '2026-11-25T09:00:00Z' },
-        { id: 'base-2', uuid: uuidB, receivedUuid: uuidB, parentUuid: uuidA, readOnly: true, origin: 'received', release: { name: 'base', version: '2' }, createdAt: '2026-11-25T09:30:00Z' },
+        {
+          id: 'base-1',
+          uuid: uuidA,
+          receivedUuid: uuidA,
+          parentUuid: null,
+          readOnly: true,
+          origin: 'received',
+          release: { name: 'base', version: '1' },
+          createdAt: '2026-11-25T09:00:00Z',
+        },
+        {
+          id: 'base-2',
+          uuid: uuidB,
+          receivedUuid: uuidB,
+          parentUuid: uuidA,
+          readOnly: true,
+          origin: 'received',
+          release: { name: 'base', version: '2' },
+          createdAt: '2026-11-25T09:30:00Z',
+        },
       ],
       health: null,
       freeBytes: 1000,
@@ -92,9 +110,18 @@ describe('stateTransitions', () => {
     expect(stateTransitions(base, requested).map((t) => t.action)).toEqual(['device.state.trial-requested']);
 
     const trying = stateFromReport(
-      report({ seq: 0, sentAt: '2026-11-25T10:10:00Z', bootedSnapshot: 'base-2', trialBoot: true, pendingTrial: { snapshot: 'base-2', state: 'trying' } }),
+      report({
+        seq: 0,
+        sentAt: '2026-11-25T10:10:00Z',
+        bootedSnapshot: 'base-2',
+        trialBoot: true,
+        pendingTrial: { snapshot: 'base-2', state: 'trying' },
+      }),
     );
-    expect(stateTransitions(requested, trying).map((t) => t.action)).toEqual(['device.state.booted-changed', 'device.state.trial-booted']);
+    expect(stateTransitions(requested, trying).map((t) => t.action)).toEqual([
+      'device.state.booted-changed',
+      'device.state.trial-booted',
+    ]);
 
     const confirmed = stateFromReport(
       report({
@@ -115,13 +142,19 @@ describe('stateTransitions', () => {
     const base = stateFromReport(report());
     const rejected = stateTransitions(
       base,
-      stateFromReport(report({ seq: 2, lastTrialResult: { snapshot: 'base-2', outcome: 'health-rejected', check: 'net' } })),
+      stateFromReport(
+        report({ seq: 2, lastTrialResult: { snapshot: 'base-2', outcome: 'health-rejected', check: 'net' } }),
+      ),
     );
-    expect(rejected).toEqual([expect.objectContaining({ action: 'device.state.trial-rejected', reason: 'check net failed' })]);
+    expect(rejected).toEqual([
+      expect.objectContaining({ action: 'device.state.trial-rejected', reason: 'check net failed' }),
+    ]);
     const fallback = stateTransitions(
       base,
       stateFromReport(report({ seq: 2, lastTrialResult: { snapshot: 'base-2', outcome: 'bootloader-fallback' } })),
     );
-    expect(fallback).toEqual([expect.objectContaining({ action: 'device.state.trial-fallback', reason: 'bootloader-fallback' })]);
+    expect(fallback).toEqual([
+      expect.objectContaining({ action: 'device.state.trial-fallback', reason: 'bootloader-fallback' }),
+    ]);
   });
 });

@@ -92,7 +92,11 @@ const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.
 export function stateTransitions(before: ReportedState, after: ReportedState): StateTransition[] {
   const transitions: StateTransition[] = [];
   if (before.agentVersion !== after.agentVersion) {
-    transitions.push({ action: 'device.state.agent-version-changed', before: before.agentVersion, after: after.agentVersion });
+    transitions.push({
+      action: 'device.state.agent-version-changed',
+      before: before.agentVersion,
+      after: after.agentVersion,
+    });
   }
   if (before.bootedSnapshot !== after.bootedSnapshot || before.bootedRelease !== after.bootedRelease) {
     transitions.push({
@@ -110,7 +114,11 @@ export function stateTransitions(before: ReportedState, after: ReportedState): S
     transitions.push({ action: 'device.state.trial-requested', before: before.pendingTrial, after: requested });
   }
   if (after.trialBoot && !before.trialBoot) {
-    transitions.push({ action: 'device.state.trial-booted', before: { snapshot: before.bootedSnapshot }, after: { snapshot: after.bootedSnapshot } });
+    transitions.push({
+      action: 'device.state.trial-booted',
+      before: { snapshot: before.bootedSnapshot },
+      after: { snapshot: after.bootedSnapshot },
+    });
   }
   const result = after.lastTrialResult;
   if (result && !sameJson(before.lastTrialResult, result)) {
@@ -118,11 +126,19 @@ export function stateTransitions(before: ReportedState, after: ReportedState): S
       action: TRIAL_ACTION[result.outcome],
       before: before.lastTrialResult,
       after: result,
-      reason: result.check ? `check ${result.check} failed` : result.outcome === TrialOutcome.Accepted ? undefined : result.outcome,
+      reason: result.check
+        ? `check ${result.check} failed`
+        : result.outcome === TrialOutcome.Accepted
+          ? undefined
+          : result.outcome,
     });
   }
   if (before.fallbackSnapshot !== after.fallbackSnapshot) {
-    transitions.push({ action: 'device.state.fallback-changed', before: before.fallbackSnapshot, after: after.fallbackSnapshot });
+    transitions.push({
+      action: 'device.state.fallback-changed',
+      before: before.fallbackSnapshot,
+      after: after.fallbackSnapshot,
+    });
   }
   const beforeIds = before.snapshots.map((snapshot) => snapshot.id).sort();
   const afterIds = after.snapshots.map((snapshot) => snapshot.id).sort();
@@ -133,7 +149,9 @@ export function stateTransitions(before: ReportedState, after: ReportedState): S
     transitions.push({
       action: 'device.state.health-changed',
       before: before.health?.status ?? null,
-      after: after.health ? { status: after.health.status, failed: after.health.checks.filter((c) => !c.passed).map((c) => c.name) } : null,
+      after: after.health
+        ? { status: after.health.status, failed: after.health.checks.filter((c) => !c.passed).map((c) => c.name) }
+        : null,
     });
   }
   return transitions;

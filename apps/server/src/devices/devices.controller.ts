@@ -83,7 +83,11 @@ export class DevicesController {
   @Roles(Role.Operator)
   @ApiOkResponse({ type: DeviceDto })
   @ApiNotFoundResponse()
-  async update(@Param('id') id: string, @Body() body: UpdateDeviceDto, @CurrentActor() actor: Actor): Promise<DeviceDto> {
+  async update(
+    @Param('id') id: string,
+    @Body() body: UpdateDeviceDto,
+    @CurrentActor() actor: Actor,
+  ): Promise<DeviceDto> {
     return DeviceDto.from(await this.lifecycle.setTags(id, body.tags, actor));
   }
 

@@ -25,9 +25,18 @@ describe('devices REST API', () => {
   const http = () => request(server.httpUrl);
 
   it('provisions a device, returns its credential once and never shows it again', async () => {
-    const created = await http().post('/api/v1/devices').set(operator).send({ id: 'gw-0001', tags: ['canary', 'canary', 'site=berlin'] }).expect(201);
+    const created = await http()
+      .post('/api/v1/devices')
+      .set(operator)
+      .send({ id: 'gw-0001', tags: ['canary', 'canary', 'site=berlin'] })
+      .expect(201);
     expect(created.body.credential).toMatch(/^cwd_[A-Za-z0-9_-]{43}$/);
-    expect(created.body.device).toMatchObject({ id: 'gw-0001', tags: ['canary', 'site=berlin'], status: 'active', online: false });
+    expect(created.body.device).toMatchObject({
+      id: 'gw-0001',
+      tags: ['canary', 'site=berlin'],
+      status: 'active',
+      online: false,
+    });
 
     const shown = await http().get('/api/v1/devices/gw-0001').set(viewer).expect(200);
     const listed = await http().get('/api/v1/devices').set(viewer).expect(200);
@@ -40,9 +49,18 @@ describe('devices REST API', () => {
     expect(rows[0].credential_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(rows[0].credential_hash).not.toContain(created.body.credential);
 
-    const audit = await http().get('/api/v1/audit').query({ subjectType: 'device', subjectId: 'gw-0001' }).set(viewer).expect(200);
+    const audit = await http()
+      .get('/api/v1/audit')
+      .query({ subjectType: 'device', subjectId: 'gw-0001' })
+      .set(viewer)
+      .expect(200);
     expect(audit.body.items).toEqual([
-      expect.objectContaining({ action: 'device.provisioned', actorType: 'operator', actorName: 'ops', after: { id: 'gw-0001', tags: ['canary', 'site=berlin'] } }),
+      expect.objectContaining({
+        action: 'device.provisioned',
+        actorType: 'operator',
+        actorName: 'ops',
+        after: { id: 'gw-0001', tags: ['canary', 'site=berlin'] },
+      }),
     ]);
   });
 
@@ -53,7 +71,11 @@ describe('devices REST API', () => {
     for (const id of ['../etc', 'a/b', '', 'x'.repeat(65), 'a..b']) {
       await http().post('/api/v1/devices').set(operator).send({ id }).expect(400);
     }
-    await http().post('/api/v1/devices').set(operator).send({ id: 'gw-tags', tags: ['bad tag'] }).expect(400);
+    await http()
+      .post('/api/v1/devices')
+      .set(operator)
+      .send({ id: 'gw-tags', tags: ['bad tag'] })
+      .expect(400);
     await http().post('/api/v1/devices').set(viewer).send({ id: 'gw-viewer' }).expect(403);
     await http().get('/api/v1/devices/nope').set(viewer).expect(404);
     await http().patch('/api/v1/devices/nope').set(operator).send({ tags: [] }).expect(404);
@@ -63,7 +85,12 @@ describe('devices REST API', () => {
   it('bulk-provisions a CSV file: generated credentials returned once, factory ones stored hashed', async () => {
     const factory = 'factory-credential-0123456789-abcdef';
     const csv = `id,tags,credential\ncsv-1,line-a;rack=3,${factory}\ncsv-2,line-a,\n"csv-3",,\n`;
-    const res = await http().post('/api/v1/devices/bulk').set(operator).set('Content-Type', 'text/csv').send(csv).expect(201);
+    const res = await http()
+      .post('/api/v1/devices/bulk')
+      .set(operator)
+      .set('Content-Type', 'text/csv')
+      .send(csv)
+      .expect(201);
     expect(res.body.created).toBe(3);
     expect(res.body.devices[0]).toEqual({ id: 'csv-1' });
     expect(res.body.devices[1].credential).toMatch(/^cwd_/);
@@ -103,7 +130,12 @@ describe('devices REST API', () => {
     await http().get('/api/v1/devices/json-3').set(viewer).expect(404);
     await http().get('/api/v1/devices/json-4').set(viewer).expect(404);
 
-    await http().post('/api/v1/devices/bulk').set(operator).set('Content-Type', 'text/plain').send('id\nx\n').expect(400);
+    await http()
+      .post('/api/v1/devices/bulk')
+      .set(operator)
+      .set('Content-Type', 'text/plain')
+      .send('id\nx\n')
+      .expect(400);
     const tooBig = 'id\n' + 'x'.repeat(5 * 1024 * 1024);
     await http().post('/api/v1/devices/bulk').set(operator).set('Content-Type', 'text/csv').send(tooBig).expect(413);
   });
@@ -115,7 +147,9 @@ describe('devices REST API', () => {
     }));
     await http().post('/api/v1/devices/bulk').set(operator).send({ devices }).expect(201);
     // a device state as the MQTT ingest writes it, so the release filter has something to find
-    await server.dataSource.query(`UPDATE devices SET booted_release = 'base@2.0', online = true WHERE id IN ('fleet-03', 'fleet-07')`);
+    await server.dataSource.query(
+      `UPDATE devices SET booted_release = 'base@2.0', online = true WHERE id IN ('fleet-03', 'fleet-07')`,
+    );
 
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -134,12 +168,22 @@ describe('devices REST API', () => {
     const both = await http().get('/api/v1/devices?tag=even&tag=five').set(viewer).expect(200);
     expect(both.body.items.map((d: { id: string }) => d.id)).toEqual(['fleet-00', 'fleet-10', 'fleet-20']);
     const search = await http().get('/api/v1/devices').query({ q: 'EET-1', tag: 'odd' }).set(viewer).expect(200);
-    expect(search.body.items.map((d: { id: string }) => d.id)).toEqual(['fleet-11', 'fleet-13', 'fleet-15', 'fleet-17', 'fleet-19']);
+    expect(search.body.items.map((d: { id: string }) => d.id)).toEqual([
+      'fleet-11',
+      'fleet-13',
+      'fleet-15',
+      'fleet-17',
+      'fleet-19',
+    ]);
     const release = await http().get('/api/v1/devices').query({ release: 'base@2.0' }).set(viewer).expect(200);
     expect(release.body.items.map((d: { id: string }) => d.id)).toEqual(['fleet-03', 'fleet-07']);
     const online = await http().get('/api/v1/devices').query({ online: 'true', tag: 'fleet' }).set(viewer).expect(200);
     expect(online.body.items).toHaveLength(2);
-    const offline = await http().get('/api/v1/devices').query({ online: 'false', tag: 'fleet' }).set(viewer).expect(200);
+    const offline = await http()
+      .get('/api/v1/devices')
+      .query({ online: 'false', tag: 'fleet' })
+      .set(viewer)
+      .expect(200);
     expect(offline.body.items).toHaveLength(23);
     const wildcard = await http().get('/api/v1/devices').query({ q: '%' }).set(viewer).expect(200);
     expect(wildcard.body.items).toEqual([]);
@@ -150,17 +194,33 @@ describe('devices REST API', () => {
   });
 
   it('replaces tags with an audit entry holding before and after', async () => {
-    await http().post('/api/v1/devices').set(operator).send({ id: 'gw-retag', tags: ['a'] }).expect(201);
-    const res = await http().patch('/api/v1/devices/gw-retag').set(operator).send({ tags: ['b', 'c'] }).expect(200);
+    await http()
+      .post('/api/v1/devices')
+      .set(operator)
+      .send({ id: 'gw-retag', tags: ['a'] })
+      .expect(201);
+    const res = await http()
+      .patch('/api/v1/devices/gw-retag')
+      .set(operator)
+      .send({ tags: ['b', 'c'] })
+      .expect(200);
     expect(res.body.tags).toEqual(['b', 'c']);
     await http().patch('/api/v1/devices/gw-retag').set(viewer).send({ tags: [] }).expect(403);
-    const audit = await http().get('/api/v1/audit').query({ subjectId: 'gw-retag', action: 'device.tags-changed' }).set(viewer).expect(200);
+    const audit = await http()
+      .get('/api/v1/audit')
+      .query({ subjectId: 'gw-retag', action: 'device.tags-changed' })
+      .set(viewer)
+      .expect(200);
     expect(audit.body.items[0]).toMatchObject({ before: ['a'], after: ['b', 'c'], actorName: 'ops' });
   });
 
   it('decommissions a device: status kept, credential revoked, second time 409, commands refused', async () => {
     const created = await http().post('/api/v1/devices').set(operator).send({ id: 'gw-old' }).expect(201);
-    const res = await http().post('/api/v1/devices/gw-old/decommission').set(operator).send({ reason: 'RMA 42' }).expect(200);
+    const res = await http()
+      .post('/api/v1/devices/gw-old/decommission')
+      .set(operator)
+      .send({ reason: 'RMA 42' })
+      .expect(200);
     expect(res.body).toMatchObject({ id: 'gw-old', status: 'decommissioned', decommissionReason: 'RMA 42' });
     const rows = await server.dataSource.query('SELECT credential_hash FROM devices WHERE id = $1', ['gw-old']);
     expect(rows[0].credential_hash).toBeNull();
@@ -170,16 +230,28 @@ describe('devices REST API', () => {
     await http().get(DEVICE_ROUTE).auth('gw-old', created.body.credential).expect(401);
     const listed = await http().get('/api/v1/devices').query({ status: 'decommissioned' }).set(viewer).expect(200);
     expect(listed.body.items.map((d: { id: string }) => d.id)).toEqual(['gw-old']);
-    const audit = await http().get('/api/v1/audit').query({ subjectId: 'gw-old', action: 'device.decommissioned' }).set(viewer).expect(200);
+    const audit = await http()
+      .get('/api/v1/audit')
+      .query({ subjectId: 'gw-old', action: 'device.decommissioned' })
+      .set(viewer)
+      .expect(200);
     expect(audit.body.items[0]).toMatchObject({ reason: 'RMA 42', actorName: 'ops' });
   });
 
   it('validates commands against the protocol before storing them', async () => {
     await http().post('/api/v1/devices').set(operator).send({ id: 'gw-cmd' }).expect(201);
-    const bad = await http().post('/api/v1/devices/gw-cmd/commands').set(operator).send({ type: 'switch', snapshot: '../etc' }).expect(400);
+    const bad = await http()
+      .post('/api/v1/devices/gw-cmd/commands')
+      .set(operator)
+      .send({ type: 'switch', snapshot: '../etc' })
+      .expect(400);
     expect(bad.body.error.message).toMatch(/snapshot/);
     await http().post('/api/v1/devices/gw-cmd/commands').set(operator).send({ type: 'install' }).expect(400);
-    await http().post('/api/v1/devices/gw-cmd/commands').set(operator).send({ type: 'delete', snapshots: [] }).expect(400);
+    await http()
+      .post('/api/v1/devices/gw-cmd/commands')
+      .set(operator)
+      .send({ type: 'delete', snapshots: [] })
+      .expect(400);
     await http()
       .post('/api/v1/devices/gw-cmd/commands')
       .set(operator)
@@ -189,10 +261,18 @@ describe('devices REST API', () => {
     const queued = await http()
       .post('/api/v1/devices/gw-cmd/commands')
       .set(operator)
-      .send({ type: 'switch', snapshot: 'base-1', reboot: { mode: 'window', window: { start: '02:00', end: '04:00' } } })
+      .send({
+        type: 'switch',
+        snapshot: 'base-1',
+        reboot: { mode: 'window', window: { start: '02:00', end: '04:00' } },
+      })
       .expect(201);
     // the device is not connected: stored, sent when it subscribes
-    expect(queued.body).toMatchObject({ type: 'switch', status: 'queued', payload: { v: 1, commandId: queued.body.id, snapshot: 'base-1' } });
+    expect(queued.body).toMatchObject({
+      type: 'switch',
+      status: 'queued',
+      payload: { v: 1, commandId: queued.body.id, snapshot: 'base-1' },
+    });
     const list = await http().get('/api/v1/devices/gw-cmd/commands').set(viewer).expect(200);
     expect(list.body.items.map((c: { id: string }) => c.id)).toEqual([queued.body.id]);
     await http().get(`/api/v1/devices/gw-cmd/commands/${queued.body.id}`).set(viewer).expect(200);

@@ -43,11 +43,10 @@ export class JobEventRecorder {
         const current = commands[0].status;
         const next = nextCommandStatus(current, event.type);
         if (next) {
-          await manager.query('UPDATE device_commands SET status = $2, last_event = $3, updated_at = now() WHERE id = $1', [
-            event.commandId,
-            next,
-            payload,
-          ]);
+          await manager.query(
+            'UPDATE device_commands SET status = $2, last_event = $3, updated_at = now() WHERE id = $1',
+            [event.commandId, next, payload],
+          );
           await this.audit.record(
             {
               actor: deviceActor(deviceId),
@@ -62,7 +61,10 @@ export class JobEventRecorder {
           );
         } else if (event.type === JobEventType.Progress && current === CommandStatus.InProgress) {
           // progress is not a transition, but the command shows the latest figures
-          await manager.query('UPDATE device_commands SET last_event = $2, updated_at = now() WHERE id = $1', [event.commandId, payload]);
+          await manager.query('UPDATE device_commands SET last_event = $2, updated_at = now() WHERE id = $1', [
+            event.commandId,
+            payload,
+          ]);
         }
         return { result: 'stored', status: next ?? current, changed: next !== null };
       }),

@@ -11,17 +11,28 @@ export class MetricsService {
   }
 
   counter<L extends string = string>(name: string, help: string, labelNames: L[] = []): Counter<L> {
-    return (this.registry.getSingleMetric(name) as Counter<L> | undefined) ??
-      new Counter<L>({ name, help, labelNames, registers: [this.registry] });
+    return (
+      (this.registry.getSingleMetric(name) as Counter<L> | undefined) ??
+      new Counter<L>({ name, help, labelNames, registers: [this.registry] })
+    );
   }
 
   gauge<L extends string = string>(name: string, help: string, labelNames: L[] = []): Gauge<L> {
-    return (this.registry.getSingleMetric(name) as Gauge<L> | undefined) ??
-      new Gauge<L>({ name, help, labelNames, registers: [this.registry] });
+    return (
+      (this.registry.getSingleMetric(name) as Gauge<L> | undefined) ??
+      new Gauge<L>({ name, help, labelNames, registers: [this.registry] })
+    );
   }
 
-  histogram<L extends string = string>(name: string, help: string, labelNames: L[] = [], buckets?: number[]): Histogram<L> {
-    return (this.registry.getSingleMetric(name) as Histogram<L> | undefined) ??
-      new Histogram<L>({ name, help, labelNames, buckets, registers: [this.registry] });
+  histogram<L extends string = string>(
+    name: string,
+    help: string,
+    labelNames: L[] = [],
+    buckets?: number[],
+  ): Histogram<L> {
+    return (
+      (this.registry.getSingleMetric(name) as Histogram<L> | undefined) ??
+      new Histogram<L>({ name, help, labelNames, buckets, registers: [this.registry] })
+    );
   }
 }

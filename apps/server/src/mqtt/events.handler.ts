@@ -29,7 +29,12 @@ export class EventsHandler implements DeviceMessageHandler {
     const event = parsed.value;
     const outcome = await this.recorder.record(deviceId, event);
     if (outcome.result === 'unknown-command') {
-      this.metrics.reject(deviceId, this.channel, 'UNKNOWN_COMMAND_ID', `no command ${event.commandId} was sent to this device`);
+      this.metrics.reject(
+        deviceId,
+        this.channel,
+        'UNKNOWN_COMMAND_ID',
+        `no command ${event.commandId} was sent to this device`,
+      );
     } else if (outcome.result === 'duplicate') {
       this.logger.debug(`deviceId=${deviceId} commandId=${event.commandId} eventId=${event.eventId} duplicate dropped`);
     } else if (outcome.changed) {

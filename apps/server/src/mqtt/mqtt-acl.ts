@@ -1,4 +1,10 @@
-import { DEVICE_PUBLISH_CHANNELS, DeviceChannel, ParsedDeviceTopic, deviceTopic, parseDeviceTopic } from '@cowroot/protocol';
+import {
+  DEVICE_PUBLISH_CHANNELS,
+  DeviceChannel,
+  ParsedDeviceTopic,
+  deviceTopic,
+  parseDeviceTopic,
+} from '@cowroot/protocol';
 
 export type PublishDecision = { allowed: true; topic: ParsedDeviceTopic } | { allowed: false; reason: string };
 
@@ -10,7 +16,8 @@ export function decidePublish(deviceId: string, topic: string): PublishDecision 
   const parsed = parseDeviceTopic(topic);
   if (!parsed) return { allowed: false, reason: `not a device topic: ${topic}` };
   if (parsed.deviceId !== deviceId) return { allowed: false, reason: `topic of another device: ${topic}` };
-  if (!DEVICE_PUBLISH_CHANNELS.includes(parsed.channel)) return { allowed: false, reason: `channel ${parsed.channel} is server-only` };
+  if (!DEVICE_PUBLISH_CHANNELS.includes(parsed.channel))
+    return { allowed: false, reason: `channel ${parsed.channel} is server-only` };
   return { allowed: true, topic: parsed };
 }
 

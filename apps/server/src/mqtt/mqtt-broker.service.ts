@@ -69,7 +69,9 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
   }
 
   isListening(): boolean {
-    return this.broker !== null && !this.broker.closed && this.servers.length > 0 && this.servers.every((s) => s.listening);
+    return (
+      this.broker !== null && !this.broker.closed && this.servers.length > 0 && this.servers.every((s) => s.listening)
+    );
   }
 
   isConnected(deviceId: string): boolean {
@@ -101,7 +103,9 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
       retain: false,
       dup: false,
     };
-    await new Promise<void>((resolve, reject) => broker.publish(packet, (error) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      broker.publish(packet, (error) => (error ? reject(error) : resolve())),
+    );
     return this.sessions.isConnected(deviceId);
   }
 
@@ -127,13 +131,24 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     broker.on('clientReady', (client) => this.onClientReady(client));
     broker.on('clientDisconnect', (client) => this.onClientDisconnect(client));
     broker.on('subscribe', (subscriptions, client) => this.onSubscribe(subscriptions, client));
-    broker.on('clientError', (client, error) => this.logger.debug(`deviceId=${client.id} connection error: ${error.message}`));
-    broker.on('connectionError', (_client, error) => this.logger.debug(`connection error before CONNECT: ${error.message}`));
+    broker.on('clientError', (client, error) =>
+      this.logger.debug(`deviceId=${client.id} connection error: ${error.message}`),
+    );
+    broker.on('connectionError', (_client, error) =>
+      this.logger.debug(`connection error before CONNECT: ${error.message}`),
+    );
     this.broker = broker;
     try {
-      this.plainPort = await this.listen(createServer((socket) => this.accept(socket)), this.config.mqttPort, 'MQTT_PORT');
+      this.plainPort = await this.listen(
+        createServer((socket) => this.accept(socket)),
+        this.config.mqttPort,
+        'MQTT_PORT',
+      );
       if (this.config.mqttTlsKeyFile && this.config.mqttTlsCertFile) {
-        const [key, cert] = await Promise.all([readFile(this.config.mqttTlsKeyFile), readFile(this.config.mqttTlsCertFile)]);
+        const [key, cert] = await Promise.all([
+          readFile(this.config.mqttTlsKeyFile),
+          readFile(this.config.mqttTlsCertFile),
+        ]);
         const secure = createTlsServer({ key, cert }, (socket) => this.accept(socket));
         this.securePort = await this.listen(secure, this.config.mqttsPort, 'MQTTS_PORT');
       }
@@ -170,7 +185,9 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
       server.once('error', (error: NodeJS.ErrnoException) => {
         reject(
           error.code === 'EADDRINUSE'
-            ? new Error(`${variable}=${port}: port already in use on ${this.config.mqttHost}; stop the other process or choose another port`)
+            ? new Error(
+                `${variable}=${port}: port already in use on ${this.config.mqttHost}; stop the other process or choose another port`,
+              )
             : error,
         );
       });
@@ -206,9 +223,11 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
       this.logger.warn(`deviceId=${deviceId || '-'} MQTT connect refused: ${why}`);
       done(Object.assign(new Error(why), { returnCode }) as AuthenticateError, false);
     };
-    if (!password || !isDeviceId(deviceId)) return refuse(CONNACK.badUsernameOrPassword, 'missing or malformed credentials');
+    if (!password || !isDeviceId(deviceId))
+      return refuse(CONNACK.badUsernameOrPassword, 'missing or malformed credentials');
     // the client id picks the session aedes replaces on a new connect: a device may only take over its own
-    if (client.id !== deviceId) return refuse(CONNACK.identifierRejected, `client id ${client.id} is not the device id`);
+    if (client.id !== deviceId)
+      return refuse(CONNACK.identifierRejected, `client id ${client.id} is not the device id`);
     this.authenticator.check(deviceId, password.toString('utf8')).then(
       (result) => {
         if (result === 'ok') return done(null, true);
@@ -241,7 +260,9 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     handler.handle(deviceId, payload, client).then(
       () => done(null),
       (error: Error) => {
-        this.logger.error(`deviceId=${deviceId} channel=${channel} not stored, closing so the device resends: ${error.message}`);
+        this.logger.error(
+          `deviceId=${deviceId} channel=${channel} not stored, closing so the device resends: ${error.message}`,
+        );
         done(error);
       },
     );

@@ -26,8 +26,23 @@ describe('MQTT listeners', () => {
     const key = join(dir, 'key.pem');
     const cert = join(dir, 'cert.pem');
     await run('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
     ]);
     let server: TestServer | undefined;
     try {
@@ -41,10 +56,15 @@ describe('MQTT listeners', () => {
         .expect(201);
       const ca = await readFile(cert);
       const options = { clientId: 'tls-1', username: 'tls-1', reconnectPeriod: 0, ca, rejectUnauthorized: true };
-      const client = await connectAsync(`mqtts://127.0.0.1:${tlsPort}`, { ...options, password: created.body.credential });
+      const client = await connectAsync(`mqtts://127.0.0.1:${tlsPort}`, {
+        ...options,
+        password: created.body.credential,
+      });
       expect(client.connected).toBe(true);
       await client.endAsync();
-      await expect(connectAsync(`mqtts://127.0.0.1:${tlsPort}`, { ...options, password: 'wrong' })).rejects.toMatchObject({ code: 4 });
+      await expect(
+        connectAsync(`mqtts://127.0.0.1:${tlsPort}`, { ...options, password: 'wrong' }),
+      ).rejects.toMatchObject({ code: 4 });
     } finally {
       await server?.close();
     }

@@ -15,10 +15,16 @@ export class MqttMetrics {
 
   constructor(metrics: MetricsService) {
     this.connected = metrics.gauge('cowroot_devices_connected', 'Devices with an open MQTT session');
-    this.messagesIn = metrics.counter('cowroot_mqtt_messages_in_total', 'MQTT messages received from devices, by channel', ['type']);
-    this.rejected = metrics.counter('cowroot_mqtt_messages_rejected_total', 'MQTT messages refused or dropped, by reason', [
-      'reason',
-    ]);
+    this.messagesIn = metrics.counter(
+      'cowroot_mqtt_messages_in_total',
+      'MQTT messages received from devices, by channel',
+      ['type'],
+    );
+    this.rejected = metrics.counter(
+      'cowroot_mqtt_messages_rejected_total',
+      'MQTT messages refused or dropped, by reason',
+      ['reason'],
+    );
   }
 
   received(type: string): void {

@@ -50,7 +50,11 @@ export interface ReadableConnection {
  * Puts a size guard in front of aedes, which consumes a connection with `read()` on 'readable'. Wrapping the
  * instance's read keeps the socket itself (no extra stream hop on the hot path).
  */
-export function guardPacketSize(connection: ReadableConnection, maxRemainingLength: number, onTooLarge: () => void): void {
+export function guardPacketSize(
+  connection: ReadableConnection,
+  maxRemainingLength: number,
+  onTooLarge: () => void,
+): void {
   const guard = new MqttPacketSizeGuard(maxRemainingLength);
   const read = connection.read.bind(connection);
   let tripped = false;

@@ -114,7 +114,11 @@ describe('MQTT broker and device ingest', () => {
   }
 
   async function auditActions(id: string): Promise<string[]> {
-    const res = await http().get('/api/v1/audit').query({ subjectType: 'device', subjectId: id, limit: 200 }).set(operator).expect(200);
+    const res = await http()
+      .get('/api/v1/audit')
+      .query({ subjectType: 'device', subjectId: id, limit: 200 })
+      .set(operator)
+      .expect(200);
     return res.body.items.map((e: { action: string }) => e.action);
   }
 
@@ -140,11 +144,15 @@ describe('MQTT broker and device ingest', () => {
       fallbackSnapshot: 'base-1.0',
       freeBytes: 123456789,
       stateSeq: 5,
-      snapshots: [expect.objectContaining({ id: 'base-1.0', uuid: SNAPSHOT_UUID, receivedUuid: SNAPSHOT_UUID, parentUuid: null })],
+      snapshots: [
+        expect.objectContaining({ id: 'base-1.0', uuid: SNAPSHOT_UUID, receivedUuid: SNAPSHOT_UUID, parentUuid: null }),
+      ],
     });
 
     const staleBefore = await metric('cowroot_mqtt_messages_rejected_total', 'reason="STALE_STATE"');
-    await client.publishAsync(topic('mq-state', 'state'), JSON.stringify(stateReport(3, { agentVersion: 'old' })), { qos: 1 });
+    await client.publishAsync(topic('mq-state', 'state'), JSON.stringify(stateReport(3, { agentVersion: 'old' })), {
+      qos: 1,
+    });
     expect((await device('mq-state')).agentVersion).toBe('0.1.0');
     expect(await metric('cowroot_mqtt_messages_rejected_total', 'reason="STALE_STATE"')).toBe(staleBefore + 1);
 
@@ -161,7 +169,12 @@ describe('MQTT broker and device ingest', () => {
       pendingTrial: { snapshot: 'base-2.0', state: 'trying' },
     });
     await client.publishAsync(topic('mq-state', 'state'), JSON.stringify(restarted), { qos: 1 });
-    expect(await device('mq-state')).toMatchObject({ stateSeq: 0, bootedSnapshot: 'base-2.0', bootedRelease: null, trialBoot: true });
+    expect(await device('mq-state')).toMatchObject({
+      stateSeq: 0,
+      bootedSnapshot: 'base-2.0',
+      bootedRelease: null,
+      trialBoot: true,
+    });
 
     const actions = await auditActions('mq-state');
     expect(actions).toEqual(
@@ -173,7 +186,10 @@ describe('MQTT broker and device ingest', () => {
         'device.state.trial-booted',
       ]),
     );
-    const audit = await http().get('/api/v1/audit').query({ subjectId: 'mq-state', action: 'device.state.booted-changed' }).set(operator);
+    const audit = await http()
+      .get('/api/v1/audit')
+      .query({ subjectId: 'mq-state', action: 'device.state.booted-changed' })
+      .set(operator);
     expect(audit.body.items[0]).toMatchObject({
       actorType: 'device',
       actorId: 'mq-state',
@@ -192,12 +208,18 @@ describe('MQTT broker and device ingest', () => {
       stateIn: await metric('cowroot_mqtt_messages_in_total', 'type="state"'),
     };
     await client.publishAsync(topic('mq-bad', 'state'), '{not json', { qos: 1 });
-    await client.publishAsync(topic('mq-bad', 'state'), JSON.stringify({ ...stateReport(1), rootPassword: 'x' }), { qos: 1 });
+    await client.publishAsync(topic('mq-bad', 'state'), JSON.stringify({ ...stateReport(1), rootPassword: 'x' }), {
+      qos: 1,
+    });
     await client.publishAsync(topic('mq-bad', 'events'), JSON.stringify({ v: 1, type: 'confirmed' }), { qos: 1 });
     await client.publishAsync(topic('mq-bad', 'state'), JSON.stringify({ ...stateReport(1), v: 99 }), { qos: 1 });
     await client.publishAsync(topic('mq-bad', 'state'), Buffer.alloc(300 * 1024, 0x20), { qos: 1 });
-    expect(await metric('cowroot_mqtt_messages_rejected_total', 'reason="MALFORMED_MESSAGE"')).toBe(before.malformed + 3);
-    expect(await metric('cowroot_mqtt_messages_rejected_total', 'reason="UNSUPPORTED_PROTOCOL_VERSION"')).toBe(before.version + 1);
+    expect(await metric('cowroot_mqtt_messages_rejected_total', 'reason="MALFORMED_MESSAGE"')).toBe(
+      before.malformed + 3,
+    );
+    expect(await metric('cowroot_mqtt_messages_rejected_total', 'reason="UNSUPPORTED_PROTOCOL_VERSION"')).toBe(
+      before.version + 1,
+    );
     expect(await metric('cowroot_mqtt_messages_rejected_total', 'reason="MESSAGE_TOO_LARGE"')).toBe(before.large + 1);
     expect(await metric('cowroot_mqtt_messages_in_total', 'type="state"')).toBe(before.stateIn + 4);
     expect((await device('mq-bad')).stateSeq).toBeNull();
@@ -221,7 +243,9 @@ describe('MQTT broker and device ingest', () => {
     const credA = await provision('mq-a');
     const credB = await provision('mq-b');
     const b = await connect('mq-b', credB);
-    expect(await b.subscribeAsync(topic('mq-b', 'commands'), { qos: 1 })).toEqual([expect.objectContaining({ qos: 1 })]);
+    expect(await b.subscribeAsync(topic('mq-b', 'commands'), { qos: 1 })).toEqual([
+      expect.objectContaining({ qos: 1 }),
+    ]);
     const received: string[] = [];
     b.on('message', (t) => received.push(t));
 
@@ -229,14 +253,20 @@ describe('MQTT broker and device ingest', () => {
     // mqtt.js rejects a SUBACK that refuses; the packet carries the granted codes (0x80 = failure)
     const refused = await a
       .subscribeAsync([topic('mq-b', 'commands'), 'cowroot/v1/devices/+/commands', '#', topic('mq-a', 'state')])
-      .then(() => null, (error: { packet?: { granted?: number[] } }) => error.packet?.granted);
+      .then(
+        () => null,
+        (error: { packet?: { granted?: number[] } }) => error.packet?.granted,
+      );
     expect(refused).toEqual([128, 128, 128, 128]);
     const aMessages: string[] = [];
     a.on('message', (t) => aMessages.push(t));
 
     const deniedBefore = await metric('cowroot_mqtt_messages_rejected_total', 'reason="ACL_DENIED"');
     const closed = closeOf(a);
-    a.publish(topic('mq-b', 'commands'), JSON.stringify({ v: 1, type: 'reboot', commandId: randomUUID(), issuedAt: new Date().toISOString() }));
+    a.publish(
+      topic('mq-b', 'commands'),
+      JSON.stringify({ v: 1, type: 'reboot', commandId: randomUUID(), issuedAt: new Date().toISOString() }),
+    );
     await closed;
     expect(await metric('cowroot_mqtt_messages_rejected_total', 'reason="ACL_DENIED"')).toBe(deniedBefore + 1);
 
@@ -255,25 +285,45 @@ describe('MQTT broker and device ingest', () => {
 
   it('tracks presence: online on connect, offline on clean disconnect and through the last will', async () => {
     const credential = await provision('mq-presence');
-    const will = { topic: topic('mq-presence', 'presence'), payload: Buffer.from(JSON.stringify({ v: 1, status: 'offline' })), qos: 1 as const, retain: true };
+    const will = {
+      topic: topic('mq-presence', 'presence'),
+      payload: Buffer.from(JSON.stringify({ v: 1, status: 'offline' })),
+      qos: 1 as const,
+      retain: true,
+    };
     const connected = Number(await metric('cowroot_devices_connected', ''));
     const client = await connect('mq-presence', credential, { will });
-    await eventually(async () => expect(await device('mq-presence')).toMatchObject({ online: true, lastConnectedAt: expect.any(String) }));
+    await eventually(async () =>
+      expect(await device('mq-presence')).toMatchObject({ online: true, lastConnectedAt: expect.any(String) }),
+    );
     expect(await metric('cowroot_devices_connected', '')).toBe(connected + 1);
-    await client.publishAsync(topic('mq-presence', 'presence'), JSON.stringify({ v: 1, status: 'online', at: new Date().toISOString() }), { qos: 1 });
+    await client.publishAsync(
+      topic('mq-presence', 'presence'),
+      JSON.stringify({ v: 1, status: 'online', at: new Date().toISOString() }),
+      { qos: 1 },
+    );
 
     // abrupt loss of the connection: the broker publishes the will
     client.stream.destroy();
     await eventually(async () => expect((await device('mq-presence')).online).toBe(false));
-    const lastWill = await http().get('/api/v1/audit').query({ subjectId: 'mq-presence', action: 'device.state.offline' }).set(operator);
+    const lastWill = await http()
+      .get('/api/v1/audit')
+      .query({ subjectId: 'mq-presence', action: 'device.state.offline' })
+      .set(operator);
     expect(lastWill.body.items[0]).toMatchObject({ actorType: 'device', reason: 'last will: connection lost' });
 
     const again = await connect('mq-presence', credential, { will });
     await eventually(async () => expect((await device('mq-presence')).online).toBe(true));
     await again.endAsync();
     await eventually(async () => expect((await device('mq-presence')).online).toBe(false));
-    const offline = await http().get('/api/v1/audit').query({ subjectId: 'mq-presence', action: 'device.state.offline' }).set(operator);
-    expect(offline.body.items.map((e: { reason: string }) => e.reason)).toEqual(['disconnected', 'last will: connection lost']);
+    const offline = await http()
+      .get('/api/v1/audit')
+      .query({ subjectId: 'mq-presence', action: 'device.state.offline' })
+      .set(operator);
+    expect(offline.body.items.map((e: { reason: string }) => e.reason)).toEqual([
+      'disconnected',
+      'last will: connection lost',
+    ]);
     expect((await device('mq-presence')).lastSeenAt).toEqual(expect.any(String));
   });
 
@@ -291,7 +341,11 @@ describe('MQTT broker and device ingest', () => {
   it('delivers REST commands with unique ids and applies job events once, in order of progress', async () => {
     const credential = await provision('mq-cmd');
     // issued while the device is offline: queued, then sent when it subscribes
-    const early = await http().post('/api/v1/devices/mq-cmd/commands').set(operator).send({ type: 'delete', snapshots: ['old-1'] }).expect(201);
+    const early = await http()
+      .post('/api/v1/devices/mq-cmd/commands')
+      .set(operator)
+      .send({ type: 'delete', snapshots: ['old-1'] })
+      .expect(201);
     expect(early.body.status).toBe('queued');
 
     const client = await connect('mq-cmd', credential);
@@ -310,7 +364,13 @@ describe('MQTT broker and device ingest', () => {
       .send({ type: 'switch', snapshot: 'base-1.0', reboot: { mode: 'never' } })
       .expect(201);
     await eventually(async () => expect(inbox).toHaveLength(2));
-    expect(inbox[1]).toMatchObject({ v: 1, type: 'switch', commandId: second.body.id, snapshot: 'base-1.0', reboot: { mode: 'never' } });
+    expect(inbox[1]).toMatchObject({
+      v: 1,
+      type: 'switch',
+      commandId: second.body.id,
+      snapshot: 'base-1.0',
+      reboot: { mode: 'never' },
+    });
     expect(new Set(inbox.map((c) => c.commandId)).size).toBe(2);
 
     const event = (type: JobEventType, extra: Record<string, unknown> = {}) => ({
@@ -324,14 +384,21 @@ describe('MQTT broker and device ingest', () => {
     const accepted = event(JobEventType.Accepted);
     const events = topic('mq-cmd', 'events');
     await client.publishAsync(events, JSON.stringify(accepted), { qos: 1 });
-    const afterAccepted = await http().get(`/api/v1/devices/mq-cmd/commands/${second.body.id}`).set(operator).expect(200);
+    const afterAccepted = await http()
+      .get(`/api/v1/devices/mq-cmd/commands/${second.body.id}`)
+      .set(operator)
+      .expect(200);
     expect(afterAccepted.body.status).toBe('accepted');
 
     // the same event redelivered (QoS 1 DUP) is stored once
     await client.publishAsync(events, JSON.stringify(accepted), { qos: 1, dup: true });
     await client.publishAsync(events, JSON.stringify(event(JobEventType.Staged, { snapshot: 'base-1.0' })), { qos: 1 });
     // a late progress report does not move the status back
-    await client.publishAsync(events, JSON.stringify(event(JobEventType.Progress, { progress: { phase: 'download', bytesDone: 1 } })), { qos: 1 });
+    await client.publishAsync(
+      events,
+      JSON.stringify(event(JobEventType.Progress, { progress: { phase: 'download', bytesDone: 1 } })),
+      { qos: 1 },
+    );
     const stored = await http().get('/api/v1/devices/mq-cmd/events').set(operator).expect(200);
     expect(stored.body.items.map((e: { type: string }) => e.type)).toEqual(['progress', 'staged', 'accepted']);
     expect(stored.body.items.filter((e: { eventId: string }) => e.eventId === accepted.eventId)).toHaveLength(1);
@@ -340,16 +407,28 @@ describe('MQTT broker and device ingest', () => {
 
     // an event about a command this device never got is rejected
     const unknownBefore = await metric('cowroot_mqtt_messages_rejected_total', 'reason="UNKNOWN_COMMAND_ID"');
-    await client.publishAsync(events, JSON.stringify({ ...event(JobEventType.Completed), commandId: randomUUID() }), { qos: 1 });
+    await client.publishAsync(events, JSON.stringify({ ...event(JobEventType.Completed), commandId: randomUUID() }), {
+      qos: 1,
+    });
     expect(await metric('cowroot_mqtt_messages_rejected_total', 'reason="UNKNOWN_COMMAND_ID"')).toBe(unknownBefore + 1);
 
     const page1 = await http().get('/api/v1/devices/mq-cmd/events').query({ limit: 2 }).set(operator).expect(200);
-    const page2 = await http().get('/api/v1/devices/mq-cmd/events').query({ limit: 2, cursor: page1.body.nextCursor }).set(operator).expect(200);
-    expect([...page1.body.items, ...page2.body.items].map((e: { type: string }) => e.type)).toEqual(['progress', 'staged', 'accepted']);
+    const page2 = await http()
+      .get('/api/v1/devices/mq-cmd/events')
+      .query({ limit: 2, cursor: page1.body.nextCursor })
+      .set(operator)
+      .expect(200);
+    expect([...page1.body.items, ...page2.body.items].map((e: { type: string }) => e.type)).toEqual([
+      'progress',
+      'staged',
+      'accepted',
+    ]);
     expect(page2.body.nextCursor).toBeNull();
 
     const actions = await auditActions('mq-cmd');
-    expect(actions).toEqual(expect.arrayContaining(['device.command.sent', 'device.command.accepted', 'device.command.staged']));
+    expect(actions).toEqual(
+      expect.arrayContaining(['device.command.sent', 'device.command.accepted', 'device.command.staged']),
+    );
   });
 
   it('records a wave of commands in one transaction and publishes them together (rollout path)', async () => {
@@ -364,16 +443,19 @@ describe('MQTT broker and device ingest', () => {
       client.on('message', (_t, payload) => inboxes.get(id)!.push(JSON.parse(payload.toString()).commandId));
     }
     const actor = { type: 'system' as const, id: 'test', name: 'wave test' };
-    const items = ids.flatMap((deviceId) => [0, 1].map(() => ({ deviceId, request: { type: CommandType.Reboot } as CommandRequest })));
+    const items = ids.flatMap((deviceId) =>
+      [0, 1].map(() => ({ deviceId, request: { type: CommandType.Reboot } as CommandRequest })),
+    );
     const commands = await server.dataSource.transaction((manager) => dispatcher.recordMany(manager, items, actor));
     expect(commands).toHaveLength(6);
     expect(await dispatcher.publishMany(commands)).toBe(6);
     await eventually(async () => {
       for (const id of ids) expect(inboxes.get(id)).toEqual(commands.filter((c) => c.deviceId === id).map((c) => c.id));
     });
-    const statuses = await server.dataSource.query('SELECT status, count(*)::int AS n FROM device_commands WHERE id = ANY($1::uuid[]) GROUP BY 1', [
-      commands.map((c) => c.id),
-    ]);
+    const statuses = await server.dataSource.query(
+      'SELECT status, count(*)::int AS n FROM device_commands WHERE id = ANY($1::uuid[]) GROUP BY 1',
+      [commands.map((c) => c.id)],
+    );
     expect(statuses).toEqual([{ status: 'sent', n: 6 }]);
 
     // all or nothing: one decommissioned device fails the whole wave
@@ -382,7 +464,11 @@ describe('MQTT broker and device ingest', () => {
     const before = await server.dataSource.query('SELECT count(*)::int AS n FROM device_commands');
     await expect(
       server.dataSource.transaction((manager) =>
-        dispatcher.recordMany(manager, [...items, { deviceId: 'mq-wave-gone', request: { type: CommandType.Reboot } }], actor),
+        dispatcher.recordMany(
+          manager,
+          [...items, { deviceId: 'mq-wave-gone', request: { type: CommandType.Reboot } }],
+          actor,
+        ),
       ),
     ).rejects.toThrow(/mq-wave-gone is decommissioned/);
     expect(await server.dataSource.query('SELECT count(*)::int AS n FROM device_commands')).toEqual(before);
@@ -394,8 +480,12 @@ describe('MQTT broker and device ingest', () => {
     await server.dataSource.query(
       `INSERT INTO mqtt_brokers (id, heartbeat_at) VALUES ('dead-instance', now() - interval '1 hour'), ('live-instance', now())`,
     );
-    await server.dataSource.query(`UPDATE devices SET online = true, session_broker = 'dead-instance' WHERE id = 'mq-orphan'`);
-    await server.dataSource.query(`UPDATE devices SET online = true, session_broker = 'live-instance' WHERE id = 'mq-elsewhere'`);
+    await server.dataSource.query(
+      `UPDATE devices SET online = true, session_broker = 'dead-instance' WHERE id = 'mq-orphan'`,
+    );
+    await server.dataSource.query(
+      `UPDATE devices SET online = true, session_broker = 'live-instance' WHERE id = 'mq-elsewhere'`,
+    );
 
     // a late disconnect seen here must not take offline a device whose session is now on another instance
     await presence.markOffline('mq-elsewhere', 'disconnected');
@@ -404,7 +494,10 @@ describe('MQTT broker and device ingest', () => {
     expect(await presence.reapOrphans()).toBeGreaterThanOrEqual(1);
     expect((await device('mq-orphan')).online).toBe(false);
     expect((await device('mq-elsewhere')).online).toBe(true);
-    const audit = await http().get('/api/v1/audit').query({ subjectId: 'mq-orphan', action: 'device.state.offline' }).set(operator);
+    const audit = await http()
+      .get('/api/v1/audit')
+      .query({ subjectId: 'mq-orphan', action: 'device.state.offline' })
+      .set(operator);
     expect(audit.body.items[0]).toMatchObject({ actorType: 'system', reason: expect.stringMatching(/stopped/) });
   });
 
@@ -417,8 +510,13 @@ describe('MQTT broker and device ingest', () => {
     await eventually(async () => expect((await device('mq-remote')).online).toBe(true));
     // recorded (as another replica's engine would) but never published by this instance
     const actor = { type: 'system' as const, id: 'replica-b', name: 'other replica' };
-    const command = await server.dataSource.transaction((manager) => dispatcher.record(manager, 'mq-remote', { type: CommandType.Reboot }, actor));
-    await server.dataSource.query(`UPDATE device_commands SET created_at = now() - interval '5 seconds' WHERE id = $1`, [command.id]);
+    const command = await server.dataSource.transaction((manager) =>
+      dispatcher.record(manager, 'mq-remote', { type: CommandType.Reboot }, actor),
+    );
+    await server.dataSource.query(
+      `UPDATE device_commands SET created_at = now() - interval '5 seconds' WHERE id = $1`,
+      [command.id],
+    );
     expect(await dispatcher.deliverQueued()).toBe(1);
     await eventually(async () => expect(inbox).toEqual([command.id]));
     const stored = await http().get(`/api/v1/devices/mq-remote/commands/${command.id}`).set(operator).expect(200);

@@ -24,7 +24,12 @@ export class StateHandler implements DeviceMessageHandler {
     if (!parsed.ok) return this.metrics.reject(deviceId, this.channel, parsed.code, parsed.message);
     const outcome = await this.writer.submit(deviceId, parsed.value);
     if (outcome === 'stale') {
-      this.metrics.reject(deviceId, this.channel, 'STALE_STATE', `seq ${parsed.value.seq} sentAt ${parsed.value.sentAt} is not newer`);
+      this.metrics.reject(
+        deviceId,
+        this.channel,
+        'STALE_STATE',
+        `seq ${parsed.value.seq} sentAt ${parsed.value.sentAt} is not newer`,
+      );
     }
   }
 

@@ -23,17 +23,29 @@ export class ArtifactDownloadService {
     private readonly releases: ReleasesService,
     metrics: MetricsService,
   ) {
-    this.downloadBytes = metrics.counter('cowroot_artifact_download_bytes_total', 'Artifact bytes sent to downloaders', ['actor_type']);
+    this.downloadBytes = metrics.counter(
+      'cowroot_artifact_download_bytes_total',
+      'Artifact bytes sent to downloaders',
+      ['actor_type'],
+    );
   }
 
-  async send(name: string, version: string, file: string, request: Request, response: Response, actor: Actor): Promise<void> {
+  async send(
+    name: string,
+    version: string,
+    file: string,
+    request: Request,
+    response: Response,
+    actor: Actor,
+  ): Promise<void> {
     const { artifact, path } = await this.releases.getArtifact(name, version, file);
     // Opened before any header is sent: a file missing from storage is a 500, not a cut stream.
     const handle = await open(path, 'r');
     let streaming = false;
     try {
       const { size } = await handle.stat();
-      if (size !== artifact.size) throw new Error(`stored file ${path} has ${size} bytes, the artifact ${artifact.size}`);
+      if (size !== artifact.size)
+        throw new Error(`stored file ${path} has ${size} bytes, the artifact ${artifact.size}`);
       const etag = `"${artifact.sha256}"`;
       response.setHeader('Accept-Ranges', 'bytes');
       response.setHeader('ETag', etag);
@@ -43,7 +55,10 @@ export class ArtifactDownloadService {
       if (range.type !== 'full' && !ifRangeAllowsPartial(header(request, 'if-range'), etag)) range = { type: 'full' };
       if (range.type === 'unsatisfiable') {
         response.setHeader('Content-Range', `bytes */${size}`);
-        throw new HttpException({ message: `range ${header(request, 'range')} is outside the ${size} bytes of ${file}` }, 416);
+        throw new HttpException(
+          { message: `range ${header(request, 'range')} is outside the ${size} bytes of ${file}` },
+          416,
+        );
       }
       const [start, end] = range.type === 'partial' ? [range.start, range.end] : [0, size - 1];
       response.status(range.type === 'partial' ? 206 : 200);
@@ -68,7 +83,9 @@ export class ArtifactDownloadService {
         await pipeline(handle.createReadStream({ start, end, autoClose: true }), meter, response);
       } catch (error) {
         // The downloader went away; it resumes with Range.
-        this.logger.debug(`download of ${name} ${version} ${file} by ${actor.type} ${actor.id} ended early: ${(error as Error).message}`);
+        this.logger.debug(
+          `download of ${name} ${version} ${file} by ${actor.type} ${actor.id} ended early: ${(error as Error).message}`,
+        );
       }
     } finally {
       if (!streaming) await handle.close();

@@ -11,8 +11,18 @@ interface TestArtifact extends PickableArtifact {
 }
 
 const full: TestArtifact = { file: 'full.zst', kind: ArtifactKind.Full, parentSnapshotUuid: null, size: 1000 };
-const fromV1: TestArtifact = { file: 'from-v1.zst', kind: ArtifactKind.Incremental, parentSnapshotUuid: UUID_V1, size: 300 };
-const fromV2: TestArtifact = { file: 'from-v2.zst', kind: ArtifactKind.Incremental, parentSnapshotUuid: UUID_V2, size: 100 };
+const fromV1: TestArtifact = {
+  file: 'from-v1.zst',
+  kind: ArtifactKind.Incremental,
+  parentSnapshotUuid: UUID_V1,
+  size: 300,
+};
+const fromV2: TestArtifact = {
+  file: 'from-v2.zst',
+  kind: ArtifactKind.Incremental,
+  parentSnapshotUuid: UUID_V2,
+  size: 100,
+};
 const release = { snapshotUuid: UUID_V3 };
 
 function received(id: string, receivedUuid: string): DeviceSnapshot {

@@ -81,8 +81,13 @@ export class ArtifactUploadService {
     private readonly config: ServerConfig,
     metrics: MetricsService,
   ) {
-    this.uploadBytes = metrics.counter('cowroot_artifact_upload_bytes_total', 'Artifact bytes received from uploads (stored or not)');
-    this.uploads = metrics.counter('cowroot_artifact_uploads_total', 'Artifact upload requests by outcome', ['outcome']);
+    this.uploadBytes = metrics.counter(
+      'cowroot_artifact_upload_bytes_total',
+      'Artifact bytes received from uploads (stored or not)',
+    );
+    this.uploads = metrics.counter('cowroot_artifact_uploads_total', 'Artifact upload requests by outcome', [
+      'outcome',
+    ]);
   }
 
   async upload(request: UploadRequest, actor: Actor): Promise<UploadOutcome> {
@@ -107,9 +112,13 @@ export class ArtifactUploadService {
   async abandon(name: string, version: string, file: string): Promise<void> {
     const release = await this.releases.get(name, version);
     // the name becomes a path: only names a manifest could carry
-    if (!ARTIFACT_FILE_PATTERN.test(file)) throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
+    if (!ARTIFACT_FILE_PATTERN.test(file))
+      throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
     if (this.chunksInFlight.has(`${release.id}/${file}`)) {
-      throw new DomainError(DomainErrorCode.Conflict, `a chunk of ${file} is being received; abandon it after that request ends`);
+      throw new DomainError(
+        DomainErrorCode.Conflict,
+        `a chunk of ${file} is being received; abandon it after that request ends`,
+      );
     }
     await this.storage.removePartial(release.id, file);
   }
@@ -118,10 +127,15 @@ export class ArtifactUploadService {
     const verified = await this.verifyHeaders(request);
     const { release, manifest, manifestBytes } = verified;
 
-    const existing = await this.dataSource.getRepository(ReleaseArtifact).findOne({ where: { releaseId: release.id, file: manifest.file } });
+    const existing = await this.dataSource
+      .getRepository(ReleaseArtifact)
+      .findOne({ where: { releaseId: release.id, file: manifest.file } });
     if (existing) {
       if (existing.manifest.equals(manifestBytes)) return { status: 'exists', release, artifact: existing };
-      throw new DomainError(DomainErrorCode.Conflict, `release ${release.name} ${release.version} already has an artifact ${manifest.file} with another manifest`);
+      throw new DomainError(
+        DomainErrorCode.Conflict,
+        `release ${release.name} ${release.version} already has an artifact ${manifest.file} with another manifest`,
+      );
     }
     await this.checkPlacement(release, manifest, this.dataSource.manager);
 
@@ -131,7 +145,9 @@ export class ArtifactUploadService {
     } catch (error) {
       throw new DomainError(DomainErrorCode.Invalid, (error as Error).message);
     }
-    return range === null ? this.receiveWhole(request, verified, actor) : this.receiveChunk(request, verified, range, actor);
+    return range === null
+      ? this.receiveWhole(request, verified, actor)
+      : this.receiveChunk(request, verified, range, actor);
   }
 
   /** Release, manifest, URL agreement and signature: all from headers, before the body. */
@@ -146,12 +162,19 @@ export class ArtifactUploadService {
     }
     const manifestBytes = Buffer.from(request.manifestHeader.trim(), 'base64');
     if (manifestBytes.length === 0 || manifestBytes.length > MAX_MANIFEST_BYTES) {
-      throw new DomainError(DomainErrorCode.Invalid, `X-Cowroot-Manifest must be base64 of 1..${MAX_MANIFEST_BYTES} manifest bytes`);
+      throw new DomainError(
+        DomainErrorCode.Invalid,
+        `X-Cowroot-Manifest must be base64 of 1..${MAX_MANIFEST_BYTES} manifest bytes`,
+      );
     }
     const parsed = parseManifest(manifestBytes);
     if (!parsed.ok) throw new DomainError(DomainErrorCode.Invalid, `invalid manifest: ${parsed.message}`);
     const manifest = parsed.value;
-    if (manifest.release.name !== release.name || manifest.release.version !== release.version || manifest.file !== request.file) {
+    if (
+      manifest.release.name !== release.name ||
+      manifest.release.version !== release.version ||
+      manifest.file !== request.file
+    ) {
       throw new DomainError(
         DomainErrorCode.Invalid,
         `the manifest describes ${manifest.release.name} ${manifest.release.version} ${manifest.file}, not ${release.name} ${release.version} ${request.file}`,
@@ -165,7 +188,10 @@ export class ArtifactUploadService {
     }
     const signer = await this.signingKeys.findSigner(manifestBytes, signature);
     if (!signer) {
-      throw new DomainError(DomainErrorCode.InvalidState, 'the manifest signature does not verify with any active registered signing key');
+      throw new DomainError(
+        DomainErrorCode.InvalidState,
+        'the manifest signature does not verify with any active registered signing key',
+      );
     }
     return { release, manifest, manifestBytes, signature, signer };
   }
@@ -185,14 +211,25 @@ export class ArtifactUploadService {
       );
     }
     if (manifest.kind === ArtifactKind.Full) {
-      const full = await manager.findOne(ReleaseArtifact, { where: { releaseId: release.id, kind: ArtifactKind.Full } });
-      if (full) throw new DomainError(DomainErrorCode.Conflict, `release ${release.name} ${release.version} already has a full stream (${full.file})`);
+      const full = await manager.findOne(ReleaseArtifact, {
+        where: { releaseId: release.id, kind: ArtifactKind.Full },
+      });
+      if (full)
+        throw new DomainError(
+          DomainErrorCode.Conflict,
+          `release ${release.name} ${release.version} already has a full stream (${full.file})`,
+        );
       return;
     }
     const parent = manifest.parent!;
-    const parentRelease = await manager.findOne(Release, { where: { name: parent.release.name, version: parent.release.version } });
+    const parentRelease = await manager.findOne(Release, {
+      where: { name: parent.release.name, version: parent.release.version },
+    });
     if (!parentRelease || parentRelease.id === release.id) {
-      throw new DomainError(DomainErrorCode.InvalidState, `parent release ${parent.release.name} ${parent.release.version} does not exist`);
+      throw new DomainError(
+        DomainErrorCode.InvalidState,
+        `parent release ${parent.release.name} ${parent.release.version} does not exist`,
+      );
     }
     if (parentRelease.snapshotUuid !== parent.snapshotUuid) {
       throw new DomainError(
@@ -202,9 +239,14 @@ export class ArtifactUploadService {
           : `parent snapshotUuid ${parent.snapshotUuid} is not the snapshot of release ${parent.release.name} ${parent.release.version} (${parentRelease.snapshotUuid})`,
       );
     }
-    const sibling = await manager.findOne(ReleaseArtifact, { where: { releaseId: release.id, parentSnapshotUuid: parent.snapshotUuid } });
+    const sibling = await manager.findOne(ReleaseArtifact, {
+      where: { releaseId: release.id, parentSnapshotUuid: parent.snapshotUuid },
+    });
     if (sibling) {
-      throw new DomainError(DomainErrorCode.Conflict, `release ${release.name} ${release.version} already has an incremental from that parent (${sibling.file})`);
+      throw new DomainError(
+        DomainErrorCode.Conflict,
+        `release ${release.name} ${release.version} already has an incremental from that parent (${sibling.file})`,
+      );
     }
   }
 
@@ -212,10 +254,18 @@ export class ArtifactUploadService {
   private async receiveWhole(request: UploadRequest, verified: VerifiedUpload, actor: Actor): Promise<UploadOutcome> {
     const { manifest } = verified;
     if (request.contentLength !== undefined && request.contentLength !== manifest.size) {
-      throw new DomainError(DomainErrorCode.Invalid, `Content-Length ${request.contentLength} differs from the manifest size ${manifest.size}`);
+      throw new DomainError(
+        DomainErrorCode.Invalid,
+        `Content-Length ${request.contentLength} differs from the manifest size ${manifest.size}`,
+      );
     }
     const temp = this.storage.newTempPath();
-    const written = await this.write(request.body, temp, { flags: 'w', maxBytes: manifest.size, removeOnError: true }, manifest.size);
+    const written = await this.write(
+      request.body,
+      temp,
+      { flags: 'w', maxBytes: manifest.size, removeOnError: true },
+      manifest.size,
+    );
     try {
       this.checkContent(manifest, written.bytes, written.sha256);
     } catch (error) {
@@ -238,33 +288,59 @@ export class ArtifactUploadService {
   ): Promise<UploadOutcome> {
     const { release, manifest, manifestBytes } = verified;
     if (range.total !== manifest.size) {
-      throw new DomainError(DomainErrorCode.Invalid, `Content-Range total ${range.total} differs from the manifest size ${manifest.size}`);
+      throw new DomainError(
+        DomainErrorCode.Invalid,
+        `Content-Range total ${range.total} differs from the manifest size ${manifest.size}`,
+      );
     }
     const chunkLength = range.end - range.start + 1;
     if (request.contentLength !== undefined && request.contentLength !== chunkLength) {
-      throw new DomainError(DomainErrorCode.Invalid, `Content-Length ${request.contentLength} differs from the Content-Range length ${chunkLength}`);
+      throw new DomainError(
+        DomainErrorCode.Invalid,
+        `Content-Length ${request.contentLength} differs from the Content-Range length ${chunkLength}`,
+      );
     }
     const key = `${release.id}/${manifest.file}`;
     if (this.chunksInFlight.has(key)) {
-      throw new DomainError(DomainErrorCode.Conflict, `another chunk of ${manifest.file} is being received; retry when it has ended`);
+      throw new DomainError(
+        DomainErrorCode.Conflict,
+        `another chunk of ${manifest.file} is being received; retry when it has ended`,
+      );
     }
     this.chunksInFlight.add(key);
     try {
       const manifestSha256 = sha256Hex(manifestBytes);
       const partial = await this.storage.readPartial(release.id, manifest.file);
       if (range.start === 0) {
-        await this.storage.startPartial(release.id, manifest.file, { manifestSha256, size: manifest.size, startedAt: new Date().toISOString() });
+        await this.storage.startPartial(release.id, manifest.file, {
+          manifestSha256,
+          size: manifest.size,
+          startedAt: new Date().toISOString(),
+        });
       } else if (!partial || partial.manifestSha256 !== manifestSha256 || partial.offset !== range.start) {
         const offset = partial && partial.manifestSha256 === manifestSha256 ? partial.offset : 0;
-        throw new DomainError(DomainErrorCode.Conflict, `the upload of ${manifest.file} continues at byte ${offset}, not ${range.start}`, {
-          offset,
-        });
+        throw new DomainError(
+          DomainErrorCode.Conflict,
+          `the upload of ${manifest.file} continues at byte ${offset}, not ${range.start}`,
+          {
+            offset,
+          },
+        );
       }
       const path = this.storage.partialPath(release.id, manifest.file);
-      const written = await this.write(request.body, path, { flags: 'a', maxBytes: chunkLength, removeOnError: false }, manifest.size);
+      const written = await this.write(
+        request.body,
+        path,
+        { flags: 'a', maxBytes: chunkLength, removeOnError: false },
+        manifest.size,
+      );
       const offset = range.start + written.bytes;
       if (written.bytes !== chunkLength) {
-        throw new DomainError(DomainErrorCode.Invalid, `the chunk ended after ${written.bytes} of ${chunkLength} bytes`, { offset });
+        throw new DomainError(
+          DomainErrorCode.Invalid,
+          `the chunk ended after ${written.bytes} of ${chunkLength} bytes`,
+          { offset },
+        );
       }
       if (offset < manifest.size) return { status: 'incomplete', offset, size: manifest.size };
 
@@ -292,13 +368,19 @@ export class ArtifactUploadService {
       return await writeStreamHashed(body, path, { ...options, onBytes: (n) => this.uploadBytes.inc(n) });
     } catch (error) {
       if (error instanceof ByteLimitExceededError) {
-        throw new DomainError(DomainErrorCode.InvalidState, `the body is longer than the ${options.maxBytes} bytes expected (manifest size ${manifestSize})`);
+        throw new DomainError(
+          DomainErrorCode.InvalidState,
+          `the body is longer than the ${options.maxBytes} bytes expected (manifest size ${manifestSize})`,
+        );
       }
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') {
         if (!options.removeOnError) await rm(path, { force: true });
         this.logger.error(`artifact storage is full (${code}) while writing ${path}`);
-        throw new HttpException({ message: 'artifact storage is full: free space in STORAGE_DIR and upload again' }, 507);
+        throw new HttpException(
+          { message: 'artifact storage is full: free space in STORAGE_DIR and upload again' },
+          507,
+        );
       }
       this.logger.warn(`upload to ${path} ended early: ${(error as Error).message}`);
       throw new DomainError(DomainErrorCode.Invalid, `the upload was interrupted: ${(error as Error).message}`);
@@ -307,16 +389,24 @@ export class ArtifactUploadService {
 
   private checkContent(manifest: ArtifactManifest, bytes: number, sha256: string): void {
     if (bytes !== manifest.size) {
-      throw new DomainError(DomainErrorCode.InvalidState, `received ${bytes} bytes, the manifest says ${manifest.size}: upload truncated`, {
-        received: bytes,
-        expected: manifest.size,
-      });
+      throw new DomainError(
+        DomainErrorCode.InvalidState,
+        `received ${bytes} bytes, the manifest says ${manifest.size}: upload truncated`,
+        {
+          received: bytes,
+          expected: manifest.size,
+        },
+      );
     }
     if (sha256 !== manifest.sha256) {
-      throw new DomainError(DomainErrorCode.InvalidState, `sha256 of the received stream ${sha256} differs from the manifest's ${manifest.sha256}`, {
-        received: sha256,
-        expected: manifest.sha256,
-      });
+      throw new DomainError(
+        DomainErrorCode.InvalidState,
+        `sha256 of the received stream ${sha256} differs from the manifest's ${manifest.sha256}`,
+        {
+          received: sha256,
+          expected: manifest.sha256,
+        },
+      );
     }
   }
 
@@ -329,10 +419,21 @@ export class ArtifactUploadService {
     let placed = false;
     try {
       const result = await this.dataSource.transaction(async (manager) => {
-        const release = await manager.findOne(Release, { where: { id: verified.release.id }, lock: { mode: 'pessimistic_write' } });
-        if (!release) throw new DomainError(DomainErrorCode.NotFound, `release ${verified.release.name} ${verified.release.version} was deleted during the upload`);
+        const release = await manager.findOne(Release, {
+          where: { id: verified.release.id },
+          lock: { mode: 'pessimistic_write' },
+        });
+        if (!release)
+          throw new DomainError(
+            DomainErrorCode.NotFound,
+            `release ${verified.release.name} ${verified.release.version} was deleted during the upload`,
+          );
         const clash = await manager.findOne(ReleaseArtifact, { where: { releaseId: release.id, file: manifest.file } });
-        if (clash) throw new DomainError(DomainErrorCode.Conflict, `artifact ${manifest.file} was stored by another upload meanwhile`);
+        if (clash)
+          throw new DomainError(
+            DomainErrorCode.Conflict,
+            `artifact ${manifest.file} was stored by another upload meanwhile`,
+          );
         await this.checkPlacement(release, manifest, manager);
         const artifact = await manager.save(
           manager.create(ReleaseArtifact, {
@@ -378,12 +479,18 @@ export class ArtifactUploadService {
         placed = true;
         return { release, artifact };
       });
-      this.logger.log(`stored ${result.release.name} ${result.release.version} ${manifest.file} (${manifest.size} bytes, sha256 ${manifest.sha256})`);
+      this.logger.log(
+        `stored ${result.release.name} ${result.release.version} ${manifest.file} (${manifest.size} bytes, sha256 ${manifest.sha256})`,
+      );
       return { status: 'created', ...result };
     } catch (error) {
       await rm(tempPath, { force: true });
       if (placed) await this.storage.removeArtifact(verified.release.id, manifest.file);
-      if (isUniqueViolation(error)) throw new DomainError(DomainErrorCode.Conflict, `artifact ${manifest.file} conflicts with one stored meanwhile`);
+      if (isUniqueViolation(error))
+        throw new DomainError(
+          DomainErrorCode.Conflict,
+          `artifact ${manifest.file} conflicts with one stored meanwhile`,
+        );
       throw error;
     }
   }

@@ -61,8 +61,16 @@ export class ArtifactsController {
   @ApiConsumes('application/octet-stream')
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   @ApiHeader({ name: 'X-Cowroot-Manifest', required: true, description: 'manifest bytes, base64' })
-  @ApiHeader({ name: 'X-Cowroot-Signature', required: true, description: 'ed25519 signature over the manifest bytes, base64' })
-  @ApiHeader({ name: 'Content-Range', required: false, description: 'bytes <first>-<last>/<total> for a resumable chunk' })
+  @ApiHeader({
+    name: 'X-Cowroot-Signature',
+    required: true,
+    description: 'ed25519 signature over the manifest bytes, base64',
+  })
+  @ApiHeader({
+    name: 'Content-Range',
+    required: false,
+    description: 'bytes <first>-<last>/<total> for a resumable chunk',
+  })
   @ApiResponse({ status: 201, type: ArtifactDto, description: 'stored' })
   @ApiResponse({ status: 200, type: ArtifactDto, description: 'already stored with this manifest' })
   @ApiResponse({ status: 202, type: UploadStatusDto, description: 'chunk stored, send the next from offset' })
@@ -114,7 +122,11 @@ export class ArtifactsController {
   @Get(':file/upload')
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Offset of a resumable upload in progress (404 when none)' })
-  async uploadStatus(@Param('name') name: string, @Param('version') version: string, @Param('file') file: string): Promise<UploadStatusDto> {
+  async uploadStatus(
+    @Param('name') name: string,
+    @Param('version') version: string,
+    @Param('file') file: string,
+  ): Promise<UploadStatusDto> {
     return this.uploads.status(name, version, file);
   }
 
@@ -122,7 +134,11 @@ export class ArtifactsController {
   @HttpCode(204)
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Abandon a resumable upload and remove its partial file' })
-  async abandonUpload(@Param('name') name: string, @Param('version') version: string, @Param('file') file: string): Promise<void> {
+  async abandonUpload(
+    @Param('name') name: string,
+    @Param('version') version: string,
+    @Param('file') file: string,
+  ): Promise<void> {
     await this.uploads.abandon(name, version, file);
   }
 
@@ -130,7 +146,11 @@ export class ArtifactsController {
   @AllowDevices()
   @ApiBasicAuth('device')
   @ApiOperation({ summary: 'The signed manifest of an artifact and its signature' })
-  async manifest(@Param('name') name: string, @Param('version') version: string, @Param('file') file: string): Promise<ArtifactManifestDto> {
+  async manifest(
+    @Param('name') name: string,
+    @Param('version') version: string,
+    @Param('file') file: string,
+  ): Promise<ArtifactManifestDto> {
     const { artifact } = await this.releases.getArtifact(name, version, file);
     return {
       manifest: artifact.manifest.toString('base64'),
@@ -144,7 +164,8 @@ export class ArtifactsController {
   @ApiBasicAuth('device')
   @ApiOperation({
     summary: 'Download an artifact stream',
-    description: 'Single byte ranges (Range: bytes=first-last, first-, -suffix) answer 206 so devices resume; If-Range with the ETag; 416 when unsatisfiable. ETag is the quoted sha256.',
+    description:
+      'Single byte ranges (Range: bytes=first-last, first-, -suffix) answer 206 so devices resume; If-Range with the ETag; 416 when unsatisfiable. ETag is the quoted sha256.',
   })
   @ApiProduces('application/octet-stream')
   @ApiHeader({ name: 'Range', required: false })

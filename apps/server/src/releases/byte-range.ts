@@ -18,7 +18,10 @@ export function resolveByteRange(header: string | undefined, size: number): Rang
   if (header === undefined) return { type: 'full' };
   const match = /^\s*bytes\s*=\s*(.*)$/i.exec(header);
   if (!match) return { type: 'full' };
-  const specs = match[1].split(',').map((spec) => spec.trim()).filter((spec) => spec !== '');
+  const specs = match[1]
+    .split(',')
+    .map((spec) => spec.trim())
+    .filter((spec) => spec !== '');
   if (specs.length !== 1) return { type: 'full' };
   const parts = SINGLE_RANGE.exec(specs[0]);
   if (!parts || (parts[1] === '' && parts[2] === '')) return { type: 'full' };

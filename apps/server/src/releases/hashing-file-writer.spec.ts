@@ -47,7 +47,11 @@ describe('writeStreamHashed', () => {
     const first = randomBytes(1000);
     const second = randomBytes(2000);
     await writeStreamHashed(Readable.from([first]), path, { flags: 'w', maxBytes: 5000, removeOnError: false });
-    const result = await writeStreamHashed(Readable.from([second]), path, { flags: 'a', maxBytes: 5000, removeOnError: false });
+    const result = await writeStreamHashed(Readable.from([second]), path, {
+      flags: 'a',
+      maxBytes: 5000,
+      removeOnError: false,
+    });
     expect(result).toEqual({ bytes: 2000, sha256: sha256(second) });
     expect(readFileSync(path).equals(Buffer.concat([first, second]))).toBe(true);
   });

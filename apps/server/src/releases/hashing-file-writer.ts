@@ -60,7 +60,8 @@ export async function writeStreamHashed(
   });
   const onSourceError = (error: Error) => meter.destroy(error);
   const onSourceClose = () => {
-    if (!source.readableEnded) meter.destroy(Object.assign(new Error('the stream closed before its end (aborted)'), { code: 'ECONNRESET' }));
+    if (!source.readableEnded)
+      meter.destroy(Object.assign(new Error('the stream closed before its end (aborted)'), { code: 'ECONNRESET' }));
   };
   source.on('error', onSourceError);
   source.on('close', onSourceClose);

@@ -3,7 +3,10 @@ import { Column, CreateDateColumn, Entity, JoinColumn, ManyToOne, PrimaryGenerat
 import { Release } from './release.entity';
 
 /** bigint comes back from pg as a string; artifact sizes stay far below 2^53. */
-const bigintAsNumber = { to: (value: number) => value, from: (value: string | null) => (value === null ? value : Number(value)) };
+const bigintAsNumber = {
+  to: (value: number) => value,
+  from: (value: string | null) => (value === null ? value : Number(value)),
+};
 
 /**
  * One stored btrfs send stream of a release. The manifest bytes and signature are kept verbatim so

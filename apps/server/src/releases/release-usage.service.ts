@@ -61,7 +61,11 @@ export class ReleaseUsageService {
         LIMIT ${EXAMPLES_PER_CHECK}`,
       [release.snapshotUuid],
     )) as { device_id: string; snapshot_id: string }[];
-    return rows.map((row) => ({ kind: 'device', id: row.device_id, detail: `runs or falls back to snapshot ${row.snapshot_id}` }));
+    return rows.map((row) => ({
+      kind: 'device',
+      id: row.device_id,
+      detail: `runs or falls back to snapshot ${row.snapshot_id}`,
+    }));
   }
 
   /**
@@ -69,9 +73,9 @@ export class ReleaseUsageService {
    * (ArtifactUrlService.offerFor), so the device may still download that artifact.
    */
   private async commandsPending(release: Release, manager: EntityManager): Promise<ReleaseUsage[]> {
-    const manifests = (await manager.find(ReleaseArtifact, { where: { releaseId: release.id }, select: { id: true, manifest: true } })).map(
-      (artifact) => artifact.manifest.toString('base64'),
-    );
+    const manifests = (
+      await manager.find(ReleaseArtifact, { where: { releaseId: release.id }, select: { id: true, manifest: true } })
+    ).map((artifact) => artifact.manifest.toString('base64'));
     if (manifests.length === 0) return [];
     const rows = (await manager.query(
       `SELECT c.id, c.device_id, c.status
@@ -83,6 +87,10 @@ export class ReleaseUsageService {
         LIMIT ${EXAMPLES_PER_CHECK}`,
       [TERMINAL_COMMAND_STATUSES, manifests],
     )) as { id: string; device_id: string; status: string }[];
-    return rows.map((row) => ({ kind: 'command', id: row.id, detail: `install on device ${row.device_id} is ${row.status}` }));
+    return rows.map((row) => ({
+      kind: 'command',
+      id: row.id,
+      detail: `install on device ${row.device_id} is ${row.status}`,
+    }));
   }
 }

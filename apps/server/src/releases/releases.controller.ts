@@ -41,14 +41,18 @@ export class ReleasesController {
     const release = await this.releases.getWithArtifacts(name, version);
     return {
       ...ReleaseDto.from(release),
-      artifacts: release.artifacts.map((artifact) => ArtifactDto.from(artifact, this.urls.urlFor(release, artifact.file))),
+      artifacts: release.artifacts.map((artifact) =>
+        ArtifactDto.from(artifact, this.urls.urlFor(release, artifact.file)),
+      ),
     };
   }
 
   @Delete(':name/:version')
   @HttpCode(204)
   @Roles(Role.Operator)
-  @ApiOperation({ summary: 'Delete a release and its artifact files; refused (409) while a device or rollout still uses it' })
+  @ApiOperation({
+    summary: 'Delete a release and its artifact files; refused (409) while a device or rollout still uses it',
+  })
   @ApiQuery({ name: 'reason', required: false, description: 'recorded in the audit log' })
   @ApiConflictResponse({ description: 'still used: details.usages lists who uses it' })
   async delete(

@@ -1,4 +1,14 @@
-import { ArtifactKind, CommandType, DeviceChannel, deviceTopic, MANIFEST_FORMAT, PROTOCOL_VERSION, RebootMode, signManifest, SnapshotOrigin } from '@cowroot/protocol';
+import {
+  ArtifactKind,
+  CommandType,
+  DeviceChannel,
+  deviceTopic,
+  MANIFEST_FORMAT,
+  PROTOCOL_VERSION,
+  RebootMode,
+  signManifest,
+  SnapshotOrigin,
+} from '@cowroot/protocol';
 import { describePrivileged, requireCommand, requireRoot } from '@cowroot/testing';
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, KeyObject, randomBytes } from 'node:crypto';
@@ -104,7 +114,7 @@ class GeneratedStream {
 
   sha256(start = 0, end = this.size): string {
     const hash = createHash('sha256');
-    for (let position = start; position < end; ) {
+    for (let position = start; position < end;) {
       const index = Math.floor(position / MiB);
       const from = position - index * MiB;
       const to = Math.min(MiB, end - index * MiB);
@@ -145,7 +155,12 @@ function manifestBytes(input: ManifestInput): Buffer {
       sha256: input.sha256,
       compression: 'zstd',
       snapshotUuid: input.snapshotUuid,
-      parent: input.parent ? { release: { name: input.parent.name, version: input.parent.version }, snapshotUuid: input.parent.snapshotUuid } : null,
+      parent: input.parent
+        ? {
+            release: { name: input.parent.name, version: input.parent.version },
+            snapshotUuid: input.parent.snapshotUuid,
+          }
+        : null,
       createdAt: new Date().toISOString(),
     }),
   );
@@ -196,11 +211,22 @@ describe('releases and artifacts (integration)', () => {
   }
 
   /** Creates a release and uploads a small full stream to it; returns its content and snapshot uuid. */
-  async function publishSmall(name: string, version: string, size = 3 * MiB + 123): Promise<{ content: GeneratedStream; snapshotUuid: string }> {
+  async function publishSmall(
+    name: string,
+    version: string,
+    size = 3 * MiB + 123,
+  ): Promise<{ content: GeneratedStream; snapshotUuid: string }> {
     await createRelease(name, version);
     const content = new GeneratedStream(size);
     const snapshotUuid = uuid();
-    const manifest = manifestBytes({ name, version, file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid });
+    const manifest = manifestBytes({
+      name,
+      version,
+      file: 'full.btrfs.zst',
+      size,
+      sha256: content.sha256(),
+      snapshotUuid,
+    });
     const reply = await call(server, `/api/v1/releases/${name}/${version}/artifacts/full.btrfs.zst`, {
       method: 'PUT',
       headers: uploadHeaders(manifest, { 'Content-Length': String(size) }),
@@ -218,7 +244,9 @@ describe('releases and artifacts (integration)', () => {
     const reply = await call(server, '/api/v1/signing-keys', {
       method: 'POST',
       headers: { ...admin, 'Content-Type': 'application/json' },
-      body: Buffer.from(JSON.stringify({ name: 'release-key', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) })),
+      body: Buffer.from(
+        JSON.stringify({ name: 'release-key', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) }),
+      ),
     });
     expect(reply.status).toBe(201);
   });
@@ -231,14 +259,26 @@ describe('releases and artifacts (integration)', () => {
     it('refuses a non-ed25519 key and a key registered twice, lists and revokes', async () => {
       const json = { ...admin, 'Content-Type': 'application/json' };
       const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'pem', type: 'spki' });
-      const refused = await call(server, '/api/v1/signing-keys', { method: 'POST', headers: json, body: Buffer.from(JSON.stringify({ name: 'rsa', publicKeyPem: rsa })) });
+      const refused = await call(server, '/api/v1/signing-keys', {
+        method: 'POST',
+        headers: json,
+        body: Buffer.from(JSON.stringify({ name: 'rsa', publicKeyPem: rsa })),
+      });
       expect(refused.status).toBe(400);
       expect(refused.body.toString()).toContain('ed25519');
 
       const pem = generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' });
-      const added = await call(server, '/api/v1/signing-keys', { method: 'POST', headers: json, body: Buffer.from(JSON.stringify({ name: 'spare', publicKeyPem: pem })) });
+      const added = await call(server, '/api/v1/signing-keys', {
+        method: 'POST',
+        headers: json,
+        body: Buffer.from(JSON.stringify({ name: 'spare', publicKeyPem: pem })),
+      });
       expect(added.status).toBe(201);
-      const again = await call(server, '/api/v1/signing-keys', { method: 'POST', headers: json, body: Buffer.from(JSON.stringify({ name: 'spare-2', publicKeyPem: pem })) });
+      const again = await call(server, '/api/v1/signing-keys', {
+        method: 'POST',
+        headers: json,
+        body: Buffer.from(JSON.stringify({ name: 'spare-2', publicKeyPem: pem })),
+      });
       expect(again.status).toBe(409);
 
       const id = (JSON.parse(added.body.toString()) as { id: string }).id;
@@ -246,11 +286,14 @@ describe('releases and artifacts (integration)', () => {
       expect(revoked.status).toBe(200);
       expect((JSON.parse(revoked.body.toString()) as { revokedAt: string | null }).revokedAt).not.toBeNull();
 
-      const list = JSON.parse((await call(server, '/api/v1/signing-keys', { headers: admin })).body.toString()) as { name: string }[];
+      const list = JSON.parse((await call(server, '/api/v1/signing-keys', { headers: admin })).body.toString()) as {
+        name: string;
+      }[];
       expect(list.map((key) => key.name)).toEqual(expect.arrayContaining(['release-key', 'spare']));
-      const audit = (await server.dataSource.query(`SELECT action FROM audit_log WHERE subject_type = 'signing-key' AND subject_id = $1 ORDER BY id`, [
-        id,
-      ])) as { action: string }[];
+      const audit = (await server.dataSource.query(
+        `SELECT action FROM audit_log WHERE subject_type = 'signing-key' AND subject_id = $1 ORDER BY id`,
+        [id],
+      )) as { action: string }[];
       expect(audit.map((row) => row.action)).toEqual(['signing-key.added', 'signing-key.revoked']);
     });
   });
@@ -294,7 +337,14 @@ describe('releases and artifacts (integration)', () => {
     });
 
     it('streams to storage without buffering (RSS growth far below the stream size) and commits the artifact', async () => {
-      const manifest = manifestBytes({ name: 'big', version: '1.0', file: 'full.btrfs.zst', size: BIG_SIZE, sha256, snapshotUuid });
+      const manifest = manifestBytes({
+        name: 'big',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size: BIG_SIZE,
+        sha256,
+        snapshotUuid,
+      });
       const rssBefore = process.memoryUsage().rss;
       const buffersBefore = process.memoryUsage().arrayBuffers;
       let rssPeak = rssBefore;
@@ -325,11 +375,19 @@ describe('releases and artifacts (integration)', () => {
       expect(reply.status).toBe(201);
       expect(growthMiB).toBeLessThan(64);
 
-      const artifact = JSON.parse(reply.body.toString()) as { size: number; sha256: string; kind: string; url: string; snapshotUuid: string };
+      const artifact = JSON.parse(reply.body.toString()) as {
+        size: number;
+        sha256: string;
+        kind: string;
+        url: string;
+        snapshotUuid: string;
+      };
       expect(artifact).toMatchObject({ size: BIG_SIZE, sha256, kind: 'full', snapshotUuid });
       expect(artifact.url).toBe(`${server.config.publicUrl}/api/v1/releases/big/1.0/artifacts/full.btrfs.zst`);
 
-      const release = JSON.parse((await call(server, '/api/v1/releases/big/1.0', { headers: admin })).body.toString()) as {
+      const release = JSON.parse(
+        (await call(server, '/api/v1/releases/big/1.0', { headers: admin })).body.toString(),
+      ) as {
         snapshotUuid: string;
         artifacts: { file: string }[];
       };
@@ -374,7 +432,10 @@ describe('releases and artifacts (integration)', () => {
       expect(suffix.status).toBe(206);
       expect(createHash('sha256').update(suffix.body).digest('hex')).toBe(content.sha256(BIG_SIZE - 1000));
 
-      const stale = await call(server, path, { headers: { ...admin, Range: 'bytes=0-9', 'If-Range': '"an-older-build"' }, hashBody: true });
+      const stale = await call(server, path, {
+        headers: { ...admin, Range: 'bytes=0-9', 'If-Range': '"an-older-build"' },
+        hashBody: true,
+      });
       expect(stale.status).toBe(200);
       expect(stale.bodyBytes).toBe(BIG_SIZE);
 
@@ -393,15 +454,23 @@ describe('releases and artifacts (integration)', () => {
     });
 
     it('answers the signed manifest verbatim', async () => {
-      const reply = await call(server, '/api/v1/releases/big/1.0/artifacts/full.btrfs.zst/manifest', { headers: admin });
+      const reply = await call(server, '/api/v1/releases/big/1.0/artifacts/full.btrfs.zst/manifest', {
+        headers: admin,
+      });
       expect(reply.status).toBe(200);
-      const body = JSON.parse(reply.body.toString()) as { manifest: string; signature: string; parsed: { sha256: string } };
+      const body = JSON.parse(reply.body.toString()) as {
+        manifest: string;
+        signature: string;
+        parsed: { sha256: string };
+      };
       expect(body.parsed.sha256).toBe(sha256);
       expect(body.signature).toBe(signManifest(Buffer.from(body.manifest, 'base64'), signingKey));
     });
 
     it('answers 200 without reading the body when the same manifest is uploaded again', async () => {
-      const reply = await call(server, '/api/v1/releases/big/1.0/artifacts/full.btrfs.zst/manifest', { headers: admin });
+      const reply = await call(server, '/api/v1/releases/big/1.0/artifacts/full.btrfs.zst/manifest', {
+        headers: admin,
+      });
       const manifest = Buffer.from((JSON.parse(reply.body.toString()) as { manifest: string }).manifest, 'base64');
       const retry = await call(server, '/api/v1/releases/big/1.0/artifacts/full.btrfs.zst', {
         method: 'PUT',
@@ -421,7 +490,9 @@ describe('releases and artifacts (integration)', () => {
       });
       const viewer = { Authorization: `Bearer ${(JSON.parse(created.body.toString()) as { token: string }).token}` };
       expect((await call(server, '/api/v1/releases', { headers: viewer })).status).toBe(200);
-      const ranged = await call(server, '/api/v1/releases/big/1.0/artifacts/full.btrfs.zst', { headers: { ...viewer, Range: 'bytes=0-99' } });
+      const ranged = await call(server, '/api/v1/releases/big/1.0/artifacts/full.btrfs.zst', {
+        headers: { ...viewer, Range: 'bytes=0-99' },
+      });
       expect(ranged.status).toBe(206);
       const create = await call(server, '/api/v1/releases', {
         method: 'POST',
@@ -429,7 +500,11 @@ describe('releases and artifacts (integration)', () => {
         body: Buffer.from(JSON.stringify({ name: 'nope', version: '1' })),
       });
       expect(create.status).toBe(403);
-      const upload = await call(server, '/api/v1/releases/big/1.0/artifacts/other.zst', { method: 'PUT', headers: viewer, body: Buffer.alloc(10) });
+      const upload = await call(server, '/api/v1/releases/big/1.0/artifacts/other.zst', {
+        method: 'PUT',
+        headers: viewer,
+        body: Buffer.alloc(10),
+      });
       expect(upload.status).toBe(403);
       expect((await call(server, '/api/v1/releases/big/1.0', { method: 'DELETE', headers: viewer })).status).toBe(403);
       expect((await call(server, '/api/v1/releases')).status).toBe(401);
@@ -469,20 +544,42 @@ describe('releases and artifacts (integration)', () => {
     });
 
     const put = (manifest: Buffer, headers: Record<string, string>, body: Readable | Buffer) =>
-      call(server, '/api/v1/releases/refused/1.0/artifacts/full.btrfs.zst', { method: 'PUT', headers: { ...uploadHeaders(manifest), ...headers }, body });
+      call(server, '/api/v1/releases/refused/1.0/artifacts/full.btrfs.zst', {
+        method: 'PUT',
+        headers: { ...uploadHeaders(manifest), ...headers },
+        body,
+      });
 
     it('rejects a stream whose sha256 differs from the manifest (422)', async () => {
-      const manifest = manifestBytes({ name: 'refused', version: '1.0', file: 'full.btrfs.zst', size, sha256: 'ab'.repeat(32), snapshotUuid: uuid() });
+      const manifest = manifestBytes({
+        name: 'refused',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: 'ab'.repeat(32),
+        snapshotUuid: uuid(),
+      });
       const reply = await put(manifest, { 'Content-Length': String(size) }, streamOf(content));
       expect(reply.status).toBe(422);
       expect(reply.body.toString()).toContain('sha256');
     });
 
     it('rejects a signature by an unregistered key before reading the body (422)', async () => {
-      const manifest = manifestBytes({ name: 'refused', version: '1.0', file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
+      const manifest = manifestBytes({
+        name: 'refused',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
       const stranger = generateKeyPairSync('ed25519').privateKey;
       const receivedBefore = await counterValue(server, 'cowroot_artifact_upload_bytes_total');
-      const reply = await put(manifest, { 'Content-Length': String(size), 'X-Cowroot-Signature': signManifest(manifest, stranger) }, streamOf(content));
+      const reply = await put(
+        manifest,
+        { 'Content-Length': String(size), 'X-Cowroot-Signature': signManifest(manifest, stranger) },
+        streamOf(content),
+      );
       expect(reply.status).toBe(422);
       expect(reply.body.toString()).toContain('signature');
       expect(reply.headers.connection).toBe('close');
@@ -496,28 +593,70 @@ describe('releases and artifacts (integration)', () => {
       const added = await call(server, '/api/v1/signing-keys', {
         method: 'POST',
         headers: json,
-        body: Buffer.from(JSON.stringify({ name: 'short-lived', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) })),
+        body: Buffer.from(
+          JSON.stringify({ name: 'short-lived', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) }),
+        ),
       });
       const { id } = JSON.parse(added.body.toString()) as { id: string };
       expect((await call(server, `/api/v1/signing-keys/${id}`, { method: 'DELETE', headers: admin })).status).toBe(200);
-      const manifest = manifestBytes({ name: 'refused', version: '1.0', file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
-      const reply = await put(manifest, { 'Content-Length': String(size), 'X-Cowroot-Signature': signManifest(manifest, pair.privateKey) }, streamOf(content));
+      const manifest = manifestBytes({
+        name: 'refused',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
+      const reply = await put(
+        manifest,
+        { 'Content-Length': String(size), 'X-Cowroot-Signature': signManifest(manifest, pair.privateKey) },
+        streamOf(content),
+      );
       expect(reply.status).toBe(422);
     });
 
     it('rejects a signature over other bytes and a garbage signature (422)', async () => {
-      const manifest = manifestBytes({ name: 'refused', version: '1.0', file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
+      const manifest = manifestBytes({
+        name: 'refused',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
       const tampered = Buffer.from(manifest.toString().replace('"zstd"', '"none"'));
-      const signedOther = await put(tampered, { 'Content-Length': String(size), 'X-Cowroot-Signature': signManifest(manifest, signingKey) }, streamOf(content));
+      const signedOther = await put(
+        tampered,
+        { 'Content-Length': String(size), 'X-Cowroot-Signature': signManifest(manifest, signingKey) },
+        streamOf(content),
+      );
       expect(signedOther.status).toBe(422);
-      const garbage = await put(manifest, { 'Content-Length': String(size), 'X-Cowroot-Signature': 'bm9wZQ==' }, streamOf(content));
+      const garbage = await put(
+        manifest,
+        { 'Content-Length': String(size), 'X-Cowroot-Signature': 'bm9wZQ==' },
+        streamOf(content),
+      );
       expect(garbage.status).toBe(422);
     });
 
     it('rejects a manifest for another release or file, and a missing manifest (400)', async () => {
-      const other = manifestBytes({ name: 'big', version: '1.0', file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
+      const other = manifestBytes({
+        name: 'big',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
       expect((await put(other, { 'Content-Length': String(size) }, streamOf(content))).status).toBe(400);
-      const otherFile = manifestBytes({ name: 'refused', version: '1.0', file: 'x.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
+      const otherFile = manifestBytes({
+        name: 'refused',
+        version: '1.0',
+        file: 'x.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
       expect((await put(otherFile, { 'Content-Length': String(size) }, streamOf(content))).status).toBe(400);
       const missing = await call(server, '/api/v1/releases/refused/1.0/artifacts/full.btrfs.zst', {
         method: 'PUT',
@@ -529,14 +668,28 @@ describe('releases and artifacts (integration)', () => {
 
     it('rejects a body longer than the manifest says (422) while it is still arriving', async () => {
       const short = 1 * MiB;
-      const manifest = manifestBytes({ name: 'refused', version: '1.0', file: 'full.btrfs.zst', size: short, sha256: content.sha256(0, short), snapshotUuid: uuid() });
+      const manifest = manifestBytes({
+        name: 'refused',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size: short,
+        sha256: content.sha256(0, short),
+        snapshotUuid: uuid(),
+      });
       const reply = await put(manifest, { 'Transfer-Encoding': 'chunked' }, streamOf(content));
       expect(reply.status).toBe(422);
       expect(reply.body.toString()).toContain('longer');
     });
 
     it('removes the partial file when the client aborts mid-body, and refuses a body cut short (422)', async () => {
-      const manifest = manifestBytes({ name: 'refused', version: '1.0', file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
+      const manifest = manifestBytes({
+        name: 'refused',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
       await new Promise<void>((resolve) => {
         const req = httpRequest(new URL('/api/v1/releases/refused/1.0/artifacts/full.btrfs.zst', server.httpUrl), {
           method: 'PUT',
@@ -565,12 +718,22 @@ describe('releases and artifacts (integration)', () => {
       await createRelease('chunked', '1.0');
       const size = 6 * MiB + 77;
       const content = new GeneratedStream(size);
-      const manifest = manifestBytes({ name: 'chunked', version: '1.0', file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
+      const manifest = manifestBytes({
+        name: 'chunked',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
       const path = '/api/v1/releases/chunked/1.0/artifacts/full.btrfs.zst';
       const chunk = (start: number, end: number) =>
         call(server, path, {
           method: 'PUT',
-          headers: uploadHeaders(manifest, { 'Content-Range': `bytes ${start}-${end - 1}/${size}`, 'Content-Length': String(end - start) }),
+          headers: uploadHeaders(manifest, {
+            'Content-Range': `bytes ${start}-${end - 1}/${size}`,
+            'Content-Length': String(end - start),
+          }),
           body: streamOf(content, start, end),
         });
 
@@ -582,17 +745,25 @@ describe('releases and artifacts (integration)', () => {
       await new Promise<void>((resolve) => {
         const req = httpRequest(new URL(path, server.httpUrl), {
           method: 'PUT',
-          headers: uploadHeaders(manifest, { 'Content-Range': `bytes ${2 * MiB}-${4 * MiB - 1}/${size}`, 'Content-Length': String(2 * MiB) }),
+          headers: uploadHeaders(manifest, {
+            'Content-Range': `bytes ${2 * MiB}-${4 * MiB - 1}/${size}`,
+            'Content-Length': String(2 * MiB),
+          }),
           agent: false,
         });
         req.on('error', () => resolve());
         req.write(content.chunk(2), () => {
           // wait until part of this chunk is on the server's disk, then pull the plug
-          const partial = () => filesUnder(join(server.config.storageDir, 'incoming', 'resumable')).find((file) => file.endsWith('.part'));
-          waitFor(() => {
-            const file = partial();
-            return file !== undefined && statSync(file).size > 2 * MiB;
-          }, 'part of the second chunk on disk', 15000)
+          const partial = () =>
+            filesUnder(join(server.config.storageDir, 'incoming', 'resumable')).find((file) => file.endsWith('.part'));
+          waitFor(
+            () => {
+              const file = partial();
+              return file !== undefined && statSync(file).size > 2 * MiB;
+            },
+            'part of the second chunk on disk',
+            15000,
+          )
             .then(() => req.destroy())
             .catch(() => req.destroy());
         });
@@ -614,7 +785,9 @@ describe('releases and artifacts (integration)', () => {
 
       const wrongOffset = await chunk(offset + 10, offset + 20);
       expect(wrongOffset.status).toBe(409);
-      expect((JSON.parse(wrongOffset.body.toString()) as { error: { details: { offset: number } } }).error.details.offset).toBe(offset);
+      expect(
+        (JSON.parse(wrongOffset.body.toString()) as { error: { details: { offset: number } } }).error.details.offset,
+      ).toBe(offset);
 
       const last = await chunk(offset, size);
       expect(last.status).toBe(201);
@@ -622,9 +795,21 @@ describe('releases and artifacts (integration)', () => {
       expect(whole.sha256).toBe(content.sha256());
       expect((await call(server, `${path}/upload`, { headers: admin })).status).toBe(404);
       // a file name is a path component only: encoded slashes never reach the filesystem
-      expect((await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape/upload', { headers: admin })).status).toBe(404);
-      expect((await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape/upload', { method: 'DELETE', headers: admin })).status).toBe(404);
-      expect((await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape', { headers: admin })).status).toBe(404);
+      expect(
+        (await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape/upload', { headers: admin }))
+          .status,
+      ).toBe(404);
+      expect(
+        (
+          await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape/upload', {
+            method: 'DELETE',
+            headers: admin,
+          })
+        ).status,
+      ).toBe(404);
+      expect(
+        (await call(server, '/api/v1/releases/chunked/1.0/artifacts/..%2F..%2Fescape', { headers: admin })).status,
+      ).toBe(404);
       expect(filesUnder(join(server.config.storageDir, 'incoming'))).toEqual([]);
     });
   });
@@ -634,7 +819,14 @@ describe('releases and artifacts (integration)', () => {
       await createRelease('race', '1.0');
       const size = 8 * MiB;
       const content = new GeneratedStream(size);
-      const manifest = manifestBytes({ name: 'race', version: '1.0', file: 'full.btrfs.zst', size, sha256: content.sha256(), snapshotUuid: uuid() });
+      const manifest = manifestBytes({
+        name: 'race',
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
       const upload = () =>
         call(server, '/api/v1/releases/race/1.0/artifacts/full.btrfs.zst', {
           method: 'PUT',
@@ -643,10 +835,15 @@ describe('releases and artifacts (integration)', () => {
         });
       const statuses = (await Promise.all([upload(), upload()])).map((reply) => reply.status).sort();
       expect(statuses).toEqual([201, 409]);
-      const [{ id }] = (await server.dataSource.query(`SELECT id FROM releases WHERE name = 'race'`)) as { id: string }[];
+      const [{ id }] = (await server.dataSource.query(`SELECT id FROM releases WHERE name = 'race'`)) as {
+        id: string;
+      }[];
       expect(filesUnder(join(server.config.storageDir, 'releases', id))).toHaveLength(1);
       expect(filesUnder(join(server.config.storageDir, 'incoming'))).toEqual([]);
-      const whole = await call(server, '/api/v1/releases/race/1.0/artifacts/full.btrfs.zst', { headers: admin, hashBody: true });
+      const whole = await call(server, '/api/v1/releases/race/1.0/artifacts/full.btrfs.zst', {
+        headers: admin,
+        hashBody: true,
+      });
       expect(whole.sha256).toBe(content.sha256());
     });
   });
@@ -659,7 +856,15 @@ describe('releases and artifacts (integration)', () => {
       const content = new GeneratedStream(size);
       const snapshotUuid = uuid();
       const upload = (parentRef: { name: string; version: string; snapshotUuid: string }, file: string) => {
-        const manifest = manifestBytes({ name: 'delta', version: '2.0', file, size, sha256: content.sha256(), snapshotUuid, parent: parentRef });
+        const manifest = manifestBytes({
+          name: 'delta',
+          version: '2.0',
+          file,
+          size,
+          sha256: content.sha256(),
+          snapshotUuid,
+          parent: parentRef,
+        });
         return call(server, `/api/v1/releases/delta/2.0/artifacts/${file}`, {
           method: 'PUT',
           headers: uploadHeaders(manifest, { 'Content-Length': String(size) }),
@@ -670,7 +875,10 @@ describe('releases and artifacts (integration)', () => {
       expect(noParent.status).toBe(422);
       const wrongSnapshot = await upload({ name: 'delta', version: '1.0', snapshotUuid: uuid() }, 'from-1.0.btrfs.zst');
       expect(wrongSnapshot.status).toBe(422);
-      const ok = await upload({ name: 'delta', version: '1.0', snapshotUuid: parent.snapshotUuid }, 'from-1.0.btrfs.zst');
+      const ok = await upload(
+        { name: 'delta', version: '1.0', snapshotUuid: parent.snapshotUuid },
+        'from-1.0.btrfs.zst',
+      );
       expect(ok.status).toBe(201);
       expect(JSON.parse(ok.body.toString())).toMatchObject({
         kind: 'incremental',
@@ -686,10 +894,15 @@ describe('releases and artifacts (integration)', () => {
     let fleet: { content: GeneratedStream; snapshotUuid: string };
     let mqttClient: MqttClient | undefined;
     let seq = 0;
-    const basic = (id: string, secret: string) => ({ Authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` });
+    const basic = (id: string, secret: string) => ({
+      Authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+    });
 
     /** The device reports its state over real MQTT; resolves once the server has stored it. */
-    async function reportState(bootedSnapshot: string, snapshots: Array<{ id: string; receivedUuid: string | null }>): Promise<void> {
+    async function reportState(
+      bootedSnapshot: string,
+      snapshots: Array<{ id: string; receivedUuid: string | null }>,
+    ): Promise<void> {
       const message = {
         v: PROTOCOL_VERSION,
         seq: ++seq,
@@ -715,7 +928,9 @@ describe('releases and artifacts (integration)', () => {
       await mqttClient!.publishAsync(deviceTopic(deviceId, DeviceChannel.State), JSON.stringify(message), { qos: 1 });
       const deadline = Date.now() + 15000;
       for (;;) {
-        const [row] = (await server.dataSource.query('SELECT booted_snapshot FROM devices WHERE id = $1', [deviceId])) as { booted_snapshot: string | null }[];
+        const [row] = (await server.dataSource.query('SELECT booted_snapshot FROM devices WHERE id = $1', [
+          deviceId,
+        ])) as { booted_snapshot: string | null }[];
         if (row?.booted_snapshot === bootedSnapshot) return;
         if (Date.now() > deadline) throw new Error(`state with booted snapshot ${bootedSnapshot} was not stored`);
         await new Promise((resolve) => setTimeout(resolve, 25));
@@ -731,7 +946,12 @@ describe('releases and artifacts (integration)', () => {
       });
       expect(provisioned.status).toBe(201);
       credential = (JSON.parse(provisioned.body.toString()) as { credential: string }).credential;
-      mqttClient = await connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, { clientId: deviceId, username: deviceId, password: credential, reconnectPeriod: 0 });
+      mqttClient = await connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, {
+        clientId: deviceId,
+        username: deviceId,
+        password: credential,
+        reconnectPeriod: 0,
+      });
     });
 
     afterAll(async () => {
@@ -758,7 +978,9 @@ describe('releases and artifacts (integration)', () => {
       await reportState('fleet-1.0', [{ id: 'fleet-1.0', receivedUuid: fleet.snapshotUuid }]);
       const refused = await call(server, '/api/v1/releases/fleet/1.0', { method: 'DELETE', headers: admin });
       expect(refused.status).toBe(409);
-      const error = (JSON.parse(refused.body.toString()) as { error: { details: { usages: Array<{ kind: string; id: string }> } } }).error;
+      const error = (
+        JSON.parse(refused.body.toString()) as { error: { details: { usages: Array<{ kind: string; id: string }> } } }
+      ).error;
       expect(error.details.usages).toEqual([expect.objectContaining({ kind: 'device', id: deviceId })]);
 
       // the device now runs a snapshot committed locally and only keeps fleet-1.0 in its inventory
@@ -774,11 +996,17 @@ describe('releases and artifacts (integration)', () => {
       const releases = server.app.get(ReleasesService);
       const { release, artifact } = await releases.getArtifact('fleet', '2.0', 'full.btrfs.zst');
       const operator: Actor = { type: 'operator', id: 'test', name: 'test' };
-      const command = await server.app.get(CommandDispatcher).dispatch(
-        deviceId,
-        { type: CommandType.Install, artifact: server.app.get(ArtifactUrlService).offerFor(release, artifact), reboot: { mode: RebootMode.Never } },
-        operator,
-      );
+      const command = await server.app
+        .get(CommandDispatcher)
+        .dispatch(
+          deviceId,
+          {
+            type: CommandType.Install,
+            artifact: server.app.get(ArtifactUrlService).offerFor(release, artifact),
+            reboot: { mode: RebootMode.Never },
+          },
+          operator,
+        );
       const refused = await call(server, '/api/v1/releases/fleet/2.0', { method: 'DELETE', headers: admin });
       expect(refused.status).toBe(409);
       expect(refused.body.toString()).toContain(command.id);
@@ -791,13 +1019,20 @@ describe('releases and artifacts (integration)', () => {
   describe('delete', () => {
     it('deletes a release nobody uses: rows, files and an audit entry', async () => {
       await publishSmall('unused', '1.0');
-      const [{ id }] = (await server.dataSource.query(`SELECT id FROM releases WHERE name = 'unused'`)) as { id: string }[];
+      const [{ id }] = (await server.dataSource.query(`SELECT id FROM releases WHERE name = 'unused'`)) as {
+        id: string;
+      }[];
       expect(existsSync(join(server.config.storageDir, 'releases', id, 'full.btrfs.zst'))).toBe(true);
-      const reply = await call(server, '/api/v1/releases/unused/1.0?reason=superseded', { method: 'DELETE', headers: admin });
+      const reply = await call(server, '/api/v1/releases/unused/1.0?reason=superseded', {
+        method: 'DELETE',
+        headers: admin,
+      });
       expect(reply.status).toBe(204);
       expect(existsSync(join(server.config.storageDir, 'releases', id))).toBe(false);
       expect((await call(server, '/api/v1/releases/unused/1.0', { headers: admin })).status).toBe(404);
-      const [audit] = (await server.dataSource.query(`SELECT reason, before FROM audit_log WHERE action = 'release.deleted' AND subject_id = 'unused/1.0'`)) as {
+      const [audit] = (await server.dataSource.query(
+        `SELECT reason, before FROM audit_log WHERE action = 'release.deleted' AND subject_id = 'unused/1.0'`,
+      )) as {
         reason: string;
         before: { artifacts: unknown[] };
       }[];
@@ -807,57 +1042,74 @@ describe('releases and artifacts (integration)', () => {
   });
 });
 
-describePrivileged('artifact storage full (tmpfs of 8 MiB as STORAGE_DIR)', [requireRoot, requireCommand('mount')], () => {
-  let storageDir: string;
-  let mounted = false;
-  let server: TestServer | undefined;
-  let signingKey: KeyObject;
-  let admin: Record<string, string>;
+describePrivileged(
+  'artifact storage full (tmpfs of 8 MiB as STORAGE_DIR)',
+  [requireRoot, requireCommand('mount')],
+  () => {
+    let storageDir: string;
+    let mounted = false;
+    let server: TestServer | undefined;
+    let signingKey: KeyObject;
+    let admin: Record<string, string>;
 
-  beforeAll(async () => {
-    storageDir = mkdtempSync(join(tmpdir(), 'cowroot-full-storage-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', storageDir], { stdio: 'pipe' });
-    mounted = true;
-    server = await startTestServer({ env: { STORAGE_DIR: storageDir } });
-    admin = { Authorization: `Bearer ${server.adminToken}` };
-    const pair = generateKeyPairSync('ed25519');
-    signingKey = pair.privateKey;
-    const json = { ...admin, 'Content-Type': 'application/json' };
-    await call(server, '/api/v1/signing-keys', {
-      method: 'POST',
-      headers: json,
-      body: Buffer.from(JSON.stringify({ name: 'k', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) })),
-    });
-    await call(server, '/api/v1/releases', { method: 'POST', headers: json, body: Buffer.from(JSON.stringify({ name: 'huge', version: '1' })) });
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    if (mounted) execFileSync('umount', [storageDir], { stdio: 'pipe' });
-    rmSync(storageDir, { recursive: true, force: true });
-  });
-
-  it('answers 507 and removes the partial file, then accepts an upload that fits', async () => {
-    const upload = (content: GeneratedStream) => {
-      const manifest = manifestBytes({ name: 'huge', version: '1', file: 'full.btrfs.zst', size: content.size, sha256: content.sha256(), snapshotUuid: uuid() });
-      return call(server!, '/api/v1/releases/huge/1/artifacts/full.btrfs.zst', {
-        method: 'PUT',
-        headers: {
-          ...admin,
-          'Content-Type': 'application/octet-stream',
-          'Content-Length': String(content.size),
-          'X-Cowroot-Manifest': manifest.toString('base64'),
-          'X-Cowroot-Signature': signManifest(manifest, signingKey),
-        },
-        body: streamOf(content),
+    beforeAll(async () => {
+      storageDir = mkdtempSync(join(tmpdir(), 'cowroot-full-storage-'));
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', storageDir], { stdio: 'pipe' });
+      mounted = true;
+      server = await startTestServer({ env: { STORAGE_DIR: storageDir } });
+      admin = { Authorization: `Bearer ${server.adminToken}` };
+      const pair = generateKeyPairSync('ed25519');
+      signingKey = pair.privateKey;
+      const json = { ...admin, 'Content-Type': 'application/json' };
+      await call(server, '/api/v1/signing-keys', {
+        method: 'POST',
+        headers: json,
+        body: Buffer.from(
+          JSON.stringify({ name: 'k', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) }),
+        ),
       });
-    };
-    const tooBig = await upload(new GeneratedStream(16 * MiB));
-    expect(tooBig.status).toBe(507);
-    expect(tooBig.body.toString()).toContain('storage is full');
-    expect(filesUnder(storageDir)).toEqual([]);
+      await call(server, '/api/v1/releases', {
+        method: 'POST',
+        headers: json,
+        body: Buffer.from(JSON.stringify({ name: 'huge', version: '1' })),
+      });
+    });
 
-    const fits = await upload(new GeneratedStream(2 * MiB));
-    expect(fits.status).toBe(201);
-  });
-});
+    afterAll(async () => {
+      await server?.close();
+      if (mounted) execFileSync('umount', [storageDir], { stdio: 'pipe' });
+      rmSync(storageDir, { recursive: true, force: true });
+    });
+
+    it('answers 507 and removes the partial file, then accepts an upload that fits', async () => {
+      const upload = (content: GeneratedStream) => {
+        const manifest = manifestBytes({
+          name: 'huge',
+          version: '1',
+          file: 'full.btrfs.zst',
+          size: content.size,
+          sha256: content.sha256(),
+          snapshotUuid: uuid(),
+        });
+        return call(server!, '/api/v1/releases/huge/1/artifacts/full.btrfs.zst', {
+          method: 'PUT',
+          headers: {
+            ...admin,
+            'Content-Type': 'application/octet-stream',
+            'Content-Length': String(content.size),
+            'X-Cowroot-Manifest': manifest.toString('base64'),
+            'X-Cowroot-Signature': signManifest(manifest, signingKey),
+          },
+          body: streamOf(content),
+        });
+      };
+      const tooBig = await upload(new GeneratedStream(16 * MiB));
+      expect(tooBig.status).toBe(507);
+      expect(tooBig.body.toString()).toContain('storage is full');
+      expect(filesUnder(storageDir)).toEqual([]);
+
+      const fits = await upload(new GeneratedStream(2 * MiB));
+      expect(fits.status).toBe(201);
+    });
+  },
+);

@@ -82,7 +82,11 @@ export class ReleasesService {
       if (!position) throw new DomainError(DomainErrorCode.Invalid, 'invalid cursor');
       qb.andWhere('(r.created_at, r.id) < (:createdAt, :id)', { createdAt: position.createdAt, id: position.id });
     }
-    const rows = await qb.orderBy('r.created_at', 'DESC').addOrderBy('r.id', 'DESC').take(limit + 1).getMany();
+    const rows = await qb
+      .orderBy('r.created_at', 'DESC')
+      .addOrderBy('r.id', 'DESC')
+      .take(limit + 1)
+      .getMany();
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
     return {
@@ -112,12 +116,17 @@ export class ReleasesService {
     return artifacts.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'full' ? -1 : 1));
   }
 
-  async getArtifact(name: string, version: string, file: string): Promise<{ release: Release; artifact: ReleaseArtifact; path: string }> {
+  async getArtifact(
+    name: string,
+    version: string,
+    file: string,
+  ): Promise<{ release: Release; artifact: ReleaseArtifact; path: string }> {
     const release = await this.get(name, version);
     const artifact = ARTIFACT_FILE_PATTERN.test(file)
       ? await this.dataSource.getRepository(ReleaseArtifact).findOne({ where: { releaseId: release.id, file } })
       : null;
-    if (!artifact) throw new DomainError(DomainErrorCode.NotFound, `release ${name} ${version} has no artifact ${file}`);
+    if (!artifact)
+      throw new DomainError(DomainErrorCode.NotFound, `release ${name} ${version} has no artifact ${file}`);
     return { release, artifact, path: this.storage.artifactPath(release.id, file) };
   }
 
@@ -128,7 +137,10 @@ export class ReleasesService {
   async delete(name: string, version: string, actor: Actor, reason?: string): Promise<void> {
     const releaseId = await this.dataSource.transaction(async (manager) => {
       const found = await this.get(name, version, manager);
-      const release = await manager.findOneOrFail(Release, { where: { id: found.id }, lock: { mode: 'pessimistic_write' } });
+      const release = await manager.findOneOrFail(Release, {
+        where: { id: found.id },
+        lock: { mode: 'pessimistic_write' },
+      });
       const usages = await this.usage.findUsages(release, manager);
       if (usages.length > 0) {
         throw new DomainError(
@@ -160,7 +172,9 @@ export class ReleasesService {
       await this.storage.removeRelease(releaseId);
     } catch (error) {
       // The row is gone, so nothing serves these files any more; they are only wasted space now.
-      this.logger.error(`release ${name} ${version} deleted but its files could not be removed: ${(error as Error).message}`);
+      this.logger.error(
+        `release ${name} ${version} deleted but its files could not be removed: ${(error as Error).message}`,
+      );
     }
   }
 }

@@ -54,10 +54,13 @@ export class RollbacksService {
   ) {}
 
   async create(input: CreateRollbackDto, actor: Actor): Promise<RollbackView> {
-    const targets = [input.deviceId && { type: 'device', value: input.deviceId }, input.tag && { type: 'tag', value: input.tag }, input.rolloutId && { type: 'rollout', value: input.rolloutId }].filter(
-      Boolean,
-    ) as { type: 'device' | 'tag' | 'rollout'; value: string }[];
-    if (targets.length !== 1) throw new DomainError(DomainErrorCode.Invalid, 'give exactly one of deviceId, tag or rolloutId');
+    const targets = [
+      input.deviceId && { type: 'device', value: input.deviceId },
+      input.tag && { type: 'tag', value: input.tag },
+      input.rolloutId && { type: 'rollout', value: input.rolloutId },
+    ].filter(Boolean) as { type: 'device' | 'tag' | 'rollout'; value: string }[];
+    if (targets.length !== 1)
+      throw new DomainError(DomainErrorCode.Invalid, 'give exactly one of deviceId, tag or rolloutId');
     const target = targets[0];
     const id = randomUUID();
     const published: StoredCommand[] = [];
@@ -84,7 +87,10 @@ export class RollbacksService {
       const sendable = planned.filter((p) => p.skip === null);
       const commands = await this.commands.recordMany(
         manager,
-        sendable.map((p) => ({ deviceId: p.device.device_id, request: { type: CommandType.Switch, snapshot: p.snapshot!, reboot: { mode: RebootMode.Now } } })),
+        sendable.map((p) => ({
+          deviceId: p.device.device_id,
+          request: { type: CommandType.Switch, snapshot: p.snapshot!, reboot: { mode: RebootMode.Now } },
+        })),
         actor,
       );
       published.push(...commands);
@@ -92,7 +98,13 @@ export class RollbacksService {
       for (const { device, snapshot, skip } of planned) {
         const command = commandOf.get(device.device_id) ?? null;
         const outcome: RollbackDeviceView = command
-          ? { deviceId: device.device_id, snapshot, state: ExecutionState.Notified, detail: null, commandId: command.id }
+          ? {
+              deviceId: device.device_id,
+              snapshot,
+              state: ExecutionState.Notified,
+              detail: null,
+              commandId: command.id,
+            }
           : { deviceId: device.device_id, snapshot, state: SKIPPED, detail: skip, commandId: null };
         outcomes.push(outcome);
         audit.push({
@@ -100,7 +112,12 @@ export class RollbacksService {
           action: outcome.commandId ? 'rollback.device.sent' : 'rollback.device.skipped',
           subjectType: 'device',
           subjectId: device.device_id,
-          after: { rollbackId: id, snapshot: outcome.snapshot, commandId: outcome.commandId, from: device.booted_snapshot },
+          after: {
+            rollbackId: id,
+            snapshot: outcome.snapshot,
+            commandId: outcome.commandId,
+            from: device.booted_snapshot,
+          },
           reason: outcome.detail ?? input.reason,
         });
       }
@@ -109,7 +126,14 @@ export class RollbacksService {
           `INSERT INTO rollback_devices (rollback_id, device_id, snapshot, command_id, state, detail)
            SELECT $1, u.device_id, u.snapshot, u.command_id, u.state, u.detail
              FROM unnest($2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[]) AS u(device_id, snapshot, command_id, state, detail)`,
-          [id, outcomes.map((o) => o.deviceId), outcomes.map((o) => o.snapshot), outcomes.map((o) => o.commandId), outcomes.map((o) => o.state), outcomes.map((o) => o.detail)],
+          [
+            id,
+            outcomes.map((o) => o.deviceId),
+            outcomes.map((o) => o.snapshot),
+            outcomes.map((o) => o.commandId),
+            outcomes.map((o) => o.state),
+            outcomes.map((o) => o.detail),
+          ],
         );
       }
       audit.unshift({
@@ -117,7 +141,13 @@ export class RollbacksService {
         action: 'rollback.requested',
         subjectType: target.type === 'rollout' ? 'rollout' : 'rollback',
         subjectId: target.type === 'rollout' ? target.value : id,
-        after: { rollbackId: id, target, snapshot: input.snapshot ?? null, devices: outcomes.length, sent: published.length },
+        after: {
+          rollbackId: id,
+          target,
+          snapshot: input.snapshot ?? null,
+          devices: outcomes.length,
+          sent: published.length,
+        },
         reason: input.reason,
       });
       await this.audit.recordMany(audit, manager);
@@ -127,12 +157,20 @@ export class RollbacksService {
   }
 
   async get(id: string): Promise<RollbackView> {
-    const rows = UUID.test(id) ? ((await this.dataSource.query(`SELECT * FROM rollbacks WHERE id = $1`, [id])) as Record<string, unknown>[]) : [];
+    const rows = UUID.test(id)
+      ? ((await this.dataSource.query(`SELECT * FROM rollbacks WHERE id = $1`, [id])) as Record<string, unknown>[])
+      : [];
     if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollback ${id} not found`);
     const devices = (await this.dataSource.query(
       `SELECT device_id, snapshot, state, detail, command_id FROM rollback_devices WHERE rollback_id = $1 ORDER BY device_id`,
       [id],
-    )) as { device_id: string; snapshot: string | null; state: string; detail: string | null; command_id: string | null }[];
+    )) as {
+      device_id: string;
+      snapshot: string | null;
+      state: string;
+      detail: string | null;
+      command_id: string | null;
+    }[];
     const row = rows[0];
     return {
       id,
@@ -141,21 +179,34 @@ export class RollbacksService {
       reason: row.reason as string | null,
       createdBy: row.created_by_name as string,
       createdAt: new Date(row.created_at as string).toISOString(),
-      devices: devices.map((d) => ({ deviceId: d.device_id, snapshot: d.snapshot, state: d.state, detail: d.detail, commandId: d.command_id })),
+      devices: devices.map((d) => ({
+        deviceId: d.device_id,
+        snapshot: d.snapshot,
+        state: d.state,
+        detail: d.detail,
+        commandId: d.command_id,
+      })),
     };
   }
 
-  private async candidates(manager: import('typeorm').EntityManager, target: { type: string; value: string }): Promise<Candidate[]> {
+  private async candidates(
+    manager: import('typeorm').EntityManager,
+    target: { type: string; value: string },
+  ): Promise<Candidate[]> {
     const columns = `d.id AS device_id, d.booted_snapshot, d.snapshots`;
     if (target.type === 'device') {
-      const rows = (await manager.query(`SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = 'active'`, [target.value])) as Candidate[];
+      const rows = (await manager.query(
+        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = 'active'`,
+        [target.value],
+      )) as Candidate[];
       if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `active device ${target.value} not found`);
       return rows;
     }
     if (target.type === 'tag') {
-      return (await manager.query(`SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.tags @> ARRAY[$1]::text[] AND d.status = 'active' ORDER BY d.id`, [
-        target.value,
-      ])) as Candidate[];
+      return (await manager.query(
+        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.tags @> ARRAY[$1]::text[] AND d.status = 'active' ORDER BY d.id`,
+        [target.value],
+      )) as Candidate[];
     }
     const rollout = (await manager.query(`SELECT id FROM rollouts WHERE id = $1`, [target.value])) as unknown[];
     if (rollout.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollout ${target.value} not found`);

@@ -33,7 +33,11 @@ export type FiredAt = Record<string, number>;
  * confirmed + every failure kind (canceled devices were never tried). Returns the first rule that fires,
  * revert rules before pause rules so that the stronger action wins when both hold.
  */
-export function evaluateAbortRules(rules: readonly AbortRule[], counts: StateCounts, firedAt: FiredAt = {}): AbortTrigger | null {
+export function evaluateAbortRules(
+  rules: readonly AbortRule[],
+  counts: StateCounts,
+  firedAt: FiredAt = {},
+): AbortTrigger | null {
   const failuresByKind = new Map<FailureKind, number>();
   let executed = counts[ExecutionState.Confirmed] ?? 0;
   let anyFailures = 0;

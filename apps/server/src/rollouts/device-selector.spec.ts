@@ -2,8 +2,14 @@ import { isEmptySelector, selectorCondition } from './device-selector';
 
 describe('selectorCondition', () => {
   it('combines tags, ids and filters with AND, numbering parameters from the given offset', () => {
-    const fragment = selectorCondition({ tags: ['eu', 'canary'], deviceIds: ['a', 'b'], filter: { online: true, idPrefix: 'gw_' } }, 'd', 3);
-    expect(fragment.sql).toBe(`d.status = 'active' AND d.tags @> $3::text[] AND d.id = ANY ($4::text[]) AND d.online = $5 AND d.id LIKE $6`);
+    const fragment = selectorCondition(
+      { tags: ['eu', 'canary'], deviceIds: ['a', 'b'], filter: { online: true, idPrefix: 'gw_' } },
+      'd',
+      3,
+    );
+    expect(fragment.sql).toBe(
+      `d.status = 'active' AND d.tags @> $3::text[] AND d.id = ANY ($4::text[]) AND d.online = $5 AND d.id LIKE $6`,
+    );
     expect(fragment.params).toEqual([['eu', 'canary'], ['a', 'b'], true, 'gw\\_%']);
   });
 

@@ -33,7 +33,8 @@ export function selectorCondition(selector: DeviceSelector, alias: string, first
   };
   if (selector.tags?.length) parts.push(`${alias}.tags @> ${param(selector.tags)}::text[]`);
   if (selector.deviceIds) parts.push(`${alias}.id = ANY (${param(selector.deviceIds)}::text[])`);
-  if (selector.filter?.bootedRelease !== undefined) parts.push(`${alias}.booted_release = ${param(selector.filter.bootedRelease)}`);
+  if (selector.filter?.bootedRelease !== undefined)
+    parts.push(`${alias}.booted_release = ${param(selector.filter.bootedRelease)}`);
   if (selector.filter?.online !== undefined) parts.push(`${alias}.online = ${param(selector.filter.online)}`);
   if (selector.filter?.idPrefix) parts.push(`${alias}.id LIKE ${param(`${escapeLike(selector.filter.idPrefix)}%`)}`);
   return { sql: parts.join(' AND '), params };
@@ -41,5 +42,12 @@ export function selectorCondition(selector: DeviceSelector, alias: string, first
 
 /** A selector must narrow something: an empty one would silently target the whole fleet. */
 export function isEmptySelector(selector: DeviceSelector): boolean {
-  return !selector.all && !selector.tags?.length && !selector.deviceIds && !selector.filter?.bootedRelease && selector.filter?.online === undefined && !selector.filter?.idPrefix;
+  return (
+    !selector.all &&
+    !selector.tags?.length &&
+    !selector.deviceIds &&
+    !selector.filter?.bootedRelease &&
+    selector.filter?.online === undefined &&
+    !selector.filter?.idPrefix
+  );
 }

@@ -10,7 +10,11 @@ import { RolloutCommandPort, StoredCommand } from './rollout-command-port';
 export class DispatcherCommandPort implements RolloutCommandPort {
   constructor(private readonly dispatcher: CommandDispatcher) {}
 
-  recordMany(manager: EntityManager, items: Array<{ deviceId: string; request: CommandRequest }>, actor: Actor): Promise<DeviceCommand[]> {
+  recordMany(
+    manager: EntityManager,
+    items: Array<{ deviceId: string; request: CommandRequest }>,
+    actor: Actor,
+  ): Promise<DeviceCommand[]> {
     return this.dispatcher.recordMany(manager, items, actor);
   }
 

@@ -53,7 +53,9 @@ export class EngineLeadership {
     const runner = this.dataSource.createQueryRunner();
     try {
       await runner.connect();
-      const [{ locked }] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [ROLLOUT_ENGINE_LOCK_KEY.toString()])) as {
+      const [{ locked }] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [
+        ROLLOUT_ENGINE_LOCK_KEY.toString(),
+      ])) as {
         locked: boolean;
       }[];
       if (!locked) {

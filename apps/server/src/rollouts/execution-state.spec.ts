@@ -1,5 +1,12 @@
 import { JobEventType } from '@cowroot/protocol';
-import { ExecutionState, FailureKind, failureKindOf, isFinished, nextExecutionState, stateOfEvent } from './execution-state';
+import {
+  ExecutionState,
+  FailureKind,
+  failureKindOf,
+  isFinished,
+  nextExecutionState,
+  stateOfEvent,
+} from './execution-state';
 
 describe('nextExecutionState', () => {
   it('follows a successful install to confirmed, and only confirmed is success', () => {
@@ -26,25 +33,37 @@ describe('nextExecutionState', () => {
   });
 
   it('jumps forward over missed events (out of order arrival)', () => {
-    expect(nextExecutionState(ExecutionState.Notified, { type: JobEventType.Confirmed })).toBe(ExecutionState.Confirmed);
+    expect(nextExecutionState(ExecutionState.Notified, { type: JobEventType.Confirmed })).toBe(
+      ExecutionState.Confirmed,
+    );
     expect(nextExecutionState(ExecutionState.Confirmed, { type: JobEventType.Rebooting })).toBeNull();
   });
 
   it('counts a health-check rejection once although rejected and rolled-back both arrive', () => {
     const rejected = nextExecutionState(ExecutionState.Rebooting, { type: JobEventType.Rejected });
     expect(rejected).toBe(ExecutionState.RejectedByHealthCheck);
-    expect(nextExecutionState(rejected!, { type: JobEventType.RolledBack, rollback: { by: 'health-check' } })).toBeNull();
+    expect(
+      nextExecutionState(rejected!, { type: JobEventType.RolledBack, rollback: { by: 'health-check' } }),
+    ).toBeNull();
   });
 
   it('tells bootloader and kernel-load fallbacks from health-check rejections', () => {
-    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'bootloader' } })).toBe(ExecutionState.RolledBackByBootloader);
-    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'kernel-load' } })).toBe(ExecutionState.RolledBackByBootloader);
-    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'health-check' } })).toBe(ExecutionState.RejectedByHealthCheck);
+    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'bootloader' } })).toBe(
+      ExecutionState.RolledBackByBootloader,
+    );
+    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'kernel-load' } })).toBe(
+      ExecutionState.RolledBackByBootloader,
+    );
+    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'health-check' } })).toBe(
+      ExecutionState.RejectedByHealthCheck,
+    );
     expect(stateOfEvent({ type: JobEventType.Completed })).toBeNull();
   });
 
   it("lets a device's real outcome replace the server's timeout verdict", () => {
-    expect(nextExecutionState(ExecutionState.TimedOut, { type: JobEventType.Confirmed })).toBe(ExecutionState.Confirmed);
+    expect(nextExecutionState(ExecutionState.TimedOut, { type: JobEventType.Confirmed })).toBe(
+      ExecutionState.Confirmed,
+    );
     expect(nextExecutionState(ExecutionState.TimedOut, { type: JobEventType.Rebooting })).toBeNull();
   });
 

@@ -64,7 +64,11 @@ export const FAILURE_STATES: readonly ExecutionState[] = [
   ExecutionState.TimedOut,
 ];
 
-export const FINISHED_STATES: readonly ExecutionState[] = [ExecutionState.Confirmed, ExecutionState.Canceled, ...FAILURE_STATES];
+export const FINISHED_STATES: readonly ExecutionState[] = [
+  ExecutionState.Confirmed,
+  ExecutionState.Canceled,
+  ...FAILURE_STATES,
+];
 
 export function isFinished(state: ExecutionState): boolean {
   return RANK[state] >= 5;
@@ -108,7 +112,9 @@ export function stateOfEvent(event: ExecutionEvent): ExecutionState | null {
       return ExecutionState.RejectedByHealthCheck;
     case JobEventType.RolledBack:
       // health-check: the trial booted but a required check failed; bootloader/kernel-load: it never came up
-      return event.rollback?.by === 'health-check' ? ExecutionState.RejectedByHealthCheck : ExecutionState.RolledBackByBootloader;
+      return event.rollback?.by === 'health-check'
+        ? ExecutionState.RejectedByHealthCheck
+        : ExecutionState.RolledBackByBootloader;
     case JobEventType.Failed:
       return ExecutionState.Failed;
     case JobEventType.Canceled:

@@ -61,7 +61,11 @@ export class JobEventFollower {
     private readonly audit: AuditService,
     metrics: MetricsService,
   ) {
-    this.outcomes = metrics.counter('cowroot_rollout_execution_outcomes_total', 'Device outcomes in rollouts, by execution state', ['state']);
+    this.outcomes = metrics.counter(
+      'cowroot_rollout_execution_outcomes_total',
+      'Device outcomes in rollouts, by execution state',
+      ['state'],
+    );
   }
 
   /** @returns the number of state changes applied */
@@ -87,13 +91,15 @@ export class JobEventFollower {
         [cursor.toString()],
       )) as EventRow[];
       const events = [...recent, ...fresh];
-      const [{ top }] = (await manager.query(`SELECT coalesce(max(seq), 0)::text AS top FROM device_job_events WHERE seq > $1`, [
-        cursor.toString(),
-      ])) as { top: string }[];
+      const [{ top }] = (await manager.query(
+        `SELECT coalesce(max(seq), 0)::text AS top FROM device_job_events WHERE seq > $1`,
+        [cursor.toString()],
+      )) as { top: string }[];
       const newCursor = fresh.length === BATCH ? BigInt(fresh[fresh.length - 1].seq) : BigInt(top);
       const transitions = await this.transitions(manager, events);
       await this.apply(manager, transitions);
-      if (newCursor > cursor) await manager.query(`UPDATE rollout_engine_cursor SET event_seq = $1 WHERE id = 1`, [newCursor.toString()]);
+      if (newCursor > cursor)
+        await manager.query(`UPDATE rollout_engine_cursor SET event_seq = $1 WHERE id = 1`, [newCursor.toString()]);
       return transitions.length;
     });
   }
@@ -145,21 +151,47 @@ export class JobEventFollower {
          FROM rollout_executions WHERE command_id = ANY ($1::uuid[]) OR revert_command_id = ANY ($1::uuid[])
          FOR UPDATE`,
       [commandIds],
-    )) as { id: string; rollout_id: string; attempt: number; state: ExecutionState; command_id: string | null; revert_command_id: string | null; revert_state: ExecutionState | null }[];
+    )) as {
+      id: string;
+      rollout_id: string;
+      attempt: number;
+      state: ExecutionState;
+      command_id: string | null;
+      revert_command_id: string | null;
+      revert_state: ExecutionState | null;
+    }[];
     for (const x of executions) {
       if (x.command_id && commandIds.includes(x.command_id)) {
-        targets.set(x.command_id, { table: 'execution', id: x.id, rolloutId: x.rollout_id, attempt: x.attempt, state: x.state });
+        targets.set(x.command_id, {
+          table: 'execution',
+          id: x.id,
+          rolloutId: x.rollout_id,
+          attempt: x.attempt,
+          state: x.state,
+        });
       }
       if (x.revert_command_id && commandIds.includes(x.revert_command_id)) {
         const state = x.revert_state ?? ExecutionState.Notified;
-        targets.set(x.revert_command_id, { table: 'revert', id: x.id, rolloutId: x.rollout_id, attempt: x.attempt, state });
+        targets.set(x.revert_command_id, {
+          table: 'revert',
+          id: x.id,
+          rolloutId: x.rollout_id,
+          attempt: x.attempt,
+          state,
+        });
       }
     }
     const rollbacks = (await manager.query(
       `SELECT rollback_id, device_id, command_id, state FROM rollback_devices WHERE command_id = ANY ($1::uuid[]) FOR UPDATE`,
       [commandIds],
     )) as { rollback_id: string; device_id: string; command_id: string; state: ExecutionState }[];
-    for (const r of rollbacks) targets.set(r.command_id, { table: 'rollback', rollbackId: r.rollback_id, deviceId: r.device_id, state: r.state });
+    for (const r of rollbacks)
+      targets.set(r.command_id, {
+        table: 'rollback',
+        rollbackId: r.rollback_id,
+        deviceId: r.device_id,
+        state: r.state,
+      });
 
     const transitions: Transition[] = [];
     for (const event of events) {
@@ -185,11 +217,22 @@ export class JobEventFollower {
         case 'execution':
           break;
         case 'revert':
-          await manager.query(`UPDATE rollout_executions SET revert_state = $2, updated_at = now() WHERE id = $1`, [t.target.id, t.to]);
+          await manager.query(`UPDATE rollout_executions SET revert_state = $2, updated_at = now() WHERE id = $1`, [
+            t.target.id,
+            t.to,
+          ]);
           await manager.query(
             `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, event_id, command_id, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`,
-            [t.target.id, t.target.attempt, ExecutionState.Confirmed, ExecutionState.Confirmed, t.event.event_id, t.event.command_id, { revert: t.to, ...detailOf(t.event) }],
+            [
+              t.target.id,
+              t.target.attempt,
+              ExecutionState.Confirmed,
+              ExecutionState.Confirmed,
+              t.event.event_id,
+              t.event.command_id,
+              { revert: t.to, ...detailOf(t.event) },
+            ],
           );
           if (finished) {
             audit.push({
@@ -197,25 +240,34 @@ export class JobEventFollower {
               action: `rollout.execution.revert-${t.to}`,
               subjectType: 'device',
               subjectId: t.event.device_id,
-              after: { rolloutId: t.target.rolloutId, executionId: t.target.id, revertState: t.to, commandId: t.event.command_id, ...detailOf(t.event) },
+              after: {
+                rolloutId: t.target.rolloutId,
+                executionId: t.target.id,
+                revertState: t.to,
+                commandId: t.event.command_id,
+                ...detailOf(t.event),
+              },
               reason: reason ?? undefined,
             });
           }
           break;
         case 'rollback':
-          await manager.query(`UPDATE rollback_devices SET state = $3, detail = coalesce($4, detail), updated_at = now() WHERE rollback_id = $1 AND device_id = $2`, [
-            t.target.rollbackId,
-            t.target.deviceId,
-            t.to,
-            reason,
-          ]);
+          await manager.query(
+            `UPDATE rollback_devices SET state = $3, detail = coalesce($4, detail), updated_at = now() WHERE rollback_id = $1 AND device_id = $2`,
+            [t.target.rollbackId, t.target.deviceId, t.to, reason],
+          );
           if (finished) {
             audit.push({
               actor: deviceActor(t.target.deviceId),
               action: `rollback.device.${t.to}`,
               subjectType: 'device',
               subjectId: t.target.deviceId,
-              after: { rollbackId: t.target.rollbackId, state: t.to, commandId: t.event.command_id, ...detailOf(t.event) },
+              after: {
+                rollbackId: t.target.rollbackId,
+                state: t.to,
+                commandId: t.event.command_id,
+                ...detailOf(t.event),
+              },
               reason: reason ?? undefined,
             });
           }
@@ -230,7 +282,10 @@ export class JobEventFollower {
    * of events): history rows first, keyed by event id, so an event applied before changes nothing; then
    * each execution's final state of this batch in one UPDATE.
    */
-  private async applyToExecutions(manager: EntityManager, transitions: Array<Transition & { target: { table: 'execution' } }>): Promise<AuditEntryInput[]> {
+  private async applyToExecutions(
+    manager: EntityManager,
+    transitions: Array<Transition & { target: { table: 'execution' } }>,
+  ): Promise<AuditEntryInput[]> {
     if (transitions.length === 0) return [];
     const inserted = (await manager.query(
       `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, event_id, command_id, detail)
@@ -251,7 +306,10 @@ export class JobEventFollower {
     )) as { event_id: string }[];
     const applied = new Set(inserted.map((row) => row.event_id));
     const kept = transitions.filter((t) => applied.has(t.event.event_id));
-    const final = new Map<string, { state: ExecutionState; reason: string | null; finished: boolean; snapshot: string | null }>();
+    const final = new Map<
+      string,
+      { state: ExecutionState; reason: string | null; finished: boolean; snapshot: string | null }
+    >();
     for (const t of kept) {
       const current = final.get(t.target.id) ?? { state: t.to, reason: null, finished: false, snapshot: null };
       current.state = t.to;
@@ -269,7 +327,13 @@ export class JobEventFollower {
                 target_snapshot = coalesce(x.target_snapshot, u.snapshot), updated_at = now()
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::boolean[], $5::text[]) AS u(id, state, reason, finished, snapshot)
           WHERE x.id = u.id`,
-        [rows.map(([id]) => id), rows.map(([, f]) => f.state), rows.map(([, f]) => f.reason), rows.map(([, f]) => f.finished), rows.map(([, f]) => f.snapshot)],
+        [
+          rows.map(([id]) => id),
+          rows.map(([, f]) => f.state),
+          rows.map(([, f]) => f.reason),
+          rows.map(([, f]) => f.finished),
+          rows.map(([, f]) => f.snapshot),
+        ],
       );
     }
     for (const t of kept) if (isFinished(t.to)) this.outcomes.inc({ state: t.to });
@@ -281,7 +345,15 @@ export class JobEventFollower {
         subjectType: 'device',
         subjectId: t.event.device_id,
         before: { state: t.from },
-        after: { rolloutId: t.target.rolloutId, executionId: t.target.id, attempt: t.target.attempt, state: t.to, commandId: t.event.command_id, eventId: t.event.event_id, ...detailOf(t.event) },
+        after: {
+          rolloutId: t.target.rolloutId,
+          executionId: t.target.id,
+          attempt: t.target.attempt,
+          state: t.to,
+          commandId: t.event.command_id,
+          eventId: t.event.event_id,
+          ...detailOf(t.event),
+        },
         reason: reasonOf(t.event) ?? undefined,
       }));
   }

@@ -15,7 +15,11 @@ export interface StoredCommand {
  */
 export interface RolloutCommandPort {
   /** All or nothing: every device must exist and be active (callers filter first). */
-  recordMany(manager: EntityManager, items: Array<{ deviceId: string; request: CommandRequest }>, actor: Actor): Promise<StoredCommand[]>;
+  recordMany(
+    manager: EntityManager,
+    items: Array<{ deviceId: string; request: CommandRequest }>,
+    actor: Actor,
+  ): Promise<StoredCommand[]>;
   /** `commands` are what recordMany() returned */
   publishMany(commands: StoredCommand[]): Promise<unknown>;
   /** Publishes again every command the device has not acknowledged (the agent runs a command id once). */

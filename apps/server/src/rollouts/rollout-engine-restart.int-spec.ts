@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
 import { startTestServer, TestServer } from '../../test/start-test-server';
- 
+
 import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
 import { EngineLeadership } from './engine-leadership.service';
 import { provisionDevices, seedRelease, waitFor } from './testing/rollout-fixtures';
@@ -36,10 +36,19 @@ describe('rollout engine across a restart', () => {
     const server = first;
     await seedRelease(server.dataSource, { name: 'restart-os', version: '2' });
     // long reboots: the first wave is mid-reboot when the server goes away
-    devices = await provisionDevices(server, Array.from({ length: 6 }, (_, i) => ({ id: `rs-${i}`, tags: ['restart'] })), 3000);
+    devices = await provisionDevices(
+      server,
+      Array.from({ length: 6 }, (_, i) => ({ id: `rs-${i}`, tags: ['restart'] })),
+      3000,
+    );
     await Promise.all(devices.map((device) => device.connect()));
     await waitFor(
-      async () => ((await server.dataSource.query(`SELECT count(*)::int AS n FROM devices WHERE booted_snapshot IS NOT NULL`)) as { n: number }[])[0].n === 6,
+      async () =>
+        (
+          (await server.dataSource.query(
+            `SELECT count(*)::int AS n FROM devices WHERE booted_snapshot IS NOT NULL`,
+          )) as { n: number }[]
+        )[0].n === 6,
       10_000,
       'state reports',
     );
@@ -52,7 +61,11 @@ describe('rollout engine across a restart', () => {
         { percent: 100, timeoutSeconds: 40 },
       ],
     });
-    await waitFor(async () => (await api(server, 'GET', `/rollouts/${created.id}`)).counts.rebooting === 2, 20_000, 'canaries rebooting');
+    await waitFor(
+      async () => (await api(server, 'GET', `/rollouts/${created.id}`)).counts.rebooting === 2,
+      20_000,
+      'canaries rebooting',
+    );
     const mqttPort = server.mqttPort;
     await server.close({ keepData: true });
     first = null;
@@ -60,9 +73,11 @@ describe('rollout engine across a restart', () => {
     second = await startTestServer({ reuse: server, env: { MQTT_PORT: String(mqttPort) } });
     const restarted = second;
     // devices that were not rebooting lost their connection with the old broker: the agent reconnects
-    const inWave0 = ((await restarted.dataSource.query(`SELECT device_id FROM rollout_executions WHERE wave_index = 0`)) as { device_id: string }[]).map(
-      (row) => row.device_id,
-    );
+    const inWave0 = (
+      (await restarted.dataSource.query(`SELECT device_id FROM rollout_executions WHERE wave_index = 0`)) as {
+        device_id: string;
+      }[]
+    ).map((row) => row.device_id);
     await Promise.all(devices.filter((device) => !inWave0.includes(device.id)).map((device) => device.connect()));
 
     const done = await waitFor(

@@ -51,7 +51,10 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort,
     metrics: MetricsService,
   ) {
-    this.ticks = metrics.counter('cowroot_rollout_engine_ticks_total', 'Rollout engine ticks run by this instance as leader');
+    this.ticks = metrics.counter(
+      'cowroot_rollout_engine_ticks_total',
+      'Rollout engine ticks run by this instance as leader',
+    );
   }
 
   onApplicationBootstrap(): void {
@@ -80,12 +83,14 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
     if (Date.now() - this.lastReconcile >= RECONCILE_EVERY_MS) {
       this.lastReconcile = Date.now();
       const caughtUp = await this.follower.reconcileOnce();
-      if (caughtUp > 0) this.logger.warn(`applied ${caughtUp} job event(s) the cursor had passed before they committed`);
+      if (caughtUp > 0)
+        this.logger.warn(`applied ${caughtUp} job event(s) the cursor had passed before they committed`);
     }
     await this.expireDeadlines();
-    const rollouts = (await this.dataSource.query(`SELECT * FROM rollouts WHERE status = ANY ($1::text[]) ORDER BY created_at`, [
-      ACTIVE_ROLLOUT_STATUSES,
-    ])) as RolloutRow[];
+    const rollouts = (await this.dataSource.query(
+      `SELECT * FROM rollouts WHERE status = ANY ($1::text[]) ORDER BY created_at`,
+      [ACTIVE_ROLLOUT_STATUSES],
+    )) as RolloutRow[];
     for (const rollout of rollouts) {
       try {
         await this.step(rollout);
@@ -125,7 +130,15 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
   /** In-flight executions past their wave timeout become timed-out (a later device outcome still wins). */
   private async expireDeadlines(): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
-      const expired = await returningRows<{ id: string; rollout_id: string; device_id: string; attempt: number; from_state: string; command_id: string; failure_reason: string }>(
+      const expired = await returningRows<{
+        id: string;
+        rollout_id: string;
+        device_id: string;
+        attempt: number;
+        from_state: string;
+        command_id: string;
+        failure_reason: string;
+      }>(
         manager,
         `WITH due AS (
            SELECT id, state FROM rollout_executions
@@ -144,7 +157,13 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
         `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail)
          SELECT u.id, u.attempt, u.from_state, $1, u.command_id, jsonb_build_object('reason', 'wave timeout')
            FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[]) AS u(id, attempt, from_state, command_id)`,
-        [ExecutionState.TimedOut, expired.map((e) => e.id), expired.map((e) => e.attempt), expired.map((e) => e.from_state), expired.map((e) => e.command_id)],
+        [
+          ExecutionState.TimedOut,
+          expired.map((e) => e.id),
+          expired.map((e) => e.attempt),
+          expired.map((e) => e.from_state),
+          expired.map((e) => e.command_id),
+        ],
       );
       await this.audit.recordMany(
         expired.map((e) => ({
@@ -153,7 +172,13 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
           subjectType: 'device',
           subjectId: e.device_id,
           before: { state: e.from_state },
-          after: { rolloutId: e.rollout_id, executionId: e.id, attempt: e.attempt, state: ExecutionState.TimedOut, commandId: e.command_id },
+          after: {
+            rolloutId: e.rollout_id,
+            executionId: e.id,
+            attempt: e.attempt,
+            state: ExecutionState.TimedOut,
+            commandId: e.command_id,
+          },
           reason: e.failure_reason,
         })),
         manager,
@@ -169,16 +194,22 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
     }
     if (snapshot.status !== RolloutStatus.Running) return;
     const dispatchable = await this.dataSource.transaction(async (manager) => {
-      const [rollout] = (await manager.query(`SELECT * FROM rollouts WHERE id = $1 FOR UPDATE`, [snapshot.id])) as RolloutRow[];
+      const [rollout] = (await manager.query(`SELECT * FROM rollouts WHERE id = $1 FOR UPDATE`, [
+        snapshot.id,
+      ])) as RolloutRow[];
       if (rollout.status !== RolloutStatus.Running) return false;
       if (await this.applyAbortRules(manager, rollout)) return false;
       return this.advanceWaves(manager, rollout);
     });
     if (dispatchable) {
-      const [rollout] = (await this.dataSource.query(`SELECT * FROM rollouts WHERE id = $1`, [snapshot.id])) as RolloutRow[];
+      const [rollout] = (await this.dataSource.query(`SELECT * FROM rollouts WHERE id = $1`, [
+        snapshot.id,
+      ])) as RolloutRow[];
       await this.dispatcher.dispatchNext(rollout);
     }
-    const [after] = (await this.dataSource.query(`SELECT status FROM rollouts WHERE id = $1`, [snapshot.id])) as RolloutRow[];
+    const [after] = (await this.dataSource.query(`SELECT status FROM rollouts WHERE id = $1`, [
+      snapshot.id,
+    ])) as RolloutRow[];
     if (after.status === RolloutStatus.Aborted) await this.sendReverts(snapshot.id);
   }
 
@@ -187,7 +218,10 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
     if (Date.now() - last < JOIN_EVERY_MS) return;
     this.lastJoin.set(rollout.id, Date.now());
     await this.dataSource.transaction(async (manager) => {
-      const [{ waves }] = (await manager.query(`SELECT count(*)::int AS waves FROM rollout_waves WHERE rollout_id = $1`, [rollout.id])) as {
+      const [{ waves }] = (await manager.query(
+        `SELECT count(*)::int AS waves FROM rollout_waves WHERE rollout_id = $1`,
+        [rollout.id],
+      )) as {
         waves: number;
       }[];
       const joined = await this.planner.joinNewDevices(manager, {
@@ -224,7 +258,11 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
   /** @returns true when a rule fired (the rollout is no longer running) */
   private async applyAbortRules(manager: EntityManager, rollout: RolloutRow): Promise<boolean> {
     if (rollout.abort_rules.length === 0) return false;
-    const trigger = evaluateAbortRules(rollout.abort_rules, await this.countStates(manager, rollout.id), rollout.abort_fired);
+    const trigger = evaluateAbortRules(
+      rollout.abort_rules,
+      await this.countStates(manager, rollout.id),
+      rollout.abort_fired,
+    );
     if (!trigger) return false;
     const fired = { ...rollout.abort_fired, [String(trigger.ruleIndex)]: trigger.failures };
     const revert = trigger.rule.action === AbortAction.Revert;
@@ -240,7 +278,13 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
         subjectType: 'rollout',
         subjectId: rollout.id,
         before: { status: rollout.status },
-        after: { status: revert ? RolloutStatus.Aborted : RolloutStatus.Paused, rule: trigger.rule, failures: trigger.failures, executed: trigger.executed, canceled },
+        after: {
+          status: revert ? RolloutStatus.Aborted : RolloutStatus.Paused,
+          rule: trigger.rule,
+          failures: trigger.failures,
+          executed: trigger.executed,
+          canceled,
+        },
         reason: trigger.reason,
       },
       manager,
@@ -269,12 +313,21 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Moves the current wave through its states. @returns whether devices may be dispatched now */
   private async advanceWaves(manager: EntityManager, rollout: RolloutRow): Promise<boolean> {
-    const waves = (await manager.query(`SELECT * FROM rollout_waves WHERE rollout_id = $1 ORDER BY index`, [rollout.id])) as WaveRow[];
+    const waves = (await manager.query(`SELECT * FROM rollout_waves WHERE rollout_id = $1 ORDER BY index`, [
+      rollout.id,
+    ])) as WaveRow[];
     let current = rollout.current_wave;
     const record = (action: string, after: Record<string, unknown>, reason?: string) =>
-      this.audit.record({ actor: ROLLOUT_ENGINE_ACTOR, action, subjectType: 'rollout', subjectId: rollout.id, after, reason }, manager);
+      this.audit.record(
+        { actor: ROLLOUT_ENGINE_ACTOR, action, subjectType: 'rollout', subjectId: rollout.id, after, reason },
+        manager,
+      );
     const setWave = (index: number, fields: string, params: unknown[]) =>
-      manager.query(`UPDATE rollout_waves SET ${fields} WHERE rollout_id = $1 AND index = $2`, [rollout.id, index, ...params]);
+      manager.query(`UPDATE rollout_waves SET ${fields} WHERE rollout_id = $1 AND index = $2`, [
+        rollout.id,
+        index,
+        ...params,
+      ]);
     for (;;) {
       const wave = waves[current];
       switch (wave.status) {
@@ -322,20 +375,25 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
           return false;
         }
         case WaveStatus.Soaking: {
-          const [{ over }] = (await manager.query(`SELECT $1::timestamptz <= now() AS over`, [wave.soak_until])) as { over: boolean }[];
+          const [{ over }] = (await manager.query(`SELECT $1::timestamptz <= now() AS over`, [wave.soak_until])) as {
+            over: boolean;
+          }[];
           if (!over) return false;
           await setWave(current, `status = $3, finished_at = now()`, [WaveStatus.Succeeded]);
           wave.status = WaveStatus.Succeeded;
           if (current + 1 < waves.length) {
             current += 1;
-            await manager.query(`UPDATE rollouts SET current_wave = $2, updated_at = now() WHERE id = $1`, [rollout.id, current]);
+            await manager.query(`UPDATE rollouts SET current_wave = $2, updated_at = now() WHERE id = $1`, [
+              rollout.id,
+              current,
+            ]);
             continue;
           }
           if (!rollout.continuous) {
-            await manager.query(`UPDATE rollouts SET status = $2, status_reason = NULL, finished_at = now(), updated_at = now() WHERE id = $1`, [
-              rollout.id,
-              RolloutStatus.Completed,
-            ]);
+            await manager.query(
+              `UPDATE rollouts SET status = $2, status_reason = NULL, finished_at = now(), updated_at = now() WHERE id = $1`,
+              [rollout.id, RolloutStatus.Completed],
+            );
             await record('rollout.completed', { counts: await this.countStates(manager, rollout.id) });
             return false;
           }
@@ -360,10 +418,20 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
           WHERE x.rollout_id = $1 AND x.state = $2 AND x.revert_state IS NULL
           FOR UPDATE OF x`,
         [rolloutId, ExecutionState.Confirmed],
-      )) as { id: string; device_id: string; attempt: number; from_snapshot: string | null; device_status: string | null }[];
+      )) as {
+        id: string;
+        device_id: string;
+        attempt: number;
+        from_snapshot: string | null;
+        device_status: string | null;
+      }[];
       if (rows.length === 0) return;
       const failureOf = (row: (typeof rows)[number]) =>
-        row.device_status !== 'active' ? 'the device is decommissioned' : row.from_snapshot ? null : 'the snapshot the device came from is unknown';
+        row.device_status !== 'active'
+          ? 'the device is decommissioned'
+          : row.from_snapshot
+            ? null
+            : 'the snapshot the device came from is unknown';
       const switchable = rows.filter((row) => failureOf(row) === null);
       const commands = await this.commands.recordMany(
         manager,
@@ -378,14 +446,19 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
       for (const row of rows) {
         const command = commandOf.get(row.id) ?? null;
         const failure = failureOf(row);
-        await manager.query(`UPDATE rollout_executions SET revert_command_id = $2, revert_state = $3, updated_at = now() WHERE id = $1`, [
-          row.id,
-          command?.id ?? null,
-          command ? ExecutionState.Notified : ExecutionState.Failed,
-        ]);
+        await manager.query(
+          `UPDATE rollout_executions SET revert_command_id = $2, revert_state = $3, updated_at = now() WHERE id = $1`,
+          [row.id, command?.id ?? null, command ? ExecutionState.Notified : ExecutionState.Failed],
+        );
         await manager.query(
           `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail) VALUES ($1, $2, $3, $3, $4, $5)`,
-          [row.id, row.attempt, ExecutionState.Confirmed, command?.id ?? null, { revert: command ? 'sent' : 'impossible', toSnapshot: row.from_snapshot, reason: failure }],
+          [
+            row.id,
+            row.attempt,
+            ExecutionState.Confirmed,
+            command?.id ?? null,
+            { revert: command ? 'sent' : 'impossible', toSnapshot: row.from_snapshot, reason: failure },
+          ],
         );
         audit.push({
           actor: ROLLOUT_ENGINE_ACTOR,

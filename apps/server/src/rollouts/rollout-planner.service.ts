@@ -74,7 +74,12 @@ export class RolloutPlanner {
        RETURNING id, device_id`,
       [input.releaseRef, input.rolloutId, ...condition.params, input.lastWave],
     )) as { id: string; device_id: string }[];
-    if (rows.length > 0) await this.recordQueued(manager, input.rolloutId, rows.map((row) => row.id));
+    if (rows.length > 0)
+      await this.recordQueued(
+        manager,
+        input.rolloutId,
+        rows.map((row) => row.id),
+      );
     return rows.map((row) => row.device_id);
   }
 

@@ -90,4 +90,8 @@ export interface ExecutionRow {
   revert_state: ExecutionState | null;
 }
 
-export const ACTIVE_ROLLOUT_STATUSES: readonly RolloutStatus[] = [RolloutStatus.Running, RolloutStatus.Paused, RolloutStatus.Aborted];
+export const ACTIVE_ROLLOUT_STATUSES: readonly RolloutStatus[] = [
+  RolloutStatus.Running,
+  RolloutStatus.Paused,
+  RolloutStatus.Aborted,
+];

@@ -128,7 +128,12 @@ export function executionView(row: ExecutionRow): ExecutionView {
     commandId: row.command_id,
     commandType: row.command_type,
     artifact: row.command_id
-      ? { id: row.artifact_id, file: row.artifact_file, kind: row.artifact_kind, bytes: Number(row.artifact_bytes ?? 0) }
+      ? {
+          id: row.artifact_id,
+          file: row.artifact_file,
+          kind: row.artifact_kind,
+          bytes: Number(row.artifact_bytes ?? 0),
+        }
       : null,
     fromSnapshot: row.from_snapshot,
     targetSnapshot: row.target_snapshot,
@@ -140,7 +145,15 @@ export function executionView(row: ExecutionRow): ExecutionView {
   };
 }
 
-export function historyView(row: { at: Date; attempt: number; from_state: string | null; to_state: string; event_id: string | null; command_id: string | null; detail: unknown }): HistoryView {
+export function historyView(row: {
+  at: Date;
+  attempt: number;
+  from_state: string | null;
+  to_state: string;
+  event_id: string | null;
+  command_id: string | null;
+  detail: unknown;
+}): HistoryView {
   return {
     at: iso(row.at)!,
     attempt: row.attempt,

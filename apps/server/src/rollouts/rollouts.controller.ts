@@ -44,14 +44,22 @@ export class RolloutsController {
 
   @Get(':id/executions/:deviceId')
   @ApiOperation({ summary: 'One device in the rollout, with its state history' })
-  execution(@Param('id') id: string, @Param('deviceId') deviceId: string): Promise<ExecutionView & { history: HistoryView[] }> {
+  execution(
+    @Param('id') id: string,
+    @Param('deviceId') deviceId: string,
+  ): Promise<ExecutionView & { history: HistoryView[] }> {
     return this.rollouts.execution(id, deviceId);
   }
 
   @Get(':id/timeline')
-  @ApiOperation({ summary: 'Audit timeline of the rollout and its devices, oldest first (export: GET /api/v1/audit/export)' })
+  @ApiOperation({
+    summary: 'Audit timeline of the rollout and its devices, oldest first (export: GET /api/v1/audit/export)',
+  })
   @ApiQuery({ name: 'limit', required: false })
-  timeline(@Param('id') id: string, @Query('limit', new ParseIntPipe({ optional: true })) limit?: number): Promise<Array<Record<string, unknown>>> {
+  timeline(
+    @Param('id') id: string,
+    @Query('limit', new ParseIntPipe({ optional: true })) limit?: number,
+  ): Promise<Array<Record<string, unknown>>> {
     return this.rollouts.timeline(id, Math.min(Math.max(limit ?? 1000, 1), 10_000));
   }
 
@@ -89,7 +97,11 @@ export class RolloutsController {
   @HttpCode(200)
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Give failed, rejected, rolled-back and timed-out devices (only) another attempt' })
-  retryFailed(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutView> {
+  retryFailed(
+    @Param('id') id: string,
+    @Body() body: RolloutActionDto,
+    @CurrentActor() actor: Actor,
+  ): Promise<RolloutView> {
     return this.rollouts.retryFailed(id, actor, body.reason);
   }
 }

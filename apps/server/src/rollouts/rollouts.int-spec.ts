@@ -3,11 +3,17 @@ import { JobEventType, PROTOCOL_VERSION, DeviceChannel, deviceTopic, encodeMessa
 import { randomUUID } from 'node:crypto';
 import mqtt from 'mqtt';
 import { startTestServer, TestServer } from '../../test/start-test-server';
- 
+
 import { SimOutcome } from '../../../../tools/fleet-sim/src/sim-outcome';
- 
+
 import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
-import { committedSnapshot, provisionDevices, receivedSnapshot, seedRelease, waitFor } from './testing/rollout-fixtures';
+import {
+  committedSnapshot,
+  provisionDevices,
+  receivedSnapshot,
+  seedRelease,
+  waitFor,
+} from './testing/rollout-fixtures';
 
 jest.setTimeout(90_000);
 
@@ -24,7 +30,12 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     await server?.close();
   });
 
-  async function api<T = Record<string, any>>(method: string, path: string, body?: unknown, expected = [200, 201]): Promise<T> {
+  async function api<T = Record<string, any>>(
+    method: string,
+    path: string,
+    body?: unknown,
+    expected = [200, 201],
+  ): Promise<T> {
     const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
       method,
       headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
@@ -42,9 +53,10 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     // the state reports must be stored before a rollout plans with them
     await waitFor(
       async () => {
-        const rows = (await server.dataSource.query(`SELECT count(*)::int AS n FROM devices WHERE id = ANY ($1) AND booted_snapshot IS NOT NULL`, [
-          created.map((d) => d.id),
-        ])) as { n: number }[];
+        const rows = (await server.dataSource.query(
+          `SELECT count(*)::int AS n FROM devices WHERE id = ANY ($1) AND booted_snapshot IS NOT NULL`,
+          [created.map((d) => d.id)],
+        )) as { n: number }[];
         return rows[0].n === created.length;
       },
       10_000,
@@ -54,10 +66,14 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
   }
 
   const rolloutStatus = (id: string, status: string) =>
-    waitFor(async () => {
-      const rollout = await api('GET', `/rollouts/${id}`);
-      return rollout.status === status ? rollout : null;
-    }, 45_000, `rollout ${id} ${status}`);
+    waitFor(
+      async () => {
+        const rollout = await api('GET', `/rollouts/${id}`);
+        return rollout.status === status ? rollout : null;
+      },
+      45_000,
+      `rollout ${id} ${status}`,
+    );
 
   it('advances a canary that meets its criterion wave by wave to completion', async () => {
     await seedRelease(server.dataSource, { name: 'canary-os', version: '2' });
@@ -80,7 +96,12 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(done.waves.map((w: { status: string }) => w.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
 
     // wave by wave: nobody of a later wave got a command before the earlier wave had all its outcomes
-    const executions = (await api('GET', `/rollouts/${created.id}/executions`)).items as { wave: number; dispatchedAt: string; finishedAt: string; artifact: { kind: string } }[];
+    const executions = (await api('GET', `/rollouts/${created.id}/executions`)).items as {
+      wave: number;
+      dispatchedAt: string;
+      finishedAt: string;
+      artifact: { kind: string };
+    }[];
     for (const later of executions) {
       for (const earlier of executions.filter((e) => e.wave < later.wave)) {
         expect(Date.parse(later.dispatchedAt)).toBeGreaterThanOrEqual(Date.parse(earlier.finishedAt));
@@ -88,7 +109,10 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     }
     expect(executions.every((e) => e.artifact.kind === 'full')).toBe(true);
 
-    const timeline = await api<Array<{ action: string; subjectType: string }>>('GET', `/rollouts/${created.id}/timeline`);
+    const timeline = await api<Array<{ action: string; subjectType: string }>>(
+      'GET',
+      `/rollouts/${created.id}/timeline`,
+    );
     const actions = timeline.map((entry) => entry.action);
     expect(actions.filter((a) => a === 'rollout.wave.started')).toHaveLength(3);
     expect(actions.filter((a) => a === 'rollout.execution.dispatched')).toHaveLength(6);
@@ -101,7 +125,11 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     await seedRelease(server.dataSource, { name: 'bad-os', version: '2' });
     const outcomes = [SimOutcome.Confirm, SimOutcome.HealthReject, SimOutcome.Confirm, SimOutcome.HealthReject];
     const sims = await fleet(
-      Array.from({ length: 8 }, (_, i) => ({ id: `bad-${i}`, tags: ['bad-fleet'], outcome: outcomes[i] ?? SimOutcome.Confirm })),
+      Array.from({ length: 8 }, (_, i) => ({
+        id: `bad-${i}`,
+        tags: ['bad-fleet'],
+        outcome: outcomes[i] ?? SimOutcome.Confirm,
+      })),
     );
     const created = await api('POST', '/rollouts', {
       name: 'canary bad',
@@ -122,7 +150,9 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     await waitFor(
       async () => {
         const page = await api('GET', `/rollouts/${created.id}/executions?state=confirmed`);
-        return page.items.every((e: { revert: { state: string } | null }) => e.revert?.state === 'confirmed') ? page : null;
+        return page.items.every((e: { revert: { state: string } | null }) => e.revert?.state === 'confirmed')
+          ? page
+          : null;
       },
       30_000,
       'reverts confirmed',
@@ -135,14 +165,20 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
       )) as { types: string[] }[];
       expect(types).toEqual(['install', 'switch']);
     }
-    const untouched = (await server.dataSource.query(`SELECT count(*)::int AS n FROM device_commands WHERE device_id = ANY ($1)`, [
-      ['bad-4', 'bad-5', 'bad-6', 'bad-7'],
-    ])) as { n: number }[];
+    const untouched = (await server.dataSource.query(
+      `SELECT count(*)::int AS n FROM device_commands WHERE device_id = ANY ($1)`,
+      [['bad-4', 'bad-5', 'bad-6', 'bad-7']],
+    )) as { n: number }[];
     expect(untouched[0].n).toBe(0);
     const rejected = await api('GET', `/rollouts/${created.id}/executions/bad-1`);
     expect(rejected.state).toBe('rejected-by-health-check');
-    expect(rejected.history.map((h: { to: string }) => h.to)).toEqual(expect.arrayContaining(['queued', 'notified', 'rejected-by-health-check']));
-    const audit = await api('GET', `/audit?subjectType=device&subjectId=bad-1&action=rollout.execution.rejected-by-health-check`);
+    expect(rejected.history.map((h: { to: string }) => h.to)).toEqual(
+      expect.arrayContaining(['queued', 'notified', 'rejected-by-health-check']),
+    );
+    const audit = await api(
+      'GET',
+      `/audit?subjectType=device&subjectId=bad-1&action=rollout.execution.rejected-by-health-check`,
+    );
     expect(audit.items).toHaveLength(1);
     expect(audit.items[0].after).toMatchObject({ rolloutId: created.id, error: { code: 'HEALTH_CHECK_FAILED' } });
   });
@@ -150,14 +186,21 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
   it('pauses on a pause rule and resumes to completion', async () => {
     await seedRelease(server.dataSource, { name: 'pause-os', version: '2' });
     await fleet(
-      Array.from({ length: 4 }, (_, i) => ({ id: `pause-${i}`, tags: ['pause-fleet'], outcome: i === 0 ? SimOutcome.BootloaderFallback : SimOutcome.Confirm })),
+      Array.from({ length: 4 }, (_, i) => ({
+        id: `pause-${i}`,
+        tags: ['pause-fleet'],
+        outcome: i === 0 ? SimOutcome.BootloaderFallback : SimOutcome.Confirm,
+      })),
     );
     const created = await api('POST', '/rollouts', {
       name: 'pause rule',
       release: { name: 'pause-os', version: '2' },
       selector: { tags: ['pause-fleet'] },
       randomize: false,
-      waves: [{ count: 2, successPercent: 50, timeoutSeconds: 20 }, { percent: 100, timeoutSeconds: 20 }],
+      waves: [
+        { count: 2, successPercent: 50, timeoutSeconds: 20 },
+        { percent: 100, timeoutSeconds: 20 },
+      ],
       abortRules: [{ kind: 'bootloader', thresholdPercent: 50, minExecuted: 2, action: 'pause' }],
     });
     const paused = await rolloutStatus(created.id, 'paused');
@@ -182,7 +225,10 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
       release: { name: 'gate-os', version: '2' },
       selector: { tags: ['gate'] },
       dispatchPerMinute: 2,
-      waves: [{ count: 1, timeoutSeconds: 20 }, { percent: 100, timeoutSeconds: 20, requiresApproval: true }],
+      waves: [
+        { count: 1, timeoutSeconds: 20 },
+        { percent: 100, timeoutSeconds: 20, requiresApproval: true },
+      ],
     });
     const waiting = await waitFor(
       async () => {
@@ -195,13 +241,20 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(waiting.counts).toEqual({ confirmed: 1, queued: 4 });
     await api('POST', `/rollouts/${created.id}/approve`, { reason: 'canary looks good' });
     // 2 per minute: the canary used one, so one more now and the rest only after a minute
-    await waitFor(async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 2, 20_000, 'second device');
+    await waitFor(
+      async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 2,
+      20_000,
+      'second device',
+    );
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect((await api('GET', `/rollouts/${created.id}`)).counts).toEqual({ confirmed: 2, queued: 3 });
     const canceled = await api('POST', `/rollouts/${created.id}/cancel`, { reason: 'enough for today' });
     expect(canceled).toMatchObject({ status: 'canceled', counts: { confirmed: 2, canceled: 3 } });
     await api('POST', `/rollouts/${created.id}/resume`, {}, [422]);
-    const timeline = await api<Array<{ action: string; actor: { name: string }; reason: string | null }>>('GET', `/rollouts/${created.id}/timeline`);
+    const timeline = await api<Array<{ action: string; actor: { name: string }; reason: string | null }>>(
+      'GET',
+      `/rollouts/${created.id}/timeline`,
+    );
     expect(timeline.find((e) => e.action === 'rollout.wave.approved')).toMatchObject({ reason: 'canary looks good' });
     expect(timeline.find((e) => e.action === 'rollout.canceled')).toMatchObject({ reason: 'enough for today' });
   });
@@ -209,14 +262,28 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
   it('plans each device its artifact: incremental from a held parent, full after a local commit, a switch when it holds the release', async () => {
     const v1 = await seedRelease(server.dataSource, { name: 'delta-os', version: '1' });
     const other = randomUUID();
-    const v2 = await seedRelease(server.dataSource, { name: 'delta-os', version: '2', parents: [{ version: '1', snapshotUuid: v1.snapshotUuid }, { version: '0', snapshotUuid: other }] });
+    const v2 = await seedRelease(server.dataSource, {
+      name: 'delta-os',
+      version: '2',
+      parents: [
+        { version: '1', snapshotUuid: v1.snapshotUuid },
+        { version: '0', snapshotUuid: other },
+      ],
+    });
     await fleet([
-      { id: 'delta-parent', tags: ['delta'], snapshots: [receivedSnapshot('delta-os-1', v1.snapshotUuid, { name: 'delta-os', version: '1' })] },
+      {
+        id: 'delta-parent',
+        tags: ['delta'],
+        snapshots: [receivedSnapshot('delta-os-1', v1.snapshotUuid, { name: 'delta-os', version: '1' })],
+      },
       { id: 'delta-committed', tags: ['delta'], snapshots: [committedSnapshot('local-edit')] },
       {
         id: 'delta-holds',
         tags: ['delta'],
-        snapshots: [committedSnapshot('local-edit'), receivedSnapshot('delta-os-2', v2.snapshotUuid, { name: 'delta-os', version: '2' })],
+        snapshots: [
+          committedSnapshot('local-edit'),
+          receivedSnapshot('delta-os-2', v2.snapshotUuid, { name: 'delta-os', version: '2' }),
+        ],
       },
     ]);
     const created = await api('POST', '/rollouts', {
@@ -229,17 +296,28 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(done.counts).toEqual({ confirmed: 3 });
     const byDevice = async (id: string) => api('GET', `/rollouts/${created.id}/executions/${id}`);
     const parent = await byDevice('delta-parent');
-    expect(parent.artifact).toMatchObject({ kind: 'incremental', file: 'delta-os-2.from-1.btrfs.zst', bytes: 5_000_000 });
+    expect(parent.artifact).toMatchObject({
+      kind: 'incremental',
+      file: 'delta-os-2.from-1.btrfs.zst',
+      bytes: 5_000_000,
+    });
     expect(parent.artifact.id).toBe(v2.artifacts['delta-os-2.from-1.btrfs.zst']);
     const committed = await byDevice('delta-committed');
     expect(committed.artifact).toMatchObject({ kind: 'full', file: 'delta-os-2.full.btrfs.zst', bytes: 100_000_000 });
     const holds = await byDevice('delta-holds');
-    expect(holds).toMatchObject({ commandType: 'switch', targetSnapshot: 'delta-os-2', artifact: { kind: null, bytes: 0 } });
+    expect(holds).toMatchObject({
+      commandType: 'switch',
+      targetSnapshot: 'delta-os-2',
+      artifact: { kind: null, bytes: 0 },
+    });
   });
 
   it('continuous mode: a device registered later, and one tagged later, join and are updated', async () => {
     await seedRelease(server.dataSource, { name: 'cont-os', version: '2' });
-    await fleet([{ id: 'cont-0', tags: ['cont'] }, { id: 'cont-1', tags: ['cont'] }]);
+    await fleet([
+      { id: 'cont-0', tags: ['cont'] },
+      { id: 'cont-1', tags: ['cont'] },
+    ]);
     const created = await api('POST', '/rollouts', {
       name: 'continuous',
       release: { name: 'cont-os', version: '2' },
@@ -247,7 +325,11 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
       continuous: true,
       waves: [{ percent: 100, timeoutSeconds: 20 }],
     });
-    await waitFor(async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 2, 30_000, 'first two confirmed');
+    await waitFor(
+      async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 2,
+      30_000,
+      'first two confirmed',
+    );
     await fleet([{ id: 'cont-late', tags: ['cont'] }]);
     const after = await waitFor(
       async () => {
@@ -261,9 +343,19 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     // a tag change makes a device match too
     await fleet([{ id: 'cont-retagged', tags: ['other'] }]);
     await api('PATCH', '/devices/cont-retagged', { tags: ['other', 'cont'] });
-    await waitFor(async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 4, 30_000, 'retagged device confirmed');
-    const timeline = await api<Array<{ action: string; after: { devices?: string[] } }>>('GET', `/rollouts/${created.id}/timeline`);
-    expect(timeline.filter((e) => e.action === 'rollout.devices-joined').map((e) => e.after.devices)).toEqual([['cont-late'], ['cont-retagged']]);
+    await waitFor(
+      async () => (await api('GET', `/rollouts/${created.id}`)).counts.confirmed === 4,
+      30_000,
+      'retagged device confirmed',
+    );
+    const timeline = await api<Array<{ action: string; after: { devices?: string[] } }>>(
+      'GET',
+      `/rollouts/${created.id}/timeline`,
+    );
+    expect(timeline.filter((e) => e.action === 'rollout.devices-joined').map((e) => e.after.devices)).toEqual([
+      ['cont-late'],
+      ['cont-retagged'],
+    ]);
   });
 
   it('gives a device targeted by two rollouts one command at a time', async () => {
@@ -292,7 +384,12 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     const [sim] = await provisionDevices(server, [{ id: 'dup-0', tags: ['dup'] }]);
     // a hand-driven device: receives the command, then reports events in a hostile order
     const credential = (sim as unknown as { options: { credential: string } }).options.credential;
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, { clientId: 'dup-0', username: 'dup-0', password: credential, reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, {
+      clientId: 'dup-0',
+      username: 'dup-0',
+      password: credential,
+      reconnectPeriod: 0,
+    });
     try {
       const commandIds: string[] = [];
       client.on('message', (_topic, payload) => commandIds.push(JSON.parse(payload.toString()).commandId));
@@ -325,7 +422,10 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
       const execution = await api('GET', `/rollouts/${created.id}/executions/dup-0`);
       expect(execution.history.map((h: { to: string }) => h.to)).toEqual(['queued', 'notified', 'confirmed']);
       const audit = await api('GET', `/audit?subjectType=device&subjectId=dup-0&action=rollout.execution.*`);
-      expect(audit.items.map((e: { action: string }) => e.action).sort()).toEqual(['rollout.execution.confirmed', 'rollout.execution.dispatched']);
+      expect(audit.items.map((e: { action: string }) => e.action).sort()).toEqual([
+        'rollout.execution.confirmed',
+        'rollout.execution.dispatched',
+      ]);
     } finally {
       await client.endAsync(true);
     }
@@ -361,15 +461,25 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
   });
 
   it('rolls a device back remotely to a snapshot it holds, with the outcome per device', async () => {
-    const [device] = await fleet([{ id: 'rb-0', tags: ['rb'], snapshots: [committedSnapshot('current'), committedSnapshot('older')] }, { id: 'rb-1', tags: ['rb'] }]);
+    const [device] = await fleet([
+      { id: 'rb-0', tags: ['rb'], snapshots: [committedSnapshot('current'), committedSnapshot('older')] },
+      { id: 'rb-1', tags: ['rb'] },
+    ]);
     const rollback = await api('POST', '/rollbacks', { tag: 'rb', snapshot: 'older', reason: 'field issue' });
     expect(rollback.devices).toEqual([
       expect.objectContaining({ deviceId: 'rb-0', snapshot: 'older', state: 'notified' }),
       expect.objectContaining({ deviceId: 'rb-1', state: 'skipped', detail: 'snapshot older is not on the device' }),
     ]);
-    await waitFor(async () => (await api('GET', `/rollbacks/${rollback.id}`)).devices[0].state === 'confirmed', 20_000, 'rollback confirmed');
+    await waitFor(
+      async () => (await api('GET', `/rollbacks/${rollback.id}`)).devices[0].state === 'confirmed',
+      20_000,
+      'rollback confirmed',
+    );
     expect(device.bootedSnapshot).toBe('older');
     const audit = await api('GET', `/audit?subjectType=device&subjectId=rb-0&action=rollback.device.*`);
-    expect(audit.items.map((e: { action: string }) => e.action).sort()).toEqual(['rollback.device.confirmed', 'rollback.device.sent']);
+    expect(audit.items.map((e: { action: string }) => e.action).sort()).toEqual([
+      'rollback.device.confirmed',
+      'rollback.device.sent',
+    ]);
   });
 });

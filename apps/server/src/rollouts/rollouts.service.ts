@@ -17,14 +17,28 @@ import { RolloutEngine } from './rollout-engine.service';
 import { RolloutPlanner } from './rollout-planner.service';
 import { returningRows } from '../database/returning-rows';
 import { ACTIVE_ROLLOUT_STATUSES, ExecutionRow, RolloutRow, RolloutStatus, WaveRow, WaveStatus } from './rollout-rows';
-import { ExecutionView, HistoryView, RolloutView, executionView, historyView, rolloutView, waveView } from './rollout-views';
+import {
+  ExecutionView,
+  HistoryView,
+  RolloutView,
+  executionView,
+  historyView,
+  rolloutView,
+  waveView,
+} from './rollout-views';
 import { StateCounts } from './wave-criterion';
 import { WaveSize } from './wave-sizing';
 
 const isCreatedCursor = (value: unknown): value is { createdAt: string; id: string } =>
-  typeof value === 'object' && value !== null && typeof (value as { createdAt?: unknown }).createdAt === 'string' && typeof (value as { id?: unknown }).id === 'string';
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as { createdAt?: unknown }).createdAt === 'string' &&
+  typeof (value as { id?: unknown }).id === 'string';
 const isOrderCursor = (value: unknown): value is { wave: number; order: number } =>
-  typeof value === 'object' && value !== null && Number.isInteger((value as { wave?: unknown }).wave) && Number.isInteger((value as { order?: unknown }).order);
+  typeof value === 'object' &&
+  value !== null &&
+  Number.isInteger((value as { wave?: unknown }).wave) &&
+  Number.isInteger((value as { order?: unknown }).order);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Operator side of rollouts: create (plan), read, and the actions; the engine does the rest. */
@@ -42,40 +56,53 @@ export class RolloutsService implements OnModuleInit {
   /** A release that an unfinished rollout offers must not be deleted. */
   onModuleInit(): void {
     this.usage.register('rollouts', async (release, manager) => {
-      const rows = (await manager.query(`SELECT id, name, status FROM rollouts WHERE release_id = $1 AND status = ANY ($2::text[]) LIMIT 20`, [
-        release.id,
-        ACTIVE_ROLLOUT_STATUSES,
-      ])) as { id: string; name: string; status: string }[];
+      const rows = (await manager.query(
+        `SELECT id, name, status FROM rollouts WHERE release_id = $1 AND status = ANY ($2::text[]) LIMIT 20`,
+        [release.id, ACTIVE_ROLLOUT_STATUSES],
+      )) as { id: string; name: string; status: string }[];
       return rows.map((row) => ({ kind: 'rollout', id: row.id, detail: `rollout "${row.name}" is ${row.status}` }));
     });
   }
 
   async create(input: CreateRolloutDto, actor: Actor): Promise<RolloutView> {
     if (isEmptySelector(input.selector)) {
-      throw new DomainError(DomainErrorCode.Invalid, 'the selector targets nothing: give tags, deviceIds or a filter, or all: true');
+      throw new DomainError(
+        DomainErrorCode.Invalid,
+        'the selector targets nothing: give tags, deviceIds or a filter, or all: true',
+      );
     }
-    const waves: (WaveSize & { successPercent: number; timeoutSeconds: number; soakSeconds: number; requiresApproval: boolean })[] =
-      input.waves.map((wave, index) => {
-        if ((wave.count === undefined) === (wave.percent === undefined)) {
-          throw new DomainError(DomainErrorCode.Invalid, `wave ${index + 1}: give exactly one of count or percent`);
-        }
-        return {
-          kind: wave.count !== undefined ? 'count' : 'percent',
-          value: wave.count ?? wave.percent!,
-          successPercent: wave.successPercent ?? 100,
-          timeoutSeconds: wave.timeoutSeconds,
-          soakSeconds: wave.soakSeconds ?? 0,
-          requiresApproval: wave.requiresApproval ?? false,
-        };
-      });
+    const waves: (WaveSize & {
+      successPercent: number;
+      timeoutSeconds: number;
+      soakSeconds: number;
+      requiresApproval: boolean;
+    })[] = input.waves.map((wave, index) => {
+      if ((wave.count === undefined) === (wave.percent === undefined)) {
+        throw new DomainError(DomainErrorCode.Invalid, `wave ${index + 1}: give exactly one of count or percent`);
+      }
+      return {
+        kind: wave.count !== undefined ? 'count' : 'percent',
+        value: wave.count ?? wave.percent!,
+        successPercent: wave.successPercent ?? 100,
+        timeoutSeconds: wave.timeoutSeconds,
+        soakSeconds: wave.soakSeconds ?? 0,
+        requiresApproval: wave.requiresApproval ?? false,
+      };
+    });
     const last = waves[waves.length - 1];
     if (input.continuous && !(last.kind === 'percent' && last.value === 100)) {
-      throw new DomainError(DomainErrorCode.Invalid, 'a continuous rollout must end with a 100% wave: newly matching devices join it');
+      throw new DomainError(
+        DomainErrorCode.Invalid,
+        'a continuous rollout must end with a 100% wave: newly matching devices join it',
+      );
     }
     const release = await this.releases.get(input.release.name, input.release.version);
     const artifacts = await this.releases.artifactsOf(release.id);
     if (artifacts.length === 0) {
-      throw new DomainError(DomainErrorCode.InvalidState, `release ${release.name} ${release.version} has no artifacts yet`);
+      throw new DomainError(
+        DomainErrorCode.InvalidState,
+        `release ${release.name} ${release.version} has no artifacts yet`,
+      );
     }
     const abortRules: AbortRule[] = (input.abortRules ?? []).map((rule) => ({
       kind: rule.kind,
@@ -110,7 +137,16 @@ export class RolloutsService implements OnModuleInit {
         await manager.query(
           `INSERT INTO rollout_waves (rollout_id, index, size_kind, size_value, success_percent, timeout_seconds, soak_seconds, requires_approval)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-          [id, index, wave.kind, wave.value, wave.successPercent, wave.timeoutSeconds, wave.soakSeconds, wave.requiresApproval],
+          [
+            id,
+            index,
+            wave.kind,
+            wave.value,
+            wave.successPercent,
+            wave.timeoutSeconds,
+            wave.soakSeconds,
+            wave.requiresApproval,
+          ],
         );
       }
       const planned = await this.planner.planAll(manager, {
@@ -157,13 +193,19 @@ export class RolloutsService implements OnModuleInit {
       params.push(position.createdAt, position.id);
       where += ` AND (created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`;
     }
-    const rows = (await this.dataSource.query(`SELECT * FROM rollouts WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $1`, params)) as RolloutRow[];
+    const rows = (await this.dataSource.query(
+      `SELECT * FROM rollouts WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $1`,
+      params,
+    )) as RolloutRow[];
     const items = rows.slice(0, limit);
     const views = await Promise.all(items.map((row) => this.view(row)));
     const lastRow = items[items.length - 1];
     return {
       items: views,
-      nextCursor: rows.length > limit ? encodeCursor({ createdAt: new Date(lastRow.created_at).toISOString(), id: lastRow.id }) : null,
+      nextCursor:
+        rows.length > limit
+          ? encodeCursor({ createdAt: new Date(lastRow.created_at).toISOString(), id: lastRow.id })
+          : null,
     };
   }
 
@@ -171,7 +213,12 @@ export class RolloutsService implements OnModuleInit {
     return this.view(await this.row(this.dataSource.manager, id));
   }
 
-  async executions(id: string, filter: { state?: ExecutionState; wave?: number }, limit: number, cursor?: string): Promise<Page<ExecutionView>> {
+  async executions(
+    id: string,
+    filter: { state?: ExecutionState; wave?: number },
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<ExecutionView>> {
     await this.row(this.dataSource.manager, id);
     const params: unknown[] = [id, limit + 1];
     let where = 'rollout_id = $1';
@@ -202,10 +249,15 @@ export class RolloutsService implements OnModuleInit {
   }
 
   async execution(id: string, deviceId: string): Promise<ExecutionView & { history: HistoryView[] }> {
-    const rows = isDeviceId(deviceId) && UUID.test(id)
-      ? ((await this.dataSource.query(`SELECT * FROM rollout_executions WHERE rollout_id = $1 AND device_id = $2`, [id, deviceId])) as ExecutionRow[])
-      : [];
-    if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `device ${deviceId} is not part of rollout ${id}`);
+    const rows =
+      isDeviceId(deviceId) && UUID.test(id)
+        ? ((await this.dataSource.query(`SELECT * FROM rollout_executions WHERE rollout_id = $1 AND device_id = $2`, [
+            id,
+            deviceId,
+          ])) as ExecutionRow[])
+        : [];
+    if (rows.length === 0)
+      throw new DomainError(DomainErrorCode.NotFound, `device ${deviceId} is not part of rollout ${id}`);
     const history = (await this.dataSource.query(
       `SELECT at, attempt, from_state, to_state, event_id, command_id, detail FROM rollout_execution_history WHERE execution_id = $1 ORDER BY id`,
       [rows[0].id],
@@ -269,11 +321,10 @@ export class RolloutsService implements OnModuleInit {
     return this.transition(id, actor, 'rollout.canceled', reason, async (manager, rollout) => {
       this.require(rollout, [RolloutStatus.Running, RolloutStatus.Paused], 'cancel');
       await this.engine.cancelQueued(manager, id, `rollout canceled by ${actor.name}`);
-      await manager.query(`UPDATE rollouts SET status = $2, status_reason = $3, finished_at = now(), updated_at = now() WHERE id = $1`, [
-        id,
-        RolloutStatus.Canceled,
-        reason ?? `canceled by ${actor.name}`,
-      ]);
+      await manager.query(
+        `UPDATE rollouts SET status = $2, status_reason = $3, finished_at = now(), updated_at = now() WHERE id = $1`,
+        [id, RolloutStatus.Canceled, reason ?? `canceled by ${actor.name}`],
+      );
     });
   }
 
@@ -291,7 +342,8 @@ export class RolloutsService implements OnModuleInit {
           RETURNING index`,
         [id, actor.name, WaveStatus.Pending, WaveStatus.AwaitingApproval],
       );
-      if (list.length === 0) throw new DomainError(DomainErrorCode.InvalidState, `rollout ${id} has no wave waiting for approval`);
+      if (list.length === 0)
+        throw new DomainError(DomainErrorCode.InvalidState, `rollout ${id} has no wave waiting for approval`);
       approved = list[0].index;
       return { wave: approved };
     });
@@ -301,7 +353,11 @@ export class RolloutsService implements OnModuleInit {
   /** Failed, rejected, rolled-back and timed-out devices only get another attempt; the rollout runs again. */
   async retryFailed(id: string, actor: Actor, reason?: string): Promise<RolloutView> {
     return this.transition(id, actor, 'rollout.retry-failed', reason, async (manager, rollout) => {
-      this.require(rollout, [RolloutStatus.Running, RolloutStatus.Paused, RolloutStatus.Completed], 'retry failed devices of');
+      this.require(
+        rollout,
+        [RolloutStatus.Running, RolloutStatus.Paused, RolloutStatus.Completed],
+        'retry failed devices of',
+      );
       const rows = await returningRows<{ id: string; attempt: number; device_id: string }>(
         manager,
         `UPDATE rollout_executions
@@ -323,10 +379,10 @@ export class RolloutsService implements OnModuleInit {
         `UPDATE rollout_waves SET status = $3, finished_at = NULL, soak_until = NULL WHERE rollout_id = $1 AND index = $2 AND status IN ($4, $5, $6)`,
         [id, rollout.current_wave, WaveStatus.Running, WaveStatus.Failed, WaveStatus.Succeeded, WaveStatus.Soaking],
       );
-      await manager.query(`UPDATE rollouts SET status = $2, status_reason = NULL, abort_fired = '{}', finished_at = NULL, updated_at = now() WHERE id = $1`, [
-        id,
-        RolloutStatus.Running,
-      ]);
+      await manager.query(
+        `UPDATE rollouts SET status = $2, status_reason = NULL, abort_fired = '{}', finished_at = NULL, updated_at = now() WHERE id = $1`,
+        [id, RolloutStatus.Running],
+      );
       return { retried: rows.length, devices: rows.slice(0, 100).map((r) => r.device_id) };
     });
   }
@@ -341,7 +397,9 @@ export class RolloutsService implements OnModuleInit {
     await this.dataSource.transaction(async (manager) => {
       const rollout = await this.row(manager, id, true);
       const extra = await change(manager, rollout);
-      const [after] = (await manager.query(`SELECT status, status_reason, current_wave FROM rollouts WHERE id = $1`, [id])) as RolloutRow[];
+      const [after] = (await manager.query(`SELECT status, status_reason, current_wave FROM rollouts WHERE id = $1`, [
+        id,
+      ])) as RolloutRow[];
       await this.audit.record(
         {
           actor,
@@ -360,26 +418,43 @@ export class RolloutsService implements OnModuleInit {
 
   private require(rollout: RolloutRow, allowed: RolloutStatus[], what: string): void {
     if (!allowed.includes(rollout.status)) {
-      throw new DomainError(DomainErrorCode.InvalidState, `cannot ${what} rollout ${rollout.id}: it is ${rollout.status}`, {
-        status: rollout.status,
-      });
+      throw new DomainError(
+        DomainErrorCode.InvalidState,
+        `cannot ${what} rollout ${rollout.id}: it is ${rollout.status}`,
+        {
+          status: rollout.status,
+        },
+      );
     }
   }
 
-  private async setStatus(manager: EntityManager, id: string, status: RolloutStatus, reason: string | null): Promise<void> {
-    await manager.query(`UPDATE rollouts SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1`, [id, status, reason]);
+  private async setStatus(
+    manager: EntityManager,
+    id: string,
+    status: RolloutStatus,
+    reason: string | null,
+  ): Promise<void> {
+    await manager.query(`UPDATE rollouts SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1`, [
+      id,
+      status,
+      reason,
+    ]);
   }
 
   private async row(manager: EntityManager, id: string, lock = false): Promise<RolloutRow> {
     const rows = UUID.test(id)
-      ? ((await manager.query(`SELECT * FROM rollouts WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id])) as RolloutRow[])
+      ? ((await manager.query(`SELECT * FROM rollouts WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [
+          id,
+        ])) as RolloutRow[])
       : [];
     if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollout ${id} not found`);
     return rows[0];
   }
 
   private async view(rollout: RolloutRow): Promise<RolloutView> {
-    const waves = (await this.dataSource.query(`SELECT * FROM rollout_waves WHERE rollout_id = $1 ORDER BY index`, [rollout.id])) as WaveRow[];
+    const waves = (await this.dataSource.query(`SELECT * FROM rollout_waves WHERE rollout_id = $1 ORDER BY index`, [
+      rollout.id,
+    ])) as WaveRow[];
     const counts = (await this.dataSource.query(
       `SELECT wave_index, state, count(*)::int AS n FROM rollout_executions WHERE rollout_id = $1 GROUP BY wave_index, state`,
       [rollout.id],

@@ -19,12 +19,24 @@ describe('evaluateWave', () => {
 
   it('fails below the criterion, counting every failure kind', () => {
     expect(
-      evaluateWave({ [ExecutionState.Confirmed]: 7, [ExecutionState.Failed]: 1, [ExecutionState.RejectedByHealthCheck]: 1, [ExecutionState.RolledBackByBootloader]: 1 }, 80),
+      evaluateWave(
+        {
+          [ExecutionState.Confirmed]: 7,
+          [ExecutionState.Failed]: 1,
+          [ExecutionState.RejectedByHealthCheck]: 1,
+          [ExecutionState.RolledBackByBootloader]: 1,
+        },
+        80,
+      ),
     ).toMatchObject({ done: true, succeeded: false, confirmed: 7, considered: 10, requiredConfirmed: 8 });
   });
 
   it('leaves canceled devices out and lets an empty wave pass', () => {
-    expect(evaluateWave({ [ExecutionState.Confirmed]: 1, [ExecutionState.Canceled]: 5 }, 100)).toMatchObject({ done: true, succeeded: true, considered: 1 });
+    expect(evaluateWave({ [ExecutionState.Confirmed]: 1, [ExecutionState.Canceled]: 5 }, 100)).toMatchObject({
+      done: true,
+      succeeded: true,
+      considered: 1,
+    });
     expect(evaluateWave({}, 100)).toMatchObject({ done: true, succeeded: true, considered: 0 });
   });
 });

@@ -74,7 +74,11 @@ export class WaveDispatcher {
     private readonly audit: AuditService,
     metrics: MetricsService,
   ) {
-    this.dispatchedTotal = metrics.counter('cowroot_rollout_commands_dispatched_total', 'Rollout commands sent to devices, by command type', ['type']);
+    this.dispatchedTotal = metrics.counter(
+      'cowroot_rollout_commands_dispatched_total',
+      'Rollout commands sent to devices, by command type',
+      ['type'],
+    );
   }
 
   /** @returns how many devices got a command */
@@ -84,7 +88,9 @@ export class WaveDispatcher {
     const published: StoredCommand[] = [];
     const count = await this.dataSource.transaction(async (manager) => {
       // an operator's pause or cancel that committed first wins; one that comes later waits for this batch
-      const [current] = (await manager.query(`SELECT status, current_wave FROM rollouts WHERE id = $1 FOR UPDATE`, [rollout.id])) as RolloutRow[];
+      const [current] = (await manager.query(`SELECT status, current_wave FROM rollouts WHERE id = $1 FOR UPDATE`, [
+        rollout.id,
+      ])) as RolloutRow[];
       if (current?.status !== 'running') return 0;
       const queued = (await manager.query(
         `SELECT x.id, x.device_id, x.wave_index, x.attempt, w.timeout_seconds,
@@ -134,7 +140,9 @@ export class WaveDispatcher {
               commandId: d.command.id,
               commandType: d.commandType,
               choice: d.choice,
-              artifact: d.artifact ? { id: d.artifact.id, file: d.artifact.file, kind: d.artifact.kind, sha256: d.artifact.sha256 } : null,
+              artifact: d.artifact
+                ? { id: d.artifact.id, file: d.artifact.file, kind: d.artifact.kind, sha256: d.artifact.sha256 }
+                : null,
               bytes: d.bytes,
               fromSnapshot: d.fromSnapshot,
               targetSnapshot: d.targetSnapshot,
@@ -170,7 +178,12 @@ export class WaveDispatcher {
   }
 
   /** The command for one device (issue 5 delta planning), or why it gets none. */
-  private plan(rollout: RolloutRow, release: Release, artifacts: ReleaseArtifact[], device: QueuedDevice): Planned | Finished {
+  private plan(
+    rollout: RolloutRow,
+    release: Release,
+    artifacts: ReleaseArtifact[],
+    device: QueuedDevice,
+  ): Planned | Finished {
     const finished = (state: ExecutionState, reason: string): Finished => ({
       executionId: device.id,
       deviceId: device.device_id,
@@ -186,7 +199,10 @@ export class WaveDispatcher {
     let targetSnapshot: string | null = null;
     switch (choice.type) {
       case 'none':
-        return finished(ExecutionState.Failed, 'no artifact of the release applies to this device (no full stream, no held parent)');
+        return finished(
+          ExecutionState.Failed,
+          'no artifact of the release applies to this device (no full stream, no held parent)',
+        );
       case 'held':
         // the device already has the release (e.g. after a fallback): offer it again without a download
         request = { type: CommandType.Switch, snapshot: choice.snapshotId, reboot };
@@ -271,8 +287,10 @@ export class WaveDispatcher {
   /** QoS 1 publishes after commit; a device that misses one gets it again when it subscribes. */
   private async publishAll(commands: StoredCommand[]): Promise<void> {
     if (commands.length === 0) return;
-    await this.commands.publishMany(commands).catch((error: Error) =>
-      this.logger.warn(`publishing ${commands.length} command(s) failed, re-sent on resubscribe: ${error.message}`),
-    );
+    await this.commands
+      .publishMany(commands)
+      .catch((error: Error) =>
+        this.logger.warn(`publishing ${commands.length} command(s) failed, re-sent on resubscribe: ${error.message}`),
+      );
   }
 }

@@ -15,8 +15,25 @@ describe('cumulativeWaveBounds', () => {
   });
 
   it('rounds percentages up, never shrinks and never exceeds the fleet', () => {
-    expect(cumulativeWaveBounds([{ kind: 'percent', value: 1 }, { kind: 'count', value: 1 }, { kind: 'count', value: 50 }], 10)).toEqual([1, 1, 10]);
-    expect(cumulativeWaveBounds([{ kind: 'percent', value: 10 }, { kind: 'percent', value: 100 }], 10)).toEqual([1, 10]);
+    expect(
+      cumulativeWaveBounds(
+        [
+          { kind: 'percent', value: 1 },
+          { kind: 'count', value: 1 },
+          { kind: 'count', value: 50 },
+        ],
+        10,
+      ),
+    ).toEqual([1, 1, 10]);
+    expect(
+      cumulativeWaveBounds(
+        [
+          { kind: 'percent', value: 10 },
+          { kind: 'percent', value: 100 },
+        ],
+        10,
+      ),
+    ).toEqual([1, 10]);
     expect(cumulativeWaveBounds([{ kind: 'percent', value: 100 }], 0)).toEqual([0]);
   });
 

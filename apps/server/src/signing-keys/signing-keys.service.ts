@@ -39,20 +39,37 @@ export class SigningKeysService {
     try {
       return await this.dataSource.transaction(async (manager) => {
         const saved = await manager.save(
-          manager.create(SigningKey, { name, publicKeyPem: normalisedPem, fingerprint, createdBy: actor.id, revokedAt: null, revokedBy: null }),
+          manager.create(SigningKey, {
+            name,
+            publicKeyPem: normalisedPem,
+            fingerprint,
+            createdBy: actor.id,
+            revokedAt: null,
+            revokedBy: null,
+          }),
         );
         await this.audit.record(
-          { actor, action: 'signing-key.added', subjectType: 'signing-key', subjectId: saved.id, after: { name, fingerprint } },
+          {
+            actor,
+            action: 'signing-key.added',
+            subjectType: 'signing-key',
+            subjectId: saved.id,
+            after: { name, fingerprint },
+          },
           manager,
         );
         return saved;
       });
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw new DomainError(DomainErrorCode.Conflict, 'a signing key with this name or this public key is already registered', {
-          name,
-          fingerprint,
-        });
+        throw new DomainError(
+          DomainErrorCode.Conflict,
+          'a signing key with this name or this public key is already registered',
+          {
+            name,
+            fingerprint,
+          },
+        );
       }
       throw error;
     }

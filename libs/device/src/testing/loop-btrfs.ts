@@ -17,7 +17,9 @@ export interface LoopBtrfs {
  * subvolid=5 in a fresh temp dir. Needs root and /dev/loop-control. If any step fails, what was made
  * so far is undone before the error is rethrown.
  */
-export async function createLoopBtrfs(options: { sizeMiB?: number; label?: string; runner?: CommandRunner } = {}): Promise<LoopBtrfs> {
+export async function createLoopBtrfs(
+  options: { sizeMiB?: number; label?: string; runner?: CommandRunner } = {},
+): Promise<LoopBtrfs> {
   const runner = options.runner ?? new CommandRunner();
   const dir = await mkdtemp(join(tmpdir(), `cowroot-${options.label ?? 'btrfs'}-`));
   const image = join(dir, 'pool.img');

@@ -153,13 +153,7 @@ export class CancelCommand extends CommandBase {
   targetCommandId!: string;
 }
 
-export type Command =
-  | InstallCommand
-  | SwitchCommand
-  | CommitCommand
-  | DeleteCommand
-  | RebootCommand
-  | CancelCommand;
+export type Command = InstallCommand | SwitchCommand | CommitCommand | DeleteCommand | RebootCommand | CancelCommand;
 
 export const COMMAND_CLASSES = {
   [CommandType.Install]: InstallCommand,
@@ -178,4 +172,3 @@ export function commandTypeOf(value: unknown): string | undefined {
   }
   return undefined;
 }
-

@@ -54,7 +54,9 @@ export class Releases1764200000000 implements MigrationInterface {
         CONSTRAINT release_artifacts_file_key UNIQUE (release_id, file),
         CHECK ((kind = 'full') = (parent_snapshot_uuid IS NULL))
       )`);
-    await db.query(`CREATE UNIQUE INDEX release_artifacts_one_full ON release_artifacts (release_id) WHERE kind = 'full'`);
+    await db.query(
+      `CREATE UNIQUE INDEX release_artifacts_one_full ON release_artifacts (release_id) WHERE kind = 'full'`,
+    );
     await db.query(
       `CREATE UNIQUE INDEX release_artifacts_one_per_parent ON release_artifacts (release_id, parent_snapshot_uuid) WHERE kind = 'incremental'`,
     );

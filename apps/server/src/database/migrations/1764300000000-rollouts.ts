@@ -33,7 +33,9 @@ export class Rollouts1764300000000 implements MigrationInterface {
         finished_at timestamptz
       )`);
     await db.query(`CREATE INDEX rollouts_created_idx ON rollouts (created_at DESC, id DESC)`);
-    await db.query(`CREATE INDEX rollouts_active_idx ON rollouts (status) WHERE status IN ('running', 'paused', 'aborted')`);
+    await db.query(
+      `CREATE INDEX rollouts_active_idx ON rollouts (status) WHERE status IN ('running', 'paused', 'aborted')`,
+    );
 
     await db.query(`
       CREATE TABLE rollout_waves (
@@ -83,7 +85,9 @@ export class Rollouts1764300000000 implements MigrationInterface {
         revert_state text,
         UNIQUE (rollout_id, device_id)
       )`);
-    await db.query(`CREATE INDEX rollout_executions_queue_idx ON rollout_executions (rollout_id, wave_index, order_key) WHERE state = 'queued'`);
+    await db.query(
+      `CREATE INDEX rollout_executions_queue_idx ON rollout_executions (rollout_id, wave_index, order_key) WHERE state = 'queued'`,
+    );
     await db.query(`CREATE INDEX rollout_executions_state_idx ON rollout_executions (rollout_id, wave_index, state)`);
     await db.query(
       `CREATE INDEX rollout_executions_deadline_idx ON rollout_executions (deadline_at) WHERE state IN ('notified', 'downloading', 'installed', 'rebooting')`,
@@ -103,9 +107,13 @@ export class Rollouts1764300000000 implements MigrationInterface {
         at timestamptz NOT NULL DEFAULT now(),
         detail jsonb
       )`);
-    await db.query(`CREATE INDEX rollout_execution_history_execution_idx ON rollout_execution_history (execution_id, id)`);
+    await db.query(
+      `CREATE INDEX rollout_execution_history_execution_idx ON rollout_execution_history (execution_id, id)`,
+    );
 
-    await db.query(`CREATE TABLE rollout_engine_cursor (id integer PRIMARY KEY CHECK (id = 1), event_seq bigint NOT NULL)`);
+    await db.query(
+      `CREATE TABLE rollout_engine_cursor (id integer PRIMARY KEY CHECK (id = 1), event_seq bigint NOT NULL)`,
+    );
     await db.query(`INSERT INTO rollout_engine_cursor (id, event_seq) VALUES (1, 0)`);
 
     await db.query(`

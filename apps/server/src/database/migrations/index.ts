@@ -4,9 +4,4 @@ import { Releases1764200000000 } from './1764200000000-releases';
 import { Rollouts1764300000000 } from './1764300000000-rollouts';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in the `migrations` table. */
-export const MIGRATIONS = [
-  Core1764100000000,
-  Devices1764100000100,
-  Releases1764200000000,
-  Rollouts1764300000000,
-];
+export const MIGRATIONS = [Core1764100000000, Devices1764100000100, Releases1764200000000, Rollouts1764300000000];

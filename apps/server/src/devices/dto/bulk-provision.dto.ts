@@ -4,7 +4,9 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 export class BulkDeviceItemDto {
   @ApiProperty({ example: 'gw-0042' }) id!: string;
   @ApiPropertyOptional({ type: [String] }) tags?: string[];
-  @ApiPropertyOptional({ description: 'factory-generated credential (24-256 printable characters); generated when absent' })
+  @ApiPropertyOptional({
+    description: 'factory-generated credential (24-256 printable characters); generated when absent',
+  })
   credential?: string;
 }
 

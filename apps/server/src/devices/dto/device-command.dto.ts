@@ -14,7 +14,10 @@ export class DeviceCommandDto {
   @ApiProperty() createdByType!: string;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
-  @ApiProperty({ type: 'object', nullable: true, additionalProperties: true }) lastEvent!: Record<string, unknown> | null;
+  @ApiProperty({ type: 'object', nullable: true, additionalProperties: true }) lastEvent!: Record<
+    string,
+    unknown
+  > | null;
 
   static from(command: DeviceCommand): DeviceCommandDto {
     return {

@@ -22,7 +22,11 @@ export class DeviceDto {
   @ApiProperty({ type: String, nullable: true }) fallbackSnapshot!: string | null;
   @ApiProperty({ type: 'object', nullable: true, additionalProperties: true }) pendingTrial!: PendingTrial | null;
   @ApiProperty({ type: 'object', nullable: true, additionalProperties: true }) lastTrialResult!: LastTrialResult | null;
-  @ApiProperty({ type: 'array', items: { type: 'object', additionalProperties: true }, description: 'snapshot inventory' })
+  @ApiProperty({
+    type: 'array',
+    items: { type: 'object', additionalProperties: true },
+    description: 'snapshot inventory',
+  })
   snapshots!: SnapshotInfo[];
   @ApiProperty({ type: Number, nullable: true }) freeBytes!: number | null;
   @ApiProperty({ type: 'object', nullable: true, additionalProperties: true, description: 'last health report' })

@@ -27,7 +27,8 @@ export class SendCommandDto {
   snapshot?: string;
 
   @ApiPropertyOptional({
-    description: 'switch, commit: { mode: now | window | never, window?: { start: "HH:MM", end: "HH:MM" } }; default now',
+    description:
+      'switch, commit: { mode: now | window | never, window?: { start: "HH:MM", end: "HH:MM" } }; default now',
     type: 'object',
     additionalProperties: true,
   })

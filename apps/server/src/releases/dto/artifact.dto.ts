@@ -5,7 +5,8 @@ import { ReleaseArtifact } from '../release-artifact.entity';
 export class ArtifactParentDto {
   @ApiProperty() name!: string;
   @ApiProperty() version!: string;
-  @ApiProperty({ description: 'received_uuid a device must hold to apply this incremental stream' }) snapshotUuid!: string;
+  @ApiProperty({ description: 'received_uuid a device must hold to apply this incremental stream' })
+  snapshotUuid!: string;
 }
 
 export class ArtifactDto {
@@ -19,7 +20,8 @@ export class ArtifactDto {
   @ApiProperty() signingKeyId!: string;
   @ApiProperty() uploadedBy!: string;
   @ApiProperty() createdAt!: string;
-  @ApiProperty({ description: 'download URL (operators: Bearer; devices: HTTP Basic deviceId:credential)' }) url!: string;
+  @ApiProperty({ description: 'download URL (operators: Bearer; devices: HTTP Basic deviceId:credential)' })
+  url!: string;
 
   static from(artifact: ReleaseArtifact, url: string): ArtifactDto {
     return {

@@ -7,7 +7,11 @@ export class ReleaseDto {
   @ApiProperty() name!: string;
   @ApiProperty() version!: string;
   @ApiPropertyOptional({ nullable: true, type: String }) description!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String, description: 'received_uuid of snapshots made from this release; set by the first artifact' })
+  @ApiPropertyOptional({
+    nullable: true,
+    type: String,
+    description: 'received_uuid of snapshots made from this release; set by the first artifact',
+  })
   snapshotUuid!: string | null;
   @ApiProperty({ description: 'id of the actor (API token) that created it' }) createdBy!: string;
   @ApiProperty() createdByName!: string;

@@ -5,7 +5,10 @@ import { ExecutionState } from '../execution-state';
 import { RolloutStatus } from '../rollout-rows';
 
 export class ListRolloutsQueryDto {
-  @ApiPropertyOptional({ enum: RolloutStatus }) @IsOptional() @IsIn(Object.values(RolloutStatus)) status?: RolloutStatus;
+  @ApiPropertyOptional({ enum: RolloutStatus })
+  @IsOptional()
+  @IsIn(Object.values(RolloutStatus))
+  status?: RolloutStatus;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(512) cursor?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
@@ -18,11 +21,18 @@ export class ListRolloutsQueryDto {
 }
 
 export class ListExecutionsQueryDto {
-  @ApiPropertyOptional({ enum: ExecutionState }) @IsOptional() @IsIn(Object.values(ExecutionState)) state?: ExecutionState;
+  @ApiPropertyOptional({ enum: ExecutionState })
+  @IsOptional()
+  @IsIn(Object.values(ExecutionState))
+  state?: ExecutionState;
 
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(0) wave?: number;
 
-  @ApiPropertyOptional({ description: 'nextCursor of the previous page' }) @IsOptional() @IsString() @MaxLength(512) cursor?: string;
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
+  cursor?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 1000, default: 100 })
   @IsOptional()

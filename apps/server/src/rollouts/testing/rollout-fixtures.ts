@@ -39,7 +39,12 @@ export async function seedRelease(
   )) as { id: string }[];
   const artifacts: Record<string, string> = {};
   const streams = [
-    { file: `${input.name}-${input.version}.full.btrfs.zst`, kind: ArtifactKind.Full, size: input.fullSize ?? 100_000_000, parent: null },
+    {
+      file: `${input.name}-${input.version}.full.btrfs.zst`,
+      kind: ArtifactKind.Full,
+      size: input.fullSize ?? 100_000_000,
+      parent: null,
+    },
     ...(input.parents ?? []).map((parent, i) => ({
       file: `${input.name}-${input.version}.from-${parent.version}.btrfs.zst`,
       kind: ArtifactKind.Incremental,
@@ -59,7 +64,9 @@ export async function seedRelease(
         sha256,
         compression: 'zstd',
         snapshotUuid,
-        parent: stream.parent ? { release: { name: input.name, version: stream.parent.version }, snapshotUuid: stream.parent.snapshotUuid } : null,
+        parent: stream.parent
+          ? { release: { name: input.name, version: stream.parent.version }, snapshotUuid: stream.parent.snapshotUuid }
+          : null,
         createdAt: new Date().toISOString(),
       }),
     );
@@ -88,13 +95,35 @@ export async function seedRelease(
 }
 
 /** A read-only snapshot received from a release (usable as a delta parent). */
-export function receivedSnapshot(id: string, receivedUuid: string, release: { name: string; version: string }): SnapshotInfo {
-  return { id, uuid: randomUUID(), receivedUuid, parentUuid: null, readOnly: true, origin: SnapshotOrigin.Received, release, createdAt: new Date().toISOString() };
+export function receivedSnapshot(
+  id: string,
+  receivedUuid: string,
+  release: { name: string; version: string },
+): SnapshotInfo {
+  return {
+    id,
+    uuid: randomUUID(),
+    receivedUuid,
+    parentUuid: null,
+    readOnly: true,
+    origin: SnapshotOrigin.Received,
+    release,
+    createdAt: new Date().toISOString(),
+  };
 }
 
 /** A read-only snapshot committed from the workspace: no received_uuid, never a delta parent. */
 export function committedSnapshot(id: string): SnapshotInfo {
-  return { id, uuid: randomUUID(), receivedUuid: null, parentUuid: null, readOnly: true, origin: SnapshotOrigin.Committed, release: null, createdAt: new Date().toISOString() };
+  return {
+    id,
+    uuid: randomUUID(),
+    receivedUuid: null,
+    parentUuid: null,
+    readOnly: true,
+    origin: SnapshotOrigin.Committed,
+    release: null,
+    createdAt: new Date().toISOString(),
+  };
 }
 
 export interface TestFleetServer {
@@ -109,7 +138,11 @@ export async function provisionDevices(
   specs: { id: string; tags?: string[]; outcome?: SimOutcome; snapshots?: SnapshotInfo[] }[],
   rebootMs = 100,
 ): Promise<SimulatedDevice[]> {
-  const rows = specs.map((spec) => ({ id: spec.id, tags: spec.tags ?? [], credential: randomBytes(24).toString('base64url') }));
+  const rows = specs.map((spec) => ({
+    id: spec.id,
+    tags: spec.tags ?? [],
+    credential: randomBytes(24).toString('base64url'),
+  }));
   const response = await fetch(`${server.httpUrl}/api/v1/devices/bulk`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
