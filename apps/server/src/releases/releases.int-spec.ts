@@ -996,17 +996,15 @@ describe('releases and artifacts (integration)', () => {
       const releases = server.app.get(ReleasesService);
       const { release, artifact } = await releases.getArtifact('fleet', '2.0', 'full.btrfs.zst');
       const operator: Actor = { type: 'operator', id: 'test', name: 'test' };
-      const command = await server.app
-        .get(CommandDispatcher)
-        .dispatch(
-          deviceId,
-          {
-            type: CommandType.Install,
-            artifact: server.app.get(ArtifactUrlService).offerFor(release, artifact),
-            reboot: { mode: RebootMode.Never },
-          },
-          operator,
-        );
+      const command = await server.app.get(CommandDispatcher).dispatch(
+        deviceId,
+        {
+          type: CommandType.Install,
+          artifact: server.app.get(ArtifactUrlService).offerFor(release, artifact),
+          reboot: { mode: RebootMode.Never },
+        },
+        operator,
+      );
       const refused = await call(server, '/api/v1/releases/fleet/2.0', { method: 'DELETE', headers: admin });
       expect(refused.status).toBe(409);
       expect(refused.body.toString()).toContain(command.id);
