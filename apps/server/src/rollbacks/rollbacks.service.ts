@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { CommandType, RebootMode, SnapshotInfo } from '@cowroot/protocol';
+import { CommandType, RebootMode, SnapshotInfo, UUID_PATTERN } from '@cowroot/protocol';
 import { randomUUID } from 'node:crypto';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
@@ -38,12 +38,11 @@ interface Candidate {
 }
 
 const SKIPPED = 'skipped';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Remote rollback (issue 5): one call switches a device, every device with a tag, or a rollout's
- * devices to a snapshot they already hold, without a download. Each device's outcome is tracked from its
- * job events (JobEventFollower) and audited.
+ * Remote rollback (docs/rollouts.md "Remote rollback"): one call switches a device, every device with a tag,
+ * or a rollout's devices to a snapshot they already hold, without a download. Each device's outcome is
+ * tracked from its job events (JobEventFollower) and audited.
  */
 @Injectable()
 export class RollbacksService {
@@ -157,7 +156,7 @@ export class RollbacksService {
   }
 
   async get(id: string): Promise<RollbackView> {
-    const rows = UUID.test(id)
+    const rows = UUID_PATTERN.test(id)
       ? ((await this.dataSource.query(`SELECT * FROM rollbacks WHERE id = $1`, [id])) as Record<string, unknown>[])
       : [];
     if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollback ${id} not found`);
@@ -189,10 +188,7 @@ export class RollbacksService {
     };
   }
 
-  private async candidates(
-    manager: import('typeorm').EntityManager,
-    target: { type: string; value: string },
-  ): Promise<Candidate[]> {
+  private async candidates(manager: EntityManager, target: { type: string; value: string }): Promise<Candidate[]> {
     const columns = `d.id AS device_id, d.booted_snapshot, d.snapshots`;
     if (target.type === 'device') {
       const rows = (await manager.query(
