@@ -115,14 +115,11 @@ describe(CommandRunner.name, () => {
     });
 
     it("fails with the producer's error when the producer fails", async () => {
-      const error = (await runner
-        .run('wc', ['-c'], {
-          stdin: { producer: { command: 'sh', args: ['-c', 'printf partial; echo gone >&2; exit 2'] } },
-        })
-        .catch((e: unknown) => e)) as CommandError;
-      expect(error).toBeInstanceOf(CommandError);
-      expect(error.failure).toBe('stdin');
-      expect(error.message).toMatch(/input filter failed.*exit code 2.*gone/s);
+      const producer = { command: 'sh', args: ['-c', 'printf partial; echo gone >&2; exit 2'] };
+      await expect(runner.run('wc', ['-c'], { stdin: { producer } })).rejects.toMatchObject({
+        failure: 'stdin',
+        message: expect.stringMatching(/input filter failed.*exit code 2.*gone/s),
+      });
     });
 
     it("reports the command's own failure and does not wait for an endless producer", async () => {

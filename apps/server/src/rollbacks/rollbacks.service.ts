@@ -6,6 +6,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
+import { DeviceStatus } from '../devices/device.entity';
 import { ExecutionState } from '../rollouts/execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from '../rollouts/rollout-command-port';
 import { CreateRollbackDto } from './dto/create-rollback.dto';
@@ -192,7 +193,7 @@ export class RollbacksService {
     const columns = `d.id AS device_id, d.booted_snapshot, d.snapshots`;
     if (target.type === 'device') {
       const rows = (await manager.query(
-        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = 'active'`,
+        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = '${DeviceStatus.Active}'`,
         [target.value],
       )) as Candidate[];
       if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `active device ${target.value} not found`);
@@ -200,7 +201,7 @@ export class RollbacksService {
     }
     if (target.type === 'tag') {
       return (await manager.query(
-        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.tags @> ARRAY[$1]::text[] AND d.status = 'active' ORDER BY d.id`,
+        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.tags @> ARRAY[$1]::text[] AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,
         [target.value],
       )) as Candidate[];
     }
@@ -208,7 +209,7 @@ export class RollbacksService {
     if (rollout.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollout ${target.value} not found`);
     return (await manager.query(
       `SELECT ${columns}, x.from_snapshot FROM rollout_executions x JOIN devices d ON d.id = x.device_id
-        WHERE x.rollout_id = $1 AND x.state = $2 AND d.status = 'active' ORDER BY d.id`,
+        WHERE x.rollout_id = $1 AND x.state = $2 AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,
       [target.value, ExecutionState.Confirmed],
     )) as Candidate[];
   }
