@@ -4,6 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { SYSTEM_ACTOR, deviceActor } from '../auth/actor';
 import { AuditService } from '../audit/audit.service';
 import { BROKER_STALE_SECONDS, BrokerRegistry } from '../mqtt/broker-registry.service';
+import { DeviceStatus } from './device.entity';
 import { KeyedSerialQueue } from './keyed-serial-queue';
 import { returningRows } from '../database/returning-rows';
 
@@ -107,7 +108,7 @@ export class DevicePresenceService {
                   last_connected_at = CASE WHEN $4 THEN $3 ELSE d.last_connected_at END,
                   session_broker = CASE WHEN $2 THEN $5 ELSE NULL END, updated_at = now()
              FROM (SELECT id, online AS was_online FROM devices WHERE id = $1 FOR UPDATE) AS old
-            WHERE d.id = old.id AND d.status = 'active' AND ($2 OR d.session_broker IS NULL OR d.session_broker = $5)
+            WHERE d.id = old.id AND d.status = '${DeviceStatus.Active}' AND ($2 OR d.session_broker IS NULL OR d.session_broker = $5)
             RETURNING old.was_online`,
           [deviceId, online, at, connected, this.broker.id],
         );

@@ -5,6 +5,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { MetricsService } from '../metrics/metrics.service';
 import type { CommandRequest } from '../devices/command-dispatcher.service';
+import { DeviceStatus } from '../devices/device.entity';
 import { ArtifactPicker } from '../releases/artifact-picker';
 import { ArtifactUrlService } from '../releases/artifact-url.service';
 import { ReleaseArtifact } from '../releases/release-artifact.entity';
@@ -20,7 +21,7 @@ interface QueuedDevice {
   wave_index: number;
   attempt: number;
   timeout_seconds: number;
-  device_status: string | null;
+  device_status: DeviceStatus | null;
   booted_snapshot: string | null;
   snapshots: SnapshotInfo[] | null;
 }
@@ -56,7 +57,7 @@ export const MAX_DISPATCH_PER_TICK = 10_000;
 
 /**
  * Sends the next queued devices of a running rollout their command: per device the artifact picker
- * chooses (issue 5 delta planning) a switch to a snapshot the device already holds, an incremental stream
+ * chooses (docs/rollouts.md "Dispatch") a switch to a snapshot the device already holds, an incremental stream
  * whose parent it holds (received_uuid), or the full stream. Commands, execution updates, history and
  * audit commit in one transaction; publishing happens after commit (a device that misses it gets it
  * again when it subscribes, see CommandDispatcher).
@@ -177,7 +178,7 @@ export class WaveDispatcher {
     return Math.min(MAX_DISPATCH_PER_TICK, rollout.dispatch_per_minute - recent);
   }
 
-  /** The command for one device (issue 5 delta planning), or why it gets none. */
+  /** The command for one device (docs/rollouts.md "Dispatch"), or why it gets none. */
   private plan(
     rollout: RolloutRow,
     release: Release,
@@ -191,7 +192,8 @@ export class WaveDispatcher {
       state,
       reason,
     });
-    if (device.device_status !== 'active') return finished(ExecutionState.Canceled, 'device is decommissioned');
+    if (device.device_status !== DeviceStatus.Active)
+      return finished(ExecutionState.Canceled, 'device is decommissioned');
     const choice = this.picker.pick(release, artifacts, device.snapshots ?? []);
     const reboot = { mode: rollout.reboot_mode ?? RebootMode.Now };
     let request: CommandRequest;
