@@ -1,9 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { RejectionReason } from '@cowroot/protocol';
 import { Counter, Gauge } from 'prom-client';
 import { MetricsService } from '../metrics/metrics.service';
-
-/** Why an inbound MQTT message was not applied: the protocol's ErrorCode values plus broker-side reasons. */
-export type RejectionReason = string;
 
 /** The broker's Prometheus metrics, and the one place a rejected message is logged and counted. */
 @Injectable()
@@ -12,6 +10,7 @@ export class MqttMetrics {
   readonly connected: Gauge;
   private readonly messagesIn: Counter<'type'>;
   private readonly rejected: Counter<'reason'>;
+  private readonly takeovers: Counter;
 
   constructor(metrics: MetricsService) {
     this.connected = metrics.gauge('cowroot_devices_connected', 'Devices with an open MQTT session');
@@ -22,8 +21,14 @@ export class MqttMetrics {
     );
     this.rejected = metrics.counter(
       'cowroot_mqtt_messages_rejected_total',
-      'MQTT messages refused or dropped, by reason',
+      'MQTT messages refused or dropped, by reason (docs/protocol.md §7.1)',
       ['reason'],
+    );
+    // every reason is exported from the start, so a dashboard sees 0 rather than no series
+    for (const reason of Object.values(RejectionReason)) this.rejected.inc({ reason }, 0);
+    this.takeovers = metrics.counter(
+      'cowroot_mqtt_session_takeovers_total',
+      'MQTT connections that replaced a live session of the same device (client id)',
     );
   }
 
@@ -34,5 +39,12 @@ export class MqttMetrics {
   reject(deviceId: string, channel: string, reason: RejectionReason, detail: string): void {
     this.rejected.inc({ reason });
     this.logger.warn(`deviceId=${deviceId} channel=${channel} rejected reason=${reason}: ${detail.slice(0, 500)}`);
+  }
+
+  takeover(deviceId: string): void {
+    this.takeovers.inc();
+    this.logger.warn(
+      `deviceId=${deviceId} session takeover: a new connection replaced the live one (two agents with one id?)`,
+    );
   }
 }

@@ -1,20 +1,8 @@
 import { Type } from 'class-transformer';
-import {
-  IsArray,
-  IsBoolean,
-  IsEnum,
-  IsInt,
-  IsISO8601,
-  IsOptional,
-  IsString,
-  Matches,
-  MaxLength,
-  Min,
-  ArrayMaxSize,
-  ValidateNested,
-} from 'class-validator';
+import { IsArray, IsBoolean, IsEnum, IsOptional, Matches, ArrayMaxSize, ValidateNested } from 'class-validator';
 import { BTRFS_UUID_PATTERN, SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { ReleaseRef, VersionedMessage } from './common';
+import { INT32_MAX, MAX_SAFE_UINT, Text, Timestamp, Uint } from './storable';
 
 /** How a snapshot came to be on the device (docs/device.md §2). */
 export enum SnapshotOrigin {
@@ -53,7 +41,7 @@ export class SnapshotInfo {
   @Type(() => ReleaseRef)
   release!: ReleaseRef | null;
 
-  @IsISO8601()
+  @Timestamp()
   createdAt!: string;
 }
 
@@ -89,13 +77,11 @@ export class LastTrialResult {
 
   /** name of the failed health check, when a check rejected it */
   @IsOptional()
-  @IsString()
-  @MaxLength(128)
+  @Text(128)
   check?: string;
 
   @IsOptional()
-  @IsString()
-  @MaxLength(4096)
+  @Text(4096)
   outputTail?: string;
 }
 
@@ -112,8 +98,7 @@ export enum HealthCheckKind {
 }
 
 export class HealthCheckResult {
-  @IsString()
-  @MaxLength(128)
+  @Text(128)
   name!: string;
 
   @IsEnum(HealthCheckKind)
@@ -122,13 +107,11 @@ export class HealthCheckResult {
   @IsBoolean()
   passed!: boolean;
 
-  @IsInt()
-  @Min(0)
+  @Uint(MAX_SAFE_UINT)
   durationMs!: number;
 
   @IsOptional()
-  @IsString()
-  @MaxLength(4096)
+  @Text(4096)
   outputTail?: string;
 }
 
@@ -136,7 +119,7 @@ export class HealthReport {
   @IsEnum(HealthStatus)
   status!: HealthStatus;
 
-  @IsISO8601()
+  @Timestamp()
   checkedAt!: string;
 
   @IsArray()
@@ -151,15 +134,14 @@ export class HealthReport {
  * every change. `seq` increases with every report of one agent run, so the server drops stale ones.
  */
 export class DeviceStateMessage extends VersionedMessage {
-  @IsInt()
-  @Min(0)
+  /** stored in an `integer` column: at most 2^31 - 1 */
+  @Uint(INT32_MAX)
   seq!: number;
 
-  @IsISO8601()
+  @Timestamp()
   sentAt!: string;
 
-  @IsString()
-  @MaxLength(64)
+  @Text(64)
   agentVersion!: string;
 
   /** the read-only snapshot this boot started from (cowroot.snapshot= on the kernel command line) */
@@ -198,7 +180,6 @@ export class DeviceStateMessage extends VersionedMessage {
 
   /** free bytes in the btrfs pool, for install planning */
   @IsOptional()
-  @IsInt()
-  @Min(0)
+  @Uint(MAX_SAFE_UINT)
   freeBytes?: number;
 }

@@ -1,5 +1,6 @@
-import { IsEnum, IsISO8601, IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsEnum, IsOptional } from 'class-validator';
 import { VersionedMessage } from './common';
+import { Text, Timestamp } from './storable';
 
 export enum PresenceStatus {
   Online = 'online',
@@ -15,11 +16,10 @@ export class PresenceMessage extends VersionedMessage {
   status!: PresenceStatus;
 
   @IsOptional()
-  @IsISO8601()
+  @Timestamp()
   at?: string;
 
   @IsOptional()
-  @IsString()
-  @MaxLength(64)
+  @Text(64)
   agentVersion?: string;
 }
