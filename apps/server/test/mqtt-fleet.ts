@@ -98,6 +98,8 @@ export class MqttFleet {
     });
     // a connection the server cuts surfaces as an error event; tests count 'close' instead
     client.on('error', () => undefined);
+    // publishAcked listens for 'close' once per publish in flight
+    client.setMaxListeners(0);
     this.clients.push(client);
     return client;
   }

@@ -39,7 +39,12 @@ export class DevicePresenceService {
    * A new connection replaced the device's live session. Audited through the coalescer: once per window
    * per device however often two agents with one id kick each other out.
    */
-  async recordTakeover(deviceId: string, at = new Date()): Promise<void> {
+  recordTakeover(deviceId: string, at = new Date()): Promise<void> {
+    // in the device's queue: the next takeover plans against this one's applied count
+    return this.queue.run(deviceId, () => this.auditTakeover(deviceId, at));
+  }
+
+  private async auditTakeover(deviceId: string, at: Date): Promise<void> {
     const plan = this.coalescer.plan(
       [
         {

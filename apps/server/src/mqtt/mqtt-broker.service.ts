@@ -135,7 +135,11 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     const { Aedes } = await import('aedes');
     const broker = await Aedes.createBroker({
       id: this.registry.id,
-      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
+      authenticate: (client, username, password, done) =>
+        this.authenticate(client, username, password, (error, success) => {
+          if (success) this.noticeTakeover(client);
+          done(error, success);
+        }),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, subscription, done) => this.authorizeSubscribe(client, subscription, done),
     });
@@ -331,15 +335,21 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     done(null, subscription);
   }
 
-  private onClientReady(client: Client): void {
+  /**
+   * An authenticated connect for a device with a live session: aedes closes the older connection next
+   * (MQTT-3.1.4-2). Two agents on one id do this every second, so it is counted, warned about, and audited
+   * once per window (docs/protocol.md §4).
+   */
+  private noticeTakeover(client: Client): void {
     const previous = this.sessions.get(client.id);
-    if (previous && previous !== client) {
-      // aedes closes the older connection of a client id; two agents on one id would do this every second
-      this.metrics.takeover(client.id);
-      this.presence
-        .recordTakeover(client.id)
-        .catch((error: Error) => this.logger.error(`deviceId=${client.id} auditing takeover failed: ${error.message}`));
-    }
+    if (!previous || previous === client) return;
+    this.metrics.takeover(client.id);
+    this.presence
+      .recordTakeover(client.id)
+      .catch((error: Error) => this.logger.error(`deviceId=${client.id} auditing takeover failed: ${error.message}`));
+  }
+
+  private onClientReady(client: Client): void {
     this.sessions.open(client.id, client);
     this.metrics.connected.set(this.sessions.size);
     this.presence
