@@ -1,5 +1,6 @@
 import { PROTOCOL_VERSION } from '@cowroot/protocol';
 import { IClientOptions, MqttClient, connectAsync } from 'mqtt';
+import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { TestServer } from './start-test-server';
 
@@ -127,6 +128,8 @@ export class MqttFleet {
 export class HonestReporter {
   acked = 0;
   lastAckedSeq = -1;
+  /** job events acknowledged, when the reporter was given a command to report progress on */
+  eventsAcked = 0;
   closes = 0;
   failures = 0;
   private stopped = false;
@@ -136,6 +139,8 @@ export class HonestReporter {
     readonly deviceId: string,
     private readonly client: MqttClient,
     private readonly pauseMs = 20,
+    /** when set, every state report is followed by a progress event for this command */
+    private readonly commandId?: string,
   ) {
     client.on('close', () => {
       if (!this.stopped) this.closes++;
@@ -158,6 +163,18 @@ export class HonestReporter {
         await publishAcked(this.client, deviceTopicOf(this.deviceId, 'state'), JSON.stringify(stateReport(seq)));
         this.acked++;
         this.lastAckedSeq = seq;
+        if (this.commandId) {
+          const event = {
+            v: PROTOCOL_VERSION,
+            commandId: this.commandId,
+            eventId: randomUUID(),
+            type: 'progress',
+            at: new Date().toISOString(),
+            progress: { phase: 'download', bytesDone: seq },
+          };
+          await publishAcked(this.client, deviceTopicOf(this.deviceId, 'events'), JSON.stringify(event));
+          this.eventsAcked++;
+        }
       } catch {
         this.failures++;
         return;

@@ -112,6 +112,13 @@ describe('storable device messages (docs/protocol.md §2, §7.1)', () => {
     expect(isTimestamp('2026-11-25T10:00Z')).toBe(true);
   });
 
+  it('refuses an array where a nested object belongs (found by the ingest fuzz suite)', () => {
+    for (const field of ['health', 'pendingTrial', 'lastTrialResult']) {
+      expect(stateFails({ [field]: [] })).toMatchObject({ ok: false, message: expect.stringContaining(field) });
+    }
+    expect(parseJobEvent(JSON.stringify(event({ error: [] })))).toMatchObject({ ok: false });
+  });
+
   it('checks the job-event duplicate flag is a boolean', () => {
     expect(parseJobEvent(JSON.stringify(event({ type: 'accepted', error: undefined, duplicate: true }))).ok).toBe(true);
     for (const duplicate of ['yes', 1, { deep: 'x'.repeat(1000) }, [true]]) {

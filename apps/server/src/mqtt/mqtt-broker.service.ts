@@ -24,6 +24,7 @@ import { decidePublish, maySubscribe } from './mqtt-acl';
 import { MqttMetrics } from './mqtt-metrics';
 import { guardPacketSize } from './mqtt-packet-size-guard';
 import { NoticeBudget } from './notice-budget';
+import { printable } from './printable';
 import { PresenceHandler } from './presence.handler';
 import { StateHandler } from './state.handler';
 
@@ -304,7 +305,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
       v: PROTOCOL_VERSION,
       reason: rejection.reason,
       channel,
-      message: rejection.detail.slice(0, 1024),
+      message: printable(rejection.detail).slice(0, 1024),
       at: new Date().toISOString(),
       ...rejection.refs,
       ...(suppressed > 0 ? { suppressed } : {}),

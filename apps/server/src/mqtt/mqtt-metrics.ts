@@ -2,6 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { RejectionReason } from '@cowroot/protocol';
 import { Counter, Gauge } from 'prom-client';
 import { MetricsService } from '../metrics/metrics.service';
+import { NoticeBudget } from './notice-budget';
+import { printable } from './printable';
 
 /** The broker's Prometheus metrics, and the one place a rejected message is logged and counted. */
 @Injectable()
@@ -11,6 +13,7 @@ export class MqttMetrics {
   private readonly messagesIn: Counter<'type'>;
   private readonly rejected: Counter<'reason'>;
   private readonly takeovers: Counter;
+  private readonly logBudget = new NoticeBudget();
 
   constructor(metrics: MetricsService) {
     this.connected = metrics.gauge('cowroot_devices_connected', 'Devices with an open MQTT session');
@@ -36,9 +39,16 @@ export class MqttMetrics {
     this.messagesIn.inc({ type });
   }
 
+  /**
+   * Counts every rejection; logs a few per device per second at warn (a flooding device must not flood the
+   * log), the rest at debug. The detail may quote what the device sent: control characters are escaped.
+   */
   reject(deviceId: string, channel: string, reason: RejectionReason, detail: string): void {
     this.rejected.inc({ reason });
-    this.logger.warn(`deviceId=${deviceId} channel=${channel} rejected reason=${reason}: ${detail.slice(0, 500)}`);
+    const suppressed = this.logBudget.take(deviceId, Date.now());
+    const line = `deviceId=${deviceId} channel=${channel} rejected reason=${reason}: ${printable(detail.slice(0, 500))}`;
+    if (suppressed === null) this.logger.debug(line);
+    else this.logger.warn(suppressed > 0 ? `${line} (${suppressed} more rejections not logged at warn)` : line);
   }
 
   takeover(deviceId: string): void {

@@ -1,5 +1,14 @@
 import { Type } from 'class-transformer';
-import { IsArray, IsBoolean, IsEnum, IsOptional, Matches, ArrayMaxSize, ValidateNested } from 'class-validator';
+import {
+  IsArray,
+  IsBoolean,
+  IsEnum,
+  IsObject,
+  IsOptional,
+  Matches,
+  ArrayMaxSize,
+  ValidateNested,
+} from 'class-validator';
 import { BTRFS_UUID_PATTERN, SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { ReleaseRef, VersionedMessage } from './common';
 import { INT32_MAX, MAX_SAFE_UINT, Text, Timestamp, Uint } from './storable';
@@ -37,6 +46,7 @@ export class SnapshotInfo {
   origin!: SnapshotOrigin;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => ReleaseRef)
   release!: ReleaseRef | null;
@@ -158,11 +168,13 @@ export class DeviceStateMessage extends VersionedMessage {
   fallbackSnapshot!: string | null;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => PendingTrial)
   pendingTrial!: PendingTrial | null;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => LastTrialResult)
   lastTrialResult!: LastTrialResult | null;
@@ -174,6 +186,7 @@ export class DeviceStateMessage extends VersionedMessage {
   snapshots!: SnapshotInfo[];
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => HealthReport)
   health!: HealthReport | null;

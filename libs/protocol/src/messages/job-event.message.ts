@@ -1,5 +1,5 @@
 import { Type } from 'class-transformer';
-import { IsBoolean, IsEnum, IsIn, IsOptional, IsUUID, Matches, ValidateNested } from 'class-validator';
+import { IsBoolean, IsEnum, IsIn, IsObject, IsOptional, IsUUID, Matches, ValidateNested } from 'class-validator';
 import { ErrorCode } from '../error-codes';
 import { SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { VersionedMessage } from './common';
@@ -91,6 +91,7 @@ export class JobEventMessage extends VersionedMessage {
   at!: string;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => JobProgress)
   progress?: JobProgress;
@@ -101,11 +102,13 @@ export class JobEventMessage extends VersionedMessage {
   snapshot?: string;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => JobError)
   error?: JobError;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => RollbackDetail)
   rollback?: RollbackDetail;
