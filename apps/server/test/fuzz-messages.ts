@@ -32,14 +32,19 @@ const UUID_HEX = '0123456789abcdef';
  * that device's seq, so its valid reports are newer and its replays older than what is stored.
  */
 export class FuzzMessages {
-  private seq = 0;
-  /** highest seq of a valid report of this device already acknowledged (replays stay at or below it) */
-  ackedSeq = -1;
+  /** seq of the opening report; replays pick a seq at or below it, so they are stale whatever the timing */
+  static readonly OPENING_SEQ = 100;
+  private seq = FuzzMessages.OPENING_SEQ;
 
   constructor(
     private readonly random: () => number,
     private readonly maxMessageBytes: number,
   ) {}
+
+  /** A valid report to send, and have acknowledged, before next(): what the replays replay. */
+  opening(): FuzzMessage {
+    return this.json('valid', 'state', stateReport(FuzzMessages.OPENING_SEQ), null);
+  }
 
   next(): FuzzMessage {
     const roll = this.random();
@@ -83,8 +88,8 @@ export class FuzzMessages {
   }
 
   private replay(): FuzzMessage {
-    if (this.ackedSeq < 0) return this.valid();
-    return this.json('replay', 'state', stateReport(this.int(this.ackedSeq + 1)), RejectionReason.StaleState);
+    const seq = this.int(FuzzMessages.OPENING_SEQ + 1);
+    return this.json('replay', 'state', stateReport(seq), RejectionReason.StaleState);
   }
 
   private randomBytes(): FuzzMessage {
