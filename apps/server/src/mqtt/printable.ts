@@ -1,4 +1,3 @@
-// eslint-disable-next-line no-control-regex
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\ufffd\ud800-\udfff]/g;
 
 /**
