@@ -164,6 +164,30 @@ describe('ingest hardening: rejections, takeovers, audit bounds, MQTT version (i
     ]);
   });
 
+  it('coalesces a state transition a device repeats (health flapping with every report)', async () => {
+    const { client } = await listening('flap-health');
+    for (let seq = 1; seq <= 12; seq++) {
+      const passed = seq % 2 === 0;
+      const health = {
+        status: passed ? 'passed' : 'failed',
+        checkedAt: new Date().toISOString(),
+        checks: [{ name: 'app', kind: 'required', passed, durationMs: 3 }],
+      };
+      await publishAcked(client, deviceTopicOf('flap-health', 'state'), JSON.stringify(stateReport(seq, { health })));
+    }
+    const [row] = await server.dataSource.query(`SELECT health->>'status' AS status FROM devices WHERE id = $1`, [
+      'flap-health',
+    ]);
+    expect(row.status).toBe('passed');
+    expect(await audit('flap-health', 'device.state.health-changed')).toHaveLength(3);
+    await server.app.get(AuditCoalescer).flush(Infinity);
+    expect(await audit('flap-health', 'device.state.health-changed.repeated')).toEqual([
+      expect.objectContaining({
+        after: expect.objectContaining({ count: 9, last: { status: 'passed', failed: [] } }),
+      }),
+    ]);
+  });
+
   it('keeps what a device sends in an audit row bounded', async () => {
     const { client } = await listening('big-1');
     const checks = Array.from({ length: 256 }, (_, i) => ({
