@@ -149,7 +149,15 @@ describe('storable device messages (docs/protocol.md §2, §7.1)', () => {
 
   it('puts a storable-text check on every free-text string of every device message class', () => {
     // anything a device sends as a string is an enum, a UUID, a pattern-matched id, a timestamp or checked text
-    const safeConstraints = new Set(['isEnum', 'isIn', 'isUuid', 'matches', 'isTimestamp', 'isStorableText']);
+    const safeConstraints = new Set([
+      'isEnum',
+      'isIn',
+      'isUuid',
+      'matches',
+      'isTimestamp',
+      'isIso8601',
+      'isStorableText',
+    ]);
     const classes = [
       DeviceStateMessage,
       SnapshotInfo,

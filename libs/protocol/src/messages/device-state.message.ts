@@ -3,6 +3,7 @@ import {
   IsArray,
   IsBoolean,
   IsEnum,
+  IsISO8601,
   IsObject,
   IsOptional,
   Matches,
@@ -51,7 +52,8 @@ export class SnapshotInfo {
   @Type(() => ReleaseRef)
   release!: ReleaseRef | null;
 
-  @Timestamp()
+  /** kept in jsonb: any ISO 8601 form (metadata of factory snapshots may be written by other tools) */
+  @IsISO8601()
   createdAt!: string;
 }
 
@@ -129,7 +131,7 @@ export class HealthReport {
   @IsEnum(HealthStatus)
   status!: HealthStatus;
 
-  @Timestamp()
+  @IsISO8601()
   checkedAt!: string;
 
   @IsArray()
@@ -148,6 +150,7 @@ export class DeviceStateMessage extends VersionedMessage {
   @Uint(INT32_MAX)
   seq!: number;
 
+  /** stored in a `timestamptz` column: a real date-time, strictly */
   @Timestamp()
   sentAt!: string;
 

@@ -87,6 +87,7 @@ export class JobEventMessage extends VersionedMessage {
   @IsEnum(JobEventType)
   type!: JobEventType;
 
+  /** stored in a `timestamptz` column: a real date-time, strictly */
   @Timestamp()
   at!: string;
 

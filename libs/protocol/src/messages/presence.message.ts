@@ -1,6 +1,6 @@
-import { IsEnum, IsOptional } from 'class-validator';
+import { IsEnum, IsISO8601, IsOptional } from 'class-validator';
 import { VersionedMessage } from './common';
-import { Text, Timestamp } from './storable';
+import { Text } from './storable';
 
 export enum PresenceStatus {
   Online = 'online',
@@ -16,7 +16,7 @@ export class PresenceMessage extends VersionedMessage {
   status!: PresenceStatus;
 
   @IsOptional()
-  @Timestamp()
+  @IsISO8601()
   at?: string;
 
   @IsOptional()
