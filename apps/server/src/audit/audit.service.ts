@@ -6,6 +6,7 @@ import { decodeCursor, encodeCursor, Page } from '../common/cursor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { currentCorrelationId } from '../common/request-context';
 import { AuditEntry } from './audit-entry.entity';
+import { boundAuditEntry } from './audit-entry-bounds';
 import { AuditFilterDto } from './dto/audit-query.dto';
 
 export interface AuditEntryInput {
@@ -61,7 +62,7 @@ export class AuditService {
       .insert()
       .into(AuditEntry)
       .values(
-        entries.map((entry) => ({
+        entries.map(boundAuditEntry).map((entry) => ({
           at,
           actorType: entry.actor.type,
           actorId: entry.actor.id,
