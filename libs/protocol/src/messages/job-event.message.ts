@@ -1,7 +1,6 @@
 import { Type } from 'class-transformer';
 import {
   IsEnum,
-  IsIn,
   IsInt,
   IsISO8601,
   IsOptional,
@@ -15,6 +14,7 @@ import {
 import { ErrorCode } from '../error-codes';
 import { SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { VersionedMessage } from './common';
+import { RollbackCause } from './trial-outcome';
 
 /**
  * What happened to a command on the device (docs/protocol.md §5.2). Only `confirmed` means that a
@@ -78,8 +78,8 @@ export class RollbackDetail {
   @Matches(SNAPSHOT_ID_PATTERN)
   restoredSnapshot!: string;
 
-  @IsIn(['bootloader', 'health-check', 'kernel-load'])
-  by!: 'bootloader' | 'health-check' | 'kernel-load';
+  @IsEnum(RollbackCause)
+  by!: RollbackCause;
 
   @IsOptional()
   @IsString()
