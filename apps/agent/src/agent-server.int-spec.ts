@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { readSwitchEnv } from '@cowroot/device';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
 import { FleetSimulator } from '../../../tools/fleet-sim/src/fleet-simulator';
 import { AgentRig, Artifact, BuiltRelease } from './testing/agent-rig';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, Server as TlsServer } from 'node:tls';
 import { promisify } from 'node:util';
-import { describePrivileged, requireCommand } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand } from '@cowroot/testing';
 import { ArtifactDownloader } from './download/artifact-downloader';
 import { AgentLogger } from './logger';
 import { MqttLink } from './mqtt/mqtt-link';
