@@ -595,6 +595,11 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       await expectFailure(future, ErrorCode.UnsupportedProtocolVersion);
       const noId = { v: 1, type: 'install', commandId: 'not-a-uuid' };
       await rig.send(noId);
+      // nested deep enough to overflow the validator's recursion: answered, and the queue goes on
+      const deep = rig.command('install', { reboot: { mode: 'never' } });
+      await rig.send(JSON.stringify(deep).replace(/}$/, `,"artifact":${'['.repeat(5000)}${']'.repeat(5000)}}`));
+      const deepFailed = await rig.waitForEvent(deep.commandId as string, 'failed');
+      expect(deepFailed.error).toMatchObject({ code: ErrorCode.MalformedMessage });
       // still alive and answering
       const probe = rig.command('delete', { snapshots: ['no-such-snapshot'] });
       await expectFailure(probe, ErrorCode.SnapshotNotFound);

@@ -318,8 +318,7 @@ export class Agent {
     const record = this.journal.get(commandId);
     const last = record?.lastEvent ?? null;
     this.logger.info('duplicate command, not executed again', { commandId, lastEvent: last?.type });
-    await this.events.emit(commandId, JobEventType.Accepted, {
-      duplicate: true,
+    await this.events.acknowledgeDuplicate(commandId, {
       ...(typeof last?.snapshot === 'string' ? { snapshot: last.snapshot } : {}),
     });
     // the outcome again, with its original eventId: the server keeps it once, whether it had it or not

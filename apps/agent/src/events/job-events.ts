@@ -3,7 +3,7 @@ import { DeviceChannel, JobEventType, PROTOCOL_VERSION } from '@cowroot/protocol
 import { CommandJournal, StoredEvent } from '../journal/command-journal';
 import { AgentLogger } from '../logger';
 import { MqttLink } from '../mqtt/mqtt-link';
-import { errorOf } from './error-of';
+import { errorOf, isDiskFull } from './error-of';
 
 /** Event types after which a command has nothing more to do in this process. */
 export const TERMINAL: ReadonlySet<JobEventType> = new Set([
@@ -60,6 +60,23 @@ export class JobEvents {
     const delivered = this.send(event);
     delivered.catch(() => undefined);
     return { delivered };
+  }
+
+  /**
+   * `accepted` + `duplicate: true` for a redelivered command (docs/agent.md §3). Kept in the outbox like
+   * any event, but not as the command's last event: a later redelivery must still be answered with the
+   * outcome. A full disk does not stop the answer.
+   */
+  async acknowledgeDuplicate(commandId: string, extra: EventExtra): Promise<void> {
+    const event = this.build(commandId, JobEventType.Accepted, { duplicate: true, ...extra });
+    this.logger.info(`event ${JobEventType.Accepted}`, { commandId, duplicate: true, ...extra });
+    try {
+      await this.journal.addToOutbox(event);
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      this.logger.warn('the duplicate answer is not kept in the outbox: no space left', { commandId });
+    }
+    void this.send(event).catch(() => undefined);
   }
 
   /**
