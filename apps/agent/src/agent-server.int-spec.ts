@@ -96,7 +96,12 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
     server = await startTestServer();
     const provisioned = await api<{ credential: string }>('POST', '/devices', { id: deviceId, tags: ['agent-e2e'] });
     await rig.setUp({
-      server: { mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`, deviceId, credential: provisioned.credential },
+      server: {
+        mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
+        httpUrl: server.httpUrl,
+        deviceId,
+        credential: provisioned.credential,
+      },
     });
     await api('POST', '/signing-keys', {
       name: 'agent-e2e',

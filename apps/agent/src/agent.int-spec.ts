@@ -501,6 +501,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     it('a server that vanishes mid-download: DOWNLOAD_FAILED after bounded retries', async () => {
       const doomed = new ArtifactHttpServer('dev-agent-1', CREDENTIAL);
       await doomed.listen();
+      // the doomed server is the one the agent is configured with: downloads are pinned to one origin
+      await rig.stopAgent();
+      await rig.startAgent({ server: { mqttUrl: rig.mqttUrl, httpUrl: doomed.origin } });
       try {
         const url = doomed.serve('rx.zst', rxFull.file, { kind: 'vanish', afterBytes: Math.floor(rxFull.size / 3) });
         const failed = await expectFailure(
@@ -510,6 +513,28 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
         expect((failed.error as { message: string }).message).toMatch(/attempts/);
       } finally {
         await doomed.close().catch(() => undefined);
+        await rig.stopAgent();
+        await rig.startAgent();
+      }
+    });
+
+    it('an artifact URL outside the configured server origin: UNTRUSTED_URL, the credential never sent there', async () => {
+      const elsewhere = new ArtifactHttpServer('dev-agent-1', CREDENTIAL);
+      await elsewhere.listen();
+      try {
+        const url = elsewhere.serve('rx.zst', rxFull.file);
+        const failed = await expectFailure(
+          rig.installCommand(rxFull, url, { snapshotId: 'bad-13' }),
+          ErrorCode.UntrustedUrl,
+        );
+        expect((failed.error as { message: string }).message).toContain(elsewhere.origin);
+        // same host, same file, other port: not one request reached it
+        expect(elsewhere.requests).toEqual([]);
+        const sameOriginOtherUser = rig.http.serve('rx.zst', rxFull.file).replace('http://', 'http://someone@');
+        await expectFailure(rig.installCommand(rxFull, sameOriginOtherUser), ErrorCode.UntrustedUrl);
+        expect(rig.http.requestsFor('rx.zst')).toBe(0);
+      } finally {
+        await elsewhere.close();
       }
     });
 

@@ -26,6 +26,7 @@ import { CommandJournal, StoredEvent } from './journal/command-journal';
 import { AgentLogger } from './logger';
 import { MqttLink } from './mqtt/mqtt-link';
 import { Rebooter } from './reboot/rebooter';
+import { DowngradeGuard } from './security/downgrade-guard';
 import { AGENT_VERSION } from './version';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -44,6 +45,7 @@ export class Agent {
   private readonly events: JobEvents;
   private readonly reboots: Rebooter;
   private readonly jobs = new JobSlot();
+  private readonly security: DowngradeGuard;
   private seq = 0;
   private health: HealthReport | null = null;
   private bootHandled: Promise<void> = Promise.resolve();
@@ -65,6 +67,7 @@ export class Agent {
       logger,
     );
     this.events = new JobEvents(this.journal, this.link, logger);
+    this.security = new DowngradeGuard(config.stateDir, logger);
     this.reboots = new Rebooter({
       rebootCommand: config.rebootCommand,
       maintenanceTimezone: config.maintenanceTimezone,
@@ -80,6 +83,7 @@ export class Agent {
     await mkdir(this.config.stateDir, { recursive: true, mode: 0o700 });
     const { recovered } = await this.journal.load();
     if (recovered) this.logger.warn('the command journal was unreadable; kept aside, starting with an empty one');
+    await this.security.load();
     this.core = await openDeviceCore(this.config);
     await this.core.store.init();
     this.ctx = {
@@ -90,12 +94,14 @@ export class Agent {
       reboots: this.reboots,
       logger: this.logger,
       jobs: this.jobs,
+      security: this.security,
       installJob: new InstallJob({
         store: this.core.store,
         downloader: new ArtifactDownloader(this.config.download),
         releasePublicKey: this.config.releasePublicKey,
         deviceId: this.config.deviceId,
         credential: this.config.credential,
+        artifactOrigin: this.config.artifactOrigin,
         ca: this.config.ca,
         logger: this.logger,
       }),
@@ -132,12 +138,23 @@ export class Agent {
       setHealth: (report) => (this.health = report),
       publishState: () => this.publishState(),
     });
-    this.bootHandled = bootHandler.handle().catch((error) => {
-      this.logger.error('handling the boot failed', { error: errorOf(error).message });
-    });
+    this.bootHandled = bootHandler
+      .handle()
+      .catch((error) => this.logger.error('handling the boot failed', { error: errorOf(error).message }))
+      .then(() => this.settleDowngradeFloor())
+      .catch((error) => this.logger.error('updating the downgrade floor failed', { error: errorOf(error).message }));
     await this.bootHandled;
     this.reboots.restoreScheduled();
     await this.publishState();
+  }
+
+  /** A normal boot of the confirmed snapshot raises the floor to its security version (docs/agent.md §4.3). */
+  private async settleDowngradeFloor(): Promise<void> {
+    const { boot } = this.core.switcher;
+    const env = await this.core.switcher.readEnv();
+    const confirmed = !boot.trial && boot.snapshot && boot.snapshot === env.current ? boot.snapshot : null;
+    const existing = new Set((await this.core.store.list()).map((snapshot) => snapshot.id));
+    await this.security.settle(confirmed, existing);
   }
 
   private async collectGarbage(): Promise<void> {

@@ -158,6 +158,7 @@ describePrivileged('agent TLS: mqtts:// and https:// with the configured CA', [r
     });
     const request = {
       url: `https://127.0.0.1:${httpsPort}/artifacts/a.zst`,
+      allowedOrigin: `https://127.0.0.1:${httpsPort}`,
       expectedSize: body.length,
       username: 'dev-tls',
       password: 'x',
