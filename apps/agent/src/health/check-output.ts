@@ -4,7 +4,6 @@ export const OUTPUT_TAIL_CHARS = 4096;
 export const CHECK_NAME_CHARS = 128;
 
 // C0 controls but tab and newline, DEL, C1 controls; NUL among them (PostgreSQL refuses it in text)
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
 // the replacement character of invalid UTF-8, and lone surrogates that JSON encoders choke on
 const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
