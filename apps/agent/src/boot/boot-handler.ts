@@ -81,6 +81,8 @@ export class BootHandler {
       }
       case 'nothing':
         return;
+      default:
+        throw new Error(`unhandled boot verdict ${JSON.stringify((verdict satisfies never) as unknown)}`);
     }
   }
 
