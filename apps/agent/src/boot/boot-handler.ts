@@ -82,7 +82,7 @@ export class BootHandler {
       case 'nothing':
         return;
       default:
-        throw new Error(`unhandled boot verdict ${JSON.stringify((verdict satisfies never) as unknown)}`);
+        throw new Error(`unhandled boot verdict ${JSON.stringify(verdict satisfies never as unknown)}`);
     }
   }
 
