@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode } from '@cowroot/protocol';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
-import { AgentRig } from './testing/agent-rig';
+import { readSwitchEnv } from '@cowroot/device';
+import { randomBytes } from 'node:crypto';
+import { AgentRig, Artifact } from './testing/agent-rig';
 
 jest.setTimeout(120_000);
 
@@ -33,11 +35,18 @@ describePrivileged(
   () => {
     const rig = new AgentRig();
     let stateMount = '';
+    let full2: Artifact;
 
     beforeAll(async () => {
       await rig.setUp({ deviceMiB: 256 });
       const r1 = await rig.builder.build('r1', { 'boot/uImage': 'kernel 1\n', 'etc/os-release': 'VERSION=1\n' });
       await rig.provision(r1, 'r1');
+      const r2 = await rig.builder.build(
+        'r2',
+        { 'boot/uImage': 'kernel 2\n', 'usr/lib/blob': randomBytes(1024 * 1024) },
+        r1,
+      );
+      full2 = await rig.artifact(r2);
       // a tiny real filesystem for the journal only: the pool keeps its space, as on a device whose state
       // partition fills up
       stateMount = join(rig.dir, 'state-tmpfs');
@@ -107,6 +116,32 @@ describePrivileged(
         status: 'done',
         lastEvent: { type: 'completed' },
       });
+      rig.assertMessagesValid();
+    });
+
+    it('a disk that fills up during an install fails it DISK_FULL before the trial is requested', async () => {
+      const url = rig.http.serve('r2-slow.zst', full2.file, { kind: 'throttle', bytesPerTick: 64 * 1024 });
+      const install = rig.installCommand(full2, url);
+      const id = install.commandId as string;
+      await rig.send(install);
+      await rig.waitFor('the download under way', () => rig.events(id).find((e) => e.type === 'progress'));
+      // the journal's filesystem fills while the stream comes in (the pool keeps its space)
+      const filler = await fill(stateMount);
+      const failed = await rig.waitFor('the install failed', () =>
+        rig.events(id).find((e) => e.type === 'failed' || e.type === 'staged'),
+      );
+      expect(failed).toMatchObject({ type: 'failed', error: { code: ErrorCode.DiskFull } });
+      // never a trial the journal does not know of: the env is as it was
+      expect(readSwitchEnv(await rig.env.readAll())).toMatchObject({ current: 'r1', trial: '', state: '' });
+      expect(rig.agent!.journal.trial).toBeNull();
+
+      await Promise.all(filler.map((path) => rm(path)));
+      // the received snapshot is on the device: once space is back a switch to it works
+      const retry = rig.command('switch', { snapshot: 'base-r2', reboot: { mode: 'never' } });
+      await rig.send(retry);
+      await rig.waitForEvent(retry.commandId as string, 'staged');
+      expect(readSwitchEnv(await rig.env.readAll())).toMatchObject({ trial: 'base-r2', state: 'requested' });
+      expect(rig.agent!.journal.trial).toMatchObject({ commandId: retry.commandId, snapshot: 'base-r2' });
       rig.assertMessagesValid();
     });
   },
