@@ -33,7 +33,7 @@ function afterBoot(
   };
 }
 
-describe('bootVerdict', () => {
+describe(bootVerdict.name, () => {
   const requested = { [ENV.current]: 'a', ...requestTrial('b') } as Record<string, string>;
 
   it('judges the trial boot u-boot started, naming the command that asked for it', () => {
@@ -116,6 +116,15 @@ describe('bootVerdict', () => {
       by: RollbackCause.HealthCheck,
       check: '50-app',
       outputTail: 'refused',
+    });
+  });
+
+  it('reports a recorded check output with NUL and control characters cleaned', () => {
+    const vars = { [ENV.current]: 'a', ...rejectTrial('b') } as Record<string, string>;
+    const trial = trialOf('b', { check: 'ap\u0000p', outputTail: 'bad\u0000byte\u001b[0m\nend' });
+    expect(bootVerdict(facts(vars, { snapshot: 'a', trial: false }, trial))).toMatchObject({
+      check: 'app',
+      outputTail: 'badbyte[0m\nend',
     });
   });
 

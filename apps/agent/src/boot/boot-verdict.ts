@@ -1,5 +1,6 @@
 import { ErrorCode, LastTrialResult, ROLLBACK_CAUSE, RollbackCause, TrialOutcome } from '@cowroot/protocol';
 import { BootContext, SwitchEnv, SwitchState } from '@cowroot/device';
+import { sanitizeCheckName, sanitizeCheckOutput } from '../health/check-output';
 import { TrialRecord } from '../journal/command-journal';
 
 /** Everything a boot's meaning depends on: read by the boot handler, judged here without side effects. */
@@ -38,8 +39,6 @@ export type BootVerdict =
   /** a normal boot with nothing to report */
   | { kind: 'nothing' };
 
-const OUTPUT_TAIL_MAX = 4096;
-
 /**
  * What this boot means (docs/agent.md §5), as a pure function of the env, the journal and the boot
  * context, like bootloaderDecision (libs/device switch-protocol.ts) is for u-boot's side.
@@ -75,8 +74,9 @@ export function bootVerdict({ boot, env, trial, lastTrialResult }: BootFacts): B
     snapshot: trial.snapshot,
     restoredSnapshot: boot.snapshot ?? env.current,
     by,
-    ...(check ? { check } : {}),
-    ...(outputTail ? { outputTail: outputTail.slice(-OUTPUT_TAIL_MAX) } : {}),
+    // a record written by an older agent, or the rejection file, may hold what a check printed unsanitised
+    ...(check ? { check: sanitizeCheckName(check) } : {}),
+    ...(outputTail ? { outputTail: sanitizeCheckOutput(outputTail) } : {}),
     ...(by === RollbackCause.HealthCheck ? {} : { error: fallbackError(env.result, trial.snapshot) }),
   };
 }
