@@ -1,3 +1,4 @@
+import { TrialOutcome } from '@cowroot/protocol';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -5,7 +6,6 @@ import { join } from 'node:path';
 import {
   ENV,
   KERNEL_ARG,
-  SwitchResult,
   SwitchState,
   cancelTrial,
   confirmTrial,
@@ -47,10 +47,10 @@ describe('uboot/boot.cmd and the switch protocol definition', () => {
     expect(written).toEqual([SwitchState.Trying]);
   });
 
-  it('records only results of SwitchResult that u-boot owns', () => {
+  it('records only results of TrialOutcome that u-boot owns', () => {
     const written = new Set([...bootCode.matchAll(/setenv cowroot_result (\S+)/g)].map((m) => m[1]));
     expect(written).toEqual(
-      new Set([SwitchResult.Accepted, SwitchResult.BootloaderFallback, SwitchResult.KernelLoadFailed]),
+      new Set([TrialOutcome.Accepted, TrialOutcome.BootloaderFallback, TrialOutcome.KernelLoadFailed]),
     );
   });
 
@@ -90,7 +90,7 @@ describe('renderSwitchEnvInclude', () => {
   it('defines the variable names, states, results and kernel arguments', () => {
     expect(
       shell('echo "$COWROOT_ENV_STATE $COWROOT_STATE_TRYING $COWROOT_RESULT_BOOTLOADER_FALLBACK $COWROOT_ARG_TRIAL"'),
-    ).toBe(`${ENV.state} ${SwitchState.Trying} ${SwitchResult.BootloaderFallback} ${KERNEL_ARG.trial}\n`);
+    ).toBe(`${ENV.state} ${SwitchState.Trying} ${TrialOutcome.BootloaderFallback} ${KERNEL_ARG.trial}\n`);
   });
 });
 

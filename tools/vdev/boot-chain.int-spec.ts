@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   ENV,
-  SwitchResult,
   bootloaderDecision,
   confirmTrial,
   readSwitchEnv,
@@ -15,6 +14,7 @@ import {
   requestTrial,
   type EnvUpdate,
 } from '@cowroot/device';
+import { TrialOutcome } from '@cowroot/protocol';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { prepareVdevArtifacts, type VdevArtifacts } from './vdev-artifacts';
 import { VirtualDevice, type BootOptions, type BootRecord } from './virtual-device';
@@ -166,7 +166,7 @@ describePrivileged(
         expect(protocolVars(acceptance.after)).toEqual({
           [ENV.current]: '2',
           [ENV.previous]: '1',
-          [ENV.result]: SwitchResult.Accepted,
+          [ENV.result]: TrialOutcome.Accepted,
           [ENV.resultSnapshot]: '2',
         });
 
@@ -194,7 +194,7 @@ describePrivileged(
         expect(fallback.record.log).toContain('was not confirmed');
         expect(protocolVars(fallback.after)).toEqual({
           [ENV.current]: '1',
-          [ENV.result]: SwitchResult.BootloaderFallback,
+          [ENV.result]: TrialOutcome.BootloaderFallback,
           [ENV.resultSnapshot]: '2',
         });
       },
@@ -213,7 +213,7 @@ describePrivileged(
         expectLinux(fallback.record, '1', '0');
         expect(protocolVars(fallback.after)).toEqual({
           [ENV.current]: '1',
-          [ENV.result]: SwitchResult.HealthRejected,
+          [ENV.result]: TrialOutcome.HealthRejected,
           [ENV.resultSnapshot]: '2',
         });
       },
@@ -231,7 +231,7 @@ describePrivileged(
         expect(Object.keys(boot.after).filter((name) => !allowed.has(name))).toEqual([]);
         expect(protocolVars(boot.after)).toEqual({
           [ENV.current]: '1',
-          [ENV.result]: SwitchResult.KernelLoadFailed,
+          [ENV.result]: TrialOutcome.KernelLoadFailed,
           [ENV.resultSnapshot]: '3',
         });
       },
@@ -277,7 +277,7 @@ describePrivileged(
 
         const fallback = await modelBoot([], null);
         expectLinux(fallback.record, '1', '0');
-        expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+        expect(fallback.after[ENV.result]).toBe(TrialOutcome.BootloaderFallback);
       },
       10 * MINUTE,
     );
@@ -313,7 +313,7 @@ describePrivileged(
 
         const fallback = await modelBoot([], null);
         expectLinux(fallback.record, '1', '0');
-        expect(fallback.after[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+        expect(fallback.after[ENV.result]).toBe(TrialOutcome.BootloaderFallback);
       },
       10 * MINUTE,
     );
@@ -334,7 +334,7 @@ describePrivileged(
         // after the reset: the fallback boot (the guest cleared its commands, so this one powers off)
         expect(record.uboot).toEqual({ snapshot: '1', trial: '0' });
         const env = await device.readEnv();
-        expect(env[ENV.result]).toBe(SwitchResult.BootloaderFallback);
+        expect(env[ENV.result]).toBe(TrialOutcome.BootloaderFallback);
         expect(env[ENV.current]).toBe('1');
       },
       10 * MINUTE,

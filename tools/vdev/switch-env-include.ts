@@ -1,7 +1,7 @@
+import { TrialOutcome } from '@cowroot/protocol';
 import {
   ENV,
   KERNEL_ARG,
-  SwitchResult,
   SwitchState,
   cancelTrial,
   confirmTrial,
@@ -49,7 +49,7 @@ export function renderSwitchEnvInclude(): string {
   const constants: [string, Record<string, string>][] = [
     ['COWROOT_ENV', ENV],
     ['COWROOT_STATE', SwitchState],
-    ['COWROOT_RESULT', SwitchResult],
+    ['COWROOT_RESULT', TrialOutcome],
     ['COWROOT_ARG', KERNEL_ARG],
   ];
   for (const [prefix, values] of constants) {

@@ -187,7 +187,7 @@ async function measure(
     JSON.stringify({
       deviceId: DEVICE_ID,
       credential: CREDENTIAL,
-      server: { mqttUrl: `mqtt://127.0.0.1:${mqttPort}` },
+      server: { mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, httpUrl: new URL(url).origin },
       poolPath: device.mount,
       fwEnvConfig: env.configPath,
       releasePublicKeyFile: join(dir, 'release.pub.pem'),
@@ -276,6 +276,7 @@ async function measure(
       if (from === artifactOnPool) {
         await downloader.download({
           url,
+          allowedOrigin: new URL(url).origin,
           destination: artifactOnPool,
           expectedSize: size,
           username: DEVICE_ID,

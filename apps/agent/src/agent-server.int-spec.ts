@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { TrialOutcome } from '@cowroot/protocol';
 import { readSwitchEnv } from '@cowroot/device';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
 import { FleetSimulator } from '../../../tools/fleet-sim/src/fleet-simulator';
 import { AgentRig, Artifact, BuiltRelease } from './testing/agent-rig';
@@ -96,7 +97,12 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
     server = await startTestServer();
     const provisioned = await api<{ credential: string }>('POST', '/devices', { id: deviceId, tags: ['agent-e2e'] });
     await rig.setUp({
-      server: { mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`, deviceId, credential: provisioned.credential },
+      server: {
+        mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
+        httpUrl: server.httpUrl,
+        deviceId,
+        credential: provisioned.credential,
+      },
     });
     await api('POST', '/signing-keys', {
       name: 'agent-e2e',
@@ -164,14 +170,31 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
     const rolloutId = await rollOut('r2');
     const execution = await playUpdate(rolloutId, 'base-r2');
     expect(execution).toMatchObject({ state: 'confirmed', artifact: expect.objectContaining({ kind: 'full' }) });
+    // the server recorded the command's whole story, in order: staged with what came over the network
     const events = await deviceEvents();
     const staged = events.find((event) => event.type === 'staged');
-    expect(staged).toBeDefined();
-    const device = await until('the state after the update', async () => {
-      const value = await api<{ bootedSnapshot: string }>('GET', `/devices/${deviceId}`);
-      return value.bootedSnapshot === 'base-r2' ? value : null;
+    expect(staged?.payload).toMatchObject({ snapshot: 'base-r2', bytesDownloaded: full2.size });
+    const story = events
+      .filter((event) => event.commandId === staged!.commandId && event.type !== 'progress')
+      .sort((a, b) => Number(BigInt(a.seq as string) - BigInt(b.seq as string)))
+      .map((event) => event.type);
+    expect(story).toEqual(['accepted', 'staged', 'rebooting', 'confirmed']);
+    // the snapshot on the device is the published release: its received_uuid is the build host's uuid
+    expect(await rig.store.get('base-r2')).toMatchObject({ receivedUuid: r2.uuid, readOnly: true, origin: 'received' });
+    // and the server's view after the accepting boot says so (waiting for the report, asserting its content)
+    const device = await until('the state after the accepting boot', async () => {
+      const value = await api<{
+        bootedSnapshot: string;
+        trialBoot: boolean;
+        fallbackSnapshot: string | null;
+        lastTrialResult: unknown;
+        snapshots: Array<{ id: string; receivedUuid: string | null }>;
+      }>('GET', `/devices/${deviceId}`);
+      return value.bootedSnapshot === 'base-r2' && value.trialBoot === false ? value : null;
     });
-    expect(device.bootedSnapshot).toBe('base-r2');
+    expect(device.fallbackSnapshot).toBe('base-r2');
+    expect(device.lastTrialResult).toEqual({ snapshot: 'base-r2', outcome: TrialOutcome.Accepted });
+    expect(device.snapshots.find((snapshot) => snapshot.id === 'base-r2')).toMatchObject({ receivedUuid: r2.uuid });
   });
 
   it('rolls out the next release as a delta on the parent the device holds', async () => {

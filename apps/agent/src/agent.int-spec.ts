@@ -5,10 +5,10 @@ import { AddressInfo, createServer as createNetServer } from 'node:net';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { ErrorCode, RebootMode } from '@cowroot/protocol';
 import { readSwitchEnv } from '@cowroot/device';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { Artifact, AgentRig, BuiltRelease, CREDENTIAL } from './testing/agent-rig';
 import { ArtifactHttpServer } from './testing/artifact-http-server';
-import { openDeviceCore } from './agent';
+import { openDeviceCore } from './device-core';
 import { validateAgentConfig } from './config/agent-config';
 import { renderStatus } from './status/status-report';
 import { CommandJournal } from './journal/command-journal';
@@ -152,6 +152,10 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       'second duplicate',
       () => rig.events(id).filter((e) => e.type === 'accepted' && e.duplicate === true).length === 2,
     );
+    // the first duplicate answer did not become the last outcome: the second is answered with `confirmed` too
+    await rig.waitFor('outcome resent again', () =>
+      rig.events(id).filter((e) => e.eventId === resent.eventId).length === 3 ? true : undefined,
+    );
     expect(rig.http.requests.length).toBe(requestsBefore);
   });
 
@@ -259,7 +263,7 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     });
     await rig.reboot({
       config: {
-        server: { mqttUrl: `mqtt://127.0.0.1:${deadPort}` },
+        server: { mqttUrl: `mqtt://127.0.0.1:${deadPort}`, httpUrl: rig.httpUrl },
         health: { ...(rig.configFor().health as object), mqttConfirmTimeoutMs: 1500 },
       },
     });
@@ -501,6 +505,9 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     it('a server that vanishes mid-download: DOWNLOAD_FAILED after bounded retries', async () => {
       const doomed = new ArtifactHttpServer('dev-agent-1', CREDENTIAL);
       await doomed.listen();
+      // the doomed server is the one the agent is configured with: downloads are pinned to one origin
+      await rig.stopAgent();
+      await rig.startAgent({ server: { mqttUrl: rig.mqttUrl, httpUrl: doomed.origin } });
       try {
         const url = doomed.serve('rx.zst', rxFull.file, { kind: 'vanish', afterBytes: Math.floor(rxFull.size / 3) });
         const failed = await expectFailure(
@@ -510,6 +517,28 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
         expect((failed.error as { message: string }).message).toMatch(/attempts/);
       } finally {
         await doomed.close().catch(() => undefined);
+        await rig.stopAgent();
+        await rig.startAgent();
+      }
+    });
+
+    it('an artifact URL outside the configured server origin: UNTRUSTED_URL, the credential never sent there', async () => {
+      const elsewhere = new ArtifactHttpServer('dev-agent-1', CREDENTIAL);
+      await elsewhere.listen();
+      try {
+        const url = elsewhere.serve('rx.zst', rxFull.file);
+        const failed = await expectFailure(
+          rig.installCommand(rxFull, url, { snapshotId: 'bad-13' }),
+          ErrorCode.UntrustedUrl,
+        );
+        expect((failed.error as { message: string }).message).toContain(elsewhere.origin);
+        // same host, same file, other port: not one request reached it
+        expect(elsewhere.requests).toEqual([]);
+        const sameOriginOtherUser = rig.http.serve('rx.zst', rxFull.file).replace('http://', 'http://someone@');
+        await expectFailure(rig.installCommand(rxFull, sameOriginOtherUser), ErrorCode.UntrustedUrl);
+        expect(rig.http.requestsFor('rx.zst')).toBe(0);
+      } finally {
+        await elsewhere.close();
       }
     });
 
@@ -595,6 +624,11 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
       await expectFailure(future, ErrorCode.UnsupportedProtocolVersion);
       const noId = { v: 1, type: 'install', commandId: 'not-a-uuid' };
       await rig.send(noId);
+      // nested deep enough to overflow the validator's recursion: answered, and the queue goes on
+      const deep = rig.command('install', { reboot: { mode: 'never' } });
+      await rig.send(JSON.stringify(deep).replace(/}$/, `,"artifact":${'['.repeat(5000)}${']'.repeat(5000)}}`));
+      const deepFailed = await rig.waitForEvent(deep.commandId as string, 'failed');
+      expect(deepFailed.error).toMatchObject({ code: ErrorCode.MalformedMessage });
       // still alive and answering
       const probe = rig.command('delete', { snapshots: ['no-such-snapshot'] });
       await expectFailure(probe, ErrorCode.SnapshotNotFound);

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, RebootMode } from '@cowroot/protocol';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { AgentRig } from './testing/agent-rig';
 
 jest.setTimeout(180_000);

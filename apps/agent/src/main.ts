@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Command } from 'commander';
-import { Agent, openDeviceCore } from './agent';
+import { Agent } from './agent';
+import { openDeviceCore } from './device-core';
 import { AgentConfigError, loadAgentConfig } from './config/agent-config';
 import { CommandJournal } from './journal/command-journal';
 import { AgentLogger } from './logger';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, Server as TlsServer } from 'node:tls';
 import { promisify } from 'node:util';
-import { describePrivileged, requireCommand } from '../../../tools/testing/privileged';
+import { describePrivileged, requireCommand } from '@cowroot/testing';
 import { ArtifactDownloader } from './download/artifact-downloader';
 import { AgentLogger } from './logger';
 import { MqttLink } from './mqtt/mqtt-link';
@@ -158,6 +158,7 @@ describePrivileged('agent TLS: mqtts:// and https:// with the configured CA', [r
     });
     const request = {
       url: `https://127.0.0.1:${httpsPort}/artifacts/a.zst`,
+      allowedOrigin: `https://127.0.0.1:${httpsPort}`,
       expectedSize: body.length,
       username: 'dev-tls',
       password: 'x',

@@ -49,4 +49,13 @@ describe(buildManifestBytes.name, () => {
     );
     expect(() => buildManifestBytes({ ...input, size: 0 })).toThrow(/size/);
   });
+
+  it('carries the security version and rollback allowance, and refuses an allowance below the version', () => {
+    const bytes = buildManifestBytes({ ...input, security: { securityVersion: 4, allowRollbackFrom: 6 } });
+    expect(JSON.parse(bytes.toString('utf8'))).toMatchObject({ securityVersion: 4, allowRollbackFrom: 6 });
+    expect(JSON.parse(buildManifestBytes(input).toString('utf8'))).not.toHaveProperty('securityVersion');
+    expect(() => buildManifestBytes({ ...input, security: { securityVersion: 4, allowRollbackFrom: 3 } })).toThrow(
+      /allowRollbackFrom must not be below securityVersion/,
+    );
+  });
 });

@@ -12,6 +12,13 @@ export interface ManifestInput {
   parent: { release: ReleaseRefArg; snapshotUuid: string } | null;
   createdAt: Date;
   description?: string;
+  security?: ManifestSecurity;
+}
+
+/** Downgrade protection (docs/release-tool.md): the release's security version and rollback allowance. */
+export interface ManifestSecurity {
+  securityVersion?: number;
+  allowRollbackFrom?: number;
 }
 
 /**
@@ -37,6 +44,8 @@ export function buildManifestBytes(input: ManifestInput): Buffer {
       : null,
     createdAt: input.createdAt.toISOString(),
     ...(input.description ? { description: input.description } : {}),
+    ...(input.security?.securityVersion !== undefined ? { securityVersion: input.security.securityVersion } : {}),
+    ...(input.security?.allowRollbackFrom !== undefined ? { allowRollbackFrom: input.security.allowRollbackFrom } : {}),
   };
   const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
   const parsed = parseManifest(bytes);

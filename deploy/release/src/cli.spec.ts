@@ -95,6 +95,10 @@ describe(runCli.name, () => {
     expect(await runCli([...build, '--arch', 'x86', '--zstd-level', '30'], level)).toBe(1);
     expect(level.stderr).toEqual(['cowroot-release: --zstd-level must be 1-19, got 30']);
 
+    const security = capture();
+    expect(await runCli([...build, '--arch', 'x86', '--security-version', '-1'], security)).toBe(1);
+    expect(security.stderr).toEqual(['cowroot-release: --security-version must be an integer 0-2147483647, got -1']);
+
     const ref = capture();
     expect(await runCli([...build, '--arch', 'x86', '--base', 'demo-1.0'], ref)).toBe(1);
     expect(ref.stderr).toEqual([expect.stringMatching(/"demo-1.0" is not a release reference: write name@version/)]);

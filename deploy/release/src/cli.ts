@@ -1,5 +1,6 @@
 import { CommandRunner } from '@cowroot/device';
 import { Command, CommanderError, Option } from 'commander';
+import { MAX_SECURITY_VERSION } from '@cowroot/protocol';
 import { ARCHES, Arch } from './kernel-images.service';
 import { ReleaseBuildService } from './release-build.service';
 import { ReleaseError, ReleaseErrorCode, asReleaseError } from './release-error';
@@ -33,6 +34,21 @@ interface BuildOptions {
   loadAddress?: string;
   entryPoint?: string;
   zstdLevel: string;
+  securityVersion?: string;
+  allowRollbackFrom?: string;
+}
+
+/** A security version option (docs/release-tool.md, downgrade protection): an integer 0 … 2^31-1. */
+function securityNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > MAX_SECURITY_VERSION) {
+    throw new ReleaseError(
+      ReleaseErrorCode.InvalidArgument,
+      `${flag} must be an integer 0-${MAX_SECURITY_VERSION}, got ${value}`,
+    );
+  }
+  return n;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -88,7 +104,11 @@ function program(output: CliOutput): Command {
     )
     .option('--entry-point <hex>', 'kernel entry point with --load-address (default: the load address)')
     .option('--zstd-level <n>', 'zstd compression level 1-19', '9')
+    .option('--security-version <n>', 'downgrade protection: devices refuse releases below the highest they accepted')
+    .option('--allow-rollback-from <n>', 'signed rollback allowance: devices whose floor is at most <n> may take it')
     .action(async (options: BuildOptions) => {
+      const securityVersion = securityNumber('--security-version', options.securityVersion);
+      const allowRollbackFrom = securityNumber('--allow-rollback-from', options.allowRollbackFrom);
       const zstdLevel = Number(options.zstdLevel);
       if (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19) {
         throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `--zstd-level must be 1-19, got ${options.zstdLevel}`);
@@ -109,6 +129,7 @@ function program(output: CliOutput): Command {
         loadAddress: options.loadAddress,
         entryPoint: options.entryPoint,
         zstdLevel,
+        security: { securityVersion, allowRollbackFrom },
       });
       output.out(`release ${result.index.name}@${result.index.version}: ${result.indexPath}`);
     });

@@ -11,7 +11,7 @@ import { KeyObject } from 'node:crypto';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ArtifactWriter } from './artifact-writer.service';
-import { buildManifestBytes } from './artifact-manifest.builder';
+import { buildManifestBytes, ManifestSecurity } from './artifact-manifest.builder';
 import { BtrfsPool, SubvolumeInfo } from './btrfs-pool.service';
 import {
   Arch,
@@ -31,6 +31,8 @@ export interface BuildRequest {
   pool: string;
   release: ReleaseRefArg;
   description?: string;
+  /** downgrade protection fields of every manifest (docs/protocol.md §8) */
+  security?: ManifestSecurity;
   keyPath: string;
   outDir: string;
   /** start the release as a writable snapshot of this one, so unchanged files share extents */
@@ -219,6 +221,7 @@ export class ReleaseBuildService {
       parent: item.parent ? { release: item.parent.ref, snapshotUuid: streamUuid(item.parent.info) } : null,
       createdAt: context.createdAt,
       description: context.request.description,
+      security: context.request.security,
     });
     await writeNewFile(join(outDir, manifestFile), bytes, written);
     await writeNewFile(join(outDir, signatureFile), `${signManifest(bytes, context.key)}\n`, written);

@@ -1,12 +1,5 @@
-import {
-  ENV,
-  SwitchResult,
-  SwitchState,
-  bootloaderDecision,
-  confirmTrial,
-  readSwitchEnv,
-  requestTrial,
-} from './switch-protocol';
+import { TrialOutcome } from '@cowroot/protocol';
+import { ENV, SwitchState, bootloaderDecision, confirmTrial, readSwitchEnv, requestTrial } from './switch-protocol';
 
 function apply(env: Record<string, string>, update: Record<string, string> | null) {
   return { ...env, ...(update ?? {}) };
@@ -33,7 +26,7 @@ describe('bootloaderDecision', () => {
       current: 'b',
       previous: 'a',
       state: SwitchState.Idle,
-      result: SwitchResult.Accepted,
+      result: TrialOutcome.Accepted,
     });
     expect(bootloaderDecision(readSwitchEnv(env), loads).write).toBeNull();
   });
@@ -47,7 +40,7 @@ describe('bootloaderDecision', () => {
     expect(readSwitchEnv(env)).toMatchObject({
       current: 'a',
       trial: '',
-      result: SwitchResult.BootloaderFallback,
+      result: TrialOutcome.BootloaderFallback,
       resultSnapshot: 'b',
     });
   });
@@ -56,14 +49,21 @@ describe('bootloaderDecision', () => {
     const env = { [ENV.current]: 'a', ...requestTrial('b') } as Record<string, string>;
     const decision = bootloaderDecision(readSwitchEnv(env), (id) => id !== 'b');
     expect(decision.boot).toBe('a');
-    expect(decision.write).toMatchObject({ [ENV.result]: SwitchResult.KernelLoadFailed });
+    expect(decision.write).toMatchObject({ [ENV.result]: TrialOutcome.KernelLoadFailed });
   });
 
   it('does not accept a confirmed trial whose kernel no longer loads', () => {
     const env = { [ENV.current]: 'a', [ENV.trial]: 'b', [ENV.state]: SwitchState.Confirmed };
     const decision = bootloaderDecision(readSwitchEnv(env), (id) => id !== 'b');
     expect(decision.boot).toBe('a');
-    expect(decision.write).toMatchObject({ [ENV.result]: SwitchResult.KernelLoadFailed, [ENV.trial]: '' });
+    expect(decision.write).toMatchObject({ [ENV.result]: TrialOutcome.KernelLoadFailed, [ENV.trial]: '' });
     expect(decision.write).not.toHaveProperty(ENV.current);
+  });
+});
+
+describe('readSwitchEnv', () => {
+  it('reads a result that is no TrialOutcome as none', () => {
+    expect(readSwitchEnv({ [ENV.result]: 'health-check', [ENV.resultSnapshot]: 'b' }).result).toBe('');
+    expect(readSwitchEnv({ [ENV.result]: TrialOutcome.KernelLoadFailed }).result).toBe(TrialOutcome.KernelLoadFailed);
   });
 });

@@ -1,3 +1,5 @@
+import { TrialOutcome, isTrialOutcome } from '@cowroot/protocol';
+
 /**
  * The switch protocol: the u-boot env variables that Linux (libs/device) and u-boot (uboot/boot.cmd)
  * share, and every transition between them. docs/device.md §3 has the state table; keep the three in step.
@@ -21,7 +23,7 @@ export const ENV = {
   trial: 'cowroot_trial',
   /** '' | requested | trying | confirmed */
   state: 'cowroot_state',
-  /** outcome of the last finished trial: accepted | bootloader-fallback | health-rejected | kernel-load-failed */
+  /** outcome of the last finished trial: a TrialOutcome (@cowroot/protocol) */
   result: 'cowroot_result',
   /** the snapshot that `cowroot_result` is about */
   resultSnapshot: 'cowroot_result_snapshot',
@@ -34,13 +36,6 @@ export enum SwitchState {
   Requested = 'requested',
   Trying = 'trying',
   Confirmed = 'confirmed',
-}
-
-export enum SwitchResult {
-  Accepted = 'accepted',
-  BootloaderFallback = 'bootloader-fallback',
-  HealthRejected = 'health-rejected',
-  KernelLoadFailed = 'kernel-load-failed',
 }
 
 /** Kernel command line parameters that boot.cmd passes (docs/device.md §3.2). */
@@ -73,7 +68,7 @@ export function rejectTrial(snapshot: string): EnvUpdate {
   return {
     [ENV.trial]: '',
     [ENV.state]: SwitchState.Idle,
-    [ENV.result]: SwitchResult.HealthRejected,
+    [ENV.result]: TrialOutcome.HealthRejected,
     [ENV.resultSnapshot]: snapshot,
   };
 }
@@ -84,18 +79,20 @@ export interface SwitchEnv {
   previous: string;
   trial: string;
   state: SwitchState;
-  result: string;
+  /** '' when the env holds no result or one that is not a TrialOutcome */
+  result: TrialOutcome | '';
   resultSnapshot: string;
 }
 
 export function readSwitchEnv(vars: Record<string, string | undefined>): SwitchEnv {
   const state = vars[ENV.state] ?? '';
+  const result = vars[ENV.result] ?? '';
   return {
     current: vars[ENV.current] ?? '',
     previous: vars[ENV.previous] ?? '',
     trial: vars[ENV.trial] ?? '',
     state: (Object.values(SwitchState) as string[]).includes(state) ? (state as SwitchState) : SwitchState.Idle,
-    result: vars[ENV.result] ?? '',
+    result: isTrialOutcome(result) ? result : '',
     resultSnapshot: vars[ENV.resultSnapshot] ?? '',
   };
 }
@@ -115,7 +112,7 @@ export function bootloaderDecision(
     write: {
       [ENV.trial]: '',
       [ENV.state]: SwitchState.Idle,
-      [ENV.result]: SwitchResult.KernelLoadFailed,
+      [ENV.result]: TrialOutcome.KernelLoadFailed,
       [ENV.resultSnapshot]: trial,
     },
   });
@@ -130,7 +127,7 @@ export function bootloaderDecision(
       write: {
         [ENV.trial]: '',
         [ENV.state]: SwitchState.Idle,
-        [ENV.result]: SwitchResult.BootloaderFallback,
+        [ENV.result]: TrialOutcome.BootloaderFallback,
         [ENV.resultSnapshot]: env.trial,
       },
     };
@@ -146,7 +143,7 @@ export function bootloaderDecision(
         [ENV.current]: env.trial,
         [ENV.trial]: '',
         [ENV.state]: SwitchState.Idle,
-        [ENV.result]: SwitchResult.Accepted,
+        [ENV.result]: TrialOutcome.Accepted,
         [ENV.resultSnapshot]: env.trial,
       },
     };

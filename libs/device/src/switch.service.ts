@@ -107,8 +107,8 @@ export class SwitchService {
     const env = await this.readEnv();
     const trialState = env.trial ? TRIAL_STATE[env.state] : null;
     let lastTrialResult: LastTrialResult | null = null;
-    if (env.resultSnapshot && (Object.values(TrialOutcome) as string[]).includes(env.result)) {
-      lastTrialResult = { snapshot: env.resultSnapshot, outcome: env.result as TrialOutcome };
+    if (env.resultSnapshot && env.result) {
+      lastTrialResult = { snapshot: env.resultSnapshot, outcome: env.result };
       if (lastTrialResult.outcome === TrialOutcome.HealthRejected) {
         const rejection = await this.readRejection();
         if (rejection?.snapshot === env.resultSnapshot) {

@@ -16,6 +16,10 @@ export enum ErrorCode {
   ParentMissing = 'PARENT_MISSING',
   ReceiveFailed = 'RECEIVE_FAILED',
   DiskFull = 'DISK_FULL',
+  /** an artifact URL outside the server origin the device is configured with (docs/agent.md §4.1) */
+  UntrustedUrl = 'UNTRUSTED_URL',
+  /** a release below the device's security version floor, without a signed rollback allowance */
+  DowngradeRefused = 'DOWNGRADE_REFUSED',
   // snapshot and switch
   SnapshotNotFound = 'SNAPSHOT_NOT_FOUND',
   SnapshotInUse = 'SNAPSHOT_IN_USE',
@@ -28,5 +32,7 @@ export enum ErrorCode {
   // job control
   Canceled = 'CANCELED',
   Busy = 'BUSY',
+  /** the device's config disables this command (docs/agent.md §2) */
+  CommandDisabled = 'COMMAND_DISABLED',
   Internal = 'INTERNAL',
 }

@@ -4,6 +4,7 @@ export * from './error-codes';
 export * from './topics';
 export * from './messages/common';
 export * from './messages/device-state.message';
+export * from './messages/trial-outcome';
 export * from './messages/job-event.message';
 export * from './messages/presence.message';
 export * from './messages/command.message';

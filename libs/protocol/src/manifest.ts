@@ -8,6 +8,7 @@ import {
   IsOptional,
   IsString,
   Matches,
+  Max,
   MaxLength,
   Min,
   ValidateNested,
@@ -35,6 +36,9 @@ export class ParentRef {
   @Matches(BTRFS_UUID_PATTERN)
   snapshotUuid!: string;
 }
+
+/** Security versions fit a signed 32-bit integer (what every database column and JSON parser holds). */
+export const MAX_SECURITY_VERSION = 2_147_483_647;
 
 export class ArtifactManifest {
   @IsIn([MANIFEST_FORMAT])
@@ -79,6 +83,27 @@ export class ArtifactManifest {
   @IsString()
   @MaxLength(1024)
   description?: string;
+
+  /**
+   * Downgrade protection (docs/protocol.md §8, docs/agent.md §4.3): a counter the operator raises for
+   * every release that must not be undone, in the spirit of TUF/Uptane version numbers. A device refuses
+   * to install or switch to a release below the highest security version it has accepted. Absent = 0.
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_SECURITY_VERSION)
+  securityVersion?: number;
+
+  /**
+   * The operator's signed rollback allowance: devices whose floor is at most this value may take this
+   * release although its securityVersion is below their floor. Never below securityVersion.
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_SECURITY_VERSION)
+  allowRollbackFrom?: number;
 }
 
 /** Parses manifest bytes; a full stream must have no parent and an incremental one must have one. */
@@ -106,6 +131,13 @@ export function parseManifest(bytes: Buffer | string): ParseResult<ArtifactManif
       ok: false,
       code: ErrorCode.MalformedMessage,
       message: 'an incremental artifact needs a parent, a full one has none',
+    };
+  }
+  if (manifest.allowRollbackFrom !== undefined && manifest.allowRollbackFrom < (manifest.securityVersion ?? 0)) {
+    return {
+      ok: false,
+      code: ErrorCode.MalformedMessage,
+      message: 'allowRollbackFrom must not be below securityVersion',
     };
   }
   return { ok: true, value: manifest };

@@ -201,4 +201,17 @@ describe('manifest signatures', () => {
     full.kind = 'full';
     expect(parseManifest(JSON.stringify(full))).toMatchObject({ ok: false });
   });
+
+  it('carries a security version and a rollback allowance that is not below it', () => {
+    const plain = JSON.parse(manifest.toString());
+    const withFloor = parseManifest(JSON.stringify({ ...plain, securityVersion: 7, allowRollbackFrom: 9 }));
+    expect(withFloor).toMatchObject({ ok: true, value: { securityVersion: 7, allowRollbackFrom: 9 } });
+    expect(parseManifest(JSON.stringify({ ...plain, securityVersion: 7, allowRollbackFrom: 6 }))).toMatchObject({
+      ok: false,
+      message: expect.stringContaining('allowRollbackFrom'),
+    });
+    for (const securityVersion of [-1, 1.5, 2 ** 31, '3']) {
+      expect(parseManifest(JSON.stringify({ ...plain, securityVersion }))).toMatchObject({ ok: false });
+    }
+  });
 });

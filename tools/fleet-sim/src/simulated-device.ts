@@ -18,6 +18,7 @@ import {
   RebootMode,
   SnapshotInfo,
   SnapshotOrigin,
+  RollbackCause,
   TrialOutcome,
   TrialState,
   deviceTopic,
@@ -313,7 +314,7 @@ export class SimulatedDevice {
         await this.reboot();
         await this.event(commandId, JobEventType.RolledBack, {
           snapshot,
-          rollback: { snapshot, restoredSnapshot: fallback, by: 'bootloader' },
+          rollback: { snapshot, restoredSnapshot: fallback, by: RollbackCause.Bootloader },
         });
         return JobEventType.RolledBack;
       case SimOutcome.HealthReject: {
@@ -329,7 +330,13 @@ export class SimulatedDevice {
         await this.reboot();
         await this.event(commandId, JobEventType.RolledBack, {
           snapshot,
-          rollback: { snapshot, restoredSnapshot: fallback, by: 'health-check', check: 'network', outputTail },
+          rollback: {
+            snapshot,
+            restoredSnapshot: fallback,
+            by: RollbackCause.HealthCheck,
+            check: 'network',
+            outputTail,
+          },
         });
         return JobEventType.RolledBack;
       }

@@ -19,7 +19,7 @@ describe('agent config', () => {
     valid = {
       deviceId: 'dev-1',
       credentialFile: join(dir, 'credential'),
-      server: { mqttUrl: 'mqtt://127.0.0.1:1883' },
+      server: { mqttUrl: 'mqtt://127.0.0.1:1883', httpUrl: 'http://127.0.0.1:3000' },
       poolPath: join(dir, 'pool'),
       fwEnvConfig: join(dir, 'fw_env.config'),
       releasePublicKeyFile: join(dir, 'release.pub.pem'),
@@ -60,7 +60,7 @@ describe('agent config', () => {
       ...valid,
       deviceId: 'bad/id',
       credential: 'inline-credential',
-      server: { mqttUrl: 'http://example' },
+      server: { mqttUrl: 'http://example', httpUrl: 'ftp://example' },
       poolPath: 'relative/pool',
       stateDir: join(dir, 'credential'),
       retention: 0,
@@ -73,6 +73,7 @@ describe('agent config', () => {
       'deviceId',
       'exactly one of credential and credentialFile',
       'server.mqttUrl',
+      'server.httpUrl',
       'poolPath: must be an absolute path',
       'stateDir',
       'retention',
@@ -82,7 +83,7 @@ describe('agent config', () => {
     ]) {
       expect(text).toContain(expected);
     }
-    expect(problems.length).toBeGreaterThanOrEqual(9);
+    expect(problems.length).toBeGreaterThanOrEqual(10);
   });
 
   it('refuses a release key that is not ed25519', async () => {
@@ -96,11 +97,24 @@ describe('agent config', () => {
   it('accepts mqtts with a CA file and refuses a missing one', async () => {
     await writeFile(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\n');
     expect(
-      validateAgentConfig({ ...valid, server: { mqttUrl: 'mqtts://fleet.example:8883', caFile: join(dir, 'ca.pem') } })
-        .ca,
+      validateAgentConfig({
+        ...valid,
+        server: {
+          mqttUrl: 'mqtts://fleet.example:8883',
+          httpUrl: 'https://fleet.example',
+          caFile: join(dir, 'ca.pem'),
+        },
+      }).ca,
     ).not.toBeNull();
     expect(
-      problemsOf({ ...valid, server: { mqttUrl: 'mqtts://fleet.example:8883', caFile: join(dir, 'nope.pem') } }).join(),
+      problemsOf({
+        ...valid,
+        server: {
+          mqttUrl: 'mqtts://fleet.example:8883',
+          httpUrl: 'https://fleet.example',
+          caFile: join(dir, 'nope.pem'),
+        },
+      }).join(),
     ).toMatch(/server.caFile/);
   });
 
@@ -109,5 +123,14 @@ describe('agent config', () => {
     expect(() => loadAgentConfig(join(dir, 'agent.json'))).toThrow(/not JSON/);
     await writeFile(join(dir, 'agent.json'), JSON.stringify(valid));
     expect(loadAgentConfig(join(dir, 'agent.json')).deviceId).toBe('dev-1');
+  });
+
+  it('pins artifact downloads to the origin of server.httpUrl and requires it', () => {
+    const config = validateAgentConfig({
+      ...valid,
+      server: { mqttUrl: 'mqtts://fleet.example:8883', httpUrl: 'https://fleet.example:443/cowroot/' },
+    });
+    expect(config.artifactOrigin).toBe('https://fleet.example');
+    expect(problemsOf({ ...valid, server: { mqttUrl: 'mqtt://127.0.0.1:1883' } }).join()).toMatch(/server.httpUrl/);
   });
 });

@@ -5,6 +5,7 @@ import { plainToInstance, Type } from 'class-transformer';
 import {
   ArrayMinSize,
   IsArray,
+  IsBoolean,
   IsInt,
   IsOptional,
   IsString,
@@ -70,6 +71,13 @@ export class DownloadConfigSection {
 export class ServerConfigSection {
   @Matches(/^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/, { message: 'mqttUrl must be mqtt://host[:port] or mqtts://host[:port]' })
   mqttUrl!: string;
+
+  /**
+   * the server's HTTP(S) URL (its PUBLIC_URL): artifact downloads are pinned to its origin (scheme, host,
+   * port); an install naming any other URL is refused and the credential never leaves for it
+   */
+  @Matches(/^https?:\/\/[^\s/?#@]+(\/\S*)?$/, { message: 'httpUrl must be http://host[:port] or https://host[:port]' })
+  httpUrl!: string;
 
   /** PEM CA bundle for mqtts:// and https:// artifact URLs (optional: system CAs otherwise) */
   @IsOptional()
@@ -137,6 +145,13 @@ export class AgentConfigFile {
   @IsString()
   maintenanceTimezone = 'local';
 
+  /**
+   * false refuses `commit` (COMMAND_DISABLED): a commit turns whatever changed at run time into a bootable
+   * rootfs, which a device that must only run signed releases does not want (docs/agent.md §4)
+   */
+  @IsBoolean()
+  allowCommit = true;
+
   /** snapshot files that must exist before a trial is requested (e.g. boot/uImage) */
   @IsOptional()
   @IsArray()
@@ -149,6 +164,8 @@ export interface AgentConfig {
   deviceId: string;
   credential: string;
   mqttUrl: string;
+  /** scheme://host[:port] that artifact downloads must come from */
+  artifactOrigin: string;
   ca: Buffer | null;
   poolPath: string;
   fwEnvConfig: string;
@@ -160,6 +177,7 @@ export interface AgentConfig {
   kernelCmdlinePath: string;
   rebootCommand: string[];
   maintenanceTimezone: string;
+  allowCommit: boolean;
   requiredBootFiles: string[];
 }
 
@@ -234,6 +252,9 @@ export function validateAgentConfig(plain: unknown): AgentConfig {
   if (typeof file.maintenanceTimezone === 'string' && !isKnownTimezone(file.maintenanceTimezone)) {
     problems.push(`maintenanceTimezone: unknown time zone ${JSON.stringify(file.maintenanceTimezone)}`);
   }
+  if (typeof file.server?.httpUrl === 'string' && !URL.canParse(file.server.httpUrl)) {
+    problems.push(`server.httpUrl: ${JSON.stringify(file.server.httpUrl)} is not a URL`);
+  }
   if (file.download && file.download.initialBackoffMs > file.download.maxBackoffMs) {
     problems.push('download.initialBackoffMs: must not exceed download.maxBackoffMs');
   }
@@ -263,6 +284,7 @@ export function validateAgentConfig(plain: unknown): AgentConfig {
     deviceId: file.deviceId,
     credential,
     mqttUrl: file.server.mqttUrl,
+    artifactOrigin: new URL(file.server.httpUrl).origin,
     ca: file.server.caFile ? readFileSync(file.server.caFile) : null,
     poolPath: file.poolPath,
     fwEnvConfig: file.fwEnvConfig,
@@ -274,6 +296,7 @@ export function validateAgentConfig(plain: unknown): AgentConfig {
     kernelCmdlinePath: file.kernelCmdlinePath,
     rebootCommand: file.rebootCommand,
     maintenanceTimezone: file.maintenanceTimezone,
+    allowCommit: file.allowCommit,
     requiredBootFiles: file.requiredBootFiles ?? [],
   };
 }

@@ -100,6 +100,7 @@ describe(ArtifactDownloader.name, () => {
     const progress: number[] = [];
     const result = await downloader.download({
       url: served.url,
+      allowedOrigin: new URL(served.url).origin,
       destination,
       expectedSize: BODY.length,
       username: 'dev-1',
@@ -132,6 +133,7 @@ describe(ArtifactDownloader.name, () => {
     await writeFile(destination, BODY.subarray(0, 1_234_567));
     const request = {
       url: served.url,
+      allowedOrigin: new URL(served.url).origin,
       destination,
       expectedSize: BODY.length,
       username: 'dev-1',
@@ -159,6 +161,7 @@ describe(ArtifactDownloader.name, () => {
     await writeFile(destination, Buffer.alloc(BODY.length + 10, 1));
     const result = await downloader.download({
       url: served.url,
+      allowedOrigin: new URL(served.url).origin,
       destination,
       expectedSize: BODY.length,
       username: 'dev-1',
@@ -174,6 +177,7 @@ describe(ArtifactDownloader.name, () => {
     const destination = join(dir, 'spool');
     const result = await downloader.download({
       url: served.url,
+      allowedOrigin: new URL(served.url).origin,
       destination,
       expectedSize: BODY.length,
       username: 'dev-1',
@@ -189,6 +193,7 @@ describe(ArtifactDownloader.name, () => {
     await expectCode(
       downloader.download({
         url: served.url,
+        allowedOrigin: new URL(served.url).origin,
         destination: join(dir, 'spool'),
         expectedSize: BODY.length,
         username: 'dev-1',
@@ -205,6 +210,7 @@ describe(ArtifactDownloader.name, () => {
     await expectCode(
       downloader.download({
         url: served.url,
+        allowedOrigin: new URL(served.url).origin,
         destination: join(dir, 'a'),
         expectedSize: BODY.length - 1,
         username: 'dev-1',
@@ -215,6 +221,7 @@ describe(ArtifactDownloader.name, () => {
     await expectCode(
       downloader.download({
         url: served.url,
+        allowedOrigin: new URL(served.url).origin,
         destination: join(dir, 'b'),
         expectedSize: BODY.length + 1,
         username: 'dev-1',
@@ -232,6 +239,7 @@ describe(ArtifactDownloader.name, () => {
     await expectCode(
       downloader.download({
         url,
+        allowedOrigin: new URL(url).origin,
         destination: join(dir, 'spool'),
         expectedSize: 10,
         username: 'dev-1',
@@ -252,6 +260,7 @@ describe(ArtifactDownloader.name, () => {
     await expectCode(
       slow.download({
         url: served.url,
+        allowedOrigin: new URL(served.url).origin,
         destination: join(dir, 'spool'),
         expectedSize: 10,
         username: 'dev-1',
@@ -261,5 +270,41 @@ describe(ArtifactDownloader.name, () => {
       ErrorCode.Canceled,
     );
     expect(served.requests.length).toBeGreaterThan(1);
+  });
+
+  it('refuses a URL outside the pinned origin before any request: another port, scheme or host, user info', async () => {
+    const pinned = await serve({});
+    server = pinned.server;
+    const other = await serve({});
+    try {
+      const request = {
+        allowedOrigin: new URL(pinned.url).origin,
+        destination: join(dir, 'spool'),
+        expectedSize: BODY.length,
+        username: 'dev-1',
+        password: 'secret-credential',
+      };
+      const otherPort = new URL(pinned.url).port === new URL(other.url).port ? null : other.url;
+      expect(otherPort).not.toBeNull();
+      for (const url of [
+        otherPort!,
+        pinned.url.replace('http://', 'https://'),
+        pinned.url.replace('127.0.0.1', 'localhost'),
+        pinned.url.replace('http://', 'http://dev-1:secret@'),
+        'file:///etc/passwd',
+        'not a url',
+      ]) {
+        await expectCode(downloader.download({ ...request, url }), ErrorCode.UntrustedUrl);
+      }
+      // the credential went nowhere, and nothing was written
+      expect(other.requests).toEqual([]);
+      expect(pinned.requests).toEqual([]);
+      await expect(readFile(request.destination)).rejects.toMatchObject({ code: 'ENOENT' });
+      // the pinned origin itself works
+      const ok = await downloader.download({ ...request, url: pinned.url });
+      expect(ok.sha256).toBe(SHA);
+    } finally {
+      await new Promise<void>((resolve) => other.server.close(() => resolve()));
+    }
   });
 });

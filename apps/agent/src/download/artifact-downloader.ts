@@ -13,6 +13,11 @@ const COLLECT_EVERY_BYTES = 1024 * 1024;
 export interface DownloadRequest {
   url: string;
   /**
+   * the only origin (scheme://host[:port]) the artifact may come from: the configured server's. Any
+   * other URL is refused before a connection is made, so the credential never goes anywhere else.
+   */
+  allowedOrigin: string;
+  /**
    * file the artifact is spooled to. A file already there (left by an interrupted earlier run) is taken
    * as the first bytes of the artifact: hashed again and continued with a Range request; the caller's
    * sha256 check against the signed manifest judges the result as always.
@@ -81,6 +86,33 @@ function contentRangeStart(header: string | undefined): number | null {
 }
 
 /**
+ * The artifact URL, when it is on the pinned origin (docs/agent.md §4.1): same scheme, host and port as the
+ * configured server, no user info. A compromised server or a forged command cannot send the device (and
+ * its credential) anywhere else. Redirects are never followed (node's http client does not).
+ */
+export function pinnedUrl(text: string, allowedOrigin: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new DeviceError(
+      ErrorCode.UntrustedUrl,
+      `the artifact URL ${JSON.stringify(text.slice(0, 256))} is not a URL`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new DeviceError(ErrorCode.UntrustedUrl, `unsupported artifact URL scheme ${url.protocol}`);
+  }
+  if (url.origin !== new URL(allowedOrigin).origin || url.username || url.password) {
+    throw new DeviceError(
+      ErrorCode.UntrustedUrl,
+      `the artifact URL's origin ${url.origin} is not the configured server ${new URL(allowedOrigin).origin}; refused without a request`,
+    );
+  }
+  return url;
+}
+
+/**
  * Downloads one artifact to a spool file with HTTP Basic auth, hashing every byte as it is written, and
  * resuming with `Range: bytes=<have>-` after a dropped connection. It never writes past the expected
  * size, so a hostile server cannot fill the pool. It does not judge the content: the caller compares
@@ -90,10 +122,7 @@ export class ArtifactDownloader {
   constructor(private readonly options: DownloaderOptions) {}
 
   async download(request: DownloadRequest): Promise<DownloadResult> {
-    const url = new URL(request.url);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new DeviceError(ErrorCode.DownloadFailed, `unsupported artifact URL scheme ${url.protocol}`);
-    }
+    const url = pinnedUrl(request.url, request.allowedOrigin);
     const { file, progress } = await this.openSpool(request);
     const bytesResumed = progress.written;
     let attempts = 0;

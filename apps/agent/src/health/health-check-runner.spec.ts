@@ -81,3 +81,43 @@ describe('health check runner', () => {
     expect(await runCheckDirectory(join(dir, 'nope'), HealthCheckKind.Wanted, 1000)).toEqual([]);
   });
 });
+
+describe('check output sanitising', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cowroot-health-'));
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('strips NUL and control characters from what a check prints, keeps tabs and newlines, bounds the size', async () => {
+    // 6000 bytes of NUL, escapes and invalid UTF-8, then a readable last line
+    const result = await runCheckExecutable(
+      await script(
+        dir,
+        'noisy',
+        `i=0; while [ $i -lt 1000 ]; do printf 'a\\000\\033[31m\\377\\r'; i=$((i+1)); done; printf 'tab\\there\\nlast line\\n'; exit 1`,
+      ),
+      5000,
+    );
+    expect(result.passed).toBe(false);
+    expect(result.output).not.toMatch(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/);
+    expect(result.output.length).toBeLessThanOrEqual(4096);
+    expect(result.output).toContain('tab\there\nlast line\n');
+    expect(result.output).toContain('[cowroot] exit 1');
+    // the invalid UTF-8 byte became the replacement character, not a lone surrogate
+    expect(result.output).toContain('\uFFFD');
+  });
+
+  it('reports a check whose file name holds control characters under a clean, bounded name', async () => {
+    const checks = join(dir, 'required.d');
+    await mkdir(checks);
+    await script(checks, `bad\u0001name${'x'.repeat(200)}`, 'exit 0');
+    const [result] = await runCheckDirectory(checks, HealthCheckKind.Required, 5000);
+    expect(result.name).toBe(`badname${'x'.repeat(121)}`);
+    expect(result.passed).toBe(true);
+  });
+});

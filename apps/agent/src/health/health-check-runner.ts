@@ -3,8 +3,9 @@ import { constants } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HealthCheckKind, HealthCheckResult } from '@cowroot/protocol';
+import { sanitizeCheckName, sanitizeCheckOutput } from './check-output';
 
-/** What the protocol lets a report carry (HealthCheckResult.outputTail). */
+/** Bytes of a check's output kept while it runs (the report keeps at most 4096 characters of them). */
 export const OUTPUT_TAIL_BYTES = 4096;
 
 /** Keeps the last `limit` bytes of what a check prints (stdout and stderr interleaved, as a human sees it). */
@@ -60,7 +61,7 @@ export function runCheckExecutable(
       // leftovers of a passing check are killed too: a check is a test, not a service
       killGroup();
       if (note) tail.push(Buffer.from(`${note}\n`));
-      resolve({ passed, output: tail.toString(), durationMs: Date.now() - started });
+      resolve({ passed, output: sanitizeCheckOutput(tail.toString()), durationMs: Date.now() - started });
     };
     child.stdout!.on('data', (chunk: Buffer) => tail.push(chunk));
     child.stderr!.on('data', (chunk: Buffer) => tail.push(chunk));
@@ -101,11 +102,23 @@ export async function runCheckDirectory(
       () => false,
     );
     if (!executable) {
-      results.push({ name, kind, passed: false, durationMs: 0, outputTail: `[cowroot] ${path} is not executable` });
+      results.push({
+        name: sanitizeCheckName(name),
+        kind,
+        passed: false,
+        durationMs: 0,
+        outputTail: sanitizeCheckOutput(`[cowroot] ${path} is not executable`),
+      });
       continue;
     }
     const run = await runCheckExecutable(path, timeoutMs);
-    results.push({ name, kind, passed: run.passed, durationMs: run.durationMs, outputTail: run.output });
+    results.push({
+      name: sanitizeCheckName(name),
+      kind,
+      passed: run.passed,
+      durationMs: run.durationMs,
+      outputTail: run.output,
+    });
   }
   return results;
 }

@@ -3,6 +3,7 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HealthCheckKind, HealthCheckResult, HealthReport, HealthStatus } from '@cowroot/protocol';
 import { SnapshotStore } from '@cowroot/device';
+import { sanitizeCheckOutput } from './check-output';
 import { runCheckDirectory } from './health-check-runner';
 
 export interface TrialHealthOptions {
@@ -48,7 +49,7 @@ async function timed(
     kind: HealthCheckKind.Builtin,
     passed: result.passed,
     durationMs: Date.now() - started,
-    outputTail: result.output.slice(-4096),
+    outputTail: sanitizeCheckOutput(result.output),
   };
 }
 

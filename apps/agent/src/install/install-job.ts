@@ -23,6 +23,8 @@ export interface InstallJobDeps {
   releasePublicKey: KeyObject;
   deviceId: string;
   credential: string;
+  /** scheme://host[:port] of the configured server: the only place artifacts come from */
+  artifactOrigin: string;
   ca: Buffer | null;
   logger: AgentLogger;
 }
@@ -161,6 +163,7 @@ export class InstallJob {
     try {
       const download = await this.deps.downloader.download({
         url: command.artifact.url,
+        allowedOrigin: this.deps.artifactOrigin,
         destination: spool,
         expectedSize: manifest.size,
         username: this.deps.deviceId,

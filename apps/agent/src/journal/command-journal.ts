@@ -135,6 +135,17 @@ export class CommandJournal {
     await this.persist();
   }
 
+  /**
+   * Remembers an event in memory only, for an outcome whose journal write failed (a full disk): a
+   * redelivery in this run is still answered with it, and the next write that succeeds persists it.
+   */
+  rememberEvent(event: StoredEvent, terminal: boolean): void {
+    const record = this.data.commands[event.commandId];
+    if (!record) return;
+    record.lastEvent = event;
+    if (terminal) record.status = 'done';
+  }
+
   /** Commands that were running when the agent stopped (a crash or a reboot mid-job). */
   running(): Array<{ commandId: string; record: CommandRecord }> {
     return Object.entries(this.data.commands)

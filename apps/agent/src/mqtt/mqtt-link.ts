@@ -12,18 +12,25 @@ export interface MqttLinkOptions {
   /** first reconnect delay; doubles up to maxReconnectMs while the server stays away */
   initialReconnectMs?: number;
   maxReconnectMs?: number;
+  /** a connection must last this long before the backoff starts again from initialReconnectMs */
+  stableAfterMs?: number;
   connectTimeoutMs?: number;
 }
 
 /**
  * The agent's one MQTT connection (docs/protocol.md §4, §5): authenticates with the device credential,
  * leaves an `offline` presence as its last will, announces `online` and resubscribes to its commands on
- * every (re)connect, and reconnects with exponential backoff. Emits 'connect' and 'command' (payload).
+ * every (re)connect, and reconnects with exponential backoff. The backoff is reset only by a connection
+ * that stayed up for `stableAfterMs`, not by every CONNACK: two devices that share a client id kick each
+ * other off (MQTT-3.1.4-2), and with a reset on CONNACK they would do so every second forever
+ * (docs/agent.md §6). Emits 'connect' and 'command' (payload).
  */
 export class MqttLink extends EventEmitter {
   private client: MqttClient | null = null;
   private readonly initialReconnectMs: number;
   private readonly maxReconnectMs: number;
+  private readonly stableAfterMs: number;
+  private stableTimer: NodeJS.Timeout | null = null;
   private connectedOnce = false;
 
   constructor(
@@ -33,6 +40,12 @@ export class MqttLink extends EventEmitter {
     super();
     this.initialReconnectMs = options.initialReconnectMs ?? 1000;
     this.maxReconnectMs = options.maxReconnectMs ?? 60_000;
+    this.stableAfterMs = options.stableAfterMs ?? 30_000;
+  }
+
+  /** The delay before the next reconnect attempt, should the connection drop now. */
+  get reconnectDelayMs(): number {
+    return this.client?.options.reconnectPeriod ?? this.initialReconnectMs;
   }
 
   get connected(): boolean {
@@ -76,7 +89,12 @@ export class MqttLink extends EventEmitter {
     this.client = client;
     client.on('connect', () => {
       this.connectedOnce = true;
-      client.options.reconnectPeriod = this.initialReconnectMs;
+      this.clearStableTimer();
+      this.stableTimer = setTimeout(() => {
+        this.stableTimer = null;
+        client.options.reconnectPeriod = this.initialReconnectMs;
+      }, this.stableAfterMs);
+      this.stableTimer.unref();
       this.logger.info('mqtt connected', { url: this.options.url });
       client.subscribe(this.topic(DeviceChannel.Commands), { qos: 1 }, (error) => {
         if (error) this.logger.error('subscribing to commands failed', { error: error.message });
@@ -94,6 +112,7 @@ export class MqttLink extends EventEmitter {
       this.emit('connect');
     });
     client.on('close', () => {
+      this.clearStableTimer();
       // exponential backoff: mqtt.js reads reconnectPeriod each time it schedules the next attempt
       const next = Math.min((client.options.reconnectPeriod ?? this.initialReconnectMs) * 2, this.maxReconnectMs);
       client.options.reconnectPeriod = next;
@@ -103,6 +122,11 @@ export class MqttLink extends EventEmitter {
     client.on('message', (topic, payload) => {
       if (topic === this.topic(DeviceChannel.Commands)) this.emit('command', payload);
     });
+  }
+
+  private clearStableTimer(): void {
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    this.stableTimer = null;
   }
 
   /** Publishes with QoS 1; resolves at the broker's PUBACK (queued by mqtt.js while offline). */
@@ -154,6 +178,7 @@ export class MqttLink extends EventEmitter {
   async stop(graceful: boolean): Promise<void> {
     const client = this.client;
     if (!client) return;
+    this.clearStableTimer();
     this.client = null;
     if (graceful && client.connected) {
       await Promise.race([

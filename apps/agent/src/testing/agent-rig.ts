@@ -104,6 +104,8 @@ export class AgentRig {
   credential = CREDENTIAL;
   /** the broker the agent connects to: the in-process aedes, or a real fleet server's */
   mqttUrl = '';
+  /** the server origin the agent pins artifact downloads to */
+  httpUrl = '';
   configOverrides: Record<string, unknown> = {};
   private cleanups: Array<() => Promise<unknown>> = [];
 
@@ -128,7 +130,10 @@ export class AgentRig {
    * of the in-process aedes and observer; events are then read through the server's API.
    */
   async setUp(
-    options: { deviceMiB?: number; server?: { mqttUrl: string; deviceId: string; credential: string } } = {},
+    options: {
+      deviceMiB?: number;
+      server?: { mqttUrl: string; httpUrl: string; deviceId: string; credential: string };
+    } = {},
   ): Promise<void> {
     this.dir = await mkdtemp(join(tmpdir(), 'cowroot-agent-it-'));
     this.cleanups.push(() => rm(this.dir, { recursive: true, force: true }));
@@ -150,6 +155,7 @@ export class AgentRig {
 
     if (options.server) {
       this.mqttUrl = options.server.mqttUrl;
+      this.httpUrl = options.server.httpUrl;
       this.deviceId = options.server.deviceId;
       this.credential = options.server.credential;
       return;
@@ -159,6 +165,7 @@ export class AgentRig {
     this.mqttUrl = `mqtt://127.0.0.1:${this.broker.port}`;
     this.http = new ArtifactHttpServer(DEVICE_ID, CREDENTIAL);
     await this.http.listen();
+    this.httpUrl = this.http.origin;
     this.cleanups.push(() => this.http.close());
     this.observer = connect(this.mqttUrl, {
       username: 'observer',
@@ -290,7 +297,7 @@ export class AgentRig {
     return {
       deviceId: this.deviceId,
       credential: this.credential,
-      server: { mqttUrl: this.mqttUrl },
+      server: { mqttUrl: this.mqttUrl, httpUrl: this.httpUrl },
       poolPath: this.pool,
       fwEnvConfig: this.env.configPath,
       releasePublicKeyFile: join(this.dir, 'release.pub.pem'),

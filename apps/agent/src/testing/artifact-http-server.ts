@@ -44,10 +44,15 @@ export class ArtifactHttpServer {
     this.port = (this.server.address() as AddressInfo).port;
   }
 
+  /** scheme://host:port of this server, as an agent config pins it (server.httpUrl) */
+  get origin(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
   /** Serves `file` at /artifacts/<name>; returns its URL. */
   serve(name: string, file: string, mode: ServeMode = { kind: 'normal' }): string {
     this.files.set(`/artifacts/${name}`, { file, mode });
-    return `http://127.0.0.1:${this.port}/artifacts/${name}`;
+    return `${this.origin}/artifacts/${name}`;
   }
 
   requestsFor(name: string): number {

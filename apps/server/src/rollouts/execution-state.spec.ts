@@ -1,4 +1,4 @@
-import { JobEventType } from '@cowroot/protocol';
+import { JobEventType, RollbackCause } from '@cowroot/protocol';
 import {
   ExecutionState,
   FailureKind,
@@ -43,18 +43,18 @@ describe('nextExecutionState', () => {
     const rejected = nextExecutionState(ExecutionState.Rebooting, { type: JobEventType.Rejected });
     expect(rejected).toBe(ExecutionState.RejectedByHealthCheck);
     expect(
-      nextExecutionState(rejected!, { type: JobEventType.RolledBack, rollback: { by: 'health-check' } }),
+      nextExecutionState(rejected!, { type: JobEventType.RolledBack, rollback: { by: RollbackCause.HealthCheck } }),
     ).toBeNull();
   });
 
   it('tells bootloader and kernel-load fallbacks from health-check rejections', () => {
-    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'bootloader' } })).toBe(
+    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: RollbackCause.Bootloader } })).toBe(
       ExecutionState.RolledBackByBootloader,
     );
-    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'kernel-load' } })).toBe(
+    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: RollbackCause.KernelLoad } })).toBe(
       ExecutionState.RolledBackByBootloader,
     );
-    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: 'health-check' } })).toBe(
+    expect(stateOfEvent({ type: JobEventType.RolledBack, rollback: { by: RollbackCause.HealthCheck } })).toBe(
       ExecutionState.RejectedByHealthCheck,
     );
     expect(stateOfEvent({ type: JobEventType.Completed })).toBeNull();

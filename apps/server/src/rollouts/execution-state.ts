@@ -1,4 +1,4 @@
-import { JobEventType } from '@cowroot/protocol';
+import { JobEventType, RollbackCause } from '@cowroot/protocol';
 
 /**
  * Where one device stands in one rollout (docs/rollouts.md "Execution states"). Only `confirmed` is success:
@@ -107,7 +107,7 @@ export function stateOfEvent(event: ExecutionEvent): ExecutionState | null {
       return ExecutionState.RejectedByHealthCheck;
     case JobEventType.RolledBack:
       // health-check: the trial booted but a required check failed; bootloader/kernel-load: it never came up
-      return event.rollback?.by === 'health-check'
+      return event.rollback?.by === RollbackCause.HealthCheck
         ? ExecutionState.RejectedByHealthCheck
         : ExecutionState.RolledBackByBootloader;
     case JobEventType.Failed:

@@ -13,6 +13,7 @@ import {
 import { BTRFS_UUID_PATTERN, SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { ReleaseRef, VersionedMessage } from './common';
 import { INT32_MAX, MAX_SAFE_UINT, Text, Timestamp, Uint } from './storable';
+import { TrialOutcome } from './trial-outcome';
 
 /** How a snapshot came to be on the device (docs/device.md §2). */
 export enum SnapshotOrigin {
@@ -70,14 +71,6 @@ export class PendingTrial {
 
   @IsEnum(TrialState)
   state!: TrialState;
-}
-
-/** How the last trial ended, as recorded in the env and the agent's journal. */
-export enum TrialOutcome {
-  Accepted = 'accepted',
-  BootloaderFallback = 'bootloader-fallback',
-  HealthRejected = 'health-rejected',
-  KernelLoadFailed = 'kernel-load-failed',
 }
 
 export class LastTrialResult {

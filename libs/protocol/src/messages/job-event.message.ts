@@ -1,9 +1,10 @@
 import { Type } from 'class-transformer';
-import { IsBoolean, IsEnum, IsIn, IsObject, IsOptional, IsUUID, Matches, ValidateNested } from 'class-validator';
+import { IsBoolean, IsEnum, IsObject, IsOptional, IsUUID, Matches, ValidateNested } from 'class-validator';
 import { ErrorCode } from '../error-codes';
 import { SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { VersionedMessage } from './common';
 import { MAX_SAFE_UINT, Text, Timestamp, Uint } from './storable';
+import { RollbackCause } from './trial-outcome';
 
 /**
  * What happened to a command on the device (docs/protocol.md §5.2). Only `confirmed` means that a
@@ -64,8 +65,8 @@ export class RollbackDetail {
   @Matches(SNAPSHOT_ID_PATTERN)
   restoredSnapshot!: string;
 
-  @IsIn(['bootloader', 'health-check', 'kernel-load'])
-  by!: 'bootloader' | 'health-check' | 'kernel-load';
+  @IsEnum(RollbackCause)
+  by!: RollbackCause;
 
   @IsOptional()
   @Text(128)
