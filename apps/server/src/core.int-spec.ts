@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import request from 'supertest';
 import { startTestServer, TestServer } from '../test/start-test-server';
 
@@ -23,6 +25,9 @@ describe('server core', () => {
     const res = await http().get('/docs-json').expect(200);
     expect(res.body.openapi).toMatch(/^3\./);
     expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/api/v1/tokens', '/api/v1/audit']));
+    // the running server's document is the one the client was generated from (built without a database)
+    const committed = JSON.parse(await readFile(join(__dirname, '../../../libs/api-client/openapi.json'), 'utf8'));
+    expect(res.body).toEqual(committed);
   });
 
   it('refuses requests without, or with an unknown, token', async () => {

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { Role } from '../role.enum';
 import { ApiToken } from '../api-token.entity';
 
@@ -8,8 +8,8 @@ export class TokenDto {
   @ApiProperty({ enum: Role }) role!: Role;
   @ApiProperty() createdBy!: string;
   @ApiProperty() createdAt!: string;
-  @ApiPropertyOptional({ nullable: true, type: String }) revokedAt!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String }) lastUsedAt!: string | null;
+  @ApiProperty({ nullable: true, type: String }) revokedAt!: string | null;
+  @ApiProperty({ nullable: true, type: String }) lastUsedAt!: string | null;
 
   static from(token: ApiToken): TokenDto {
     return {
