@@ -1007,19 +1007,19 @@ export interface components {
              * @description share of the wave that must CONFIRM
              * @default 100
              */
-            successPercent: number;
+            successPercent?: number;
             /** @description seconds a device has, from dispatch, to confirm */
             timeoutSeconds: number;
             /**
              * @description seconds to wait after success before the next wave
              * @default 0
              */
-            soakSeconds: number;
+            soakSeconds?: number;
             /**
              * @description the wave starts only after an operator approves it
              * @default false
              */
-            requiresApproval: boolean;
+            requiresApproval?: boolean;
         };
         AbortRuleDto: {
             /** @enum {string} */
@@ -1030,7 +1030,7 @@ export interface components {
              * @description the rule applies once this many devices have an outcome
              * @default 1
              */
-            minExecuted: number;
+            minExecuted?: number;
             /** @enum {string} */
             action: "pause" | "revert";
         };
@@ -1047,17 +1047,17 @@ export interface components {
              * @description random order of devices (else by id)
              * @default true
              */
-            randomize: boolean;
+            randomize?: boolean;
             /**
              * @description devices that match the selector later join the last wave
              * @default false
              */
-            continuous: boolean;
+            continuous?: boolean;
             /**
              * @default now
              * @enum {string}
              */
-            rebootMode: "now" | "window" | "never";
+            rebootMode?: "now" | "window" | "never";
             /** @description recorded in the audit log */
             reason?: string;
         };
