@@ -15,9 +15,15 @@ export const ERROR_CODES: Record<C, ErrorCodeInfo> = {
   [C.Invalid]: { status: 400, meaning: 'the request is malformed; details.problems lists every validation failure' },
   [C.Unauthorized]: { status: 401, meaning: 'no credential, or an unknown or revoked token / device credential' },
   [C.Forbidden]: { status: 403, meaning: "the token's role is too weak for this action" },
-  [C.NotFound]: { status: 404, meaning: 'no such route' },
-  [C.Conflict]: { status: 409, meaning: 'conflicts with the current state (generic)' },
-  [C.InvalidState]: { status: 422, meaning: 'not possible in the current state (generic)' },
+  [C.NotFound]: { status: 404, meaning: 'no such route (the domain answers a specific *_NOT_FOUND)' },
+  [C.Conflict]: {
+    status: 409,
+    meaning: 'conflicts with what exists (generic: routes answer a specific code where there is one)',
+  },
+  [C.InvalidState]: {
+    status: 422,
+    meaning: 'not possible in the current state (generic: routes answer a specific code where there is one)',
+  },
   [C.PayloadTooLarge]: { status: 413, meaning: 'the request body is larger than the server accepts' },
   [C.Internal]: { status: 500, meaning: 'unexpected server error; quote the correlationId' },
   [C.NotReady]: { status: 503, meaning: 'not ready: details says which dependency (database, mqtt) is down' },
