@@ -5,7 +5,11 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { DomainErrorCode } from '../common/domain-error';
-import { previewOpenApiDocument } from './openapi-document';
+import { ModulesContainer } from '@nestjs/core';
+import { MIN_ROLE_KEY } from '../auth/roles.decorator';
+import { PUBLIC_KEY } from '../auth/public.decorator';
+import { Role } from '../auth/role.enum';
+import { buildOpenApiDocument, createPreviewApp } from './openapi-document';
 import { serializeOpenApiDocument } from './write-openapi';
 
 const ROOT = resolve(__dirname, '../../../..');
@@ -35,8 +39,30 @@ function operations(document: OpenAPIObject) {
 
 describe('OpenAPI document', () => {
   let document: OpenAPIObject;
+  /** operationId (`<Controller>_<method>`) → the guard's view of the route */
+  const routes = new Map<string, { public: boolean; role: Role }>();
   beforeAll(async () => {
-    document = await previewOpenApiDocument();
+    const app = await createPreviewApp();
+    try {
+      document = buildOpenApiDocument(app);
+      for (const module of app.get(ModulesContainer).values()) {
+        for (const { metatype } of module.controllers.values()) {
+          const controller = metatype as { name: string; prototype: Record<string, unknown> };
+          for (const name of Object.getOwnPropertyNames(controller.prototype)) {
+            const handler = controller.prototype[name];
+            if (name === 'constructor' || typeof handler !== 'function') continue;
+            const meta = <T>(key: string) =>
+              (Reflect.getMetadata(key, handler) ?? Reflect.getMetadata(key, controller)) as T | undefined;
+            routes.set(`${controller.name}_${name}`, {
+              public: meta<boolean>(PUBLIC_KEY) ?? false,
+              role: meta<Role>(MIN_ROLE_KEY) ?? Role.Viewer,
+            });
+          }
+        }
+      }
+    } finally {
+      await app.close();
+    }
   });
 
   it('is the one committed in libs/api-client/openapi.json', async () => {
@@ -81,7 +107,12 @@ describe('OpenAPI document', () => {
     for (const { name, op } of operations(document)) {
       const errors = Object.entries(op.responses).filter(([status]) => Number(status) >= 400);
       if (!errors.some(([status]) => status === '500')) wrong.push(`${name}: no 500`);
-      if (op.security?.length && !errors.some(([status]) => status === '401')) wrong.push(`${name}: no 401`);
+      const route = routes.get(op.operationId ?? '');
+      if (!route) wrong.push(`${name}: no controller method ${op.operationId}`);
+      const has = (status: string) => errors.some(([documented]) => documented === status);
+      if (route && !route.public && !(has('401') && op.security?.length)) wrong.push(`${name}: no 401 / security`);
+      if (route && route.role !== Role.Viewer && !has('403')) wrong.push(`${name}: needs ${route.role}, no 403`);
+      if (route && route.role === Role.Viewer && has('403')) wrong.push(`${name}: any role may call it, yet 403`);
       for (const [status, response] of errors) {
         const schema = response && 'content' in response ? response.content?.['application/json']?.schema : undefined;
         if (!schema || !('$ref' in schema) || schema.$ref !== '#/components/schemas/ErrorResponseDto')

@@ -47,14 +47,19 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
  * connects to a database or opens a port (https://docs.nestjs.com/standalone-applications).
  */
 export async function previewOpenApiDocument(): Promise<OpenAPIObject> {
-  const config = ServerConfig.fromEnv({});
-  const app = await NestFactory.create(AppModule.forRoot(config, 'postgres://preview.invalid/none'), {
-    preview: true,
-    logger: false,
-  });
+  const app = await createPreviewApp();
   try {
     return buildOpenApiDocument(app);
   } finally {
     await app.close();
   }
+}
+
+/** The app in preview mode: controllers and their metadata, no provider instantiated, nothing connected. */
+export async function createPreviewApp(): Promise<INestApplication> {
+  const config = ServerConfig.fromEnv({});
+  return NestFactory.create(AppModule.forRoot(config, 'postgres://preview.invalid/none'), {
+    preview: true,
+    logger: false,
+  });
 }
