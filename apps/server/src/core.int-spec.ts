@@ -70,6 +70,18 @@ describe('server core', () => {
       .expect(400);
     expect(res.body.error.message).toMatch(/role/);
     expect(res.body.error.message).toMatch(/extra/);
+    expect(res.body.error.code).toBe('INVALID');
+
+    // what Nest and the body parser refuse before a controller runs answers the same envelope
+    const malformed = await http()
+      .post('/api/v1/tokens')
+      .set(admin())
+      .set('Content-Type', 'application/json')
+      .send('{"name":')
+      .expect(400);
+    expect(malformed.body.error).toMatchObject({ code: 'INVALID', correlationId: expect.any(String) });
+    const unknown = await http().get('/api/v1/nothing-here').set(admin()).expect(404);
+    expect(unknown.body.error.code).toBe('NOT_FOUND');
   });
 
   it('keeps the audit log append-only in the database itself', async () => {
