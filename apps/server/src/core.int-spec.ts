@@ -43,7 +43,7 @@ describe('server core', () => {
       .set(admin())
       .send({ name: 'viewer-1', role: 'viewer' })
       .expect(201);
-    expect(created.body.token).toMatch(/^cwr_/);
+    expect(created.body.token).toMatch(/^cwr_[A-Za-z0-9_-]{43}$/); // the pattern CreatedTokenDto documents
     const viewer = { Authorization: `Bearer ${created.body.token}` };
     await http().get('/api/v1/audit').set(viewer).expect(200);
     const forbidden = await http().post('/api/v1/tokens').set(viewer).send({ name: 'x', role: 'admin' }).expect(403);

@@ -643,7 +643,10 @@ export interface components {
             createdAt: string;
             revokedAt: string | null;
             lastUsedAt: string | null;
-            /** @description the secret, shown only in this response */
+            /**
+             * @description the secret to send as `Authorization: Bearer <token>`: shown only in this response (the server keeps its sha256)
+             * @example cwr_3q2-7wFh0m8Y1c6bX0o9k2N4v7Rr5tUe8pQz1aLsJdW
+             */
             token: string;
         };
         TokenDto: {
