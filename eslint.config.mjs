@@ -46,6 +46,33 @@ export default [
     },
   },
   {
+    // The generated client is shared by the CLI and the dashboard: types and openapi-fetch only, nothing of
+    // the server it is generated from (the server's contract is its DTOs; see docs/api.md).
+    files: ['libs/api-client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@nestjs/*', 'typeorm'], message: 'libs/api-client must not depend on the server stack' },
+            { group: ['**/apps/**'], message: 'libs/api-client must not import an app' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The server is the source of the OpenAPI document; it never reads its own generated client.
+    files: ['apps/server/**/*.ts'],
+    ignores: ['**/*.spec.ts', '**/*.int-spec.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: '@cowroot/api-client', message: 'the server defines the contract with its DTOs' }] },
+      ],
+    },
+  },
+  {
     // Integration tests compose the real pieces across projects (the real server's test harness beside the
     // real agent, the simulator, the CLI); boundaries bind production code, not these compositions.
     files: ['**/*.int-spec.ts', '**/*.spec.ts', '**/test/**/*.ts', '**/testing/**/*.ts', '**/bench/**/*.ts'],

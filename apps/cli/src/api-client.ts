@@ -1,9 +1,8 @@
+import { createApiClient, type ApiClient as TypedClient, type paths } from '@cowroot/api-client';
+import type { Middleware } from 'openapi-fetch';
 import { CliError, ApiErrorBody } from './cli-error';
 import { streamUpload, StreamUploadAnswer, TransportError } from './releases/streaming-upload';
 import type { Readable } from 'node:stream';
-
-export type QueryValue = string | number | boolean | readonly string[] | null | undefined;
-export type Query = Record<string, QueryValue>;
 
 export interface Page<T> {
   items: T[];
@@ -16,105 +15,69 @@ export interface Collected<T> {
   truncated: boolean;
 }
 
+/** The query parameters of a GET route, as the server's OpenAPI document declares them. */
+export type QueryOf<P extends keyof paths> = paths[P] extends { get: { parameters: { query?: infer Q } } }
+  ? NonNullable<Q>
+  : never;
+
+/** An openapi-fetch answer: data on 2xx, the parsed error body (or its text) otherwise. */
+interface Answer<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
+}
+
 /** JSON requests that take longer than this count as "server unreachable" */
 const REQUEST_TIMEOUT_MS = 60_000;
 
 /**
- * The REST API (`/api/v1`) as the CLI uses it: bearer token, one X-Request-Id per CLI invocation (so the
- * server's logs and audit rows of one command share it), error answers turned into ApiError, transport
- * failures into "unreachable".
+ * The REST API (`/api/v1`) as the CLI uses it: the client generated from the server's OpenAPI document
+ * (`api`, libs/api-client) with a bearer token, one X-Request-Id per CLI invocation (so the server's logs
+ * and audit rows of one command share it), error answers turned into ApiError, transport failures into
+ * "unreachable".
  */
 export class ApiClient {
+  /** typed calls: `client.call(client.api.GET('/api/v1/devices/{id}', { params: { path: { id } } }))` */
+  readonly api: TypedClient;
+
   constructor(
     readonly server: string,
     private readonly token: string,
     readonly requestId: string,
-  ) {}
-
-  url(path: string, query: Query = {}): URL {
-    const url = new URL(`${this.server}${path}`);
-    for (const [key, value] of Object.entries(query)) {
-      if (value === undefined || value === null) continue;
-      if (Array.isArray(value)) for (const item of value) url.searchParams.append(key, item);
-      else url.searchParams.set(key, String(value));
-    }
-    return url;
-  }
-
-  get<T>(path: string, query?: Query): Promise<T> {
-    return this.json<T>('GET', path, { query });
-  }
-
-  post<T>(path: string, body?: unknown): Promise<T> {
-    return this.json<T>('POST', path, { body });
-  }
-
-  patch<T>(path: string, body?: unknown): Promise<T> {
-    return this.json<T>('PATCH', path, { body });
-  }
-
-  put<T>(path: string, body?: unknown): Promise<T> {
-    return this.json<T>('PUT', path, { body });
-  }
-
-  delete<T>(path: string, query?: Query): Promise<T> {
-    return this.json<T>('DELETE', path, { query });
-  }
-
-  /** A request with a non-JSON body (e.g. CSV text). */
-  sendText<T>(method: string, path: string, contentType: string, text: string): Promise<T> {
-    return this.json<T>(method, path, { raw: { contentType, text } });
-  }
-
-  async json<T>(
-    method: string,
-    path: string,
-    options: { query?: Query; body?: unknown; raw?: { contentType: string; text: string } } = {},
-  ): Promise<T> {
-    const headers: Record<string, string> = { ...this.headers(), Accept: 'application/json' };
-    let body: string | undefined;
-    if (options.raw) {
-      headers['Content-Type'] = options.raw.contentType;
-      body = options.raw.text;
-    } else if (options.body !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      body = JSON.stringify(options.body);
-    }
-    const response = await this.fetch(this.url(path, options.query), {
-      method,
-      headers,
-      body,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  ) {
+    this.api = createApiClient({
+      baseUrl: server,
+      headers: { ...this.headers(), Accept: 'application/json' },
+      fetch: (request) => this.fetch(request),
     });
-    const text = await response.text();
-    if (!response.ok) throw errorFrom(response.status, response.statusText, text);
-    if (text.length === 0) return undefined as T;
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new CliError(
-        `the server answered ${method} ${path} with something that is not JSON (HTTP ${response.status})`,
-      );
-    }
+    this.api.use(timeoutAndJsonCheck);
   }
 
-  /** An OK streaming answer (the body is left unread for the caller to pipe). */
-  async openStream(path: string, query?: Query): Promise<Response> {
-    const response = await this.fetch(this.url(path, query), { method: 'GET', headers: this.headers() });
-    if (!response.ok) throw errorFrom(response.status, response.statusText, await response.text());
-    return response;
+  url(path: string): URL {
+    return new URL(`${this.server}${path}`);
+  }
+
+  /** The data of a 2xx answer; the ApiError of any other. */
+  async call<T>(pending: Promise<Answer<T>>): Promise<T> {
+    const { data, error, response } = await pending;
+    if (!response.ok) throw errorFromBody(response.status, response.statusText, error);
+    return data as T;
   }
 
   /**
    * Follows nextCursor until `max` items (null = all) are collected. `pageSize` is the server's limit
    * per page; the last page asks only for what is still needed.
    */
-  async collect<T>(path: string, query: Query, max: number | null, pageSize: number): Promise<Collected<T>> {
+  async collect<T>(
+    fetchPage: (page: { limit: number; cursor?: string }) => Promise<Page<T>>,
+    max: number | null,
+    pageSize: number,
+  ): Promise<Collected<T>> {
     const items: T[] = [];
     let cursor: string | undefined;
     for (;;) {
       const limit = max === null ? pageSize : Math.min(pageSize, max - items.length);
-      const page = await this.get<Page<T>>(path, { ...query, limit, cursor });
+      const page = await fetchPage({ limit, cursor });
       items.push(...page.items);
       if (!page.nextCursor) return { items, truncated: false };
       if (max !== null && items.length >= max) return { items: items.slice(0, max), truncated: true };
@@ -143,25 +106,57 @@ export class ApiClient {
     return { Authorization: `Bearer ${this.token}`, 'X-Request-Id': this.requestId, 'User-Agent': 'cowroot-cli' };
   }
 
-  private async fetch(url: URL, init: RequestInit): Promise<Response> {
+  private async fetch(request: Request): Promise<Response> {
     try {
-      return await fetch(url, init);
+      return await fetch(request);
     } catch (error) {
       throw CliError.unreachable(this.server, describeFetchFailure(error));
     }
   }
 }
 
+/**
+ * JSON calls give up after REQUEST_TIMEOUT_MS (streams, like the audit export, take as long as they take),
+ * and a 2xx answer that is not JSON is reported as such rather than as a parser error.
+ */
+const timeoutAndJsonCheck: Middleware = {
+  onRequest({ request, options }) {
+    if (options.parseAs === 'stream') return undefined;
+    return new Request(request, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  },
+  async onResponse({ request, response, options }) {
+    if (!response.ok || options.parseAs !== 'json' || response.status === 204) return undefined;
+    const text = await response.text();
+    try {
+      if (text.length > 0) JSON.parse(text);
+    } catch {
+      throw new CliError(
+        `the server answered ${request.method} ${new URL(request.url).pathname} with something that is not JSON (HTTP ${response.status})`,
+      );
+    }
+    return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+  },
+};
+
 /** The ApiError of a non-2xx answer; tolerates bodies that are not the server's error shape (proxies). */
 export function errorFrom(status: number, statusText: string, text: string): CliError {
-  let body: ApiErrorBody | null = null;
+  let body: unknown = text;
   try {
-    const parsed = JSON.parse(text) as { error?: ApiErrorBody };
-    if (parsed && typeof parsed.error === 'object' && parsed.error !== null) body = parsed.error;
+    body = JSON.parse(text);
   } catch {
     // not JSON: keep the HTTP status text
   }
-  return CliError.fromApi(status, body, statusText);
+  return errorFromBody(status, statusText, body);
+}
+
+/** The same for a body openapi-fetch already parsed (an object) or could not (its text). */
+export function errorFromBody(status: number, statusText: string, body: unknown): CliError {
+  const envelope = body as { error?: ApiErrorBody } | null;
+  const error =
+    typeof envelope === 'object' && envelope !== null && typeof envelope.error === 'object' && envelope.error !== null
+      ? envelope.error
+      : null;
+  return CliError.fromApi(status, error, statusText);
 }
 
 /** "connect ECONNREFUSED 127.0.0.1:1" rather than fetch's bare "fetch failed". */

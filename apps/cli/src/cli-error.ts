@@ -1,3 +1,4 @@
+import type { Schemas } from '@cowroot/api-client';
 import { ExitCode, exitCodeForStatus } from './exit-codes';
 
 /** An error the CLI reports as one line on stderr and turns into its exit code. */
@@ -37,12 +38,8 @@ export class CliError extends Error {
   }
 }
 
-export interface ApiErrorBody {
-  code?: string;
-  message?: string;
-  details?: unknown;
-  correlationId?: string;
-}
+/** The server's error body (ErrorBodyDto), every field optional: a proxy may answer something else. */
+export type ApiErrorBody = Partial<Schemas['ErrorBodyDto']>;
 
 /** The server answered with an error: its code, message and correlation id are quoted to the user. */
 export class ApiError extends CliError {

@@ -114,7 +114,7 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
     it('exits 5 for a device id that exists, 2 for an id the server rejects', async () => {
       const again = await cli('devices', 'provision', 'gw-0001');
       expect(again.code).toBe(ExitCode.Conflict);
-      expect(again.stderr).toMatch(/CONFLICT \(HTTP 409\)/);
+      expect(again.stderr).toMatch(/DEVICE_EXISTS \(HTTP 409\)/);
       const invalid = await cli('devices', 'provision', 'bad id!');
       expect(invalid.code).toBe(ExitCode.Usage);
     });
@@ -442,7 +442,7 @@ describe('cowroot CLI against the real server (in-process runCli; one bundle run
       });
       const refused = await cli('releases', 'publish', release.dir);
       expect(refused.code).toBe(ExitCode.Conflict);
-      expect(refused.stderr).toMatch(/INVALID_STATE \(HTTP 422\): the manifest signature does not verify/);
+      expect(refused.stderr).toMatch(/SIGNATURE_NOT_VERIFIED \(HTTP 422\): the manifest signature does not verify/);
       expect((await cli('releases', 'publish', join(dir, 'nowhere'))).code).toBe(ExitCode.Usage);
     });
   });

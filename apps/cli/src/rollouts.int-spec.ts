@@ -167,6 +167,12 @@ describe('cowroot rollouts and rollback against the real server and simulated de
 
     const timeline = json<{ action: string }[]>(await cli('--json', 'rollouts', 'timeline', rolloutId));
     expect(timeline.length).toBeGreaterThan(0);
+    // the table names who did what (the API nests the actor as { type, id, name }: it once showed "-")
+    const timelineTable = await cli('rollouts', 'timeline', rolloutId);
+    expect(timelineTable.code).toBe(ExitCode.Ok);
+    expect(timelineTable.stdout).toMatch(/operator:bootstrap-admin\s+rollout\.wave\.approved\s+rollout:/);
+    expect(timelineTable.stdout).toMatch(/system:rollout engine\s+rollout\.completed/);
+    expect(timelineTable.stdout).not.toMatch(/^\d{4}-\d\d-\d\d \S+\s+-\s/m);
     const again = await cli('rollouts', 'approve', rolloutId);
     expect(again.code).toBe(ExitCode.Conflict);
   });

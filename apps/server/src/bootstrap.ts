@@ -2,11 +2,12 @@ import 'reflect-metadata';
 import { INestApplication, LogLevel, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { DomainErrorFilter } from './common/domain-error.filter';
 import { LOG_LEVELS, ServerConfig } from './config/server-config';
 import { EmbeddedPostgres, startEmbeddedPostgres } from './database/embedded-postgres';
+import { buildOpenApiDocument } from './openapi/openapi-document';
 import { join } from 'node:path';
 
 export interface ServerHandle {
@@ -37,16 +38,7 @@ export async function createApp(config: ServerConfig): Promise<ServerHandle> {
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
     app.useGlobalFilters(new DomainErrorFilter());
     app.enableShutdownHooks();
-    const document = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('cowroot fleet server')
-        .setDescription('Devices, rootfs releases, rollouts and audit. Operators authenticate with Bearer tokens.')
-        .setVersion('1')
-        .addBearerAuth()
-        .addBasicAuth({ type: 'http', scheme: 'basic', description: 'device id and device credential' }, 'device')
-        .build(),
-    );
+    const document = buildOpenApiDocument(app);
     SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
     await app.init();
     const ready = app;

@@ -2,13 +2,16 @@ import { Command } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { AuditEntryView } from '../api-types';
+import type { Schemas } from '@cowroot/api-client';
 import { CliError } from '../cli-error';
 import { CliContext, OutputStream } from '../cli-context';
-import { Query } from '../api-client';
+import { QueryOf } from '../api-client';
 import { formatBytes } from '../releases/progress-bar';
 import { formatTable } from '../table';
 import { listMax, positiveInt, shortTime } from './options';
+
+type AuditEntryView = Schemas['AuditEntryDto'];
+type AuditFilter = Omit<QueryOf<'/api/v1/audit'>, 'limit' | 'cursor'>;
 
 const AUDIT_PAGE_SIZE = 1000; // the server's maximum (AuditQueryDto)
 const DEFAULT_QUERY_LIMIT = 100;
@@ -34,7 +37,7 @@ function withFilters(command: Command): Command {
     .option('--to <time>', 'entries before this ISO 8601 time');
 }
 
-function filterQuery(options: FilterOptions): Query {
+function filterQuery(options: FilterOptions): AuditFilter {
   for (const [flag, value] of [
     ['--from', options.from],
     ['--to', options.to],
@@ -43,7 +46,8 @@ function filterQuery(options: FilterOptions): Query {
       throw CliError.usage(`${flag} must be an ISO 8601 time like 2026-11-26T00:00:00Z, got ${JSON.stringify(value)}`);
   }
   return {
-    actorType: options.actorType,
+    // checked by the server (400 with the allowed values)
+    actorType: options.actorType as AuditFilter['actorType'],
     actorId: options.actor,
     action: options.action,
     subjectType: options.subjectType,
@@ -62,9 +66,9 @@ export function registerAuditCommands(program: Command, context: CliContext): vo
     .option('--limit <n>', `at most n entries (default ${DEFAULT_QUERY_LIMIT})`, positiveInt('--limit'))
     .action(async (options: FilterOptions & { all?: boolean; limit?: number }, command: Command) => {
       const client = await context.client();
-      const { items, truncated } = await client.collect<AuditEntryView>(
-        '/api/v1/audit',
-        filterQuery(options),
+      const filter = filterQuery(options);
+      const { items, truncated } = await client.collect(
+        (page) => client.call(client.api.GET('/api/v1/audit', { params: { query: { ...filter, ...page } } })),
         listMax(options, DEFAULT_QUERY_LIMIT),
         AUDIT_PAGE_SIZE,
       );
@@ -92,18 +96,22 @@ export function registerAuditCommands(program: Command, context: CliContext): vo
     .action(async (options: FilterOptions & { format: string; out?: string }) => {
       if (options.format !== 'csv' && options.format !== 'json')
         throw CliError.usage(`--format must be csv or json, got ${JSON.stringify(options.format)}`);
-      const query = { ...filterQuery(options), format: options.format };
-      const response = await (await context.client()).openStream('/api/v1/audit/export', query);
-      if (!response.body) throw new CliError('the server sent no export body');
+      const query = { ...filterQuery(options), format: options.format as 'csv' | 'json' };
+      const client = await context.client();
+      // parseAs 'stream': the data is the unread body (openapi-fetch types it as the JSON it would be)
+      const body = (await client.call(
+        client.api.GET('/api/v1/audit/export', { params: { query }, parseAs: 'stream' }),
+      )) as unknown as ReadableStream<Uint8Array> | null;
+      if (!body) throw new CliError('the server sent no export body');
       if (!options.out) {
-        await copyTo(response.body, context.io.stdout);
+        await copyTo(body, context.io.stdout);
         return;
       }
       // a cut-off export must never look like a complete one: write aside, rename at the end
       const partial = `${options.out}.partial`;
       const file = createWriteStream(partial, { mode: 0o600 });
       try {
-        const bytes = await copyTo(response.body, file);
+        const bytes = await copyTo(body, file);
         file.end();
         await once(file, 'close');
         await rename(partial, options.out);

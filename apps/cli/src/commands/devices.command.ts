@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { ApiError, CliError } from '../cli-error';
 import { CliContext } from '../cli-context';
-import { BulkProvisionView, DeviceView, ProvisionedDeviceView } from '../api-types';
+import type { Schemas } from '@cowroot/api-client';
+import { QueryOf } from '../api-client';
 import { formatBytes } from '../releases/progress-bar';
 import { formatKeyValues, formatTable } from '../table';
 import { collect, listMax, positiveInt, shortTime } from './options';
@@ -11,7 +12,9 @@ import { collect, listMax, positiveInt, shortTime } from './options';
 const DEVICE_PAGE_SIZE = 500; // the server's maximum page (ListDevicesQueryDto)
 const DEFAULT_LIST_LIMIT = 100;
 
-const devicePath = (id: string) => `/api/v1/devices/${encodeURIComponent(id)}`;
+type DeviceView = Schemas['DeviceDto'];
+type BulkProvisionView = Schemas['BulkProvisionResultDto'];
+const byId = (id: string) => ({ params: { path: { id } } });
 
 interface ListOptions {
   tag?: string[];
@@ -41,15 +44,16 @@ export function registerDevicesCommands(program: Command, context: CliContext): 
     .action(async (options: ListOptions, command: Command) => {
       if (options.online && options.offline) throw CliError.usage('--online and --offline exclude each other');
       const client = await context.client();
-      const { items, truncated } = await client.collect<DeviceView>(
-        '/api/v1/devices',
-        {
-          tag: options.tag,
-          online: options.online ? true : options.offline ? false : undefined,
-          release: options.release,
-          q: options.query,
-          status: options.status,
-        },
+      const filter: QueryOf<'/api/v1/devices'> = {
+        tag: options.tag,
+        online: options.online ? true : options.offline ? false : undefined,
+        release: options.release,
+        q: options.query,
+        // checked by the server (400 with the allowed values)
+        status: options.status as QueryOf<'/api/v1/devices'>['status'],
+      };
+      const { items, truncated } = await client.collect(
+        (page) => client.call(client.api.GET('/api/v1/devices', { params: { query: { ...filter, ...page } } })),
         listMax(options, DEFAULT_LIST_LIMIT),
         DEVICE_PAGE_SIZE,
       );
@@ -75,7 +79,8 @@ export function registerDevicesCommands(program: Command, context: CliContext): 
     .command('show <id>')
     .description('one device: state, snapshots, last trial and health')
     .action(async (id: string, _options: unknown, command: Command) => {
-      const device = await (await context.client()).get<DeviceView>(devicePath(id));
+      const client = await context.client();
+      const device = await client.call(client.api.GET('/api/v1/devices/{id}', byId(id)));
       if (context.json(command)) return context.printJson(device);
       printDevice(context, device);
     });
@@ -94,12 +99,12 @@ export function registerDevicesCommands(program: Command, context: CliContext): 
       const client = await context.client();
       // The API replaces the whole tag list (PATCH /devices/:id); a concurrent edit between this read and
       // the write would be lost, which is acceptable for an interactive command.
-      const current = await client.get<DeviceView>(devicePath(id));
+      const current = await client.call(client.api.GET('/api/v1/devices/{id}', byId(id)));
       const tags = [
         ...current.tags.filter((tag) => !remove.includes(tag)),
         ...add.filter((tag) => !current.tags.includes(tag)),
       ];
-      const updated = await client.patch<DeviceView>(devicePath(id), { tags });
+      const updated = await client.call(client.api.PATCH('/api/v1/devices/{id}', { ...byId(id), body: { tags } }));
       if (context.json(command)) return context.printJson(updated);
       context.out(`${updated.id}: tags ${updated.tags.join(',') || '(none)'}`);
     });
@@ -119,7 +124,7 @@ export function registerDevicesCommands(program: Command, context: CliContext): 
       if (!options.file && !id) throw CliError.usage('give the device id, or --file <devices.csv|json>');
       const client = await context.client();
       if (id) {
-        const result = await client.post<ProvisionedDeviceView>('/api/v1/devices', { id, tags: options.tag ?? [] });
+        const result = await client.call(client.api.POST('/api/v1/devices', { body: { id, tags: options.tag ?? [] } }));
         if (context.json(command)) return context.printJson(result);
         context.err(
           `provisioned ${result.device.id}; its credential is shown only now: put it on the device (agent config)`,
@@ -151,9 +156,10 @@ export function registerDevicesCommands(program: Command, context: CliContext): 
     .description('revoke the credential, disconnect the device and refuse it from now on (the record stays)')
     .requiredOption('--reason <text>', 'why (recorded in the audit log)')
     .action(async (id: string, options: { reason: string }, command: Command) => {
-      const device = await (
-        await context.client()
-      ).post<DeviceView>(`${devicePath(id)}/decommission`, { reason: options.reason });
+      const client = await context.client();
+      const device = await client.call(
+        client.api.POST('/api/v1/devices/{id}/decommission', { ...byId(id), body: { reason: options.reason } }),
+      );
       if (context.json(command)) return context.printJson(device);
       context.out(`${device.id}: decommissioned (${device.decommissionReason ?? options.reason})`);
     });
@@ -169,17 +175,23 @@ async function provisionFromFile(context: CliContext, path: string): Promise<Bul
   const client = await context.client();
   try {
     if (extname(path).toLowerCase() === '.csv')
-      return await client.sendText<BulkProvisionView>('POST', '/api/v1/devices/bulk', 'text/csv', text);
+      return await client.call(
+        client.api.POST('/api/v1/devices/bulk', {
+          // the route also takes the CSV file as it is (ApiConsumes text/csv)
+          body: text as unknown as Schemas['BulkProvisionDto'],
+          bodySerializer: (csv) => csv as unknown as string,
+          headers: { 'Content-Type': 'text/csv' },
+        }),
+      );
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (error) {
       throw CliError.usage(`${path} is not valid JSON (${(error as Error).message}); name CSV files *.csv`);
     }
-    return await client.post<BulkProvisionView>(
-      '/api/v1/devices/bulk',
-      Array.isArray(value) ? { devices: value } : value,
-    );
+    // the server lists every bad row (422 details.rows): pass the file on as it is
+    const body = (Array.isArray(value) ? { devices: value } : value) as Schemas['BulkProvisionDto'];
+    return await client.call(client.api.POST('/api/v1/devices/bulk', { body }));
   } catch (error) {
     // all or nothing: the server lists every bad row; show them before the summary error
     const rows =

@@ -22,7 +22,7 @@ export function registerLoginCommand(program: Command, context: CliContext): voi
       if (!token) throw CliError.usage('--token is empty');
       const client = new ApiClient(server, token, context.requestId);
       try {
-        await client.get('/api/v1/audit', { limit: 1 });
+        await client.call(client.api.GET('/api/v1/audit', { params: { query: { limit: 1 } } }));
       } catch (error) {
         if (error instanceof ApiError && error.exitCode === ExitCode.Auth) {
           throw new ApiError(

@@ -1,10 +1,13 @@
 import { Command } from 'commander';
-import { ArtifactView, ReleaseView, ReleaseWithArtifactsView } from '../api-types';
+import type { Schemas } from '@cowroot/api-client';
 import { CliContext } from '../cli-context';
 import { formatBytes } from '../releases/progress-bar';
 import { ReleasePublisher } from '../releases/release-publisher';
 import { formatKeyValues, formatTable } from '../table';
-import { byteSize, listMax, positiveInt, releasePath, releaseRef, shortTime } from './options';
+import { byteSize, listMax, positiveInt, releaseRef, shortTime } from './options';
+
+type ReleaseView = Schemas['ReleaseDto'];
+type ArtifactView = Schemas['ArtifactDto'];
 
 const RELEASE_PAGE_SIZE = 200; // the server's maximum (ListReleasesQueryDto)
 const DEFAULT_LIST_LIMIT = 50;
@@ -20,9 +23,9 @@ export function registerReleasesCommands(program: Command, context: CliContext):
     .option('--limit <n>', `at most n releases (default ${DEFAULT_LIST_LIMIT})`, positiveInt('--limit'))
     .action(async (options: { name?: string; all?: boolean; limit?: number }, command: Command) => {
       const client = await context.client();
-      const { items, truncated } = await client.collect<ReleaseView>(
-        '/api/v1/releases',
-        { name: options.name },
+      const { items, truncated } = await client.collect(
+        (page) =>
+          client.call(client.api.GET('/api/v1/releases', { params: { query: { name: options.name, ...page } } })),
         listMax(options, DEFAULT_LIST_LIMIT),
         RELEASE_PAGE_SIZE,
       );
@@ -47,9 +50,10 @@ export function registerReleasesCommands(program: Command, context: CliContext):
     .command('show <release> [version]')
     .description('a release (<name>@<version> or <name> <version>) with its artifacts')
     .action(async (first: string, version: string | undefined, _options: unknown, command: Command) => {
-      const release = await (
-        await context.client()
-      ).get<ReleaseWithArtifactsView>(releasePath(releaseRef(first, version)));
+      const client = await context.client();
+      const release = await client.call(
+        client.api.GET('/api/v1/releases/{name}/{version}', { params: { path: releaseRef(first, version) } }),
+      );
       if (context.json(command)) return context.printJson(release);
       context.out(
         formatKeyValues([

@@ -1,3 +1,4 @@
+import type { Schemas } from '@cowroot/api-client';
 import { Command } from 'commander';
 import { CliError } from '../cli-error';
 import { CliContext } from '../cli-context';
@@ -5,22 +6,7 @@ import { ExitCode } from '../exit-codes';
 import { parseDuration } from '../rollouts/duration';
 import { formatTable } from '../table';
 
-/** POST/GET /api/v1/rollbacks (apps/server/src/rollbacks/rollbacks.service.ts) */
-interface RollbackView {
-  id: string;
-  target: { type: string; value: string };
-  snapshot: string | null;
-  reason: string | null;
-  createdBy: string;
-  createdAt: string;
-  devices: {
-    deviceId: string;
-    snapshot: string | null;
-    state: string;
-    detail: string | null;
-    commandId: string | null;
-  }[];
-}
+type RollbackView = Schemas['RollbackDto'];
 
 /** Device states after which a rollback's outcome for that device is known. */
 const FAILED = ['rejected-by-health-check', 'rolled-back-by-bootloader', 'failed', 'timed-out', 'canceled'];
@@ -62,16 +48,22 @@ export function registerRollbackCommand(program: Command, context: CliContext): 
         throw CliError.usage('give exactly one of --device <id>, --tag <tag> or --rollout <id>');
       const deadline = Date.now() + parseDuration(options.waitTimeout, '--wait-timeout') * 1000;
       const client = await context.client();
-      let rollback = await client.post<RollbackView>('/api/v1/rollbacks', {
-        ...targets[0],
-        ...(options.snapshot ? { snapshot: options.snapshot } : {}),
-        ...(options.reason ? { reason: options.reason } : {}),
-      });
+      let rollback: RollbackView = await client.call(
+        client.api.POST('/api/v1/rollbacks', {
+          body: {
+            ...targets[0],
+            ...(options.snapshot ? { snapshot: options.snapshot } : {}),
+            ...(options.reason ? { reason: options.reason } : {}),
+          },
+        }),
+      );
       const pending = () => rollback.devices.filter((device) => !SETTLED.includes(device.state));
       if (options.wait) {
         while (pending().length > 0 && Date.now() < deadline && !context.interrupted) {
           await context.sleep(2000);
-          rollback = await client.get<RollbackView>(`/api/v1/rollbacks/${encodeURIComponent(rollback.id)}`);
+          rollback = await client.call(
+            client.api.GET('/api/v1/rollbacks/{id}', { params: { path: { id: rollback.id } } }),
+          );
         }
       }
       if (context.json(command)) context.printJson(rollback);

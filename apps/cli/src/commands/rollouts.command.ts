@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import type { Schemas } from '@cowroot/api-client';
+import { QueryOf } from '../api-client';
 import { CliError } from '../cli-error';
 import { CliContext } from '../cli-context';
 import { formatTable } from '../table';
@@ -33,10 +35,12 @@ interface CreateOptions {
   reason?: string;
 }
 
-const rolloutPath = (id: string) => `/api/v1/rollouts/${encodeURIComponent(id)}`;
+type ExecutionRow = Schemas['ExecutionDto'];
+type TimelineEntry = Schemas['TimelineEntryDto'];
+const byId = (id: string) => ({ params: { path: { id } } });
 
 /** The POST /api/v1/rollouts body (CreateRolloutDto) from the command line; every check is local first. */
-export function createRolloutBody(options: CreateOptions): Record<string, unknown> {
+export function createRolloutBody(options: CreateOptions): Schemas['CreateRolloutDto'] {
   const release = releaseRef(options.release);
   const selector = parseSelector(options);
   const defaults = {
@@ -58,7 +62,7 @@ export function createRolloutBody(options: CreateOptions): Record<string, unknow
     ...(options.rate !== undefined ? { dispatchPerMinute: options.rate } : {}),
     randomize: !options.ordered,
     continuous: Boolean(options.continuous),
-    ...(options.reboot ? { rebootMode: options.reboot } : {}),
+    ...(options.reboot ? { rebootMode: options.reboot as Schemas['CreateRolloutDto']['rebootMode'] } : {}),
     ...(options.reason ? { reason: options.reason } : {}),
   };
 }
@@ -99,7 +103,8 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
     .option('--reason <text>', 'recorded in the audit log')
     .action(async (options: CreateOptions, command: Command) => {
       const body = createRolloutBody(options);
-      const rollout = await (await context.client()).post<RolloutStatusView>('/api/v1/rollouts', body);
+      const client = await context.client();
+      const rollout = await client.call(client.api.POST('/api/v1/rollouts', { body }));
       if (context.json(command)) return context.printJson(rollout);
       context.out(renderRollout(rollout));
       context.err(`follow it with: cowroot rollouts status ${rollout.id} --watch`);
@@ -112,11 +117,11 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
     .option('--all', 'every rollout (follows the pagination cursors)')
     .option('--limit <n>', 'at most n rollouts (default 50)', positiveInt('--limit'))
     .action(async (options: { status?: string; all?: boolean; limit?: number }, command: Command) => {
-      const { items, truncated } = await (
-        await context.client()
-      ).collect<RolloutStatusView>(
-        '/api/v1/rollouts',
-        { status: options.status },
+      const client = await context.client();
+      // the status is checked by the server (400 with the allowed values)
+      const status = options.status as QueryOf<'/api/v1/rollouts'>['status'];
+      const { items, truncated } = await client.collect(
+        (page) => client.call(client.api.GET('/api/v1/rollouts', { params: { query: { status, ...page } } })),
         listMax(options, 50),
         ROLLOUT_PAGE_SIZE,
       );
@@ -154,7 +159,7 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
       const tty = Boolean(context.io.stdout.isTTY);
       let previous = '';
       for (;;) {
-        const rollout = await client.get<RolloutStatusView>(rolloutPath(id));
+        const rollout = await client.call(client.api.GET('/api/v1/rollouts/{id}', byId(id)));
         const state = JSON.stringify(rollout);
         const frame = json ? state : renderRollout(rollout);
         const finished = FINAL_ROLLOUT_STATUSES.includes(rollout.status);
@@ -192,11 +197,19 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
         options: { state?: string; wave?: number; all?: boolean; limit?: number },
         command: Command,
       ) => {
-        const { items, truncated } = await (
-          await context.client()
-        ).collect<ExecutionRow>(
-          `${rolloutPath(id)}/executions`,
-          { state: options.state, wave: options.wave === undefined ? undefined : options.wave - 1 },
+        const client = await context.client();
+        const filter: QueryOf<'/api/v1/rollouts/{id}/executions'> = {
+          // checked by the server (400 with the allowed values)
+          state: options.state as QueryOf<'/api/v1/rollouts/{id}/executions'>['state'],
+          wave: options.wave === undefined ? undefined : options.wave - 1,
+        };
+        const { items, truncated } = await client.collect(
+          (page) =>
+            client.call(
+              client.api.GET('/api/v1/rollouts/{id}/executions', {
+                params: { path: { id }, query: { ...filter, ...page } },
+              }),
+            ),
           listMax(options, 100),
           EXECUTION_PAGE_SIZE,
         );
@@ -235,9 +248,13 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
       .description(description)
       .option('--reason <text>', 'recorded in the audit log')
       .action(async (id: string, options: { reason?: string }, command: Command) => {
-        const rollout = await (
-          await context.client()
-        ).post<RolloutStatusView>(`${rolloutPath(id)}/${action}`, options.reason ? { reason: options.reason } : {});
+        const client = await context.client();
+        const rollout = await client.call(
+          client.api.POST(`/api/v1/rollouts/{id}/${action}`, {
+            ...byId(id),
+            body: options.reason ? { reason: options.reason } : {},
+          }),
+        );
         if (context.json(command)) return context.printJson(rollout);
         context.out(
           `rollout ${rollout.id}: ${rollout.status}${rollout.statusReason ? ` (${rollout.statusReason})` : ''}`,
@@ -250,9 +267,12 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
     .description('audit timeline of the rollout and its devices, oldest first')
     .option('--limit <n>', 'at most n entries (default 1000)', positiveInt('--limit'))
     .action(async (id: string, options: { limit?: number }, command: Command) => {
-      const entries = await (
-        await context.client()
-      ).get<TimelineEntry[]>(`${rolloutPath(id)}/timeline`, { limit: options.limit });
+      const client = await context.client();
+      const entries = await client.call(
+        client.api.GET('/api/v1/rollouts/{id}/timeline', {
+          params: { path: { id }, query: { limit: options.limit } },
+        }),
+      );
       if (context.json(command)) return context.printJson(entries);
       context.out(
         formatTable<TimelineEntry>(
@@ -260,36 +280,15 @@ export function registerRolloutsCommands(program: Command, context: CliContext):
             { header: 'at', value: (e) => shortTime(e.at) },
             {
               header: 'actor',
-              value: (e) => (e.actorType ? `${e.actorType}:${e.actorName ?? e.actorId ?? ''}` : null),
+              // the API nests the actor ({ type, id, name }); reading flat actorType showed "-" for everyone
+              value: (e) => `${e.actor.type}:${e.actor.name || e.actor.id}`,
             },
             { header: 'action', value: (e) => e.action },
-            { header: 'subject', value: (e) => (e.subjectType ? `${e.subjectType}:${e.subjectId ?? ''}` : null) },
+            { header: 'subject', value: (e) => `${e.subjectType}:${e.subjectId}` },
             { header: 'reason', value: (e) => e.reason },
           ],
           entries,
         ),
       );
     });
-}
-
-interface ExecutionRow {
-  deviceId: string;
-  wave: number;
-  state: string;
-  attempt: number;
-  artifact: { file: string | null; kind: string | null; bytes: number } | null;
-  fromSnapshot: string | null;
-  dispatchedAt: string | null;
-  failureReason: string | null;
-}
-
-interface TimelineEntry {
-  at?: string;
-  actorType?: string;
-  actorId?: string;
-  actorName?: string;
-  action?: string;
-  subjectType?: string;
-  subjectId?: string;
-  reason?: string | null;
 }

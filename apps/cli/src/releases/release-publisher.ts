@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiClient, describeFetchFailure, errorFrom } from '../api-client';
-import { ArtifactView, ReleaseWithArtifactsView, UploadStatusView } from '../api-types';
+import type { Schemas } from '@cowroot/api-client';
 import { ApiError, CliError } from '../cli-error';
 import { CliContext } from '../cli-context';
 import { ExitCode } from '../exit-codes';
@@ -10,6 +10,10 @@ import { formatBytes, ProgressBar } from './progress-bar';
 import { IndexedArtifact, readReleaseIndex } from './release-index';
 import { TransportError } from './streaming-upload';
 import { releasePath } from '../commands/options';
+
+type ArtifactView = Schemas['ArtifactDto'];
+type ReleaseWithArtifactsView = Schemas['ReleaseWithArtifactsDto'];
+type UploadStatusView = Schemas['UploadStatusDto'];
 
 export interface PublishOptions {
   /** bytes per resumable chunk (one PUT each) */
@@ -81,23 +85,24 @@ export class ReleasePublisher {
     ref: { name: string; version: string },
     description: string | null,
   ): Promise<{ release: ReleaseWithArtifactsView; created: boolean }> {
+    const get = (): Promise<ReleaseWithArtifactsView> =>
+      this.client.call(this.client.api.GET('/api/v1/releases/{name}/{version}', { params: { path: ref } }));
     try {
-      return { release: await this.client.get<ReleaseWithArtifactsView>(releasePath(ref)), created: false };
+      return { release: await get(), created: false };
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404) throw error;
     }
     try {
-      await this.client.post('/api/v1/releases', {
-        name: ref.name,
-        version: ref.version,
-        ...(description ? { description } : {}),
-      });
+      await this.client.call(
+        this.client.api.POST('/api/v1/releases', {
+          body: { name: ref.name, version: ref.version, ...(description ? { description } : {}) },
+        }),
+      );
       this.note(`created release ${ref.name}@${ref.version}`);
-      return { release: await this.client.get<ReleaseWithArtifactsView>(releasePath(ref)), created: true };
+      return { release: await get(), created: true };
     } catch (error) {
       // someone else created it in between: publish into it
-      if (error instanceof ApiError && error.status === 409)
-        return { release: await this.client.get<ReleaseWithArtifactsView>(releasePath(ref)), created: false };
+      if (error instanceof ApiError && error.status === 409) return { release: await get(), created: false };
       throw error;
     }
   }
@@ -117,7 +122,7 @@ export class ReleasePublisher {
     };
     const size = artifact.size;
 
-    let offset = await this.serverOffset(path);
+    let offset = await this.serverOffset(ref, artifact.file);
     if (offset >= size) offset = 0; // every byte arrived but nothing was committed: start over
     const resumedAt = offset > 0 ? offset : null;
     if (resumedAt !== null)
@@ -161,7 +166,7 @@ export class ReleasePublisher {
               `${describeFetchFailure(error)}; run the same command again to resume ${artifact.file}`,
             ),
         );
-        offset = await this.serverOffset(path);
+        offset = await this.serverOffset(ref, artifact.file);
         continue;
       }
       const json = parseJson(answer.text);
@@ -203,7 +208,7 @@ export class ReleasePublisher {
         throw error;
       }
       failures = await this.failed(failures, artifact.file, error.message, bar, () => error);
-      offset = serverOffset ?? (await this.serverOffset(path));
+      offset = serverOffset ?? (await this.serverOffset(ref, artifact.file));
       if (offset >= size) offset = 0;
     }
   }
@@ -230,9 +235,13 @@ export class ReleasePublisher {
   }
 
   /** Bytes of a resumable upload the server holds, 0 when none is in progress. */
-  private async serverOffset(path: string): Promise<number> {
+  private async serverOffset(ref: { name: string; version: string }, file: string): Promise<number> {
     try {
-      return (await this.client.get<UploadStatusView>(`${path}/upload`)).offset;
+      const path = { ...ref, file };
+      const status = await this.client.call(
+        this.client.api.GET('/api/v1/releases/{name}/{version}/artifacts/{file}/upload', { params: { path } }),
+      );
+      return status.offset;
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return 0;
       throw error;

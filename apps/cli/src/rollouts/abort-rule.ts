@@ -1,3 +1,4 @@
+import type { Schemas } from '@cowroot/api-client';
 import { CliError } from '../cli-error';
 import { parsePercent } from './wave-spec';
 
@@ -14,14 +15,8 @@ export type FailureKind = (typeof FAILURE_KINDS)[keyof typeof FAILURE_KINDS];
 export const ABORT_ACTIONS = ['pause', 'revert'] as const;
 export type AbortAction = (typeof ABORT_ACTIONS)[number];
 
-/** The server's AbortRule (apps/server/src/rollouts/abort-rules.ts). */
-export interface AbortRule {
-  kind: FailureKind;
-  thresholdPercent: number;
-  /** the rule applies only once this many devices have finished (successfully or not) */
-  minExecuted: number;
-  action: AbortAction;
-}
+/** The server's AbortRuleDto (an abort rule of POST /api/v1/rollouts), minExecuted always given. */
+export type AbortRule = Required<Schemas['AbortRuleDto']>;
 
 const KIND_ALIASES: Record<string, FailureKind> = {
   ...FAILURE_KINDS,

@@ -1,47 +1,14 @@
+import type { Schemas } from '@cowroot/api-client';
 import { formatKeyValues, formatTable } from '../table';
 import { formatDuration } from './duration';
-import { describeSelector, TargetSelector } from './target-selector';
+import { describeSelector } from './target-selector';
 import { describeWaveSize } from './wave-spec';
 
 export type StateCounts = Record<string, number | undefined>;
 
-/** GET /api/v1/rollouts/:id (apps/server/src/rollouts/rollout-views.ts) */
-export interface RolloutStatusView {
-  id: string;
-  name: string;
-  release: { name: string; version: string };
-  selector: TargetSelector;
-  status: string;
-  statusReason: string | null;
-  currentWave: number;
-  continuous: boolean;
-  randomize: boolean;
-  dispatchPerMinute: number | null;
-  rebootMode: string;
-  abortRules: { kind: string; thresholdPercent: number; minExecuted?: number; action: string }[];
-  createdBy: string;
-  createdAt: string;
-  finishedAt: string | null;
-  total: number;
-  counts: StateCounts;
-  waves: WaveStatusView[];
-}
-
-export interface WaveStatusView {
-  index: number;
-  size: { kind: 'count' | 'percent'; value: number };
-  successPercent: number;
-  timeoutSeconds: number;
-  soakSeconds: number;
-  requiresApproval: boolean;
-  status: string;
-  approvedBy: string | null;
-  startedAt: string | null;
-  soakUntil: string | null;
-  finishedAt: string | null;
-  total: number;
-  counts: StateCounts;
-}
+/** GET /api/v1/rollouts/:id (the server's RolloutDto) */
+export type RolloutStatusView = Schemas['RolloutDto'];
+export type WaveStatusView = Schemas['RolloutWaveDto'];
 
 /** Rollout states after which nothing changes any more (aborted still reverts devices). */
 export const FINAL_ROLLOUT_STATUSES = ['completed', 'canceled'];

@@ -1,15 +1,12 @@
+import type { Schemas } from '@cowroot/api-client';
 import { CliError } from '../cli-error';
 
 /**
  * Which devices a rollout targets, as the server's DeviceSelector (apps/server/src/rollouts/device-selector.ts):
  * every part given must hold (AND); `all` must be said explicitly.
  */
-export interface TargetSelector {
-  all?: boolean;
-  tags?: string[];
-  deviceIds?: string[];
-  filter?: { bootedRelease?: string; online?: boolean; idPrefix?: string };
-}
+/** The selector of a rollout (the server's SelectorDto). */
+export type TargetSelector = Schemas['SelectorDto'];
 
 export interface SelectorArgs {
   tag?: string[];

@@ -1,3 +1,4 @@
+import type { Schemas } from '@cowroot/api-client';
 import { CliError } from '../cli-error';
 import { parseDuration } from './duration';
 
@@ -117,15 +118,8 @@ export function describeWaveSize(size: WaveSize | null | undefined): string {
   return size.kind === 'percent' ? `${size.value}%` : `${size.value} device${size.value === 1 ? '' : 's'}`;
 }
 
-/** The server's WaveDto (apps/server/src/rollouts/dto/create-rollout.dto.ts): count or percent, timeout required. */
-export interface WaveRequest {
-  count?: number;
-  percent?: number;
-  successPercent?: number;
-  timeoutSeconds: number;
-  soakSeconds?: number;
-  requiresApproval?: boolean;
-}
+/** The server's WaveDto (a wave of POST /api/v1/rollouts): count or percent, timeout required. */
+export type WaveRequest = Schemas['WaveDto'];
 
 export function waveRequest(wave: WaveSpec, defaultTimeoutSeconds: number): WaveRequest {
   return {

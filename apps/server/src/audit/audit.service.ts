@@ -86,7 +86,7 @@ export class AuditService {
       .take(limit + 1);
     if (cursor) {
       const position = decodeCursor(cursor, isIdCursor);
-      if (!position) throw new DomainError(DomainErrorCode.Invalid, 'invalid cursor');
+      if (!position) throw new DomainError(DomainErrorCode.InvalidCursor, 'invalid cursor');
       qb.andWhere('a.id < :cursorId', { cursorId: position.id });
     }
     const rows = await qb.getMany();

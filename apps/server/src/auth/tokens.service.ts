@@ -71,12 +71,12 @@ export class TokensService implements OnApplicationBootstrap {
   async revoke(id: string, actor: Actor): Promise<ApiToken> {
     return this.dataSource.transaction(async (manager) => {
       const token = await manager.findOne(ApiToken, { where: { id }, lock: { mode: 'pessimistic_write' } });
-      if (!token) throw new DomainError(DomainErrorCode.NotFound, `token ${id} not found`);
+      if (!token) throw new DomainError(DomainErrorCode.TokenNotFound, `token ${id} not found`);
       if (token.revokedAt) return token;
       if (token.role === Role.Admin) {
         const activeAdmins = await manager.count(ApiToken, { where: { role: Role.Admin, revokedAt: IsNull() } });
         if (activeAdmins <= 1) {
-          throw new DomainError(DomainErrorCode.Conflict, 'refusing to revoke the last active admin token');
+          throw new DomainError(DomainErrorCode.LastAdminToken, 'refusing to revoke the last active admin token');
         }
       }
       token.revokedAt = new Date();

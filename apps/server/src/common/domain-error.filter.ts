@@ -2,38 +2,8 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import { randomUUID } from 'node:crypto';
 import type { Response } from 'express';
 import { DomainError, DomainErrorCode } from './domain-error';
+import { codeForHttpStatus, ERROR_CODES } from './error-codes';
 import { currentCorrelationId } from './request-context';
-
-function statusOf(code: DomainErrorCode): number {
-  switch (code) {
-    case DomainErrorCode.NotFound:
-      return HttpStatus.NOT_FOUND;
-    case DomainErrorCode.Conflict:
-      return HttpStatus.CONFLICT;
-    case DomainErrorCode.InvalidState:
-      return HttpStatus.UNPROCESSABLE_ENTITY;
-    case DomainErrorCode.Invalid:
-      return HttpStatus.BAD_REQUEST;
-    case DomainErrorCode.Unauthorized:
-      return HttpStatus.UNAUTHORIZED;
-    case DomainErrorCode.Forbidden:
-      return HttpStatus.FORBIDDEN;
-    case DomainErrorCode.PayloadTooLarge:
-      return HttpStatus.PAYLOAD_TOO_LARGE;
-  }
-}
-
-const HTTP_CODES: Record<number, string> = {
-  400: 'INVALID',
-  401: 'UNAUTHORIZED',
-  403: 'FORBIDDEN',
-  404: 'NOT_FOUND',
-  409: 'CONFLICT',
-  413: 'PAYLOAD_TOO_LARGE',
-  416: 'RANGE_NOT_SATISFIABLE',
-  422: 'INVALID_STATE',
-  507: 'INSUFFICIENT_STORAGE',
-};
 
 /**
  * The one place errors become HTTP answers: domain errors by code, Nest's HttpExceptions (validation,
@@ -47,10 +17,10 @@ export class DomainErrorFilter implements ExceptionFilter {
     const response = host.switchToHttp().getResponse<Response>();
     const correlationId = currentCorrelationId() ?? randomUUID();
     let status: number;
-    let body: { code: string; message: string; details?: unknown };
+    let body: { code: DomainErrorCode; message: string; details?: unknown };
 
     if (exception instanceof DomainError) {
-      status = statusOf(exception.code);
+      status = ERROR_CODES[exception.code].status;
       body = { code: exception.code, message: exception.message, details: exception.details };
     } else if (exception instanceof HttpException) {
       status = exception.getStatus();
@@ -60,7 +30,7 @@ export class DomainErrorFilter implements ExceptionFilter {
           ? (raw as { message: unknown }).message
           : exception.message;
       body = {
-        code: HTTP_CODES[status] ?? `HTTP_${status}`,
+        code: codeForHttpStatus(status),
         message: Array.isArray(message) ? message.join('; ') : String(message),
         details: Array.isArray(message)
           ? { problems: message }
@@ -70,7 +40,7 @@ export class DomainErrorFilter implements ExceptionFilter {
       };
     } else {
       status = HttpStatus.INTERNAL_SERVER_ERROR;
-      body = { code: 'INTERNAL', message: `internal error; quote correlation id ${correlationId}` };
+      body = { code: DomainErrorCode.Internal, message: `internal error; quote correlation id ${correlationId}` };
       this.logger.error(
         `unhandled error correlationId=${correlationId}: ${(exception as Error)?.stack ?? String(exception)}`,
       );

@@ -135,9 +135,9 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
     const now = new Date();
     const commands = items.map(({ deviceId, request }) => {
       const status = statusOf.get(deviceId);
-      if (status === undefined) throw new DomainError(DomainErrorCode.NotFound, `device ${deviceId} not found`);
+      if (status === undefined) throw new DomainError(DomainErrorCode.DeviceNotFound, `device ${deviceId} not found`);
       if (status !== DeviceStatus.Active)
-        throw new DomainError(DomainErrorCode.Conflict, `device ${deviceId} is decommissioned`);
+        throw new DomainError(DomainErrorCode.DeviceDecommissioned, `device ${deviceId} is decommissioned`);
       const message = this.envelope(request, now);
       return manager.create(DeviceCommand, {
         id: message.commandId as string,
@@ -189,7 +189,7 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
     const checked = commandClass ? validateAs<Command>(commandClass as new () => Command, message) : null;
     if (!checked?.ok) {
       throw new DomainError(
-        DomainErrorCode.Invalid,
+        DomainErrorCode.CommandInvalid,
         `invalid ${request.type} command: ${checked?.message ?? 'unknown type'}`,
       );
     }
@@ -213,7 +213,7 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
     const missing = cancels.find((cancel) => owner.get(cancel.target) !== cancel.deviceId);
     if (missing)
       throw new DomainError(
-        DomainErrorCode.NotFound,
+        DomainErrorCode.CommandNotFound,
         `command ${missing.target} of device ${missing.deviceId} not found`,
       );
   }

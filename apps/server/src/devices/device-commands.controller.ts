@@ -1,17 +1,11 @@
 import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
-import {
-  ApiBearerAuth,
-  ApiBadRequestResponse,
-  ApiConflictResponse,
-  ApiCreatedResponse,
-  ApiNotFoundResponse,
-  ApiOkResponse,
-  ApiTags,
-} from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { Actor } from '../auth/actor';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { DomainErrorCode as E } from '../common/domain-error';
 import { CommandDispatcher, CommandRequest } from './command-dispatcher.service';
 import { DeviceQueryService } from './device-query.service';
 import {
@@ -25,6 +19,7 @@ import { SendCommandDto } from './dto/send-command.dto';
 
 @ApiTags('devices')
 @ApiBearerAuth()
+@ApiErrors(E.Unauthorized)
 @Controller('api/v1/devices/:id')
 export class DeviceCommandsController {
   constructor(
@@ -36,9 +31,7 @@ export class DeviceCommandsController {
   @Post('commands')
   @Roles(Role.Operator)
   @ApiCreatedResponse({ type: DeviceCommandDto })
-  @ApiBadRequestResponse({ description: 'the command does not satisfy the protocol' })
-  @ApiNotFoundResponse()
-  @ApiConflictResponse({ description: 'the device is decommissioned' })
+  @ApiErrors(E.Invalid, E.CommandInvalid, E.Forbidden, E.DeviceNotFound, E.CommandNotFound, E.DeviceDecommissioned)
   async send(
     @Param('id') id: string,
     @Body() body: SendCommandDto,
@@ -57,6 +50,7 @@ export class DeviceCommandsController {
   /** Newest first. */
   @Get('commands')
   @ApiOkResponse({ type: DeviceCommandPageDto })
+  @ApiErrors(E.Invalid, E.InvalidCursor, E.DeviceNotFound)
   async commands(@Param('id') id: string, @Query() page: PageQueryDto): Promise<DeviceCommandPageDto> {
     const result = await this.query.commands(id, page.limit ?? 50, page.cursor);
     return { items: result.items.map((command) => DeviceCommandDto.from(command)), nextCursor: result.nextCursor };
@@ -64,7 +58,7 @@ export class DeviceCommandsController {
 
   @Get('commands/:commandId')
   @ApiOkResponse({ type: DeviceCommandDto })
-  @ApiNotFoundResponse()
+  @ApiErrors(E.DeviceNotFound, E.CommandNotFound)
   async command(@Param('id') id: string, @Param('commandId') commandId: string): Promise<DeviceCommandDto> {
     return DeviceCommandDto.from(await this.query.command(id, commandId));
   }
@@ -72,6 +66,7 @@ export class DeviceCommandsController {
   /** Job events the device reported, newest first. */
   @Get('events')
   @ApiOkResponse({ type: DeviceJobEventPageDto })
+  @ApiErrors(E.Invalid, E.InvalidCursor, E.DeviceNotFound)
   async events(@Param('id') id: string, @Query() page: PageQueryDto): Promise<DeviceJobEventPageDto> {
     const result = await this.query.events(id, page.limit ?? 50, page.cursor);
     return { items: result.items.map((event) => DeviceJobEventDto.from(event)), nextCursor: result.nextCursor };

@@ -31,7 +31,7 @@ const isEventCursor = (value: unknown): value is EventCursor =>
 
 function decodeOrThrow<T>(cursor: string, isValid: (value: unknown) => value is T): T {
   const value = decodeCursor(cursor, isValid);
-  if (!value) throw new DomainError(DomainErrorCode.Invalid, 'invalid cursor');
+  if (!value) throw new DomainError(DomainErrorCode.InvalidCursor, 'invalid cursor');
   return value;
 }
 

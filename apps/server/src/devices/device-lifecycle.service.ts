@@ -51,7 +51,7 @@ export class DeviceLifecycleService {
     const device = await this.dataSource.transaction(async (manager) => {
       const current = await this.lock(manager, id);
       if (current.status === DeviceStatus.Decommissioned) {
-        throw new DomainError(DomainErrorCode.Conflict, `device ${id} is already decommissioned`);
+        throw new DomainError(DomainErrorCode.DeviceDecommissioned, `device ${id} is already decommissioned`);
       }
       const now = new Date();
       // offline here: the session is closed below, and presence writes skip decommissioned devices
@@ -89,7 +89,7 @@ export class DeviceLifecycleService {
     const device = isDeviceId(id)
       ? await manager.getRepository(Device).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } })
       : null;
-    if (!device) throw new DomainError(DomainErrorCode.NotFound, `device ${id} not found`);
+    if (!device) throw new DomainError(DomainErrorCode.DeviceNotFound, `device ${id} not found`);
     return device;
   }
 }

@@ -42,7 +42,7 @@ export class DeviceProvisioningService {
       });
       return { device, credential };
     } catch (error) {
-      if (isUniqueViolation(error)) throw new DomainError(DomainErrorCode.Conflict, `device ${id} already exists`);
+      if (isUniqueViolation(error)) throw new DomainError(DomainErrorCode.DeviceExists, `device ${id} already exists`);
       throw error;
     }
   }
@@ -80,7 +80,7 @@ export class DeviceProvisioningService {
     } catch (error) {
       // a device provisioned concurrently between the check and the insert
       if (isUniqueViolation(error))
-        throw new DomainError(DomainErrorCode.Conflict, 'a device of the list was provisioned meanwhile; retry');
+        throw new DomainError(DomainErrorCode.DeviceExists, 'a device of the list was provisioned meanwhile; retry');
       throw error;
     }
     return { created: rows.length, devices: rows.map((row) => ({ id: row.id, credential: generated.get(row.id) })) };
@@ -116,7 +116,7 @@ export class DeviceProvisioningService {
   private rowsInvalid(errors: BulkRowError[]): DomainError {
     const sorted = [...errors].sort((a, b) => a.line - b.line);
     return new DomainError(
-      DomainErrorCode.InvalidState,
+      DomainErrorCode.DeviceListInvalid,
       `${sorted.length} row(s) of the device list are invalid; nothing was provisioned`,
       {
         rows: sorted,

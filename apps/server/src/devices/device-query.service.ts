@@ -26,7 +26,7 @@ export class DeviceQueryService {
 
   async get(id: string): Promise<Device> {
     const device = isDeviceId(id) ? await this.dataSource.getRepository(Device).findOneBy({ id }) : null;
-    if (!device) throw new DomainError(DomainErrorCode.NotFound, `device ${id} not found`);
+    if (!device) throw new DomainError(DomainErrorCode.DeviceNotFound, `device ${id} not found`);
     return device;
   }
 
@@ -77,7 +77,7 @@ export class DeviceQueryService {
       ? await this.dataSource.getRepository(DeviceCommand).findOneBy({ id: commandId, deviceId })
       : null;
     if (!command)
-      throw new DomainError(DomainErrorCode.NotFound, `command ${commandId} of device ${deviceId} not found`);
+      throw new DomainError(DomainErrorCode.CommandNotFound, `command ${commandId} of device ${deviceId} not found`);
     return command;
   }
 

@@ -1,20 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Req } from '@nestjs/common';
-import {
-  ApiBearerAuth,
-  ApiBody,
-  ApiConflictResponse,
-  ApiConsumes,
-  ApiCreatedResponse,
-  ApiNotFoundResponse,
-  ApiOkResponse,
-  ApiTags,
-  ApiUnprocessableEntityResponse,
-} from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiCreatedResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Actor } from '../auth/actor';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { DomainErrorCode as E } from '../common/domain-error';
 import { parseBulkCsv, parseBulkJson } from './bulk-device-list';
 import { DeviceLifecycleService } from './device-lifecycle.service';
 import { DeviceProvisioningService } from './device-provisioning.service';
@@ -29,6 +21,7 @@ import { UpdateDeviceDto } from './dto/update-device.dto';
 
 @ApiTags('devices')
 @ApiBearerAuth()
+@ApiErrors(E.Unauthorized)
 @Controller('api/v1/devices')
 export class DevicesController {
   constructor(
@@ -41,7 +34,7 @@ export class DevicesController {
   @Post()
   @Roles(Role.Operator)
   @ApiCreatedResponse({ type: ProvisionedDeviceDto })
-  @ApiConflictResponse({ description: 'a device with this id exists' })
+  @ApiErrors(E.Invalid, E.Forbidden, E.DeviceExists)
   async create(@Body() body: CreateDeviceDto, @CurrentActor() actor: Actor): Promise<ProvisionedDeviceDto> {
     const { device, credential } = await this.provisioning.provision(body.id, body.tags ?? [], actor);
     return { device: DeviceDto.from(device), credential };
@@ -56,7 +49,14 @@ export class DevicesController {
   @ApiConsumes('application/json', 'text/csv')
   @ApiBody({ type: BulkProvisionDto })
   @ApiCreatedResponse({ type: BulkProvisionResultDto })
-  @ApiUnprocessableEntityResponse({ description: 'error.details.rows lists { line, id, reason } for every bad row' })
+  @ApiErrors(
+    E.Invalid,
+    E.UnsupportedContentType,
+    E.Forbidden,
+    E.DeviceExists,
+    E.DeviceListTooLarge,
+    E.DeviceListInvalid,
+  )
   async bulk(@Req() request: Request, @CurrentActor() actor: Actor): Promise<BulkProvisionResultDto> {
     const body = await readBulkBody(request);
     const list = body.kind === 'csv' ? parseBulkCsv(body.text) : parseBulkJson(body.value);
@@ -65,6 +65,7 @@ export class DevicesController {
 
   @Get()
   @ApiOkResponse({ type: DevicePageDto })
+  @ApiErrors(E.Invalid, E.InvalidCursor)
   async list(@Query() query: ListDevicesQueryDto): Promise<DevicePageDto> {
     const { limit, cursor, tag, ...filter } = query;
     const page = await this.query.list({ ...filter, tags: tag }, limit ?? 50, cursor);
@@ -73,7 +74,7 @@ export class DevicesController {
 
   @Get(':id')
   @ApiOkResponse({ type: DeviceDto })
-  @ApiNotFoundResponse()
+  @ApiErrors(E.DeviceNotFound)
   async get(@Param('id') id: string): Promise<DeviceDto> {
     return DeviceDto.from(await this.query.get(id));
   }
@@ -82,7 +83,7 @@ export class DevicesController {
   @Patch(':id')
   @Roles(Role.Operator)
   @ApiOkResponse({ type: DeviceDto })
-  @ApiNotFoundResponse()
+  @ApiErrors(E.Invalid, E.Forbidden, E.DeviceNotFound)
   async update(
     @Param('id') id: string,
     @Body() body: UpdateDeviceDto,
@@ -96,8 +97,7 @@ export class DevicesController {
   @Roles(Role.Operator)
   @HttpCode(200)
   @ApiOkResponse({ type: DeviceDto })
-  @ApiNotFoundResponse()
-  @ApiConflictResponse({ description: 'already decommissioned' })
+  @ApiErrors(E.Invalid, E.Forbidden, E.DeviceNotFound, E.DeviceDecommissioned)
   async decommission(
     @Param('id') id: string,
     @Body() body: DecommissionDeviceDto,

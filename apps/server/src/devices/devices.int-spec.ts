@@ -67,7 +67,7 @@ describe('devices REST API', () => {
   it('refuses duplicates (409), bad ids (400), viewers (403) and unknown ids (404)', async () => {
     await http().post('/api/v1/devices').set(operator).send({ id: 'gw-dup' }).expect(201);
     const conflict = await http().post('/api/v1/devices').set(operator).send({ id: 'gw-dup' }).expect(409);
-    expect(conflict.body.error.code).toBe('CONFLICT');
+    expect(conflict.body.error.code).toBe('DEVICE_EXISTS');
     for (const id of ['../etc', 'a/b', '', 'x'.repeat(65), 'a..b']) {
       await http().post('/api/v1/devices').set(operator).send({ id }).expect(400);
     }
@@ -114,7 +114,7 @@ describe('devices REST API', () => {
       .set(operator)
       .send({ devices: [{ id: 'json-3' }, { id: 'json-1' }, { id: 'bad id' }, { id: 'json-3' }] })
       .expect(422);
-    expect(bad.body.error.code).toBe('INVALID_STATE');
+    expect(bad.body.error.code).toBe('DEVICE_LIST_INVALID');
     expect(bad.body.error.details.rows).toEqual([
       { line: 3, id: 'bad id', reason: expect.stringMatching(/invalid device id/) },
       { line: 4, id: 'json-3', reason: 'duplicate of line 1' },

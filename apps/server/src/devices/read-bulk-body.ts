@@ -14,7 +14,10 @@ export async function readBulkBody(request: Request, maxBytes = BULK_CSV_MAX_BYT
   const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'application/json') return { kind: 'json', value: request.body };
   if (type !== 'text/csv') {
-    throw new DomainError(DomainErrorCode.Invalid, 'send the device list as application/json or text/csv');
+    throw new DomainError(
+      DomainErrorCode.UnsupportedContentType,
+      'send the device list as application/json or text/csv',
+    );
   }
   const declared = Number(request.headers['content-length'] ?? 0);
   if (declared > maxBytes) throw tooLarge(maxBytes);
@@ -32,5 +35,8 @@ export async function readBulkBody(request: Request, maxBytes = BULK_CSV_MAX_BYT
 }
 
 function tooLarge(maxBytes: number): DomainError {
-  return new DomainError(DomainErrorCode.PayloadTooLarge, `the device list is larger than ${maxBytes} bytes; split it`);
+  return new DomainError(
+    DomainErrorCode.DeviceListTooLarge,
+    `the device list is larger than ${maxBytes} bytes; split it`,
+  );
 }

@@ -1,14 +1,11 @@
 import { Controller, Get, Inject, Optional } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
-import {
-  HealthCheck,
-  HealthCheckResult,
-  HealthCheckService,
-  HealthIndicatorService,
-  TypeOrmHealthIndicator,
-} from '@nestjs/terminus';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { Public } from '../auth/public.decorator';
 import { BROKER_READINESS, BrokerReadiness } from './broker-readiness';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { DomainErrorCode as E } from '../common/domain-error';
+import { LivenessDto, ReadinessDto } from './dto/health.dto';
 
 @ApiTags('health')
 @Public()
@@ -23,14 +20,17 @@ export class HealthController {
 
   /** Liveness: the process answers. */
   @Get('healthz')
-  live(): { status: 'ok' } {
+  @ApiOkResponse({ type: LivenessDto })
+  live(): LivenessDto {
     return { status: 'ok' };
   }
 
   /** Readiness: the database answers and the MQTT broker listens. 503 otherwise. */
   @Get('readyz')
-  @HealthCheck()
-  ready(): Promise<HealthCheckResult> {
+  @HealthCheck({ swaggerDocumentation: false })
+  @ApiOkResponse({ type: ReadinessDto })
+  @ApiErrors(E.NotReady)
+  ready(): Promise<ReadinessDto> {
     return this.health.check([
       () => this.database.pingCheck('database', { timeout: 3000 }),
       () => {

@@ -1,4 +1,5 @@
-import { HttpException, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import { DomainError, DomainErrorCode } from '../common/domain-error';
 import type { Request, Response } from 'express';
 import { open } from 'node:fs/promises';
 import { Transform, TransformCallback } from 'node:stream';
@@ -55,9 +56,9 @@ export class ArtifactDownloadService {
       if (range.type !== 'full' && !ifRangeAllowsPartial(header(request, 'if-range'), etag)) range = { type: 'full' };
       if (range.type === 'unsatisfiable') {
         response.setHeader('Content-Range', `bytes */${size}`);
-        throw new HttpException(
-          { message: `range ${header(request, 'range')} is outside the ${size} bytes of ${file}` },
-          416,
+        throw new DomainError(
+          DomainErrorCode.RangeNotSatisfiable,
+          `range ${header(request, 'range')} is outside the ${size} bytes of ${file}`,
         );
       }
       const [start, end] = range.type === 'partial' ? [range.start, range.end] : [0, size - 1];

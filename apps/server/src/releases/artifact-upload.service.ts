@@ -1,4 +1,4 @@
-import { HttpException, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { ArtifactKind, ArtifactManifest, parseManifest } from '@cowroot/protocol';
 import { createHash } from 'node:crypto';
@@ -105,7 +105,7 @@ export class ArtifactUploadService {
   async status(name: string, version: string, file: string): Promise<{ offset: number; size: number }> {
     const release = await this.releases.get(name, version);
     const partial = ARTIFACT_FILE_PATTERN.test(file) ? await this.storage.readPartial(release.id, file) : null;
-    if (!partial) throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
+    if (!partial) throw new DomainError(DomainErrorCode.UploadNotFound, `no resumable upload of ${file} in progress`);
     return { offset: partial.offset, size: partial.size };
   }
 
@@ -113,10 +113,10 @@ export class ArtifactUploadService {
     const release = await this.releases.get(name, version);
     // the name becomes a path: only names a manifest could carry
     if (!ARTIFACT_FILE_PATTERN.test(file))
-      throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
+      throw new DomainError(DomainErrorCode.UploadNotFound, `no resumable upload of ${file} in progress`);
     if (this.chunksInFlight.has(`${release.id}/${file}`)) {
       throw new DomainError(
-        DomainErrorCode.Conflict,
+        DomainErrorCode.UploadBusy,
         `a chunk of ${file} is being received; abandon it after that request ends`,
       );
     }
@@ -133,7 +133,7 @@ export class ArtifactUploadService {
     if (existing) {
       if (existing.manifest.equals(manifestBytes)) return { status: 'exists', release, artifact: existing };
       throw new DomainError(
-        DomainErrorCode.Conflict,
+        DomainErrorCode.ArtifactConflict,
         `release ${release.name} ${release.version} already has an artifact ${manifest.file} with another manifest`,
       );
     }
@@ -143,7 +143,7 @@ export class ArtifactUploadService {
     try {
       range = parseUploadContentRange(request.contentRange);
     } catch (error) {
-      throw new DomainError(DomainErrorCode.Invalid, (error as Error).message);
+      throw new DomainError(DomainErrorCode.UploadInvalid, (error as Error).message);
     }
     return range === null
       ? this.receiveWhole(request, verified, actor)
@@ -154,21 +154,27 @@ export class ArtifactUploadService {
   private async verifyHeaders(request: UploadRequest): Promise<VerifiedUpload> {
     const release = await this.releases.get(request.name, request.version);
     if (!request.manifestHeader || !request.signatureHeader) {
-      throw new DomainError(DomainErrorCode.Invalid, 'X-Cowroot-Manifest and X-Cowroot-Signature headers are required');
+      throw new DomainError(
+        DomainErrorCode.ManifestInvalid,
+        'X-Cowroot-Manifest and X-Cowroot-Signature headers are required',
+      );
     }
     const signature = request.signatureHeader.trim();
     if (!BASE64.test(request.manifestHeader.trim()) || !BASE64.test(signature)) {
-      throw new DomainError(DomainErrorCode.Invalid, 'X-Cowroot-Manifest and X-Cowroot-Signature must be base64');
+      throw new DomainError(
+        DomainErrorCode.ManifestInvalid,
+        'X-Cowroot-Manifest and X-Cowroot-Signature must be base64',
+      );
     }
     const manifestBytes = Buffer.from(request.manifestHeader.trim(), 'base64');
     if (manifestBytes.length === 0 || manifestBytes.length > MAX_MANIFEST_BYTES) {
       throw new DomainError(
-        DomainErrorCode.Invalid,
+        DomainErrorCode.ManifestInvalid,
         `X-Cowroot-Manifest must be base64 of 1..${MAX_MANIFEST_BYTES} manifest bytes`,
       );
     }
     const parsed = parseManifest(manifestBytes);
-    if (!parsed.ok) throw new DomainError(DomainErrorCode.Invalid, `invalid manifest: ${parsed.message}`);
+    if (!parsed.ok) throw new DomainError(DomainErrorCode.ManifestInvalid, `invalid manifest: ${parsed.message}`);
     const manifest = parsed.value;
     if (
       manifest.release.name !== release.name ||
@@ -176,20 +182,20 @@ export class ArtifactUploadService {
       manifest.file !== request.file
     ) {
       throw new DomainError(
-        DomainErrorCode.Invalid,
+        DomainErrorCode.ManifestInvalid,
         `the manifest describes ${manifest.release.name} ${manifest.release.version} ${manifest.file}, not ${release.name} ${release.version} ${request.file}`,
       );
     }
     if (manifest.size > this.config.maxArtifactBytes) {
       throw new DomainError(
-        DomainErrorCode.PayloadTooLarge,
+        DomainErrorCode.ArtifactTooLarge,
         `artifact of ${manifest.size} bytes exceeds the limit of ${this.config.maxArtifactBytes} (MAX_ARTIFACT_BYTES)`,
       );
     }
     const signer = await this.signingKeys.findSigner(manifestBytes, signature);
     if (!signer) {
       throw new DomainError(
-        DomainErrorCode.InvalidState,
+        DomainErrorCode.SignatureNotVerified,
         'the manifest signature does not verify with any active registered signing key',
       );
     }
@@ -206,7 +212,7 @@ export class ArtifactUploadService {
   private async checkPlacement(release: Release, manifest: ArtifactManifest, manager: EntityManager): Promise<void> {
     if (release.snapshotUuid !== null && release.snapshotUuid !== manifest.snapshotUuid) {
       throw new DomainError(
-        DomainErrorCode.InvalidState,
+        DomainErrorCode.SnapshotUuidMismatch,
         `the manifest's snapshotUuid ${manifest.snapshotUuid} differs from the release's ${release.snapshotUuid}: all artifacts of a release must produce the same snapshot`,
       );
     }
@@ -216,7 +222,7 @@ export class ArtifactUploadService {
       });
       if (full)
         throw new DomainError(
-          DomainErrorCode.Conflict,
+          DomainErrorCode.ArtifactConflict,
           `release ${release.name} ${release.version} already has a full stream (${full.file})`,
         );
       return;
@@ -227,13 +233,13 @@ export class ArtifactUploadService {
     });
     if (!parentRelease || parentRelease.id === release.id) {
       throw new DomainError(
-        DomainErrorCode.InvalidState,
+        DomainErrorCode.ParentReleaseMissing,
         `parent release ${parent.release.name} ${parent.release.version} does not exist`,
       );
     }
     if (parentRelease.snapshotUuid !== parent.snapshotUuid) {
       throw new DomainError(
-        DomainErrorCode.InvalidState,
+        DomainErrorCode.ParentReleaseMissing,
         parentRelease.snapshotUuid === null
           ? `parent release ${parent.release.name} ${parent.release.version} has no artifact yet: upload its full stream first`
           : `parent snapshotUuid ${parent.snapshotUuid} is not the snapshot of release ${parent.release.name} ${parent.release.version} (${parentRelease.snapshotUuid})`,
@@ -244,7 +250,7 @@ export class ArtifactUploadService {
     });
     if (sibling) {
       throw new DomainError(
-        DomainErrorCode.Conflict,
+        DomainErrorCode.ArtifactConflict,
         `release ${release.name} ${release.version} already has an incremental from that parent (${sibling.file})`,
       );
     }
@@ -255,7 +261,7 @@ export class ArtifactUploadService {
     const { manifest } = verified;
     if (request.contentLength !== undefined && request.contentLength !== manifest.size) {
       throw new DomainError(
-        DomainErrorCode.Invalid,
+        DomainErrorCode.UploadInvalid,
         `Content-Length ${request.contentLength} differs from the manifest size ${manifest.size}`,
       );
     }
@@ -289,21 +295,21 @@ export class ArtifactUploadService {
     const { release, manifest, manifestBytes } = verified;
     if (range.total !== manifest.size) {
       throw new DomainError(
-        DomainErrorCode.Invalid,
+        DomainErrorCode.UploadInvalid,
         `Content-Range total ${range.total} differs from the manifest size ${manifest.size}`,
       );
     }
     const chunkLength = range.end - range.start + 1;
     if (request.contentLength !== undefined && request.contentLength !== chunkLength) {
       throw new DomainError(
-        DomainErrorCode.Invalid,
+        DomainErrorCode.UploadInvalid,
         `Content-Length ${request.contentLength} differs from the Content-Range length ${chunkLength}`,
       );
     }
     const key = `${release.id}/${manifest.file}`;
     if (this.chunksInFlight.has(key)) {
       throw new DomainError(
-        DomainErrorCode.Conflict,
+        DomainErrorCode.UploadBusy,
         `another chunk of ${manifest.file} is being received; retry when it has ended`,
       );
     }
@@ -320,7 +326,7 @@ export class ArtifactUploadService {
       } else if (!partial || partial.manifestSha256 !== manifestSha256 || partial.offset !== range.start) {
         const offset = partial && partial.manifestSha256 === manifestSha256 ? partial.offset : 0;
         throw new DomainError(
-          DomainErrorCode.Conflict,
+          DomainErrorCode.UploadOffsetMismatch,
           `the upload of ${manifest.file} continues at byte ${offset}, not ${range.start}`,
           {
             offset,
@@ -337,7 +343,7 @@ export class ArtifactUploadService {
       const offset = range.start + written.bytes;
       if (written.bytes !== chunkLength) {
         throw new DomainError(
-          DomainErrorCode.Invalid,
+          DomainErrorCode.UploadInvalid,
           `the chunk ended after ${written.bytes} of ${chunkLength} bytes`,
           { offset },
         );
@@ -369,7 +375,7 @@ export class ArtifactUploadService {
     } catch (error) {
       if (error instanceof ByteLimitExceededError) {
         throw new DomainError(
-          DomainErrorCode.InvalidState,
+          DomainErrorCode.UploadSizeMismatch,
           `the body is longer than the ${options.maxBytes} bytes expected (manifest size ${manifestSize})`,
         );
       }
@@ -377,20 +383,20 @@ export class ArtifactUploadService {
       if (code === 'ENOSPC' || code === 'EDQUOT') {
         if (!options.removeOnError) await rm(path, { force: true });
         this.logger.error(`artifact storage is full (${code}) while writing ${path}`);
-        throw new HttpException(
-          { message: 'artifact storage is full: free space in STORAGE_DIR and upload again' },
-          507,
+        throw new DomainError(
+          DomainErrorCode.StorageFull,
+          'artifact storage is full: free space in STORAGE_DIR and upload again',
         );
       }
       this.logger.warn(`upload to ${path} ended early: ${(error as Error).message}`);
-      throw new DomainError(DomainErrorCode.Invalid, `the upload was interrupted: ${(error as Error).message}`);
+      throw new DomainError(DomainErrorCode.UploadInvalid, `the upload was interrupted: ${(error as Error).message}`);
     }
   }
 
   private checkContent(manifest: ArtifactManifest, bytes: number, sha256: string): void {
     if (bytes !== manifest.size) {
       throw new DomainError(
-        DomainErrorCode.InvalidState,
+        DomainErrorCode.UploadSizeMismatch,
         `received ${bytes} bytes, the manifest says ${manifest.size}: upload truncated`,
         {
           received: bytes,
@@ -400,7 +406,7 @@ export class ArtifactUploadService {
     }
     if (sha256 !== manifest.sha256) {
       throw new DomainError(
-        DomainErrorCode.InvalidState,
+        DomainErrorCode.UploadChecksumMismatch,
         `sha256 of the received stream ${sha256} differs from the manifest's ${manifest.sha256}`,
         {
           received: sha256,
@@ -425,13 +431,13 @@ export class ArtifactUploadService {
         });
         if (!release)
           throw new DomainError(
-            DomainErrorCode.NotFound,
+            DomainErrorCode.ReleaseNotFound,
             `release ${verified.release.name} ${verified.release.version} was deleted during the upload`,
           );
         const clash = await manager.findOne(ReleaseArtifact, { where: { releaseId: release.id, file: manifest.file } });
         if (clash)
           throw new DomainError(
-            DomainErrorCode.Conflict,
+            DomainErrorCode.ArtifactConflict,
             `artifact ${manifest.file} was stored by another upload meanwhile`,
           );
         await this.checkPlacement(release, manifest, manager);
@@ -488,7 +494,7 @@ export class ArtifactUploadService {
       if (placed) await this.storage.removeArtifact(verified.release.id, manifest.file);
       if (isUniqueViolation(error))
         throw new DomainError(
-          DomainErrorCode.Conflict,
+          DomainErrorCode.ArtifactConflict,
           `artifact ${manifest.file} conflicts with one stored meanwhile`,
         );
       throw error;

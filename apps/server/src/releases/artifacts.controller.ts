@@ -5,8 +5,9 @@ import {
   ApiBody,
   ApiConsumes,
   ApiHeader,
+  ApiNoContentResponse,
+  ApiOkResponse,
   ApiOperation,
-  ApiProduces,
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
@@ -16,7 +17,7 @@ import { AllowDevices } from '../auth/allow-devices.decorator';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
-import { DomainError, DomainErrorCode } from '../common/domain-error';
+import { DomainError, DomainErrorCode as E } from '../common/domain-error';
 import { ArtifactDownloadService } from './artifact-download.service';
 import { ArtifactUploadService } from './artifact-upload.service';
 import { ArtifactUrlService } from './artifact-url.service';
@@ -24,6 +25,7 @@ import { ArtifactManifestDto } from './dto/artifact-manifest.dto';
 import { ArtifactDto } from './dto/artifact.dto';
 import { UploadStatusDto } from './dto/upload-status.dto';
 import { ReleasesService } from './releases.service';
+import { ApiErrors } from '../common/api-errors.decorator';
 
 const UPLOAD_DESCRIPTION = `Body: the raw stream (Content-Type application/octet-stream), never buffered by the server.
 Headers X-Cowroot-Manifest (the manifest bytes, base64) and X-Cowroot-Signature (detached ed25519 signature over
@@ -39,6 +41,8 @@ Two modes:
   answered 409 with details.offset; a chunk starting at 0 restarts the upload.
 Re-sending an artifact that is already stored with the same manifest answers 200 without reading the body.`;
 
+const BINARY = { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } };
+
 function header(request: Request, name: string): string | undefined {
   const value = request.headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -46,6 +50,7 @@ function header(request: Request, name: string): string | undefined {
 
 @ApiTags('releases')
 @ApiBearerAuth()
+@ApiErrors(E.Unauthorized)
 @Controller('api/v1/releases/:name/:version/artifacts')
 export class ArtifactsController {
   constructor(
@@ -74,11 +79,23 @@ export class ArtifactsController {
   @ApiResponse({ status: 201, type: ArtifactDto, description: 'stored' })
   @ApiResponse({ status: 200, type: ArtifactDto, description: 'already stored with this manifest' })
   @ApiResponse({ status: 202, type: UploadStatusDto, description: 'chunk stored, send the next from offset' })
-  @ApiResponse({ status: 400, description: 'bad headers, manifest not for this URL, interrupted body' })
-  @ApiResponse({ status: 409, description: 'artifact exists with another manifest, or a chunk at the wrong offset' })
-  @ApiResponse({ status: 413, description: 'manifest size above the limit' })
-  @ApiResponse({ status: 422, description: 'signature not verified, size or sha256 mismatch, parent missing' })
-  @ApiResponse({ status: 507, description: 'artifact storage is full' })
+  @ApiErrors(
+    E.UnsupportedContentType,
+    E.ManifestInvalid,
+    E.UploadInvalid,
+    E.Forbidden,
+    E.ReleaseNotFound,
+    E.ArtifactConflict,
+    E.UploadBusy,
+    E.UploadOffsetMismatch,
+    E.ArtifactTooLarge,
+    E.SignatureNotVerified,
+    E.SnapshotUuidMismatch,
+    E.ParentReleaseMissing,
+    E.UploadSizeMismatch,
+    E.UploadChecksumMismatch,
+    E.StorageFull,
+  )
   async upload(
     @Param('name') name: string,
     @Param('version') version: string,
@@ -89,7 +106,7 @@ export class ArtifactsController {
   ): Promise<ArtifactDto | UploadStatusDto> {
     try {
       if (request.is(['json', 'urlencoded'])) {
-        throw new DomainError(DomainErrorCode.Invalid, 'send the stream as Content-Type: application/octet-stream');
+        throw new DomainError(E.UnsupportedContentType, 'send the stream as Content-Type: application/octet-stream');
       }
       const length = header(request, 'content-length');
       const outcome = await this.uploads.upload(
@@ -122,6 +139,8 @@ export class ArtifactsController {
   @Get(':file/upload')
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Offset of a resumable upload in progress (404 when none)' })
+  @ApiOkResponse({ type: UploadStatusDto })
+  @ApiErrors(E.Forbidden, E.ReleaseNotFound, E.UploadNotFound)
   async uploadStatus(
     @Param('name') name: string,
     @Param('version') version: string,
@@ -134,6 +153,8 @@ export class ArtifactsController {
   @HttpCode(204)
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Abandon a resumable upload and remove its partial file' })
+  @ApiNoContentResponse({ description: 'abandoned' })
+  @ApiErrors(E.Forbidden, E.ReleaseNotFound, E.UploadNotFound, E.UploadBusy)
   async abandonUpload(
     @Param('name') name: string,
     @Param('version') version: string,
@@ -146,6 +167,8 @@ export class ArtifactsController {
   @AllowDevices()
   @ApiBasicAuth('device')
   @ApiOperation({ summary: 'The signed manifest of an artifact and its signature' })
+  @ApiOkResponse({ type: ArtifactManifestDto })
+  @ApiErrors(E.ReleaseNotFound, E.ArtifactNotFound)
   async manifest(
     @Param('name') name: string,
     @Param('version') version: string,
@@ -167,11 +190,10 @@ export class ArtifactsController {
     description:
       'Single byte ranges (Range: bytes=first-last, first-, -suffix) answer 206 so devices resume; If-Range with the ETag; 416 when unsatisfiable. ETag is the quoted sha256.',
   })
-  @ApiProduces('application/octet-stream')
   @ApiHeader({ name: 'Range', required: false })
-  @ApiResponse({ status: 200, description: 'the whole stream' })
-  @ApiResponse({ status: 206, description: 'the requested range' })
-  @ApiResponse({ status: 416, description: 'range not satisfiable' })
+  @ApiResponse({ status: 200, description: 'the whole stream', content: BINARY })
+  @ApiResponse({ status: 206, description: 'the requested range', content: BINARY })
+  @ApiErrors(E.ReleaseNotFound, E.ArtifactNotFound, E.RangeNotSatisfiable)
   async download(
     @Param('name') name: string,
     @Param('version') version: string,

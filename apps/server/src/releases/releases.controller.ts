@@ -1,5 +1,13 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiConflictResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
 import { Actor } from '../auth/actor';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
@@ -10,9 +18,12 @@ import { CreateReleaseDto } from './dto/create-release.dto';
 import { ListReleasesQueryDto } from './dto/list-releases-query.dto';
 import { ReleaseDto, ReleasePageDto, ReleaseWithArtifactsDto } from './dto/release.dto';
 import { ReleasesService } from './releases.service';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { DomainErrorCode as E } from '../common/domain-error';
 
 @ApiTags('releases')
 @ApiBearerAuth()
+@ApiErrors(E.Unauthorized)
 @Controller('api/v1/releases')
 export class ReleasesController {
   constructor(
@@ -23,13 +34,16 @@ export class ReleasesController {
   @Post()
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Create a release (artifacts are uploaded to it afterwards)' })
-  @ApiConflictResponse({ description: 'a release with this name and version exists' })
+  @ApiCreatedResponse({ type: ReleaseDto })
+  @ApiErrors(E.Invalid, E.Forbidden, E.ReleaseExists)
   async create(@Body() body: CreateReleaseDto, @CurrentActor() actor: Actor): Promise<ReleaseDto> {
     return ReleaseDto.from(await this.releases.create(body, actor));
   }
 
   @Get()
   @ApiOperation({ summary: 'List releases, newest first, with cursor pagination' })
+  @ApiOkResponse({ type: ReleasePageDto })
+  @ApiErrors(E.Invalid, E.InvalidCursor)
   async list(@Query() query: ListReleasesQueryDto): Promise<ReleasePageDto> {
     const page = await this.releases.list({ name: query.name }, query.limit ?? 50, query.cursor);
     return { items: page.items.map((release) => ReleaseDto.from(release)), nextCursor: page.nextCursor };
@@ -37,6 +51,8 @@ export class ReleasesController {
 
   @Get(':name/:version')
   @ApiOperation({ summary: 'A release with its artifacts' })
+  @ApiOkResponse({ type: ReleaseWithArtifactsDto })
+  @ApiErrors(E.ReleaseNotFound)
   async get(@Param('name') name: string, @Param('version') version: string): Promise<ReleaseWithArtifactsDto> {
     const release = await this.releases.getWithArtifacts(name, version);
     return {
@@ -54,7 +70,8 @@ export class ReleasesController {
     summary: 'Delete a release and its artifact files; refused (409) while a device or rollout still uses it',
   })
   @ApiQuery({ name: 'reason', required: false, description: 'recorded in the audit log' })
-  @ApiConflictResponse({ description: 'still used: details.usages lists who uses it' })
+  @ApiNoContentResponse({ description: 'deleted' })
+  @ApiErrors(E.Forbidden, E.ReleaseNotFound, E.ReleaseInUse)
   async delete(
     @Param('name') name: string,
     @Param('version') version: string,

@@ -972,8 +972,11 @@ describe('releases and artifacts (integration)', () => {
       const refused = await call(server, '/api/v1/releases/fleet/1.0', { method: 'DELETE', headers: admin });
       expect(refused.status).toBe(409);
       const error = (
-        JSON.parse(refused.body.toString()) as { error: { details: { usages: Array<{ kind: string; id: string }> } } }
+        JSON.parse(refused.body.toString()) as {
+          error: { code: string; details: { usages: Array<{ kind: string; id: string }> } };
+        }
       ).error;
+      expect(error.code).toBe('RELEASE_IN_USE');
       expect(error.details.usages).toEqual([expect.objectContaining({ kind: 'device', id: deviceId })]);
 
       // the device now runs a snapshot committed locally and only keeps fleet-1.0 in its inventory

@@ -67,7 +67,7 @@ export class ReleasesService {
       });
     } catch (error) {
       if (isUniqueViolation(error, 'releases_name_version_key')) {
-        throw new DomainError(DomainErrorCode.Conflict, `release ${input.name} ${input.version} already exists`);
+        throw new DomainError(DomainErrorCode.ReleaseExists, `release ${input.name} ${input.version} already exists`);
       }
       throw error;
     }
@@ -79,7 +79,7 @@ export class ReleasesService {
     if (filter.name) qb.andWhere('r.name = :name', { name: filter.name });
     if (cursor) {
       const position = decodeCursor(cursor, isReleaseCursor);
-      if (!position) throw new DomainError(DomainErrorCode.Invalid, 'invalid cursor');
+      if (!position) throw new DomainError(DomainErrorCode.InvalidCursor, 'invalid cursor');
       qb.andWhere('(r.created_at, r.id) < (:createdAt, :id)', { createdAt: position.createdAt, id: position.id });
     }
     const rows = await qb
@@ -97,10 +97,10 @@ export class ReleasesService {
 
   async get(name: string, version: string, manager: EntityManager = this.dataSource.manager): Promise<Release> {
     if (!RELEASE_NAME_PATTERN.test(name) || !RELEASE_VERSION_PATTERN.test(version)) {
-      throw new DomainError(DomainErrorCode.NotFound, `release ${name} ${version} not found`);
+      throw new DomainError(DomainErrorCode.ReleaseNotFound, `release ${name} ${version} not found`);
     }
     const release = await manager.findOne(Release, { where: { name, version } });
-    if (!release) throw new DomainError(DomainErrorCode.NotFound, `release ${name} ${version} not found`);
+    if (!release) throw new DomainError(DomainErrorCode.ReleaseNotFound, `release ${name} ${version} not found`);
     return release;
   }
 
@@ -126,7 +126,7 @@ export class ReleasesService {
       ? await this.dataSource.getRepository(ReleaseArtifact).findOne({ where: { releaseId: release.id, file } })
       : null;
     if (!artifact)
-      throw new DomainError(DomainErrorCode.NotFound, `release ${name} ${version} has no artifact ${file}`);
+      throw new DomainError(DomainErrorCode.ArtifactNotFound, `release ${name} ${version} has no artifact ${file}`);
     return { release, artifact, path: this.storage.artifactPath(release.id, file) };
   }
 
@@ -144,7 +144,7 @@ export class ReleasesService {
       const usages = await this.usage.findUsages(release, manager);
       if (usages.length > 0) {
         throw new DomainError(
-          DomainErrorCode.Conflict,
+          DomainErrorCode.ReleaseInUse,
           `release ${name} ${version} is still in use (${usages.length}${usages.length >= 20 ? '+' : ''} users, e.g. ${usages[0].kind} ${usages[0].id})`,
           { usages },
         );

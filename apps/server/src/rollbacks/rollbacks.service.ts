@@ -10,25 +10,10 @@ import { DeviceStatus } from '../devices/device.entity';
 import { ExecutionState } from '../rollouts/execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from '../rollouts/rollout-command-port';
 import { CreateRollbackDto } from './dto/create-rollback.dto';
+import { RollbackDeviceDto, RollbackDto } from './dto/rollback.dto';
 
-export interface RollbackDeviceView {
-  deviceId: string;
-  snapshot: string | null;
-  /** `skipped` when nothing was sent; else an execution state, moved forward by the device's events */
-  state: string;
-  detail: string | null;
-  commandId: string | null;
-}
-
-export interface RollbackView {
-  id: string;
-  target: { type: string; value: string };
-  snapshot: string | null;
-  reason: string | null;
-  createdBy: string;
-  createdAt: string;
-  devices: RollbackDeviceView[];
-}
+export type RollbackDeviceView = RollbackDeviceDto;
+export type RollbackView = RollbackDto;
 
 interface Candidate {
   device_id: string;
@@ -60,7 +45,7 @@ export class RollbacksService {
       input.rolloutId && { type: 'rollout', value: input.rolloutId },
     ].filter(Boolean) as { type: 'device' | 'tag' | 'rollout'; value: string }[];
     if (targets.length !== 1)
-      throw new DomainError(DomainErrorCode.Invalid, 'give exactly one of deviceId, tag or rolloutId');
+      throw new DomainError(DomainErrorCode.RollbackTargetInvalid, 'give exactly one of deviceId, tag or rolloutId');
     const target = targets[0];
     const id = randomUUID();
     const published: StoredCommand[] = [];
@@ -160,7 +145,7 @@ export class RollbacksService {
     const rows = UUID_PATTERN.test(id)
       ? ((await this.dataSource.query(`SELECT * FROM rollbacks WHERE id = $1`, [id])) as Record<string, unknown>[])
       : [];
-    if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollback ${id} not found`);
+    if (rows.length === 0) throw new DomainError(DomainErrorCode.RollbackNotFound, `rollback ${id} not found`);
     const devices = (await this.dataSource.query(
       `SELECT device_id, snapshot, state, detail, command_id FROM rollback_devices WHERE rollback_id = $1 ORDER BY device_id`,
       [id],
@@ -196,7 +181,8 @@ export class RollbacksService {
         `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = '${DeviceStatus.Active}'`,
         [target.value],
       )) as Candidate[];
-      if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `active device ${target.value} not found`);
+      if (rows.length === 0)
+        throw new DomainError(DomainErrorCode.DeviceNotFound, `active device ${target.value} not found`);
       return rows;
     }
     if (target.type === 'tag') {
@@ -206,7 +192,8 @@ export class RollbacksService {
       )) as Candidate[];
     }
     const rollout = (await manager.query(`SELECT id FROM rollouts WHERE id = $1`, [target.value])) as unknown[];
-    if (rollout.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollout ${target.value} not found`);
+    if (rollout.length === 0)
+      throw new DomainError(DomainErrorCode.RolloutNotFound, `rollout ${target.value} not found`);
     return (await manager.query(
       `SELECT ${columns}, x.from_snapshot FROM rollout_executions x JOIN devices d ON d.id = x.device_id
         WHERE x.rollout_id = $1 AND x.state = $2 AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,

@@ -1,75 +1,14 @@
+import { ExecutionState } from './execution-state';
 import { ExecutionRow, RolloutRow, WaveRow } from './rollout-rows';
 import { StateCounts } from './wave-criterion';
+import { ExecutionDto, ExecutionHistoryDto, RolloutDto, RolloutWaveDto } from './dto/rollout.dto';
 
-/** What the REST API answers about a rollout (and the CLI shows). */
-export interface RolloutView {
-  id: string;
-  name: string;
-  release: { name: string; version: string };
-  selector: unknown;
-  status: string;
-  statusReason: string | null;
-  currentWave: number;
-  continuous: boolean;
-  randomize: boolean;
-  dispatchPerMinute: number | null;
-  rebootMode: string;
-  abortRules: unknown[];
-  createdBy: string;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt: string | null;
-  total: number;
-  counts: StateCounts;
-  waves: WaveView[];
-}
-
-export interface WaveView {
-  index: number;
-  size: { kind: string; value: number };
-  successPercent: number;
-  timeoutSeconds: number;
-  soakSeconds: number;
-  requiresApproval: boolean;
-  status: string;
-  approvedBy: string | null;
-  approvedAt: string | null;
-  startedAt: string | null;
-  soakUntil: string | null;
-  finishedAt: string | null;
-  verdict: unknown;
-  total: number;
-  counts: StateCounts;
-}
-
-export interface ExecutionView {
-  id: string;
-  rolloutId: string;
-  deviceId: string;
-  wave: number;
-  state: string;
-  attempt: number;
-  commandId: string | null;
-  commandType: string | null;
-  artifact: { id: string | null; file: string | null; kind: string | null; bytes: number } | null;
-  fromSnapshot: string | null;
-  targetSnapshot: string | null;
-  failureReason: string | null;
-  dispatchedAt: string | null;
-  deadlineAt: string | null;
-  finishedAt: string | null;
-  revert: { commandId: string | null; state: string | null } | null;
-}
-
-export interface HistoryView {
-  at: string;
-  attempt: number;
-  from: string | null;
-  to: string;
-  eventId: string | null;
-  commandId: string | null;
-  detail: unknown;
-}
+// What the REST API answers about a rollout (and the CLI shows): the response DTOs themselves, so the
+// views and the documented schema cannot drift apart.
+export type RolloutView = RolloutDto;
+export type WaveView = RolloutWaveDto;
+export type ExecutionView = ExecutionDto;
+export type HistoryView = ExecutionHistoryDto;
 
 const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
 
@@ -148,8 +87,8 @@ export function executionView(row: ExecutionRow): ExecutionView {
 export function historyView(row: {
   at: Date;
   attempt: number;
-  from_state: string | null;
-  to_state: string;
+  from_state: ExecutionState | null;
+  to_state: ExecutionState;
   event_id: string | null;
   command_id: string | null;
   detail: unknown;

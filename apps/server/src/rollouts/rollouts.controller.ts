@@ -1,18 +1,20 @@
 import { Body, Controller, Get, HttpCode, Param, ParseIntPipe, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { Actor } from '../auth/actor';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
-import { Page } from '../common/cursor';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { DomainErrorCode as E } from '../common/domain-error';
 import { CreateRolloutDto } from './dto/create-rollout.dto';
 import { ListExecutionsQueryDto, ListRolloutsQueryDto } from './dto/list-rollouts-query.dto';
 import { RolloutActionDto } from './dto/rollout-action.dto';
-import { ExecutionView, HistoryView, RolloutView } from './rollout-views';
+import { ExecutionDetailDto, ExecutionPageDto, RolloutDto, RolloutPageDto, TimelineEntryDto } from './dto/rollout.dto';
 import { RolloutsService } from './rollouts.service';
 
 @ApiTags('rollouts')
 @ApiBearerAuth()
+@ApiErrors(E.Unauthorized)
 @Controller('api/v1/rollouts')
 export class RolloutsController {
   constructor(private readonly rollouts: RolloutsService) {}
@@ -20,34 +22,48 @@ export class RolloutsController {
   @Post()
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Create and start a rollout: plans the targeted devices into waves' })
-  create(@Body() body: CreateRolloutDto, @CurrentActor() actor: Actor): Promise<RolloutView> {
+  @ApiCreatedResponse({ type: RolloutDto })
+  @ApiErrors(
+    E.Invalid,
+    E.RolloutSelectorEmpty,
+    E.RolloutWavesInvalid,
+    E.Forbidden,
+    E.ReleaseNotFound,
+    E.ReleaseHasNoArtifacts,
+  )
+  create(@Body() body: CreateRolloutDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
     return this.rollouts.create(body, actor);
   }
 
   @Get()
   @ApiOperation({ summary: 'Rollouts, newest first, with waves and counts per execution state' })
-  list(@Query() query: ListRolloutsQueryDto): Promise<Page<RolloutView>> {
+  @ApiOkResponse({ type: RolloutPageDto })
+  @ApiErrors(E.Invalid, E.InvalidCursor)
+  list(@Query() query: ListRolloutsQueryDto): Promise<RolloutPageDto> {
     return this.rollouts.list(query.status, query.limit ?? 50, query.cursor);
   }
 
   @Get(':id')
   @ApiOperation({ summary: 'A rollout with its waves and counts per execution state' })
-  get(@Param('id') id: string): Promise<RolloutView> {
+  @ApiOkResponse({ type: RolloutDto })
+  @ApiErrors(E.RolloutNotFound)
+  get(@Param('id') id: string): Promise<RolloutDto> {
     return this.rollouts.get(id);
   }
 
   @Get(':id/executions')
   @ApiOperation({ summary: 'Per-device executions in wave and dispatch order' })
-  executions(@Param('id') id: string, @Query() query: ListExecutionsQueryDto): Promise<Page<ExecutionView>> {
+  @ApiOkResponse({ type: ExecutionPageDto })
+  @ApiErrors(E.Invalid, E.InvalidCursor, E.RolloutNotFound)
+  executions(@Param('id') id: string, @Query() query: ListExecutionsQueryDto): Promise<ExecutionPageDto> {
     return this.rollouts.executions(id, { state: query.state, wave: query.wave }, query.limit ?? 100, query.cursor);
   }
 
   @Get(':id/executions/:deviceId')
   @ApiOperation({ summary: 'One device in the rollout, with its state history' })
-  execution(
-    @Param('id') id: string,
-    @Param('deviceId') deviceId: string,
-  ): Promise<ExecutionView & { history: HistoryView[] }> {
+  @ApiOkResponse({ type: ExecutionDetailDto })
+  @ApiErrors(E.ExecutionNotFound)
+  execution(@Param('id') id: string, @Param('deviceId') deviceId: string): Promise<ExecutionDetailDto> {
     return this.rollouts.execution(id, deviceId);
   }
 
@@ -55,18 +71,23 @@ export class RolloutsController {
   @ApiOperation({
     summary: 'Audit timeline of the rollout and its devices, oldest first (export: GET /api/v1/audit/export)',
   })
-  @ApiQuery({ name: 'limit', required: false })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1 to 10000, default 1000' })
+  @ApiOkResponse({ type: [TimelineEntryDto] })
+  @ApiErrors(E.Invalid, E.RolloutNotFound)
   timeline(
     @Param('id') id: string,
     @Query('limit', new ParseIntPipe({ optional: true })) limit?: number,
-  ): Promise<Array<Record<string, unknown>>> {
+  ): Promise<TimelineEntryDto[]> {
     return this.rollouts.timeline(id, Math.min(Math.max(limit ?? 1000, 1), 10_000));
   }
 
   @Post(':id/pause')
   @HttpCode(200)
   @Roles(Role.Operator)
-  pause(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutView> {
+  @ApiOperation({ summary: 'Pause a running rollout: no new dispatches; devices in flight finish and report' })
+  @ApiOkResponse({ type: RolloutDto })
+  @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutNotRunning, E.RolloutFinished)
+  pause(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
     return this.rollouts.pause(id, actor, body.reason);
   }
 
@@ -74,14 +95,19 @@ export class RolloutsController {
   @HttpCode(200)
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Resume a paused rollout (a wave that missed its criterion counts as accepted)' })
-  resume(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutView> {
+  @ApiOkResponse({ type: RolloutDto })
+  @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutNotPaused, E.RolloutFinished)
+  resume(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
     return this.rollouts.resume(id, actor, body.reason);
   }
 
   @Post(':id/cancel')
   @HttpCode(200)
   @Roles(Role.Operator)
-  cancel(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutView> {
+  @ApiOperation({ summary: 'Stop for good: devices not dispatched yet are canceled' })
+  @ApiOkResponse({ type: RolloutDto })
+  @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutFinished)
+  cancel(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
     return this.rollouts.cancel(id, actor, body.reason);
   }
 
@@ -89,7 +115,9 @@ export class RolloutsController {
   @HttpCode(200)
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Approve the next wave that needs a manual approval' })
-  approve(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutView> {
+  @ApiOkResponse({ type: RolloutDto })
+  @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutFinished, E.NoWaveAwaitingApproval)
+  approve(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
     return this.rollouts.approve(id, actor, body.reason);
   }
 
@@ -97,11 +125,13 @@ export class RolloutsController {
   @HttpCode(200)
   @Roles(Role.Operator)
   @ApiOperation({ summary: 'Give failed, rejected, rolled-back and timed-out devices (only) another attempt' })
+  @ApiOkResponse({ type: RolloutDto })
+  @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutFinished, E.NoFailedDevices)
   retryFailed(
     @Param('id') id: string,
     @Body() body: RolloutActionDto,
     @CurrentActor() actor: Actor,
-  ): Promise<RolloutView> {
+  ): Promise<RolloutDto> {
     return this.rollouts.retryFailed(id, actor, body.reason);
   }
 }

@@ -208,6 +208,10 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect((await api('GET', `/rollouts/${created.id}`)).counts.queued).toBe(2);
 
+    expect((await api('POST', `/rollouts/${created.id}/pause`, {}, [422])).error).toMatchObject({
+      code: 'ROLLOUT_NOT_RUNNING',
+      details: { status: 'paused' },
+    });
     await api('POST', `/rollouts/${created.id}/resume`, { reason: 'known flaky canary' });
     const done = await rolloutStatus(created.id, 'completed');
     expect(done.counts).toEqual({ 'rolled-back-by-bootloader': 1, confirmed: 3 });
@@ -250,7 +254,7 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect((await api('GET', `/rollouts/${created.id}`)).counts).toEqual({ confirmed: 2, queued: 3 });
     const canceled = await api('POST', `/rollouts/${created.id}/cancel`, { reason: 'enough for today' });
     expect(canceled).toMatchObject({ status: 'canceled', counts: { confirmed: 2, canceled: 3 } });
-    await api('POST', `/rollouts/${created.id}/resume`, {}, [422]);
+    expect((await api('POST', `/rollouts/${created.id}/resume`, {}, [422])).error.code).toBe('ROLLOUT_FINISHED');
     const timeline = await api<Array<{ action: string; actor: { name: string }; reason: string | null }>>(
       'GET',
       `/rollouts/${created.id}/timeline`,

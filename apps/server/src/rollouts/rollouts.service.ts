@@ -12,6 +12,7 @@ import { ReleasesService } from '../releases/releases.service';
 import { AbortRule } from './abort-rules';
 import { isEmptySelector } from './device-selector';
 import { CreateRolloutDto } from './dto/create-rollout.dto';
+import { TimelineEntryDto } from './dto/rollout.dto';
 import { ExecutionState, FAILURE_STATES } from './execution-state';
 import { RolloutEngine } from './rollout-engine.service';
 import { RolloutPlanner } from './rollout-planner.service';
@@ -39,6 +40,7 @@ const isOrderCursor = (value: unknown): value is { wave: number; order: number }
   value !== null &&
   Number.isInteger((value as { wave?: unknown }).wave) &&
   Number.isInteger((value as { order?: unknown }).order);
+const FINISHED_ROLLOUT_STATUSES = [RolloutStatus.Completed, RolloutStatus.Canceled, RolloutStatus.Aborted];
 
 /** Operator side of rollouts: create (plan), read, and the actions; the engine does the rest. */
 @Injectable()
@@ -66,7 +68,7 @@ export class RolloutsService implements OnModuleInit {
   async create(input: CreateRolloutDto, actor: Actor): Promise<RolloutView> {
     if (isEmptySelector(input.selector)) {
       throw new DomainError(
-        DomainErrorCode.Invalid,
+        DomainErrorCode.RolloutSelectorEmpty,
         'the selector targets nothing: give tags, deviceIds or a filter, or all: true',
       );
     }
@@ -77,7 +79,10 @@ export class RolloutsService implements OnModuleInit {
       requiresApproval: boolean;
     })[] = input.waves.map((wave, index) => {
       if ((wave.count === undefined) === (wave.percent === undefined)) {
-        throw new DomainError(DomainErrorCode.Invalid, `wave ${index + 1}: give exactly one of count or percent`);
+        throw new DomainError(
+          DomainErrorCode.RolloutWavesInvalid,
+          `wave ${index + 1}: give exactly one of count or percent`,
+        );
       }
       return {
         kind: wave.count !== undefined ? 'count' : 'percent',
@@ -91,7 +96,7 @@ export class RolloutsService implements OnModuleInit {
     const last = waves[waves.length - 1];
     if (input.continuous && !(last.kind === 'percent' && last.value === 100)) {
       throw new DomainError(
-        DomainErrorCode.Invalid,
+        DomainErrorCode.RolloutWavesInvalid,
         'a continuous rollout must end with a 100% wave: newly matching devices join it',
       );
     }
@@ -99,7 +104,7 @@ export class RolloutsService implements OnModuleInit {
     const artifacts = await this.releases.artifactsOf(release.id);
     if (artifacts.length === 0) {
       throw new DomainError(
-        DomainErrorCode.InvalidState,
+        DomainErrorCode.ReleaseHasNoArtifacts,
         `release ${release.name} ${release.version} has no artifacts yet`,
       );
     }
@@ -188,7 +193,7 @@ export class RolloutsService implements OnModuleInit {
     }
     if (cursor) {
       const position = decodeCursor(cursor, isCreatedCursor);
-      if (!position) throw new DomainError(DomainErrorCode.Invalid, 'invalid cursor');
+      if (!position) throw new DomainError(DomainErrorCode.InvalidCursor, 'invalid cursor');
       params.push(position.createdAt, position.id);
       where += ` AND (created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`;
     }
@@ -231,7 +236,7 @@ export class RolloutsService implements OnModuleInit {
     }
     if (cursor) {
       const position = decodeCursor(cursor, isOrderCursor);
-      if (!position) throw new DomainError(DomainErrorCode.Invalid, 'invalid cursor');
+      if (!position) throw new DomainError(DomainErrorCode.InvalidCursor, 'invalid cursor');
       params.push(position.wave, position.order);
       where += ` AND (wave_index, order_key) > ($${params.length - 1}, $${params.length})`;
     }
@@ -256,7 +261,7 @@ export class RolloutsService implements OnModuleInit {
           ])) as ExecutionRow[])
         : [];
     if (rows.length === 0)
-      throw new DomainError(DomainErrorCode.NotFound, `device ${deviceId} is not part of rollout ${id}`);
+      throw new DomainError(DomainErrorCode.ExecutionNotFound, `device ${deviceId} is not part of rollout ${id}`);
     const history = (await this.dataSource.query(
       `SELECT at, attempt, from_state, to_state, event_id, command_id, detail FROM rollout_execution_history WHERE execution_id = $1 ORDER BY id`,
       [rows[0].id],
@@ -268,7 +273,7 @@ export class RolloutsService implements OnModuleInit {
    * The rollout's audit timeline, oldest first: what operators and the engine did to the rollout, and
    * what happened on each device in it (dispatch with the chosen artifact, outcomes with check output).
    */
-  async timeline(id: string, limit: number): Promise<Array<Record<string, unknown>>> {
+  async timeline(id: string, limit: number): Promise<TimelineEntryDto[]> {
     await this.row(this.dataSource.manager, id);
     const rows = (await this.dataSource.query(
       `SELECT id::text AS entry_id, at, actor_type, actor_id, actor_name, action, subject_type, subject_id, before, after, reason
@@ -280,15 +285,15 @@ export class RolloutsService implements OnModuleInit {
       [id, limit],
     )) as Array<Record<string, unknown>>;
     return rows.map((row) => ({
-      id: row.entry_id,
+      id: row.entry_id as string,
       at: new Date(row.at as string).toISOString(),
-      actor: { type: row.actor_type, id: row.actor_id, name: row.actor_name },
-      action: row.action,
-      subjectType: row.subject_type,
-      subjectId: row.subject_id,
+      actor: { type: row.actor_type as string, id: row.actor_id as string, name: row.actor_name as string },
+      action: row.action as string,
+      subjectType: row.subject_type as string,
+      subjectId: row.subject_id as string,
       before: row.before,
       after: row.after,
-      reason: row.reason,
+      reason: row.reason as string | null,
     }));
   }
 
@@ -341,7 +346,7 @@ export class RolloutsService implements OnModuleInit {
         [id, actor.name, WaveStatus.Pending, WaveStatus.AwaitingApproval],
       );
       if (list.length === 0)
-        throw new DomainError(DomainErrorCode.InvalidState, `rollout ${id} has no wave waiting for approval`);
+        throw new DomainError(DomainErrorCode.NoWaveAwaitingApproval, `rollout ${id} has no wave waiting for approval`);
       return { wave: list[0].index };
     });
   }
@@ -364,7 +369,8 @@ export class RolloutsService implements OnModuleInit {
           RETURNING id, attempt, device_id`,
         [id, ExecutionState.Queued, FAILURE_STATES],
       );
-      if (rows.length === 0) throw new DomainError(DomainErrorCode.InvalidState, `rollout ${id} has no failed devices`);
+      if (rows.length === 0)
+        throw new DomainError(DomainErrorCode.NoFailedDevices, `rollout ${id} has no failed devices`);
       await manager.query(
         `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, detail)
          SELECT u.id, u.attempt, NULL, $1, jsonb_build_object('reason', $2::text) FROM unnest($3::uuid[], $4::int[]) AS u(id, attempt)`,
@@ -414,13 +420,15 @@ export class RolloutsService implements OnModuleInit {
 
   private require(rollout: RolloutRow, allowed: RolloutStatus[], what: string): void {
     if (!allowed.includes(rollout.status)) {
-      throw new DomainError(
-        DomainErrorCode.InvalidState,
-        `cannot ${what} rollout ${rollout.id}: it is ${rollout.status}`,
-        {
-          status: rollout.status,
-        },
-      );
+      // the code says what to do: nothing (finished), resume first (paused), or pause first (running)
+      const code = FINISHED_ROLLOUT_STATUSES.includes(rollout.status)
+        ? DomainErrorCode.RolloutFinished
+        : rollout.status === RolloutStatus.Paused
+          ? DomainErrorCode.RolloutNotRunning
+          : DomainErrorCode.RolloutNotPaused;
+      throw new DomainError(code, `cannot ${what} rollout ${rollout.id}: it is ${rollout.status}`, {
+        status: rollout.status,
+      });
     }
   }
 
@@ -443,7 +451,7 @@ export class RolloutsService implements OnModuleInit {
           id,
         ])) as RolloutRow[])
       : [];
-    if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollout ${id} not found`);
+    if (rows.length === 0) throw new DomainError(DomainErrorCode.RolloutNotFound, `rollout ${id} not found`);
     return rows[0];
   }
 

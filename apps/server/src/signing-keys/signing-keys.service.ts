@@ -14,10 +14,16 @@ function parseEd25519PublicKey(pem: string): KeyObject {
   try {
     key = createPublicKey({ key: pem, format: 'pem' });
   } catch (error) {
-    throw new DomainError(DomainErrorCode.Invalid, `publicKeyPem is not a PEM public key: ${(error as Error).message}`);
+    throw new DomainError(
+      DomainErrorCode.SigningKeyInvalid,
+      `publicKeyPem is not a PEM public key: ${(error as Error).message}`,
+    );
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new DomainError(DomainErrorCode.Invalid, `publicKeyPem must be an ed25519 key, got ${key.asymmetricKeyType}`);
+    throw new DomainError(
+      DomainErrorCode.SigningKeyInvalid,
+      `publicKeyPem must be an ed25519 key, got ${key.asymmetricKeyType}`,
+    );
   }
   return key;
 }
@@ -63,7 +69,7 @@ export class SigningKeysService {
     } catch (error) {
       if (isUniqueViolation(error)) {
         throw new DomainError(
-          DomainErrorCode.Conflict,
+          DomainErrorCode.SigningKeyExists,
           'a signing key with this name or this public key is already registered',
           {
             name,
@@ -82,7 +88,7 @@ export class SigningKeysService {
   async revoke(id: string, actor: Actor): Promise<SigningKey> {
     return this.dataSource.transaction(async (manager) => {
       const key = await manager.findOne(SigningKey, { where: { id }, lock: { mode: 'pessimistic_write' } });
-      if (!key) throw new DomainError(DomainErrorCode.NotFound, `signing key ${id} not found`);
+      if (!key) throw new DomainError(DomainErrorCode.SigningKeyNotFound, `signing key ${id} not found`);
       if (key.revokedAt) return key;
       key.revokedAt = new Date();
       key.revokedBy = actor.id;

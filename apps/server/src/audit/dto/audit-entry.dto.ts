@@ -1,19 +1,21 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { AuditEntry } from '../audit-entry.entity';
 
 export class AuditEntryDto {
   @ApiProperty() id!: string;
   @ApiProperty() at!: string;
-  @ApiProperty() actorType!: string;
+  @ApiProperty({ description: 'operator, device or system' }) actorType!: string;
   @ApiProperty() actorId!: string;
   @ApiProperty() actorName!: string;
   @ApiProperty() action!: string;
   @ApiProperty() subjectType!: string;
   @ApiProperty() subjectId!: string;
-  @ApiPropertyOptional() before!: unknown;
-  @ApiPropertyOptional() after!: unknown;
-  @ApiPropertyOptional({ nullable: true, type: String }) reason!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String }) correlationId!: string | null;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'state before the action' })
+  before!: unknown;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'state after the action' })
+  after!: unknown;
+  @ApiProperty({ nullable: true, type: String }) reason!: string | null;
+  @ApiProperty({ nullable: true, type: String }) correlationId!: string | null;
 
   static from(entry: AuditEntry): AuditEntryDto {
     return {
@@ -35,5 +37,5 @@ export class AuditEntryDto {
 
 export class AuditPageDto {
   @ApiProperty({ type: [AuditEntryDto] }) items!: AuditEntryDto[];
-  @ApiPropertyOptional({ nullable: true, type: String }) nextCursor!: string | null;
+  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
 }

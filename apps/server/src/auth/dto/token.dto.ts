@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { Role } from '../role.enum';
 import { ApiToken } from '../api-token.entity';
 
@@ -8,8 +8,8 @@ export class TokenDto {
   @ApiProperty({ enum: Role }) role!: Role;
   @ApiProperty() createdBy!: string;
   @ApiProperty() createdAt!: string;
-  @ApiPropertyOptional({ nullable: true, type: String }) revokedAt!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String }) lastUsedAt!: string | null;
+  @ApiProperty({ nullable: true, type: String }) revokedAt!: string | null;
+  @ApiProperty({ nullable: true, type: String }) lastUsedAt!: string | null;
 
   static from(token: ApiToken): TokenDto {
     return {
@@ -25,6 +25,11 @@ export class TokenDto {
 }
 
 export class CreatedTokenDto extends TokenDto {
-  @ApiProperty({ description: 'the secret, shown only in this response' })
+  @ApiProperty({
+    description:
+      'the secret to send as `Authorization: Bearer <token>`: shown only in this response (the server keeps its sha256)',
+    pattern: '^cwr_[A-Za-z0-9_-]{43}$',
+    example: 'cwr_3q2-7wFh0m8Y1c6bX0o9k2N4v7Rr5tUe8pQz1aLsJdW',
+  })
   token!: string;
 }

@@ -1,6 +1,6 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import type { HealthReport, LastTrialResult, PendingTrial, SnapshotInfo } from '@cowroot/protocol';
+import { ApiProperty } from '@nestjs/swagger';
 import { Device, DeviceStatus } from '../device.entity';
+import { HealthReportDto, LastTrialResultDto, PendingTrialDto, SnapshotInfoDto } from './device-state.dto';
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
@@ -20,17 +20,12 @@ export class DeviceDto {
   @ApiProperty({ type: Boolean, nullable: true, description: 'the current boot is an unconfirmed trial' })
   trialBoot!: boolean | null;
   @ApiProperty({ type: String, nullable: true }) fallbackSnapshot!: string | null;
-  @ApiProperty({ type: 'object', nullable: true, additionalProperties: true }) pendingTrial!: PendingTrial | null;
-  @ApiProperty({ type: 'object', nullable: true, additionalProperties: true }) lastTrialResult!: LastTrialResult | null;
-  @ApiProperty({
-    type: 'array',
-    items: { type: 'object', additionalProperties: true },
-    description: 'snapshot inventory',
-  })
-  snapshots!: SnapshotInfo[];
+  @ApiProperty({ type: PendingTrialDto, nullable: true }) pendingTrial!: PendingTrialDto | null;
+  @ApiProperty({ type: LastTrialResultDto, nullable: true }) lastTrialResult!: LastTrialResultDto | null;
+  @ApiProperty({ type: [SnapshotInfoDto], description: 'snapshot inventory' }) snapshots!: SnapshotInfoDto[];
   @ApiProperty({ type: Number, nullable: true }) freeBytes!: number | null;
-  @ApiProperty({ type: 'object', nullable: true, additionalProperties: true, description: 'last health report' })
-  health!: HealthReport | null;
+  @ApiProperty({ type: HealthReportDto, nullable: true, description: 'last health report' })
+  health!: HealthReportDto | null;
   @ApiProperty({ type: Number, nullable: true, description: 'seq of the last accepted state report' })
   stateSeq!: number | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) stateSentAt!: string | null;
@@ -38,8 +33,8 @@ export class DeviceDto {
   @ApiProperty() provisionedBy!: string;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
-  @ApiPropertyOptional({ type: String, nullable: true, format: 'date-time' }) decommissionedAt!: string | null;
-  @ApiPropertyOptional({ type: String, nullable: true }) decommissionReason!: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) decommissionedAt!: string | null;
+  @ApiProperty({ type: String, nullable: true }) decommissionReason!: string | null;
 
   static from(device: Device): DeviceDto {
     return {

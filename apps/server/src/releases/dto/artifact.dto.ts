@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { ArtifactKind } from '@cowroot/protocol';
 import { ReleaseArtifact } from '../release-artifact.entity';
 
@@ -16,7 +16,7 @@ export class ArtifactDto {
   @ApiProperty() sha256!: string;
   @ApiProperty() compression!: string;
   @ApiProperty({ description: 'received_uuid of the snapshot this stream produces' }) snapshotUuid!: string;
-  @ApiPropertyOptional({ type: ArtifactParentDto, nullable: true }) parent!: ArtifactParentDto | null;
+  @ApiProperty({ type: ArtifactParentDto, nullable: true }) parent!: ArtifactParentDto | null;
   @ApiProperty() signingKeyId!: string;
   @ApiProperty() uploadedBy!: string;
   @ApiProperty() createdAt!: string;

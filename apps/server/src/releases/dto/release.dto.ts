@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { Release } from '../release.entity';
 import { ArtifactDto } from './artifact.dto';
 
@@ -6,8 +6,8 @@ export class ReleaseDto {
   @ApiProperty() id!: string;
   @ApiProperty() name!: string;
   @ApiProperty() version!: string;
-  @ApiPropertyOptional({ nullable: true, type: String }) description!: string | null;
-  @ApiPropertyOptional({
+  @ApiProperty({ nullable: true, type: String }) description!: string | null;
+  @ApiProperty({
     nullable: true,
     type: String,
     description: 'received_uuid of snapshots made from this release; set by the first artifact',
@@ -37,5 +37,5 @@ export class ReleaseWithArtifactsDto extends ReleaseDto {
 
 export class ReleasePageDto {
   @ApiProperty({ type: [ReleaseDto] }) items!: ReleaseDto[];
-  @ApiPropertyOptional({ nullable: true, type: String }) nextCursor!: string | null;
+  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
 }

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { SigningKey } from '../signing-key.entity';
 
 export class SigningKeyDto {
@@ -8,8 +8,8 @@ export class SigningKeyDto {
   @ApiProperty({ description: 'sha256 (hex) of the DER SubjectPublicKeyInfo' }) fingerprint!: string;
   @ApiProperty() createdBy!: string;
   @ApiProperty() createdAt!: string;
-  @ApiPropertyOptional({ nullable: true, type: String }) revokedAt!: string | null;
-  @ApiPropertyOptional({ nullable: true, type: String }) revokedBy!: string | null;
+  @ApiProperty({ nullable: true, type: String }) revokedAt!: string | null;
+  @ApiProperty({ nullable: true, type: String }) revokedBy!: string | null;
 
   static from(key: SigningKey): SigningKeyDto {
     return {
