@@ -38,7 +38,8 @@ export class EventsHandler implements DeviceMessageHandler {
     } else if (outcome.result === 'duplicate') {
       this.logger.debug(`deviceId=${deviceId} commandId=${event.commandId} eventId=${event.eventId} duplicate dropped`);
     } else if (outcome.changed) {
-      this.logger.log(`deviceId=${deviceId} commandId=${event.commandId} status=${outcome.status}`);
+      // debug: a wave makes several per device; the command's status and the audit keep them
+      this.logger.debug(`deviceId=${deviceId} commandId=${event.commandId} status=${outcome.status}`);
     }
   }
 
