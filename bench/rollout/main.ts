@@ -11,7 +11,7 @@ import { LoadClient, connectClients, publishLoad } from './publish-load';
 import { benchOfflineDispatch, benchRolloutDispatch, publishBenchRelease } from './rollout-dispatch';
 
 /**
- * npm run bench:rollout — issue 5's benchmark, on this machine:
+ * npm run bench:rollout — the rollout benchmark (docs/rollouts.md "Performance"), on this machine:
  *  1. raw aedes QoS 1 throughput (bare broker in its own process): the baseline;
  *  2. the cowroot server (own process, real PostgreSQL) with DEVICES simulated devices connected:
  *     state reports per second, each acknowledged only after it is committed, and publish→commit p50/p99,

@@ -7,6 +7,8 @@ packages=(
   btrfs-progs u-boot-tools libubootenv-tool zstd rsync
   # test certificates for mqtts:// and https:// (apps/agent/src/tls.int-spec.ts)
   openssl
+  # a third-party MQTT client: the broker's MQTT 5 refusal (apps/server/src/mqtt/ingest-hardening.int-spec.ts)
+  mosquitto-clients
   # the virtual device: QEMU, disk images, the guest's initramfs
   qemu-system-x86 qemu-utils dosfstools mtools fdisk busybox-static cpio kmod
   # building u-boot 2023.01 from Debian's source package (tools/vdev/build-artifacts.sh)

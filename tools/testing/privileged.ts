@@ -36,6 +36,12 @@ export const requireLoopDevices: Requirement = {
   check: () => (existsSync('/dev/loop-control') ? null : '/dev/loop-control is missing'),
 };
 
+/** A real PostgreSQL for what PGlite (one process, one session) cannot show: several server replicas. */
+export const requirePostgres: Requirement = {
+  name: 'PostgreSQL',
+  check: () => (process.env.TEST_DATABASE_URL ? null : 'TEST_DATABASE_URL is unset (needs a shared PostgreSQL)'),
+};
+
 export function unmetRequirements(requirements: Requirement[]): string[] {
   return requirements.map((r) => r.check()).filter((reason): reason is string => reason !== null);
 }

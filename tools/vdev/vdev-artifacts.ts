@@ -1,10 +1,7 @@
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { CommandRunner } from '@cowroot/device';
 import { renderSwitchEnvInclude } from './switch-env-include';
-
-const execFileAsync = promisify(execFile);
 
 /** What a virtual device boots: the cached u-boot and guest packages, and a freshly assembled disk. */
 export interface VdevArtifacts {
@@ -17,14 +14,11 @@ export interface VdevArtifacts {
   baseDisk: string;
 }
 
+const runner = new CommandRunner();
+
+/** stdout of a host command; a failure names the command line and the end of its stderr (CommandError). */
 async function run(command: string, args: string[]): Promise<string> {
-  try {
-    const { stdout } = await execFileAsync(command, args, { maxBuffer: 64 * 1024 * 1024 });
-    return stdout;
-  } catch (error) {
-    const failure = error as Error & { stderr?: string };
-    throw new Error(`${command} ${args.join(' ')} failed: ${failure.message}\n${failure.stderr ?? ''}`);
-  }
+  return (await runner.run(command, args, { maxStdoutBytes: 64 * 1024 * 1024 })).stdout;
 }
 
 function parseKeyValues(text: string): Record<string, string> {

@@ -1,21 +1,15 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { UbootEnv, type EnvUpdate } from '@cowroot/device';
+import { CommandRunner, UbootEnv, type EnvUpdate } from '@cowroot/device';
 import type { VdevArtifacts } from './vdev-artifacts';
 
-const execFileAsync = promisify(execFile);
+const runner = new CommandRunner();
 
+/** stdout of a host command; a failure names the command line and the end of its stderr (CommandError). */
 async function run(command: string, args: string[]): Promise<string> {
-  try {
-    const { stdout } = await execFileAsync(command, args, { maxBuffer: 64 * 1024 * 1024 });
-    return stdout;
-  } catch (error) {
-    const failure = error as Error & { stderr?: string };
-    throw new Error(`${command} ${args.join(' ')} failed: ${failure.message}\n${failure.stderr ?? ''}`);
-  }
+  return (await runner.run(command, args, { maxStdoutBytes: 64 * 1024 * 1024 })).stdout;
 }
 
 export interface Partition {

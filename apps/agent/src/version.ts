@@ -1,2 +1,2 @@
-/** Reported in every state message and presence; bumped with the agent's releases. */
-export const AGENT_VERSION = '0.1.0';
+/** Reported in every state message and presence: the cowroot release (one source: package.json). */
+export { COWROOT_VERSION as AGENT_VERSION } from '@cowroot/protocol';

@@ -1,5 +1,5 @@
 import { CliError, ApiErrorBody } from './cli-error';
-import { streamUpload, StreamUploadAnswer, TransportError } from './streaming-upload';
+import { streamUpload, StreamUploadAnswer, TransportError } from './releases/streaming-upload';
 import type { Readable } from 'node:stream';
 
 export type QueryValue = string | number | boolean | readonly string[] | null | undefined;

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { COWROOT_VERSION } from '@cowroot/protocol';
 import { ApiError, CliError } from './cli-error';
 import { CliContext, CliIo } from './cli-context';
 import { ExitCode } from './exit-codes';
@@ -9,13 +10,11 @@ import { registerReleasesCommands } from './commands/releases.command';
 import { registerRollbackCommand } from './commands/rollback.command';
 import { registerRolloutsCommands } from './commands/rollouts.command';
 
-export const CLI_VERSION = '0.1.0';
-
 /** The `cowroot` command tree, writing through `context` (so tests can run it in-process). */
 export function buildProgram(context: CliContext): Command {
   const program = new Command('cowroot')
     .description('Operator CLI of the cowroot fleet server: devices, releases, rollouts, rollbacks, audit.')
-    .version(CLI_VERSION)
+    .version(COWROOT_VERSION)
     .option('--json', 'machine-readable JSON on stdout (errors as JSON on stderr)')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({

@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
-import { CommandRunner } from '../../../deploy/release/src/command-runner.adapter';
-import { LoopBtrfs } from '../../../deploy/release/test/loop-btrfs';
 import { writeFakeRootfs } from '../../../deploy/release/test/fake-rootfs';
 import { runCliInProcess } from '../test/run-cli';
 import { ExitCode } from './exit-codes';
@@ -46,7 +45,7 @@ describePrivileged(
         '--rootfs',
         join(work, 'rootfs'),
         '--pool',
-        pool!.mountPoint,
+        pool!.mount,
         '--name',
         name,
         '--version',
@@ -70,8 +69,7 @@ describePrivileged(
         releaseTool,
         '--executable',
       ]);
-      await mkdir(join(work, 'pool'));
-      pool = await LoopBtrfs.create(new CommandRunner(), join(work, 'pool'));
+      pool = await createLoopBtrfs({ sizeMiB: 256, label: 'cli-built' });
       await writeFakeRootfs(join(work, 'rootfs'));
       await run(process.execPath, [releaseTool, 'keygen', '--out', join(work, 'release')]);
       await build('demo@1.0');
@@ -94,7 +92,7 @@ describePrivileged(
 
     afterAll(async () => {
       await server?.close();
-      await pool?.dispose();
+      await pool?.cleanup();
       if (work) await rm(work, { recursive: true, force: true });
     });
 

@@ -8,6 +8,7 @@ import { DevicesModule } from './devices/devices.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { ReleasesModule } from './releases/releases.module';
+import { RollbacksModule } from './rollbacks/rollbacks.module';
 import { RolloutsModule } from './rollouts/rollouts.module';
 
 @Module({})
@@ -25,6 +26,7 @@ export class AppModule {
         ReleasesModule,
         DevicesModule,
         RolloutsModule,
+        RollbacksModule,
       ],
     };
   }

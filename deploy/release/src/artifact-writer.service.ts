@@ -1,6 +1,6 @@
+import { CommandRunner, StdinFilter } from '@cowroot/device';
 import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { CommandRunner, CommandSpec } from './command-runner.adapter';
 import { DigestingStream } from './digesting-stream';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 
@@ -18,15 +18,18 @@ export class ArtifactWriter {
     private readonly zstdLevel = 9,
   ) {}
 
-  async write(send: CommandSpec, path: string): Promise<WrittenArtifact> {
+  async write(send: StdinFilter, path: string): Promise<WrittenArtifact> {
     // 'wx': never clobber an artifact that may already be published
     const handle = await open(path, 'wx').catch((error: NodeJS.ErrnoException) => {
       throw new ReleaseError(ReleaseErrorCode.OutputExists, `cannot create ${path} (${error.code ?? error.message})`);
     });
     const digest = new DigestingStream();
-    const zstd: CommandSpec = { command: 'zstd', args: ['-q', `-${this.zstdLevel}`, '-T0', '-c', '-'] };
     try {
-      await this.runner.pipe(send, zstd, (compressed) => pipeline(compressed, digest, handle.createWriteStream()));
+      // send → zstd over an OS pipe; a failing send fails the call even though zstd saw a clean end
+      await this.runner.run('zstd', ['-q', `-${this.zstdLevel}`, '-T0', '-c', '-'], {
+        stdin: { producer: send },
+        stdoutSink: (compressed) => pipeline(compressed, digest, handle.createWriteStream()),
+      });
     } catch (error) {
       await handle.close().catch(() => undefined);
       await rm(path, { force: true });

@@ -1,6 +1,6 @@
+import { BtrfsAdapter, CommandRunner, StdinFilter, SubvolumeDetails } from '@cowroot/device';
 import { mkdir, stat, statfs } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CommandRunner, CommandSpec } from './command-runner.adapter';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 import { ReleaseRefArg } from './release-ref';
 import { SubvolumeLink } from './subvolume-ancestry';
@@ -8,51 +8,18 @@ import { SubvolumeLink } from './subvolume-ancestry';
 /** statfs(2) f_type of btrfs (linux/magic.h BTRFS_SUPER_MAGIC). */
 const BTRFS_SUPER_MAGIC = 0x9123683e;
 
-export interface SubvolumeInfo extends SubvolumeLink {
+export interface SubvolumeInfo extends SubvolumeDetails {
   path: string;
-  receivedUuid: string | null;
-  readOnly: boolean;
-}
-
-function uuidOrNull(value: string | undefined): string | null {
-  return !value || value === '-' ? null : value;
-}
-
-/** Parses `btrfs subvolume show <path>` (the labelled form btrfs-progs prints). */
-export function parseSubvolumeShow(path: string, output: string): SubvolumeInfo {
-  const field = (label: string): string | undefined => {
-    const match = new RegExp(`^\\s*${label}:\\s*(.*?)\\s*$`, 'm').exec(output);
-    return match?.[1];
-  };
-  const uuid = uuidOrNull(field('UUID'));
-  if (!uuid) throw new ReleaseError(ReleaseErrorCode.CommandFailed, `btrfs subvolume show ${path} printed no UUID`);
-  return {
-    path,
-    uuid,
-    parentUuid: uuidOrNull(field('Parent UUID')),
-    receivedUuid: uuidOrNull(field('Received UUID')),
-    readOnly: /\breadonly\b/.test(field('Flags') ?? ''),
-  };
-}
-
-/** Parses `btrfs subvolume list -u -q <path>` into uuid links (paths there are relative to the fs top). */
-export function parseSubvolumeList(output: string): SubvolumeLink[] {
-  const links: SubvolumeLink[] = [];
-  for (const line of output.split('\n')) {
-    const parent = /\bparent_uuid (\S+)/.exec(line);
-    const uuid = /(?:^|\s)uuid (\S+)/.exec(line);
-    if (parent && uuid) links.push({ uuid: uuid[1], parentUuid: uuidOrNull(parent[1]) });
-  }
-  return links;
 }
 
 /**
  * The build host's btrfs pool: releases live as subvolumes `<pool>/releases/<name>-<version>`, read-only
- * once built. Every operation is a btrfs-progs call through the CommandRunner.
+ * once built. The btrfs-progs calls and the parsing of their output are the device core's BtrfsAdapter;
+ * this class adds what only the build host does (the pool layout, freezing a release, `btrfs send`).
  */
 export class BtrfsPool {
   private constructor(
-    private readonly runner: CommandRunner,
+    private readonly btrfs: BtrfsAdapter,
     readonly root: string,
   ) {}
 
@@ -75,7 +42,7 @@ export class BtrfsPool {
       );
     }
     await mkdir(join(root, 'releases'), { recursive: true });
-    return new BtrfsPool(runner, root);
+    return new BtrfsPool(new BtrfsAdapter(runner), root);
   }
 
   releasePath(ref: ReleaseRefArg): string {
@@ -112,23 +79,21 @@ export class BtrfsPool {
   }
 
   async show(path: string): Promise<SubvolumeInfo> {
-    return parseSubvolumeShow(path, await this.runner.run({ command: 'btrfs', args: ['subvolume', 'show', path] }));
+    return { path, ...(await this.btrfs.show(path)) };
   }
 
   /** Every subvolume of the filesystem with its parent link, for ancestry checks. */
   async links(): Promise<SubvolumeLink[]> {
-    return parseSubvolumeList(
-      await this.runner.run({ command: 'btrfs', args: ['subvolume', 'list', '-u', '-q', this.root] }),
-    );
+    return this.btrfs.listSubvolumes(this.root);
   }
 
   async createSubvolume(path: string): Promise<void> {
-    await this.runner.run({ command: 'btrfs', args: ['subvolume', 'create', path] });
+    await this.btrfs.createSubvolume(path);
   }
 
   /** Writable snapshot: shares every extent with `source` until something is rewritten. */
   async snapshotWritable(source: string, path: string): Promise<void> {
-    await this.runner.run({ command: 'btrfs', args: ['subvolume', 'snapshot', source, path] });
+    await this.btrfs.snapshot(source, path, { readOnly: false });
   }
 
   /**
@@ -137,17 +102,17 @@ export class BtrfsPool {
    */
   async makeReadOnly(path: string): Promise<void> {
     // send reads committed trees: write everything out before freezing
-    await this.runner.run({ command: 'btrfs', args: ['filesystem', 'sync', path] });
-    await this.runner.run({ command: 'btrfs', args: ['property', 'set', '-ts', path, 'ro', 'true'] });
-    await this.runner.run({ command: 'btrfs', args: ['filesystem', 'sync', path] });
+    await this.btrfs.syncFilesystem(path);
+    await this.btrfs.setReadOnly(path);
+    await this.btrfs.syncFilesystem(path);
   }
 
   async deleteSubvolume(path: string): Promise<void> {
-    await this.runner.run({ command: 'btrfs', args: ['subvolume', 'delete', '--commit-after', path] });
+    await this.btrfs.deleteSubvolume(path);
   }
 
   /** `btrfs send` of a read-only subvolume, full or against a read-only parent. */
-  sendCommand(path: string, parentPath?: string): CommandSpec {
+  sendCommand(path: string, parentPath?: string): StdinFilter {
     return { command: 'btrfs', args: ['send', '-q', ...(parentPath ? ['-p', parentPath] : []), path] };
   }
 }

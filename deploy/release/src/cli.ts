@@ -1,8 +1,8 @@
+import { CommandRunner } from '@cowroot/device';
 import { Command, CommanderError, Option } from 'commander';
-import { CommandRunner } from './command-runner.adapter';
 import { ARCHES, Arch } from './kernel-images.service';
-import { ReleaseBuilder } from './release-builder.service';
-import { ReleaseError, ReleaseErrorCode } from './release-error';
+import { ReleaseBuildService } from './release-build.service';
+import { ReleaseError, ReleaseErrorCode, asReleaseError } from './release-error';
 import { ReleaseRefArg } from './release-ref';
 import { ReleaseVerifier } from './release-verifier.service';
 import { SigningKeys } from './signing-keys';
@@ -93,7 +93,7 @@ function program(output: CliOutput): Command {
       if (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19) {
         throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `--zstd-level must be 1-19, got ${options.zstdLevel}`);
       }
-      const builder = new ReleaseBuilder(new CommandRunner(), output.out);
+      const builder = new ReleaseBuildService(new CommandRunner(), output.out);
       const result = await builder.build({
         rootfs: options.rootfs,
         pool: options.pool,
@@ -141,10 +141,10 @@ export async function runCli(args: string[], output: CliOutput = processOutput):
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
-    const message =
-      error instanceof ReleaseError
-        ? error.message
-        : `unexpected failure: ${error instanceof Error ? error.message : String(error)}`;
+    const known = asReleaseError(error);
+    const message = known
+      ? known.message
+      : `unexpected failure: ${error instanceof Error ? error.message : String(error)}`;
     output.err(`cowroot-release: ${message}`);
     return 1;
   }

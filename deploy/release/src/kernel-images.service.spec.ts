@@ -1,7 +1,7 @@
+import { CommandRunner } from '@cowroot/device';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommandRunner } from './command-runner.adapter';
 import { kernelImageArgs, KernelImages, resolveInRootfs } from './kernel-images.service';
 import { ReleaseErrorCode } from './release-error';
 

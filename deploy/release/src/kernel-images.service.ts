@@ -1,9 +1,9 @@
+import { CommandRunner } from '@cowroot/device';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CommandRunner } from './command-runner.adapter';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 
 /** Names under /boot that u-boot's boot script loads (uboot/boot.cmd). */
@@ -170,10 +170,8 @@ export class KernelImages {
     const temporary = `${output}.cowroot-new`;
     const epoch = Math.floor((await stat(input)).mtimeMs / 1000);
     try {
-      await this.runner.run({
-        command: 'mkimage',
-        args: [...args, '-d', input, temporary],
-        env: { SOURCE_DATE_EPOCH: String(epoch) },
+      await this.runner.run('mkimage', [...args, '-d', input, temporary], {
+        env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) },
       });
       const [before, after] = await Promise.all([sha256Of(output), sha256Of(temporary)]);
       if (before !== null && before === after) {

@@ -3,14 +3,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { appendFile, copyFile, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { BtrfsAdapter, CommandRunner, LoopBtrfs, createLoopBtrfs } from '@cowroot/device';
 import { ArtifactKind, parseManifest } from '@cowroot/protocol';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
-import { parseSubvolumeShow } from '../src/btrfs-pool.service';
-import { CommandRunner } from '../src/command-runner.adapter';
 import { ReleaseIndex } from '@cowroot/protocol';
-import { LoopBtrfs } from './loop-btrfs';
 import { writeFakeRootfs } from './fake-rootfs';
 
 interface ToolRun {
@@ -21,6 +17,7 @@ interface ToolRun {
 
 const here = __dirname;
 const runner = new CommandRunner();
+const btrfs = new BtrfsAdapter(runner);
 
 /** Runs the built bundle with plain node, as an operator on the build host would. */
 function tool(bundle: string, args: string[]): Promise<ToolRun> {
@@ -44,26 +41,14 @@ async function readIndex(dir: string): Promise<ReleaseIndex> {
   return JSON.parse(await readFile(join(dir, 'release.json'), 'utf8')) as ReleaseIndex;
 }
 
-async function subvolume(path: string) {
-  return parseSubvolumeShow(path, await runner.run({ command: 'btrfs', args: ['subvolume', 'show', path] }));
-}
-
-/** `zstd -d | btrfs receive` as a device would apply an artifact. */
+/** `zstd -d < artifact | btrfs receive` as a device applies an artifact (the device core's own receive). */
 async function receive(artifact: string, into: string): Promise<void> {
-  const drain = new Writable({ write: (_chunk, _encoding, next) => next() });
-  await runner.pipe(
-    { command: 'zstd', args: ['-q', '-d', '-c', artifact] },
-    { command: 'btrfs', args: ['receive', '-e', into] },
-    (stdout) => pipeline(stdout, drain),
-  );
+  await btrfs.receive({ file: artifact, through: { command: 'zstd', args: ['-q', '-d', '-c'] } }, into);
 }
 
 async function sameTree(left: string, right: string, exclude: string[] = []): Promise<void> {
   // diff exits 1 on a difference, which the runner turns into an error that lists it
-  await runner.run({
-    command: 'diff',
-    args: ['-r', '--no-dereference', ...exclude.flatMap((name) => ['-x', name]), left, right],
-  });
+  await runner.run('diff', ['-r', '--no-dereference', ...exclude.flatMap((name) => ['-x', name]), left, right]);
 }
 
 describePrivileged(
@@ -112,15 +97,15 @@ describePrivileged(
     beforeAll(async () => {
       work = await mkdtemp(join(tmpdir(), 'cowroot-release-'));
       bundle = join(work, 'cowroot-release.js');
-      await runner.run({
-        command: process.execPath,
-        args: [resolve(here, '../../../tools/bundle.mjs'), resolve(here, '../src/main.ts'), bundle, '--executable'],
-      });
-      await mkdir(join(work, 'build-host'));
-      await mkdir(join(work, 'device'));
-      buildHost = await LoopBtrfs.create(runner, join(work, 'build-host'));
-      device = await LoopBtrfs.create(runner, join(work, 'device'));
-      pool = buildHost.mountPoint;
+      await runner.run(process.execPath, [
+        resolve(here, '../../../tools/bundle.mjs'),
+        resolve(here, '../src/main.ts'),
+        bundle,
+        '--executable',
+      ]);
+      buildHost = await createLoopBtrfs({ sizeMiB: 256, label: 'release-build-host' });
+      device = await createLoopBtrfs({ sizeMiB: 256, label: 'release-device' });
+      pool = buildHost.mount;
       rootfs = join(work, 'rootfs');
       await writeFakeRootfs(rootfs);
       const keygen = await tool(bundle, ['keygen', '--out', join(work, 'release')]);
@@ -130,8 +115,8 @@ describePrivileged(
     });
 
     afterAll(async () => {
-      await device?.dispose();
-      await buildHost?.dispose();
+      await device?.cleanup();
+      await buildHost?.cleanup();
       if (work) await rm(work, { recursive: true, force: true });
     });
 
@@ -157,20 +142,14 @@ describePrivileged(
         }),
       ]);
 
-      const snapshot = await subvolume(join(pool, 'releases', 'demo-1.0'));
+      const snapshot = await btrfs.show(join(pool, 'releases', 'demo-1.0'));
       expect(snapshot.readOnly).toBe(true);
       expect(index.snapshotUuid).toBe(snapshot.uuid);
 
-      const kernelImage = await runner.run({
-        command: 'mkimage',
-        args: ['-l', join(pool, 'releases/demo-1.0/boot/uImage')],
-      });
+      const { stdout: kernelImage } = await runner.run('mkimage', ['-l', join(pool, 'releases/demo-1.0/boot/uImage')]);
       expect(kernelImage).toMatch(/Intel x86 Linux Kernel Image \(no loading done\) \(uncompressed\)/);
       expect(kernelImage).toMatch(/Load Address: 00000000/);
-      const initrdImage = await runner.run({
-        command: 'mkimage',
-        args: ['-l', join(pool, 'releases/demo-1.0/boot/uInitrd')],
-      });
+      const { stdout: initrdImage } = await runner.run('mkimage', ['-l', join(pool, 'releases/demo-1.0/boot/uInitrd')]);
       expect(initrdImage).toMatch(/Intel x86 Linux RAMDisk Image \(uncompressed\)/);
       // the rootfs itself is left as it was
       await expect(readdir(join(rootfs, 'boot'))).resolves.not.toContain('uImage');
@@ -187,8 +166,8 @@ describePrivileged(
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(/uImage from .* \(unchanged\)/);
 
-      const base = await subvolume(join(pool, 'releases', 'demo-1.0'));
-      const release = await subvolume(join(pool, 'releases', 'demo-1.1'));
+      const base = await btrfs.show(join(pool, 'releases', 'demo-1.0'));
+      const release = await btrfs.show(join(pool, 'releases', 'demo-1.1'));
       expect(release.readOnly).toBe(true);
       expect(release.parentUuid).toBe(base.uuid);
 
@@ -279,7 +258,7 @@ describePrivileged(
     });
 
     it('streams received on a second btrfs give snapshots whose received_uuid is the manifest snapshotUuid', async () => {
-      const snapshots = join(device!.mountPoint, 'snapshots');
+      const snapshots = join(device!.mount, 'snapshots');
       await mkdir(snapshots);
       const full = parseManifest(await readFile(join(out('demo@1.0'), 'demo-1.0-full.btrfs.zst.manifest.json')));
       const incremental = parseManifest(
@@ -290,8 +269,8 @@ describePrivileged(
       await receive(join(out('demo@1.0'), 'demo-1.0-full.btrfs.zst'), snapshots);
       await receive(join(out('demo@1.1'), 'demo-1.1-from-1.0.btrfs.zst'), snapshots);
 
-      const received10 = await subvolume(join(snapshots, 'demo-1.0'));
-      const received11 = await subvolume(join(snapshots, 'demo-1.1'));
+      const received10 = await btrfs.show(join(snapshots, 'demo-1.0'));
+      const received11 = await btrfs.show(join(snapshots, 'demo-1.1'));
       expect(received10.receivedUuid).toBe(full.value.snapshotUuid);
       expect(received11.receivedUuid).toBe(incremental.value.snapshotUuid);
       expect(received11.readOnly).toBe(true);
@@ -395,7 +374,7 @@ describePrivileged(
         /release demo@1\.0 already exists/,
       );
       expectOneLineFailure(await build('demo@9', ['--base', 'demo@8']), /release demo@8 not found/);
-      await runner.run({ command: 'btrfs', args: ['subvolume', 'create', join(pool, 'releases', 'demo-1.9')] });
+      await btrfs.createSubvolume(join(pool, 'releases', 'demo-1.9'));
       expectOneLineFailure(
         await build('demo@1.9'),
         /exists at .* but is writable, left by an interrupted build; delete it/,
@@ -404,12 +383,12 @@ describePrivileged(
         await build('demo@2.0', ['--base', 'demo@1.9']),
         /release demo@1\.9 .* is not read-only \(an interrupted build\?\)/,
       );
-      await runner.run({ command: 'btrfs', args: ['subvolume', 'delete', join(pool, 'releases', 'demo-1.9')] });
+      await btrfs.deleteSubvolume(join(pool, 'releases', 'demo-1.9'));
     });
 
     it('removes the half-built subvolume and its outputs when a step fails', async () => {
       const run = await build('demo@1.4', ['--base', 'demo@1.2', '--load-address', 'not-an-address']);
-      expectOneLineFailure(run, /mkimage .* exited with/);
+      expectOneLineFailure(run, /mkimage .* failed \(exit code \d+\)/);
       await expect(readdir(join(pool, 'releases'))).resolves.not.toContain('demo-1.4');
       await expect(readdir(out('demo@1.4'))).resolves.toEqual([]);
     });

@@ -106,6 +106,74 @@ describe(CommandRunner.name, () => {
     });
   });
 
+  describe("another command's stdout as stdin (producer | command)", () => {
+    it('gives the command what the producer printed', async () => {
+      const { stdout } = await runner.run('sort', [], {
+        stdin: { producer: { command: 'printf', args: ['b\\na\\nc\\n'] } },
+      });
+      expect(stdout).toBe('a\nb\nc\n');
+    });
+
+    it("fails with the producer's error when the producer fails", async () => {
+      const producer = { command: 'sh', args: ['-c', 'printf partial; echo gone >&2; exit 2'] };
+      await expect(runner.run('wc', ['-c'], { stdin: { producer } })).rejects.toMatchObject({
+        failure: 'stdin',
+        message: expect.stringMatching(/input filter failed.*exit code 2.*gone/s),
+      });
+    });
+
+    it("reports the command's own failure and does not wait for an endless producer", async () => {
+      const started = Date.now();
+      await expect(
+        runner.run('sh', ['-c', 'exit 6'], { stdin: { producer: { command: 'yes', args: [] } } }),
+      ).rejects.toMatchObject({ failure: 'exit', exitCode: 6 });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
+  });
+
+  describe('stdout to a sink instead of memory', () => {
+    it('streams more than maxStdoutBytes into the sink and returns an empty stdout', async () => {
+      let bytes = 0;
+      const result = await runner.run('head', ['-c', '3000000', '/dev/zero'], {
+        maxStdoutBytes: 1000,
+        stdoutSink: async (stdout) => {
+          for await (const chunk of stdout) bytes += (chunk as Buffer).length;
+        },
+      });
+      expect(bytes).toBe(3_000_000);
+      expect(result.stdout).toBe('');
+    });
+
+    it("kills the command and fails with the sink's error when the sink fails", async () => {
+      const started = Date.now();
+      const error = (await runner
+        .run('yes', [], {
+          stdoutSink: async (stdout) => {
+            for await (const chunk of stdout) {
+              if (chunk) throw new Error('disk full');
+            }
+          },
+        })
+        .catch((e: unknown) => e)) as CommandError;
+      expect(error).toBeInstanceOf(CommandError);
+      expect(error.failure).toBe('output');
+      expect(error.message).toContain('consuming stdout: disk full');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
+
+    it('still fails on a non-zero exit after the sink took everything', async () => {
+      let text = '';
+      await expect(
+        runner.run('sh', ['-c', 'echo out; exit 3'], {
+          stdoutSink: async (stdout) => {
+            for await (const chunk of stdout) text += String(chunk);
+          },
+        }),
+      ).rejects.toMatchObject({ failure: 'exit', exitCode: 3 });
+      expect(text).toBe('out\n');
+    });
+  });
+
   it('kills the command when the stdin source fails, so it never sees a clean end', async () => {
     const source = new Readable({ read() {} });
     source.push('partial');

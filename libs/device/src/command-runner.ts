@@ -14,12 +14,20 @@ export interface StdinFilter {
  */
 export type StdinFile = ({ file: string } | { fd: number }) & { through?: StdinFilter };
 
+/**
+ * Another command's stdout as the command's stdin, through an OS pipe: `producer | command` (the producer's
+ * own stdin is empty). It fails and is stopped the way a filter is (see runFromDescriptor).
+ */
+export interface StdinProducer {
+  producer: StdinFilter;
+}
+
 export interface RunOptions {
   /**
    * fed to the command's stdin: a Readable is piped (backpressure kept) and consumed by the call;
    * `{ file }` opens the file and hands its descriptor to the command, so no byte passes through Node.
    */
-  stdin?: Readable | string | Buffer | StdinFile;
+  stdin?: Readable | string | Buffer | StdinFile | StdinProducer;
   /** kill the command (SIGTERM, then SIGKILL after killGraceMs) when it runs longer */
   timeoutMs?: number;
   /** abort = kill the command, like a timeout */
@@ -28,6 +36,12 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** stdout kept in memory; a command printing more is killed and fails (default 16 MiB) */
   maxStdoutBytes?: number;
+  /**
+   * consumes stdout as a stream (to a file, a hash) instead of keeping it in memory; the result's stdout
+   * is then ''. The call settles once the command has exited and this promise has settled; when it
+   * rejects (disk full), the command is killed and the call fails with 'output'.
+   */
+  stdoutSink?: (stdout: Readable) => Promise<void>;
 }
 
 export interface CommandResult {
@@ -117,6 +131,7 @@ export class CommandRunner {
     if (stdin === undefined || stdin instanceof Readable || typeof stdin !== 'object' || Buffer.isBuffer(stdin)) {
       return this.spawnAndWait(command, args, options, undefined);
     }
+    if ('producer' in stdin) return this.runFromDescriptor(command, args, options, 'ignore', stdin.producer);
     if ('fd' in stdin) return this.runFromDescriptor(command, args, options, stdin.fd, stdin.through);
     let file: FileHandle;
     try {
@@ -143,15 +158,16 @@ export class CommandRunner {
 
   /**
    * `command < fd`, or `filter < fd | command` with an OS pipe between the two processes (as a shell
-   * would, at the same speed). The call succeeds only when both exit 0: a filter that fails (a corrupt
-   * compressed file) kills the command, and even when the command already finished on the short stream it
-   * got, the call fails with the filter's error, so the caller never takes a truncated result for a whole.
+   * would, at the same speed); fd 'ignore' makes it `producer | command`. The call succeeds only when both
+   * exit 0: a filter that fails (a corrupt compressed file) kills the command, and even when the command
+   * already finished on the short stream it got, the call fails with the filter's error, so the caller
+   * never takes a truncated result for a whole.
    */
   private async runFromDescriptor(
     command: string,
     args: readonly string[],
     options: RunOptions,
-    fd: number,
+    fd: number | 'ignore',
     filter: StdinFilter | undefined,
   ): Promise<CommandResult> {
     if (!filter) return this.spawnAndWait(command, args, options, fd);
@@ -184,7 +200,7 @@ export class CommandRunner {
     command: string,
     args: readonly string[],
     options: RunOptions,
-    stdinFd: number | Readable | undefined,
+    stdinFd: number | 'ignore' | Readable | undefined,
     watchInput?: (kill: (kind: CommandFailure, detail: string, cause: unknown) => void) => void,
   ): Promise<CommandResult> {
     return new Promise<CommandResult>((resolve, reject) => {
@@ -194,6 +210,7 @@ export class CommandRunner {
         env: options.env,
         stdio: [stdinFd ?? (stdinSource === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
       });
+      const sink = options.stdoutSink;
       const stdout: Buffer[] = [];
       let stdoutBytes = 0;
       const maxStdout = options.maxStdoutBytes ?? DEFAULT_MAX_STDOUT;
@@ -214,7 +231,12 @@ export class CommandRunner {
         options.timeoutMs !== undefined
           ? setTimeout(() => kill('timeout', `timed out after ${options.timeoutMs} ms`), options.timeoutMs)
           : undefined;
-      watchInput?.(kill);
+      // a filter that failed because its reader went away (the command exited or closed stdin) is the
+      // consequence, not the cause: the command's own exit is reported; a filter failing first kills it
+      watchInput?.((kind, detail, cause) => {
+        const exited = child.exitCode !== null || child.signalCode !== null;
+        if (!exited && !brokenPipe(cause)) kill(kind, detail, cause);
+      });
       const onAbort = () => kill('aborted', 'aborted', options.signal?.reason);
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -234,14 +256,25 @@ export class CommandRunner {
         else resolve({ stdout: Buffer.concat(stdout).toString('utf8'), stderr: stderr.toString() });
       };
 
-      child.stdout!.on('data', (chunk: Buffer) => {
-        stdoutBytes += chunk.length;
-        if (stdoutBytes > maxStdout) {
-          kill('output', `more than ${maxStdout} bytes on stdout`);
-          return;
-        }
-        stdout.push(chunk);
-      });
+      // settles with null when the sink finished, with its error otherwise (the command is then killed)
+      const sinkDone: Promise<Error | null> = sink
+        ? sink(child.stdout!).then(
+            () => null,
+            (error: Error) => {
+              kill('output', `consuming stdout: ${error.message}`, error);
+              return error;
+            },
+          )
+        : Promise.resolve(null);
+      if (!sink)
+        child.stdout!.on('data', (chunk: Buffer) => {
+          stdoutBytes += chunk.length;
+          if (stdoutBytes > maxStdout) {
+            kill('output', `more than ${maxStdout} bytes on stdout`);
+            return;
+          }
+          stdout.push(chunk);
+        });
       child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
 
       child.on('error', (error: NodeJS.ErrnoException) => {
@@ -249,10 +282,15 @@ export class CommandRunner {
         finish(new CommandError(command, args, 'spawn', null, '', error.message, { cause: error }));
       });
 
-      child.on('close', (code, signal) => {
+      child.on('close', (code, signal) => void sinkDone.then((sinkError) => settle(code, signal, sinkError)));
+
+      const settle = (code: number | null, signal: NodeJS.Signals | null, sinkError: Error | null) => {
         const err = stderr.toString();
         if (failure) {
           finish(new CommandError(command, args, failure.kind, code, err, failure.detail, { cause: failure.cause }));
+        } else if (sinkError) {
+          const detail = `consuming stdout: ${sinkError.message}`;
+          finish(new CommandError(command, args, 'output', code, err, detail, { cause: sinkError }));
         } else if (code === 0) {
           finish(null);
         } else if (code === null) {
@@ -260,7 +298,7 @@ export class CommandRunner {
         } else {
           finish(new CommandError(command, args, 'exit', code, err));
         }
-      });
+      };
 
       if (stdinSource !== undefined && child.stdin) {
         const stdin = child.stdin;
@@ -284,6 +322,14 @@ export class CommandRunner {
   }
 }
 
+const BROKEN_PIPE = /Broken pipe|Connection reset by peer|EPIPE|ECONNRESET/i;
+
+/** A filter that died writing to a reader that was gone (SIGPIPE, or EPIPE/ECONNRESET in its stderr). */
+function brokenPipe(error: unknown): boolean {
+  if (!(error instanceof CommandError)) return false;
+  return (error.failure === 'signal' && error.message.includes('SIGPIPE')) || BROKEN_PIPE.test(error.stderrTail);
+}
+
 function filterFailed(error: CommandError): string {
   return `its input filter failed: ${error.message}`;
 }
@@ -298,7 +344,7 @@ class FilterProcess {
   private readonly child: ChildProcess;
   private failureListener: ((kind: CommandFailure, detail: string, cause: unknown) => void) | null = null;
 
-  constructor(filter: StdinFilter, fd: number) {
+  constructor(filter: StdinFilter, fd: number | 'ignore') {
     this.child = spawn(filter.command, [...filter.args], { stdio: [fd, 'pipe', 'pipe'] });
     this.stdout = this.child.stdout!;
     const stderr = new BoundedText();

@@ -1,10 +1,12 @@
 import { plainToInstance } from 'class-transformer';
 import { validateSync, ValidationError } from 'class-validator';
 import { ErrorCode } from './error-codes';
+import { MAX_JSON_DEPTH, exceedsJsonDepth } from './json-depth';
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from './version';
 import { COMMAND_CLASSES, Command, CommandType, commandTypeOf } from './messages/command.message';
 import { DeviceStateMessage } from './messages/device-state.message';
 import { JobEventMessage } from './messages/job-event.message';
+import { MessageRejectedMessage } from './messages/message-rejected.message';
 import { PresenceMessage } from './messages/presence.message';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; message: string };
@@ -32,9 +34,13 @@ export function decodeJson(payload: Buffer | string): ParseResult<Record<string,
       message: `message of ${size} bytes exceeds ${MAX_MESSAGE_BYTES}`,
     };
   }
+  const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  if (exceedsJsonDepth(bytes)) {
+    return { ok: false, code: ErrorCode.MalformedMessage, message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
+  }
   let data: unknown;
   try {
-    data = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+    data = JSON.parse(bytes.toString('utf8'));
   } catch (error) {
     return { ok: false, code: ErrorCode.MalformedMessage, message: `invalid JSON: ${(error as Error).message}` };
   }
@@ -54,8 +60,15 @@ export function decodeJson(payload: Buffer | string): ParseResult<Record<string,
 
 /** Validates a plain object as an instance of `cls`; unknown properties are refused. */
 export function validateAs<T extends object>(cls: MessageClass<T>, plain: Record<string, unknown>): ParseResult<T> {
-  const instance = plainToInstance(cls, plain);
-  const errors = validateSync(instance, { whitelist: true, forbidNonWhitelisted: true });
+  let instance: T;
+  let errors: ValidationError[];
+  try {
+    instance = plainToInstance(cls, plain);
+    errors = validateSync(instance, { whitelist: true, forbidNonWhitelisted: true });
+  } catch (error) {
+    // a value the transformer cannot walk (decodeJson bounds depth; this keeps any other shape a rejection)
+    return { ok: false, code: ErrorCode.MalformedMessage, message: `unreadable message: ${(error as Error).message}` };
+  }
   if (errors.length > 0) {
     return { ok: false, code: ErrorCode.MalformedMessage, message: describeValidationErrors(errors).join('; ') };
   }
@@ -77,6 +90,10 @@ export function parseJobEvent(payload: Buffer | string): ParseResult<JobEventMes
 
 export function parsePresence(payload: Buffer | string): ParseResult<PresenceMessage> {
   return parseAs(PresenceMessage, payload);
+}
+
+export function parseMessageRejected(payload: Buffer | string): ParseResult<MessageRejectedMessage> {
+  return parseAs(MessageRejectedMessage, payload);
 }
 
 export function parseCommand(payload: Buffer | string): ParseResult<Command> {

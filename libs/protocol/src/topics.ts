@@ -15,6 +15,8 @@ export enum DeviceChannel {
   Presence = 'presence',
   /** server → device: commands (QoS 1) */
   Commands = 'commands',
+  /** server → device: notices of messages acknowledged but not applied (QoS 1, §7.1) */
+  Rejections = 'rejections',
 }
 
 /** Channels a device may publish on. */
@@ -23,6 +25,9 @@ export const DEVICE_PUBLISH_CHANNELS: readonly DeviceChannel[] = [
   DeviceChannel.Events,
   DeviceChannel.Presence,
 ];
+
+/** Channels a device may subscribe to (its own only). */
+export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = [DeviceChannel.Commands, DeviceChannel.Rejections];
 
 export function deviceTopic(deviceId: string, channel: DeviceChannel): string {
   if (!isDeviceId(deviceId)) throw new Error(`invalid device id for a topic: ${JSON.stringify(deviceId)}`);

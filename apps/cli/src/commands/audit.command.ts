@@ -6,7 +6,7 @@ import { AuditEntryView } from '../api-types';
 import { CliError } from '../cli-error';
 import { CliContext, OutputStream } from '../cli-context';
 import { Query } from '../api-client';
-import { formatBytes } from '../progress-bar';
+import { formatBytes } from '../releases/progress-bar';
 import { formatTable } from '../table';
 import { listMax, positiveInt, shortTime } from './options';
 

@@ -4,7 +4,7 @@ import { extname } from 'node:path';
 import { ApiError, CliError } from '../cli-error';
 import { CliContext } from '../cli-context';
 import { BulkProvisionView, DeviceView, ProvisionedDeviceView } from '../api-types';
-import { formatBytes } from '../progress-bar';
+import { formatBytes } from '../releases/progress-bar';
 import { formatKeyValues, formatTable } from '../table';
 import { collect, listMax, positiveInt, shortTime } from './options';
 

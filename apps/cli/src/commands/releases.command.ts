@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import { ArtifactView, ReleaseView, ReleaseWithArtifactsView } from '../api-types';
 import { CliContext } from '../cli-context';
-import { formatBytes } from '../progress-bar';
-import { ReleasePublisher } from '../release-publisher';
+import { formatBytes } from '../releases/progress-bar';
+import { ReleasePublisher } from '../releases/release-publisher';
 import { formatKeyValues, formatTable } from '../table';
 import { byteSize, listMax, positiveInt, releasePath, releaseRef, shortTime } from './options';
 

@@ -1,7 +1,7 @@
 import { CliError } from '../cli-error';
 import { parsePercent } from './wave-spec';
 
-/** Failure kinds an abort rule can count (issue 5 §Rollouts). */
+/** Failure kinds an abort rule can count (docs/rollouts.md "Abort rules"). */
 export const FAILURE_KINDS = {
   download: 'download', // download or verification failed
   health: 'health-check', // the new snapshot booted but its health check rejected it

@@ -6,6 +6,7 @@ import { decodeCursor, encodeCursor, Page } from '../common/cursor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { currentCorrelationId } from '../common/request-context';
 import { AuditEntry } from './audit-entry.entity';
+import { boundAuditEntry } from './audit-entry-bounds';
 import { AuditFilterDto } from './dto/audit-query.dto';
 
 export interface AuditEntryInput {
@@ -57,7 +58,7 @@ export class AuditService {
     correlationId: string | null,
     manager: EntityManager,
   ): Promise<void> {
-    const rows = entries.map((entry) => ({
+    const rows = entries.map(boundAuditEntry).map((entry) => ({
       actor_type: entry.actor.type,
       actor_id: entry.actor.id,
       actor_name: entry.actor.name,

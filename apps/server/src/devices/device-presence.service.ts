@@ -2,8 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { SYSTEM_ACTOR, deviceActor } from '../auth/actor';
+import { AuditCoalescer, TAKEOVER_ACTION } from '../audit/audit-coalescer.service';
 import { AuditService } from '../audit/audit.service';
 import { BROKER_STALE_SECONDS, BrokerRegistry } from '../mqtt/broker-registry.service';
+import { DeviceStatus } from './device.entity';
 import { KeyedSerialQueue } from './keyed-serial-queue';
 import { returningRows } from '../database/returning-rows';
 
@@ -12,7 +14,8 @@ import { returningRows } from '../database/returning-rows';
  * Writes for one device run in arrival order (a quick disconnect/reconnect must end online); only real
  * transitions are audited, so a last will followed by the disconnect it caused yields one `offline`.
  * An online device names the server instance holding its session; an instance only ever takes its own
- * sessions offline, so a device that moved to another replica stays online.
+ * sessions offline, so a device that moved to another replica stays online. A device that flaps is
+ * coalesced in the audit (AuditCoalescer): the devices row always has the truth, the log a bounded story.
  */
 @Injectable()
 export class DevicePresenceService {
@@ -22,6 +25,7 @@ export class DevicePresenceService {
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     private readonly broker: BrokerRegistry,
+    private readonly coalescer: AuditCoalescer,
   ) {}
 
   markOnline(deviceId: string, reason: string, at = new Date(), connected = false): Promise<void> {
@@ -30,6 +34,33 @@ export class DevicePresenceService {
 
   markOffline(deviceId: string, reason: string, at = new Date()): Promise<void> {
     return this.set(deviceId, false, reason, at, false);
+  }
+
+  /**
+   * A new connection replaced the device's live session. Audited through the coalescer: once per window
+   * per device however often two agents with one id kick each other out.
+   */
+  recordTakeover(deviceId: string, at = new Date()): Promise<void> {
+    // in the device's queue: the next takeover plans against this one's applied count
+    return this.queue.run(deviceId, () => this.auditTakeover(deviceId, at));
+  }
+
+  private async auditTakeover(deviceId: string, at: Date): Promise<void> {
+    const plan = this.coalescer.plan(
+      [
+        {
+          actor: deviceActor(deviceId),
+          action: TAKEOVER_ACTION,
+          subjectType: 'device',
+          subjectId: deviceId,
+          after: { at: at.toISOString() },
+          reason: 'a new MQTT connection with this client id replaced the live session',
+        },
+      ],
+      at.getTime(),
+    );
+    if (plan.entries.length > 0) await this.audit.recordMany(plan.entries);
+    plan.apply();
   }
 
   /** At shutdown: this instance's sessions end with it. One statement whatever the fleet size. */
@@ -97,8 +128,8 @@ export class DevicePresenceService {
   }
 
   private set(deviceId: string, online: boolean, reason: string, at: Date, connected: boolean): Promise<void> {
-    return this.queue.run(deviceId, () =>
-      this.dataSource.transaction(async (manager) => {
+    return this.queue.run(deviceId, async () => {
+      const plan = await this.dataSource.transaction(async (manager) => {
         // decommissioned devices stay as they were; offline only from the instance holding the session;
         // RETURNING tells whether this was a transition
         const rows = await returningRows<{ was_online: boolean }>(
@@ -107,12 +138,12 @@ export class DevicePresenceService {
                   last_connected_at = CASE WHEN $4 THEN $3 ELSE d.last_connected_at END,
                   session_broker = CASE WHEN $2 THEN $5 ELSE NULL END, updated_at = now()
              FROM (SELECT id, online AS was_online FROM devices WHERE id = $1 FOR UPDATE) AS old
-            WHERE d.id = old.id AND d.status = 'active' AND ($2 OR d.session_broker IS NULL OR d.session_broker = $5)
+            WHERE d.id = old.id AND d.status = '${DeviceStatus.Active}' AND ($2 OR d.session_broker IS NULL OR d.session_broker = $5)
             RETURNING old.was_online`,
           [deviceId, online, at, connected, this.broker.id],
         );
-        if (rows.length === 0 || rows[0].was_online === online) return;
-        await this.audit.record(
+        if (rows.length === 0 || rows[0].was_online === online) return null;
+        const transition = this.coalescer.plan([
           {
             actor: deviceActor(deviceId),
             action: online ? 'device.state.online' : 'device.state.offline',
@@ -122,9 +153,11 @@ export class DevicePresenceService {
             after: { online },
             reason,
           },
-          manager,
-        );
-      }),
-    );
+        ]);
+        await this.audit.recordMany(transition.entries, manager);
+        return transition;
+      });
+      plan?.apply();
+    });
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { isDeviceId } from '@cowroot/protocol';
+import { UUID_PATTERN, isDeviceId } from '@cowroot/protocol';
 import { DataSource } from 'typeorm';
 import { Page } from '../common/cursor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
@@ -16,8 +16,6 @@ export interface DeviceFilter {
   q?: string;
   status?: DeviceStatus;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
@@ -75,7 +73,7 @@ export class DeviceQueryService {
   }
 
   async command(deviceId: string, commandId: string): Promise<DeviceCommand> {
-    const command = UUID.test(commandId)
+    const command = UUID_PATTERN.test(commandId)
       ? await this.dataSource.getRepository(DeviceCommand).findOneBy({ id: commandId, deviceId })
       : null;
     if (!command)

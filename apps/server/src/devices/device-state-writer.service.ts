@@ -3,17 +3,25 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DeviceStateMessage } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { deviceActor } from '../auth/actor';
+import { AuditCoalescer, CoalescePlan } from '../audit/audit-coalescer.service';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { isMessageFault } from '../database/message-fault';
 import { DeviceStatus } from './device.entity';
 import { ReportedState, judgeReport, stateFromReport, stateTransitions } from './device-state-rules';
 
-export type StateOutcome = 'applied' | 'stale' | 'unknown-device';
+export type StateOutcome = 'applied' | 'stale' | 'unknown-device' | 'unstorable';
+
+/** What happened to one report; `detail` says why the database refused an `unstorable` one. */
+export interface StateWriteResult {
+  outcome: StateOutcome;
+  detail?: string;
+}
 
 interface PendingReport {
   deviceId: string;
   report: DeviceStateMessage;
   receivedAt: Date;
-  resolve: (outcome: StateOutcome) => void;
+  resolve: (result: StateWriteResult) => void;
   reject: (error: Error) => void;
 }
 
@@ -58,6 +66,11 @@ const toState = (row: StoredRow): ReportedState => ({
  * one audit INSERT) carries hundreds of reports, and when idle a report is written at once. submit()
  * resolves only after its transaction committed: the broker sends PUBACK after that, so a report the
  * device saw acknowledged is durable. One writer at a time keeps the reports of a device in arrival order.
+ *
+ * Isolation (docs/protocol.md §7.1): when a batch fails because of what a report contains, the batch is split
+ * in halves and each half written again, down to the one report the database refuses on its own; that one
+ * resolves `unstorable` (acknowledged and rejected), every other report of the batch is applied. A failure
+ * that is not the data's fault (connection lost) fails the batch, and the devices resend.
  */
 @Injectable()
 export class DeviceStateWriter {
@@ -68,10 +81,11 @@ export class DeviceStateWriter {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditService,
+    private readonly coalescer: AuditCoalescer,
   ) {}
 
-  submit(deviceId: string, report: DeviceStateMessage, receivedAt = new Date()): Promise<StateOutcome> {
-    return new Promise<StateOutcome>((resolve, reject) => {
+  submit(deviceId: string, report: DeviceStateMessage, receivedAt = new Date()): Promise<StateWriteResult> {
+    return new Promise<StateWriteResult>((resolve, reject) => {
       this.queue.push({ deviceId, report, receivedAt, resolve, reject });
       // setImmediate: the reports of one socket read (and of other sockets read in the same turn) share a batch
       this.running ??= new Promise<void>((done) => setImmediate(() => void this.run().finally(done)));
@@ -85,22 +99,38 @@ export class DeviceStateWriter {
 
   private async run(): Promise<void> {
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH);
-        try {
-          const outcomes = await this.dataSource.transaction((manager) => this.write(manager, batch));
-          batch.forEach((pending, i) => pending.resolve(outcomes[i]));
-        } catch (error) {
-          this.logger.error(`writing ${batch.length} state report(s) failed: ${(error as Error).message}`);
-          for (const pending of batch) pending.reject(error as Error);
-        }
-      }
+      while (this.queue.length > 0) await this.writeIsolating(this.queue.splice(0, MAX_BATCH));
     } finally {
       this.running = null;
     }
   }
 
-  private async write(manager: EntityManager, batch: PendingReport[]): Promise<StateOutcome[]> {
+  /** Writes a batch; on a data fault, its halves in order (a device's reports keep their order). */
+  private async writeIsolating(batch: PendingReport[]): Promise<void> {
+    try {
+      const { outcomes, plan } = await this.dataSource.transaction((manager) => this.write(manager, batch));
+      plan.apply();
+      batch.forEach((pending, i) => pending.resolve({ outcome: outcomes[i] }));
+    } catch (error) {
+      const message = (error as Error).message;
+      if (!isMessageFault(error)) {
+        this.logger.error(`writing ${batch.length} state report(s) failed: ${message}`);
+        for (const pending of batch) pending.reject(error as Error);
+      } else if (batch.length === 1) {
+        this.logger.warn(`deviceId=${batch[0].deviceId} state report refused by the database: ${message}`);
+        batch[0].resolve({ outcome: 'unstorable', detail: `the database refused it: ${message}` });
+      } else {
+        const half = Math.ceil(batch.length / 2);
+        await this.writeIsolating(batch.slice(0, half));
+        await this.writeIsolating(batch.slice(half));
+      }
+    }
+  }
+
+  private async write(
+    manager: EntityManager,
+    batch: PendingReport[],
+  ): Promise<{ outcomes: StateOutcome[]; plan: CoalescePlan }> {
     const ids = [...new Set(batch.map((pending) => pending.deviceId))].sort();
     // ORDER BY id: every multi-row locker takes locks in the same order, so none deadlock
     const rows: StoredRow[] = await manager.query(
@@ -158,7 +188,9 @@ export class DeviceStateWriter {
         [JSON.stringify(values)],
       );
     }
-    await this.audit.recordMany(audits, manager);
-    return outcomes;
+    // repeated transitions of one device are coalesced; the plan counts them once the batch commits
+    const plan = this.coalescer.plan(audits);
+    await this.audit.recordMany(plan.entries, manager);
+    return { outcomes, plan };
   }
 }

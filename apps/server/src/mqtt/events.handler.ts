@@ -1,9 +1,16 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DeviceChannel, ErrorCode, parseJobEvent } from '@cowroot/protocol';
+import {
+  DeviceChannel,
+  JobEventMessage,
+  RejectionReason,
+  decodeJson,
+  rejectionForParseError,
+  validateAs,
+} from '@cowroot/protocol';
 import { ServerConfig } from '../config/server-config';
 import { JobEventRecorder } from '../devices/job-event-recorder.service';
-import { DeviceMessageHandler } from './device-message-handler';
-import { MqttMetrics } from './mqtt-metrics';
+import { DeviceMessageHandler, Rejection } from './device-message-handler';
+import { messageRefs } from './message-refs';
 
 /**
  * `…/events` (docs/protocol.md §5.2): job events for commands. An event for a command the server never
@@ -17,29 +24,38 @@ export class EventsHandler implements DeviceMessageHandler {
   constructor(
     private readonly config: ServerConfig,
     private readonly recorder: JobEventRecorder,
-    private readonly metrics: MqttMetrics,
   ) {}
 
-  async handle(deviceId: string, payload: Buffer): Promise<void> {
+  async handle(deviceId: string, payload: Buffer): Promise<Rejection | null> {
     if (payload.length > this.config.maxMqttMessageBytes) {
-      return this.metrics.reject(deviceId, this.channel, ErrorCode.MessageTooLarge, `${payload.length} bytes`);
+      return { reason: RejectionReason.MessageTooLarge, detail: `${payload.length} bytes` };
     }
-    const parsed = parseJobEvent(payload);
-    if (!parsed.ok) return this.metrics.reject(deviceId, this.channel, parsed.code, parsed.message);
+    const decoded = decodeJson(payload);
+    if (!decoded.ok) return { reason: rejectionForParseError(decoded.code), detail: decoded.message };
+    const refs = messageRefs(decoded.value);
+    const parsed = validateAs(JobEventMessage, decoded.value);
+    if (!parsed.ok) return { reason: rejectionForParseError(parsed.code), detail: parsed.message, refs };
     const event = parsed.value;
     const outcome = await this.recorder.record(deviceId, event);
-    if (outcome.result === 'unknown-command') {
-      this.metrics.reject(
-        deviceId,
-        this.channel,
-        'UNKNOWN_COMMAND_ID',
-        `no command ${event.commandId} was sent to this device`,
-      );
-    } else if (outcome.result === 'duplicate') {
-      this.logger.debug(`deviceId=${deviceId} commandId=${event.commandId} eventId=${event.eventId} duplicate dropped`);
-    } else if (outcome.changed) {
-      // debug: a wave makes several per device; the command's status and the audit keep them
-      this.logger.debug(`deviceId=${deviceId} commandId=${event.commandId} status=${outcome.status}`);
+    switch (outcome.result) {
+      case 'unknown-command':
+        return {
+          reason: RejectionReason.UnknownCommandId,
+          detail: `no command ${event.commandId} was sent to this device`,
+          refs,
+        };
+      case 'unstorable':
+        return { reason: RejectionReason.Unstorable, detail: outcome.detail, refs };
+      case 'duplicate':
+        this.logger.debug(
+          `deviceId=${deviceId} commandId=${event.commandId} eventId=${event.eventId} duplicate dropped`,
+        );
+        return null;
+      case 'stored':
+        if (outcome.changed)
+          // debug: a wave makes several per device; the command's status and the audit keep them
+          this.logger.debug(`deviceId=${deviceId} commandId=${event.commandId} status=${outcome.status}`);
+        return null;
     }
   }
 

@@ -14,6 +14,7 @@ describe('decidePublish', () => {
     for (const topic of [
       'cowroot/v1/devices/dev-b/state',
       'cowroot/v1/devices/dev-a/commands',
+      'cowroot/v1/devices/dev-a/rejections',
       'cowroot/v1/devices/dev-a/state/extra',
       'cowroot/v1/devices/dev-a',
       '$SYS/broker/uptime',
@@ -25,10 +26,12 @@ describe('decidePublish', () => {
 });
 
 describe('maySubscribe', () => {
-  it('allows only the own commands topic', () => {
+  it('allows only the own commands and rejections topics', () => {
     expect(maySubscribe('dev-a', 'cowroot/v1/devices/dev-a/commands')).toBe(true);
+    expect(maySubscribe('dev-a', 'cowroot/v1/devices/dev-a/rejections')).toBe(true);
     for (const filter of [
       'cowroot/v1/devices/dev-b/commands',
+      'cowroot/v1/devices/dev-b/rejections',
       'cowroot/v1/devices/+/commands',
       'cowroot/v1/devices/dev-a/#',
       'cowroot/v1/devices/dev-a/state',

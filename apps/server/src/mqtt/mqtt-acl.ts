@@ -1,6 +1,6 @@
 import {
   DEVICE_PUBLISH_CHANNELS,
-  DeviceChannel,
+  DEVICE_SUBSCRIBE_CHANNELS,
   ParsedDeviceTopic,
   deviceTopic,
   parseDeviceTopic,
@@ -21,7 +21,10 @@ export function decidePublish(deviceId: string, topic: string): PublishDecision 
   return { allowed: true, topic: parsed };
 }
 
-/** A device may subscribe to exactly its own commands topic: no wildcards, no other device, no $SYS. */
+/**
+ * A device may subscribe to exactly its own commands and rejections topics (§4, §7.1): no wildcards, no other
+ * device, no $SYS.
+ */
 export function maySubscribe(deviceId: string, topicFilter: string): boolean {
-  return topicFilter === deviceTopic(deviceId, DeviceChannel.Commands);
+  return DEVICE_SUBSCRIBE_CHANNELS.some((channel) => topicFilter === deviceTopic(deviceId, channel));
 }

@@ -1,5 +1,13 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { DeviceChannel, deviceTopic, isDeviceId } from '@cowroot/protocol';
+import {
+  DeviceChannel,
+  MessageRejectedMessage,
+  PROTOCOL_VERSION,
+  RejectionReason,
+  deviceTopic,
+  encodeMessage,
+  isDeviceId,
+} from '@cowroot/protocol';
 import type { Aedes, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { readFile } from 'node:fs/promises';
 import { AddressInfo, Server, Socket, createServer } from 'node:net';
@@ -9,16 +17,19 @@ import { BrokerReadiness } from '../health/broker-readiness';
 import { DeviceCredentialAuthenticator } from '../devices/device-credential.authenticator';
 import { DevicePresenceService } from '../devices/device-presence.service';
 import { BrokerRegistry } from './broker-registry.service';
-import { DeviceMessageHandler } from './device-message-handler';
+import { DeviceMessageHandler, Rejection } from './device-message-handler';
 import { DeviceSessions } from './device-sessions';
 import { EventsHandler } from './events.handler';
 import { decidePublish, maySubscribe } from './mqtt-acl';
 import { MqttMetrics } from './mqtt-metrics';
 import { guardPacketSize } from './mqtt-packet-size-guard';
+import { NoticeBudget } from './notice-budget';
+import { printable } from './printable';
 import { PresenceHandler } from './presence.handler';
 import { StateHandler } from './state.handler';
 
 /** CONNACK return codes (MQTT 3.1.1 §3.2.2.3); aedes declares them as a const enum, unusable here. */
+const CONNACK_UNACCEPTABLE_PROTOCOL_VERSION = 1;
 const CONNACK = { identifierRejected: 2, serverUnavailable: 3, badUsernameOrPassword: 4, notAuthorized: 5 } as const;
 
 /**
@@ -43,6 +54,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
   private securePort = -1;
   private readonly handlers: ReadonlyMap<DeviceChannel, DeviceMessageHandler>;
   private readonly subscribedListeners: Array<(deviceId: string) => void> = [];
+  private readonly notices = new NoticeBudget();
 
   constructor(
     private readonly config: ServerConfig,
@@ -124,7 +136,11 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     const { Aedes } = await import('aedes');
     const broker = await Aedes.createBroker({
       id: this.registry.id,
-      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
+      authenticate: (client, username, password, done) =>
+        this.authenticate(client, username, password, (error, success) => {
+          if (success) this.noticeTakeover(client);
+          done(error, success);
+        }),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, subscription, done) => this.authorizeSubscribe(client, subscription, done),
     });
@@ -134,9 +150,14 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     broker.on('clientError', (client, error) =>
       this.logger.debug(`deviceId=${client.id} connection error: ${error.message}`),
     );
-    broker.on('connectionError', (_client, error) =>
-      this.logger.debug(`connection error before CONNECT: ${error.message}`),
-    );
+    broker.on('connectionError', (_client, error) => {
+      // aedes 1.x speaks MQTT 3.1 and 3.1.1 only: an MQTT 5 CONNECT gets return code 1 (docs/protocol.md §2)
+      if ((error as Error & { errorCode?: number }).errorCode === CONNACK_UNACCEPTABLE_PROTOCOL_VERSION) {
+        this.logger.warn(`MQTT connect refused: unsupported protocol level (use MQTT 3.1.1): ${error.message}`);
+      } else {
+        this.logger.debug(`connection error before CONNECT: ${error.message}`);
+      }
+    });
     this.broker = broker;
     try {
       this.plainPort = await this.listen(
@@ -205,7 +226,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
       this.metrics.reject(
         client?.id ?? '-',
         'connection',
-        'PACKET_TOO_LARGE',
+        RejectionReason.PacketTooLarge,
         `packet over ${limit} bytes from ${socket.remoteAddress}: connection closed`,
       ),
     );
@@ -247,7 +268,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     const deviceId = client.id;
     const decision = decidePublish(deviceId, packet.topic);
     if (!decision.allowed) {
-      this.metrics.reject(deviceId, 'publish', 'ACL_DENIED', decision.reason);
+      this.metrics.reject(deviceId, 'publish', RejectionReason.AclDenied, decision.reason);
       return done(new Error(decision.reason));
     }
     const channel = decision.topic.channel;
@@ -258,7 +279,10 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     packet.retain = false;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     handler.handle(deviceId, payload, client).then(
-      () => done(null),
+      (rejection) => {
+        if (rejection) this.rejected(deviceId, channel, rejection);
+        done(null);
+      },
       (error: Error) => {
         this.logger.error(
           `deviceId=${deviceId} channel=${channel} not stored, closing so the device resends: ${error.message}`,
@@ -268,7 +292,38 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     );
   }
 
-  /** A device may subscribe to its own commands topic only; anything else is granted 0x80 (failure). */
+  /**
+   * docs/protocol.md §7.1: a message acknowledged but not applied is counted by reason, and the device is
+   * told on its rejections topic (a few notices per second at most), so it never resends it forever.
+   */
+  private rejected(deviceId: string, channel: DeviceChannel, rejection: Rejection): void {
+    this.metrics.reject(deviceId, channel, rejection.reason, rejection.detail);
+    const broker = this.broker;
+    const suppressed = this.notices.take(deviceId, Date.now());
+    if (!broker || broker.closed || suppressed === null) return;
+    const notice: MessageRejectedMessage = {
+      v: PROTOCOL_VERSION,
+      reason: rejection.reason,
+      channel,
+      message: printable(rejection.detail).slice(0, 1024),
+      at: new Date().toISOString(),
+      ...rejection.refs,
+      ...(suppressed > 0 ? { suppressed } : {}),
+    };
+    const packet: PublishPacket = {
+      cmd: 'publish',
+      topic: deviceTopic(deviceId, DeviceChannel.Rejections),
+      payload: encodeMessage(notice),
+      qos: 1,
+      retain: false,
+      dup: false,
+    };
+    broker.publish(packet, (error) => {
+      if (error) this.logger.debug(`deviceId=${deviceId} rejection notice not published: ${error.message}`);
+    });
+  }
+
+  /** A device may subscribe to its own commands and rejections topics only; anything else is granted 0x80. */
   private authorizeSubscribe(
     client: Client,
     subscription: Subscription,
@@ -281,6 +336,20 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     done(null, subscription);
   }
 
+  /**
+   * An authenticated connect for a device with a live session: aedes closes the older connection next
+   * (MQTT-3.1.4-2). Two agents on one id do this every second, so it is counted, warned about, and audited
+   * once per window (docs/protocol.md §4).
+   */
+  private noticeTakeover(client: Client): void {
+    const previous = this.sessions.get(client.id);
+    if (!previous || previous === client) return;
+    this.metrics.takeover(client.id);
+    this.presence
+      .recordTakeover(client.id)
+      .catch((error: Error) => this.logger.error(`deviceId=${client.id} auditing takeover failed: ${error.message}`));
+  }
+
   private onClientReady(client: Client): void {
     this.sessions.open(client.id, client);
     this.metrics.connected.set(this.sessions.size);
@@ -291,6 +360,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
 
   private onClientDisconnect(client: Client): void {
     if (!this.sessions.close(client.id, client)) return;
+    this.notices.forget(client.id);
     this.metrics.connected.set(this.sessions.size);
     if (this.sessions.closing) return;
     this.presence

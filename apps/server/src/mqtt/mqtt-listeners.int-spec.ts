@@ -1,12 +1,15 @@
 import { connectAsync } from 'mqtt';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { AddressInfo, createServer, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import request from 'supertest';
 import { startTestServer, TestServer } from '../../test/start-test-server';
+import { waitFor } from '../rollouts/testing/rollout-fixtures';
 import { MqttBrokerService } from './mqtt-broker.service';
 
 const run = promisify(execFile);
@@ -60,7 +63,22 @@ describe('MQTT listeners', () => {
         ...options,
         password: created.body.credential,
       });
-      expect(client.connected).toBe(true);
+      // the session runs over TLS, verified against the configured certificate, and the server took it as tls-1
+      const socket = client.stream as TLSSocket;
+      expect(socket.encrypted).toBe(true);
+      expect(socket.authorized).toBe(true);
+      expect(socket.getPeerCertificate().raw.equals(new X509Certificate(ca).raw)).toBe(true);
+      await waitFor(
+        async () =>
+          (
+            await request(server!.httpUrl)
+              .get('/api/v1/devices/tls-1')
+              .set({ Authorization: `Bearer ${server!.adminToken}` })
+              .expect(200)
+          ).body.online === true,
+        5000,
+        'tls-1 online after its mqtts connection',
+      );
       await client.endAsync();
       await expect(
         connectAsync(`mqtts://127.0.0.1:${tlsPort}`, { ...options, password: 'wrong' }),

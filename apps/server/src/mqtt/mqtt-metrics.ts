@@ -1,9 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { RejectionReason } from '@cowroot/protocol';
 import { Counter, Gauge } from 'prom-client';
 import { MetricsService } from '../metrics/metrics.service';
-
-/** Why an inbound MQTT message was not applied: the protocol's ErrorCode values plus broker-side reasons. */
-export type RejectionReason = string;
+import { NoticeBudget } from './notice-budget';
+import { printable } from './printable';
 
 /** The broker's Prometheus metrics, and the one place a rejected message is logged and counted. */
 @Injectable()
@@ -12,6 +12,8 @@ export class MqttMetrics {
   readonly connected: Gauge;
   private readonly messagesIn: Counter<'type'>;
   private readonly rejected: Counter<'reason'>;
+  private readonly takeovers: Counter;
+  private readonly logBudget = new NoticeBudget();
 
   constructor(metrics: MetricsService) {
     this.connected = metrics.gauge('cowroot_devices_connected', 'Devices with an open MQTT session');
@@ -22,8 +24,14 @@ export class MqttMetrics {
     );
     this.rejected = metrics.counter(
       'cowroot_mqtt_messages_rejected_total',
-      'MQTT messages refused or dropped, by reason',
+      'MQTT messages refused or dropped, by reason (docs/protocol.md §7.1)',
       ['reason'],
+    );
+    // every reason is exported from the start, so a dashboard sees 0 rather than no series
+    for (const reason of Object.values(RejectionReason)) this.rejected.inc({ reason }, 0);
+    this.takeovers = metrics.counter(
+      'cowroot_mqtt_session_takeovers_total',
+      'MQTT connections that replaced a live session of the same device (client id)',
     );
   }
 
@@ -31,8 +39,22 @@ export class MqttMetrics {
     this.messagesIn.inc({ type });
   }
 
+  /**
+   * Counts every rejection; logs a few per device per second at warn (a flooding device must not flood the
+   * log), the rest at debug. The detail may quote what the device sent: control characters are escaped.
+   */
   reject(deviceId: string, channel: string, reason: RejectionReason, detail: string): void {
     this.rejected.inc({ reason });
-    this.logger.warn(`deviceId=${deviceId} channel=${channel} rejected reason=${reason}: ${detail.slice(0, 500)}`);
+    const suppressed = this.logBudget.take(deviceId, Date.now());
+    const line = `deviceId=${deviceId} channel=${channel} rejected reason=${reason}: ${printable(detail.slice(0, 500))}`;
+    if (suppressed === null) this.logger.debug(line);
+    else this.logger.warn(suppressed > 0 ? `${line} (${suppressed} more rejections not logged at warn)` : line);
+  }
+
+  takeover(deviceId: string): void {
+    this.takeovers.inc();
+    this.logger.warn(
+      `deviceId=${deviceId} session takeover: a new connection replaced the live one (two agents with one id?)`,
+    );
   }
 }

@@ -127,8 +127,10 @@ describe('MQTT broker and device ingest', () => {
     await expect(connect('mq-auth', 'wrong-credential')).rejects.toMatchObject({ code: 4 });
     await expect(connect('mq-nobody', credential)).rejects.toMatchObject({ code: 4 });
     await expect(connect('mq-auth', credential, { clientId: 'someone-else' })).rejects.toMatchObject({ code: 2 });
-    const ok = await connect('mq-auth', credential);
-    expect(ok.connected).toBe(true);
+    // the refused attempts left no session behind; the right credential gives the device its session
+    expect((await device('mq-auth')).online).toBe(false);
+    await connect('mq-auth', credential);
+    await eventually(async () => expect((await device('mq-auth')).online).toBe(true));
   });
 
   it('persists a state report before acknowledging it, drops stale reports and audits transitions', async () => {

@@ -1,10 +1,17 @@
 import { Injectable } from '@nestjs/common';
-import { DeviceChannel, ErrorCode, PresenceStatus, parsePresence } from '@cowroot/protocol';
+import {
+  DeviceChannel,
+  PresenceMessage,
+  PresenceStatus,
+  RejectionReason,
+  decodeJson,
+  rejectionForParseError,
+  validateAs,
+} from '@cowroot/protocol';
 import { ServerConfig } from '../config/server-config';
 import { DevicePresenceService } from '../devices/device-presence.service';
-import { DeviceMessageHandler, SessionRef } from './device-message-handler';
+import { DeviceMessageHandler, Rejection, SessionRef } from './device-message-handler';
 import { DeviceSessions } from './device-sessions';
-import { MqttMetrics } from './mqtt-metrics';
 
 /**
  * `…/presence` (docs/protocol.md §5.3): `online` after connect, `offline` as the last will. A will of an
@@ -18,21 +25,23 @@ export class PresenceHandler implements DeviceMessageHandler {
     private readonly config: ServerConfig,
     private readonly presence: DevicePresenceService,
     private readonly sessions: DeviceSessions,
-    private readonly metrics: MqttMetrics,
   ) {}
 
-  async handle(deviceId: string, payload: Buffer, session: SessionRef): Promise<void> {
+  async handle(deviceId: string, payload: Buffer, session: SessionRef): Promise<Rejection | null> {
     if (payload.length > this.config.maxMqttMessageBytes) {
-      return this.metrics.reject(deviceId, this.channel, ErrorCode.MessageTooLarge, `${payload.length} bytes`);
+      return { reason: RejectionReason.MessageTooLarge, detail: `${payload.length} bytes` };
     }
-    const parsed = parsePresence(payload);
-    if (!parsed.ok) return this.metrics.reject(deviceId, this.channel, parsed.code, parsed.message);
-    if (!this.sessions.isCurrentOrNone(deviceId, session) || this.sessions.closing) return;
+    const decoded = decodeJson(payload);
+    if (!decoded.ok) return { reason: rejectionForParseError(decoded.code), detail: decoded.message };
+    const parsed = validateAs(PresenceMessage, decoded.value);
+    if (!parsed.ok) return { reason: rejectionForParseError(parsed.code), detail: parsed.message };
+    if (!this.sessions.isCurrentOrNone(deviceId, session) || this.sessions.closing) return null;
     if (parsed.value.status === PresenceStatus.Online) {
       await this.presence.markOnline(deviceId, 'presence message');
     } else {
       await this.presence.markOffline(deviceId, 'last will: connection lost');
     }
+    return null;
   }
 
   drain(): Promise<void> {

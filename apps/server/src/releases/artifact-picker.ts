@@ -26,10 +26,10 @@ export type ArtifactChoice<T extends PickableArtifact> =
   | { type: 'none' };
 
 /**
- * Delta planning for one device (issue 5): btrfs receive finds the parent of an incremental stream by
- * received_uuid, so an incremental applies only when the device holds a read-only snapshot whose
- * received_uuid is the artifact's parent snapshot uuid. Snapshots committed from the workspace have no
- * received_uuid and never match; such a device gets the full stream. Among several usable
+ * Delta planning for one device (docs/rollouts.md "Dispatch"): btrfs receive finds the parent of an
+ * incremental stream by received_uuid, so an incremental applies only when the device holds a read-only
+ * snapshot whose received_uuid is the artifact's parent snapshot uuid. Snapshots committed from the workspace
+ * have no received_uuid and never match; such a device gets the full stream. Among several usable
  * incrementals the smallest wins.
  */
 export class ArtifactPicker {

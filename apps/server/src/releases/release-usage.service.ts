@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { CommandStatus, isTerminal } from '../devices/command-status';
+import { DeviceStatus } from '../devices/device.entity';
 import { ReleaseArtifact } from './release-artifact.entity';
 import { Release } from './release.entity';
 
@@ -54,7 +55,7 @@ export class ReleaseUsageService {
       `SELECT d.id AS device_id, s->>'id' AS snapshot_id
          FROM devices d
          CROSS JOIN LATERAL jsonb_array_elements(d.snapshots) AS s
-        WHERE d.status = 'active'
+        WHERE d.status = '${DeviceStatus.Active}'
           AND s->>'receivedUuid' = $1
           AND s->>'id' IN (d.booted_snapshot, d.fallback_snapshot, d.pending_trial->>'snapshot')
         ORDER BY d.id

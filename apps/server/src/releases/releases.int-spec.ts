@@ -1,9 +1,7 @@
 import {
-  ArtifactKind,
   CommandType,
   DeviceChannel,
   deviceTopic,
-  MANIFEST_FORMAT,
   PROTOCOL_VERSION,
   RebootMode,
   signManifest,
@@ -18,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { connectAsync, MqttClient } from 'mqtt';
+import { buildManifestBytes } from '../../../../deploy/release/src/artifact-manifest.builder';
+import { ReleaseRefArg } from '../../../../deploy/release/src/release-ref';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 import { Actor } from '../auth/actor';
 import { CommandDispatcher } from '../devices/command-dispatcher.service';
@@ -144,26 +144,19 @@ interface ManifestInput {
   parent?: { name: string; version: string; snapshotUuid: string };
 }
 
+/** The release tool's own builder: the server is held against the bytes a build host really signs. */
 function manifestBytes(input: ManifestInput): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      format: MANIFEST_FORMAT,
-      release: { name: input.name, version: input.version },
-      kind: input.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
-      file: input.file,
-      size: input.size,
-      sha256: input.sha256,
-      compression: 'zstd',
-      snapshotUuid: input.snapshotUuid,
-      parent: input.parent
-        ? {
-            release: { name: input.parent.name, version: input.parent.version },
-            snapshotUuid: input.parent.snapshotUuid,
-          }
-        : null,
-      createdAt: new Date().toISOString(),
-    }),
-  );
+  return buildManifestBytes({
+    release: new ReleaseRefArg(input.name, input.version),
+    file: input.file,
+    size: input.size,
+    sha256: input.sha256,
+    snapshotUuid: input.snapshotUuid,
+    parent: input.parent
+      ? { release: new ReleaseRefArg(input.parent.name, input.parent.version), snapshotUuid: input.parent.snapshotUuid }
+      : null,
+    createdAt: new Date(),
+  });
 }
 
 function filesUnder(dir: string): string[] {

@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { CommandType, RebootMode, SnapshotInfo } from '@cowroot/protocol';
+import { CommandType, RebootMode, SnapshotInfo, UUID_PATTERN } from '@cowroot/protocol';
 import { randomUUID } from 'node:crypto';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
+import { DeviceStatus } from '../devices/device.entity';
 import { ExecutionState } from '../rollouts/execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from '../rollouts/rollout-command-port';
 import { CreateRollbackDto } from './dto/create-rollback.dto';
@@ -38,12 +39,11 @@ interface Candidate {
 }
 
 const SKIPPED = 'skipped';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Remote rollback (issue 5): one call switches a device, every device with a tag, or a rollout's
- * devices to a snapshot they already hold, without a download. Each device's outcome is tracked from its
- * job events (JobEventFollower) and audited.
+ * Remote rollback (docs/rollouts.md "Remote rollback"): one call switches a device, every device with a tag,
+ * or a rollout's devices to a snapshot they already hold, without a download. Each device's outcome is
+ * tracked from its job events (JobEventFollower) and audited.
  */
 @Injectable()
 export class RollbacksService {
@@ -157,7 +157,7 @@ export class RollbacksService {
   }
 
   async get(id: string): Promise<RollbackView> {
-    const rows = UUID.test(id)
+    const rows = UUID_PATTERN.test(id)
       ? ((await this.dataSource.query(`SELECT * FROM rollbacks WHERE id = $1`, [id])) as Record<string, unknown>[])
       : [];
     if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollback ${id} not found`);
@@ -189,14 +189,11 @@ export class RollbacksService {
     };
   }
 
-  private async candidates(
-    manager: import('typeorm').EntityManager,
-    target: { type: string; value: string },
-  ): Promise<Candidate[]> {
+  private async candidates(manager: EntityManager, target: { type: string; value: string }): Promise<Candidate[]> {
     const columns = `d.id AS device_id, d.booted_snapshot, d.snapshots`;
     if (target.type === 'device') {
       const rows = (await manager.query(
-        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = 'active'`,
+        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = '${DeviceStatus.Active}'`,
         [target.value],
       )) as Candidate[];
       if (rows.length === 0) throw new DomainError(DomainErrorCode.NotFound, `active device ${target.value} not found`);
@@ -204,7 +201,7 @@ export class RollbacksService {
     }
     if (target.type === 'tag') {
       return (await manager.query(
-        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.tags @> ARRAY[$1]::text[] AND d.status = 'active' ORDER BY d.id`,
+        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.tags @> ARRAY[$1]::text[] AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,
         [target.value],
       )) as Candidate[];
     }
@@ -212,7 +209,7 @@ export class RollbacksService {
     if (rollout.length === 0) throw new DomainError(DomainErrorCode.NotFound, `rollout ${target.value} not found`);
     return (await manager.query(
       `SELECT ${columns}, x.from_snapshot FROM rollout_executions x JOIN devices d ON d.id = x.device_id
-        WHERE x.rollout_id = $1 AND x.state = $2 AND d.status = 'active' ORDER BY d.id`,
+        WHERE x.rollout_id = $1 AND x.state = $2 AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,
       [target.value, ExecutionState.Confirmed],
     )) as Candidate[];
   }

@@ -1,4 +1,9 @@
-/** Which devices a rollout targets (issue 5): tags, a filter, or explicit device ids; combined with AND. */
+import { DeviceStatus } from '../devices/device.entity';
+
+/**
+ * Which devices a rollout targets (docs/rollouts.md "Model"): tags, a filter, or explicit device ids,
+ * combined with AND.
+ */
 export interface DeviceSelector {
   /** every active device (must be said explicitly) */
   all?: boolean;
@@ -25,7 +30,7 @@ const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
  * starting at `$firstParam`. Only active devices are ever targeted.
  */
 export function selectorCondition(selector: DeviceSelector, alias: string, firstParam: number): SqlFragment {
-  const parts = [`${alias}.status = 'active'`];
+  const parts = [`${alias}.status = '${DeviceStatus.Active}'`];
   const params: unknown[] = [];
   const param = (value: unknown) => {
     params.push(value);

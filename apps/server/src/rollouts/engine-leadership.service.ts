@@ -7,9 +7,9 @@ import { ServerConfig } from '../config/server-config';
 export const ROLLOUT_ENGINE_LOCK_KEY = 0x636f77726f6c6cn;
 
 /**
- * Makes exactly one server instance the rollout engine (issue 5): the leader holds a session-level
- * PostgreSQL advisory lock on a connection of its own, taken out of the pool for as long as it leads.
- * If that connection dies, PostgreSQL drops the lock with the session and another replica's next
+ * Makes exactly one server instance the rollout engine (docs/rollouts.md "Engine"): the leader holds a
+ * session-level PostgreSQL advisory lock on a connection of its own, taken out of the pool for as long as it
+ * leads. If that connection dies, PostgreSQL drops the lock with the session and another replica's next
  * pg_try_advisory_lock wins; this instance notices on its next check and stops acting.
  */
 @Injectable()

@@ -1,8 +1,9 @@
 import { JobEventType } from '@cowroot/protocol';
 
 /**
- * Where one device stands in one rollout (issue 5). Only `confirmed` is success: the device booted the new
- * snapshot and its health checks passed. `installed` (staged) and `rebooting` are not success.
+ * Where one device stands in one rollout (docs/rollouts.md "Execution states"). Only `confirmed` is success:
+ * the device booted the new snapshot and its health checks passed. `installed` (staged) and `rebooting` are
+ * not success.
  */
 export enum ExecutionState {
   /** planned into a wave, no command sent yet */
@@ -62,12 +63,6 @@ export const FAILURE_STATES: readonly ExecutionState[] = [
   ExecutionState.RejectedByHealthCheck,
   ExecutionState.RolledBackByBootloader,
   ExecutionState.TimedOut,
-];
-
-export const FINISHED_STATES: readonly ExecutionState[] = [
-  ExecutionState.Confirmed,
-  ExecutionState.Canceled,
-  ...FAILURE_STATES,
 ];
 
 export function isFinished(state: ExecutionState): boolean {

@@ -1,4 +1,5 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
+import { describePrivileged, requirePostgres } from '@cowroot/testing';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 
 import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
@@ -98,9 +99,20 @@ describe('rollout engine across a restart', () => {
     )) as { n: number }[];
     expect(notified[0].n).toBe(6);
   });
+});
 
-  const withPostgres = process.env.TEST_DATABASE_URL ? it : it.skip;
-  withPostgres('runs the engine on exactly one of two replicas and fails over when the leader stops', async () => {
+// two replicas need one database both can reach: PostgreSQL, not an embedded PGlite per server
+describePrivileged('rollout engine on two replicas', [requirePostgres], () => {
+  let first: TestServer | null = null;
+  let second: TestServer | null = null;
+
+  afterEach(async () => {
+    await first?.close({ keepData: second !== null }).catch(() => undefined);
+    await second?.close();
+    first = second = null;
+  });
+
+  it('runs the engine on exactly one of two replicas and fails over when the leader stops', async () => {
     first = await startTestServer();
     const a = first.app.get(EngineLeadership);
     await waitFor(async () => a.isLeader, 10_000, 'first instance leads');

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { CommandType, RebootMode } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
+import { DeviceStatus } from '../devices/device.entity';
 import { MetricsService } from '../metrics/metrics.service';
 import { evaluateAbortRules, AbortAction } from './abort-rules';
 import { EngineLeadership } from './engine-leadership.service';
@@ -26,9 +27,9 @@ const JOIN_EVERY_MS = 2000;
 const RECONCILE_EVERY_MS = 10_000;
 
 /**
- * The rollout engine (issue 5). Every piece of state is in PostgreSQL (waves, deadlines, soak ends,
- * executions, the event cursor), so a restarted or newly elected leader simply carries on: a timer is
- * a timestamp compared with now() on each tick. Only the leader (EngineLeadership) runs ticks.
+ * The rollout engine (docs/rollouts.md "Engine"). Every piece of state is in PostgreSQL (waves, deadlines,
+ * soak ends, executions, the event cursor), so a restarted or newly elected leader simply carries on: a timer
+ * is a timestamp compared with now() on each tick. Only the leader (EngineLeadership) runs ticks.
  */
 @Injectable()
 export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
@@ -228,7 +229,6 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
         rolloutId: rollout.id,
         selector: rollout.selector,
         releaseRef: `${rollout.release_name}@${rollout.release_version}`,
-        waves: [],
         randomize: rollout.randomize,
         lastWave: waves - 1,
       });
@@ -423,11 +423,11 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
         device_id: string;
         attempt: number;
         from_snapshot: string | null;
-        device_status: string | null;
+        device_status: DeviceStatus | null;
       }[];
       if (rows.length === 0) return;
       const failureOf = (row: (typeof rows)[number]) =>
-        row.device_status !== 'active'
+        row.device_status !== DeviceStatus.Active
           ? 'the device is decommissioned'
           : row.from_snapshot
             ? null

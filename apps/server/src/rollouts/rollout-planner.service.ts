@@ -55,7 +55,10 @@ export class RolloutPlanner {
    * part of the rollout yet join its last wave, after everyone planned before them.
    * @returns the device ids that joined
    */
-  async joinNewDevices(manager: EntityManager, input: PlanInput & { lastWave: number }): Promise<string[]> {
+  async joinNewDevices(
+    manager: EntityManager,
+    input: Omit<PlanInput, 'waves'> & { lastWave: number },
+  ): Promise<string[]> {
     const condition = selectorCondition(input.selector, 'd', 3);
     const rows = (await manager.query(
       `WITH newcomers AS (

@@ -1,6 +1,4 @@
 import { Module } from '@nestjs/common';
-import { RollbacksController } from '../rollbacks/rollbacks.controller';
-import { RollbacksService } from '../rollbacks/rollbacks.service';
 import { ReleasesModule } from '../releases/releases.module';
 import { DispatcherCommandPort } from './dispatcher-command-port';
 import { EngineLeadership } from './engine-leadership.service';
@@ -13,13 +11,13 @@ import { RolloutsService } from './rollouts.service';
 import { WaveDispatcher } from './wave-dispatcher.service';
 
 /**
- * Rollouts (waves, criteria, abort rules, revert, continuous mode, delta planning) and remote rollbacks.
- * Commands go out through the devices feature's CommandDispatcher (DevicesModule is global); events come
- * back through the job event table (JobEventFollower).
+ * Rollouts (waves, criteria, abort rules, revert, continuous mode, delta planning). Commands go out through
+ * the devices feature's CommandDispatcher (DevicesModule is global); events come back through the job event
+ * table (JobEventFollower). The command port is exported for RollbacksModule.
  */
 @Module({
   imports: [ReleasesModule],
-  controllers: [RolloutsController, RollbacksController],
+  controllers: [RolloutsController],
   providers: [
     { provide: ROLLOUT_COMMAND_PORT, useClass: DispatcherCommandPort },
     EngineLeadership,
@@ -28,8 +26,7 @@ import { WaveDispatcher } from './wave-dispatcher.service';
     WaveDispatcher,
     RolloutEngine,
     RolloutsService,
-    RollbacksService,
   ],
-  exports: [RolloutsService, RolloutEngine, RollbacksService],
+  exports: [RolloutsService, RolloutEngine, ROLLOUT_COMMAND_PORT],
 })
 export class RolloutsModule {}

@@ -1,6 +1,6 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { RebootMode, isDeviceId } from '@cowroot/protocol';
+import { RebootMode, UUID_PATTERN, isDeviceId } from '@cowroot/protocol';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
@@ -39,7 +39,6 @@ const isOrderCursor = (value: unknown): value is { wave: number; order: number }
   value !== null &&
   Number.isInteger((value as { wave?: unknown }).wave) &&
   Number.isInteger((value as { order?: unknown }).order);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Operator side of rollouts: create (plan), read, and the actions; the engine does the rest. */
 @Injectable()
@@ -250,7 +249,7 @@ export class RolloutsService implements OnModuleInit {
 
   async execution(id: string, deviceId: string): Promise<ExecutionView & { history: HistoryView[] }> {
     const rows =
-      isDeviceId(deviceId) && UUID.test(id)
+      isDeviceId(deviceId) && UUID_PATTERN.test(id)
         ? ((await this.dataSource.query(`SELECT * FROM rollout_executions WHERE rollout_id = $1 AND device_id = $2`, [
             id,
             deviceId,
@@ -330,8 +329,7 @@ export class RolloutsService implements OnModuleInit {
 
   /** Approves the next wave that waits for (or will need) an approval. */
   async approve(id: string, actor: Actor, reason?: string): Promise<RolloutView> {
-    let approved = -1;
-    const view = await this.transition(id, actor, 'rollout.wave.approved', reason, async (manager, rollout) => {
+    return this.transition(id, actor, 'rollout.wave.approved', reason, async (manager, rollout) => {
       this.require(rollout, [RolloutStatus.Running, RolloutStatus.Paused], 'approve a wave of');
       const list = await returningRows<{ index: number }>(
         manager,
@@ -344,10 +342,8 @@ export class RolloutsService implements OnModuleInit {
       );
       if (list.length === 0)
         throw new DomainError(DomainErrorCode.InvalidState, `rollout ${id} has no wave waiting for approval`);
-      approved = list[0].index;
-      return { wave: approved };
+      return { wave: list[0].index };
     });
-    return view;
   }
 
   /** Failed, rejected, rolled-back and timed-out devices only get another attempt; the rollout runs again. */
@@ -442,7 +438,7 @@ export class RolloutsService implements OnModuleInit {
   }
 
   private async row(manager: EntityManager, id: string, lock = false): Promise<RolloutRow> {
-    const rows = UUID.test(id)
+    const rows = UUID_PATTERN.test(id)
       ? ((await manager.query(`SELECT * FROM rollouts WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [
           id,
         ])) as RolloutRow[])

@@ -8,9 +8,10 @@ export type WaveVerdict =
   | { done: true; succeeded: boolean; confirmed: number; considered: number; requiredConfirmed: number };
 
 /**
- * A wave's success criterion (issue 5): the share of its devices that CONFIRMED within the wave timeout.
- * Decided once every device has an outcome (the timeout guarantees one). Canceled devices (decommissioned,
- * canceled before dispatch) are not part of the wave's denominator; an empty wave succeeds.
+ * A wave's success criterion (docs/rollouts.md "Wave lifecycle"): the share of its devices that CONFIRMED
+ * within the wave timeout. Decided once every device has an outcome (the timeout guarantees one). Canceled
+ * devices (decommissioned, canceled before dispatch) are not part of the wave's denominator; an empty wave
+ * succeeds.
  */
 export function evaluateWave(counts: StateCounts, successPercent: number): WaveVerdict {
   let considered = 0;

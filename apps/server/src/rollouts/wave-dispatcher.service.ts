@@ -5,6 +5,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { MetricsService } from '../metrics/metrics.service';
 import type { CommandRequest } from '../devices/command-dispatcher.service';
+import { DeviceStatus } from '../devices/device.entity';
 import { ArtifactPicker } from '../releases/artifact-picker';
 import { ArtifactUrlService } from '../releases/artifact-url.service';
 import { ReleaseArtifact } from '../releases/release-artifact.entity';
@@ -21,7 +22,7 @@ interface QueuedDevice {
   order_key: number;
   attempt: number;
   timeout_seconds: number;
-  device_status: string | null;
+  device_status: DeviceStatus | null;
   booted_snapshot: string | null;
   snapshots: SnapshotInfo[] | null;
 }
@@ -69,7 +70,7 @@ export const MAX_DISPATCH_PER_TICK = 100_000;
 
 /**
  * Sends the next queued devices of a running rollout their command: per device the artifact picker
- * chooses (docs/rollouts.md, delta planning) a switch to a snapshot the device already holds, an
+ * chooses (docs/rollouts.md "Dispatch") a switch to a snapshot the device already holds, an
  * incremental stream whose parent it holds (received_uuid), or the full stream. Commands, execution
  * updates, history and audit commit in one transaction per batch; publishing happens after commit (a
  * device that misses it gets it again when it subscribes, see CommandDispatcher).
@@ -235,7 +236,7 @@ export class WaveDispatcher implements OnModuleDestroy {
     return rollout.dispatch_per_minute - recent;
   }
 
-  /** The command for one device (issue 5 delta planning), or why it gets none. */
+  /** The command for one device (docs/rollouts.md "Dispatch"), or why it gets none. */
   private plan(
     rollout: RolloutRow,
     release: Release,
@@ -249,7 +250,8 @@ export class WaveDispatcher implements OnModuleDestroy {
       state,
       reason,
     });
-    if (device.device_status !== 'active') return finished(ExecutionState.Canceled, 'device is decommissioned');
+    if (device.device_status !== DeviceStatus.Active)
+      return finished(ExecutionState.Canceled, 'device is decommissioned');
     const choice = this.picker.pick(release, artifacts, device.snapshots ?? []);
     const reboot = { mode: rollout.reboot_mode ?? RebootMode.Now };
     let request: CommandRequest;

@@ -3,18 +3,16 @@ import {
   IsArray,
   IsBoolean,
   IsEnum,
-  IsInt,
   IsISO8601,
+  IsObject,
   IsOptional,
-  IsString,
   Matches,
-  MaxLength,
-  Min,
   ArrayMaxSize,
   ValidateNested,
 } from 'class-validator';
 import { BTRFS_UUID_PATTERN, SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { ReleaseRef, VersionedMessage } from './common';
+import { INT32_MAX, MAX_SAFE_UINT, Text, Timestamp, Uint } from './storable';
 
 /** How a snapshot came to be on the device (docs/device.md §2). */
 export enum SnapshotOrigin {
@@ -49,10 +47,12 @@ export class SnapshotInfo {
   origin!: SnapshotOrigin;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => ReleaseRef)
   release!: ReleaseRef | null;
 
+  /** kept in jsonb: any ISO 8601 form (metadata of factory snapshots may be written by other tools) */
   @IsISO8601()
   createdAt!: string;
 }
@@ -89,13 +89,11 @@ export class LastTrialResult {
 
   /** name of the failed health check, when a check rejected it */
   @IsOptional()
-  @IsString()
-  @MaxLength(128)
+  @Text(128)
   check?: string;
 
   @IsOptional()
-  @IsString()
-  @MaxLength(4096)
+  @Text(4096)
   outputTail?: string;
 }
 
@@ -112,8 +110,7 @@ export enum HealthCheckKind {
 }
 
 export class HealthCheckResult {
-  @IsString()
-  @MaxLength(128)
+  @Text(128)
   name!: string;
 
   @IsEnum(HealthCheckKind)
@@ -122,13 +119,11 @@ export class HealthCheckResult {
   @IsBoolean()
   passed!: boolean;
 
-  @IsInt()
-  @Min(0)
+  @Uint(MAX_SAFE_UINT)
   durationMs!: number;
 
   @IsOptional()
-  @IsString()
-  @MaxLength(4096)
+  @Text(4096)
   outputTail?: string;
 }
 
@@ -151,15 +146,15 @@ export class HealthReport {
  * every change. `seq` increases with every report of one agent run, so the server drops stale ones.
  */
 export class DeviceStateMessage extends VersionedMessage {
-  @IsInt()
-  @Min(0)
+  /** stored in an `integer` column: at most 2^31 - 1 */
+  @Uint(INT32_MAX)
   seq!: number;
 
-  @IsISO8601()
+  /** stored in a `timestamptz` column: a real date-time, strictly */
+  @Timestamp()
   sentAt!: string;
 
-  @IsString()
-  @MaxLength(64)
+  @Text(64)
   agentVersion!: string;
 
   /** the read-only snapshot this boot started from (cowroot.snapshot= on the kernel command line) */
@@ -176,11 +171,13 @@ export class DeviceStateMessage extends VersionedMessage {
   fallbackSnapshot!: string | null;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => PendingTrial)
   pendingTrial!: PendingTrial | null;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => LastTrialResult)
   lastTrialResult!: LastTrialResult | null;
@@ -192,13 +189,13 @@ export class DeviceStateMessage extends VersionedMessage {
   snapshots!: SnapshotInfo[];
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => HealthReport)
   health!: HealthReport | null;
 
   /** free bytes in the btrfs pool, for install planning */
   @IsOptional()
-  @IsInt()
-  @Min(0)
+  @Uint(MAX_SAFE_UINT)
   freeBytes?: number;
 }

@@ -1,20 +1,9 @@
 import { Type } from 'class-transformer';
-import {
-  IsEnum,
-  IsIn,
-  IsInt,
-  IsISO8601,
-  IsOptional,
-  IsString,
-  IsUUID,
-  Matches,
-  MaxLength,
-  Min,
-  ValidateNested,
-} from 'class-validator';
+import { IsBoolean, IsEnum, IsIn, IsObject, IsOptional, IsUUID, Matches, ValidateNested } from 'class-validator';
 import { ErrorCode } from '../error-codes';
 import { SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { VersionedMessage } from './common';
+import { MAX_SAFE_UINT, Text, Timestamp, Uint } from './storable';
 
 /**
  * What happened to a command on the device (docs/protocol.md §5.2). Only `confirmed` means that a
@@ -50,13 +39,11 @@ export class JobProgress {
   @IsEnum(JobPhase)
   phase!: JobPhase;
 
-  @IsInt()
-  @Min(0)
+  @Uint(MAX_SAFE_UINT)
   bytesDone!: number;
 
   @IsOptional()
-  @IsInt()
-  @Min(0)
+  @Uint(MAX_SAFE_UINT)
   bytesTotal?: number;
 }
 
@@ -64,8 +51,7 @@ export class JobError {
   @IsEnum(ErrorCode)
   code!: ErrorCode;
 
-  @IsString()
-  @MaxLength(2048)
+  @Text(2048)
   message!: string;
 }
 
@@ -82,13 +68,11 @@ export class RollbackDetail {
   by!: 'bootloader' | 'health-check' | 'kernel-load';
 
   @IsOptional()
-  @IsString()
-  @MaxLength(128)
+  @Text(128)
   check?: string;
 
   @IsOptional()
-  @IsString()
-  @MaxLength(4096)
+  @Text(4096)
   outputTail?: string;
 }
 
@@ -103,10 +87,12 @@ export class JobEventMessage extends VersionedMessage {
   @IsEnum(JobEventType)
   type!: JobEventType;
 
-  @IsISO8601()
+  /** stored in a `timestamptz` column: a real date-time, strictly */
+  @Timestamp()
   at!: string;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => JobProgress)
   progress?: JobProgress;
@@ -117,21 +103,24 @@ export class JobEventMessage extends VersionedMessage {
   snapshot?: string;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => JobError)
   error?: JobError;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => RollbackDetail)
   rollback?: RollbackDetail;
 
   /** bytes actually downloaded for this command (after resumes), on staged/failed */
   @IsOptional()
-  @IsInt()
-  @Min(0)
+  @Uint(MAX_SAFE_UINT)
   bytesDownloaded?: number;
 
+  /** true on an `accepted` repeated for a redelivered command (§5.2); a boolean, nothing else */
   @IsOptional()
+  @IsBoolean()
   duplicate?: boolean;
 }

@@ -1,5 +1,6 @@
-import { IsEnum, IsISO8601, IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsEnum, IsISO8601, IsOptional } from 'class-validator';
 import { VersionedMessage } from './common';
+import { Text } from './storable';
 
 export enum PresenceStatus {
   Online = 'online',
@@ -19,7 +20,6 @@ export class PresenceMessage extends VersionedMessage {
   at?: string;
 
   @IsOptional()
-  @IsString()
-  @MaxLength(64)
+  @Text(64)
   agentVersion?: string;
 }

@@ -1,4 +1,4 @@
-import type { OutputStream } from './cli-context';
+import type { OutputStream } from '../cli-context';
 
 const BAR_WIDTH = 24;
 const REDRAW_MS = 100;

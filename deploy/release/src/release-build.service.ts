@@ -1,3 +1,4 @@
+import { CommandRunner } from '@cowroot/device';
 import {
   ArtifactKind,
   RELEASE_INDEX_FILE,
@@ -12,7 +13,6 @@ import { join, resolve } from 'node:path';
 import { ArtifactWriter } from './artifact-writer.service';
 import { buildManifestBytes } from './artifact-manifest.builder';
 import { BtrfsPool, SubvolumeInfo } from './btrfs-pool.service';
-import { CommandRunner } from './command-runner.adapter';
 import {
   Arch,
   BOOT_INITRD_IMAGE,
@@ -94,7 +94,7 @@ function streamUuid(info: SubvolumeInfo): string {
  * incremental zstd send streams, each with a signed manifest, plus release.json. Every check that can fail
  * runs before the pool is touched; a failure after that removes the half-built subvolume and outputs.
  */
-export class ReleaseBuilder {
+export class ReleaseBuildService {
   private readonly kernelImages: KernelImages;
 
   constructor(
@@ -313,22 +313,19 @@ export class ReleaseBuilder {
    * images are excluded (and so kept): install() replaces them only when their content changes.
    */
   private async syncRootfs(rootfs: string, target: string): Promise<void> {
-    await this.runner.run({
-      command: 'rsync',
-      args: [
-        '-aHAX',
-        '--numeric-ids',
-        '--one-file-system',
-        '--delete',
-        '--inplace',
-        '--no-whole-file',
-        '--checksum',
-        `--exclude=/boot/${BOOT_KERNEL_IMAGE}`,
-        `--exclude=/boot/${BOOT_INITRD_IMAGE}`,
-        `${rootfs}/`,
-        `${target}/`,
-      ],
-    });
+    await this.runner.run('rsync', [
+      '-aHAX',
+      '--numeric-ids',
+      '--one-file-system',
+      '--delete',
+      '--inplace',
+      '--no-whole-file',
+      '--checksum',
+      `--exclude=/boot/${BOOT_KERNEL_IMAGE}`,
+      `--exclude=/boot/${BOOT_INITRD_IMAGE}`,
+      `${rootfs}/`,
+      `${target}/`,
+    ]);
     this.log(`synced ${rootfs} into ${target}`);
   }
 }

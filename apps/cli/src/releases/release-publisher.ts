@@ -1,15 +1,15 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApiClient, describeFetchFailure, errorFrom } from './api-client';
-import { ArtifactView, ReleaseWithArtifactsView, UploadStatusView } from './api-types';
-import { ApiError, CliError } from './cli-error';
-import { CliContext } from './cli-context';
-import { ExitCode } from './exit-codes';
+import { ApiClient, describeFetchFailure, errorFrom } from '../api-client';
+import { ArtifactView, ReleaseWithArtifactsView, UploadStatusView } from '../api-types';
+import { ApiError, CliError } from '../cli-error';
+import { CliContext } from '../cli-context';
+import { ExitCode } from '../exit-codes';
 import { formatBytes, ProgressBar } from './progress-bar';
 import { IndexedArtifact, readReleaseIndex } from './release-index';
 import { TransportError } from './streaming-upload';
-import { releasePath } from './commands/options';
+import { releasePath } from '../commands/options';
 
 export interface PublishOptions {
   /** bytes per resumable chunk (one PUT each) */

@@ -7,7 +7,7 @@ import {
   ReleaseIndex,
   ReleaseIndexArtifact,
 } from '@cowroot/protocol';
-import { CliError } from './cli-error';
+import { CliError } from '../cli-error';
 
 /** An artifact of `release.json` (libs/protocol/src/release-index.ts), as the CLI uploads it. */
 export type IndexedArtifact = ReleaseIndexArtifact;
