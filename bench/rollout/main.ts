@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { DeviceChannel, PROTOCOL_VERSION, deviceTopic, encodeMessage } from '@cowroot/protocol';
@@ -7,7 +8,7 @@ import { freePort } from '../../apps/server/test/free-port';
 import { FleetSimulator } from '../../tools/fleet-sim/src/fleet-simulator';
 import { startNode, stopChild } from './child-process';
 import { LoadClient, connectClients, publishLoad } from './publish-load';
-import { benchRolloutDispatch } from './rollout-dispatch';
+import { benchOfflineDispatch, benchRolloutDispatch, publishBenchRelease } from './rollout-dispatch';
 
 /**
  * npm run bench:rollout — the rollout benchmark (docs/rollouts.md "Performance"), on this machine:
@@ -23,6 +24,14 @@ const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 3);
 const PACED_RATE = Number(process.env.BENCH_RATE ?? 5000);
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/** Which parts run (comma list): baseline, ingest, dispatch, offline. A part's ratio needs its baseline in the same run. */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'baseline,ingest,dispatch,offline').split(','));
+/** Offline fleets (provisioned, never connected) whose wave dispatch is timed, to show how its cost grows. */
+const OFFLINE_FLEETS = (process.env.BENCH_OFFLINE ?? '10000,15000,100000').split(',').map(Number);
+/** When set, the server's stdout goes to this file (where a slow step shows in its log lines). */
+const SERVER_LOG = process.env.BENCH_SERVER_LOG;
+/** Extra node flags for the server process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where a step goes. */
+const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const root = resolve(__dirname, '../../../..'); // dist/bench/bench/rollout → repository
 
 function statePayload(deviceId: string, seq: number): Buffer {
@@ -90,10 +99,50 @@ async function pacedIngest(
   };
 }
 
+/** State reports: a burst from every device at once (the baseline's shape), then a paced run. */
+async function ingest(fleet: FleetSimulator, dbUrl: string, raw: { perSecond: number } | null): Promise<void> {
+  const latencies: number[] = [];
+  const t = Date.now();
+  // every device at once, one report in flight each: the same shape as the raw baseline
+  await fleet.forAll(async (device) => {
+    for (let i = 0; i < REPORTS; i++) {
+      const t0 = process.hrtime.bigint();
+      await device.publishState();
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }, DEVICES);
+  const seconds = (Date.now() - t) / 1000;
+  latencies.sort((a, b) => a - b);
+  const perSecond = latencies.length / seconds;
+  const p99 = latencies[Math.floor(latencies.length * 0.99)];
+  const p50 = latencies[Math.floor(latencies.length * 0.5)];
+  const check = new Client({ connectionString: dbUrl });
+  await check.connect();
+  // connect() sent seq 0; the load sent 1..REPORTS: every device must hold its last one
+  const committed = await check.query(`SELECT count(*)::int AS n FROM devices WHERE state_seq = $1`, [REPORTS]);
+  await check.end();
+  console.log(
+    `cowroot ingest, burst:       ${perSecond.toFixed(0)} reports/s, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms publish→commit; ` +
+      `${committed.rows[0].n}/${DEVICES} devices hold their last report`,
+  );
+  if (raw) {
+    console.log(
+      `ratio ingest / raw aedes:    ${(perSecond / raw.perSecond).toFixed(3)} (goal: ≥ 5000 reports/s, p99 ≤ 1000 ms)`,
+    );
+  }
+
+  const paced = await pacedIngest(fleet, PACED_RATE, REPORTS * DEVICES);
+  console.log(
+    `cowroot ingest at ${PACED_RATE}/s offered: ${paced.perSecond.toFixed(0)} reports/s committed, ` +
+      `p50 ${paced.p50Ms.toFixed(1)} ms, p99 ${paced.p99Ms.toFixed(1)} ms publish→commit (goal: p99 ≤ 1000 ms)`,
+  );
+}
+
 async function main(): Promise<void> {
   console.log(`bench:rollout — ${DEVICES} devices, ${REPORTS} state reports each`);
-  const raw = await baseline();
-  console.log(`raw aedes QoS 1 (baseline):   ${raw.perSecond.toFixed(0)} msg/s, p99 ${raw.p99Ms.toFixed(1)} ms`);
+  const raw = PARTS.has('baseline') ? await baseline() : null;
+  if (raw)
+    console.log(`raw aedes QoS 1 (baseline):   ${raw.perSecond.toFixed(0)} msg/s, p99 ${raw.p99Ms.toFixed(1)} ms`);
 
   const dbName = `cowroot_bench_${randomBytes(4).toString('hex')}`;
   const admin = new Client({ connectionString: ADMIN_URL });
@@ -104,7 +153,7 @@ async function main(): Promise<void> {
   const mqttPort = await freePort();
   const token = `bench-admin-${randomBytes(8).toString('hex')}`;
   const server = await startNode(
-    [join(root, 'dist/apps/server/src/main.js')],
+    [...SERVER_NODE_ARGS, join(root, 'dist/apps/server/src/main.js')],
     {
       DATABASE_URL: dbUrl.toString(),
       HTTP_HOST: '127.0.0.1',
@@ -116,6 +165,7 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'log',
     },
     (line) => {
+      if (SERVER_LOG) appendFileSync(SERVER_LOG, line + '\n');
       const http = /REST API on http:\/\/[^:]+:(\d+)/.exec(line);
       return http ? Number(http[1]) : undefined;
     },
@@ -123,57 +173,52 @@ async function main(): Promise<void> {
   let fleet: FleetSimulator | null = null;
   try {
     const httpUrl = `http://127.0.0.1:${server.value}`;
-    fleet = new FleetSimulator({
-      httpUrl,
-      token,
-      mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
-      count: DEVICES,
-      tags: ['bench'],
-      idPrefix: 'bench',
-    });
-    let t = Date.now();
-    await fleet.provision();
-    console.log(`provisioned ${DEVICES} devices in ${((Date.now() - t) / 1000).toFixed(1)} s (bulk API)`);
-    t = Date.now();
-    await fleet.connectAll();
-    console.log(`connected ${DEVICES} simulated devices in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-
-    const latencies: number[] = [];
-    t = Date.now();
-    // every device at once, one report in flight each: the same shape as the raw baseline
-    await fleet.forAll(async (device) => {
-      for (let i = 0; i < REPORTS; i++) {
-        const t0 = process.hrtime.bigint();
-        await device.publishState();
-        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    if (PARTS.has('ingest') || PARTS.has('dispatch')) {
+      fleet = new FleetSimulator({
+        httpUrl,
+        token,
+        mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+        count: DEVICES,
+        tags: ['bench'],
+        idPrefix: 'bench',
+      });
+      let t = Date.now();
+      await fleet.provision();
+      console.log(`provisioned ${DEVICES} devices in ${((Date.now() - t) / 1000).toFixed(1)} s (bulk API)`);
+      t = Date.now();
+      await fleet.connectAll();
+      console.log(`connected ${DEVICES} simulated devices in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    }
+    if (fleet && PARTS.has('ingest')) await ingest(fleet, dbUrl.toString(), raw);
+    if (PARTS.has('dispatch') || PARTS.has('offline')) await publishBenchRelease({ httpUrl, token });
+    if (fleet && PARTS.has('dispatch')) {
+      const dispatch = await benchRolloutDispatch({ httpUrl, token, fleet, devices: DEVICES });
+      console.log(
+        `plan + dispatch of a ${DEVICES}-device wave: ${dispatch.seconds.toFixed(2)} s (goal ≤ 10 s), ` +
+          `of which the create call (plan) ${dispatch.planSeconds.toFixed(2)} s`,
+      );
+    }
+    if (PARTS.has('offline')) {
+      const times = new Map<number, number>();
+      // a first wave warms the JIT and the database's caches, so the sizes compared below are alike
+      const warmUp = await benchOfflineDispatch({ httpUrl, token, dbUrl: dbUrl.toString(), count: 1000 });
+      console.log(`offline fleet of 1000 (warm-up): plan + dispatch ${warmUp.seconds.toFixed(2)} s`);
+      for (const count of OFFLINE_FLEETS) {
+        const run = await benchOfflineDispatch({ httpUrl, token, dbUrl: dbUrl.toString(), count });
+        times.set(count, run.seconds);
+        console.log(
+          `offline fleet of ${count}: plan + dispatch ${run.seconds.toFixed(2)} s ` +
+            `(${((run.seconds * 1e6) / count).toFixed(0)} µs/device; create call ${run.planSeconds.toFixed(2)} s; ` +
+            `provisioned in ${run.provisionSeconds.toFixed(1)} s)`,
+        );
       }
-    }, DEVICES);
-    const seconds = (Date.now() - t) / 1000;
-    latencies.sort((a, b) => a - b);
-    const perSecond = latencies.length / seconds;
-    const p99 = latencies[Math.floor(latencies.length * 0.99)];
-    const p50 = latencies[Math.floor(latencies.length * 0.5)];
-    const check = new Client({ connectionString: dbUrl.toString() });
-    await check.connect();
-    // connect() sent seq 0; the load sent 1..REPORTS: every device must hold its last one
-    const committed = await check.query(`SELECT count(*)::int AS n FROM devices WHERE state_seq = $1`, [REPORTS]);
-    await check.end();
-    console.log(
-      `cowroot ingest, burst:       ${perSecond.toFixed(0)} reports/s, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms publish→commit; ` +
-        `${committed.rows[0].n}/${DEVICES} devices hold their last report`,
-    );
-    console.log(
-      `ratio ingest / raw aedes:    ${(perSecond / raw.perSecond).toFixed(3)} (goal: ≥ 5000 reports/s, p99 ≤ 1000 ms)`,
-    );
-
-    const paced = await pacedIngest(fleet, PACED_RATE, REPORTS * DEVICES);
-    console.log(
-      `cowroot ingest at ${PACED_RATE}/s offered: ${paced.perSecond.toFixed(0)} reports/s committed, ` +
-        `p50 ${paced.p50Ms.toFixed(1)} ms, p99 ${paced.p99Ms.toFixed(1)} ms publish→commit (goal: p99 ≤ 1000 ms)`,
-    );
-
-    const dispatch = await benchRolloutDispatch({ httpUrl, token, fleet, devices: DEVICES });
-    console.log(`plan + dispatch of a ${DEVICES}-device wave: ${dispatch.seconds.toFixed(2)} s (goal ≤ 10 s)`);
+      const [small, large] = [times.get(10_000), times.get(15_000)];
+      if (small && large) {
+        console.log(`ratio 15k / 10k offline dispatch: ${(large / small).toFixed(2)} (goal ≤ 1.6; linear = 1.5)`);
+      }
+      const fleet100k = times.get(100_000);
+      if (fleet100k) console.log(`100k offline fleet dispatched in ${fleet100k.toFixed(1)} s (goal ≤ 60 s)`);
+    }
   } finally {
     await fleet?.stopAll().catch(() => undefined);
     await stopChild(server.child);

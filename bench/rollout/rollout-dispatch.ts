@@ -1,16 +1,20 @@
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { Client } from 'pg';
 import { ArtifactKind, JobEventType, MANIFEST_FORMAT, signManifest } from '@cowroot/protocol';
 import { FleetSimulator } from '../../tools/fleet-sim/src/fleet-simulator';
 
-interface DispatchBenchInput {
+interface ApiInput {
   httpUrl: string;
   token: string;
+}
+
+interface DispatchBenchInput extends ApiInput {
   fleet: FleetSimulator;
   devices: number;
 }
 
 async function api(
-  input: DispatchBenchInput,
+  input: ApiInput,
   method: string,
   path: string,
   body?: unknown,
@@ -29,11 +33,8 @@ async function api(
   return response.status === 204 ? null : response.json();
 }
 
-/**
- * Publishes a small signed release through the real API, then times one rollout wave over every device:
- * from the create call until every simulated device has received its install command (its `accepted`).
- */
-export async function benchRolloutDispatch(input: DispatchBenchInput): Promise<{ seconds: number }> {
+/** Registers a signing key and publishes the small signed release every dispatch measurement rolls out. */
+export async function publishBenchRelease(input: ApiInput): Promise<void> {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   await api(input, 'POST', '/api/v1/signing-keys', {
     name: 'bench',
@@ -61,7 +62,15 @@ export async function benchRolloutDispatch(input: DispatchBenchInput): Promise<{
     'X-Cowroot-Manifest': manifest.toString('base64'),
     'X-Cowroot-Signature': signManifest(manifest, privateKey),
   });
+}
 
+/**
+ * Times one rollout wave over every connected device: from the create call until every simulated device
+ * has received its install command (its `accepted`).
+ */
+export async function benchRolloutDispatch(
+  input: DispatchBenchInput,
+): Promise<{ seconds: number; planSeconds: number }> {
   const acceptedBefore = input.fleet.count(JobEventType.Accepted);
   const started = Date.now();
   await api(input, 'POST', '/api/v1/rollouts', {
@@ -71,6 +80,7 @@ export async function benchRolloutDispatch(input: DispatchBenchInput): Promise<{
     waves: [{ percent: 100, timeoutSeconds: 3600 }],
     rebootMode: 'never',
   });
+  const planSeconds = (Date.now() - started) / 1000;
   const deadline = started + 120_000;
   while (input.fleet.count(JobEventType.Accepted) - acceptedBefore < input.devices) {
     if (Date.now() > deadline) {
@@ -80,5 +90,53 @@ export async function benchRolloutDispatch(input: DispatchBenchInput): Promise<{
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  return { seconds: (Date.now() - started) / 1000 };
+  return { seconds: (Date.now() - started) / 1000, planSeconds };
+}
+
+/**
+ * Times one wave over a fleet that is offline (provisioned, never connected): from the create call until
+ * the database holds no queued execution of the rollout, i.e. every device has its command recorded and
+ * handed to the broker, which queues it for the device's next session. This is the server's own cost of
+ * planning and dispatching, without the simulated devices' answers competing for the same two cores.
+ */
+export async function benchOfflineDispatch(
+  input: ApiInput & { dbUrl: string; count: number },
+): Promise<{ seconds: number; planSeconds: number; provisionSeconds: number }> {
+  const tag = `offline-${input.count}`;
+  let t = Date.now();
+  const rows = Array.from({ length: input.count }, (_, i) => ({
+    id: `${tag}-${String(i).padStart(6, '0')}`,
+    tags: [tag],
+    credential: randomBytes(24).toString('base64url'),
+  }));
+  for (let i = 0; i < rows.length; i += 1000) {
+    await api(input, 'POST', '/api/v1/devices/bulk', { devices: rows.slice(i, i + 1000) });
+  }
+  const provisionSeconds = (Date.now() - t) / 1000;
+  const db = new Client({ connectionString: input.dbUrl });
+  await db.connect();
+  try {
+    t = Date.now();
+    const rollout = (await api(input, 'POST', '/api/v1/rollouts', {
+      name: `bench offline ${input.count}`,
+      release: { name: 'bench-os', version: '1.0.0' },
+      selector: { tags: [tag] },
+      waves: [{ percent: 100, timeoutSeconds: 3600 }],
+      rebootMode: 'never',
+    })) as { id: string };
+    const planSeconds = (Date.now() - t) / 1000;
+    const deadline = t + 300_000;
+    for (;;) {
+      const { rows: left } = await db.query(
+        `SELECT count(*)::int AS n FROM rollout_executions WHERE rollout_id = $1 AND state = 'queued'`,
+        [rollout.id],
+      );
+      if (left[0].n === 0) break;
+      if (Date.now() > deadline) throw new Error(`${left[0].n}/${input.count} executions still queued after 300 s`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { seconds: (Date.now() - t) / 1000, planSeconds, provisionSeconds };
+  } finally {
+    await db.end();
+  }
 }

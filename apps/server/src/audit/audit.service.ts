@@ -37,7 +37,7 @@ export class AuditService {
     await this.recordMany([entry], manager);
   }
 
-  /** Many entries, in inserts small enough for PostgreSQL's 65535 bind parameters (11 per row). */
+  /** Many entries, in chunks that keep one statement's parameter a few MB at most. */
   async recordMany(entries: AuditEntryInput[], manager?: EntityManager): Promise<void> {
     const correlationId = currentCorrelationId() ?? null;
     const at = new Date();
@@ -51,32 +51,34 @@ export class AuditService {
     }
   }
 
+  /** One statement per chunk, rows as one jsonb parameter (the query builder cost ~0.2 ms per row). */
   private async insert(
     entries: AuditEntryInput[],
     at: Date,
     correlationId: string | null,
     manager: EntityManager,
   ): Promise<void> {
-    await manager
-      .createQueryBuilder()
-      .insert()
-      .into(AuditEntry)
-      .values(
-        entries.map(boundAuditEntry).map((entry) => ({
-          at,
-          actorType: entry.actor.type,
-          actorId: entry.actor.id,
-          actorName: entry.actor.name,
-          action: entry.action,
-          subjectType: entry.subjectType,
-          subjectId: entry.subjectId,
-          before: entry.before === undefined ? null : (entry.before as object),
-          after: entry.after === undefined ? null : (entry.after as object),
-          reason: entry.reason ?? null,
-          correlationId,
-        })),
-      )
-      .execute();
+    const rows = entries.map(boundAuditEntry).map((entry) => ({
+      actor_type: entry.actor.type,
+      actor_id: entry.actor.id,
+      actor_name: entry.actor.name,
+      action: entry.action,
+      subject_type: entry.subjectType,
+      subject_id: entry.subjectId,
+      before: entry.before === undefined ? null : entry.before,
+      after: entry.after === undefined ? null : entry.after,
+      reason: entry.reason ?? null,
+    }));
+    // WITH ORDINALITY: ids follow the order of `entries`
+    await manager.query(
+      `INSERT INTO audit_log (at, actor_type, actor_id, actor_name, action, subject_type, subject_id, before, after, reason, correlation_id)
+       SELECT $2, r.actor_type, r.actor_id, r.actor_name, r.action, r.subject_type, r.subject_id, r.before, r.after, r.reason, $3
+         FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (actor_type text, actor_id text, actor_name text, action text,
+              subject_type text, subject_id text, before jsonb, after jsonb, reason text)) WITH ORDINALITY
+              AS r(actor_type, actor_id, actor_name, action, subject_type, subject_id, before, after, reason, n)
+        ORDER BY r.n`,
+      [JSON.stringify(rows), at, correlationId],
+    );
   }
 
   /** Newest first. */

@@ -133,12 +133,20 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
     );
     const statusOf = new Map(devices.map((device) => [device.id, device.status]));
     const now = new Date();
+    // a wave sends one or a few distinct requests: each is validated once, every command gets its own id
+    const validated = new Map<string, Record<string, unknown>>();
+    const envelopeOf = (request: CommandRequest): Record<string, unknown> => {
+      const key = JSON.stringify(request);
+      let message = validated.get(key);
+      if (!message) validated.set(key, (message = this.envelope(request, now)));
+      return { ...message, commandId: randomUUID() };
+    };
     const commands = items.map(({ deviceId, request }) => {
       const status = statusOf.get(deviceId);
       if (status === undefined) throw new DomainError(DomainErrorCode.DeviceNotFound, `device ${deviceId} not found`);
       if (status !== DeviceStatus.Active)
         throw new DomainError(DomainErrorCode.DeviceDecommissioned, `device ${deviceId} is decommissioned`);
-      const message = this.envelope(request, now);
+      const message = envelopeOf(request);
       return manager.create(DeviceCommand, {
         id: message.commandId as string,
         deviceId,
@@ -233,25 +241,26 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
 
   /**
    * publish() for many stored commands (after the recording transaction committed): every message goes out
-   * through the broker, then one UPDATE marks those whose device had a live session as `sent`.
+   * through the broker, and one UPDATE per chunk marks those whose device had a live session as `sent`.
    */
   async publishMany(commands: DeviceCommand[]): Promise<number> {
-    const delivered: string[] = [];
-    // issued in order (aedes keeps the order of publish calls), awaited per chunk rather than one by one
+    let delivered = 0;
+    // issued in order (aedes keeps the order of publish calls), awaited per chunk rather than one by one;
+    // each chunk is marked `sent` as soon as it is out, so the queued-command poll does not send it again
     for (let i = 0; i < commands.length; i += PUBLISH_CHUNK) {
       const chunk = commands.slice(i, i + PUBLISH_CHUNK);
       const sent = await Promise.all(
         chunk.map((command) => this.broker.publishCommand(command.deviceId, encodeMessage(command.payload))),
       );
-      chunk.forEach((command, j) => sent[j] && delivered.push(command.id));
-    }
-    if (delivered.length > 0) {
+      const ids = chunk.filter((_, j) => sent[j]).map((command) => command.id);
+      if (ids.length === 0) continue;
       await this.dataSource.query(
         `UPDATE device_commands SET status = $2, updated_at = now() WHERE id = ANY($1::uuid[]) AND status = $3`,
-        [delivered, CommandStatus.Sent, CommandStatus.Queued],
+        [ids, CommandStatus.Sent, CommandStatus.Queued],
       );
+      delivered += ids.length;
     }
-    return delivered.length;
+    return delivered;
   }
 
   /** Publishes, oldest first, every command of the device that it has not acknowledged yet. */

@@ -53,7 +53,8 @@ export class EventsHandler implements DeviceMessageHandler {
         return null;
       case 'stored':
         if (outcome.changed)
-          this.logger.log(`deviceId=${deviceId} commandId=${event.commandId} status=${outcome.status}`);
+          // debug: a wave makes several per device; the command's status and the audit keep them
+          this.logger.debug(`deviceId=${deviceId} commandId=${event.commandId} status=${outcome.status}`);
         return null;
     }
   }
