@@ -1,10 +1,11 @@
 import 'reflect-metadata';
 import { INestApplication, LogLevel, ValidationPipe } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { NestFactory, Reflector } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { DomainErrorFilter } from './common/domain-error.filter';
+import { RequestInputInterceptor } from './common/request-input.interceptor';
 import { LOG_LEVELS, ServerConfig } from './config/server-config';
 import { EmbeddedPostgres, startEmbeddedPostgres } from './database/embedded-postgres';
 import { join } from 'node:path';
@@ -28,12 +29,11 @@ export async function createApp(config: ServerConfig): Promise<ServerHandle> {
   try {
     app = await NestFactory.create<NestExpressApplication>(
       AppModule.forRoot(config, config.databaseUrl ?? embedded!.url),
-      {
-        logger: logLevels(config),
-        bodyParser: true,
-      },
+      // No body-parser middleware: middleware runs before the auth guard, so an unauthenticated client could
+      // make the server buffer bodies. RequestInputInterceptor reads them after the guards, per route limit.
+      { logger: logLevels(config), bodyParser: false },
     );
-    app.useBodyParser('json', { limit: '10mb' });
+    app.useGlobalInterceptors(new RequestInputInterceptor(app.get(Reflector)));
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
     app.useGlobalFilters(new DomainErrorFilter());
     app.enableShutdownHooks();

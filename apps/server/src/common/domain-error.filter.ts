@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import { QueryFailedError } from 'typeorm';
 import { DomainError, DomainErrorCode } from './domain-error';
 import { currentCorrelationId } from './request-context';
 
@@ -20,6 +21,8 @@ function statusOf(code: DomainErrorCode): number {
       return HttpStatus.FORBIDDEN;
     case DomainErrorCode.PayloadTooLarge:
       return HttpStatus.PAYLOAD_TOO_LARGE;
+    case DomainErrorCode.TooManyRequests:
+      return HttpStatus.TOO_MANY_REQUESTS;
   }
 }
 
@@ -34,6 +37,13 @@ const HTTP_CODES: Record<number, string> = {
   422: 'INVALID_STATE',
   507: 'INSUFFICIENT_STORAGE',
 };
+
+/** SQLSTATE class 22 "data exception" (PostgreSQL Appendix A): invalid text representation, out of range, … */
+function isDataException(error: unknown): error is QueryFailedError {
+  if (!(error instanceof QueryFailedError)) return false;
+  const code = (error.driverError as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('22');
+}
 
 /**
  * The one place errors become HTTP answers: domain errors by code, Nest's HttpExceptions (validation,
@@ -68,6 +78,12 @@ export class DomainErrorFilter implements ExceptionFilter {
             ? (raw as Record<string, unknown>)
             : undefined,
       };
+    } else if (isDataException(exception)) {
+      // Defence in depth behind DTO and cursor validation: a value PostgreSQL cannot take (SQLSTATE class 22,
+      // e.g. out of range or not a uuid) came from the request, so it is the client's error, not the server's.
+      status = HttpStatus.BAD_REQUEST;
+      body = { code: 'INVALID', message: 'a value of the request is out of range or malformed' };
+      this.logger.warn(`correlationId=${correlationId} refused a value the database cannot take: ${exception.message}`);
     } else {
       status = HttpStatus.INTERNAL_SERVER_ERROR;
       body = { code: 'INTERNAL', message: `internal error; quote correlation id ${correlationId}` };
@@ -79,6 +95,9 @@ export class DomainErrorFilter implements ExceptionFilter {
       response.destroy();
       return;
     }
+    // An error answered before the body was read (authentication, limits): do not drain the rest of it.
+    const request = host.switchToHttp().getRequest<Request | undefined>();
+    if (request && !request.complete) response.setHeader('Connection', 'close');
     response.status(status).json({ error: { ...body, correlationId } });
   }
 }

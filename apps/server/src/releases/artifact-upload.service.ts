@@ -109,11 +109,12 @@ export class ArtifactUploadService {
     return { offset: partial.offset, size: partial.size };
   }
 
-  async abandon(name: string, version: string, file: string): Promise<void> {
+  /** Removes the partial file of a resumable upload and audits it (404 when none is in progress). */
+  async abandon(name: string, version: string, file: string, actor: Actor): Promise<void> {
     const release = await this.releases.get(name, version);
     // the name becomes a path: only names a manifest could carry
-    if (!ARTIFACT_FILE_PATTERN.test(file))
-      throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
+    const partial = ARTIFACT_FILE_PATTERN.test(file) ? await this.storage.readPartial(release.id, file) : null;
+    if (!partial) throw new DomainError(DomainErrorCode.NotFound, `no resumable upload of ${file} in progress`);
     if (this.chunksInFlight.has(`${release.id}/${file}`)) {
       throw new DomainError(
         DomainErrorCode.Conflict,
@@ -121,6 +122,13 @@ export class ArtifactUploadService {
       );
     }
     await this.storage.removePartial(release.id, file);
+    await this.audit.record({
+      actor,
+      action: 'release.artifact.upload_abandoned',
+      subjectType: 'release',
+      subjectId: `${release.name}/${release.version}`,
+      before: { file, receivedBytes: partial.offset, size: partial.size, startedAt: partial.startedAt },
+    });
   }
 
   private async receive(request: UploadRequest, actor: Actor): Promise<UploadOutcome> {
@@ -272,7 +280,10 @@ export class ArtifactUploadService {
       await rm(temp, { force: true });
       throw error;
     }
-    return this.commit(verified, temp, actor);
+    const outcome = await this.commit(verified, temp, actor);
+    // a resumable upload of the same file that was interrupted earlier has nothing left to resume
+    await this.storage.removePartial(verified.release.id, manifest.file);
+    return outcome;
   }
 
   /**

@@ -16,6 +16,7 @@ import { AllowDevices } from '../auth/allow-devices.decorator';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
+import { StreamedBody } from '../common/body-limit.decorator';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { ArtifactDownloadService } from './artifact-download.service';
 import { ArtifactUploadService } from './artifact-upload.service';
@@ -79,6 +80,7 @@ export class ArtifactsController {
   @ApiResponse({ status: 413, description: 'manifest size above the limit' })
   @ApiResponse({ status: 422, description: 'signature not verified, size or sha256 mismatch, parent missing' })
   @ApiResponse({ status: 507, description: 'artifact storage is full' })
+  @StreamedBody()
   async upload(
     @Param('name') name: string,
     @Param('version') version: string,
@@ -133,13 +135,14 @@ export class ArtifactsController {
   @Delete(':file/upload')
   @HttpCode(204)
   @Roles(Role.Operator)
-  @ApiOperation({ summary: 'Abandon a resumable upload and remove its partial file' })
+  @ApiOperation({ summary: 'Abandon a resumable upload and remove its partial file (audited)' })
   async abandonUpload(
     @Param('name') name: string,
     @Param('version') version: string,
     @Param('file') file: string,
+    @CurrentActor() actor: Actor,
   ): Promise<void> {
-    await this.uploads.abandon(name, version, file);
+    await this.uploads.abandon(name, version, file, actor);
   }
 
   @Get(':file/manifest')
