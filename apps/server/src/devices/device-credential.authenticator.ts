@@ -2,11 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { isDeviceId } from '@cowroot/protocol';
 import { DataSource } from 'typeorm';
-import { DeviceAuthenticator } from '../auth/device-authenticator';
+import { CredentialCheck, DeviceAuthenticator } from '../auth/device-authenticator';
 import { verifySecret } from '../auth/secrets';
 import { DeviceStatus } from './device.entity';
-
-export type CredentialCheck = 'ok' | 'unknown' | 'wrong' | 'decommissioned';
 
 /** Checks a device's credential, for MQTT CONNECT and for HTTP routes marked @AllowDevices. */
 @Injectable()
@@ -23,9 +21,5 @@ export class DeviceCredentialAuthenticator implements DeviceAuthenticator {
     if (!row) return 'unknown';
     if (row.status !== DeviceStatus.Active || row.credential_hash === null) return 'decommissioned';
     return verifySecret(secret, row.credential_hash) ? 'ok' : 'wrong';
-  }
-
-  async authenticate(deviceId: string, secret: string): Promise<boolean> {
-    return (await this.check(deviceId, secret)) === 'ok';
   }
 }
