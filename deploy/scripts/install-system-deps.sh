@@ -7,6 +7,8 @@ packages=(
   btrfs-progs u-boot-tools libubootenv-tool zstd rsync
   # test certificates for mqtts:// and https:// (apps/agent/src/tls.int-spec.ts)
   openssl
+  # psql runs docker-compose's role script in apps/server/src/database/audit-role.int-spec.ts
+  postgresql-client
   # the virtual device: QEMU, disk images, the guest's initramfs
   qemu-system-x86 qemu-utils dosfstools mtools fdisk busybox-static cpio kmod
   # building u-boot 2023.01 from Debian's source package (tools/vdev/build-artifacts.sh)

@@ -37,7 +37,7 @@ export async function createApp(config: ServerConfig): Promise<ServerHandle> {
       AppModule.forRoot(config, config.databaseUrl ?? embedded!.url),
       // No body-parser middleware: middleware runs before the auth guard, so an unauthenticated client could
       // make the server buffer bodies. RequestInputInterceptor reads them after the guards, per route limit.
-      { logger: logLevels(config), bodyParser: false, httpsOptions },
+      { logger: logLevels(config), bodyParser: false, httpsOptions, abortOnError: false },
     );
     app.useGlobalInterceptors(new RequestInputInterceptor(app.get(Reflector)));
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
