@@ -1,16 +1,17 @@
 import { HttpException, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { ArtifactKind, ArtifactManifest, parseManifest } from '@cowroot/protocol';
+import { ArtifactManifest, parseManifest } from '@cowroot/protocol';
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { MetricsService } from '../metrics/metrics.service';
 import { SigningKey } from '../signing-keys/signing-key.entity';
 import { SigningKeysService } from '../signing-keys/signing-keys.service';
+import { checkArtifactPlacement } from './artifact-placement';
 import { ArtifactStorage } from './artifact-storage.service';
 import { parseUploadContentRange, UploadChunkRange } from './content-range';
 import { ByteLimitExceededError, writeStreamHashed } from './hashing-file-writer';
@@ -145,7 +146,7 @@ export class ArtifactUploadService {
         `release ${release.name} ${release.version} already has an artifact ${manifest.file} with another manifest`,
       );
     }
-    await this.checkPlacement(release, manifest, this.dataSource.manager);
+    await checkArtifactPlacement(release, manifest, this.dataSource.manager);
 
     let range: UploadChunkRange | null;
     try {
@@ -202,60 +203,6 @@ export class ArtifactUploadService {
       );
     }
     return { release, manifest, manifestBytes, signature, signer };
-  }
-
-  /**
-   * Rules for what a release may hold (run again under the release lock at commit):
-   * - one full stream; any number of incrementals, one per parent snapshot;
-   * - all artifacts produce the same snapshot (the release's snapshot uuid);
-   * - an incremental's parent release must exist and its snapshot uuid must be the manifest's
-   *   parent.snapshotUuid, i.e. the parent must have at least one artifact uploaded first.
-   */
-  private async checkPlacement(release: Release, manifest: ArtifactManifest, manager: EntityManager): Promise<void> {
-    if (release.snapshotUuid !== null && release.snapshotUuid !== manifest.snapshotUuid) {
-      throw new DomainError(
-        DomainErrorCode.InvalidState,
-        `the manifest's snapshotUuid ${manifest.snapshotUuid} differs from the release's ${release.snapshotUuid}: all artifacts of a release must produce the same snapshot`,
-      );
-    }
-    if (manifest.kind === ArtifactKind.Full) {
-      const full = await manager.findOne(ReleaseArtifact, {
-        where: { releaseId: release.id, kind: ArtifactKind.Full },
-      });
-      if (full)
-        throw new DomainError(
-          DomainErrorCode.Conflict,
-          `release ${release.name} ${release.version} already has a full stream (${full.file})`,
-        );
-      return;
-    }
-    const parent = manifest.parent!;
-    const parentRelease = await manager.findOne(Release, {
-      where: { name: parent.release.name, version: parent.release.version },
-    });
-    if (!parentRelease || parentRelease.id === release.id) {
-      throw new DomainError(
-        DomainErrorCode.InvalidState,
-        `parent release ${parent.release.name} ${parent.release.version} does not exist`,
-      );
-    }
-    if (parentRelease.snapshotUuid !== parent.snapshotUuid) {
-      throw new DomainError(
-        DomainErrorCode.InvalidState,
-        parentRelease.snapshotUuid === null
-          ? `parent release ${parent.release.name} ${parent.release.version} has no artifact yet: upload its full stream first`
-          : `parent snapshotUuid ${parent.snapshotUuid} is not the snapshot of release ${parent.release.name} ${parent.release.version} (${parentRelease.snapshotUuid})`,
-      );
-    }
-    const sibling = await manager.findOne(ReleaseArtifact, {
-      where: { releaseId: release.id, parentSnapshotUuid: parent.snapshotUuid },
-    });
-    if (sibling) {
-      throw new DomainError(
-        DomainErrorCode.Conflict,
-        `release ${release.name} ${release.version} already has an incremental from that parent (${sibling.file})`,
-      );
-    }
   }
 
   /** One request carries the whole stream; anything short of a verified stream leaves nothing behind. */
@@ -445,7 +392,7 @@ export class ArtifactUploadService {
             DomainErrorCode.Conflict,
             `artifact ${manifest.file} was stored by another upload meanwhile`,
           );
-        await this.checkPlacement(release, manifest, manager);
+        await checkArtifactPlacement(release, manifest, manager);
         const artifact = await manager.save(
           manager.create(ReleaseArtifact, {
             releaseId: release.id,
