@@ -9,6 +9,8 @@ packages=(
   openssl
   # a third-party MQTT client: the broker's MQTT 5 refusal (apps/server/src/mqtt/ingest-hardening.int-spec.ts)
   mosquitto-clients
+  # psql runs docker-compose's role script in apps/server/src/database/audit-role.int-spec.ts
+  postgresql-client
   # the virtual device: QEMU, disk images, the guest's initramfs
   qemu-system-x86 qemu-utils dosfstools mtools fdisk busybox-static cpio kmod
   # building u-boot 2023.01 from Debian's source package (tools/vdev/build-artifacts.sh)

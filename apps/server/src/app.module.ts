@@ -18,7 +18,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        DatabaseModule.forRoot(databaseUrl, config.databaseUrl === null),
+        DatabaseModule.forRoot(databaseUrl, config.databaseUrl === null, config.databaseMigrationUrl),
         MetricsModule,
         AuditModule,
         AuthModule,

@@ -1,14 +1,18 @@
 import 'reflect-metadata';
-import { INestApplication, LogLevel, ValidationPipe } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { INestApplication, Logger, LogLevel, ValidationPipe } from '@nestjs/common';
+import { NestFactory, Reflector } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { DomainErrorFilter } from './common/domain-error.filter';
+import { RequestInputInterceptor } from './common/request-input.interceptor';
 import { LOG_LEVELS, ServerConfig } from './config/server-config';
 import { EmbeddedPostgres, startEmbeddedPostgres } from './database/embedded-postgres';
 import { buildOpenApiDocument } from './openapi/openapi-document';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { bootstrapTokenBanner } from './auth/bootstrap-token-banner';
+import { TokensService } from './auth/tokens.service';
 
 export interface ServerHandle {
   app: INestApplication;
@@ -27,14 +31,16 @@ export async function createApp(config: ServerConfig): Promise<ServerHandle> {
   if (!config.databaseUrl) embedded = await startEmbeddedPostgres(join(config.dataDir, 'pglite'));
   let app: NestExpressApplication | null = null;
   try {
+    const httpsOptions = config.httpTlsEnabled
+      ? { key: await readFile(config.httpTlsKeyFile!), cert: await readFile(config.httpTlsCertFile!) }
+      : undefined;
     app = await NestFactory.create<NestExpressApplication>(
       AppModule.forRoot(config, config.databaseUrl ?? embedded!.url),
-      {
-        logger: logLevels(config),
-        bodyParser: true,
-      },
+      // No body-parser middleware: middleware runs before the auth guard, so an unauthenticated client could
+      // make the server buffer bodies. RequestInputInterceptor reads them after the guards, per route limit.
+      { logger: logLevels(config), bodyParser: false, httpsOptions, abortOnError: false },
     );
-    app.useBodyParser('json', { limit: '10mb' });
+    app.useGlobalInterceptors(new RequestInputInterceptor(app.get(Reflector)));
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
     app.useGlobalFilters(new DomainErrorFilter());
     app.enableShutdownHooks();
@@ -71,4 +77,28 @@ export async function listenHttp(app: INestApplication, config: ServerConfig): P
     }
     throw error;
   }
+}
+
+/**
+ * What main.ts runs: build, listen, then, only once the server really is up, make the bootstrap admin token
+ * if no admin exists and print it as the very last output (a start that fails on a taken port generates
+ * none, so no token is ever lost in a failed start's log).
+ */
+export async function startServer(
+  config: ServerConfig,
+  print: (text: string) => void = (text) => process.stdout.write(text),
+): Promise<ServerHandle> {
+  const server = await createApp(config);
+  try {
+    await listenHttp(server.app, config);
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  const { port } = server.app.getHttpServer().address() as { port: number };
+  const scheme = config.httpTlsEnabled ? 'https' : 'http';
+  new Logger('cowroot').log(`REST API on ${scheme}://${config.httpHost}:${port} (docs at /docs)`);
+  const token = await server.app.get(TokensService).ensureBootstrapAdmin();
+  if (token) print(bootstrapTokenBanner(token));
+  return server;
 }

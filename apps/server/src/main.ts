@@ -1,19 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { createApp, listenHttp } from './bootstrap';
+import { startServer } from './bootstrap';
 import { ConfigError, ServerConfig } from './config/server-config';
 
 async function main(): Promise<void> {
   const config = ServerConfig.fromEnv(process.env);
-  const server = await createApp(config);
+  const server = await startServer(config);
   const logger = new Logger('cowroot');
-  try {
-    await listenHttp(server.app, config);
-  } catch (error) {
-    await server.close();
-    throw error;
-  }
-  const { port } = server.app.getHttpServer().address() as { port: number };
-  logger.log(`REST API on http://${config.httpHost}:${port} (docs at /docs)`);
   let closing = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {

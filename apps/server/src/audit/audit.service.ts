@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
 import { Actor } from '../auth/actor';
-import { decodeCursor, encodeCursor, Page } from '../common/cursor';
+import { decodeCursor, encodeCursor, isBigintText, Page } from '../common/cursor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { currentCorrelationId } from '../common/request-context';
 import { AuditEntry } from './audit-entry.entity';
@@ -22,10 +22,7 @@ export interface AuditEntryInput {
 const AUDIT_ROWS_PER_INSERT = 2000;
 
 const isIdCursor = (value: unknown): value is { id: string } =>
-  typeof value === 'object' &&
-  value !== null &&
-  typeof (value as { id?: unknown }).id === 'string' &&
-  /^\d+$/.test((value as { id: string }).id);
+  typeof value === 'object' && value !== null && isBigintText((value as { id?: unknown }).id);
 
 /** Writes and reads the append-only audit log. */
 @Injectable()

@@ -1,11 +1,13 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { isDeviceId } from '@cowroot/protocol';
+import type { Response } from 'express';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
-import { deviceActor } from './actor';
+import { Actor, deviceActor } from './actor';
 import { ALLOW_DEVICES_KEY } from './allow-devices.decorator';
 import type { AuthenticatedRequest } from './current-actor.decorator';
 import { DEVICE_AUTHENTICATOR, DeviceAuthenticator } from './device-authenticator';
+import { credentialFailure, LoginAttempt, LoginChannel, LoginFailure, LoginThrottle } from './login-throttle';
 import { PUBLIC_KEY } from './public.decorator';
 import { MIN_ROLE_KEY } from './roles.decorator';
 import { Role, roleSatisfies } from './role.enum';
@@ -13,13 +15,15 @@ import { TokensService } from './tokens.service';
 
 /**
  * Global guard: every route needs an operator token (Bearer) with at least the route's role, unless it is
- * @Public; routes marked @AllowDevices also take a device's HTTP Basic credential.
+ * @Public; routes marked @AllowDevices also take a device's HTTP Basic credential. Failed logins are counted
+ * and throttled by LoginThrottle. It runs before any request body is read (RequestInputInterceptor).
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: TokensService,
+    private readonly throttle: LoginThrottle,
     @Optional() @Inject(DEVICE_AUTHENTICATOR) private readonly devices?: DeviceAuthenticator,
   ) {}
 
@@ -29,10 +33,10 @@ export class AuthGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const header = request.headers.authorization ?? '';
     const [scheme, value] = header.split(' ', 2);
+    const source = request.socket.remoteAddress ?? 'unknown';
 
     if (scheme?.toLowerCase() === 'bearer' && value) {
-      const actor = await this.tokens.authenticate(value.trim());
-      if (!actor) throw new DomainError(DomainErrorCode.Unauthorized, 'unknown or revoked API token');
+      const actor = await this.bearer(context, { channel: LoginChannel.RestBearer, source }, value.trim());
       const required = this.reflector.getAllAndOverride<Role>(MIN_ROLE_KEY, targets) ?? Role.Viewer;
       if (!roleSatisfies(actor.role ?? Role.Viewer, required)) {
         throw new DomainError(DomainErrorCode.Forbidden, `this action needs the ${required} role`);
@@ -50,13 +54,57 @@ export class AuthGuard implements CanActivate {
       const colon = decoded.indexOf(':');
       const deviceId = colon > 0 ? decoded.slice(0, colon) : '';
       const secret = colon > 0 ? decoded.slice(colon + 1) : '';
-      if (this.devices && isDeviceId(deviceId) && (await this.devices.authenticate(deviceId, secret))) {
-        request.actor = deviceActor(deviceId);
-        return true;
-      }
-      throw new DomainError(DomainErrorCode.Unauthorized, 'unknown device or wrong credential');
+      const identity = isDeviceId(deviceId) ? deviceId : undefined;
+      await this.basic(context, { channel: LoginChannel.HttpBasic, source, identity }, secret);
+      request.actor = deviceActor(deviceId);
+      return true;
     }
 
     throw new DomainError(DomainErrorCode.Unauthorized, 'missing credential: send Authorization: Bearer <token>');
+  }
+
+  private async bearer(context: ExecutionContext, attempt: LoginAttempt, secret: string): Promise<Actor> {
+    this.admit(context, attempt);
+    const actor = await this.refundOnError(attempt, this.tokens.authenticate(secret));
+    if (actor) {
+      this.throttle.refund(attempt);
+      return actor;
+    }
+    this.throttle.fail(attempt, LoginFailure.UnknownToken);
+    throw new DomainError(DomainErrorCode.Unauthorized, 'unknown or revoked API token');
+  }
+
+  private async basic(context: ExecutionContext, attempt: LoginAttempt, secret: string): Promise<void> {
+    this.admit(context, attempt);
+    const deviceId = attempt.identity;
+    const result =
+      this.devices && deviceId ? await this.refundOnError(attempt, this.devices.check(deviceId, secret)) : null;
+    if (result === 'ok') {
+      this.throttle.refund(attempt);
+      return;
+    }
+    this.throttle.fail(attempt, result === null ? LoginFailure.Malformed : credentialFailure(result));
+    // unknown, wrong and decommissioned answer alike: the answer tells nothing about which ids exist
+    throw new DomainError(DomainErrorCode.Unauthorized, 'unknown device or wrong credential');
+  }
+
+  /** A check that throws (database down) says nothing about the credential: its token is given back. */
+  private async refundOnError<T>(attempt: LoginAttempt, check: Promise<T>): Promise<T> {
+    try {
+      return await check;
+    } catch (error) {
+      this.throttle.refund(attempt);
+      throw error;
+    }
+  }
+
+  /** 429 with Retry-After, before any credential check, while the source or identity has failed too often. */
+  private admit(context: ExecutionContext, attempt: LoginAttempt): void {
+    const wait = this.throttle.admit(attempt);
+    if (wait === 0) return;
+    context.switchToHttp().getResponse<Response>().setHeader('Retry-After', String(wait));
+    throw new DomainError(DomainErrorCode.TooManyRequests, `too many failed logins: retry in ${wait} s`, {
+      retryAfterSeconds: wait,
+    });
   }
 }

@@ -3,6 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { ApiToken } from './api-token.entity';
 import { AuthGuard } from './auth.guard';
+import { LoginThrottle } from './login-throttle';
 import { TokensController } from './tokens.controller';
 import { TokensService } from './tokens.service';
 
@@ -10,7 +11,7 @@ import { TokensService } from './tokens.service';
 @Module({
   imports: [TypeOrmModule.forFeature([ApiToken])],
   controllers: [TokensController],
-  providers: [TokensService, { provide: APP_GUARD, useClass: AuthGuard }],
-  exports: [TokensService],
+  providers: [TokensService, LoginThrottle, { provide: APP_GUARD, useClass: AuthGuard }],
+  exports: [TokensService, LoginThrottle],
 })
 export class AuthModule {}

@@ -23,11 +23,15 @@ export class TokensService implements OnApplicationBootstrap {
     private readonly config: ServerConfig,
   ) {}
 
-  /** First start: make sure an admin can log in (COWROOT_ADMIN_TOKEN, or a generated token printed once). */
+  /** COWROOT_ADMIN_TOKEN is an admin token from the start (added if new: how an operator who lost one gets in). */
   async onApplicationBootstrap(): Promise<void> {
-    await this.ensureBootstrapAdmin();
+    if (this.config.adminToken) await this.ensureBootstrapAdmin();
   }
 
+  /**
+   * Makes sure an admin can log in: COWROOT_ADMIN_TOKEN, or, when no admin token exists, a generated one
+   * that is returned (never logged here) for startServer to print once the server listens.
+   */
   async ensureBootstrapAdmin(): Promise<string | null> {
     const repo = this.dataSource.getRepository(ApiToken);
     if (this.config.adminToken) {
@@ -40,8 +44,7 @@ export class TokensService implements OnApplicationBootstrap {
     if (admins > 0) return null;
     const token = generateSecret();
     await this.insert('bootstrap-admin', Role.Admin, hashSecret(token), SYSTEM_ACTOR);
-    // Printed once on purpose: the hash is all the server keeps.
-    this.logger.warn(`generated the bootstrap admin token (shown once, store it now): ${token}`);
+    this.logger.warn('generated the bootstrap admin token: it is printed once, at the end of the start');
     return token;
   }
 

@@ -1,9 +1,17 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import { QueryFailedError } from 'typeorm';
 import { DomainError, DomainErrorCode } from './domain-error';
 import { codeForHttpStatus, ERROR_CODES } from './error-codes';
 import { currentCorrelationId } from './request-context';
+
+/** SQLSTATE class 22 "data exception" (PostgreSQL Appendix A): invalid text representation, out of range, … */
+function isDataException(error: unknown): error is QueryFailedError {
+  if (!(error instanceof QueryFailedError)) return false;
+  const code = (error.driverError as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('22');
+}
 
 /**
  * The one place errors become HTTP answers: domain errors by code, Nest's HttpExceptions (validation,
@@ -38,6 +46,12 @@ export class DomainErrorFilter implements ExceptionFilter {
             ? (raw as Record<string, unknown>)
             : undefined,
       };
+    } else if (isDataException(exception)) {
+      // Defence in depth behind DTO and cursor validation: a value PostgreSQL cannot take (SQLSTATE class 22,
+      // e.g. out of range or not a uuid) came from the request, so it is the client's error, not the server's.
+      status = HttpStatus.BAD_REQUEST;
+      body = { code: DomainErrorCode.Invalid, message: 'a value of the request is out of range or malformed' };
+      this.logger.warn(`correlationId=${correlationId} refused a value the database cannot take: ${exception.message}`);
     } else {
       status = HttpStatus.INTERNAL_SERVER_ERROR;
       body = { code: DomainErrorCode.Internal, message: `internal error; quote correlation id ${correlationId}` };
@@ -49,6 +63,9 @@ export class DomainErrorFilter implements ExceptionFilter {
       response.destroy();
       return;
     }
+    // An error answered before the body was read (authentication, limits): do not drain the rest of it.
+    const request = host.switchToHttp().getRequest<Request | undefined>();
+    if (request && !request.complete) response.setHeader('Connection', 'close');
     response.status(status).json({ error: { ...body, correlationId } });
   }
 }

@@ -63,6 +63,7 @@ export enum DomainErrorCode {
   ExecutionNotFound = 'EXECUTION_NOT_FOUND',
   RollbackNotFound = 'ROLLBACK_NOT_FOUND',
   RollbackTargetInvalid = 'ROLLBACK_TARGET_INVALID',
+  TooManyRequests = 'TOO_MANY_REQUESTS',
 }
 
 export class DomainError extends Error {

@@ -25,6 +25,10 @@ export const ERROR_CODES: Record<C, ErrorCodeInfo> = {
     meaning: 'not possible in the current state (generic: routes answer a specific code where there is one)',
   },
   [C.PayloadTooLarge]: { status: 413, meaning: 'the request body is larger than the server accepts' },
+  [C.TooManyRequests]: {
+    status: 429,
+    meaning: 'too many failed logins from this source or for this identity; see Retry-After',
+  },
   [C.Internal]: { status: 500, meaning: 'unexpected server error; quote the correlationId' },
   [C.NotReady]: { status: 503, meaning: 'not ready: details says which dependency (database, mqtt) is down' },
   [C.InvalidCursor]: { status: 400, meaning: 'the cursor is not a nextCursor of this list; start again without it' },
@@ -106,6 +110,8 @@ export function codeForHttpStatus(status: number): C {
       return C.PayloadTooLarge;
     case 416:
       return C.RangeNotSatisfiable;
+    case 429:
+      return C.TooManyRequests;
     case 422:
       return C.InvalidState;
     case 503:

@@ -4,15 +4,21 @@ import { isAbsolute, join, resolve } from 'node:path';
 export const SERVER_ENV_VARIABLES = {
   HTTP_HOST: 'address the REST API binds to (default 0.0.0.0)',
   HTTP_PORT: 'REST API port (default 3000)',
+  HTTP_TLS_KEY_FILE: 'PEM private key: the REST API listens with HTTPS instead of HTTP',
+  HTTP_TLS_CERT_FILE: 'PEM certificate chain for the HTTPS listener',
   MQTT_HOST: 'address the embedded MQTT broker binds to (default 0.0.0.0)',
   MQTT_PORT: 'plain MQTT port of the embedded broker (default 1883; 0 = any free port)',
   MQTTS_PORT: 'MQTT over TLS port, used when MQTT_TLS_KEY_FILE and MQTT_TLS_CERT_FILE are set (default 8883)',
   MQTT_TLS_KEY_FILE: 'PEM private key for the mqtts listener',
   MQTT_TLS_CERT_FILE: 'PEM certificate chain for the mqtts listener',
   DATABASE_URL: 'postgres://… connection string; unset = embedded PGlite database in DATA_DIR',
+  DATABASE_MIGRATION_URL:
+    'postgres://… of the schema owner role that runs migrations (default DATABASE_URL); the server then runs as DATABASE_URL',
   DATA_DIR: 'directory for the embedded database and default artifact storage (default ./data)',
   STORAGE_DIR: 'directory for release artifacts (default DATA_DIR/artifacts)',
   COWROOT_ADMIN_TOKEN: 'bootstrap admin API token; unset on first start = one is generated and printed once',
+  COWROOT_CREDENTIAL_KEY:
+    'key (≥ 32 characters) of the keyed hash of factory device credentials; unset = generated in DATA_DIR/credential.key',
   LOG_LEVEL: 'error | warn | log | debug | verbose (default log)',
   PUBLIC_URL: 'base URL devices use to download artifacts (default http://localhost:HTTP_PORT)',
   MAX_MQTT_MESSAGE_BYTES: 'largest MQTT packet the broker accepts (default 262144)',
@@ -35,15 +41,19 @@ export class ConfigError extends Error {
 export class ServerConfig {
   readonly httpHost!: string;
   readonly httpPort!: number;
+  readonly httpTlsKeyFile!: string | null;
+  readonly httpTlsCertFile!: string | null;
   readonly mqttHost!: string;
   readonly mqttPort!: number;
   readonly mqttsPort!: number;
   readonly mqttTlsKeyFile!: string | null;
   readonly mqttTlsCertFile!: string | null;
   readonly databaseUrl!: string | null;
+  readonly databaseMigrationUrl!: string | null;
   readonly dataDir!: string;
   readonly storageDir!: string;
   readonly adminToken!: string | null;
+  readonly credentialKey!: string | null;
   readonly logLevel!: LogLevel;
   readonly publicUrl!: string;
   readonly maxMqttMessageBytes!: number;
@@ -51,6 +61,10 @@ export class ServerConfig {
 
   constructor(values: ServerConfig) {
     Object.assign(this, values);
+  }
+
+  get httpTlsEnabled(): boolean {
+    return this.httpTlsKeyFile !== null && this.httpTlsCertFile !== null;
   }
 
   get mqttTlsEnabled(): boolean {
@@ -86,9 +100,23 @@ export class ServerConfig {
       problems.push('MQTT_TLS_KEY_FILE and MQTT_TLS_CERT_FILE must be set together');
     }
 
+    const httpKeyFile = text('HTTP_TLS_KEY_FILE');
+    const httpCertFile = text('HTTP_TLS_CERT_FILE');
+    if ((httpKeyFile === null) !== (httpCertFile === null)) {
+      problems.push('HTTP_TLS_KEY_FILE and HTTP_TLS_CERT_FILE must be set together');
+    }
+
     const databaseUrl = text('DATABASE_URL');
     if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
       problems.push('DATABASE_URL must start with postgres:// or postgresql://');
+    }
+    const databaseMigrationUrl = text('DATABASE_MIGRATION_URL');
+    if (databaseMigrationUrl !== null) {
+      if (databaseUrl === null)
+        problems.push('DATABASE_MIGRATION_URL needs DATABASE_URL (the role the server runs as)');
+      if (!/^postgres(ql)?:\/\//.test(databaseMigrationUrl)) {
+        problems.push('DATABASE_MIGRATION_URL must start with postgres:// or postgresql://');
+      }
     }
 
     const logLevel = (text('LOG_LEVEL') ?? 'log') as LogLevel;
@@ -101,7 +129,12 @@ export class ServerConfig {
       problems.push('COWROOT_ADMIN_TOKEN must be at least 16 characters');
     }
 
-    const publicUrl = text('PUBLIC_URL') ?? `http://localhost:${httpPort}`;
+    const credentialKey = text('COWROOT_CREDENTIAL_KEY');
+    if (credentialKey !== null && credentialKey.length < 32) {
+      problems.push('COWROOT_CREDENTIAL_KEY must be at least 32 characters');
+    }
+
+    const publicUrl = text('PUBLIC_URL') ?? `${httpKeyFile ? 'https' : 'http'}://localhost:${httpPort}`;
     try {
       const url = new URL(publicUrl);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
@@ -131,15 +164,19 @@ export class ServerConfig {
     return new ServerConfig({
       httpHost: text('HTTP_HOST') ?? '0.0.0.0',
       httpPort,
+      httpTlsKeyFile: httpKeyFile,
+      httpTlsCertFile: httpCertFile,
       mqttHost: text('MQTT_HOST') ?? '0.0.0.0',
       mqttPort,
       mqttsPort,
       mqttTlsKeyFile: keyFile,
       mqttTlsCertFile: certFile,
       databaseUrl,
+      databaseMigrationUrl,
       dataDir,
       storageDir: dir(text('STORAGE_DIR') ?? join(dataDir, 'artifacts')),
       adminToken,
+      credentialKey,
       logLevel,
       publicUrl: publicUrl.replace(/\/+$/, ''),
       maxMqttMessageBytes,

@@ -14,9 +14,9 @@ async function main(command: string | undefined): Promise<void> {
   }
   const config = ServerConfig.fromEnv(process.env);
   const embedded = config.databaseUrl ? null : await startEmbeddedPostgres(`${config.dataDir}/pglite`);
-  const dataSource = await new DataSource(
-    dataSourceOptions(config.databaseUrl ?? embedded!.url, embedded !== null),
-  ).initialize();
+  // as the schema owner when the roles are separated; the server grants its own role at its next start
+  const url = config.databaseMigrationUrl ?? config.databaseUrl ?? embedded!.url;
+  const dataSource = await new DataSource(dataSourceOptions(url, embedded !== null)).initialize();
   try {
     if (command === 'run') {
       const applied = await runMigrations(dataSource);

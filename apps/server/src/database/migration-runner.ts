@@ -27,11 +27,17 @@ export async function withMigrationLock<T>(
   }
 }
 
-export async function runMigrations(dataSource: DataSource): Promise<Migration[]> {
+/** `afterMigrate` runs on the same connection, still under the lock (the app role's grants). */
+export async function runMigrations(
+  dataSource: DataSource,
+  afterMigrate?: (runner: QueryRunner) => Promise<void>,
+): Promise<Migration[]> {
   const logger = new Logger('Migrations');
-  const applied = await withMigrationLock(dataSource, (runner) =>
-    executor(dataSource, runner).executePendingMigrations(),
-  );
+  const applied = await withMigrationLock(dataSource, async (runner) => {
+    const migrations = await executor(dataSource, runner).executePendingMigrations();
+    await afterMigrate?.(runner);
+    return migrations;
+  });
   for (const migration of applied) logger.log(`applied ${migration.name}`);
   return applied;
 }

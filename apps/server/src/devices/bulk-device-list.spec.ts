@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { credentialEntropyBits, givenCredentialProblem, MIN_CREDENTIAL_ENTROPY_BITS } from './device-rules';
 import { parseBulkCsv, parseBulkJson, splitCsv } from './bulk-device-list';
 
 const credential = 'factory-secret-0123456789abcdef';
@@ -50,6 +52,19 @@ describe('parseBulkCsv', () => {
       { line: 6, id: 'ok-1', reason: 'duplicate of line 2' },
       { line: 7, reason: 'expected 3 fields, got 2' },
     ]);
+  });
+
+  it('refuses guessable factory credentials by the stated entropy rule, and takes random ones', () => {
+    for (const weak of ['aaaaaaaaaaaaaaaaaaaaaaaa', 'password1234password1234', '111111111111222222222222']) {
+      expect(credentialEntropyBits(weak)).toBeLessThan(MIN_CREDENTIAL_ENTROPY_BITS);
+      expect(givenCredentialProblem(weak)).toMatch(/too guessable/);
+    }
+    for (let i = 0; i < 1000; i++) {
+      expect(givenCredentialProblem(randomBytes(12).toString('hex'))).toBeNull();
+      expect(givenCredentialProblem(randomBytes(18).toString('base64url'))).toBeNull();
+    }
+    const list = parseBulkJson({ devices: [{ id: 'weak-1', credential: 'abcabcabcabcabcabcabcabc' }] });
+    expect(list.errors).toEqual([{ line: 1, id: 'weak-1', reason: expect.stringMatching(/too guessable/) }]);
   });
 
   it('refuses a missing or unknown header', () => {

@@ -1,4 +1,4 @@
-import { GIVEN_CREDENTIAL_PATTERN, deviceIdProblem, normaliseTags, tagProblem } from './device-rules';
+import { deviceIdProblem, givenCredentialProblem, normaliseTags, tagProblem } from './device-rules';
 
 /** One device of a bulk provisioning request. `line` = CSV line, or 1-based position in a JSON list. */
 export interface BulkDeviceRow {
@@ -164,9 +164,7 @@ function checkRows(plain: PlainRow[]): BulkDeviceList {
     const problem =
       deviceIdProblem(row.id) ??
       tagProblem(row.tags) ??
-      (row.credential !== undefined && !GIVEN_CREDENTIAL_PATTERN.test(row.credential)
-        ? 'credential must be 24-256 printable ASCII characters without spaces'
-        : null);
+      (row.credential !== undefined ? givenCredentialProblem(row.credential) : null);
     const earlier = firstLineOf.get(row.id);
     if (problem) {
       errors.push({ line: row.line, id: row.id, reason: problem });

@@ -1,17 +1,24 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { isDeviceId } from '@cowroot/protocol';
 import { DataSource } from 'typeorm';
-import { DeviceAuthenticator } from '../auth/device-authenticator';
+import { CredentialCheck, DeviceAuthenticator } from '../auth/device-authenticator';
 import { verifySecret } from '../auth/secrets';
 import { DeviceStatus } from './device.entity';
+import { FACTORY_HASH_PREFIX, FactoryCredentialHasher } from './factory-credential-hasher';
 
-export type CredentialCheck = 'ok' | 'unknown' | 'wrong' | 'decommissioned';
+/** What the server generates (generateSecret('cwd_')): 256 random bits, safe under a plain sha256. */
+const GENERATED_CREDENTIAL = /^cwd_[A-Za-z0-9_-]{43}$/;
 
 /** Checks a device's credential, for MQTT CONNECT and for HTTP routes marked @AllowDevices. */
 @Injectable()
 export class DeviceCredentialAuthenticator implements DeviceAuthenticator {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  private readonly logger = new Logger(DeviceCredentialAuthenticator.name);
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly factory: FactoryCredentialHasher,
+  ) {}
 
   async check(deviceId: string, secret: string): Promise<CredentialCheck> {
     if (!isDeviceId(deviceId)) return 'unknown';
@@ -21,11 +28,24 @@ export class DeviceCredentialAuthenticator implements DeviceAuthenticator {
     );
     const row = rows[0];
     if (!row) return 'unknown';
-    if (row.status !== DeviceStatus.Active || row.credential_hash === null) return 'decommissioned';
-    return verifySecret(secret, row.credential_hash) ? 'ok' : 'wrong';
+    const stored = row.credential_hash;
+    if (row.status !== DeviceStatus.Active || stored === null) return 'decommissioned';
+    if (stored.startsWith(FACTORY_HASH_PREFIX)) return this.factory.verify(deviceId, secret, stored) ? 'ok' : 'wrong';
+    if (!verifySecret(secret, stored)) return 'wrong';
+    // a factory credential provisioned before keyed hashing (a plain sha256): upgraded on its first login
+    if (!GENERATED_CREDENTIAL.test(secret)) await this.upgrade(deviceId, secret, stored);
+    return 'ok';
   }
 
-  async authenticate(deviceId: string, secret: string): Promise<boolean> {
-    return (await this.check(deviceId, secret)) === 'ok';
+  private async upgrade(deviceId: string, secret: string, legacy: string): Promise<void> {
+    try {
+      await this.dataSource.query('UPDATE devices SET credential_hash = $1 WHERE id = $2 AND credential_hash = $3', [
+        this.factory.hash(deviceId, secret),
+        deviceId,
+        legacy,
+      ]);
+    } catch (error) {
+      this.logger.warn(`deviceId=${deviceId} could not upgrade the credential hash: ${(error as Error).message}`);
+    }
   }
 }

@@ -1,4 +1,5 @@
-import { decodeCursor, encodeCursor } from '../common/cursor';
+import { isDeviceId } from '@cowroot/protocol';
+import { decodeCursor, encodeCursor, isBigintText, isIsoTimestamp, isUuid } from '../common/cursor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 
 /** Devices are listed by id, ascending: the cursor is the last id of the page. */
@@ -18,16 +19,13 @@ export interface EventCursor {
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
 
-const isDeviceCursor = (value: unknown): value is DeviceCursor => isObject(value) && typeof value.id === 'string';
+const isDeviceCursor = (value: unknown): value is DeviceCursor =>
+  isObject(value) && typeof value.id === 'string' && isDeviceId(value.id);
 
 const isCommandCursor = (value: unknown): value is CommandCursor =>
-  isObject(value) &&
-  typeof value.id === 'string' &&
-  typeof value.createdAt === 'string' &&
-  !Number.isNaN(Date.parse(value.createdAt));
+  isObject(value) && isUuid(value.id) && isIsoTimestamp(value.createdAt);
 
-const isEventCursor = (value: unknown): value is EventCursor =>
-  isObject(value) && typeof value.seq === 'string' && /^\d{1,19}$/.test(value.seq);
+const isEventCursor = (value: unknown): value is EventCursor => isObject(value) && isBigintText(value.seq);
 
 function decodeOrThrow<T>(cursor: string, isValid: (value: unknown) => value is T): T {
   const value = decodeCursor(cursor, isValid);

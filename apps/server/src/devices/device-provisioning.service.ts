@@ -8,6 +8,7 @@ import { AuditService } from '../audit/audit.service';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { BulkDeviceList, BulkRowError } from './bulk-device-list';
 import { Device } from './device.entity';
+import { FactoryCredentialHasher } from './factory-credential-hasher';
 import { normaliseTags } from './device-rules';
 
 export interface ProvisionedDevice {
@@ -30,6 +31,7 @@ export class DeviceProvisioningService {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditService,
+    private readonly factory: FactoryCredentialHasher,
   ) {}
 
   /** The credential is returned here and never again: only its hash is stored. */
@@ -49,14 +51,18 @@ export class DeviceProvisioningService {
 
   /**
    * All or nothing: a list with any bad row (parse errors, ids already provisioned) creates no device and
-   * fails with every bad row listed (422). Given credentials are stored hashed; the others are generated.
+   * fails with every bad row listed (422). Given (factory) credentials are stored under the server's keyed
+   * hash (FactoryCredentialHasher); the others are generated, 256 random bits under sha256.
    */
   async provisionBulk(list: BulkDeviceList, actor: Actor): Promise<BulkProvisionResult> {
     if (list.errors.length > 0) throw this.rowsInvalid(list.errors);
     const generated = new Map<string, string>();
     const rows = list.rows.map((row) => {
-      const credential = row.credential ?? generateSecret('cwd_');
-      if (row.credential === undefined) generated.set(row.id, credential);
+      if (row.credential !== undefined) {
+        return { id: row.id, tags: row.tags, credentialHash: this.factory.hash(row.id, row.credential) };
+      }
+      const credential = generateSecret('cwd_');
+      generated.set(row.id, credential);
       return { id: row.id, tags: row.tags, credentialHash: hashSecret(credential) };
     });
     try {

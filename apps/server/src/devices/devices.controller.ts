@@ -1,17 +1,18 @@
-import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Req } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiCreatedResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { DomainErrorCode as E } from '../common/domain-error';
+import { StreamedBody } from '../common/body-limit.decorator';
 import { parseBulkCsv, parseBulkJson } from './bulk-device-list';
 import { DeviceLifecycleService } from './device-lifecycle.service';
 import { DeviceProvisioningService } from './device-provisioning.service';
 import { DeviceQueryService } from './device-query.service';
-import { readBulkBody } from './read-bulk-body';
+import { BULK_BODY_MAX_BYTES, readBulkBody } from './read-bulk-body';
 import { BulkProvisionDto, BulkProvisionResultDto } from './dto/bulk-provision.dto';
 import { CreateDeviceDto } from './dto/create-device.dto';
 import { DecommissionDeviceDto } from './dto/decommission-device.dto';
@@ -42,10 +43,12 @@ export class DevicesController {
 
   /**
    * Pre-authorised bulk provisioning: a JSON list or a CSV file (`Content-Type: text/csv`, header
-   * `id,tags,credential`, tags separated by `;`). All or nothing; every bad row is listed on 422.
+   * `id,tags,credential`, tags separated by `;`). All or nothing; every bad row is listed on 422. Either form
+   * may be up to BULK_BODY_MAX_BYTES (413 past it), read after authentication.
    */
   @Post('bulk')
   @Roles(Role.Operator)
+  @StreamedBody()
   @ApiConsumes('application/json', 'text/csv')
   @ApiBody({ type: BulkProvisionDto })
   @ApiCreatedResponse({ type: BulkProvisionResultDto })
@@ -56,9 +59,14 @@ export class DevicesController {
     E.DeviceExists,
     E.DeviceListTooLarge,
     E.DeviceListInvalid,
+    E.PayloadTooLarge,
   )
-  async bulk(@Req() request: Request, @CurrentActor() actor: Actor): Promise<BulkProvisionResultDto> {
-    const body = await readBulkBody(request);
+  async bulk(
+    @Req() request: Request,
+    @Res({ passthrough: true }) response: Response,
+    @CurrentActor() actor: Actor,
+  ): Promise<BulkProvisionResultDto> {
+    const body = await readBulkBody(request, response);
     const list = body.kind === 'csv' ? parseBulkCsv(body.text) : parseBulkJson(body.value);
     return this.provisioning.provisionBulk(list, actor);
   }

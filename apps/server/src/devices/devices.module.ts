@@ -14,6 +14,7 @@ import { DeviceCommand } from './device-command.entity';
 import { DeviceCommandsController } from './device-commands.controller';
 import { DeviceCredentialAuthenticator } from './device-credential.authenticator';
 import { DeviceJobEvent } from './device-job-event.entity';
+import { FactoryCredentialHasher } from './factory-credential-hasher';
 import { DeviceLifecycleService } from './device-lifecycle.service';
 import { DevicePresenceService } from './device-presence.service';
 import { DeviceProvisioningService } from './device-provisioning.service';
@@ -34,6 +35,7 @@ import { JobEventRecorder } from './job-event-recorder.service';
   imports: [TypeOrmModule.forFeature([Device, DeviceCommand, DeviceJobEvent])],
   controllers: [DevicesController, DeviceCommandsController],
   providers: [
+    FactoryCredentialHasher,
     DeviceCredentialAuthenticator,
     { provide: DEVICE_AUTHENTICATOR, useExisting: DeviceCredentialAuthenticator },
     DeviceProvisioningService,

@@ -12,6 +12,7 @@ import type { Aedes, AuthenticateError, Client, PublishPacket, Subscription } fr
 import { readFile } from 'node:fs/promises';
 import { AddressInfo, Server, Socket, createServer } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
+import { credentialFailure, LoginChannel, LoginFailure, LoginThrottle } from '../auth/login-throttle';
 import { ServerConfig } from '../config/server-config';
 import { BrokerReadiness } from '../health/broker-readiness';
 import { DeviceCredentialAuthenticator } from '../devices/device-credential.authenticator';
@@ -30,7 +31,7 @@ import { StateHandler } from './state.handler';
 
 /** CONNACK return codes (MQTT 3.1.1 §3.2.2.3); aedes declares them as a const enum, unusable here. */
 const CONNACK_UNACCEPTABLE_PROTOCOL_VERSION = 1;
-const CONNACK = { identifierRejected: 2, serverUnavailable: 3, badUsernameOrPassword: 4, notAuthorized: 5 } as const;
+const CONNACK = { identifierRejected: 2, serverUnavailable: 3, badUsernameOrPassword: 4 } as const;
 
 /**
  * Packets whose declared size exceeds this many times the message limit are cut off at the socket. Smaller
@@ -63,6 +64,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     private readonly presence: DevicePresenceService,
     private readonly sessions: DeviceSessions,
     private readonly metrics: MqttMetrics,
+    private readonly loginThrottle: LoginThrottle,
     state: StateHandler,
     events: EventsHandler,
     presenceHandler: PresenceHandler,
@@ -232,7 +234,11 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     );
   }
 
-  /** MQTT-3.1.4: refuse unknown devices, wrong credentials, decommissioned devices, and foreign client ids. */
+  /**
+   * MQTT-3.1.4: refuse unknown devices, wrong credentials, decommissioned devices, and foreign client ids.
+   * Unknown and decommissioned devices get the same CONNACK code; failures are counted and throttled by
+   * LoginThrottle (a throttled CONNECT is refused as "server unavailable" before any credential check).
+   */
   private authenticate(
     client: Client,
     username: string | undefined,
@@ -240,22 +246,35 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
     done: (error: AuthenticateError | null, success: boolean | null) => void,
   ): void {
     const deviceId = username ?? '';
-    const refuse = (returnCode: number, why: string) => {
+    const attempt = {
+      channel: LoginChannel.Mqtt,
+      source: (client.conn as Partial<Socket>).remoteAddress ?? 'unknown',
+      identity: isDeviceId(deviceId) ? deviceId : undefined,
+    };
+    const refuse = (returnCode: number, why: string, failure?: Exclude<LoginFailure, LoginFailure.Throttled>) => {
+      if (failure) this.loginThrottle.fail(attempt, failure);
       this.logger.warn(`deviceId=${deviceId || '-'} MQTT connect refused: ${why}`);
       done(Object.assign(new Error(why), { returnCode }) as AuthenticateError, false);
     };
+    const wait = this.loginThrottle.admit(attempt);
+    if (wait > 0) return refuse(CONNACK.serverUnavailable, `too many failed logins, retry in ${wait} s`);
     if (!password || !isDeviceId(deviceId))
-      return refuse(CONNACK.badUsernameOrPassword, 'missing or malformed credentials');
+      return refuse(CONNACK.badUsernameOrPassword, 'missing or malformed credentials', LoginFailure.Malformed);
     // the client id picks the session aedes replaces on a new connect: a device may only take over its own
     if (client.id !== deviceId)
-      return refuse(CONNACK.identifierRejected, `client id ${client.id} is not the device id`);
+      return refuse(CONNACK.identifierRejected, `client id ${client.id} is not the device id`, LoginFailure.Malformed);
     this.authenticator.check(deviceId, password.toString('utf8')).then(
       (result) => {
-        if (result === 'ok') return done(null, true);
-        if (result === 'decommissioned') return refuse(CONNACK.notAuthorized, 'device is decommissioned');
-        refuse(CONNACK.badUsernameOrPassword, result === 'unknown' ? 'unknown device' : 'wrong credential');
+        if (result === 'ok') {
+          this.loginThrottle.refund(attempt);
+          return done(null, true);
+        }
+        refuse(CONNACK.badUsernameOrPassword, `credential refused (${result})`, credentialFailure(result));
       },
-      (error: Error) => refuse(CONNACK.serverUnavailable, `credential check failed: ${error.message}`),
+      (error: Error) => {
+        this.loginThrottle.refund(attempt);
+        refuse(CONNACK.serverUnavailable, `credential check failed: ${error.message}`);
+      },
     );
   }
 

@@ -336,7 +336,7 @@ describe('MQTT broker and device ingest', () => {
     const closed = closeOf(client);
     await http().post('/api/v1/devices/mq-gone/decommission').set(operator).send({ reason: 'stolen' }).expect(200);
     await closed;
-    await expect(connect('mq-gone', credential)).rejects.toMatchObject({ code: 5 });
+    await expect(connect('mq-gone', credential)).rejects.toMatchObject({ code: 4 });
     expect(await device('mq-gone')).toMatchObject({ status: 'decommissioned', online: false });
   });
 

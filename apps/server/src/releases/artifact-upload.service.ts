@@ -1,16 +1,17 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { ArtifactKind, ArtifactManifest, parseManifest } from '@cowroot/protocol';
+import { ArtifactManifest, parseManifest } from '@cowroot/protocol';
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { MetricsService } from '../metrics/metrics.service';
 import { SigningKey } from '../signing-keys/signing-key.entity';
 import { SigningKeysService } from '../signing-keys/signing-keys.service';
+import { checkArtifactPlacement } from './artifact-placement';
 import { ArtifactStorage } from './artifact-storage.service';
 import { parseUploadContentRange, UploadChunkRange } from './content-range';
 import { ByteLimitExceededError, writeStreamHashed } from './hashing-file-writer';
@@ -109,11 +110,12 @@ export class ArtifactUploadService {
     return { offset: partial.offset, size: partial.size };
   }
 
-  async abandon(name: string, version: string, file: string): Promise<void> {
+  /** Removes the partial file of a resumable upload and audits it (404 when none is in progress). */
+  async abandon(name: string, version: string, file: string, actor: Actor): Promise<void> {
     const release = await this.releases.get(name, version);
     // the name becomes a path: only names a manifest could carry
-    if (!ARTIFACT_FILE_PATTERN.test(file))
-      throw new DomainError(DomainErrorCode.UploadNotFound, `no resumable upload of ${file} in progress`);
+    const partial = ARTIFACT_FILE_PATTERN.test(file) ? await this.storage.readPartial(release.id, file) : null;
+    if (!partial) throw new DomainError(DomainErrorCode.UploadNotFound, `no resumable upload of ${file} in progress`);
     if (this.chunksInFlight.has(`${release.id}/${file}`)) {
       throw new DomainError(
         DomainErrorCode.UploadBusy,
@@ -121,6 +123,13 @@ export class ArtifactUploadService {
       );
     }
     await this.storage.removePartial(release.id, file);
+    await this.audit.record({
+      actor,
+      action: 'release.artifact.upload_abandoned',
+      subjectType: 'release',
+      subjectId: `${release.name}/${release.version}`,
+      before: { file, receivedBytes: partial.offset, size: partial.size, startedAt: partial.startedAt },
+    });
   }
 
   private async receive(request: UploadRequest, actor: Actor): Promise<UploadOutcome> {
@@ -137,7 +146,7 @@ export class ArtifactUploadService {
         `release ${release.name} ${release.version} already has an artifact ${manifest.file} with another manifest`,
       );
     }
-    await this.checkPlacement(release, manifest, this.dataSource.manager);
+    await checkArtifactPlacement(release, manifest, this.dataSource.manager);
 
     let range: UploadChunkRange | null;
     try {
@@ -202,60 +211,6 @@ export class ArtifactUploadService {
     return { release, manifest, manifestBytes, signature, signer };
   }
 
-  /**
-   * Rules for what a release may hold (run again under the release lock at commit):
-   * - one full stream; any number of incrementals, one per parent snapshot;
-   * - all artifacts produce the same snapshot (the release's snapshot uuid);
-   * - an incremental's parent release must exist and its snapshot uuid must be the manifest's
-   *   parent.snapshotUuid, i.e. the parent must have at least one artifact uploaded first.
-   */
-  private async checkPlacement(release: Release, manifest: ArtifactManifest, manager: EntityManager): Promise<void> {
-    if (release.snapshotUuid !== null && release.snapshotUuid !== manifest.snapshotUuid) {
-      throw new DomainError(
-        DomainErrorCode.SnapshotUuidMismatch,
-        `the manifest's snapshotUuid ${manifest.snapshotUuid} differs from the release's ${release.snapshotUuid}: all artifacts of a release must produce the same snapshot`,
-      );
-    }
-    if (manifest.kind === ArtifactKind.Full) {
-      const full = await manager.findOne(ReleaseArtifact, {
-        where: { releaseId: release.id, kind: ArtifactKind.Full },
-      });
-      if (full)
-        throw new DomainError(
-          DomainErrorCode.ArtifactConflict,
-          `release ${release.name} ${release.version} already has a full stream (${full.file})`,
-        );
-      return;
-    }
-    const parent = manifest.parent!;
-    const parentRelease = await manager.findOne(Release, {
-      where: { name: parent.release.name, version: parent.release.version },
-    });
-    if (!parentRelease || parentRelease.id === release.id) {
-      throw new DomainError(
-        DomainErrorCode.ParentReleaseMissing,
-        `parent release ${parent.release.name} ${parent.release.version} does not exist`,
-      );
-    }
-    if (parentRelease.snapshotUuid !== parent.snapshotUuid) {
-      throw new DomainError(
-        DomainErrorCode.ParentReleaseMissing,
-        parentRelease.snapshotUuid === null
-          ? `parent release ${parent.release.name} ${parent.release.version} has no artifact yet: upload its full stream first`
-          : `parent snapshotUuid ${parent.snapshotUuid} is not the snapshot of release ${parent.release.name} ${parent.release.version} (${parentRelease.snapshotUuid})`,
-      );
-    }
-    const sibling = await manager.findOne(ReleaseArtifact, {
-      where: { releaseId: release.id, parentSnapshotUuid: parent.snapshotUuid },
-    });
-    if (sibling) {
-      throw new DomainError(
-        DomainErrorCode.ArtifactConflict,
-        `release ${release.name} ${release.version} already has an incremental from that parent (${sibling.file})`,
-      );
-    }
-  }
-
   /** One request carries the whole stream; anything short of a verified stream leaves nothing behind. */
   private async receiveWhole(request: UploadRequest, verified: VerifiedUpload, actor: Actor): Promise<UploadOutcome> {
     const { manifest } = verified;
@@ -278,7 +233,10 @@ export class ArtifactUploadService {
       await rm(temp, { force: true });
       throw error;
     }
-    return this.commit(verified, temp, actor);
+    const outcome = await this.commit(verified, temp, actor);
+    // a resumable upload of the same file that was interrupted earlier has nothing left to resume
+    await this.storage.removePartial(verified.release.id, manifest.file);
+    return outcome;
   }
 
   /**
@@ -440,7 +398,7 @@ export class ArtifactUploadService {
             DomainErrorCode.ArtifactConflict,
             `artifact ${manifest.file} was stored by another upload meanwhile`,
           );
-        await this.checkPlacement(release, manifest, manager);
+        await checkArtifactPlacement(release, manifest, manager);
         const artifact = await manager.save(
           manager.create(ReleaseArtifact, {
             releaseId: release.id,

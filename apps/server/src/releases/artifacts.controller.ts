@@ -17,6 +17,7 @@ import { AllowDevices } from '../auth/allow-devices.decorator';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
+import { StreamedBody } from '../common/body-limit.decorator';
 import { DomainError, DomainErrorCode as E } from '../common/domain-error';
 import { ArtifactDownloadService } from './artifact-download.service';
 import { ArtifactUploadService } from './artifact-upload.service';
@@ -95,7 +96,9 @@ export class ArtifactsController {
     E.UploadSizeMismatch,
     E.UploadChecksumMismatch,
     E.StorageFull,
+    E.PayloadTooLarge,
   )
+  @StreamedBody()
   async upload(
     @Param('name') name: string,
     @Param('version') version: string,
@@ -152,15 +155,16 @@ export class ArtifactsController {
   @Delete(':file/upload')
   @HttpCode(204)
   @Roles(Role.Operator)
-  @ApiOperation({ summary: 'Abandon a resumable upload and remove its partial file' })
+  @ApiOperation({ summary: 'Abandon a resumable upload and remove its partial file (audited)' })
   @ApiNoContentResponse({ description: 'abandoned' })
   @ApiErrors(E.Forbidden, E.ReleaseNotFound, E.UploadNotFound, E.UploadBusy)
   async abandonUpload(
     @Param('name') name: string,
     @Param('version') version: string,
     @Param('file') file: string,
+    @CurrentActor() actor: Actor,
   ): Promise<void> {
-    await this.uploads.abandon(name, version, file);
+    await this.uploads.abandon(name, version, file, actor);
   }
 
   @Get(':file/manifest')

@@ -807,6 +807,60 @@ describe('releases and artifacts (integration)', () => {
     });
   });
 
+  describe('abandoned and superseded resumable uploads', () => {
+    const start = async (name: string, size: number) => {
+      await createRelease(name, '1.0');
+      const content = new GeneratedStream(size);
+      const manifest = manifestBytes({
+        name,
+        version: '1.0',
+        file: 'full.btrfs.zst',
+        size,
+        sha256: content.sha256(),
+        snapshotUuid: uuid(),
+      });
+      const path = `/api/v1/releases/${name}/1.0/artifacts/full.btrfs.zst`;
+      const first = await call(server, path, {
+        method: 'PUT',
+        headers: uploadHeaders(manifest, {
+          'Content-Range': `bytes 0-${MiB - 1}/${size}`,
+          'Content-Length': String(MiB),
+        }),
+        body: streamOf(content, 0, MiB),
+      });
+      expect(first.status).toBe(202);
+      return { content, manifest, path };
+    };
+
+    it('audits abandoning a resumable upload, and answers 404 when there is nothing to abandon', async () => {
+      const { path } = await start('abandoned', 3 * MiB);
+      expect((await call(server, `${path}/upload`, { method: 'DELETE', headers: admin })).status).toBe(204);
+      expect((await call(server, `${path}/upload`, { headers: admin })).status).toBe(404);
+      expect((await call(server, `${path}/upload`, { method: 'DELETE', headers: admin })).status).toBe(404);
+      const audit = await call(server, '/api/v1/audit?action=release.artifact.upload_abandoned', { headers: admin });
+      const items = (JSON.parse(audit.body.toString()) as { items: Array<Record<string, unknown>> }).items;
+      expect(items).toHaveLength(1);
+      expect(items[0]).toMatchObject({
+        actorType: 'operator',
+        subjectId: 'abandoned/1.0',
+        before: { file: 'full.btrfs.zst', receivedBytes: MiB, size: 3 * MiB },
+      });
+    });
+
+    it('removes the partial file of an interrupted resumable upload once the whole file is stored', async () => {
+      const size = 3 * MiB;
+      const { content, manifest, path } = await start('superseded', size);
+      const whole = await call(server, path, {
+        method: 'PUT',
+        headers: uploadHeaders(manifest, { 'Content-Length': String(size) }),
+        body: streamOf(content),
+      });
+      expect(whole.status).toBe(201);
+      expect((await call(server, `${path}/upload`, { headers: admin })).status).toBe(404);
+      expect(filesUnder(join(server.config.storageDir, 'incoming'))).toEqual([]);
+    });
+  });
+
   describe('concurrent uploads', () => {
     it('stores one of two simultaneous uploads of the same file and refuses the other without leftovers', async () => {
       await createRelease('race', '1.0');

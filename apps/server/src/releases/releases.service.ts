@@ -4,7 +4,7 @@ import { RELEASE_NAME_PATTERN, RELEASE_VERSION_PATTERN } from '@cowroot/protocol
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
-import { decodeCursor, encodeCursor, Page } from '../common/cursor';
+import { decodeCursor, encodeCursor, isIsoTimestamp, isUuid, Page } from '../common/cursor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { ArtifactStorage } from './artifact-storage.service';
 import { ReleaseArtifact } from './release-artifact.entity';
@@ -20,10 +20,8 @@ interface ReleaseCursor {
 const isReleaseCursor = (value: unknown): value is ReleaseCursor =>
   typeof value === 'object' &&
   value !== null &&
-  typeof (value as ReleaseCursor).createdAt === 'string' &&
-  !Number.isNaN(Date.parse((value as ReleaseCursor).createdAt)) &&
-  typeof (value as ReleaseCursor).id === 'string' &&
-  /^[0-9a-f-]{36}$/.test((value as ReleaseCursor).id);
+  isIsoTimestamp((value as ReleaseCursor).createdAt) &&
+  isUuid((value as ReleaseCursor).id);
 
 /** Artifact file names as the manifest allows them (docs/protocol.md §8): safe as a single path component. */
 export const ARTIFACT_FILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

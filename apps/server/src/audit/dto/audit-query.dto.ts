@@ -18,8 +18,8 @@ export class AuditFilterDto {
 
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(64) subjectType?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(256) subjectId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601({ strict: true, strictSeparator: true }) from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601({ strict: true, strictSeparator: true }) to?: string;
 }
 
 export class AuditQueryDto extends AuditFilterDto {
