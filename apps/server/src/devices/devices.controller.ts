@@ -12,7 +12,7 @@ import { parseBulkCsv, parseBulkJson } from './bulk-device-list';
 import { DeviceLifecycleService } from './device-lifecycle.service';
 import { DeviceProvisioningService } from './device-provisioning.service';
 import { DeviceQueryService } from './device-query.service';
-import { BULK_BODY_MAX_BYTES, readBulkBody } from './read-bulk-body';
+import { readBulkBody } from './read-bulk-body';
 import { BulkProvisionDto, BulkProvisionResultDto } from './dto/bulk-provision.dto';
 import { CreateDeviceDto } from './dto/create-device.dto';
 import { DecommissionDeviceDto } from './dto/decommission-device.dto';
