@@ -28,6 +28,7 @@ await build({
   alias: {
     '@cowroot/protocol': resolve(root, 'libs/protocol/src/index.ts'),
     '@cowroot/device': resolve(root, 'libs/device/src/index.ts'),
+    '@cowroot/device/testing': resolve(root, 'libs/device/src/testing/index.ts'),
     // the ES module build lets esbuild drop the validators nobody uses (with them validator.js and
     // libphonenumber-js): about 1 MB less code and 10 MiB less RSS in the on-device agent
     'class-validator': resolve(root, 'node_modules/class-validator/esm2015/index.js'),

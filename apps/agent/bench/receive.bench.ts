@@ -23,14 +23,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'mqtt';
 import { MANIFEST_FORMAT, PROTOCOL_VERSION, signManifest } from '@cowroot/protocol';
-import {
-  BtrfsAdapter,
-  CommandRunner,
-  LoopBtrfs,
-  SnapshotStore,
-  createFileBackedEnv,
-  createLoopBtrfs,
-} from '@cowroot/device';
+import { BtrfsAdapter, CommandRunner, SnapshotStore, createFileBackedEnv } from '@cowroot/device';
+import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
 import { ArtifactDownloader } from '../src/download/artifact-downloader';
 import { ArtifactHttpServer } from '../src/testing/artifact-http-server';
 
