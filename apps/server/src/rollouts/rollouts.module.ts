@@ -4,6 +4,7 @@ import { RollbacksService } from '../rollbacks/rollbacks.service';
 import { ReleasesModule } from '../releases/releases.module';
 import { DispatcherCommandPort } from './dispatcher-command-port';
 import { EngineLeadership } from './engine-leadership.service';
+import { InFlightCanceller } from './in-flight-cancel.service';
 import { JobEventFollower } from './job-event-follower.service';
 import { ROLLOUT_COMMAND_PORT } from './rollout-command-port';
 import { RolloutEngine } from './rollout-engine.service';
@@ -27,6 +28,7 @@ import { WaveDispatcher } from './wave-dispatcher.service';
     RolloutPlanner,
     WaveDispatcher,
     RolloutEngine,
+    InFlightCanceller,
     RolloutsService,
     RollbacksService,
   ],
