@@ -55,6 +55,12 @@ describePrivileged('the bundled agent (tools/bundle.mjs) run with plain node', r
       stderr += chunk.toString();
     });
     await rig.waitFor('the bundled agent to connect', () => output.includes('"mqtt connected"'));
+    // "mqtt connected" is logged before the agent subscribes to its commands; its online presence is
+    // published after the SUBSCRIBE on the same connection, so a command sent now is not lost (a loaded
+    // machine lost the first command of this suite to that race)
+    await rig.waitFor('the bundled agent online', () =>
+      rig.messages.some((m) => m.topic.endsWith('/presence') && m.payload.status === 'online'),
+    );
   });
 
   afterAll(async () => {
