@@ -12,6 +12,7 @@
 #                  bundle on Node 18.19.0, the oldest supported agent runtime; jest and its broker stay on
 #                  the machine's node: aedes cannot load on 18.19 (import attributes came in 18.20)
 #   bundle-20.19   the same on Node 20.19.2 (Debian 13)
+#   bundle-22      the same on Node 22 LTS (Alpine 3.21, and the server's runtime)
 #   refuse-old     the bundle on Node 12, 14 and 16 (Debian 11, Ubuntu 22.04, Yocto kirkstone) must exit 1
 #                  with the one line naming the version it needs
 # Environment as for npm test (TEST_DATABASE_URL, COWROOT_REQUIRE_PRIVILEGED). Prints each plan's time.
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=tools/runtimes
 plans=("$@")
-[ ${#plans[@]} -gt 0 ] || plans=(server-22 agent-18 bundle-18.19 bundle-20.19 refuse-old)
+[ ${#plans[@]} -gt 0 ] || plans=(server-22 agent-18 bundle-18.19 bundle-20.19 bundle-22 refuse-old)
 export NODE_OPTIONS=--experimental-vm-modules
 
 node_for() { bash "$here/install-node.sh" "$1"; }
@@ -40,9 +41,13 @@ run_plan() {
       run_jest "$(node_for "$(bash "$here/versions.sh" 18)")" apps/agent libs/device libs/protocol \
         --testPathIgnorePatterns 'apps/agent/src/agent-server\.int-spec\.ts$'
       ;;
-    bundle-18.19 | bundle-20.19)
+    bundle-18.19 | bundle-20.19 | bundle-22)
       local version
-      [ "$1" = bundle-18.19 ] && version=$(bash "$here/versions.sh" oldest-agent) || version=$(bash "$here/versions.sh" 20)
+      case "$1" in
+        bundle-18.19) version=$(bash "$here/versions.sh" oldest-agent) ;;
+        bundle-20.19) version=$(bash "$here/versions.sh" 20) ;;
+        bundle-22) version=$(bash "$here/versions.sh" 22) ;;
+      esac
       COWROOT_TEST_AGENT_NODE=$(node_for "$version") run_jest "$(command -v node)" \
         apps/agent/src/bundle.int-spec.ts apps/agent/src/runtime/unit-flags.int-spec.ts
       ;;
@@ -65,7 +70,7 @@ run_plan() {
       rm -rf "$(dirname "$bundle")"
       ;;
     *)
-      echo "run-on-node.sh: unknown plan $1 (server-22 agent-18 bundle-18.19 bundle-20.19 refuse-old)" >&2
+      echo "run-on-node.sh: unknown plan $1 (server-22 agent-18 bundle-18.19 bundle-20.19 bundle-22 refuse-old)" >&2
       return 2
       ;;
   esac
