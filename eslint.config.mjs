@@ -28,6 +28,17 @@ export default [
     },
   },
   {
+    // Test fixtures (real btrfs on loop devices, build-host streams) never reach shipped code (issue 9).
+    files: ['**/*.ts'],
+    ignores: ['**/*.int-spec.ts', '**/*.spec.ts', '**/test/**', '**/testing/**', '**/bench/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: '@cowroot/device/testing', message: 'test fixtures stay out of production code' }] },
+      ],
+    },
+  },
+  {
     // The protocol is the contract both sides load: nothing heavier than class-validator.
     files: ['libs/protocol/**/*.ts'],
     rules: {

@@ -12,6 +12,7 @@ module.exports = {
     '^@cowroot/protocol$': '<rootDir>/libs/protocol/src/index.ts',
     '^@cowroot/device$': '<rootDir>/libs/device/src/index.ts',
     '^@cowroot/api-client$': '<rootDir>/libs/api-client/src/index.ts',
+    '^@cowroot/device/testing$': '<rootDir>/libs/device/src/testing/index.ts',
     '^@cowroot/testing$': '<rootDir>/tools/testing/privileged.ts',
   },
   testTimeout: 60000,

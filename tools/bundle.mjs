@@ -22,13 +22,30 @@ await build({
   outfile: resolve(outfile),
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  // the oldest Node.js a supported device distribution ships (Debian 12: 18.19); the agent checks it at
+  // start (apps/agent/src/runtime/node-version.ts MIN_NODE_VERSION, held equal by node-version.spec.ts)
+  target: 'node18.19',
+  // ...and the few newer syntax forms that Node 12 and 14 (Debian 11, Ubuntu 22.04) cannot parse are
+  // lowered, so that the whole file parses there and the agent's version check can say what it needs
+  // instead of dying with a SyntaxError (tools/runtimes/run-on-node.sh runs it on 12 and 14)
+  supported: {
+    'nullish-coalescing': false,
+    'optional-chain': false,
+    'logical-assignment': false,
+    'class-private-method': false,
+    'class-private-accessor': false,
+    'class-private-static-method': false,
+    'class-private-static-accessor': false,
+    'class-private-brand-check': false,
+    'class-static-blocks': false,
+  },
   format: 'cjs',
   tsconfig: resolve(root, 'tsconfig.base.json'),
   alias: {
     '@cowroot/protocol': resolve(root, 'libs/protocol/src/index.ts'),
     '@cowroot/device': resolve(root, 'libs/device/src/index.ts'),
     '@cowroot/api-client': resolve(root, 'libs/api-client/src/index.ts'),
+    '@cowroot/device/testing': resolve(root, 'libs/device/src/testing/index.ts'),
     // the ES module build lets esbuild drop the validators nobody uses (with them validator.js and
     // libphonenumber-js): about 1 MB less code and 10 MiB less RSS in the on-device agent
     'class-validator': resolve(root, 'node_modules/class-validator/esm2015/index.js'),

@@ -1,6 +1,6 @@
 # cowroot fleet server. Build from the repository root:
 #   docker build -f deploy/docker/server.Dockerfile -t cowroot-server .
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
@@ -9,7 +9,7 @@ COPY libs ./libs
 COPY apps/server ./apps/server
 RUN npm run build:server && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production DATA_DIR=/var/lib/cowroot STORAGE_DIR=/var/lib/cowroot/artifacts
 WORKDIR /app
 COPY --from=build /src/node_modules ./node_modules

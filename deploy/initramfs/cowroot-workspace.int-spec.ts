@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createLoopBtrfs, type LoopBtrfs } from '@cowroot/device';
+import { createLoopBtrfs, type LoopBtrfs } from '@cowroot/device/testing';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 
 const execFileAsync = promisify(execFile);

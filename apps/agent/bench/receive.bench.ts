@@ -16,23 +16,18 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'mqtt';
 import { MANIFEST_FORMAT, PROTOCOL_VERSION, signManifest } from '@cowroot/protocol';
-import {
-  BtrfsAdapter,
-  CommandRunner,
-  LoopBtrfs,
-  SnapshotStore,
-  createFileBackedEnv,
-  createLoopBtrfs,
-} from '@cowroot/device';
+import { BtrfsAdapter, CommandRunner, SnapshotStore, createFileBackedEnv } from '@cowroot/device';
+import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
 import { ArtifactDownloader } from '../src/download/artifact-downloader';
 import { ArtifactHttpServer } from '../src/testing/artifact-http-server';
+import { unitNodeFlags } from '../src/testing/agent-runtime';
 
 const MiB = 1024 * 1024;
 const DEVICE_ID = 'bench-device';
@@ -113,17 +108,11 @@ async function freePort(): Promise<number> {
 
 const positional = process.argv.slice(2).filter((arg) => !arg.startsWith('--verbose'));
 
-/** The node flags of the agent's systemd unit (ExecStart=/usr/bin/node <flags> <bundle> ...). */
-function unitNodeFlags(): string[] {
-  const unit = readFileSync(resolve(__dirname, '../../deploy/systemd/cowroot-agent.service'), 'utf8');
-  const execStart = /^ExecStart=\S*node((?:\s+--\S+)*)\s/m.exec(unit);
-  if (!execStart) throw new Error('cowroot-agent.service: no ExecStart=/usr/bin/node line');
-  return execStart[1].trim().split(/\s+/).filter(Boolean);
-}
-
 /** node flags for the agent process: the systemd unit's, or argv[4] (comma separated; "none" for none) */
 const nodeFlags =
-  positional[2] === undefined ? unitNodeFlags() : positional[2].split(',').filter((flag) => flag && flag !== 'none');
+  positional[2] === undefined
+    ? unitNodeFlags(resolve(__dirname, '../../deploy/systemd/cowroot-agent.service'))
+    : positional[2].split(',').filter((flag) => flag && flag !== 'none');
 const verbose = process.argv.includes('--verbose');
 /** measurements per size, baseline and agent alternating; the medians are compared */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);

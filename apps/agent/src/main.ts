@@ -1,3 +1,5 @@
+// first: on a Node.js older than the agent needs, one clear line and exit 1 before any other code runs
+import './runtime/node-guard';
 import 'reflect-metadata';
 import { Command } from 'commander';
 import { Agent } from './agent';

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device';
+import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
 import { writeFakeRootfs } from '../../../deploy/release/test/fake-rootfs';

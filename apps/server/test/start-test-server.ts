@@ -30,6 +30,8 @@ export interface TestServerOptions {
    * `keepData: true` first; with PostgreSQL it may also still run, as a second replica).
    */
   reuse?: Pick<TestServer, 'database' | 'dataDir' | 'adminToken'>;
+  /** embedded PGlite even when TEST_DATABASE_URL names a PostgreSQL (the README's zero-setup default) */
+  embedded?: boolean;
 }
 
 /**
@@ -38,7 +40,9 @@ export interface TestServerOptions {
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = options.reuse?.dataDir ?? (await mkdtemp(join(tmpdir(), 'cowroot-server-')));
-  const database = options.reuse?.database ?? (await createTestDatabase());
+  const database =
+    options.reuse?.database ??
+    (options.embedded ? { url: null, drop: async () => undefined } : await createTestDatabase());
   const adminToken = options.reuse?.adminToken ?? `test-admin-${Math.random().toString(36).slice(2)}-token`;
   // the port is fixed before boot so that PUBLIC_URL (artifact URLs in install commands) names it
   const httpPort = await freePort();

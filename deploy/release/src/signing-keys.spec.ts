@@ -26,6 +26,22 @@ describe(SigningKeys.name, () => {
     expect(verifyManifestSignature(bytes, signature, await SigningKeys.loadPublic(files.publicKey))).toBe(true);
   });
 
+  it('creates missing parent directories, owner-only (keygen --out keys/release in a fresh checkout)', async () => {
+    const files = await SigningKeys.generate(join(dir, 'keys', 'nested', 'release'));
+    expect(files.privateKey).toBe(join(dir, 'keys', 'nested', 'release.key'));
+    expect(await readFile(files.publicKey, 'utf8')).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    expect((await stat(join(dir, 'keys'))).mode & 0o777).toBe(0o700);
+    expect((await stat(join(dir, 'keys', 'nested'))).mode & 0o777).toBe(0o700);
+  });
+
+  it('says which directory it cannot create', async () => {
+    await writeFile(join(dir, 'plain-file'), 'not a directory');
+    await expect(SigningKeys.generate(join(dir, 'plain-file', 'keys', 'release'))).rejects.toMatchObject({
+      code: ReleaseErrorCode.KeyUnreadable,
+      message: `cannot create the directory ${join(dir, 'plain-file', 'keys')} (ENOTDIR)`,
+    });
+  });
+
   it('never overwrites either file of an existing pair', async () => {
     await writeFile(join(dir, 'release.pub'), 'keep me');
     await expect(SigningKeys.generate(join(dir, 'release'))).rejects.toMatchObject({

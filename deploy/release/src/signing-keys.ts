@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject } from 'node:crypto';
-import { open, readFile, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 
 export interface KeyPairFiles {
@@ -40,9 +40,18 @@ function requireEd25519(key: KeyObject, path: string): KeyObject {
  * the form `signManifest`/`verifyManifestSignature` of @cowroot/protocol take and the server is given.
  */
 export class SigningKeys {
-  /** `<prefix>.key` and `<prefix>.pub`; never overwrites an existing file. */
+  /**
+   * `<prefix>.key` and `<prefix>.pub`; never overwrites an existing file. Missing parent directories are
+   * created, readable by the owner only (`keygen --out keys/release` in a fresh checkout).
+   */
   static async generate(prefix: string): Promise<KeyPairFiles> {
     const files = { privateKey: resolve(`${prefix}.key`), publicKey: resolve(`${prefix}.pub`) };
+    await mkdir(dirname(files.privateKey), { recursive: true, mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      throw new ReleaseError(
+        ReleaseErrorCode.KeyUnreadable,
+        `cannot create the directory ${dirname(files.privateKey)} (${error.code ?? error.message})`,
+      );
+    });
     const { privateKey, publicKey } = generateKeyPairSync('ed25519', {
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
       publicKeyEncoding: { type: 'spki', format: 'pem' },

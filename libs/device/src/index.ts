@@ -10,6 +10,4 @@ export * from './snapshot-store';
 export * from './boot-context';
 export * from './switch.service';
 export * from './garbage-collector';
-// test fixtures for the agent's and the tools' integration tests (real btrfs on a loop device, build-host streams)
-export * from './testing/loop-btrfs';
-export * from './testing/release-builder';
+// test fixtures are @cowroot/device/testing (./testing/index.ts), never part of this barrel

@@ -16,17 +16,14 @@ import {
 } from '@cowroot/protocol';
 import {
   BtrfsAdapter,
-  BuiltRelease,
   CommandRunner,
-  LoopBtrfs,
-  ReleaseBuilder,
-  createLoopBtrfs,
   SnapshotStore,
   UbootEnv,
   bootloaderDecision,
   createFileBackedEnv,
   readSwitchEnv,
 } from '@cowroot/device';
+import { BuiltRelease, LoopBtrfs, ReleaseBuilder, createLoopBtrfs } from '@cowroot/device/testing';
 
 export type { BuiltRelease };
 import { Agent } from '../agent';

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ReleasesModule } from '../releases/releases.module';
 import { DispatcherCommandPort } from './dispatcher-command-port';
 import { EngineLeadership } from './engine-leadership.service';
+import { InFlightCanceller } from './in-flight-cancel.service';
 import { JobEventFollower } from './job-event-follower.service';
 import { ROLLOUT_COMMAND_PORT } from './rollout-command-port';
 import { RolloutEngine } from './rollout-engine.service';
@@ -25,6 +26,7 @@ import { WaveDispatcher } from './wave-dispatcher.service';
     RolloutPlanner,
     WaveDispatcher,
     RolloutEngine,
+    InFlightCanceller,
     RolloutsService,
   ],
   exports: [RolloutsService, RolloutEngine, ROLLOUT_COMMAND_PORT],

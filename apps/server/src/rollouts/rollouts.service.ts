@@ -14,6 +14,7 @@ import { isEmptySelector } from './device-selector';
 import { CreateRolloutDto } from './dto/create-rollout.dto';
 import { TimelineEntryDto } from './dto/rollout.dto';
 import { ExecutionState, FAILURE_STATES } from './execution-state';
+import { InFlightCancellation, InFlightCanceller } from './in-flight-cancel.service';
 import { RolloutEngine } from './rollout-engine.service';
 import { RolloutPlanner } from './rollout-planner.service';
 import { returningRows } from '../database/returning-rows';
@@ -52,6 +53,7 @@ export class RolloutsService implements OnModuleInit {
     private readonly usage: ReleaseUsageService,
     private readonly planner: RolloutPlanner,
     private readonly engine: RolloutEngine,
+    private readonly inFlight: InFlightCanceller,
   ) {}
 
   /** A release that an unfinished rollout offers must not be deleted. */
@@ -320,16 +322,25 @@ export class RolloutsService implements OnModuleInit {
     });
   }
 
-  /** Stops for good: devices not dispatched yet are canceled; devices in flight finish and report. */
+  /**
+   * Stops for good: devices not dispatched yet are canceled; devices in flight get a `cancel` for their
+   * command (published after commit) and are canceled too (InFlightCanceller).
+   */
   async cancel(id: string, actor: Actor, reason?: string): Promise<RolloutView> {
-    return this.transition(id, actor, 'rollout.canceled', reason, async (manager, rollout) => {
+    let inFlight: InFlightCancellation = { canceled: 0, commands: [] };
+    const view = await this.transition(id, actor, 'rollout.canceled', reason, async (manager, rollout) => {
       this.require(rollout, [RolloutStatus.Running, RolloutStatus.Paused], 'cancel');
-      await this.engine.cancelQueued(manager, id, `rollout canceled by ${actor.name}`);
+      const why = `rollout canceled by ${actor.name}`;
+      const queued = await this.engine.cancelQueued(manager, id, why);
+      inFlight = await this.inFlight.cancel(manager, id, why, actor);
       await manager.query(
         `UPDATE rollouts SET status = $2, status_reason = $3, finished_at = now(), updated_at = now() WHERE id = $1`,
         [id, RolloutStatus.Canceled, reason ?? `canceled by ${actor.name}`],
       );
+      return { canceledQueued: queued, canceledInFlight: inFlight.canceled, cancelCommands: inFlight.commands.length };
     });
+    await this.inFlight.publish(inFlight);
+    return view;
   }
 
   /** Approves the next wave that waits for (or will need) an approval. */

@@ -1,0 +1,101 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { CommandType } from '@cowroot/protocol';
+import { EntityManager } from 'typeorm';
+import { Actor } from '../auth/actor';
+import { returningRows } from '../database/returning-rows';
+import { DeviceStatus } from '../devices/device.entity';
+import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
+import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
+
+/** What cancel() did, for the rollout's audit entry and the caller's publish after commit. */
+export interface InFlightCancellation {
+  /** executions that were in flight and are canceled now */
+  canceled: number;
+  /** the `cancel` commands stored for them, to publish once the transaction has committed */
+  commands: StoredCommand[];
+}
+
+/**
+ * A canceled rollout withdraws what it already sent (issue 9): every device in flight gets a `cancel`
+ * naming the rollout's command (docs/protocol.md §6: abort a running download, or withdraw a requested
+ * trial not yet booted), and its execution is `canceled` at once, so the device's next rollout is not
+ * held back until the old wave timeout (one rollout command per device at a time, WaveDispatcher).
+ * A device that already booted the trial, or reports its real outcome later, still gets that outcome
+ * recorded: `canceled` ranks below every device outcome (execution-state.ts).
+ */
+@Injectable()
+export class InFlightCanceller {
+  private readonly logger = new Logger(InFlightCanceller.name);
+
+  constructor(@Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort) {}
+
+  /** Inside the caller's transaction, which holds the rollout row locked. */
+  async cancel(manager: EntityManager, rolloutId: string, reason: string, actor: Actor): Promise<InFlightCancellation> {
+    const rows = await returningRows<{
+      id: string;
+      attempt: number;
+      device_id: string;
+      from_state: ExecutionState;
+      command_id: string | null;
+    }>(
+      manager,
+      `WITH flying AS (
+         SELECT x.id, x.state FROM rollout_executions x
+          WHERE x.rollout_id = $1 AND x.state = ANY ($2::text[])
+          FOR UPDATE
+       )
+       UPDATE rollout_executions x
+          SET state = $3, failure_reason = $4, finished_at = now(), updated_at = now()
+         FROM flying
+        WHERE x.id = flying.id
+       RETURNING x.id, x.attempt, x.device_id, flying.state AS from_state, x.command_id`,
+      [rolloutId, IN_FLIGHT_STATES, ExecutionState.Canceled, reason],
+    );
+    if (rows.length === 0) return { canceled: 0, commands: [] };
+    await manager.query(
+      `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail)
+       SELECT u.id, u.attempt, u.from_state, $1, u.command_id, jsonb_build_object('reason', $2::text)
+         FROM unnest($3::uuid[], $4::int[], $5::text[], $6::uuid[]) AS u(id, attempt, from_state, command_id)`,
+      [
+        ExecutionState.Canceled,
+        reason,
+        rows.map((r) => r.id),
+        rows.map((r) => r.attempt),
+        rows.map((r) => r.from_state),
+        rows.map((r) => r.command_id),
+      ],
+    );
+    // a decommissioned device gets no command (the dispatcher refuses one); its execution is canceled all the
+    // same. FOR SHARE as in recordMany(): a decommission that did not commit yet waits for these commands.
+    const active = new Set(
+      (
+        (await manager.query(
+          `SELECT id FROM devices WHERE id = ANY ($1::text[]) AND status = $2 ORDER BY id FOR SHARE`,
+          [rows.map((r) => r.device_id), DeviceStatus.Active],
+        )) as { id: string }[]
+      ).map((device) => device.id),
+    );
+    const targets = rows.filter((r) => r.command_id !== null && active.has(r.device_id));
+    const commands = await this.commands.recordMany(
+      manager,
+      targets.map((r) => ({
+        deviceId: r.device_id,
+        request: { type: CommandType.Cancel, targetCommandId: r.command_id! },
+      })),
+      actor,
+    );
+    return { canceled: rows.length, commands };
+  }
+
+  /** QoS 1 publishes after commit; a device that misses one gets it again when it subscribes. */
+  async publish(cancellation: InFlightCancellation): Promise<void> {
+    if (cancellation.commands.length === 0) return;
+    await this.commands
+      .publishMany(cancellation.commands)
+      .catch((error: Error) =>
+        this.logger.warn(
+          `publishing ${cancellation.commands.length} cancel command(s) failed, re-sent on resubscribe: ${error.message}`,
+        ),
+      );
+  }
+}
