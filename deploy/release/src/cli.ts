@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CommandRunner } from './command-runner.adapter';
+import { registerImageCommand } from './image/image-cli';
 import { ARCHES, Arch } from './kernel-images.service';
 import { ReleaseBuilder } from './release-builder.service';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
@@ -127,6 +128,8 @@ function program(output: CliOutput): Command {
       );
       if (options.artifact) output.out(`artifact ok: ${manifest.size} bytes, sha256 ${manifest.sha256}`);
     });
+
+  registerImageCommand(root, output.out);
 
   return root;
 }
