@@ -72,14 +72,27 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-/** Parses the three figures of a bmap file (bmaptool create's XML) that say what flashing writes. */
-export function parseBmapSizes(xml: string): { imageBytes: number; mappedBytes: number } {
+export interface BmapSizes {
+  imageBytes: number;
+  mappedBytes: number;
+  blockSize: number;
+  /** mapped block ranges, inclusive */
+  ranges: Array<{ first: number; last: number }>;
+}
+
+/** What a bmap (bmaptool create's XML) says flashing writes: the image size and the mapped blocks. */
+export function parseBmapSizes(xml: string): BmapSizes {
   const field = (name: string) => {
     const match = new RegExp(`<${name}>\\s*(\\d+)\\s*</${name}>`).exec(xml);
     if (!match) throw new Error(`bmap has no ${name}`);
     return Number(match[1]);
   };
-  return { imageBytes: field('ImageSize'), mappedBytes: field('MappedBlocksCount') * field('BlockSize') };
+  const blockSize = field('BlockSize');
+  const ranges = [...xml.matchAll(/<Range[^>]*>\s*(\d+)(?:-(\d+))?\s*<\/Range>/g)].map((m) => ({
+    first: Number(m[1]),
+    last: Number(m[2] ?? m[1]),
+  }));
+  return { imageBytes: field('ImageSize'), mappedBytes: field('MappedBlocksCount') * blockSize, blockSize, ranges };
 }
 
 /**
@@ -122,7 +135,14 @@ export class FactoryImageWriter {
       this.log(
         `image ${plan.image}: ${(sizes.imageBytes / MiB).toFixed(0)} MiB, ${(sizes.mappedBytes / MiB).toFixed(1)} MiB mapped (${plan.bmap}), ${seconds.toFixed(1)} s`,
       );
-      return { image: plan.image, bmap: plan.bmap, snapshotId: plan.release.snapshotId, ...sizes, seconds };
+      return {
+        image: plan.image,
+        bmap: plan.bmap,
+        snapshotId: plan.release.snapshotId,
+        imageBytes: sizes.imageBytes,
+        mappedBytes: sizes.mappedBytes,
+        seconds,
+      };
     } catch (error) {
       await undo.undoAll(this.log);
       throw error;
