@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CommandRunner } from './command-runner.adapter';
 import { registerImageCommand } from './image/image-cli';
+import { registerSignCommand } from './sign/sign-cli';
 import { ARCHES, Arch } from './kernel-images.service';
 import { ReleaseBuilder } from './release-builder.service';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
@@ -130,6 +131,7 @@ function program(output: CliOutput): Command {
     });
 
   registerImageCommand(root, output.out);
+  registerSignCommand(root, output.out);
 
   return root;
 }
