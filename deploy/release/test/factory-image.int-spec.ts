@@ -11,7 +11,16 @@ import { parseSubvolumeShow } from '../src/btrfs-pool.service';
 import { CommandRunner } from '../src/command-runner.adapter';
 import { parseBmapSizes } from '../src/image/factory-image.service';
 import { writeFakeRootfs } from './fake-rootfs';
-import { fwPrintenv, loopDevicesUnder, mountsOf, partitionTable, sh, withPartition } from './image-inspection';
+import {
+  attachPartition,
+  BoardProfileJson,
+  fwPrintenv,
+  loopDevicesUnder,
+  mountsOf,
+  partitionTable,
+  sh,
+  withPartition,
+} from './image-inspection';
 import { LoopBtrfs } from './loop-btrfs';
 
 interface ToolRun {
@@ -322,7 +331,6 @@ describePrivileged(
         const newRoot = join(work, 'newroot');
         await mkdir(newRoot, { recursive: true });
         await writeFile(join(work, 'boot-cmdline'), 'root=/dev/vda2 cowroot.snapshot=base-1.0 cowroot.trial=0\n');
-        const { attachPartition } = await import('./image-inspection');
         const device = await attachPartition(grown, pool, true);
         try {
           const script = resolve(here, '../../initramfs/cowroot-workspace.sh');
@@ -347,7 +355,7 @@ describePrivileged(
     });
 
     it('writes a raw-offset env that fw_printenv reads straight from the image', async () => {
-      const profile = JSON.parse(await readFile(join(boards, 'qemu-x86-vdev.json'), 'utf8')) as Record<string, any>;
+      const profile = JSON.parse(await readFile(join(boards, 'qemu-x86-vdev.json'), 'utf8')) as BoardProfileJson;
       profile.name = 'raw-env-board';
       profile.disk = { table: 'gpt', sizeMiB: 512, firstPartitionMiB: 4 };
       profile.env = {
@@ -395,7 +403,7 @@ describePrivileged(
       }, 60_000);
 
       it('refuses a pool partition too small for the release', async () => {
-        const profile = JSON.parse(await readFile(join(boards, 'qemu-x86-vdev.json'), 'utf8')) as Record<string, any>;
+        const profile = JSON.parse(await readFile(join(boards, 'qemu-x86-vdev.json'), 'utf8')) as BoardProfileJson;
         profile.disk.sizeMiB = 96;
         profile.bootScript = resolve(boards, profile.bootScript as string);
         const board = join(work, 'small-board.json');

@@ -118,3 +118,14 @@ export async function fwPrintenv(config: string, path: string, lines: string[]):
   }
   return env;
 }
+
+/** A board profile as JSON, loose enough for tests to break it on purpose. */
+export interface BoardProfileJson {
+  name: string;
+  arch: string;
+  disk: { table: string; sizeMiB: number; firstPartitionMiB?: number };
+  partitions: Array<{ role: string; type: string; sizeMiB?: number; label?: string }>;
+  env: { variables: Record<string, string | null>; [key: string]: unknown };
+  bootScript: string;
+  [key: string]: unknown;
+}

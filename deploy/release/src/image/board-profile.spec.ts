@@ -2,12 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseBoardProfile, placePartitions } from './board-profile';
 import { renderSfdiskScript } from './disk-layout';
+import type { BoardProfileJson } from '../../test/image-inspection';
 
 const boards = resolve(__dirname, '../../boards');
 const MiB = 1024 * 1024;
 
-function shipped(name: string): Record<string, any> {
-  return JSON.parse(readFileSync(join(boards, name), 'utf8')) as Record<string, any>;
+function shipped(name: string): BoardProfileJson {
+  return JSON.parse(readFileSync(join(boards, name), 'utf8')) as BoardProfileJson;
 }
 
 function problemsOf(plain: unknown): string {

@@ -75,7 +75,7 @@ describe('renderAgentConfig', () => {
         hasCa: true,
         poolMount: '/var/lib/cowroot/pool',
       }),
-    ) as Record<string, any>;
+    ) as Record<string, unknown>;
     expect(config).toMatchObject({
       deviceId: 'gw-1',
       credentialFile: '/var/lib/cowroot/pool/config/credential',
