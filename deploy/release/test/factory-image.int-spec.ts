@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } f
 import { validateAgentConfig } from '../../../apps/agent/src/config/agent-config';
 import { parseSubvolumeShow } from '../src/btrfs-pool.service';
 import { CommandRunner } from '../src/command-runner.adapter';
-import { parseBmapSizes } from '../src/image/factory-image.service';
+import { parseBmapSizes } from '../src/image/bmap';
 import { writeFakeRootfs } from './fake-rootfs';
 import {
   attachPartition,
@@ -132,17 +132,19 @@ describePrivileged(
       expect((await tool(bundle, ['keygen', '--out', join(work, 'release')])).code).toBe(0);
       key = join(work, 'release.key');
       publicKey = join(work, 'release.pub');
-      const build = async (version: string, arch: string) => {
+      const build = async (version: string, arch: string, extra: string[] = []) => {
         const run = await tool(bundle, [
           'build',
           ...['--rootfs', rootfs, '--pool', buildHost!.mountPoint, '--name', 'base', '--version', version],
           ...['--arch', arch, '--key', key, '--out', join(work, 'out', `base-${version}`)],
+          ...extra,
         ]);
         expect(run.stderr).toBe('');
         expect(run.code).toBe(0);
       };
       await build('1.0', 'x86');
       await build('1.0-arm', 'arm');
+      await build('1.0-arm64', 'arm64', ['--load-address', '0x40400000']);
       manifest = JSON.parse(
         await readFile(join(release(), 'base-1.0-full.btrfs.zst.manifest.json'), 'utf8'),
       ) as ArtifactManifest;
@@ -354,6 +356,31 @@ describePrivileged(
       });
     });
 
+    it('writes an image of the arm64 QEMU virt board from an arm64 release', async () => {
+      const out = join(work, 'out', 'base-1.0-arm64');
+      expect(out).toContain('arm64');
+      const disk = join(images, 'arm64.img');
+      const run = await tool(bundle, [
+        ...['image', '--release', out, '--board', join(boards, 'qemu-arm64-virt.json'), '--image', disk],
+        ...['--release-key', publicKey, '--device-id', 'arm-1', '--credential-file', credentialFile],
+        ...['--mqtt-url', 'mqtt://127.0.0.1:1883'],
+      ]);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const [boot, pool] = (await partitionTable(disk)).partitions;
+      const extracted = join(work, 'arm64-fat');
+      await mkdir(extracted, { recursive: true });
+      await sh('mcopy', ['-n', '-i', `${disk}@@${boot.offset}`, '::/boot.scr', '::/uboot.env', extracted]);
+      expect(await sh('mkimage', ['-l', join(extracted, 'boot.scr')])).toMatch(/AArch64 Linux Script/);
+      await withPartition(disk, pool, join(work, 'arm64-pool'), 'ro,subvolid=5', async (mnt) => {
+        const kernel = await sh('mkimage', ['-l', join(mnt, 'snapshots/base-1.0-arm64/boot/uImage')]);
+        expect(kernel).toMatch(/AArch64 Linux Kernel Image/);
+        expect(kernel).toMatch(/Load Address: 40400000/);
+      });
+      await rm(disk);
+      await rm(`${disk}.bmap`);
+    }, 120_000);
+
     it('writes a raw-offset env that fw_printenv reads straight from the image', async () => {
       const profile = JSON.parse(await readFile(join(boards, 'qemu-x86-vdev.json'), 'utf8')) as BoardProfileJson;
       profile.name = 'raw-env-board';
@@ -416,6 +443,32 @@ describePrivileged(
         );
         await expectNothingLeft(before);
       });
+
+      it('undoes every loop device, mount and temp file when interrupted (SIGINT) while writing the pool', async () => {
+        const before = (await readdir(images)).sort();
+        const child = spawn(process.execPath, [
+          bundle,
+          ...['image', '--release', release(), '--board', join(boards, 'qemu-x86-vdev.json')],
+          ...['--image', join(images, 'interrupted.img'), '--release-key', publicKey, '--device-id', 'gw-1'],
+          ...['--credential-file', credentialFile, '--mqtt-url', 'mqtt://127.0.0.1:1'],
+        ]);
+        let stdout = '';
+        let stderr = '';
+        let interruptedAfter = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          // the boot partition is done: the pool's loop device, mkfs, mount and receive come next
+          if (!interruptedAfter && stdout.includes('boot partition:')) {
+            interruptedAfter = stdout.trim().split('\n').pop() ?? '';
+            child.kill('SIGINT');
+          }
+        });
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        const code = await new Promise<number | null>((done) => child.on('close', done));
+        expect(interruptedAfter).toMatch(/^boot partition:/);
+        expectOneLineFailure({ code: code ?? -1, stdout, stderr }, /interrupted: .*interrupted\.img was not written/);
+        await expectNothingLeft(before);
+      }, 60_000);
 
       it('refuses an image path that exists and leaves that file alone', async () => {
         const existing = join(images, 'existing.img');
