@@ -348,6 +348,15 @@ describePrivileged(
           expect(await readFile(join(newRoot, 'etc/hostname'), 'utf8')).toBe('device\n');
           const show = await sh('btrfs', ['filesystem', 'show', '--raw', newRoot]);
           expect(Number(/devid\s+1 size (\d+)/.exec(show)?.[1])).toBe(pool.size);
+          // every later boot: the resize to the current size commits nothing (superblock generation unchanged)
+          const generation = async () => {
+            await sh('btrfs', ['filesystem', 'sync', newRoot]);
+            return /^generation\s+(\d+)/m.exec(await sh('btrfs', ['inspect-internal', 'dump-super', device]))?.[1];
+          };
+          const before = await generation();
+          expect(before).toMatch(/^\d+$/);
+          await sh('sh', ['-c', '. "$1"; cowroot_grow_pool "$2"', 'sh', script, newRoot]);
+          expect(await generation()).toBe(before);
           await sh('umount', [newRoot]);
         } finally {
           await sh('losetup', ['-d', device]);
