@@ -20,26 +20,3 @@ export function renderSfdiskScript(profile: BoardProfile): string {
   }
   return `${lines.join('\n')}\n`;
 }
-
-/** One partition as `sfdisk -J` reports it. */
-export interface TablePartition {
-  start: number;
-  size: number;
-  type: string;
-}
-
-/** Parses `sfdisk -J <image>` into starts and sizes in bytes (sfdisk counts sectors). */
-export function parseSfdiskJson(text: string): { table: string; partitions: TablePartition[] } {
-  const parsed = JSON.parse(text) as {
-    partitiontable: { label: string; sectorsize?: number; partitions: { start: number; size: number; type: string }[] };
-  };
-  const sector = parsed.partitiontable.sectorsize ?? SECTOR;
-  return {
-    table: parsed.partitiontable.label,
-    partitions: parsed.partitiontable.partitions.map((p) => ({
-      start: p.start * sector,
-      size: p.size * sector,
-      type: p.type,
-    })),
-  };
-}

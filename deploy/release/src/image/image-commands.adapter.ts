@@ -48,7 +48,7 @@ export class ImageCommands {
 
 /**
  * What a build made that must go again if it fails: loop devices, mounts, temp files, undone in reverse.
- * `release` drops the steps of things that were handed over (the renamed image), `undoAll` never throws.
+ * `runNow` runs one step early (the normal path), `undoAll` runs the rest and never throws.
  */
 export class Undo {
   private readonly steps: Array<{ what: string; step: () => Promise<unknown> }> = [];
@@ -63,11 +63,6 @@ export class Undo {
     if (index < 0) return;
     const [{ step }] = this.steps.splice(index, 1);
     await step();
-  }
-
-  forget(what: string): void {
-    const index = this.steps.map((s) => s.what).lastIndexOf(what);
-    if (index >= 0) this.steps.splice(index, 1);
   }
 
   async undoAll(warn: (line: string) => void): Promise<void> {
