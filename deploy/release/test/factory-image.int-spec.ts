@@ -357,8 +357,9 @@ describePrivileged(
           expect(before).toMatch(/^\d+$/);
           await sh('sh', ['-c', '. "$1"; cowroot_grow_pool "$2"', 'sh', script, newRoot]);
           expect(await generation()).toBe(before);
-          await sh('umount', [newRoot]);
         } finally {
+          // also when an expectation failed: never leave the workspace mounted or the loop device attached
+          if ((await mountsOf(work)).includes(newRoot)) await sh('umount', [newRoot]);
           await sh('losetup', ['-d', device]);
           await rm(grown, { force: true });
         }
