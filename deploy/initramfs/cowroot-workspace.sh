@@ -32,6 +32,17 @@ cowroot_cmdline_arg() {
   return 1
 }
 
+# cowroot_grow_pool POOL_MOUNT: makes the pool's filesystem fill its partition (docs/factory.md "The pool
+# grows on first boot"). A factory image's btrfs is as large as the image's partition; after flashing, the
+# partition may have been grown to the end of the storage, and the first boot takes the rest. On every
+# later boot it is a no-op: the kernel ignores a resize to the current size (no transaction, no write).
+# Never fatal: a pool that cannot grow still boots.
+cowroot_grow_pool() {
+  btrfs filesystem resize max "$1" >/dev/null 2>&1 \
+    || cowroot_log "cannot grow the pool to its partition (booting on)"
+  return 0
+}
+
 # cowroot_prepare_root DEVICE POOL_MOUNT NEW_ROOT
 # Mounts the pool's top level at POOL_MOUNT, deletes the previous workspace, snapshots the booted read-only
 # snapshot as the new rw workspace, unmounts the pool and mounts the workspace at NEW_ROOT.
@@ -47,6 +58,7 @@ cowroot_prepare_root() {
   mkdir -p "$cowroot_pool" "$cowroot_newroot"
   mount -t btrfs -o subvolid=5 "$cowroot_dev" "$cowroot_pool" \
     || { cowroot_fail "cannot mount the btrfs pool $cowroot_dev"; return 1; }
+  cowroot_grow_pool "$cowroot_pool"
   cowroot_src="$cowroot_pool/$COWROOT_SNAPSHOTS_DIR/$cowroot_snapshot"
   cowroot_ws="$cowroot_pool/$COWROOT_WORKSPACE"
   if [ ! -d "$cowroot_src" ]; then

@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(
   # device side: btrfs, the u-boot env, release streams
   btrfs-progs u-boot-tools libubootenv-tool zstd rsync
+  # factory images: the .bmap next to each image (cowroot-release image, docs/factory.md)
+  bmap-tools
   # test certificates for mqtts:// and https:// (apps/agent/src/tls.int-spec.ts)
   openssl
   # a third-party MQTT client: the broker's MQTT 5 refusal (apps/server/src/mqtt/ingest-hardening.int-spec.ts)

@@ -1,6 +1,8 @@
 import { CommandRunner } from '@cowroot/device';
 import { Command, CommanderError, Option } from 'commander';
 import { MAX_SECURITY_VERSION } from '@cowroot/protocol';
+import { registerImageCommand } from './image/image-cli';
+import { registerSignCommand } from './sign/sign-cli';
 import { ARCHES, Arch } from './kernel-images.service';
 import { ReleaseBuildService } from './release-build.service';
 import { ReleaseError, ReleaseErrorCode, asReleaseError } from './release-error';
@@ -148,6 +150,9 @@ function program(output: CliOutput): Command {
       );
       if (options.artifact) output.out(`artifact ok: ${manifest.size} bytes, sha256 ${manifest.sha256}`);
     });
+
+  registerImageCommand(root, output.out);
+  registerSignCommand(root, output.out);
 
   return root;
 }
