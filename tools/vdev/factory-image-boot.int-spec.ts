@@ -96,7 +96,7 @@ describePrivileged(
           '--credential-file',
           join(work, 'credential'),
         ],
-        ...['--mqtt-url', 'mqtt://127.0.0.1:1'],
+        ...['--mqtt-url', 'mqtt://127.0.0.1:1', '--http-url', 'http://127.0.0.1:1'],
       ]);
       console.log(`factory image written in ${((Date.now() - started) / 1000).toFixed(1)} s:\n${output}`);
       // flashed as the line would: bmaptool writes the mapped blocks only

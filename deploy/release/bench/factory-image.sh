@@ -36,7 +36,7 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 start=$(date +%s%N)
 node "$tool" image --release "$work/out" --board deploy/release/boards/qemu-x86-vdev.json --image "$work/dev.img" \
   --release-key "$work/key.pub" --device-id bench-1 --credential-file "$work/credential" \
-  --mqtt-url mqtt://127.0.0.1:1883 >/dev/null
+  --mqtt-url mqtt://127.0.0.1:1883 --http-url http://127.0.0.1:3000 >/dev/null
 image_ms=$(ms "$start")
 stream=$(stat -c %s "$work/out/bench-1-full.btrfs.zst")
 size=$(sed -n 's:.*<ImageSize> *\([0-9]*\) *</ImageSize>.*:\1:p' "$work/dev.img.bmap")

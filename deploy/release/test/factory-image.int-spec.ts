@@ -101,6 +101,8 @@ describePrivileged(
         credentialFile,
         '--mqtt-url',
         'mqtts://fleet.example.com:8883',
+        '--http-url',
+        'https://fleet.example.com',
         '--ca-file',
         caFile,
         ...extra,
@@ -293,6 +295,7 @@ describePrivileged(
           expect(agentConfig).toMatchObject({
             deviceId: 'gw-0042',
             mqttUrl: 'mqtts://fleet.example.com:8883',
+            artifactOrigin: 'https://fleet.example.com',
             poolPath: mnt,
             requiredBootFiles: ['boot/uImage', 'boot/uInitrd'],
           });
@@ -381,7 +384,7 @@ describePrivileged(
       const run = await tool(bundle, [
         ...['image', '--release', out, '--board', join(boards, 'qemu-arm64-virt.json'), '--image', disk],
         ...['--release-key', publicKey, '--device-id', 'arm-1', '--credential-file', credentialFile],
-        ...['--mqtt-url', 'mqtt://127.0.0.1:1883'],
+        ...['--mqtt-url', 'mqtt://127.0.0.1:1883', '--http-url', 'http://127.0.0.1:3000'],
       ]);
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
@@ -438,7 +441,14 @@ describePrivileged(
           'image',
           ...['--release', join(work, 'out', 'base-1.0-arm'), '--board', join(boards, 'qemu-x86-vdev.json')],
           ...['--image', join(images, 'arm.img'), '--release-key', publicKey, '--device-id', 'gw-1'],
-          ...['--credential-file', credentialFile, '--mqtt-url', 'mqtt://127.0.0.1:1'],
+          ...[
+            '--credential-file',
+            credentialFile,
+            '--mqtt-url',
+            'mqtt://127.0.0.1:1',
+            '--http-url',
+            'http://127.0.0.1:1',
+          ],
         ]);
         expectOneLineFailure(
           run,
@@ -468,7 +478,14 @@ describePrivileged(
           bundle,
           ...['image', '--release', release(), '--board', join(boards, 'qemu-x86-vdev.json')],
           ...['--image', join(images, 'interrupted.img'), '--release-key', publicKey, '--device-id', 'gw-1'],
-          ...['--credential-file', credentialFile, '--mqtt-url', 'mqtt://127.0.0.1:1'],
+          ...[
+            '--credential-file',
+            credentialFile,
+            '--mqtt-url',
+            'mqtt://127.0.0.1:1',
+            '--http-url',
+            'http://127.0.0.1:1',
+          ],
         ]);
         let stdout = '';
         let stderr = '';

@@ -16,6 +16,7 @@ export const CONFIG_FILES = {
 export interface AgentConfigInput {
   deviceId: string;
   mqttUrl: string;
+  httpUrl: string;
   hasCa: boolean;
   poolMount: string;
 }
@@ -30,7 +31,11 @@ export function renderAgentConfig(input: AgentConfigInput): string {
   const agentConfig = {
     deviceId: input.deviceId,
     credentialFile: config(CONFIG_FILES.credential),
-    server: { mqttUrl: input.mqttUrl, ...(input.hasCa ? { caFile: config(CONFIG_FILES.ca) } : {}) },
+    server: {
+      mqttUrl: input.mqttUrl,
+      httpUrl: input.httpUrl,
+      ...(input.hasCa ? { caFile: config(CONFIG_FILES.ca) } : {}),
+    },
     poolPath: input.poolMount,
     fwEnvConfig: config(CONFIG_FILES.fwEnv),
     releasePublicKeyFile: config(CONFIG_FILES.releaseKey),

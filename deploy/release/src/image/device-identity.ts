@@ -48,6 +48,17 @@ export async function loadDeviceIdentity(deviceId: string, credentialFile: strin
   return { deviceId, credential };
 }
 
+/** The agent's httpUrl rule: the artifact origin it pins downloads to (docs/agent.md §2). */
+export function checkHttpUrl(url: string): string {
+  if (!/^https?:\/\/[^\s/?#@]+(\/\S*)?$/.test(url) || !URL.canParse(url)) {
+    throw new ReleaseError(
+      ReleaseErrorCode.InvalidArgument,
+      `--http-url ${JSON.stringify(url)} must be http://host[:port] or https://host[:port]`,
+    );
+  }
+  return url;
+}
+
 export function checkMqttUrl(url: string): string {
   if (!MQTT_URL_PATTERN.test(url)) {
     throw new ReleaseError(

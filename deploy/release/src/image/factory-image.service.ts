@@ -9,7 +9,7 @@ import { DEFAULT_POOL_MOUNT } from './agent-config.renderer';
 import { parseBmapSizes } from './bmap';
 import { writeBootPartition } from './boot-partition.writer';
 import { BoardProfile, loadBoardProfile } from './board-profile';
-import { checkMqttUrl, loadCaBundle, loadDeviceIdentity } from './device-identity';
+import { checkHttpUrl, checkMqttUrl, loadCaBundle, loadDeviceIdentity } from './device-identity';
 import { renderSfdiskScript } from './disk-layout';
 import { loadFactoryRelease } from './factory-release';
 import { ImageCommands, Undo } from './image-commands.adapter';
@@ -27,6 +27,8 @@ export interface ImageRequest {
   deviceId: string;
   credentialFile: string;
   mqttUrl: string;
+  /** the fleet server's HTTP(S) origin: the only place the agent downloads artifacts from */
+  httpUrl: string;
   caFile?: string;
   /** the board u-boot's default env (`make u-boot-initial-env`), merged under the profile's variables */
   boardEnv?: string;
@@ -159,6 +161,7 @@ export class FactoryImageWriter {
     const release = await loadFactoryRelease(request.releaseDir, request.releaseKey);
     const identity = await loadDeviceIdentity(request.deviceId, request.credentialFile);
     checkMqttUrl(request.mqttUrl);
+    checkHttpUrl(request.httpUrl);
     const ca = request.caFile ? await loadCaBundle(request.caFile) : null;
     let boardEnv: Record<string, string> = {};
     if (request.boardEnv) {
@@ -190,6 +193,7 @@ export class FactoryImageWriter {
       ca,
       boardEnv,
       mqttUrl: request.mqttUrl,
+      httpUrl: request.httpUrl,
       poolMount: request.poolMount ?? DEFAULT_POOL_MOUNT,
       image,
       bmap,

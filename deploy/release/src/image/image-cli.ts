@@ -10,6 +10,7 @@ interface ImageOptions {
   deviceId: string;
   credentialFile: string;
   mqttUrl: string;
+  httpUrl: string;
   caFile?: string;
   boardEnv?: string;
   poolMount: string;
@@ -44,6 +45,7 @@ export function registerImageCommand(root: Command, out: (line: string) => void)
     .requiredOption('--device-id <id>', "the device's id, as provisioned on the server")
     .requiredOption('--credential-file <file>', "the device's factory credential (24-256 printable characters)")
     .requiredOption('--mqtt-url <url>', 'the fleet server: mqtt://host[:port] or mqtts://host[:port]')
+    .requiredOption('--http-url <url>', 'the fleet server over HTTP(S), the only origin the agent downloads from')
     .option('--ca-file <file>', 'PEM CA bundle for mqtts:// and https:// artifact URLs')
     .option('--board-env <file>', "the board u-boot's default env (make u-boot-initial-env), kept under the profile's")
     .option('--pool-mount <path>', 'where the running system mounts the pool', DEFAULT_POOL_MOUNT)
@@ -58,6 +60,7 @@ export function registerImageCommand(root: Command, out: (line: string) => void)
           deviceId: options.deviceId,
           credentialFile: options.credentialFile,
           mqttUrl: options.mqttUrl,
+          httpUrl: options.httpUrl,
           caFile: options.caFile,
           boardEnv: options.boardEnv,
           poolMount: options.poolMount,

@@ -12,6 +12,7 @@ export interface ImagePlan {
   ca: string | null;
   boardEnv: Record<string, string>;
   mqttUrl: string;
+  httpUrl: string;
   poolMount: string;
   image: string;
   bmap: string;

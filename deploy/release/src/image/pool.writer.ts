@@ -115,6 +115,7 @@ async function writeDeviceConfig(plan: ImagePlan, dir: string): Promise<void> {
       renderAgentConfig({
         deviceId: plan.identity.deviceId,
         mqttUrl: plan.mqttUrl,
+        httpUrl: plan.httpUrl,
         hasCa: plan.ca !== null,
         poolMount: plan.poolMount,
       }),

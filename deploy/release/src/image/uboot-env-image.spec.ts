@@ -72,6 +72,7 @@ describe('renderAgentConfig', () => {
       renderAgentConfig({
         deviceId: 'gw-1',
         mqttUrl: 'mqtt://h:1883',
+        httpUrl: 'http://h:3000',
         hasCa: true,
         poolMount: '/var/lib/cowroot/pool',
       }),
@@ -79,7 +80,7 @@ describe('renderAgentConfig', () => {
     expect(config).toMatchObject({
       deviceId: 'gw-1',
       credentialFile: '/var/lib/cowroot/pool/config/credential',
-      server: { mqttUrl: 'mqtt://h:1883', caFile: '/var/lib/cowroot/pool/config/ca.pem' },
+      server: { mqttUrl: 'mqtt://h:1883', httpUrl: 'http://h:3000', caFile: '/var/lib/cowroot/pool/config/ca.pem' },
       fwEnvConfig: '/var/lib/cowroot/pool/config/fw_env.config',
       stateDir: '/var/lib/cowroot/pool/state/agent',
       health: { requiredDir: '/etc/cowroot/required.d' },
