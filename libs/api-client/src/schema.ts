@@ -203,7 +203,7 @@ export interface paths {
         get: operations["ArtifactsController_uploadStatus"];
         put?: never;
         post?: never;
-        /** Abandon a resumable upload and remove its partial file */
+        /** Abandon a resumable upload and remove its partial file (audited) */
         delete: operations["ArtifactsController_abandonUpload"];
         options?: never;
         head?: never;
@@ -587,7 +587,7 @@ export interface components {
          * @description what to act on (docs/api.md)
          * @enum {string}
          */
-        ErrorCode: "INVALID" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INVALID_STATE" | "PAYLOAD_TOO_LARGE" | "INTERNAL" | "NOT_READY" | "INVALID_CURSOR" | "UNSUPPORTED_CONTENT_TYPE" | "DEVICE_NOT_FOUND" | "DEVICE_EXISTS" | "DEVICE_DECOMMISSIONED" | "DEVICE_LIST_INVALID" | "DEVICE_LIST_TOO_LARGE" | "COMMAND_NOT_FOUND" | "COMMAND_INVALID" | "RELEASE_NOT_FOUND" | "RELEASE_EXISTS" | "RELEASE_IN_USE" | "RELEASE_HAS_NO_ARTIFACTS" | "ARTIFACT_NOT_FOUND" | "ARTIFACT_CONFLICT" | "ARTIFACT_TOO_LARGE" | "PARENT_RELEASE_MISSING" | "SNAPSHOT_UUID_MISMATCH" | "MANIFEST_INVALID" | "SIGNATURE_NOT_VERIFIED" | "UPLOAD_INVALID" | "UPLOAD_NOT_FOUND" | "UPLOAD_BUSY" | "UPLOAD_OFFSET_MISMATCH" | "UPLOAD_SIZE_MISMATCH" | "UPLOAD_CHECKSUM_MISMATCH" | "STORAGE_FULL" | "RANGE_NOT_SATISFIABLE" | "SIGNING_KEY_INVALID" | "SIGNING_KEY_EXISTS" | "SIGNING_KEY_NOT_FOUND" | "TOKEN_NOT_FOUND" | "LAST_ADMIN_TOKEN" | "ROLLOUT_NOT_FOUND" | "ROLLOUT_SELECTOR_EMPTY" | "ROLLOUT_WAVES_INVALID" | "ROLLOUT_NOT_RUNNING" | "ROLLOUT_NOT_PAUSED" | "ROLLOUT_FINISHED" | "NO_WAVE_AWAITING_APPROVAL" | "NO_FAILED_DEVICES" | "EXECUTION_NOT_FOUND" | "ROLLBACK_NOT_FOUND" | "ROLLBACK_TARGET_INVALID";
+        ErrorCode: "INVALID" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INVALID_STATE" | "PAYLOAD_TOO_LARGE" | "INTERNAL" | "NOT_READY" | "INVALID_CURSOR" | "UNSUPPORTED_CONTENT_TYPE" | "DEVICE_NOT_FOUND" | "DEVICE_EXISTS" | "DEVICE_DECOMMISSIONED" | "DEVICE_LIST_INVALID" | "DEVICE_LIST_TOO_LARGE" | "COMMAND_NOT_FOUND" | "COMMAND_INVALID" | "RELEASE_NOT_FOUND" | "RELEASE_EXISTS" | "RELEASE_IN_USE" | "RELEASE_HAS_NO_ARTIFACTS" | "ARTIFACT_NOT_FOUND" | "ARTIFACT_CONFLICT" | "ARTIFACT_TOO_LARGE" | "PARENT_RELEASE_MISSING" | "SNAPSHOT_UUID_MISMATCH" | "MANIFEST_INVALID" | "SIGNATURE_NOT_VERIFIED" | "UPLOAD_INVALID" | "UPLOAD_NOT_FOUND" | "UPLOAD_BUSY" | "UPLOAD_OFFSET_MISMATCH" | "UPLOAD_SIZE_MISMATCH" | "UPLOAD_CHECKSUM_MISMATCH" | "STORAGE_FULL" | "RANGE_NOT_SATISFIABLE" | "SIGNING_KEY_INVALID" | "SIGNING_KEY_EXISTS" | "SIGNING_KEY_NOT_FOUND" | "TOKEN_NOT_FOUND" | "LAST_ADMIN_TOKEN" | "ROLLOUT_NOT_FOUND" | "ROLLOUT_SELECTOR_EMPTY" | "ROLLOUT_WAVES_INVALID" | "ROLLOUT_NOT_RUNNING" | "ROLLOUT_NOT_PAUSED" | "ROLLOUT_FINISHED" | "NO_WAVE_AWAITING_APPROVAL" | "NO_FAILED_DEVICES" | "EXECUTION_NOT_FOUND" | "ROLLBACK_NOT_FOUND" | "ROLLBACK_TARGET_INVALID" | "TOO_MANY_REQUESTS";
         ErrorBodyDto: {
             /** @description what to act on (docs/api.md) */
             code: components["schemas"]["ErrorCode"];
@@ -2151,7 +2151,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description ARTIFACT_TOO_LARGE: the manifest's size exceeds MAX_ARTIFACT_BYTES */
+            /**
+             * @description ARTIFACT_TOO_LARGE: the manifest's size exceeds MAX_ARTIFACT_BYTES
+             *
+             *     PAYLOAD_TOO_LARGE: the request body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2579,7 +2583,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description DEVICE_LIST_TOO_LARGE: the bulk device list is too large; split it */
+            /**
+             * @description DEVICE_LIST_TOO_LARGE: the bulk device list is too large; split it
+             *
+             *     PAYLOAD_TOO_LARGE: the request body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
