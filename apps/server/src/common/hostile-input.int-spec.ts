@@ -123,6 +123,23 @@ describe('hostile HTTP input', () => {
       expect(res.body.created).toBe(2);
     });
 
+    it('reads a rollout naming 100,000 device ids (about 3 MB, over the default limit) to its validation', async () => {
+      const ids = Array.from({ length: 100_000 }, (_, i) => `gw-none-${String(i).padStart(6, '0')}`);
+      const res = await http()
+        .post('/api/v1/rollouts')
+        .set(admin())
+        .send({
+          name: 'big',
+          release: { name: 'none', version: '1' },
+          selector: { deviceIds: ids },
+          waves: [{ percent: 100, timeoutSeconds: 600 }],
+        });
+      expect(JSON.stringify({ ids }).length).toBeGreaterThan(DEFAULT_JSON_BODY_BYTES);
+      // past the body limit: the release lookup answers, not a 413
+      expect(res.status).not.toBe(413);
+      expect(res.body.error.code).toBe('RELEASE_NOT_FOUND');
+    });
+
     it('refuses JSON nested deeper than any DTO with 400', async () => {
       const deep = '['.repeat(100_000) + ']'.repeat(100_000);
       const res = await http().post('/api/v1/tokens').set(admin()).set('Content-Type', 'application/json').send(deep);

@@ -4,6 +4,7 @@ import { Actor } from '../auth/actor';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { Role } from '../auth/role.enum';
 import { Roles } from '../auth/roles.decorator';
+import { BodyLimit } from '../common/body-limit.decorator';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { DomainErrorCode as E } from '../common/domain-error';
 import { CreateRolloutDto } from './dto/create-rollout.dto';
@@ -21,6 +22,8 @@ export class RolloutsController {
 
   @Post()
   @Roles(Role.Operator)
+  // a selector may name up to 100,000 device ids (about 3 MB of JSON)
+  @BodyLimit(4 * 1024 * 1024)
   @ApiOperation({ summary: 'Create and start a rollout: plans the targeted devices into waves' })
   @ApiCreatedResponse({ type: RolloutDto })
   @ApiErrors(
