@@ -33,6 +33,12 @@ export async function startCluster(trust: NatsTrust, dir: string, size: number):
 }
 
 const inboxes = new WeakMap<MqttClient, { topic: string; payload: string }[]>();
+const sessionPresent = new WeakMap<MqttClient, boolean>();
+
+/** CONNACK's session-present flag (MQTT-3.2.2-2) of the last connect. */
+export function hadSession(client: MqttClient): boolean {
+  return sessionPresent.get(client) ?? false;
+}
 
 /**
  * MQTT 3.1.1 connect with the device's bearer JWT as password; resolves on CONNACK or rejects with its code.
@@ -59,7 +65,11 @@ export function connectDevice(
   client.on('message', (topic, payload) => inbox.push({ topic, payload: payload.toString() }));
   return new Promise((resolve, reject) => {
     const fail = (e: Error) => (client.end(true), reject(e));
-    client.once('connect', () => (client.off('error', fail), resolve(client)));
+    client.once('connect', (connack) => {
+      sessionPresent.set(client, connack.sessionPresent);
+      client.off('error', fail);
+      resolve(client);
+    });
     client.once('error', fail);
     client.once('close', () => fail(new Error('closed before CONNACK')));
   });
@@ -130,4 +140,26 @@ export function publishQueuedCommand(nc: NatsConnection, subject: string, payloa
   const h = headers();
   h.set('Nmqtt-Pub', '1');
   return nc.jetstream().publish(`$MQTT.msgs.${subject}`, new TextEncoder().encode(payload), { headers: h });
+}
+
+/** Connect, retrying while the node refuses (e.g. the MQTT streams are still being placed); failures kept. */
+export async function connectDeviceRetrying(
+  url: string,
+  clientId: string,
+  user: IssuedUser,
+  extra: IClientOptions,
+  failures: string[],
+  giveUpMs = 30000,
+): Promise<MqttClient> {
+  const t0 = performance.now();
+  for (;;) {
+    const tTry = performance.now();
+    try {
+      return await connectDevice(url, clientId, user, extra);
+    } catch (e) {
+      failures.push(`${Math.round(performance.now() - tTry)} ms: ${(e as Error).message}`);
+      if (performance.now() - t0 > giveUpMs) throw e;
+      await sleep(250);
+    }
+  }
 }
