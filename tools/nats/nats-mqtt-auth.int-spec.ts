@@ -128,6 +128,13 @@ describe('NATS 2.9 MQTT listener in operator mode', () => {
   it('client-id takeover: device B with A’s client id', async () => {
     const a = await trust.issueDeviceJwt('A');
     const b = await trust.issueDeviceJwt('B');
+    // detection (not prevention): the system account's CONNECT event names the user key and the MQTT client id
+    type ConnectEvent = { name_tag?: string; client_id?: string; client_type?: string };
+    const events: ConnectEvent[] = [];
+    const eventSub = sys.subscribe(`$SYS.ACCOUNT.${trust.account.getPublicKey()}.CONNECT`, {
+      callback: (_e, m) => events.push((m.json() as { client: ConnectEvent }).client),
+    });
+    await sys.flush();
     const devA = await connectDevice(node.mqttUrl, 'dev-A2', a, { clean: false });
     expect(await granted(devA, 'cowroot/v1/devices/A/commands')).toBe(1);
     const aClosed = closed(devA);
@@ -170,11 +177,15 @@ describe('NATS 2.9 MQTT listener in operator mode', () => {
       () => `A's queued command was lost (session present: ${devA3.connected})`,
     );
     await devA3.endAsync();
-    console.log(JSON.stringify({ point: 2, kicked, inheritedResult, control, queued }));
+    eventSub.unsubscribe();
+    const takeover = events.find((e) => e.name_tag === 'device-B' && e.client_id === 'dev-A2');
+    const takeoverEvent = takeover && { ...takeover, jwt: undefined };
+    console.log(JSON.stringify({ point: 2, kicked, inheritedResult, control, queued, takeoverEvent }));
     // measured on 2.9.10: the takeover holds (B kicks A, then wipes A's queued commands); see docs/scale-out.md
     expect(control).toBe('queued-control');
     expect(kicked).toMatch(/A disconnected/);
     expect(queued).toMatch(/lost/);
+    expect(takeoverEvent).toBeDefined();
   });
 
   it('revocation closes a connected MQTT client and refuses its reconnect; expiry closes it', async () => {

@@ -3,7 +3,7 @@
 // cluster routes. Each instance gets free loopback ports and a temp dir; stop() ends the process.
 // Config keys follow docs.nats.io "Configuration" (server_name, jetstream, mqtt, cluster, resolver).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { NatsTrust } from './nats-trust';
@@ -97,6 +97,9 @@ export class NatsServerProcess {
 
   /** Writes the config and starts the process; resolves once /healthz answers ok (JetStream current). */
   async start(timeoutMs = 20000): Promise<void> {
+    if (!existsSync(NATS_SERVER_BINARY)) {
+      throw new Error(`${NATS_SERVER_BINARY} not found: run deploy/scripts/install-system-deps.sh (nats-server)`);
+    }
     mkdirSync(this.options.dir, { recursive: true });
     const configPath = join(this.options.dir, 'nats.conf');
     writeFileSync(configPath, natsConfig(this.options));
