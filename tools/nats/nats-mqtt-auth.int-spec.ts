@@ -78,12 +78,12 @@ describe('NATS 2.9 MQTT listener in operator mode', () => {
       mqttSub: await granted(spy, '$MQTT/sub/#'),
       mqttSubNats: await granted(spy, '$MQTT.sub.>'),
     };
-    const cmd = nextMessage(dev, 'cowroot/v1/devices/A/commands');
+    const cmd = nextMessage(dev, 'cowroot/v1/devices/A/commands', 5000);
     const leaked: string[] = [];
     dev.on('message', (t) => t !== 'cowroot/v1/devices/A/commands' && leaked.push(t));
     service.publish('cowroot.v1.devices.B.commands', 'for-B');
     service.publish('cowroot.v1.devices.A.commands', 'install');
-    expect(await within(cmd, 5000, 'own command')).toBe('install');
+    expect(await cmd).toBe('install');
     await sleep(300);
     await spy.endAsync();
     await service.flush();
@@ -145,7 +145,7 @@ describe('NATS 2.9 MQTT listener in operator mode', () => {
       (e: Error) => e.message,
     );
     // does B inherit A's persistent session (A's subscription on A's commands)?
-    const inherited = within(nextMessage(devB, 'cowroot/v1/devices/A/commands'), 1500, 'inherited').then(
+    const inherited = nextMessage(devB, 'cowroot/v1/devices/A/commands', 1500).then(
       (p) => `B received A's command: ${p}`,
       () => 'B did not receive A’s command',
     );
@@ -159,9 +159,7 @@ describe('NATS 2.9 MQTT listener in operator mode', () => {
     await ctl.endAsync();
     await publishQueuedCommand(service, 'cowroot.v1.devices.A.commands', 'queued-control');
     const ctlBack = await connectDevice(node.mqttUrl, 'dev-A3', a, { clean: false });
-    const control = await within(nextMessage(ctlBack, 'cowroot/v1/devices/A/commands'), 3000, 'control').catch(
-      (e: Error) => e.message,
-    );
+    const control = await nextMessage(ctlBack, 'cowroot/v1/devices/A/commands', 3000).catch((e: Error) => e.message);
     await ctlBack.endAsync();
 
     // A's queued QoS 1 commands while A is offline: does B, taking A's client id with clean=true, wipe them?
@@ -172,7 +170,7 @@ describe('NATS 2.9 MQTT listener in operator mode', () => {
     const wiper = await connectDevice(node.mqttUrl, 'dev-A2', b, { clean: true });
     await wiper.endAsync();
     const devA3 = await connectDevice(node.mqttUrl, 'dev-A2', a, { clean: false });
-    const queued = await within(nextMessage(devA3, 'cowroot/v1/devices/A/commands'), 2000, 'queued').then(
+    const queued = await nextMessage(devA3, 'cowroot/v1/devices/A/commands', 2000).then(
       (p) => `A got its queued command: ${p}`,
       () => `A's queued command was lost (session present: ${devA3.connected})`,
     );
