@@ -18,6 +18,8 @@ packages=(
   # building u-boot 2023.01 from Debian's source package (tools/vdev/build-artifacts.sh)
   build-essential bc bison flex libssl-dev uuid-dev libgnutls28-dev swig dpkg-dev
   python3-dev python3-setuptools python3-pyelftools
+  # the cluster broker mode and its tests: NATS with JetStream and the MQTT listener (tools/nats)
+  nats-server
 )
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,0 +1,152 @@
+// Starts a real nats-server (Debian's /usr/sbin/nats-server, 2.9.x) with a generated config in operator
+// mode: JWT resolver with its own directory, JetStream with its own store_dir, an MQTT listener, optional
+// cluster routes. Each instance gets free loopback ports and a temp dir; stop() ends the process.
+// Config keys follow docs.nats.io "Configuration" (server_name, jetstream, mqtt, cluster, resolver).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { NatsTrust } from './nats-trust';
+
+export const NATS_SERVER_BINARY = process.env.NATS_SERVER_BINARY ?? '/usr/sbin/nats-server';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NatsNodePorts {
+  client: number;
+  mqtt: number;
+  http: number;
+  cluster: number;
+}
+
+export interface NatsNodeOptions {
+  name: string;
+  dir: string;
+  trust: NatsTrust;
+  ports: NatsNodePorts;
+  /** cluster route ports of every node (this one included is fine); absent = standalone */
+  routes?: number[];
+  clusterName?: string;
+  /** MQTT session/stream replicas in a cluster (mqtt.stream_replicas) */
+  mqttStreamReplicas?: number;
+}
+
+export function natsConfig(o: NatsNodeOptions): string {
+  const lines = [
+    `server_name: ${o.name}`,
+    `listen: 127.0.0.1:${o.ports.client}`,
+    `http: 127.0.0.1:${o.ports.http}`,
+    `operator: ${o.trust.operatorJwt}`,
+    `system_account: ${o.trust.systemAccount.getPublicKey()}`,
+    // full resolver: account JWTs live in dir, updates pushed with $SYS.REQ.CLAIMS.UPDATE are stored there
+    // and gossiped to the other nodes (docs.nats.io "NATS Based Resolver")
+    `resolver: { type: full, dir: "${join(o.dir, 'jwt')}", allow_delete: false, interval: "2m", timeout: "2s" }`,
+    `resolver_preload: {`,
+    `  ${o.trust.systemAccount.getPublicKey()}: ${o.trust.systemAccountJwt}`,
+    `  ${o.trust.account.getPublicKey()}: ${o.trust.accountJwt}`,
+    `}`,
+    `jetstream { store_dir: "${join(o.dir, 'js')}", max_memory_store: 64MB, max_file_store: 1GB }`,
+    `mqtt {`,
+    `  listen: 127.0.0.1:${o.ports.mqtt}`,
+    ...(o.mqttStreamReplicas ? [`  stream_replicas: ${o.mqttStreamReplicas}`] : []),
+    `}`,
+  ];
+  if (o.routes) {
+    lines.push(
+      `cluster {`,
+      `  name: ${o.clusterName ?? 'cowroot'}`,
+      `  listen: 127.0.0.1:${o.ports.cluster}`,
+      `  routes: [${o.routes.map((p) => `nats-route://127.0.0.1:${p}`).join(', ')}]`,
+      `}`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+export class NatsServerProcess {
+  private child: ChildProcess | null = null;
+  private log = '';
+
+  constructor(readonly options: NatsNodeOptions) {}
+
+  static async allocatePorts(): Promise<NatsNodePorts> {
+    return { client: await freePort(), mqtt: await freePort(), http: await freePort(), cluster: await freePort() };
+  }
+
+  get clientUrl(): string {
+    return `nats://127.0.0.1:${this.options.ports.client}`;
+  }
+
+  get mqttUrl(): string {
+    return `mqtt://127.0.0.1:${this.options.ports.mqtt}`;
+  }
+
+  get output(): string {
+    return this.log;
+  }
+
+  /** Writes the config and starts the process; resolves once /healthz answers ok (JetStream current). */
+  async start(timeoutMs = 20000): Promise<void> {
+    if (!existsSync(NATS_SERVER_BINARY)) {
+      throw new Error(`${NATS_SERVER_BINARY} not found: run deploy/scripts/install-system-deps.sh (nats-server)`);
+    }
+    mkdirSync(this.options.dir, { recursive: true });
+    const configPath = join(this.options.dir, 'nats.conf');
+    writeFileSync(configPath, natsConfig(this.options));
+    this.log = '';
+    const child = spawn(NATS_SERVER_BINARY, ['-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) =>
+        reject(new Error(`nats-server ${this.options.name} exited (${code}):\n${this.log}`)),
+      ),
+    );
+    exited.catch(() => undefined);
+    await Promise.race([this.waitHealthy(timeoutMs), exited]);
+  }
+
+  async waitHealthy(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.options.ports.http}/healthz`);
+        last = await res.text();
+        if (res.ok && this.log.includes('Listening for MQTT clients')) return;
+      } catch (e) {
+        last = String(e);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`nats-server ${this.options.name} not healthy after ${timeoutMs} ms (${last}):\n${this.log}`);
+  }
+
+  /** GET a monitoring endpoint (connz, jsz, accountz) as JSON. */
+  async monitor<T>(path: string): Promise<T> {
+    const res = await fetch(`http://127.0.0.1:${this.options.ports.http}/${path}`);
+    return (await res.json()) as T;
+  }
+
+  /** SIGKILL (a crash) or SIGTERM; resolves when the process is gone. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+  }
+}
