@@ -17,7 +17,9 @@ function answer(exception: unknown): { status: number; body: { error: Record<str
       sent.body = body;
     },
   };
-  const host = { switchToHttp: () => ({ getResponse: () => response }) } as unknown as ArgumentsHost;
+  const host = {
+    switchToHttp: () => ({ getResponse: () => response, getRequest: () => ({ complete: true }) }),
+  } as unknown as ArgumentsHost;
   runWithCorrelationId('corr-1', () => new DomainErrorFilter().catch(exception, host));
   return { status: sent.status!, body: sent.body! };
 }
