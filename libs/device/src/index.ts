@@ -13,3 +13,5 @@ export * from './garbage-collector';
 // test fixtures for the agent's and the tools' integration tests (real btrfs on a loop device, build-host streams)
 export * from './testing/loop-btrfs';
 export * from './testing/release-builder';
+// delta artifacts: the stream format shared with the release tool, and the device's reconstruction
+export * from './delta';

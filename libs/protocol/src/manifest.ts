@@ -24,6 +24,18 @@ export const MANIFEST_FORMAT = 'cowroot-artifact/1';
 export enum ArtifactKind {
   Full = 'full',
   Incremental = 'incremental',
+  /** an incremental stream whose changed files carry binary patches against the parent (docs/protocol.md §8) */
+  Delta = 'delta',
+}
+
+/** What a delta artifact rebuilds to on the device: the plain incremental stream, uncompressed. */
+export class ReconstructedStream {
+  @IsInt()
+  @Min(1)
+  size!: number;
+
+  @Matches(SHA256_HEX_PATTERN)
+  sha256!: string;
 }
 
 export class ParentRef {
@@ -79,6 +91,12 @@ export class ArtifactManifest {
   @IsString()
   @MaxLength(1024)
   description?: string;
+
+  /** kind delta only: size and sha256 of the plain stream the device rebuilds and verifies */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ReconstructedStream)
+  reconstructs?: ReconstructedStream;
 }
 
 /** Parses manifest bytes; a full stream must have no parent and an incremental one must have one. */
@@ -101,11 +119,18 @@ export function parseManifest(bytes: Buffer | string): ParseResult<ArtifactManif
   if (errors.length > 0) {
     return { ok: false, code: ErrorCode.MalformedMessage, message: describeValidationErrors(errors).join('; ') };
   }
-  if ((manifest.kind === ArtifactKind.Incremental) !== Boolean(manifest.parent)) {
+  if ((manifest.kind !== ArtifactKind.Full) !== Boolean(manifest.parent)) {
     return {
       ok: false,
       code: ErrorCode.MalformedMessage,
       message: 'an incremental artifact needs a parent, a full one has none',
+    };
+  }
+  if ((manifest.kind === ArtifactKind.Delta) !== Boolean(manifest.reconstructs)) {
+    return {
+      ok: false,
+      code: ErrorCode.MalformedMessage,
+      message: 'a delta artifact names the stream it reconstructs (reconstructs), other kinds do not',
     };
   }
   return { ok: true, value: manifest };
