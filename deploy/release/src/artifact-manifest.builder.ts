@@ -12,6 +12,8 @@ export interface ManifestInput {
   parent: { release: ReleaseRefArg; snapshotUuid: string } | null;
   createdAt: Date;
   description?: string;
+  /** a delta artifact: the plain stream it rebuilds to */
+  reconstructs?: { size: number; sha256: string };
 }
 
 /**
@@ -23,7 +25,7 @@ export function buildManifestBytes(input: ManifestInput): Buffer {
   const manifest: ArtifactManifest = {
     format: MANIFEST_FORMAT,
     release: { name: input.release.name, version: input.release.version },
-    kind: input.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
+    kind: input.reconstructs ? ArtifactKind.Delta : input.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
     file: input.file,
     size: input.size,
     sha256: input.sha256,
@@ -37,6 +39,7 @@ export function buildManifestBytes(input: ManifestInput): Buffer {
       : null,
     createdAt: input.createdAt.toISOString(),
     ...(input.description ? { description: input.description } : {}),
+    ...(input.reconstructs ? { reconstructs: input.reconstructs } : {}),
   };
   const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
   const parsed = parseManifest(bytes);

@@ -6,6 +6,7 @@ import { ReleaseError, ReleaseErrorCode } from './release-error';
 import { ReleaseRefArg } from './release-ref';
 import { ReleaseVerifier } from './release-verifier.service';
 import { SigningKeys } from './signing-keys';
+import { readFleetBases } from './delta/fleet-bases';
 
 export interface CliOutput {
   out: (line: string) => void;
@@ -33,6 +34,9 @@ interface BuildOptions {
   loadAddress?: string;
   entryPoint?: string;
   zstdLevel: string;
+  binaryDelta?: boolean;
+  deltaWindowLog: string;
+  deltaFromFleet?: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -88,11 +92,29 @@ function program(output: CliOutput): Command {
     )
     .option('--entry-point <hex>', 'kernel entry point with --load-address (default: the load address)')
     .option('--zstd-level <n>', 'zstd compression level 1-19', '9')
+    .option('--binary-delta', 'also write a delta artifact (binary patches of changed files) per --delta-from')
+    .option(
+      '--delta-window-log <n>',
+      'largest patch window a device must allow, log2 (files above half go plain)',
+      '27',
+    )
+    .option(
+      '--delta-from-fleet <file>',
+      'add --delta-from for each release listed by `cowroot releases bases <name> --json`',
+    )
     .action(async (options: BuildOptions) => {
       const zstdLevel = Number(options.zstdLevel);
       if (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19) {
         throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `--zstd-level must be 1-19, got ${options.zstdLevel}`);
       }
+      const deltaWindowLog = Number(options.deltaWindowLog);
+      if (!Number.isInteger(deltaWindowLog) || deltaWindowLog < 10 || deltaWindowLog > 31) {
+        throw new ReleaseError(
+          ReleaseErrorCode.InvalidArgument,
+          `--delta-window-log must be 10-31, got ${options.deltaWindowLog}`,
+        );
+      }
+      const fleetBases = options.deltaFromFleet ? await readFleetBases(options.deltaFromFleet, options.name) : [];
       const builder = new ReleaseBuilder(new CommandRunner(), output.out);
       const result = await builder.build({
         rootfs: options.rootfs,
@@ -103,12 +125,15 @@ function program(output: CliOutput): Command {
         outDir: options.out,
         base: options.base ? ReleaseRefArg.parse(options.base) : undefined,
         deltaFrom: options.deltaFrom.map((ref) => ReleaseRefArg.parse(ref)),
+        fleetBases,
         arch: options.arch,
         kernel: options.kernel,
         initrd: options.initrd,
         loadAddress: options.loadAddress,
         entryPoint: options.entryPoint,
         zstdLevel,
+        binaryDelta: options.binaryDelta,
+        deltaWindowLog,
       });
       output.out(`release ${result.index.name}@${result.index.version}: ${result.indexPath}`);
     });

@@ -80,8 +80,8 @@ export class DeltaReconstructor {
   }
 
   /** The plain stream rebuilt from `delta` (the uncompressed delta stream). */
-  plainStream(delta: AsyncIterable<Buffer>, after: () => Promise<void> = async () => undefined): Readable {
-    return Readable.from(this.rebuild(new ByteReader(delta), after), { objectMode: false, highWaterMark: 256 * 1024 });
+  plainStream(delta: AsyncIterable<Buffer>, source: StreamingProcess | null = null): Readable {
+    return Readable.from(this.rebuild(new ByteReader(delta), source), { objectMode: false, highWaterMark: 256 * 1024 });
   }
 
   /**
@@ -93,16 +93,23 @@ export class DeltaReconstructor {
       return this.plainStream(createReadStream('', { fd, autoClose: false, start: 0 }));
     }
     const unzstd = this.commands.start('zstd', ['-d', '-c', '-q'], { stdinFd: fd });
-    const stream = this.plainStream(unzstd.stdout, () =>
-      unzstd.done.catch((error: unknown) => {
-        throw corrupt('it does not decompress', error);
-      }),
-    );
+    const stream = this.plainStream(unzstd.stdout, unzstd);
     stream.once('close', () => unzstd.kill());
     return stream;
   }
 
-  private async *rebuild(reader: ByteReader, after: () => Promise<void>): AsyncGenerator<Buffer> {
+  /** `zstd -d` of the artifact failed on its own (a cut or corrupt file): that is the cause to report. */
+  private async decompressionFailure(source: StreamingProcess | null, killFirst: boolean): Promise<DeviceError | null> {
+    if (!source) return null;
+    if (killFirst) source.kill();
+    const error = await source.done.then(
+      () => null,
+      (e: CommandError) => e,
+    );
+    return error && error.failure === 'exit' ? corrupt(`it does not decompress (${error.message})`, error) : null;
+  }
+
+  private async *rebuild(reader: ByteReader, source: StreamingProcess | null): AsyncGenerator<Buffer> {
     const hash = createHash('sha256');
     let size = 0;
     const account = (parts: Buffer[]): Buffer[] => {
@@ -114,7 +121,9 @@ export class DeltaReconstructor {
     };
     try {
       const magic = await reader.read(DELTA_MAGIC.length);
-      if (!magic.equals(DELTA_MAGIC)) throw corrupt('not a cowroot delta stream (bad magic)');
+      if (!magic.equals(DELTA_MAGIC)) {
+        throw corrupt(`not a cowroot delta stream (starts with ${JSON.stringify(magic.toString('latin1'))})`);
+      }
       const header = await this.exactly(reader, STREAM_HEADER_BYTES, 'the stream header');
       const version = this.guard(() => parseStreamHeader(header));
       yield* account([header]);
@@ -130,7 +139,8 @@ export class DeltaReconstructor {
         } else if (type === SendCommand.End) {
           account([command]);
           if (!(await reader.atEnd())) throw corrupt('bytes after the END command');
-          await after();
+          const failed = await this.decompressionFailure(source, false);
+          if (failed) throw failed;
           const sha256 = hash.digest('hex');
           if (size !== this.options.expected.size || sha256 !== this.options.expected.sha256) {
             throw new DeviceError(
@@ -144,6 +154,8 @@ export class DeltaReconstructor {
           yield* account([command]);
         }
       }
+    } catch (error) {
+      throw (await this.decompressionFailure(source, true)) ?? error;
     } finally {
       await reader.close().catch(() => undefined);
     }

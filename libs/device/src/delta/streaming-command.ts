@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { CommandError } from '../command-runner';
 
 const STDERR_TAIL = 4096;
@@ -41,8 +41,12 @@ export class StreamingCommand {
       });
     });
     done.catch(() => undefined); // always awaited by the caller; never an unhandled rejection
+    // Read from the start: Node resumes (and so discards) the unread stdout of a child that exited
+    // (child_process flushStdio), which a fast `zstd -d` does before its reader is pulled. Piped into a
+    // PassThrough, the output waits, with backpressure, until it is read.
+    const stdout = child.stdout!.pipe(new PassThrough({ highWaterMark: 256 * 1024 }));
     return {
-      stdout: child.stdout!,
+      stdout,
       stdin: child.stdin ?? null,
       done,
       kill: () => {
