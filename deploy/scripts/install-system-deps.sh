@@ -12,6 +12,8 @@ packages=(
   # building u-boot 2023.01 from Debian's source package (tools/vdev/build-artifacts.sh)
   build-essential bc bison flex libssl-dev uuid-dev libgnutls28-dev swig dpkg-dev
   python3-dev python3-setuptools python3-pyelftools
+  # npm run bench:delta: Debian images from the archive, and the whole-image diff it compares with
+  mmdebstrap debootstrap xdelta3
 )
 missing=()
 for pkg in "${packages[@]}"; do
