@@ -58,6 +58,12 @@ export interface ArtifactView {
   url: string;
 }
 
+/** GET /api/v1/release-bases/{name}: the releases of a name the (tag-selected) devices hold */
+export interface ReleaseBasesView {
+  name: string;
+  bases: { version: string; devices: number }[];
+}
+
 export interface ReleaseWithArtifactsView extends ReleaseView {
   artifacts: ArtifactView[];
 }

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ArtifactView, ReleaseView, ReleaseWithArtifactsView } from '../api-types';
+import { ArtifactView, ReleaseBasesView, ReleaseView, ReleaseWithArtifactsView } from '../api-types';
 import { CliContext } from '../cli-context';
 import { formatBytes } from '../progress-bar';
 import { ReleasePublisher } from '../release-publisher';
@@ -41,6 +41,35 @@ export function registerReleasesCommands(program: Command, context: CliContext):
         ),
       );
       if (truncated) context.err(`(showing the first ${items.length}; more exist: use --all or --limit <n>)`);
+    });
+
+  releases
+    .command('bases <name>')
+    .description(
+      'the releases of <name> the devices hold, most-held first: the parents to build deltas from (cowroot-release build --delta-from-fleet)',
+    )
+    .option(
+      '--tag <tag>',
+      'only devices with this tag (repeatable: every tag)',
+      (tag: string, all: string[]) => [...all, tag],
+      [],
+    )
+    .action(async (name: string, options: { tag: string[] }, command: Command) => {
+      const bases = await (
+        await context.client()
+      ).get<ReleaseBasesView>(`/api/v1/release-bases/${encodeURIComponent(name)}`, {
+        tag: options.tag.join(',') || undefined,
+      });
+      if (context.json(command)) return context.printJson(bases);
+      context.out(
+        formatTable<ReleaseBasesView['bases'][number]>(
+          [
+            { header: 'version', value: (b) => b.version },
+            { header: 'devices', value: (b) => String(b.devices) },
+          ],
+          bases.bases,
+        ),
+      );
     });
 
   releases

@@ -2,6 +2,13 @@ import { Core1764100000000 } from './1764100000000-core';
 import { Devices1764100000100 } from './1764100000100-devices';
 import { Releases1764200000000 } from './1764200000000-releases';
 import { Rollouts1764300000000 } from './1764300000000-rollouts';
+import { DeltaArtifacts1764450000000 } from './1764450000000-delta-artifacts';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in the `migrations` table. */
-export const MIGRATIONS = [Core1764100000000, Devices1764100000100, Releases1764200000000, Rollouts1764300000000];
+export const MIGRATIONS = [
+  Core1764100000000,
+  Devices1764100000100,
+  Releases1764200000000,
+  Rollouts1764300000000,
+  DeltaArtifacts1764450000000,
+];

@@ -1,0 +1,23 @@
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ReleaseBasesDto, ReleaseBasesQueryDto } from './dto/release-bases.dto';
+import { ReleaseBasesService } from './release-bases.service';
+
+/**
+ * A path of its own rather than /releases/{name}/bases, which `GET /releases/{name}/{version}` would
+ * shadow for a version called "bases".
+ */
+@ApiTags('releases')
+@ApiBearerAuth()
+@Controller('api/v1/release-bases')
+export class ReleaseBasesController {
+  constructor(private readonly bases: ReleaseBasesService) {}
+
+  @Get(':name')
+  @ApiOperation({
+    summary: 'Which releases of this name the (tag-selected) active devices hold: the parents to build deltas from',
+  })
+  async list(@Param('name') name: string, @Query() query: ReleaseBasesQueryDto): Promise<ReleaseBasesDto> {
+    return { name, bases: await this.bases.bases(name, query.tag ?? []) };
+  }
+}
