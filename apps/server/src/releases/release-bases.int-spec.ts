@@ -91,7 +91,7 @@ describe('GET /api/v1/release-bases/:name (issue 14: build deltas for what the f
       expect(
         (await runCliInProcess(['login', '--server', server.httpUrl, '--token', server.adminToken], env)).code,
       ).toBe(0);
-      const json = await runCliInProcess(['--json', 'releases', 'bases', 'os', '--tag', 'field'], env);
+      const json = await runCliInProcess(['releases', 'bases', 'os', '--tag', 'field', '--json'], env);
       expect(JSON.parse(json.stdout)).toEqual({
         name: 'os',
         bases: [
