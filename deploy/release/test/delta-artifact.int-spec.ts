@@ -71,6 +71,7 @@ describePrivileged(
       await writeFile(join(v1, 'usr/lib/unchanged'), bytes(100 * 1024, 3));
       await writeFile(join(v1, 'gone.txt'), 'bye\n');
       await writeFile(join(v1, 'etc.conf'), 'a=1\n');
+      await writeFile(join(v1, 'usr/lib/rewritten'), bytes(40_000, 4));
       sh('btrfs', ['subvolume', 'snapshot', '-r', v1, join(host.mount, 'r1')]);
       // release 2: the tool rewritten in place in a few places and grown, the library upgraded under a new
       // versioned name (a copy, so a new inode), a new file, a deleted one, a mode change
@@ -85,6 +86,9 @@ describePrivileged(
       await rm(join(v2, 'usr/lib/libfoo.so.1.2.3'));
       await writeFile(join(v2, 'usr/lib/libfoo.so.1.2.4'), lib);
       await writeFile(join(v2, 'new.bin'), randomBytes(5000));
+      // what dpkg does to an unchanged file of an upgraded package: same bytes, new inode
+      await rm(join(v2, 'usr/lib/rewritten'));
+      await writeFile(join(v2, 'usr/lib/rewritten'), bytes(40_000, 4));
       await rm(join(v2, 'gone.txt'));
       await writeFile(join(v2, 'etc.conf'), 'a=2\n');
       await chmod(join(v2, 'etc.conf'), 0o600);
@@ -175,6 +179,7 @@ describePrivileged(
       const plain = await readFile(plainStream);
       expect(delta.plain).toEqual({ size: plain.length, sha256: sha256(plain) });
       expect(delta.patchedFiles).toBe(2); // the tool (same path) and libfoo (versioned rename)
+      expect(delta.identicalFiles).toBe(1); // sent as a reference to the parent's copy
       const plainZst = execFileSync('zstd', ['-q', '-9', '-c', plainStream]).length;
       expect(delta.size * 5).toBeLessThan(plainZst);
     });

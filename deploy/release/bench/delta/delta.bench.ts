@@ -30,6 +30,8 @@ import { realBinary, rebuiltBinary } from './synthetic-binary';
 
 const MB = 1e6;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** the node flags of the agent's systemd unit (deploy/systemd/cowroot-agent.service) */
+const AGENT_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1'];
 const runner = new CommandRunner();
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const mb = (bytes: number) => `${(bytes / MB).toFixed(3)} MB`;
@@ -171,6 +173,7 @@ async function runCase(
       const child = spawnSync(
         process.execPath,
         [
+          ...AGENT_NODE_FLAGS,
           env.childBundle,
           JSON.stringify({
             pool: env.device.mount,
@@ -202,7 +205,7 @@ async function runCase(
   log(`  full stream (zstd)                      ${mb(full.size)}`);
   log(`  plain incremental (zstd)                ${mb(plain.size)}   (uncompressed ${mb(reconstructs.size)})`);
   log(
-    `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
+    `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched, ${again.identicalFiles} rewritten unchanged: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
   );
   log(`  xdelta3 -9 of the images                ${mb(xdelta)}   (${xdeltaTime.toFixed(1)} s)`);
   log(`  zstd -19 --long --patch-from (images)   ${mb(patchFrom)}   (${patchFromTime.toFixed(1)} s)`);

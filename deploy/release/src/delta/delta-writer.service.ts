@@ -43,7 +43,9 @@ export interface WrittenDelta {
   /** the plain incremental stream the delta rebuilds to (uncompressed) */
   plain: { size: number; sha256: string };
   patchedFiles: number;
-  /** bytes of WRITE data replaced by patches, and the patches' size */
+  /** files rewritten unchanged: sent as a reference to the predecessor, no patch */
+  identicalFiles: number;
+  /** bytes of WRITE data replaced by patches or references, and the patches' size */
   patchedDataBytes: number;
   patchBytes: number;
 }
@@ -164,7 +166,7 @@ class DeltaEncoding {
   private plainSize = 0;
   private version = 1;
   private runs = 0;
-  private readonly stats = { patchedFiles: 0, patchedDataBytes: 0, patchBytes: 0 };
+  private readonly stats = { patchedFiles: 0, identicalFiles: 0, patchedDataBytes: 0, patchBytes: 0 };
 
   constructor(
     private readonly writer: DeltaWriter,
@@ -263,6 +265,13 @@ class DeltaEncoding {
   private async finish(run: Run): Promise<void> {
     const predecessor = run.predecessor;
     if (!predecessor || run.stubs.length === 0) return this.closeRun(run);
+    if (run.bytes === predecessor.size && (await this.sha256Of(run)) === predecessor.sha256) {
+      // rewritten unchanged: the device copies it from the parent, nothing to decode
+      await this.writeSection(run, predecessor, patchWindowLog(predecessor.size, run.bytes), 0, null);
+      this.stats.identicalFiles += 1;
+      this.stats.patchedDataBytes += run.bytes;
+      return this.closeRun(run);
+    }
     const windowLog = patchWindowLog(predecessor.size, run.bytes);
     const patchPath = `${run.dataPath}.patch`;
     const encoder = this.writer.patchEncoder;
@@ -276,6 +285,34 @@ class DeltaEncoding {
       await rm(patchPath, { force: true });
       return this.flushPlain(run);
     }
+    await this.writeSection(run, predecessor, windowLog, patchSize, patchPath);
+    this.stats.patchedFiles += 1;
+    this.stats.patchedDataBytes += run.bytes;
+    this.stats.patchBytes += patchSize;
+    await rm(patchPath, { force: true });
+    await this.closeRun(run);
+  }
+
+  private async sha256Of(run: Run): Promise<string> {
+    const hash = createHash('sha256');
+    const chunk = Buffer.alloc(PATCH_DATA_CHUNK * 4);
+    for (let position = 0; position < run.bytes;) {
+      const { bytesRead } = await run.data!.read(chunk, 0, Math.min(chunk.length, run.bytes - position), position);
+      if (bytesRead === 0) break;
+      hash.update(chunk.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+    return hash.digest('hex');
+  }
+
+  /** PATCH_BEGIN, the stubs, and the patch (none for a copy section). */
+  private async writeSection(
+    run: Run,
+    predecessor: Predecessor,
+    windowLog: number,
+    patchSize: number,
+    patchPath: string | null,
+  ): Promise<void> {
     await writeAll(
       this.out,
       encodePatchBegin({
@@ -289,6 +326,7 @@ class DeltaEncoding {
       }),
     );
     for (const stub of run.stubs) await writeAll(this.out, encodeWriteStub(stub));
+    if (!patchPath) return;
     const patch = await open(patchPath, 'r');
     try {
       const chunk = Buffer.alloc(PATCH_DATA_CHUNK);
@@ -301,10 +339,5 @@ class DeltaEncoding {
     } finally {
       await patch.close();
     }
-    this.stats.patchedFiles += 1;
-    this.stats.patchedDataBytes += run.bytes;
-    this.stats.patchBytes += patchSize;
-    await rm(patchPath, { force: true });
-    await this.closeRun(run);
   }
 }

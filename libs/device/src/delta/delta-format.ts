@@ -9,6 +9,9 @@ import { SendStreamFormatError, TLV_HEADER_BYTES, frameCommand, parseAttributes,
  *   WRITE_STUB ×n each WRITE without its data (attributes before and after DATA, and the data length)
  *   PATCH_DATA ×m the `zstd --patch-from=<source>` frame of the run's data, in chunks
  *
+ * A section with no patch bytes (patchSize 0, no PATCH_DATA) says the run's data is the source file
+ * itself: what dpkg does to every file of an upgraded package whose content did not change.
+ *
  * Every command, ours included, is framed like a send stream command (length, number, crc32c), so a
  * flipped bit in a section is caught where it is. Our numbers sit far above btrfs's (≤ 26), so a delta fed
  * to `btrfs receive` by mistake fails at once.

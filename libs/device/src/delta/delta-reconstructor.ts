@@ -207,6 +207,10 @@ export class DeltaReconstructor {
     }
     if (total !== begin.targetSize) throw corrupt(`patch section for ${begin.sourcePath}: stub lengths disagree`);
     const source = await resolvePredecessor(this.options.parentRoot, begin);
+    if (begin.patchSize === 0) {
+      yield* this.copySection(source, begin, stubs, version);
+      return;
+    }
     const decoder = this.commands.start('zstd', [
       '-d',
       '-c',
@@ -240,6 +244,34 @@ export class DeltaReconstructor {
         decoder.kill();
         await feeding.catch(() => undefined);
       }
+    }
+  }
+
+  /**
+   * A section without patch bytes: the data is the predecessor itself (a package upgrade rewrote the file
+   * unchanged), read from the parent, no decoder. resolvePredecessor checked its size and sha256.
+   */
+  private async *copySection(
+    source: string,
+    begin: PatchBegin,
+    stubs: WriteStub[],
+    version: number,
+  ): AsyncGenerator<Buffer[]> {
+    if (begin.targetSize !== begin.sourceSize)
+      throw corrupt(`copy section for ${begin.sourcePath} has inconsistent sizes`);
+    const reader = new ByteReader(createReadStream(source, { highWaterMark: 256 * 1024 }));
+    try {
+      for (const stub of stubs) {
+        const data = await reader.read(stub.dataLength);
+        if (data.length !== stub.dataLength)
+          throw new DeviceError(
+            ErrorCode.DeltaBaseMismatch,
+            `predecessor ${begin.sourcePath} shrank while it was read`,
+          );
+        yield joinWrite(version, stub.prefix, data, stub.suffix);
+      }
+    } finally {
+      await reader.close();
     }
   }
 
