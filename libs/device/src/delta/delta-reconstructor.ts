@@ -6,7 +6,7 @@ import { CommandError } from '../command-runner';
 import { DeviceError } from '../device-error';
 import { ByteReader } from './byte-reader';
 import { DELTA_MAGIC, DeltaCommand, PatchBegin, WriteStub, decodePatchBegin, decodeWriteStub } from './delta-format';
-import { resolvePredecessor } from './predecessor';
+import { locatePredecessor, verifyPredecessorContent } from './predecessor';
 import {
   COMMAND_HEADER_BYTES,
   STREAM_HEADER_BYTES,
@@ -206,11 +206,28 @@ export class DeltaReconstructor {
       stubs.push(stub);
     }
     if (total !== begin.targetSize) throw corrupt(`patch section for ${begin.sourcePath}: stub lengths disagree`);
-    const source = await resolvePredecessor(this.options.parentRoot, begin);
-    if (begin.patchSize === 0) {
-      yield* this.copySection(source, begin, stubs, version);
-      return;
+    const source = await locatePredecessor(this.options.parentRoot, begin);
+    // hashed while the section is decoded (another core, the page cache warm for zstd); nothing is final
+    // before END, and a failure asks this check first, so a wrong parent still reads DELTA_BASE_MISMATCH
+    const verified = verifyPredecessorContent(source, begin);
+    verified.catch(() => undefined);
+    try {
+      if (begin.patchSize === 0) yield* this.copySection(source, begin, stubs, version);
+      else yield* this.decodeSection(reader, source, begin, stubs, version);
+    } catch (error) {
+      await verified;
+      throw error;
     }
+    await verified;
+  }
+
+  private async *decodeSection(
+    reader: ByteReader,
+    source: string,
+    begin: PatchBegin,
+    stubs: WriteStub[],
+    version: number,
+  ): AsyncGenerator<Buffer[]> {
     const decoder = this.commands.start('zstd', [
       '-d',
       '-c',
@@ -249,7 +266,7 @@ export class DeltaReconstructor {
 
   /**
    * A section without patch bytes: the data is the predecessor itself (a package upgrade rewrote the file
-   * unchanged), read from the parent, no decoder. resolvePredecessor checked its size and sha256.
+   * unchanged), read from the parent, no decoder; its size and sha256 are checked by patchSection.
    */
   private async *copySection(
     source: string,

@@ -13,6 +13,20 @@ import { PatchBegin } from './delta-format';
  * patch is decoded against it.
  */
 export async function resolvePredecessor(parentRoot: string, begin: PatchBegin): Promise<string> {
+  const path = await locatePredecessor(parentRoot, begin);
+  await verifyPredecessorContent(path, begin);
+  return path;
+}
+
+function mismatchOf(begin: PatchBegin, why: string): DeviceError {
+  return new DeviceError(
+    ErrorCode.DeltaBaseMismatch,
+    `predecessor ${begin.sourcePath} in the parent snapshot ${why}; the delta was built against another parent`,
+  );
+}
+
+/** The checks that need no reading: path, type, containment, size. */
+export async function locatePredecessor(parentRoot: string, begin: PatchBegin): Promise<string> {
   const parts = begin.sourcePath.split('/');
   if (!begin.sourcePath || isAbsolute(begin.sourcePath) || parts.some((p) => p === '..' || p === '.' || p === '')) {
     throw new DeviceError(
@@ -21,19 +35,19 @@ export async function resolvePredecessor(parentRoot: string, begin: PatchBegin):
     );
   }
   const path = join(parentRoot, begin.sourcePath);
-  const mismatch = (why: string) =>
-    new DeviceError(
-      ErrorCode.DeltaBaseMismatch,
-      `predecessor ${begin.sourcePath} in the parent snapshot ${why}; the delta was built against another parent`,
-    );
+  const mismatch = (why: string) => mismatchOf(begin, why);
   const info = await lstat(path).catch(() => null);
   if (!info) throw mismatch('does not exist');
   if (!info.isFile()) throw mismatch('is not a regular file');
   const inside = relative(await realpath(parentRoot), await realpath(path));
   if (inside.startsWith(`..${sep}`) || inside === '..' || isAbsolute(inside)) throw mismatch('lies outside the parent');
   if (info.size !== begin.sourceSize) throw mismatch(`has ${info.size} bytes, the delta expects ${begin.sourceSize}`);
+  return path;
+}
+
+/** Its sha256 (the reading part, which the reconstructor runs while the patch decodes). */
+export async function verifyPredecessorContent(path: string, begin: PatchBegin): Promise<void> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
-  if (hash.digest('hex') !== begin.sourceSha256) throw mismatch('has other content (sha256 differs)');
-  return path;
+  if (hash.digest('hex') !== begin.sourceSha256) throw mismatchOf(begin, 'has other content (sha256 differs)');
 }
