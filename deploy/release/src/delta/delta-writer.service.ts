@@ -238,7 +238,12 @@ class DeltaEncoding {
       return;
     }
     await run.data.write(data, 0, data.length, run.bytes);
-    run.stubs.push({ prefix: Buffer.from(prefix), dataLength: data.length, suffix: Buffer.from(suffix) });
+    run.stubs.push({
+      prefix: Buffer.from(prefix),
+      dataLength: data.length,
+      suffix: Buffer.from(suffix),
+      crc: command.readUInt32LE(6),
+    });
     run.bytes += data.length;
   }
 
@@ -249,7 +254,7 @@ class DeltaEncoding {
       const data = Buffer.alloc(stub.dataLength);
       await run.data!.read(data, 0, stub.dataLength, position);
       position += stub.dataLength;
-      await writeAll(this.out, joinWrite(this.version, stub.prefix, data, stub.suffix));
+      await writeAll(this.out, joinWrite(this.version, stub.prefix, data, stub.suffix, stub.crc));
     }
     run.stubs = [];
     run.predecessor = null;

@@ -17,7 +17,7 @@ describe('delta stream commands', () => {
     expect(command.readUInt16LE(4)).toBe(DeltaCommand.PatchBegin);
     expect(hasValidCrc(command)).toBe(true);
     expect(decodePatchBegin(command.subarray(10))).toEqual(begin);
-    const stub = { prefix: Buffer.from('prefix'), dataLength: 49152, suffix: Buffer.alloc(0) };
+    const stub = { prefix: Buffer.from('prefix'), dataLength: 49152, suffix: Buffer.alloc(0), crc: 0xdeadbeef };
     expect(decodeWriteStub(Buffer.concat(encodeWriteStub(stub)).subarray(10))).toEqual(stub);
   });
 

@@ -33,7 +33,7 @@ const PatchAttr = {
   Stubs: 6,
   PatchSize: 7,
 };
-const StubAttr = { Prefix: 1, DataLength: 2, Suffix: 3 };
+const StubAttr = { Prefix: 1, DataLength: 2, Suffix: 3, Crc: 4 };
 
 /** Patch bytes per PATCH_DATA command. */
 export const PATCH_DATA_CHUNK = 64 * 1024;
@@ -55,6 +55,8 @@ export interface WriteStub {
   prefix: Buffer;
   dataLength: number;
   suffix: Buffer;
+  /** the original WRITE's crc32c: the rebuilt command is byte for byte the original */
+  crc: number;
 }
 
 function u64(value: number): Buffer {
@@ -120,6 +122,7 @@ export function encodeWriteStub(stub: WriteStub): Buffer[] {
     tlv(StubAttr.Prefix, stub.prefix),
     tlv(StubAttr.DataLength, u32(stub.dataLength)),
     tlv(StubAttr.Suffix, stub.suffix),
+    tlv(StubAttr.Crc, u32(stub.crc)),
   ]);
 }
 
@@ -130,12 +133,13 @@ export function decodeWriteStub(payload: Buffer): WriteStub {
     prefix: Buffer.from(required(attributes, StubAttr.Prefix, what)),
     dataLength: readU32(required(attributes, StubAttr.DataLength, what), what),
     suffix: Buffer.from(attributes.find((a) => a.type === StubAttr.Suffix)?.value ?? Buffer.alloc(0)),
+    crc: readU32(required(attributes, StubAttr.Crc, what), what),
   };
 }
 
 /** A stub's bytes in the delta (for size accounting on the build host). */
 export function writeStubBytes(stub: WriteStub): number {
-  return 10 + 3 * TLV_HEADER_BYTES + stub.prefix.length + 4 + stub.suffix.length;
+  return 10 + 4 * TLV_HEADER_BYTES + stub.prefix.length + 4 + stub.suffix.length + 4;
 }
 
 export function encodePatchData(chunk: Buffer): Buffer[] {

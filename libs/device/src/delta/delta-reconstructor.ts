@@ -81,7 +81,7 @@ export class DeltaReconstructor {
 
   /** The plain stream rebuilt from `delta` (the uncompressed delta stream). */
   plainStream(delta: AsyncIterable<Buffer>, source: StreamingProcess | null = null): Readable {
-    return Readable.from(this.rebuild(new ByteReader(delta), source), { objectMode: false, highWaterMark: 256 * 1024 });
+    return Readable.from(this.rebuild(new ByteReader(delta), source), { objectMode: false, highWaterMark: 64 * 1024 });
   }
 
   /**
@@ -249,7 +249,7 @@ export class DeltaReconstructor {
           await this.settle(feeding, decoder, begin);
           throw corrupt(`the patch for ${begin.sourcePath} decodes to fewer bytes than its writes carry`);
         }
-        yield joinWrite(version, stub.prefix, data, stub.suffix);
+        yield joinWrite(version, stub.prefix, data, stub.suffix, stub.crc);
       }
       if (!(await decoded.atEnd())) {
         throw corrupt(`the patch for ${begin.sourcePath} decodes to more bytes than its writes carry`);
@@ -276,7 +276,7 @@ export class DeltaReconstructor {
   ): AsyncGenerator<Buffer[]> {
     if (begin.targetSize !== begin.sourceSize)
       throw corrupt(`copy section for ${begin.sourcePath} has inconsistent sizes`);
-    const reader = new ByteReader(createReadStream(source, { highWaterMark: 256 * 1024 }));
+    const reader = new ByteReader(createReadStream(source, { highWaterMark: 64 * 1024 }));
     try {
       for (const stub of stubs) {
         const data = await reader.read(stub.dataLength);
@@ -285,7 +285,7 @@ export class DeltaReconstructor {
             ErrorCode.DeltaBaseMismatch,
             `predecessor ${begin.sourcePath} shrank while it was read`,
           );
-        yield joinWrite(version, stub.prefix, data, stub.suffix);
+        yield joinWrite(version, stub.prefix, data, stub.suffix, stub.crc);
       }
     } finally {
       await reader.close();

@@ -48,6 +48,6 @@ export async function locatePredecessor(parentRoot: string, begin: PatchBegin): 
 /** Its sha256 (the reading part, which the reconstructor runs while the patch decodes). */
 export async function verifyPredecessorContent(path: string, begin: PatchBegin): Promise<void> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) hash.update(chunk as Buffer);
   if (hash.digest('hex') !== begin.sourceSha256) throw mismatchOf(begin, 'has other content (sha256 differs)');
 }

@@ -45,6 +45,10 @@ describe('send stream framing', () => {
     const split = splitWrite(write.subarray(10), version);
     expect(split).toMatchObject({ path: 'usr/bin/perl', offset: 8192n, data, suffix: Buffer.alloc(0) });
     expect(Buffer.concat(joinWrite(version, split.prefix, split.data, split.suffix))).toEqual(write);
+    // with the original crc carried along, the same bytes without computing it
+    expect(Buffer.concat(joinWrite(version, split.prefix, split.data, split.suffix, write.readUInt32LE(6)))).toEqual(
+      write,
+    );
     // new data, same framing: a valid command again
     const rebuilt = Buffer.concat(joinWrite(version, split.prefix, Buffer.from('y'.repeat(10)), split.suffix));
     expect(hasValidCrc(rebuilt)).toBe(true);

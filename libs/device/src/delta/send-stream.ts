@@ -169,7 +169,18 @@ export function dataHeader(version: number, length: number): Buffer {
   return header;
 }
 
-/** The exact WRITE command `splitWrite` took apart, as buffers to write out in order. */
-export function joinWrite(version: number, prefix: Buffer, data: Buffer, suffix: Buffer): Buffer[] {
-  return frameCommand(SendCommand.Write, [prefix, dataHeader(version, data.length), data, suffix]);
+/**
+ * The exact WRITE command `splitWrite` took apart, as buffers to write out in order. With `crc` (the
+ * original command's, carried by the delta) nothing is computed: the rebuilt bytes are the original ones,
+ * so btrfs receive's own crc check and the stream's sha256 both vouch for the data; without it the crc
+ * is computed over the parts.
+ */
+export function joinWrite(version: number, prefix: Buffer, data: Buffer, suffix: Buffer, crc?: number): Buffer[] {
+  const payload = [prefix, dataHeader(version, data.length), data, suffix];
+  if (crc === undefined) return frameCommand(SendCommand.Write, payload);
+  const header = Buffer.alloc(COMMAND_HEADER_BYTES);
+  header.writeUInt32LE(prefix.length + payload[1].length + data.length + suffix.length, 0);
+  header.writeUInt16LE(SendCommand.Write, 4);
+  header.writeUInt32LE(crc, 6);
+  return [header, ...payload];
 }

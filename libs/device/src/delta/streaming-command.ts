@@ -44,7 +44,7 @@ export class StreamingCommand {
     // Read from the start: Node resumes (and so discards) the unread stdout of a child that exited
     // (child_process flushStdio), which a fast `zstd -d` does before its reader is pulled. Piped into a
     // PassThrough, the output waits, with backpressure, until it is read.
-    const stdout = child.stdout!.pipe(new PassThrough({ highWaterMark: 256 * 1024 }));
+    const stdout = child.stdout!.pipe(new PassThrough({ highWaterMark: 64 * 1024 }));
     return {
       stdout,
       stdin: child.stdin ?? null,
