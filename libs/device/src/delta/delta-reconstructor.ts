@@ -89,10 +89,12 @@ export class DeltaReconstructor {
    * its exit status is checked before the END is released.
    */
   plainStreamFromFile(fd: number, compression: 'zstd' | 'none'): Readable {
-    if (compression === 'none') {
-      return this.plainStream(createReadStream('', { fd, autoClose: false, start: 0 }));
-    }
-    const unzstd = this.commands.start('zstd', ['-d', '-c', '-q'], { stdinFd: fd });
+    // a child reads the descriptor (uncompressed too: `cat`), never node, so the caller's descriptor is
+    // only ever read by a process that has its own copy of it
+    const unzstd =
+      compression === 'zstd'
+        ? this.commands.start('zstd', ['-d', '-c', '-q'], { stdinFd: fd })
+        : this.commands.start('cat', [], { stdinFd: fd });
     const stream = this.plainStream(unzstd.stdout, unzstd);
     stream.once('close', () => unzstd.kill());
     return stream;
