@@ -20,6 +20,8 @@ packages=(
   python3-dev python3-setuptools python3-pyelftools
   # the cluster broker mode and its tests: NATS with JetStream and the MQTT listener (tools/nats)
   nats-server
+  # npm run bench:delta: Debian images from the archive, and the whole-image diff it compares with
+  mmdebstrap debootstrap xdelta3
 )
 missing=()
 for pkg in "${packages[@]}"; do

@@ -43,6 +43,15 @@ describe(buildManifestBytes.name, () => {
       expect(parsed.value).toMatchObject({ kind: ArtifactKind.Full, parent: null, description: 'spring release' });
   });
 
+  it('writes a delta manifest with the plain stream it reconstructs to', () => {
+    const reconstructs = { size: 11_000_000, sha256: 'c'.repeat(64) };
+    const parsed = parseManifest(
+      buildManifestBytes({ ...input, file: 'base-1.1.0-from-1.0.0.delta.zst', reconstructs }),
+    );
+    expect(parsed).toMatchObject({ ok: true, value: { kind: ArtifactKind.Delta, reconstructs } });
+    expect(() => buildManifestBytes({ ...input, parent: null, reconstructs })).toThrow(/would be rejected/);
+  });
+
   it('refuses to produce a manifest devices would reject', () => {
     expect(() => buildManifestBytes({ ...input, snapshotUuid: 'not-a-uuid' })).toThrow(
       /would be rejected by devices: .*snapshotUuid/,

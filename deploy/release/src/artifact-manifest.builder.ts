@@ -13,6 +13,8 @@ export interface ManifestInput {
   createdAt: Date;
   description?: string;
   security?: ManifestSecurity;
+  /** a delta artifact: the plain stream it rebuilds to */
+  reconstructs?: { size: number; sha256: string };
 }
 
 /** Downgrade protection (docs/release-tool.md): the release's security version and rollback allowance. */
@@ -30,7 +32,7 @@ export function buildManifestBytes(input: ManifestInput): Buffer {
   const manifest: ArtifactManifest = {
     format: MANIFEST_FORMAT,
     release: { name: input.release.name, version: input.release.version },
-    kind: input.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
+    kind: input.reconstructs ? ArtifactKind.Delta : input.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
     file: input.file,
     size: input.size,
     sha256: input.sha256,
@@ -46,6 +48,7 @@ export function buildManifestBytes(input: ManifestInput): Buffer {
     ...(input.description ? { description: input.description } : {}),
     ...(input.security?.securityVersion !== undefined ? { securityVersion: input.security.securityVersion } : {}),
     ...(input.security?.allowRollbackFrom !== undefined ? { allowRollbackFrom: input.security.allowRollbackFrom } : {}),
+    ...(input.reconstructs ? { reconstructs: input.reconstructs } : {}),
   };
   const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
   const parsed = parseManifest(bytes);

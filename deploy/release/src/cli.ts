@@ -9,6 +9,7 @@ import { ReleaseError, ReleaseErrorCode, asReleaseError } from './release-error'
 import { ReleaseRefArg } from './release-ref';
 import { ReleaseVerifier } from './release-verifier.service';
 import { SigningKeys } from './signing-keys';
+import { readFleetBases } from './delta/fleet-bases';
 
 export interface CliOutput {
   out: (line: string) => void;
@@ -38,6 +39,9 @@ interface BuildOptions {
   zstdLevel: string;
   securityVersion?: string;
   allowRollbackFrom?: string;
+  binaryDelta?: boolean;
+  deltaWindowLog: string;
+  deltaFromFleet?: string;
 }
 
 /** A security version option (docs/release-tool.md, downgrade protection): an integer 0 … 2^31-1. */
@@ -108,6 +112,16 @@ function program(output: CliOutput): Command {
     .option('--zstd-level <n>', 'zstd compression level 1-19', '9')
     .option('--security-version <n>', 'downgrade protection: devices refuse releases below the highest they accepted')
     .option('--allow-rollback-from <n>', 'signed rollback allowance: devices whose floor is at most <n> may take it')
+    .option('--binary-delta', 'also write a delta artifact (binary patches of changed files) per --delta-from')
+    .option(
+      '--delta-window-log <n>',
+      'largest patch window a device must allow, log2 (files above half go plain)',
+      '27',
+    )
+    .option(
+      '--delta-from-fleet <file>',
+      'add --delta-from for each release listed by `cowroot releases bases <name> --json`',
+    )
     .action(async (options: BuildOptions) => {
       const securityVersion = securityNumber('--security-version', options.securityVersion);
       const allowRollbackFrom = securityNumber('--allow-rollback-from', options.allowRollbackFrom);
@@ -115,6 +129,14 @@ function program(output: CliOutput): Command {
       if (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19) {
         throw new ReleaseError(ReleaseErrorCode.InvalidArgument, `--zstd-level must be 1-19, got ${options.zstdLevel}`);
       }
+      const deltaWindowLog = Number(options.deltaWindowLog);
+      if (!Number.isInteger(deltaWindowLog) || deltaWindowLog < 10 || deltaWindowLog > 31) {
+        throw new ReleaseError(
+          ReleaseErrorCode.InvalidArgument,
+          `--delta-window-log must be 10-31, got ${options.deltaWindowLog}`,
+        );
+      }
+      const fleetBases = options.deltaFromFleet ? await readFleetBases(options.deltaFromFleet, options.name) : [];
       const builder = new ReleaseBuildService(new CommandRunner(), output.out);
       const result = await builder.build({
         rootfs: options.rootfs,
@@ -125,6 +147,7 @@ function program(output: CliOutput): Command {
         outDir: options.out,
         base: options.base ? ReleaseRefArg.parse(options.base) : undefined,
         deltaFrom: options.deltaFrom.map((ref) => ReleaseRefArg.parse(ref)),
+        fleetBases,
         arch: options.arch,
         kernel: options.kernel,
         initrd: options.initrd,
@@ -132,6 +155,8 @@ function program(output: CliOutput): Command {
         entryPoint: options.entryPoint,
         zstdLevel,
         security: { securityVersion, allowRollbackFrom },
+        binaryDelta: options.binaryDelta,
+        deltaWindowLog,
       });
       output.out(`release ${result.index.name}@${result.index.version}: ${result.indexPath}`);
     });

@@ -24,7 +24,8 @@ import {
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 import { ReleaseRefArg } from './release-ref';
 import { SigningKeys } from './signing-keys';
-import { isSnapshotAncestor } from './subvolume-ancestry';
+import { SubvolumeLink, isSnapshotAncestor } from './subvolume-ancestry';
+import { DeltaWriter } from './delta/delta-writer.service';
 
 export interface BuildRequest {
   rootfs: string;
@@ -45,6 +46,12 @@ export interface BuildRequest {
   loadAddress?: string;
   entryPoint?: string;
   zstdLevel?: number;
+  /** also write a delta artifact (binary patches, docs/release-tool.md "Delta artifacts") per --delta-from */
+  binaryDelta?: boolean;
+  /** largest patch window (log2) a device must allow; larger files go as plain data */
+  deltaWindowLog?: number;
+  /** releases the fleet holds (--delta-from-fleet): like --delta-from, but one not in the pool or not an ancestor is skipped */
+  fleetBases?: ReleaseRefArg[];
 }
 
 export interface BuildResult {
@@ -67,6 +74,8 @@ interface BuildPlan {
 interface PlannedArtifact {
   parent: { ref: ReleaseRefArg; info: SubvolumeInfo } | null;
   file: string;
+  /** a delta artifact rather than the plain stream */
+  delta?: boolean;
 }
 
 /** The manifest's file pattern; checked before any work so a long name fails early. */
@@ -140,16 +149,24 @@ export class ReleaseBuildService {
       const artifacts: ReleaseIndexArtifact[] = [];
       for (const item of plan.artifacts) {
         // the writer removes its own partial file; once written, the artifact is ours to remove
-        const stream = await writer.write(
-          pool.sendCommand(snapshotPath, item.parent?.info.path),
-          join(outDir, item.file),
-        );
+        const stream =
+          item.delta && item.parent
+            ? await new DeltaWriter(this.runner, {
+                zstdLevel: request.zstdLevel,
+                maxWindowLog: request.deltaWindowLog,
+              }).write({
+                send: pool.sendCommand(snapshotPath, item.parent.info.path),
+                parentRoot: item.parent.info.path,
+                newRoot: snapshotPath,
+                path: join(outDir, item.file),
+              })
+            : await writer.write(pool.sendCommand(snapshotPath, item.parent?.info.path), join(outDir, item.file));
         written.push(stream.path);
         artifacts.push(
           await this.writeManifest(outDir, item, stream, { request, snapshot, createdAt, key: plan.key }, written),
         );
         this.log(
-          `wrote ${item.file} (${stream.size} bytes${item.parent ? `, incremental from ${item.parent.ref}` : ''})`,
+          `wrote ${item.file} (${stream.size} bytes${item.parent ? `, ${item.delta ? 'delta' : 'incremental'} from ${item.parent.ref}` : ''})`,
         );
       }
       const index: ReleaseIndex = {
@@ -206,7 +223,7 @@ export class ReleaseBuildService {
   private async writeManifest(
     outDir: string,
     item: PlannedArtifact,
-    stream: { size: number; sha256: string },
+    stream: { size: number; sha256: string; plain?: { size: number; sha256: string } },
     context: { request: BuildRequest; snapshot: SubvolumeInfo; createdAt: Date; key: KeyObject },
     written: string[],
   ): Promise<ReleaseIndexArtifact> {
@@ -222,11 +239,12 @@ export class ReleaseBuildService {
       createdAt: context.createdAt,
       description: context.request.description,
       security: context.request.security,
+      reconstructs: item.delta ? stream.plain : undefined,
     });
     await writeNewFile(join(outDir, manifestFile), bytes, written);
     await writeNewFile(join(outDir, signatureFile), `${signManifest(bytes, context.key)}\n`, written);
     return {
-      kind: item.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
+      kind: item.delta ? ArtifactKind.Delta : item.parent ? ArtifactKind.Incremental : ArtifactKind.Full,
       file: item.file,
       manifest: manifestFile,
       signature: signatureFile,
@@ -244,11 +262,13 @@ export class ReleaseBuildService {
   ): Promise<PlannedArtifact[]> {
     const stem = request.release.fileStem;
     const plan: PlannedArtifact[] = [{ parent: null, file: `${stem}-full.btrfs.zst` }];
-    const links = request.deltaFrom.length > 0 && base ? await pool.links() : [];
+    const links = request.deltaFrom.length + (request.fleetBases?.length ?? 0) > 0 && base ? await pool.links() : [];
     const seen = new Set<string>();
-    for (const ref of request.deltaFrom) {
+    const fleet = new Set((request.fleetBases ?? []).map(String));
+    for (const ref of [...request.deltaFrom, ...(request.fleetBases ?? [])]) {
       if (seen.has(ref.toString())) continue;
       seen.add(ref.toString());
+      if (fleet.has(ref.toString()) && !(await this.usableFleetBase(pool, ref, request, base, links))) continue;
       const info = await pool.release(ref);
       const isBase = request.base?.equals(ref) ?? false;
       const isAncestor = base !== null && (isBase || isSnapshotAncestor(info.uuid, base, links));
@@ -260,6 +280,8 @@ export class ReleaseBuildService {
       }
       const parentStem = ref.name === request.release.name ? ref.fileStem.slice(ref.name.length + 1) : ref.fileStem;
       plan.push({ parent: { ref, info }, file: `${stem}-from-${parentStem}.btrfs.zst` });
+      if (request.binaryDelta)
+        plan.push({ parent: { ref, info }, file: `${stem}-from-${parentStem}.delta.zst`, delta: true });
     }
     for (const item of plan) {
       if (!ARTIFACT_FILE_PATTERN.test(`${item.file}`)) {
@@ -270,6 +292,25 @@ export class ReleaseBuildService {
       }
     }
     return plan;
+  }
+
+  /** A fleet base gets artifacts only when the pool still has it and it is an ancestor; else say why and skip. */
+  private async usableFleetBase(
+    pool: BtrfsPool,
+    ref: ReleaseRefArg,
+    request: BuildRequest,
+    base: SubvolumeInfo | null,
+    links: SubvolumeLink[],
+  ): Promise<boolean> {
+    const info = await pool.release(ref).catch(() => null);
+    const ancestor =
+      info !== null && base !== null && (request.base?.equals(ref) || isSnapshotAncestor(info.uuid, base, links));
+    this.log(
+      ancestor
+        ? `delta from ${ref}: held by the fleet`
+        : `skipping fleet base ${ref}: ${info ? 'not an ancestor of this release' : 'not in the pool'}`,
+    );
+    return ancestor;
   }
 
   private async requireFreeOutputs(outDir: string, plan: PlannedArtifact[]): Promise<void> {

@@ -227,6 +227,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/release-bases/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which releases of this name the (tag-selected) active devices hold: the parents to build deltas from */
+        get: operations["ReleaseBasesController_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/devices": {
         parameters: {
             query?: never;
@@ -723,7 +740,7 @@ export interface components {
         ArtifactDto: {
             file: string;
             /** @enum {string} */
-            kind: "full" | "incremental";
+            kind: "full" | "incremental" | "delta";
             size: number;
             sha256: string;
             compression: string;
@@ -762,6 +779,16 @@ export interface components {
             signature: string;
             /** @description the manifest parsed, for reading; verify against `manifest`, not this */
             parsed: Record<string, never>;
+        };
+        ReleaseBaseDto: {
+            version: string;
+            /** @description active targeted devices holding a read-only snapshot received from it */
+            devices: number;
+        };
+        ReleaseBasesDto: {
+            name: string;
+            /** @description most-held first */
+            bases: components["schemas"]["ReleaseBaseDto"][];
         };
         CreateDeviceDto: {
             /** @example gw-0042 */
@@ -2373,6 +2400,57 @@ export interface operations {
              *     ARTIFACT_NOT_FOUND: the release has no artifact with this file name
              */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    ReleaseBasesController_list: {
+        parameters: {
+            query?: {
+                /** @description only devices with every one of these tags (repeat the parameter, or comma-separated) */
+                tag?: string[];
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleaseBasesDto"];
+                };
+            };
+            /** @description INVALID: the request is malformed; details.problems lists every validation failure */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -11,3 +11,5 @@ export * from './boot-context';
 export * from './switch.service';
 export * from './garbage-collector';
 // test fixtures are @cowroot/device/testing (./testing/index.ts), never part of this barrel
+// delta artifacts: the stream format shared with the release tool, and the device's reconstruction
+export * from './delta';

@@ -6,6 +6,7 @@ import { ErrorCode, ReleaseRef, SnapshotInfo, SnapshotOrigin, isSnapshotId } fro
 import { BtrfsAdapter, ReceiveSource, Subvolume } from './btrfs.adapter';
 import { writeFileAtomic } from './atomic-file';
 import { DeviceError } from './device-error';
+import { DeltaReconstructor } from './delta/delta-reconstructor';
 
 /** docs/device.md §1: directories below the pool (the btrfs top level, subvolid=5). */
 export const POOL_LAYOUT = {
@@ -280,6 +281,24 @@ export class SnapshotStore {
       await this.discardReceive(workDir, moved ? id : null);
       throw error;
     }
+  }
+
+  /**
+   * A delta artifact (docs/agent.md §4.3): its descriptor is decompressed and rebuilt into the plain
+   * stream on the fly, predecessors read from snapshots/<parentId>, straight into receive() — no staged
+   * copy. A rebuild that fails or does not match `reconstructs` fails the receive, which deletes it.
+   */
+  async receiveDelta(
+    file: { fd: number; compression: 'zstd' | 'none' },
+    delta: { parentId: string; reconstructs: { size: number; sha256: string }; maxWindowLog?: number },
+    options: ReceiveIntoStoreOptions,
+  ): Promise<SnapshotInfo> {
+    const reconstructor = new DeltaReconstructor({
+      parentRoot: this.snapshotPath(delta.parentId),
+      expected: delta.reconstructs,
+      maxWindowLog: delta.maxWindowLog,
+    });
+    return this.receive(reconstructor.plainStreamFromFile(file.fd, file.compression), options);
   }
 
   /**

@@ -20,6 +20,12 @@ export enum ErrorCode {
   UntrustedUrl = 'UNTRUSTED_URL',
   /** a release below the device's security version floor, without a signed rollback allowance */
   DowngradeRefused = 'DOWNGRADE_REFUSED',
+  /** delta artifact (docs/agent.md §4.3): malformed, truncated, or a patch that does not decode */
+  DeltaCorrupt = 'DELTA_CORRUPT',
+  /** delta artifact: a predecessor file in the parent snapshot is not the one the patch was made against */
+  DeltaBaseMismatch = 'DELTA_BASE_MISMATCH',
+  /** delta artifact: the rebuilt plain stream's size or sha256 differs from the signed manifest's */
+  DeltaMismatch = 'DELTA_MISMATCH',
   // snapshot and switch
   SnapshotNotFound = 'SNAPSHOT_NOT_FOUND',
   SnapshotInUse = 'SNAPSHOT_IN_USE',

@@ -25,6 +25,18 @@ export const MANIFEST_FORMAT = 'cowroot-artifact/1';
 export enum ArtifactKind {
   Full = 'full',
   Incremental = 'incremental',
+  /** an incremental stream whose changed files carry binary patches against the parent (docs/protocol.md §8) */
+  Delta = 'delta',
+}
+
+/** What a delta artifact rebuilds to on the device: the plain incremental stream, uncompressed. */
+export class ReconstructedStream {
+  @IsInt()
+  @Min(1)
+  size!: number;
+
+  @Matches(SHA256_HEX_PATTERN)
+  sha256!: string;
 }
 
 export class ParentRef {
@@ -104,6 +116,12 @@ export class ArtifactManifest {
   @Min(0)
   @Max(MAX_SECURITY_VERSION)
   allowRollbackFrom?: number;
+
+  /** kind delta only: size and sha256 of the plain stream the device rebuilds and verifies */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ReconstructedStream)
+  reconstructs?: ReconstructedStream;
 }
 
 /** Parses manifest bytes; a full stream must have no parent and an incremental one must have one. */
@@ -126,7 +144,7 @@ export function parseManifest(bytes: Buffer | string): ParseResult<ArtifactManif
   if (errors.length > 0) {
     return { ok: false, code: ErrorCode.MalformedMessage, message: describeValidationErrors(errors).join('; ') };
   }
-  if ((manifest.kind === ArtifactKind.Incremental) !== Boolean(manifest.parent)) {
+  if ((manifest.kind !== ArtifactKind.Full) !== Boolean(manifest.parent)) {
     return {
       ok: false,
       code: ErrorCode.MalformedMessage,
@@ -138,6 +156,13 @@ export function parseManifest(bytes: Buffer | string): ParseResult<ArtifactManif
       ok: false,
       code: ErrorCode.MalformedMessage,
       message: 'allowRollbackFrom must not be below securityVersion',
+    };
+  }
+  if ((manifest.kind === ArtifactKind.Delta) !== Boolean(manifest.reconstructs)) {
+    return {
+      ok: false,
+      code: ErrorCode.MalformedMessage,
+      message: 'a delta artifact names the stream it reconstructs (reconstructs), other kinds do not',
     };
   }
   return { ok: true, value: manifest };

@@ -214,4 +214,20 @@ describe('manifest signatures', () => {
       expect(parseManifest(JSON.stringify({ ...plain, securityVersion }))).toMatchObject({ ok: false });
     }
   });
+
+  it('parses a delta manifest only with a parent and the plain stream it reconstructs', () => {
+    const delta = { ...JSON.parse(manifest.toString()), kind: 'delta' };
+    expect(parseManifest(JSON.stringify(delta))).toMatchObject({ ok: false, message: /reconstructs/ });
+    const reconstructs = { size: 99, sha256: 'b'.repeat(64) };
+    expect(parseManifest(JSON.stringify({ ...delta, reconstructs }))).toMatchObject({
+      ok: true,
+      value: { kind: 'delta', reconstructs },
+    });
+    expect(parseManifest(JSON.stringify({ ...delta, reconstructs, parent: null }))).toMatchObject({ ok: false });
+    expect(parseManifest(JSON.stringify({ ...delta, reconstructs: { size: 0, sha256: 'x' } }))).toMatchObject({
+      ok: false,
+    });
+    const incremental = JSON.parse(manifest.toString());
+    expect(parseManifest(JSON.stringify({ ...incremental, reconstructs }))).toMatchObject({ ok: false });
+  });
 });

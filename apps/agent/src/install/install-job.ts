@@ -142,8 +142,10 @@ export class InstallJob {
         `a different snapshot named ${snapshotId} is already on the device`,
       );
     }
-    if (manifest.kind === ArtifactKind.Incremental) {
+    let parentId: string | null = null;
+    if (manifest.kind !== ArtifactKind.Full) {
       const parent = manifest.parent ? await store.findByReceivedUuid(manifest.parent.snapshotUuid) : null;
+      parentId = parent?.id ?? null;
       if (!parent) {
         throw new DeviceError(
           ErrorCode.ParentMissing,
@@ -152,8 +154,10 @@ export class InstallJob {
       }
     }
     const free = await store.freeBytes().catch(() => null);
-    if (free !== null && free < manifest.size) {
-      throw new DeviceError(ErrorCode.DiskFull, `the artifact needs ${manifest.size} bytes, the pool has ${free} free`);
+    // a delta is received as the plain stream it rebuilds to: that much must fit
+    const needed = Math.max(manifest.size, manifest.reconstructs?.size ?? 0);
+    if (free !== null && free < needed) {
+      throw new DeviceError(ErrorCode.DiskFull, `the artifact needs ${needed} bytes, the pool has ${free} free`);
     }
 
     await store.init();
@@ -191,7 +195,7 @@ export class InstallJob {
         );
       }
       progress(JobPhase.Verify, manifest.size, manifest.size);
-      const snapshot = await this.receive(spool, manifest, snapshotId, progress, signal);
+      const snapshot = await this.receive(spool, manifest, snapshotId, parentId, progress, signal);
       this.deps.logger.info('snapshot received', {
         commandId: command.commandId,
         snapshot: snapshot.id,
@@ -224,6 +228,7 @@ export class InstallJob {
     spool: string,
     manifest: ArtifactManifest,
     snapshotId: string,
+    parentId: string | null,
     progress: ProgressSink,
     signal: AbortSignal,
   ): Promise<SnapshotInfo> {
@@ -233,10 +238,19 @@ export class InstallJob {
       if (position !== null) progress(JobPhase.Receive, position, manifest.size);
     }, 500);
     try {
-      const snapshot = await this.deps.store.receive(
-        { fd: file.fd, ...(manifest.compression === 'zstd' ? { through: ZSTD_DECOMPRESS } : {}) },
-        { snapshotId, release: manifest.release, expectedReceivedUuid: manifest.snapshotUuid, signal },
-      );
+      const options = { snapshotId, release: manifest.release, expectedReceivedUuid: manifest.snapshotUuid, signal };
+      // a delta is rebuilt on the fly against the parent it names (docs/agent.md §4.3)
+      const snapshot =
+        manifest.kind === ArtifactKind.Delta && parentId && manifest.reconstructs
+          ? await this.deps.store.receiveDelta(
+              { fd: file.fd, compression: manifest.compression },
+              { parentId, reconstructs: manifest.reconstructs },
+              options,
+            )
+          : await this.deps.store.receive(
+              { fd: file.fd, ...(manifest.compression === 'zstd' ? { through: ZSTD_DECOMPRESS } : {}) },
+              options,
+            );
       progress(JobPhase.Receive, manifest.size, manifest.size);
       return snapshot;
     } finally {

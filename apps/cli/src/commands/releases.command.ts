@@ -47,6 +47,36 @@ export function registerReleasesCommands(program: Command, context: CliContext):
     });
 
   releases
+    .command('bases <name>')
+    .description(
+      'the releases of <name> the devices hold, most-held first: the parents to build deltas from (cowroot-release build --delta-from-fleet)',
+    )
+    .option(
+      '--tag <tag>',
+      'only devices with this tag (repeatable: every tag)',
+      (tag: string, all: string[]) => [...all, tag],
+      [],
+    )
+    .action(async (name: string, options: { tag: string[] }, command: Command) => {
+      const client = await context.client();
+      const bases = await client.call(
+        client.api.GET('/api/v1/release-bases/{name}', {
+          params: { path: { name }, query: { tag: options.tag.length ? options.tag : undefined } },
+        }),
+      );
+      if (context.json(command)) return context.printJson(bases);
+      context.out(
+        formatTable<Schemas['ReleaseBasesDto']['bases'][number]>(
+          [
+            { header: 'version', value: (b) => b.version },
+            { header: 'devices', value: (b) => String(b.devices) },
+          ],
+          bases.bases,
+        ),
+      );
+    });
+
+  releases
     .command('show <release> [version]')
     .description('a release (<name>@<version> or <name> <version>) with its artifacts')
     .action(async (first: string, version: string | undefined, _options: unknown, command: Command) => {

@@ -57,8 +57,12 @@ export async function readReleaseIndex(dir: string): Promise<ReleaseIndex> {
   const artifacts = index.artifacts.map((item, position) => {
     const entry = item as Partial<IndexedArtifact>;
     const what = `artifacts[${position}]`;
-    if (entry.kind !== ArtifactKind.Full && entry.kind !== ArtifactKind.Incremental)
-      throw new CliError(`${path}: ${what}.kind must be full or incremental`);
+    if (
+      entry.kind !== ArtifactKind.Full &&
+      entry.kind !== ArtifactKind.Incremental &&
+      entry.kind !== ArtifactKind.Delta
+    )
+      throw new CliError(`${path}: ${what}.kind must be full, incremental or delta`);
     if (!Number.isSafeInteger(entry.size) || (entry.size as number) < 1)
       throw new CliError(`${path}: ${what}.size must be a byte count above 0`);
     if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256))
@@ -87,7 +91,9 @@ export async function readReleaseIndex(dir: string): Promise<ReleaseIndex> {
       }
     }
   }
-  artifacts.sort((a, b) => Number(a.kind === ArtifactKind.Incremental) - Number(b.kind === ArtifactKind.Incremental));
+  // full, then incremental, then delta (issue 14): a stable order that keeps the full stream first
+  const rank = (kind: ArtifactKind) => [ArtifactKind.Full, ArtifactKind.Incremental, ArtifactKind.Delta].indexOf(kind);
+  artifacts.sort((a, b) => rank(a.kind) - rank(b.kind));
   return {
     format: index.format,
     name: index.name,

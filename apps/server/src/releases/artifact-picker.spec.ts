@@ -23,6 +23,12 @@ const fromV2: TestArtifact = {
   parentSnapshotUuid: UUID_V2,
   size: 100,
 };
+const deltaFromV1: TestArtifact = {
+  file: 'from-v1.delta.zst',
+  kind: ArtifactKind.Delta,
+  parentSnapshotUuid: UUID_V1,
+  size: 40,
+};
 const release = { snapshotUuid: UUID_V3 };
 
 function received(id: string, receivedUuid: string): DeviceSnapshot {
@@ -40,6 +46,21 @@ describe(ArtifactPicker.name, () => {
   it('picks the smallest incremental when the device holds several parents', () => {
     const choice = picker.pick(release, [full, fromV1, fromV2], [received('a', UUID_V1), received('b', UUID_V2)]);
     expect(choice).toEqual({ type: 'incremental', artifact: fromV2, parentSnapshotId: 'b' });
+  });
+
+  it('prefers the delta artifact when the device holds its parent (issue 14)', () => {
+    const choice = picker.pick(release, [full, fromV1, deltaFromV1], [received('factory', UUID_V1)]);
+    expect(choice).toEqual({ type: 'delta', artifact: deltaFromV1, parentSnapshotId: 'factory' });
+  });
+
+  it('falls back to the plain incremental when the delta’s parent is not held, then to the full stream', () => {
+    const artifacts = [full, fromV2, deltaFromV1];
+    expect(picker.pick(release, artifacts, [received('b', UUID_V2)])).toEqual({
+      type: 'incremental',
+      artifact: fromV2,
+      parentSnapshotId: 'b',
+    });
+    expect(picker.pick(release, artifacts, [received('x', LOCAL)])).toEqual({ type: 'full', artifact: full });
   });
 
   it('falls back to the full stream when the device holds no parent', () => {

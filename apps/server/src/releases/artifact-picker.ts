@@ -19,6 +19,8 @@ export type DeviceSnapshot = Pick<SnapshotInfo, 'id' | 'receivedUuid' | 'readOnl
 export type ArtifactChoice<T extends PickableArtifact> =
   /** the device already holds a snapshot of this release: switch to it, nothing to download */
   | { type: 'held'; snapshotId: string }
+  /** a delta artifact (binary patches) whose parent the device holds: the fewest bytes (issue 14) */
+  | { type: 'delta'; artifact: T; parentSnapshotId: string }
   /** an incremental stream whose parent the device holds (as `parentSnapshotId`) */
   | { type: 'incremental'; artifact: T; parentSnapshotId: string }
   | { type: 'full'; artifact: T }
@@ -26,11 +28,12 @@ export type ArtifactChoice<T extends PickableArtifact> =
   | { type: 'none' };
 
 /**
- * Delta planning for one device (docs/rollouts.md "Dispatch"): btrfs receive finds the parent of an
- * incremental stream by received_uuid, so an incremental applies only when the device holds a read-only
- * snapshot whose received_uuid is the artifact's parent snapshot uuid. Snapshots committed from the workspace
- * have no received_uuid and never match; such a device gets the full stream. Among several usable
- * incrementals the smallest wins.
+ * Delta planning for one device (docs/rollouts.md "Dispatch"): btrfs receive finds the parent of an incremental stream by
+ * received_uuid, so an incremental applies only when the device holds a read-only snapshot whose
+ * received_uuid is the artifact's parent snapshot uuid. Snapshots committed from the workspace have no
+ * received_uuid and never match; such a device gets the full stream. A delta artifact whose
+ * parent the device holds comes first, then a plain incremental, then the full stream; among several
+ * usable artifacts of one kind the smallest wins.
  */
 export class ArtifactPicker {
   pick<T extends PickableArtifact>(
@@ -48,15 +51,17 @@ export class ArtifactPicker {
     const held = release.snapshotUuid === null ? undefined : receivedBy.get(release.snapshotUuid);
     if (held !== undefined) return { type: 'held', snapshotId: held };
 
-    let best: { artifact: T; parentSnapshotId: string } | null = null;
-    for (const artifact of artifacts) {
-      if (artifact.kind !== ArtifactKind.Incremental || artifact.parentSnapshotUuid === null) continue;
-      const parentSnapshotId = receivedBy.get(artifact.parentSnapshotUuid);
-      if (parentSnapshotId !== undefined && (best === null || artifact.size < best.artifact.size)) {
-        best = { artifact, parentSnapshotId };
+    for (const kind of [ArtifactKind.Delta, ArtifactKind.Incremental] as const) {
+      let best: { artifact: T; parentSnapshotId: string } | null = null;
+      for (const artifact of artifacts) {
+        if (artifact.kind !== kind || artifact.parentSnapshotUuid === null) continue;
+        const parentSnapshotId = receivedBy.get(artifact.parentSnapshotUuid);
+        if (parentSnapshotId !== undefined && (best === null || artifact.size < best.artifact.size)) {
+          best = { artifact, parentSnapshotId };
+        }
       }
+      if (best) return { type: kind, ...best };
     }
-    if (best) return { type: 'incremental', ...best };
 
     const full = artifacts.find((artifact) => artifact.kind === ArtifactKind.Full);
     return full ? { type: 'full', artifact: full } : { type: 'none' };

@@ -6,7 +6,7 @@ import { Release } from './release.entity';
 
 /**
  * Rules for what a release may hold (run again under the release lock at commit):
- * - one full stream; any number of incrementals, one per parent snapshot;
+ * - one full stream; any number of incrementals and deltas, one of each per parent snapshot;
  * - all artifacts produce the same snapshot (the release's snapshot uuid);
  * - an incremental's parent release must exist and its snapshot uuid must be the manifest's
  *   parent.snapshotUuid, i.e. the parent must have at least one artifact uploaded first.
@@ -51,13 +51,14 @@ export async function checkArtifactPlacement(
         : `parent snapshotUuid ${parent.snapshotUuid} is not the snapshot of release ${parent.release.name} ${parent.release.version} (${parentRelease.snapshotUuid})`,
     );
   }
+  // one plain incremental and one delta artifact per parent
   const sibling = await manager.findOne(ReleaseArtifact, {
-    where: { releaseId: release.id, parentSnapshotUuid: parent.snapshotUuid },
+    where: { releaseId: release.id, parentSnapshotUuid: parent.snapshotUuid, kind: manifest.kind },
   });
   if (sibling) {
     throw new DomainError(
       DomainErrorCode.ArtifactConflict,
-      `release ${release.name} ${release.version} already has an incremental from that parent (${sibling.file})`,
+      `release ${release.name} ${release.version} already has ${manifest.kind === ArtifactKind.Delta ? 'a delta' : 'an incremental'} from that parent (${sibling.file})`,
     );
   }
 }

@@ -9,6 +9,8 @@ import { ArtifactUrlService } from './artifact-url.service';
 import { ArtifactsController } from './artifacts.controller';
 import { ReleaseArtifact } from './release-artifact.entity';
 import { ReleaseUsageService } from './release-usage.service';
+import { ReleaseBasesController } from './release-bases.controller';
+import { ReleaseBasesService } from './release-bases.service';
 import { Release } from './release.entity';
 import { ReleasesController } from './releases.controller';
 import { ReleasesService } from './releases.service';
@@ -20,7 +22,7 @@ import { ReleasesService } from './releases.service';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([Release, ReleaseArtifact]), SigningKeysModule],
-  controllers: [ReleasesController, ArtifactsController],
+  controllers: [ReleasesController, ArtifactsController, ReleaseBasesController],
   providers: [
     ReleasesService,
     ArtifactStorage,
@@ -28,6 +30,7 @@ import { ReleasesService } from './releases.service';
     ArtifactDownloadService,
     ArtifactUrlService,
     ReleaseUsageService,
+    ReleaseBasesService,
     { provide: ArtifactPicker, useValue: new ArtifactPicker() },
   ],
   exports: [ReleasesService, ArtifactPicker, ArtifactUrlService, ReleaseUsageService],

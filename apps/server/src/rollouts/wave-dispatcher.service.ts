@@ -281,7 +281,10 @@ export class WaveDispatcher implements OnModuleDestroy {
       commandType: request.type,
       artifact,
       bytes: artifact?.size ?? 0,
-      choice: choice.type === 'incremental' ? `incremental from ${choice.parentSnapshotId}` : choice.type,
+      choice:
+        choice.type === 'incremental' || choice.type === 'delta'
+          ? `${choice.type} from ${choice.parentSnapshotId}`
+          : choice.type,
       fromSnapshot: device.booted_snapshot,
       targetSnapshot,
     };

@@ -3,6 +3,7 @@ import { Devices1764100000100 } from './1764100000100-devices';
 import { Releases1764200000000 } from './1764200000000-releases';
 import { Rollouts1764300000000 } from './1764300000000-rollouts';
 import { RolloutInFlightIndex1764600000000 } from './1764600000000-rollout-in-flight-index';
+import { DeltaArtifacts1764450000000 } from './1764450000000-delta-artifacts';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in the `migrations` table. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   Releases1764200000000,
   Rollouts1764300000000,
   RolloutInFlightIndex1764600000000,
+  DeltaArtifacts1764450000000,
 ];

@@ -1,0 +1,305 @@
+/**
+ * npm run bench:delta — delta artifacts against the plain incremental stream and against whole-image
+ * binary diffs, on a real Debian update and on a large binary rebuilt in place (docs/release-tool.md
+ * "Benchmark"). Needs root, loop devices, btrfs-progs, zstd, xdelta3, rsync, mkimage, mmdebstrap and the
+ * Debian archive (the images are cached per day under /var/cache/cowroot/delta).
+ *
+ * Per case: the release tool (in process) builds release 1 and release 2 (--base 1 --delta-from 1
+ * --binary-delta); sizes of the full stream, the plain incremental, the delta artifact, `xdelta3 -9` and
+ * `zstd -19 --long --patch-from` of the two images (tars); the build time of the delta and of the plain
+ * incremental. On a second btrfs (the device): BENCH_ROUNDS (default 3) alternating receives of the same
+ * plain stream — `btrfs receive` of the uncompressed stream, `zstd -d | btrfs receive` of the plain
+ * artifact, and the delta rebuilt and received — each in its own node process (device-child.ts), whose
+ * peak RSS is the agent side's. Medians, ratios and the goals are printed.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ArtifactKind, ReleaseIndex, parseManifest } from '@cowroot/protocol';
+import { BtrfsAdapter, SnapshotStore } from '@cowroot/device';
+import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
+import { ArtifactWriter } from '../../src/artifact-writer.service';
+import { CommandRunner } from '@cowroot/device';
+import { DeltaWriter } from '../../src/delta/delta-writer.service';
+import { ReleaseBuildService } from '../../src/release-build.service';
+import { ReleaseRefArg } from '../../src/release-ref';
+import { SigningKeys } from '../../src/signing-keys';
+import { debianImages } from './debian-images';
+import { realBinary, rebuiltBinary } from './synthetic-binary';
+
+const MB = 1e6;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** the node flags of the agent's systemd unit (deploy/systemd/cowroot-agent.service) */
+const AGENT_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1'];
+const runner = new CommandRunner();
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const mb = (bytes: number) => `${(bytes / MB).toFixed(3)} MB`;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+
+interface Case {
+  name: string;
+  /** fills the rootfs with release 1, then release 2 */
+  prepare(rootfs: string, release: 1 | 2): Promise<void>;
+  /** the two whole images to diff (tars) */
+  images(work: string): Promise<[string, string]>;
+}
+
+function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const start = process.hrtime.bigint();
+  return fn().then((value) => [value, seconds(start)]);
+}
+
+function fileSize(path: string): Promise<number> {
+  return stat(path).then((info) => info.size);
+}
+
+async function extract(tar: string, into: string): Promise<void> {
+  await rm(into, { recursive: true, force: true });
+  await mkdir(into, { recursive: true });
+  execFileSync('tar', [
+    '--numeric-owner',
+    '--xattrs',
+    '--xattrs-include=*',
+    '-xf',
+    tar,
+    '-C',
+    into,
+    '--exclude=./dev/*',
+  ]);
+}
+
+async function runCase(
+  item: Case,
+  env: {
+    work: string;
+    host: LoopBtrfs;
+    device: LoopBtrfs;
+    key: string;
+    childBundle: string;
+    kernel: string;
+    initrd: string;
+  },
+): Promise<void> {
+  const dir = join(env.work, item.name.replace(/\W+/g, '-'));
+  const rootfs = join(dir, 'rootfs');
+  const stem = `c${Date.now() % 100000}`;
+  const builder = new ReleaseBuildService(runner);
+  const build = (version: string, extra: Partial<Parameters<ReleaseBuildService['build']>[0]>) =>
+    builder.build({
+      rootfs,
+      pool: env.host.mount,
+      release: new ReleaseRefArg(stem, version),
+      keyPath: env.key,
+      outDir: join(dir, `out-${version}`),
+      deltaFrom: [],
+      arch: 'x86',
+      kernel: env.kernel,
+      initrd: env.initrd,
+      ...extra,
+    });
+  log(`\n== ${item.name}`);
+  await item.prepare(rootfs, 1);
+  const one = await build('1', {});
+  await item.prepare(rootfs, 2);
+  const [two] = await timed(() =>
+    build('2', { base: new ReleaseRefArg(stem, '1'), deltaFrom: [new ReleaseRefArg(stem, '1')], binaryDelta: true }),
+  );
+  const artifact = (index: ReleaseIndex, kind: ArtifactKind) => index.artifacts.find((a) => a.kind === kind)!;
+  const full = artifact(two.index, ArtifactKind.Full);
+  const plain = artifact(two.index, ArtifactKind.Incremental);
+  const delta = artifact(two.index, ArtifactKind.Delta);
+  const manifest = parseManifest(await readFile(join(dir, 'out-2', delta.manifest)));
+  if (!manifest.ok) throw new Error(manifest.message);
+  const reconstructs = manifest.value.reconstructs!;
+
+  // build times of the two incrementals alone, same pair, same host
+  const send = { command: 'btrfs', args: ['send', '-q', '-p', one.snapshotPath, two.snapshotPath] };
+  const [, plainBuild] = await timed(() => new ArtifactWriter(runner).write(send, join(dir, 'again.btrfs.zst')));
+  const [again, deltaBuild] = await timed(() =>
+    new DeltaWriter(runner).write({
+      send,
+      parentRoot: one.snapshotPath,
+      newRoot: two.snapshotPath,
+      path: join(dir, 'again.delta.zst'),
+    }),
+  );
+
+  const [oldImage, newImage] = await item.images(dir);
+  const [, xdeltaTime] = await timed(async () => {
+    execFileSync('xdelta3', ['-9', '-e', '-f', '-s', oldImage, newImage, join(dir, 'images.xd3')]);
+  });
+  const [, patchFromTime] = await timed(async () => {
+    execFileSync(
+      'zstd',
+      ['-q', '-f', '-19', '--long', `--patch-from=${oldImage}`, newImage, '-o', join(dir, 'images.patch.zst')],
+      {
+        stdio: ['ignore', 'ignore', 'ignore'],
+      },
+    );
+  });
+  const xdelta = await fileSize(join(dir, 'images.xd3'));
+  const patchFrom = await fileSize(join(dir, 'images.patch.zst'));
+
+  // the device: release 1 received, then rounds of the three ways to apply release 2
+  const store = new SnapshotStore({ poolPath: env.device.mount });
+  await store.init();
+  const parentId = `${stem}-1`;
+  const fullOne = artifact(one.index, ArtifactKind.Full);
+  const oneFile = await import('node:fs/promises').then((fs) => fs.open(join(dir, 'out-1', fullOne.file), 'r'));
+  await store.receive(
+    { fd: oneFile.fd, through: { command: 'zstd', args: ['-d', '-c', '-q'] } },
+    { snapshotId: parentId, release: { name: stem, version: '1' }, expectedReceivedUuid: one.index.snapshotUuid },
+  );
+  await oneFile.close();
+  const plainStream = join(dir, 'plain.btrfs');
+  execFileSync('sh', ['-c', 'zstd -d -q -c "$1" > "$2"', 'sh', join(dir, 'out-2', plain.file), plainStream]);
+  const modes = {
+    'plain-file': plainStream,
+    'plain-zst': join(dir, 'out-2', plain.file),
+    delta: join(dir, 'out-2', delta.file),
+  } as const;
+  const results: Record<keyof typeof modes, { seconds: number[]; rss: number[] }> = {
+    'plain-file': { seconds: [], rss: [] },
+    'plain-zst': { seconds: [], rss: [] },
+    delta: { seconds: [], rss: [] },
+  };
+  const btrfs = new BtrfsAdapter();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of Object.keys(modes) as Array<keyof typeof modes>) {
+      const snapshotId = `${stem}-2-${mode}-${round}`;
+      execFileSync('sync');
+      const child = spawnSync(
+        process.execPath,
+        [
+          ...AGENT_NODE_FLAGS,
+          env.childBundle,
+          JSON.stringify({
+            pool: env.device.mount,
+            mode,
+            file: modes[mode],
+            snapshotId,
+            expectedReceivedUuid: two.index.snapshotUuid,
+            parentId,
+            reconstructs,
+          }),
+        ],
+        { encoding: 'utf8' },
+      );
+      if (child.status !== 0) throw new Error(`device receive (${mode}) failed: ${child.stderr}`);
+      const result = JSON.parse(child.stdout) as { seconds: number; peakRssKiB: number };
+      results[mode].seconds.push(result.seconds);
+      results[mode].rss.push(result.peakRssKiB);
+      if (mode !== 'plain-file')
+        execFileSync('diff', ['-r', '--no-dereference', two.snapshotPath, store.snapshotPath(snapshotId)]);
+      await store.delete(snapshotId, []);
+      await btrfs.waitForDeletions(env.device.mount);
+    }
+  }
+  await store.delete(parentId, []);
+  await btrfs.waitForDeletions(env.device.mount);
+
+  const throughput = (mode: keyof typeof modes) => reconstructs.size / median(results[mode].seconds) / MB;
+  const peak = Math.max(...results.delta.rss) / 1024;
+  log(`  full stream (zstd)                      ${mb(full.size)}`);
+  log(`  plain incremental (zstd)                ${mb(plain.size)}   (uncompressed ${mb(reconstructs.size)})`);
+  log(
+    `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched, ${again.identicalFiles} rewritten unchanged: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
+  );
+  log(`  xdelta3 -9 of the images                ${mb(xdelta)}   (${xdeltaTime.toFixed(1)} s)`);
+  log(`  zstd -19 --long --patch-from (images)   ${mb(patchFrom)}   (${patchFromTime.toFixed(1)} s)`);
+  const goal = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  log(
+    `  delta / zstd --patch-from               ${(delta.size / patchFrom).toFixed(3)}   goal ≤ 1.2: ${goal(delta.size <= 1.2 * patchFrom)}`,
+  );
+  log(
+    `  delta / xdelta3 -9                      ${(delta.size / xdelta).toFixed(3)}   goal < 1: ${goal(delta.size < xdelta)}`,
+  );
+  log(`  plain incremental / delta               ${(plain.size / delta.size).toFixed(2)}×`);
+  log(
+    `  build time: delta ${deltaBuild.toFixed(2)} s, plain incremental ${plainBuild.toFixed(2)} s (${(deltaBuild / plainBuild).toFixed(1)}×)`,
+  );
+  log(`  device, median of ${ROUNDS} (MB/s of plain stream):`);
+  log(
+    `    btrfs receive of the uncompressed plain stream   ${throughput('plain-file').toFixed(1)} MB/s (${median(results['plain-file'].seconds).toFixed(3)} s)`,
+  );
+  log(
+    `    zstd -d | btrfs receive of the plain artifact    ${throughput('plain-zst').toFixed(1)} MB/s (${median(results['plain-zst'].seconds).toFixed(3)} s)`,
+  );
+  log(
+    `    delta: rebuild + btrfs receive                   ${throughput('delta').toFixed(1)} MB/s (${median(results.delta.seconds).toFixed(3)} s)`,
+  );
+  log(
+    `    ratio delta / plain receive                      ${(throughput('delta') / throughput('plain-file')).toFixed(2)}   goal ≥ 0.8: ${goal(throughput('delta') >= 0.8 * throughput('plain-file'))}`,
+  );
+  log(
+    `    ratio delta / zstd -d | receive                  ${(throughput('delta') / throughput('plain-zst')).toFixed(2)}`,
+  );
+  log(
+    `  agent-side peak RSS (node, rebuilding)  ${peak.toFixed(1)} MiB   goal ≤ 64 MiB: ${goal(peak <= 64)} (plain receive: ${(Math.max(...results['plain-zst'].rss) / 1024).toFixed(1)} MiB)`,
+  );
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench:delta needs root (btrfs, loop devices)');
+  const childBundle = resolve(process.argv[2] ?? 'dist/bench/delta-device-child.js');
+  const work = await mkdtemp(join(tmpdir(), 'cowroot-bench-delta-'));
+  let host: LoopBtrfs | undefined;
+  let device: LoopBtrfs | undefined;
+  try {
+    const images = await debianImages(log);
+    log(
+      `bookworm minbase: ${images.upgrades.length} packages upgraded by bookworm-updates/-security today${images.cached ? ' (cached images)' : ''}:`,
+    );
+    for (const line of images.upgrades) log(`  ${line}`);
+    host = await createLoopBtrfs({ sizeMiB: 6144, label: 'bench-delta-host' });
+    device = await createLoopBtrfs({ sizeMiB: 3072, label: 'bench-delta-dev' });
+    const key = join(work, 'bench');
+    await SigningKeys.generate(key);
+    const kernel = join(work, 'vmlinuz');
+    const initrd = join(work, 'initrd.img');
+    await writeFile(kernel, randomBytes(2 * 1024 * 1024));
+    await writeFile(initrd, randomBytes(1024 * 1024));
+    const env = { work, host, device, key: `${key}.key`, childBundle, kernel, initrd };
+
+    await runCase(
+      {
+        name: 'Debian bookworm minbase → today’s bookworm-updates and bookworm-security',
+        prepare: (rootfs, release) => extract(release === 1 ? images.base : images.updated, rootfs),
+        images: async () => [images.base, images.updated],
+      },
+      env,
+    );
+
+    const old = realBinary(48 * 1024 * 1024);
+    const rebuilt = rebuiltBinary(old);
+    await runCase(
+      {
+        name: 'a 48 MiB binary rebuilt in place (300 insertions, 2000 changed words)',
+        prepare: async (rootfs, release) => {
+          await mkdir(join(rootfs, 'usr/bin'), { recursive: true });
+          await mkdir(join(rootfs, 'etc'), { recursive: true });
+          await writeFile(join(rootfs, 'etc/os-release'), `VERSION_ID=${release}\n`);
+          await writeFile(join(rootfs, 'usr/bin/big'), release === 1 ? old : rebuilt);
+        },
+        images: async (dir) => {
+          await writeFile(join(dir, 'old.bin'), old);
+          await writeFile(join(dir, 'new.bin'), rebuilt);
+          return [join(dir, 'old.bin'), join(dir, 'new.bin')];
+        },
+      },
+      env,
+    );
+  } finally {
+    await device?.cleanup();
+    await host?.cleanup();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`bench:delta failed: ${error.stack ?? error.message}\n`);
+  process.exitCode = 1;
+});

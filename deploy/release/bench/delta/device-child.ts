@@ -1,0 +1,58 @@
+/**
+ * One receive on the device, in a process of its own so its peak RSS is the agent side's alone (bundled
+ * on its own by npm run bench:delta: only @cowroot/device, as in the agent). Argument: JSON
+ * { pool, mode: 'plain-file' | 'plain-zst' | 'delta', file, snapshotId, expectedReceivedUuid,
+ *   parentId?, reconstructs? }. Prints JSON { seconds, peakRssKiB }.
+ */
+import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { SnapshotStore } from '@cowroot/device';
+
+interface Job {
+  pool: string;
+  mode: 'plain-file' | 'plain-zst' | 'delta';
+  file: string;
+  snapshotId: string;
+  expectedReceivedUuid: string;
+  parentId?: string;
+  reconstructs?: { size: number; sha256: string };
+}
+
+function peakRssKiB(): number {
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
+}
+
+async function main(): Promise<void> {
+  const job = JSON.parse(process.argv[2]) as Job;
+  const store = new SnapshotStore({ poolPath: job.pool });
+  const file = await open(job.file, 'r');
+  const options = {
+    snapshotId: job.snapshotId,
+    release: { name: 'bench', version: job.snapshotId },
+    expectedReceivedUuid: job.expectedReceivedUuid,
+  };
+  const started = process.hrtime.bigint();
+  try {
+    if (job.mode === 'delta') {
+      await store.receiveDelta(
+        { fd: file.fd, compression: 'zstd' },
+        { parentId: job.parentId!, reconstructs: job.reconstructs! },
+        options,
+      );
+    } else if (job.mode === 'plain-zst') {
+      await store.receive({ fd: file.fd, through: { command: 'zstd', args: ['-d', '-c', '-q'] } }, options);
+    } else {
+      await store.receive({ fd: file.fd }, options);
+    }
+  } finally {
+    await file.close();
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await store.settled();
+  process.stdout.write(`${JSON.stringify({ seconds, peakRssKiB: peakRssKiB() })}\n`);
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`${error.message}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,40 @@
+import { stat } from 'node:fs/promises';
+import { CommandRunner } from '@cowroot/device';
+
+/** The zstd window (log2) that covers both files: what zstd --patch-from picks itself (highbit + 1). */
+export function patchWindowLog(sourceBytes: number, targetBytes: number): number {
+  const largest = Math.max(sourceBytes, targetBytes, 1);
+  return Math.max(10, Math.floor(Math.log2(largest)) + 1);
+}
+
+/**
+ * `zstd --patch-from` on the build host (docs/release-tool.md "Delta artifacts"): the new data compressed
+ * with the predecessor as dictionary, long-distance matching over a window covering both, so moved code
+ * in a relinked binary still matches. The device decodes with the same --long.
+ */
+export class PatchEncoder {
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly level = 19,
+  ) {}
+
+  async encode(source: string, target: string, out: string, windowLog: number): Promise<number> {
+    await this.runner.run('zstd', [
+      '-q',
+      '-f',
+      `-${this.level}`,
+      `--long=${windowLog}`,
+      `--patch-from=${source}`,
+      '-o',
+      out,
+      target,
+    ]);
+    return (await stat(out)).size;
+  }
+
+  /** The same data without a dictionary, what it would cost as plain data in the artifact. */
+  async plain(target: string, out: string): Promise<number> {
+    await this.runner.run('zstd', ['-q', '-f', `-${this.level}`, '-o', out, target]);
+    return (await stat(out)).size;
+  }
+}

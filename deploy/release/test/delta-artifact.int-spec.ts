@@ -1,0 +1,277 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { ErrorCode } from '@cowroot/protocol';
+import {
+  COMMAND_HEADER_BYTES,
+  DELTA_MAGIC,
+  DeltaCommand,
+  STREAM_HEADER_BYTES,
+  SnapshotStore,
+  frameCommand,
+} from '@cowroot/device';
+import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
+import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
+import { CommandRunner } from '@cowroot/device';
+import { DeltaWriter, WrittenDelta } from '../src/delta/delta-writer.service';
+
+const sh = (command: string, args: string[]) => execFileSync(command, args, { encoding: 'utf8' });
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const uuidOf = (path: string) => /^\s*UUID:\s*(\S+)/m.exec(sh('btrfs', ['subvolume', 'show', path]))![1];
+
+/** Pseudo-random but repeatable, so a failure replays. */
+function bytes(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Each command of an uncompressed delta as [offset, type, length]. */
+function commandsOf(delta: Buffer): Array<{ at: number; type: number; length: number }> {
+  const list = [];
+  for (let at = DELTA_MAGIC.length + STREAM_HEADER_BYTES; at < delta.length;) {
+    const length = delta.readUInt32LE(at);
+    list.push({ at, type: delta.readUInt16LE(at + 4), length });
+    at += COMMAND_HEADER_BYTES + length;
+  }
+  return list;
+}
+
+describePrivileged(
+  'delta artifacts on a real btrfs (build host → device)',
+  [requireRoot, requireCommand('btrfs'), requireCommand('mkfs.btrfs'), requireCommand('zstd'), requireLoopDevices],
+  () => {
+    let host: LoopBtrfs | undefined;
+    let device: LoopBtrfs | undefined;
+    let store: SnapshotStore;
+    let out: string;
+    let delta: WrittenDelta;
+    let plainStream: string;
+    let r2Uuid: string;
+
+    beforeAll(async () => {
+      host = await createLoopBtrfs({ sizeMiB: 512, label: 'delta-host' });
+      device = await createLoopBtrfs({ sizeMiB: 512, label: 'delta-dev' });
+      out = join(host.mount, 'out');
+      await mkdir(out);
+      const v1 = join(host.mount, 'v1');
+      sh('btrfs', ['subvolume', 'create', v1]);
+      await mkdir(join(v1, 'usr/bin'), { recursive: true });
+      await mkdir(join(v1, 'usr/lib'), { recursive: true });
+      await writeFile(join(v1, 'usr/bin/tool'), bytes(3 * 1024 * 1024, 1));
+      await writeFile(join(v1, 'usr/lib/libfoo.so.1.2.3'), bytes(700 * 1024, 2));
+      await writeFile(join(v1, 'usr/lib/unchanged'), bytes(100 * 1024, 3));
+      await writeFile(join(v1, 'gone.txt'), 'bye\n');
+      await writeFile(join(v1, 'etc.conf'), 'a=1\n');
+      await writeFile(join(v1, 'usr/lib/rewritten'), bytes(40_000, 4));
+      sh('btrfs', ['subvolume', 'snapshot', '-r', v1, join(host.mount, 'r1')]);
+      // release 2: the tool rewritten in place in a few places and grown, the library upgraded under a new
+      // versioned name (a copy, so a new inode), a new file, a deleted one, a mode change
+      const v2 = join(host.mount, 'v2');
+      sh('btrfs', ['subvolume', 'snapshot', join(host.mount, 'r1'), v2]);
+      const tool = await open(join(v2, 'usr/bin/tool'), 'r+');
+      for (const offset of [4096, 1_000_000, 2_500_000]) await tool.write(bytes(20_000, offset), 0, 20_000, offset);
+      await tool.write(bytes(50_000, 9), 0, 50_000, 3 * 1024 * 1024);
+      await tool.close();
+      const lib = await readFile(join(v2, 'usr/lib/libfoo.so.1.2.3'));
+      bytes(3000, 5).copy(lib, 350_000);
+      await rm(join(v2, 'usr/lib/libfoo.so.1.2.3'));
+      await writeFile(join(v2, 'usr/lib/libfoo.so.1.2.4'), lib);
+      await writeFile(join(v2, 'new.bin'), randomBytes(5000));
+      // what dpkg does to an unchanged file of an upgraded package: same bytes, new inode
+      await rm(join(v2, 'usr/lib/rewritten'));
+      await writeFile(join(v2, 'usr/lib/rewritten'), bytes(40_000, 4));
+      await rm(join(v2, 'gone.txt'));
+      await writeFile(join(v2, 'etc.conf'), 'a=2\n');
+      await chmod(join(v2, 'etc.conf'), 0o600);
+      sh('btrfs', ['filesystem', 'sync', v2]);
+      sh('btrfs', ['subvolume', 'snapshot', '-r', v2, join(host.mount, 'r2')]);
+      r2Uuid = uuidOf(join(host.mount, 'r2'));
+      // an unrelated release with the same paths: the wrong parent
+      const v0 = join(host.mount, 'v0');
+      sh('btrfs', ['subvolume', 'create', v0]);
+      await mkdir(join(v0, 'usr/bin'), { recursive: true });
+      await mkdir(join(v0, 'usr/lib'), { recursive: true });
+      await writeFile(join(v0, 'usr/bin/tool'), bytes(3 * 1024 * 1024, 77));
+      await writeFile(join(v0, 'usr/lib/libfoo.so.1.2.3'), bytes(700 * 1024, 78));
+      sh('btrfs', ['subvolume', 'snapshot', '-r', v0, join(host.mount, 'r0')]);
+
+      for (const [name, args] of [
+        ['r1.full', [join(host.mount, 'r1')]],
+        ['r0.full', [join(host.mount, 'r0')]],
+        ['r2.plain', ['-p', join(host.mount, 'r1'), join(host.mount, 'r2')]],
+      ] as const) {
+        sh('btrfs', ['send', '-q', '-f', join(out, name), ...args]);
+      }
+      plainStream = join(out, 'r2.plain');
+      delta = await new DeltaWriter(new CommandRunner()).write({
+        send: { command: 'btrfs', args: ['send', '-q', '-p', join(host.mount, 'r1'), join(host.mount, 'r2')] },
+        parentRoot: join(host.mount, 'r1'),
+        newRoot: join(host.mount, 'r2'),
+        path: join(out, 'r2.delta.zst'),
+      });
+
+      store = new SnapshotStore({ poolPath: device.mount });
+      await store.init();
+      const r1 = await open(join(out, 'r1.full'), 'r');
+      await store.receive(
+        { fd: r1.fd },
+        {
+          snapshotId: 'r1',
+          release: { name: 'r', version: '1' },
+          expectedReceivedUuid: uuidOf(join(host.mount, 'r1')),
+        },
+      );
+      await r1.close();
+      const r0 = await open(join(out, 'r0.full'), 'r');
+      await store.receive(
+        { fd: r0.fd },
+        {
+          snapshotId: 'r0',
+          release: { name: 'r', version: '0' },
+          expectedReceivedUuid: uuidOf(join(host.mount, 'r0')),
+        },
+      );
+      await r0.close();
+    }, 120_000);
+
+    afterAll(async () => {
+      await device?.cleanup();
+      await host?.cleanup();
+    });
+
+    /** What the device holds, to prove a failure left it untouched. */
+    async function deviceState(): Promise<string> {
+      await store.settled();
+      const subvolumes = (await store.btrfs.listSubvolumes(device!.mount)).map((s) => `${s.path} ${s.receivedUuid}`);
+      return JSON.stringify({
+        subvolumes,
+        staging: await store.stagingEntries(),
+        snapshots: (await store.list()).map((s) => s.id),
+      });
+    }
+
+    async function receiveDelta(file: string, id: string, parentId = 'r1', compression: 'zstd' | 'none' = 'zstd') {
+      const handle = await open(file, 'r');
+      try {
+        return await store.receiveDelta(
+          { fd: handle.fd, compression },
+          { parentId, reconstructs: delta.plain },
+          { snapshotId: id, release: { name: 'r', version: '2' }, expectedReceivedUuid: r2Uuid },
+        );
+      } finally {
+        await handle.close();
+      }
+    }
+
+    /** The uncompressed delta, for the corruption cases. */
+    const rawDelta = () => Buffer.from(execFileSync('zstd', ['-d', '-c', '-q', delta.path]));
+
+    it('patches the changed files and is much smaller than the plain incremental', async () => {
+      const plain = await readFile(plainStream);
+      expect(delta.plain).toEqual({ size: plain.length, sha256: sha256(plain) });
+      expect(delta.patchedFiles).toBe(2); // the tool (same path) and libfoo (versioned rename)
+      expect(delta.identicalFiles).toBe(1); // sent as a reference to the parent's copy
+      const plainZst = execFileSync('zstd', ['-q', '-9', '-c', plainStream]).length;
+      expect(delta.size * 5).toBeLessThan(plainZst);
+    });
+
+    it('round-trips to a subvolume identical to the plain incremental’s', async () => {
+      const plainFile = await open(plainStream, 'r');
+      const viaPlain = await store.receive(
+        { fd: plainFile.fd },
+        { snapshotId: 'r2-plain', release: { name: 'r', version: '2' }, expectedReceivedUuid: r2Uuid },
+      );
+      await plainFile.close();
+      const viaDelta = await receiveDelta(delta.path, 'r2-delta');
+      expect(viaDelta.receivedUuid).toBe(r2Uuid);
+      expect(viaDelta.receivedUuid).toBe(viaPlain.receivedUuid);
+      expect(viaDelta.readOnly).toBe(true);
+      sh('diff', ['-r', '--no-dereference', store.snapshotPath('r2-plain'), store.snapshotPath('r2-delta')]);
+      sh('diff', ['-r', '--no-dereference', join(host!.mount, 'r2'), store.snapshotPath('r2-delta')]);
+      await store.delete('r2-plain', []);
+      await store.delete('r2-delta', []);
+    });
+
+    it('refuses a delta against the wrong parent and leaves the device untouched', async () => {
+      const before = await deviceState();
+      await expect(receiveDelta(delta.path, 'r2-wrong', 'r0')).rejects.toMatchObject({
+        code: ErrorCode.DeltaBaseMismatch,
+        message: expect.stringMatching(/predecessor usr\/bin\/tool .*another parent/),
+      });
+      expect(await deviceState()).toBe(before);
+    });
+
+    it('refuses a corrupted patch (valid crc, bad zstd data) and leaves the device untouched', async () => {
+      const raw = rawDelta();
+      const patchData = commandsOf(raw).find((c) => c.type === DeltaCommand.PatchData)!;
+      const payload = Buffer.from(
+        raw.subarray(patchData.at + COMMAND_HEADER_BYTES, patchData.at + COMMAND_HEADER_BYTES + patchData.length),
+      );
+      for (let i = 100; i < payload.length; i += 97) payload[i] ^= 0x5a;
+      // re-framed with a correct crc: only the patch decoder can notice
+      const reframed = Buffer.concat(frameCommand(DeltaCommand.PatchData, [payload]));
+      const corrupted = Buffer.concat([
+        raw.subarray(0, patchData.at),
+        reframed,
+        raw.subarray(patchData.at + reframed.length),
+      ]);
+      await writeFile(join(out, 'corrupt.delta'), corrupted);
+      const before = await deviceState();
+      await expect(receiveDelta(join(out, 'corrupt.delta'), 'r2-corrupt', 'r1', 'none')).rejects.toMatchObject({
+        code: expect.stringMatching(/^DELTA_(CORRUPT|MISMATCH)$/),
+      });
+      expect(await deviceState()).toBe(before);
+
+      // a flipped bit without the crc fixed is caught by the section's own crc
+      const flipped = Buffer.from(raw);
+      flipped[patchData.at + COMMAND_HEADER_BYTES + 10] ^= 1;
+      await writeFile(join(out, 'flipped.delta'), flipped);
+      await expect(receiveDelta(join(out, 'flipped.delta'), 'r2-flipped', 'r1', 'none')).rejects.toMatchObject({
+        code: ErrorCode.DeltaCorrupt,
+        message: expect.stringMatching(/bad patch data/),
+      });
+      expect(await deviceState()).toBe(before);
+    });
+
+    it('refuses a truncated delta (compressed or not) and leaves the device untouched', async () => {
+      const before = await deviceState();
+      const raw = rawDelta();
+      for (const cut of [Math.floor(raw.length / 2), raw.length - 5]) {
+        await writeFile(join(out, 'cut.delta'), raw.subarray(0, cut));
+        await expect(receiveDelta(join(out, 'cut.delta'), 'r2-cut', 'r1', 'none')).rejects.toMatchObject({
+          code: ErrorCode.DeltaCorrupt,
+          message: expect.stringMatching(/truncated/),
+        });
+        expect(await deviceState()).toBe(before);
+      }
+      const zst = await readFile(delta.path);
+      await writeFile(join(out, 'cut.delta.zst'), zst.subarray(0, zst.length - 100));
+      await expect(receiveDelta(join(out, 'cut.delta.zst'), 'r2-cutz')).rejects.toMatchObject({
+        code: ErrorCode.DeltaCorrupt,
+      });
+      expect(await deviceState()).toBe(before);
+    });
+
+    it('refuses a reconstruction whose sha256 is not the manifest’s', async () => {
+      const before = await deviceState();
+      const handle = await open(delta.path, 'r');
+      await expect(
+        store.receiveDelta(
+          { fd: handle.fd, compression: 'zstd' },
+          { parentId: 'r1', reconstructs: { size: delta.plain.size, sha256: 'f'.repeat(64) } },
+          { snapshotId: 'r2-sha', release: { name: 'r', version: '2' }, expectedReceivedUuid: r2Uuid },
+        ),
+      ).rejects.toMatchObject({ code: ErrorCode.DeltaMismatch });
+      await handle.close();
+      expect(await deviceState()).toBe(before);
+    });
+  },
+);

@@ -1,0 +1,44 @@
+import { ByteReader } from './byte-reader';
+import { DeltaCommand, decodePatchBegin, decodeWriteStub, encodePatchBegin, encodeWriteStub } from './delta-format';
+import { hasValidCrc, tlv } from './send-stream';
+
+describe('delta stream commands', () => {
+  it('encode and decode a patch section header and a write stub, crc included', () => {
+    const begin = {
+      sourcePath: 'usr/lib/libzstd.so.1.5.4',
+      sourceSize: 1234567,
+      sourceSha256: 'ab'.repeat(32),
+      targetSize: 99999,
+      windowLog: 21,
+      stubs: 3,
+      patchSize: 4567,
+    };
+    const command = Buffer.concat(encodePatchBegin(begin));
+    expect(command.readUInt16LE(4)).toBe(DeltaCommand.PatchBegin);
+    expect(hasValidCrc(command)).toBe(true);
+    expect(decodePatchBegin(command.subarray(10))).toEqual(begin);
+    const stub = { prefix: Buffer.from('prefix'), dataLength: 49152, suffix: Buffer.alloc(0), crc: 0xdeadbeef };
+    expect(decodeWriteStub(Buffer.concat(encodeWriteStub(stub)).subarray(10))).toEqual(stub);
+  });
+
+  it('refuses a patch header missing an attribute', () => {
+    // only the source path (attribute 1)
+    expect(() => decodePatchBegin(tlv(1, Buffer.from('usr/bin/perl')))).toThrow(/PATCH_BEGIN lacks attribute 3/);
+  });
+});
+
+describe(ByteReader.name, () => {
+  async function* chunks(...parts: string[]) {
+    for (const part of parts) yield Buffer.from(part);
+  }
+
+  it('reads exact lengths across chunk borders and reports the end', async () => {
+    const reader = new ByteReader(chunks('ab', 'cdef', '', 'g'));
+    expect((await reader.read(3)).toString()).toBe('abc');
+    expect((await reader.read(1)).toString()).toBe('d');
+    expect(await reader.atEnd()).toBe(false);
+    expect((await reader.read(10)).toString()).toBe('efg');
+    expect(await reader.atEnd()).toBe(true);
+    expect((await reader.read(1)).length).toBe(0);
+  });
+});
