@@ -30,15 +30,23 @@ describe(LoginThrottle.name, () => {
     expect(throttle.admit(attempt)).toBe(0);
   });
 
-  it('admits no more concurrent attempts than the burst, and successes cost nothing', () => {
-    const attempt = { channel: LoginChannel.Mqtt, source: '10.0.0.9' };
-    const admitted = Array.from({ length: 100 }, () => throttle.admit(attempt)).filter((wait) => wait === 0);
-    expect(admitted).toHaveLength(LOGIN_THROTTLE.source.burst);
-    for (let i = 0; i < LOGIN_THROTTLE.source.burst; i++) throttle.refund(attempt);
-    for (let i = 0; i < 1000; i++) {
-      expect(throttle.admit(attempt)).toBe(0);
-      throttle.refund(attempt);
-    }
+  it('never throttles a clean source, however many logins it has in flight (a fleet behind one NAT)', () => {
+    const attempts = Array.from({ length: 1000 }, () => ({ channel: LoginChannel.Mqtt, source: '10.0.0.9' }));
+    expect(attempts.map((attempt) => throttle.admit(attempt)).filter((wait) => wait === 0)).toHaveLength(1000);
+    for (const attempt of attempts) throttle.refund(attempt);
+    expect(throttle.admit({ channel: LoginChannel.Mqtt, source: '10.0.0.9' })).toBe(0);
+  });
+
+  it('once a source has failed, admits no more concurrent attempts than its tokens left', () => {
+    const first = { channel: LoginChannel.Mqtt, source: '10.0.0.8' };
+    throttle.admit(first);
+    throttle.fail(first, LoginFailure.WrongCredential);
+    const attempts = Array.from({ length: 100 }, () => ({ channel: LoginChannel.Mqtt, source: '10.0.0.8' }));
+    const admitted = attempts.filter((attempt) => throttle.admit(attempt) === 0);
+    expect(admitted).toHaveLength(LOGIN_THROTTLE.source.burst - 1);
+    // successes give their tokens back
+    for (const attempt of admitted) throttle.refund(attempt);
+    expect(throttle.admit({ channel: LoginChannel.Mqtt, source: '10.0.0.8' })).toBe(0);
   });
 
   it('throttles an identity across sources and channels', () => {
@@ -72,7 +80,9 @@ describe(LoginThrottle.name, () => {
 
   it('keeps its memory bounded: full buckets go first, then the oldest', () => {
     for (let i = 0; i < LOGIN_THROTTLE.maxBuckets + 10; i++) {
-      throttle.admit({ channel: LoginChannel.RestBearer, source: `s${i}` });
+      const attempt = { channel: LoginChannel.RestBearer, source: `s${i}` };
+      throttle.admit(attempt);
+      throttle.fail(attempt, LoginFailure.UnknownToken);
     }
     const buckets = (throttle as unknown as { buckets: Map<string, unknown> }).buckets;
     expect(buckets.size).toBeLessThanOrEqual(LOGIN_THROTTLE.maxBuckets);

@@ -22,7 +22,7 @@ export enum LoginFailure {
 }
 
 /**
- * Token buckets of failed logins: each attempt takes one token (given back when it succeeds), a bucket
+ * Token buckets of failed logins: each failure takes one token (see admit for when it is taken), a bucket
  * refills at `refillPerSecond` up to `burst`, and an empty bucket refuses further attempts until a token is
  * back. Only failures cost in the end, so a fleet behind one NAT address that reconnects after a server
  * restart is never throttled.
@@ -72,6 +72,8 @@ export class LoginThrottle {
   private readonly logger = new Logger(LoginThrottle.name);
   private readonly failures: Counter<'channel' | 'reason'>;
   private readonly buckets = new Map<string, Bucket>();
+  /** the bucket keys each admitted attempt took a token from */
+  private readonly reserved = new WeakMap<LoginAttempt, string[]>();
 
   constructor(metrics: MetricsService) {
     this.failures = metrics.counter('cowroot_auth_failures_total', 'Failed logins by channel and reason', [
@@ -81,10 +83,12 @@ export class LoginThrottle {
   }
 
   /**
-   * Call before checking a credential: 0 = go ahead (one token of the source's and of the identity's bucket
-   * is taken now, so a burst of concurrent attempts cannot all pass before their failures are counted), else
-   * the seconds to wait (counted as `throttled`, nothing taken). Follow an admitted attempt with `fail` or
-   * `refund`.
+   * Call before checking a credential: 0 = go ahead, else the seconds to wait (counted as `throttled`).
+   * Follow an admitted attempt with `fail` or `refund`. The identity's token is taken now, so concurrent
+   * guesses at one device cannot all pass before their failures count. The source's token is taken now
+   * only once that source has failed recently: a fleet behind one NAT address that reconnects all at once
+   * after a server restart (hundreds of concurrent correct logins) must never be throttled, and a source
+   * with a clean record pays for its failures when they happen.
    */
   admit(attempt: LoginAttempt): number {
     const keys = this.keys(attempt);
@@ -97,20 +101,30 @@ export class LoginThrottle {
       this.failures.inc({ channel: attempt.channel, reason: LoginFailure.Throttled });
       return wait;
     }
-    keys.forEach(([key], i) => this.store(key, levels[i] - 1));
+    const reserved = keys.filter(([key], i) => i > 0 || this.buckets.has(key)).map(([key]) => key);
+    keys.forEach(([key], i) => reserved.includes(key) && this.store(key, levels[i] - 1));
+    this.reserved.set(attempt, reserved);
     this.bound();
     return 0;
   }
 
-  /** An admitted attempt failed: counted; its tokens stay taken. */
+  /** An admitted attempt failed: counted; its tokens stay taken, and those not taken yet are taken now. */
   fail(attempt: LoginAttempt, reason: Exclude<LoginFailure, LoginFailure.Throttled>): void {
     this.failures.inc({ channel: attempt.channel, reason });
+    const reserved = this.reserved.get(attempt) ?? [];
+    for (const [key, policy] of this.keys(attempt)) {
+      if (!reserved.includes(key)) this.store(key, Math.max(0, this.tokens(key, policy) - 1));
+    }
+    this.reserved.delete(attempt);
+    this.bound();
   }
 
-  /** An admitted attempt succeeded (or could not be checked): its tokens are given back. */
+  /** An admitted attempt succeeded (or could not be checked): the tokens it took are given back. */
   refund(attempt: LoginAttempt): void {
+    const reserved = this.reserved.get(attempt) ?? [];
+    this.reserved.delete(attempt);
     for (const [key, policy] of this.keys(attempt)) {
-      if (!this.buckets.has(key)) continue;
+      if (!reserved.includes(key) || !this.buckets.has(key)) continue;
       const tokens = Math.min(policy.burst, this.tokens(key, policy) + 1);
       if (tokens >= policy.burst) this.buckets.delete(key);
       else this.store(key, tokens);

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
-import { decodeCursor, encodeCursor, Page } from '../common/cursor';
+import { decodeCursor, encodeCursor, isInt32, isIsoTimestamp, isUuid, Page } from '../common/cursor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { ReleaseUsageService } from '../releases/release-usage.service';
 import { ReleasesService } from '../releases/releases.service';
@@ -31,16 +31,17 @@ import {
 import { StateCounts } from './wave-criterion';
 import { WaveSize } from './wave-sizing';
 
+// cursors hold only what encodeCursor wrote: anything else is INVALID_CURSOR before it reaches SQL
 const isCreatedCursor = (value: unknown): value is { createdAt: string; id: string } =>
   typeof value === 'object' &&
   value !== null &&
-  typeof (value as { createdAt?: unknown }).createdAt === 'string' &&
-  typeof (value as { id?: unknown }).id === 'string';
+  isIsoTimestamp((value as { createdAt?: unknown }).createdAt) &&
+  isUuid((value as { id?: unknown }).id);
 const isOrderCursor = (value: unknown): value is { wave: number; order: number } =>
   typeof value === 'object' &&
   value !== null &&
-  Number.isInteger((value as { wave?: unknown }).wave) &&
-  Number.isInteger((value as { order?: unknown }).order);
+  isInt32((value as { wave?: unknown }).wave) &&
+  isInt32((value as { order?: unknown }).order);
 const FINISHED_ROLLOUT_STATUSES = [RolloutStatus.Completed, RolloutStatus.Canceled, RolloutStatus.Aborted];
 
 /** Operator side of rollouts: create (plan), read, and the actions; the engine does the rest. */
