@@ -1,42 +1,12 @@
-import { CommandType, JobEventType, PROTOCOL_VERSION, parseCommand } from '@cowroot/protocol';
+import { CommandType, JobEventType, parseCommand } from '@cowroot/protocol';
 import { IClientOptions, MqttClient, connectAsync } from 'mqtt';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
+import { SNAPSHOT_UUID, stateReport } from '../../test/mqtt-fleet';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 import { CommandDispatcher, CommandRequest } from '../devices/command-dispatcher.service';
 import { DevicePresenceService } from '../devices/device-presence.service';
-
-const SNAPSHOT_UUID = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
-
-function stateReport(seq: number, overrides: Record<string, unknown> = {}) {
-  return {
-    v: PROTOCOL_VERSION,
-    seq,
-    sentAt: new Date(Date.UTC(2026, 10, 25, 10, 0, seq)).toISOString(),
-    agentVersion: '0.1.0',
-    bootedSnapshot: 'base-1.0',
-    trialBoot: false,
-    fallbackSnapshot: 'base-1.0',
-    pendingTrial: null,
-    lastTrialResult: null,
-    snapshots: [
-      {
-        id: 'base-1.0',
-        uuid: SNAPSHOT_UUID,
-        receivedUuid: SNAPSHOT_UUID,
-        parentUuid: null,
-        readOnly: true,
-        origin: 'received',
-        release: { name: 'base', version: '1.0' },
-        createdAt: '2026-11-25T09:00:00Z',
-      },
-    ],
-    health: null,
-    freeBytes: 123456789,
-    ...overrides,
-  };
-}
 
 /** events.once would reject on the 'error' a reset connection also emits */
 const closeOf = (client: MqttClient) => new Promise<void>((resolve) => client.once('close', () => resolve()));
