@@ -6,8 +6,9 @@
 #   npm run test:runtimes [-- plan ...]     plans (default: all, in this order):
 #   server-22      server and CLI unit + integration suites on Node 22 LTS
 #   agent-18       the agent's, device core's and protocol's suites on Node 18.20 (Debian 12 today), in
-#                  process; without agent-server.int-spec.ts, which starts the fleet server in the same
-#                  process: the server needs Node 20 (NestJS 11; on 18 `crypto is not defined` at boot)
+#                  process; without the suites that start the fleet server in the same process
+#                  (agent-server.int-spec.ts, mqtt/mqtt-link.int-spec.ts): the server needs Node 20
+#                  (NestJS 11; on 18 `crypto is not defined` at boot)
 #   bundle-18.19   the shipped bundle's own tests (bundle.int-spec.ts, unit-flags.int-spec.ts) with the
 #                  bundle on Node 18.19.0, the oldest supported agent runtime; jest and its broker stay on
 #                  the machine's node: aedes cannot load on 18.19 (import attributes came in 18.20)
@@ -39,7 +40,7 @@ run_plan() {
       ;;
     agent-18)
       run_jest "$(node_for "$(bash "$here/versions.sh" 18)")" apps/agent libs/device libs/protocol \
-        --testPathIgnorePatterns 'apps/agent/src/agent-server\.int-spec\.ts$'
+        --testPathIgnorePatterns 'apps/agent/src/(agent-server|mqtt/mqtt-link)\.int-spec\.ts$'
       ;;
     bundle-18.19 | bundle-20.19 | bundle-22)
       local version
