@@ -6,7 +6,6 @@ import {
   ErrorCode,
   MANIFEST_FORMAT,
   MAX_MESSAGE_BYTES,
-  PROTOCOL_VERSION,
   RebootMode,
   deviceTopic,
   parseCommand,
@@ -19,35 +18,10 @@ import {
   verifyManifestSignature,
 } from './index';
 
-const uuid = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
+import { SNAPSHOT_UUID, deviceState } from './testing/device-state.fixture';
+const uuid = SNAPSHOT_UUID;
 
-function state(overrides: Record<string, unknown> = {}) {
-  return {
-    v: PROTOCOL_VERSION,
-    seq: 3,
-    sentAt: '2026-11-25T10:00:00.000Z',
-    agentVersion: '0.1.0',
-    bootedSnapshot: 'r-1.0.0',
-    trialBoot: false,
-    fallbackSnapshot: null,
-    pendingTrial: null,
-    lastTrialResult: null,
-    snapshots: [
-      {
-        id: 'r-1.0.0',
-        uuid,
-        receivedUuid: uuid,
-        parentUuid: null,
-        readOnly: true,
-        origin: 'received',
-        release: { name: 'base', version: '1.0.0' },
-        createdAt: '2026-11-25T09:00:00Z',
-      },
-    ],
-    health: null,
-    ...overrides,
-  };
-}
+const state = deviceState;
 
 describe('topics', () => {
   it('builds and parses a device topic', () => {

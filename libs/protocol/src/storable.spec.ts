@@ -15,7 +15,6 @@ import {
   MessageRejectedMessage,
   PendingTrial,
   PresenceMessage,
-  PROTOCOL_VERSION,
   RollbackDetail,
   SnapshotInfo,
   exceedsJsonDepth,
@@ -27,31 +26,11 @@ import {
 } from './index';
 import { ReleaseRef } from './messages/common';
 
-const uuid = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
+import { deviceState } from './testing/device-state.fixture';
 
-function state(overrides: Record<string, unknown> = {}) {
-  return {
-    v: PROTOCOL_VERSION,
-    seq: 3,
-    sentAt: '2026-11-25T10:00:00.000Z',
-    agentVersion: '0.1.0',
-    bootedSnapshot: 'r-1.0.0',
-    trialBoot: false,
-    fallbackSnapshot: null,
-    pendingTrial: null,
-    lastTrialResult: null,
-    snapshots: [
-      {
-        id: 'r-1.0.0',
-        uuid,
-        receivedUuid: uuid,
-        parentUuid: null,
-        readOnly: true,
-        origin: 'received',
-        release: { name: 'base', version: '1.0.0' },
-        createdAt: '2026-11-25T09:00:00Z',
-      },
-    ],
+/** with a health report and free bytes, whose bounds these specs test */
+const state = (overrides: Record<string, unknown> = {}) =>
+  deviceState({
     health: {
       status: 'failed',
       checkedAt: '2026-11-25T10:00:00Z',
@@ -59,8 +38,7 @@ function state(overrides: Record<string, unknown> = {}) {
     },
     freeBytes: 1024,
     ...overrides,
-  };
-}
+  });
 
 const event = (overrides: Record<string, unknown> = {}) => ({
   v: 1,
