@@ -18,6 +18,8 @@ packages=(
   # building u-boot 2023.01 from Debian's source package (tools/vdev/build-artifacts.sh)
   build-essential bc bison flex libssl-dev uuid-dev libgnutls28-dev swig dpkg-dev
   python3-dev python3-setuptools python3-pyelftools
+  # the arm64 virtual device (tools/vdev, board arm64): u-boot cross-built for QEMU virt, and QEMU for it
+  gcc-aarch64-linux-gnu qemu-system-arm
   # the cluster broker mode and its tests: NATS with JetStream and the MQTT listener (tools/nats)
   nats-server
   # npm run bench:delta: Debian images from the archive, and the whole-image diff it compares with

@@ -15,8 +15,9 @@ import {
   type EnvUpdate,
 } from '@cowroot/device';
 import { TrialOutcome } from '@cowroot/protocol';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
+import { requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { prepareVdevArtifacts, type VdevArtifacts } from './vdev-artifacts';
+import { describeOnBoards } from './vdev-boards';
 import { VirtualDevice, type BootOptions, type BootRecord } from './virtual-device';
 
 const execFileAsync = promisify(execFile);
@@ -59,24 +60,21 @@ async function treeDigest(root: string): Promise<string> {
   return hash.digest('hex');
 }
 
-describePrivileged(
+// The same scenarios on both boards: x86 (u-boot zboots the bzImage inside the uImage) and arm64 (the
+// seed's path: bootm of uImage + uInitrd). COWROOT_VDEV_BOARDS=arm64 runs one board only.
+describeOnBoards(
+  ['x86', 'arm64'],
   'virtual device: u-boot boot.cmd + initramfs workspace in QEMU',
-  [
-    requireRoot,
-    requireCommand('qemu-system-i386'),
-    requireCommand('btrfs'),
-    requireCommand('mkimage'),
-    requireLoopDevices,
-  ],
-  () => {
+  [requireRoot, requireCommand('btrfs'), requireCommand('mkimage'), requireLoopDevices],
+  (board) => {
     let workDir: string;
     let artifacts: VdevArtifacts;
     let device: VirtualDevice;
     let scenario = 0;
 
     beforeAll(async () => {
-      workDir = await mkdtemp(join(tmpdir(), 'cowroot-vdev-'));
-      artifacts = await prepareVdevArtifacts(workDir);
+      workDir = await mkdtemp(join(tmpdir(), `cowroot-vdev-${board}-`));
+      artifacts = await prepareVdevArtifacts(workDir, __dirname, board);
     }, 30 * MINUTE);
 
     beforeEach(async () => {
@@ -86,11 +84,22 @@ describePrivileged(
     // COWROOT_VDEV_KEEP=1 keeps the work dir (serial logs, disks) for a look after the run
     const keep = process.env.COWROOT_VDEV_KEEP === '1';
 
+    const timings: string[] = [];
     afterEach(async () => {
+      const name = expect
+        .getState()
+        .currentTestName?.replace(/^.*\] /, '')
+        .split(':')[0];
+      const seconds = device.bootSeconds;
+      const total = seconds.reduce((sum, s) => sum + s, 0);
+      timings.push(
+        `${name}: ${seconds.length} boots, ${total.toFixed(0)} s (${seconds.map((s) => s.toFixed(1)).join(', ')})`,
+      );
       if (!keep) await rm(device.disk, { force: true });
     });
 
     afterAll(async () => {
+      console.log(`boot times on ${board}:\n${timings.join('\n')}`);
       if (keep) console.log(`virtual device work dir kept: ${workDir}`);
       else if (workDir && existsSync(workDir)) await rm(workDir, { recursive: true, force: true });
     });

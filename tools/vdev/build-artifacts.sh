@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # Builds (or reuses from the cache) what the virtual device needs that does not come from this repo:
-#   - u-boot 2023.01 from Debian's source package, qemu-x86_defconfig + uboot/qemu-x86-cowroot.config
-#   - the i386 Debian kernel and the i386 userland the guest runs (busybox, btrfs-progs, fw_setenv)
+#   - u-boot 2023.01 from Debian's source package + uboot/patches/*.patch, the board's defconfig +
+#     uboot/qemu-<board>-cowroot.config
+#   - the board's Debian kernel and the userland the guest runs (busybox, btrfs-progs, fw_setenv)
+# Usage: build-artifacts.sh [x86|arm64]   (default x86)
+#   x86    QEMU PC: qemu-x86_defconfig (32-bit), u-boot.rom, i386 packages
+#   arm64  QEMU virt: qemu_arm64_defconfig cross-built with aarch64-linux-gnu-gcc, u-boot.bin, arm64 packages
 # Everything is fetched with apt from the Debian archive the machine already uses, through a private apt
 # root under the cache dir (so the host's apt config and dpkg architectures stay untouched).
-# Cache: ${COWROOT_CACHE_DIR:-/var/cache/cowroot}/vdev, keyed on package versions and the config fragment.
+# Cache: ${COWROOT_CACHE_DIR:-/var/cache/cowroot}/vdev (x86) or vdev-arm64, keyed on package versions,
+# the config fragment and the u-boot patches.
 # Prints nothing on stdout but the final "key=path" lines (u_boot_rom, guest_root), for callers to parse.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-cache=${COWROOT_CACHE_DIR:-/var/cache/cowroot}/vdev
-fragment=$repo/uboot/qemu-x86-cowroot.config
+board=${1:-x86}
+case "$board" in
+  x86) cache_name=vdev defconfig=qemu-x86_defconfig firmware=u-boot.rom deb_arch=i386 kernel_meta=linux-image-686
+    cross="" ;;
+  arm64) cache_name=vdev-arm64 defconfig=qemu_arm64_defconfig firmware=u-boot.bin deb_arch=arm64
+    kernel_meta=linux-image-arm64 cross=aarch64-linux-gnu- ;;
+  *) echo "build-artifacts.sh: unknown board '$board' (x86 or arm64)" >&2; exit 2 ;;
+esac
+cache=${COWROOT_CACHE_DIR:-/var/cache/cowroot}/$cache_name
+fragment=$repo/uboot/qemu-$board-cowroot.config
+# applied in name order to the u-boot source of every board; the directory may hold none
+mapfile -t patches < <(find "$repo/uboot/patches" -maxdepth 1 -name '*.patch' 2>/dev/null | LC_ALL=C sort)
 mkdir -p "$cache"
 log() { echo "[vdev-build] $*" >&2; }
 # one builder at a time per cache (the tests and a by-hand run may start together)
@@ -21,6 +36,7 @@ flock 9
 host_packages=(build-essential bc bison flex libssl-dev uuid-dev libgnutls28-dev swig python3-dev
   python3-setuptools python3-pyelftools dpkg-dev u-boot-tools libubootenv-tool btrfs-progs mtools
   dosfstools cpio kmod qemu-system-x86 fdisk)
+[ "$board" = arm64 ] && host_packages+=(gcc-aarch64-linux-gnu qemu-system-arm)
 missing=()
 for pkg in "${host_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -31,7 +47,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# --- private apt root: the machine's Debian sources, as deb (i386) + deb-src lines -------------------
+# --- private apt root: the machine's Debian sources, as deb (the guest's arch) + deb-src lines ---------
 aptroot=$cache/apt
 mkdir -p "$aptroot/lists/partial" "$aptroot/archives/partial" "$aptroot/parts" "$aptroot/prefs"
 : >"$aptroot/status"
@@ -60,18 +76,18 @@ sources=$(derive_sources | awk '$1 ~ /\/debian(-security)?\/?$/' | sort -u)
 [ -n "$sources" ] || { log "no Debian archive found in the machine's apt sources"; exit 1; }
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 signed=""; [ -f "$keyring" ] && signed=" signed-by=$keyring"
-printf '%s\n' "$sources" | awk -v signed="$signed" '{ print "deb [arch=i386" signed "] "$0; print "deb-src [" substr(signed,2) "] "$0 }' \
+printf '%s\n' "$sources" | awk -v signed="$signed" -v arch="$deb_arch" '{ print "deb [arch=" arch signed "] "$0; print "deb-src [" substr(signed,2) "] "$0 }' \
   | sed 's/deb-src \[\] /deb-src /' >"$aptroot/sources.list.new"
 apt_opts=(-o "Dir::Etc::SourceList=$aptroot/sources.list" -o "Dir::Etc::SourceParts=$aptroot/parts"
   -o "Dir::Etc::Preferences=$aptroot/prefs/none" -o "Dir::Etc::PreferencesParts=$aptroot/prefs"
   -o "Dir::State::Lists=$aptroot/lists" -o "Dir::State::status=$aptroot/status"
   -o "Dir::Cache=$aptroot" -o "Dir::Cache::archives=$aptroot/archives"
-  -o "APT::Architecture=i386" -o "APT::Architectures::=i386" -o "APT::Get::AllowUnauthenticated=false")
+  -o "APT::Architecture=$deb_arch" -o "APT::Architectures::=$deb_arch" -o "APT::Get::AllowUnauthenticated=false")
 lists_age=$(( $(date +%s) - $(stat -c %Y "$aptroot/lists" 2>/dev/null || echo 0) ))
 if ! cmp -s "$aptroot/sources.list.new" "$aptroot/sources.list" || [ ! -e "$aptroot/updated" ] \
   || [ "$lists_age" -gt 86400 ] && [ "${COWROOT_VDEV_OFFLINE:-0}" != 1 ]; then
   mv "$aptroot/sources.list.new" "$aptroot/sources.list"
-  log "apt update (private root, i386 + deb-src)"
+  log "apt update (private root, $deb_arch + deb-src)"
   # A mirror in mid-sync can fail one index; what matters is that the packages below resolve.
   apt-get "${apt_opts[@]}" update -qq >&2 || log "apt update reported errors; going on with the indexes it got"
   touch "$aptroot/updated" "$aptroot/lists"
@@ -82,22 +98,32 @@ candidate() { apt-cache "${apt_opts[@]}" policy "$1" | awk '/Candidate:/ { print
 
 # --- u-boot ------------------------------------------------------------------------------------------
 uboot_version=$(apt-cache "${apt_opts[@]}" showsrc u-boot | awk '/^Version:/ { print $2 }' | sort -V | tail -1)
-frag_hash=$(sha256sum "$fragment" | cut -c1-12)
-rom=$cache/u-boot-${uboot_version//[:+~]/_}-$frag_hash.rom
+# the key: fragment + patches (with no patches this is the fragment's own hash, as before patches existed)
+frag_hash=$(cat "$fragment" "${patches[@]}" | sha256sum | cut -c1-12)
+patch_hash=""
+[ ${#patches[@]} -gt 0 ] && patch_hash=-p$(cat "${patches[@]}" | sha256sum | cut -c1-12)
+suffix=${firmware##*.}
+rom=$cache/u-boot-${uboot_version//[:+~]/_}-$frag_hash.$suffix
 if [ ! -s "$rom" ] || [ ! -s "$rom.env" ]; then
-  src=$cache/src/u-boot-$uboot_version
+  build_started=$(date +%s)
+  src=$cache/src/u-boot-$uboot_version$patch_hash
   if [ ! -d "$src/done" ]; then
     rm -rf "$src" && mkdir -p "$src"
     log "fetching u-boot $uboot_version source"
     (cd "$src" && apt-get "${apt_opts[@]}" source --download-only -qq "u-boot=$uboot_version" >&2)
     (cd "$src" && dpkg-source -x --skip-debianization ./*.dsc tree >&2 || dpkg-source -x ./*.dsc tree >&2)
+    for p in "${patches[@]}"; do
+      log "applying $(basename "$p")"
+      patch -d "$src/tree" -p1 --batch --forward --quiet <"$p" >&2 || { log "$(basename "$p") does not apply"; exit 1; }
+    done
     mkdir "$src/done"
   fi
   build=$cache/build-u-boot-$frag_hash
   rm -rf "$build" && mkdir -p "$build"
-  log "building u-boot (qemu-x86_defconfig + $(basename "$fragment"))"
+  log "building u-boot ($defconfig + $(basename "$fragment"))"
   export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
-  make -s -C "$src/tree" O="$build" qemu-x86_defconfig >&2
+  [ -z "$cross" ] || export CROSS_COMPILE=$cross
+  make -s -C "$src/tree" O="$build" "$defconfig" >&2
   "$src/tree/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$fragment" >/dev/null
   make -s -C "$src/tree" O="$build" olddefconfig >&2
   for opt in CONFIG_CMD_NVEDIT_LOAD CONFIG_FS_BTRFS CONFIG_CMD_BTRFS CONFIG_CMD_SETEXPR CONFIG_ENV_IS_IN_FAT CONFIG_SYS_REDUNDAND_ENVIRONMENT; do
@@ -107,13 +133,14 @@ if [ ! -s "$rom" ] || [ ! -s "$rom.env" ]; then
   # the board's default env as text: the env file on the FAT partition must carry it too
   make -s -C "$src/tree" O="$build" u-boot-initial-env >&2
   cp "$build/u-boot-initial-env" "$rom.env"
-  cp "$build/u-boot.rom" "$rom.tmp" && mv "$rom.tmp" "$rom"
+  cp "$build/$firmware" "$rom.tmp" && mv "$rom.tmp" "$rom"
   rm -rf "$build"
+  log "u-boot built in $(( $(date +%s) - build_started )) s"
 fi
 
-# --- guest: i386 kernel + userland --------------------------------------------------------------------
-kernel_pkg=$(apt-cache "${apt_opts[@]}" depends linux-image-686 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-[ -n "$kernel_pkg" ] || { log "cannot resolve linux-image-686"; exit 1; }
+# --- guest: kernel + userland of the board's architecture ----------------------------------------------
+kernel_pkg=$(apt-cache "${apt_opts[@]}" depends "$kernel_meta" | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+[ -n "$kernel_pkg" ] || { log "cannot resolve $kernel_meta"; exit 1; }
 guest_packages=("$kernel_pkg" busybox-static btrfs-progs libubootenv-tool libubootenv0.1 libc6 libblkid1
   libuuid1 libzstd1 zlib1g liblzo2-2 libudev1 libyaml-0-2 libgcc-s1)
 key=""
@@ -122,7 +149,7 @@ guest_hash=$(echo "$key" | sha256sum | cut -c1-12)
 guest_root=$cache/guest-$guest_hash
 if [ ! -e "$guest_root/.done" ]; then
   rm -rf "$guest_root" "$cache/debs" && mkdir -p "$cache/debs" "$guest_root"
-  log "downloading i386 guest packages: $key"
+  log "downloading $deb_arch guest packages: $key"
   (cd "$cache/debs" && apt-get "${apt_opts[@]}" download -qq "${guest_packages[@]}" >&2)
   for deb in "$cache"/debs/*.deb; do dpkg-deb -x "$deb" "$guest_root"; done
   rm -rf "$cache/debs"

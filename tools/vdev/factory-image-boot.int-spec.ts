@@ -4,12 +4,20 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { createLoopBtrfs, type LoopBtrfs } from '@cowroot/device/testing';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
-import { prepareVdevArtifacts, type VdevArtifacts } from './vdev-artifacts';
+import { requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
+import { prepareVdevArtifacts, type VdevArtifacts, type VdevBoard } from './vdev-artifacts';
+import { describeOnBoards } from './vdev-boards';
 import { VirtualDevice } from './virtual-device';
 
 const execFileAsync = promisify(execFile);
 const repo = resolve(__dirname, '../..');
+
+/** What `cowroot-release` needs per board: the board profile and the release's kernel image options. */
+const RELEASE_BOARD: Record<VdevBoard, { profile: string; build: string[] }> = {
+  x86: { profile: 'qemu-x86-vdev.json', build: ['--arch', 'x86'] },
+  // the arm64 Image is unpacked by bootm to 0x40400000 (the board profile's description says why there)
+  arm64: { profile: 'qemu-arm64-virt.json', build: ['--arch', 'arm64', '--load-address', '0x40400000'] },
+};
 
 async function run(command: string, args: string[]): Promise<string> {
   try {
@@ -24,29 +32,28 @@ async function run(command: string, args: string[]): Promise<string> {
 
 /**
  * docs/factory.md on the virtual device: a release built by `cowroot-release build` from the virtual
- * device's own guest system, written by `cowroot-release image` with the qemu-x86-vdev board profile and
- * the u-boot build's default env, flashed with bmaptool onto a larger disk whose pool partition is grown,
+ * device's own guest system, written by `cowroot-release image` with the board's profile (qemu-x86-vdev,
+ * qemu-arm64-virt) and the u-boot build's default env, flashed with bmaptool onto a larger disk whose pool partition is grown,
  * and booted once by the real u-boot in QEMU (TCG). u-boot must find the env and boot.scr the image wrote
  * and boot the factory snapshot; the boot must write nothing to the env, and the pool must have grown.
  */
-describePrivileged(
+describeOnBoards(
+  ['x86', 'arm64'],
   'a factory image boots in the virtual device',
   [
     requireRoot,
     requireLoopDevices,
-    ...['qemu-system-i386', 'btrfs', 'mkfs.btrfs', 'mkimage', 'mkenvimage', 'zstd', 'rsync', 'sfdisk'].map(
-      requireCommand,
-    ),
+    ...['btrfs', 'mkfs.btrfs', 'mkimage', 'mkenvimage', 'zstd', 'rsync', 'sfdisk'].map(requireCommand),
     ...['mkfs.vfat', 'mcopy', 'fw_printenv', 'bmaptool'].map(requireCommand),
   ],
-  () => {
+  (board) => {
     let work: string;
     let artifacts: VdevArtifacts;
     let buildHost: LoopBtrfs | undefined;
 
     beforeAll(async () => {
-      work = await mkdtemp(join(tmpdir(), 'cowroot-vdev-factory-'));
-      artifacts = await prepareVdevArtifacts(work);
+      work = await mkdtemp(join(tmpdir(), `cowroot-vdev-factory-${board}-`));
+      artifacts = await prepareVdevArtifacts(work, __dirname, board);
       buildHost = await createLoopBtrfs({ sizeMiB: 512, label: 'vdev-build-host' });
     }, 900_000);
 
@@ -78,7 +85,13 @@ describePrivileged(
       await tool(['keygen', '--out', join(work, 'release')]);
       await tool([
         ...['build', '--rootfs', rootfs, '--pool', buildHost!.mount, '--name', 'vdev', '--version', '1.0.0'],
-        ...['--arch', 'x86', '--kernel', join(artifacts.guestRoot, 'boot', kernels[0]), '--initrd', initrd],
+        ...[
+          ...RELEASE_BOARD[board].build,
+          '--kernel',
+          join(artifacts.guestRoot, 'boot', kernels[0]),
+          '--initrd',
+          initrd,
+        ],
         ...['--key', join(work, 'release.key'), '--out', join(work, 'out')],
       ]);
       await writeFile(join(work, 'credential'), 'vdev-factory-credential-0123456789\n');
@@ -86,7 +99,13 @@ describePrivileged(
       await mkdir(device);
       const started = Date.now();
       const output = await tool([
-        ...['image', '--release', join(work, 'out'), '--board', join(repo, 'deploy/release/boards/qemu-x86-vdev.json')],
+        ...[
+          'image',
+          '--release',
+          join(work, 'out'),
+          '--board',
+          join(repo, 'deploy/release/boards', RELEASE_BOARD[board].profile),
+        ],
         ...['--board-env', artifacts.uBootInitialEnv, '--image', join(device, 'factory.img')],
         ...[
           '--release-key',

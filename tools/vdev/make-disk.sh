@@ -3,11 +3,11 @@
 #   p1  FAT   boot.scr (uboot/boot.cmd), uboot.env + uboot-redund.env (the redundant u-boot env)
 #   p2  btrfs the pool: /snapshots/1 (current), /snapshots/2 (a good trial), /snapshots/3 (corrupt kernel)
 #   p3  raw   the control area: what the guest's test agent does at its next boot (tools/vdev/guest/init)
-# Usage: make-disk.sh OUT_IMAGE U_BOOT_INITIAL_ENV GUEST_ROOT SWITCH_ENV_INCLUDE
+# Usage: make-disk.sh OUT_IMAGE U_BOOT_INITIAL_ENV GUEST_ROOT SWITCH_ENV_INCLUDE [x86|arm64]
 # The partitions are built as separate image files and concatenated behind an MBR (no loop partitions,
 # no udev needed); only the btrfs image is loop-mounted (mount -o loop picks a free loop device).
 set -euo pipefail
-out=$1 initial_env=$2 guest_root=$3 switch_include=$4
+out=$1 initial_env=$2 guest_root=$3 switch_include=$4 board=${5:-x86}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 log() { echo "[vdev-disk] $*" >&2; }
@@ -22,7 +22,11 @@ cleanup() {
 trap cleanup EXIT
 
 kver=$(ls "$guest_root/lib/modules")
-arch_libdir=lib/i386-linux-gnu
+case "$board" in
+  x86) arch_libdir=lib/i386-linux-gnu loader=ld-linux.so.2 console=ttyS0 mkimage_arch=x86 ;;
+  arm64) arch_libdir=lib/aarch64-linux-gnu loader=ld-linux-aarch64.so.1 console=ttyAMA0 mkimage_arch=arm64 ;;
+  *) log "unknown board '$board' (x86 or arm64)"; exit 2 ;;
+esac
 
 # --- the guest userland shared by the initramfs and the root file system -------------------------------
 # stage_userland DIR: busybox with its applet links, btrfs, fw_setenv/fw_printenv and their libraries.
@@ -45,10 +49,10 @@ stage_userland() {
     rm -f "$root/$bin"
     cp "$guest_root/$bin" "$root/$bin"
   done
-  # the shared libraries they need, transitively (readelf works on i386 ELF files from the host)
+  # the shared libraries they need, transitively (readelf reads i386 and aarch64 ELF files on the host)
   local pending=("${binaries[@]}") seen=" " file lib path
   mkdir -p "$root/$arch_libdir" "$root/lib"
-  cp "$guest_root/$arch_libdir/ld-linux.so.2" "$root/lib/ld-linux.so.2"
+  cp -L "$guest_root/$arch_libdir/$loader" "$root/lib/$loader"
   while [ ${#pending[@]} -gt 0 ]; do
     file=${pending[0]}; pending=("${pending[@]:1}")
     for lib in $(readelf -d "$guest_root/$file" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
@@ -98,10 +102,21 @@ chmod 755 "$rootfs/sbin/init"
 cp "$switch_include" "$rootfs/etc/cowroot/switch-env.sh"
 printf '%s\n' '/uboot/uboot.env 0x0 0x4000' '/uboot/uboot-redund.env 0x0 0x4000' >"$rootfs/etc/fw_env.config"
 echo 1 >"$rootfs/etc/cowroot-release"
-# x86: bootm takes a legacy uImage wrapping the bzImage (kernel_noload: it stays where it was loaded)
-mkimage -A x86 -O linux -T kernel_noload -C none -a 0 -e 0 -n "linux $kver" \
-  -d "$guest_root/boot/vmlinuz-$kver" "$rootfs/boot/uImage" >/dev/null
-mkimage -A x86 -O linux -T ramdisk -C none -a 0 -e 0 -n "cowroot initrd" \
+if [ "$board" = x86 ]; then
+  # x86: a legacy uImage wrapping the bzImage (kernel_noload: it stays where it was loaded), zbooted
+  mkimage -A x86 -O linux -T kernel_noload -C none -a 0 -e 0 -n "linux $kver" \
+    -d "$guest_root/boot/vmlinuz-$kver" "$rootfs/boot/uImage" >/dev/null
+else
+  # arm64: Debian's vmlinuz is the plain Image (32 MiB); gzipped it is a third of that to read from
+  # btrfs and checksum under TCG. bootm checks the header and data CRC, unpacks it to the 2 MiB aligned
+  # load address 0x40400000 (RAM base + 4 MiB: clear of the device tree QEMU puts at the RAM base and of
+  # boot.scr at 0x40200000) and enters it there. kernel_addr_r (0x48000000) leaves 124 MiB below it for
+  # the unpacked Image; ramdisk_addr_r (0x4c000000) 64 MiB above it for the kernel's uImage.
+  gzip -n -6 -c "$guest_root/boot/vmlinuz-$kver" >"$work/Image.gz"
+  mkimage -A arm64 -O linux -T kernel -C gzip -a 0x40400000 -e 0x40400000 -n "linux $kver" \
+    -d "$work/Image.gz" "$rootfs/boot/uImage" >/dev/null
+fi
+mkimage -A "$mkimage_arch" -O linux -T ramdisk -C none -a 0 -e 0 -n "cowroot initrd" \
   -d "$work/initrd.gz" "$rootfs/boot/uInitrd" >/dev/null
 
 # --- btrfs pool --------------------------------------------------------------------------------------
@@ -125,14 +140,22 @@ umount "$mnt"
 
 # --- FAT: boot script and the redundant env -----------------------------------------------------------
 log "boot partition"
-mkimage -A x86 -O linux -T script -C none -n cowroot -d "$repo/uboot/boot.cmd" "$work/boot.scr" >/dev/null
+mkimage -A "$mkimage_arch" -O linux -T script -C none -n cowroot -d "$repo/uboot/boot.cmd" "$work/boot.scr" >/dev/null
 {
-  grep -v -e '^bootargs=' -e '^bootcmd=' "$initial_env"
+  # arm64 sets its own load addresses below
+  grep -v -e '^bootargs=' -e '^bootcmd=' "$initial_env" | { [ "$board" = x86 ] && cat || grep -v -e '^kernel_addr_r=' -e '^ramdisk_addr_r='; }
   echo 'bootcmd=load virtio 0:1 ${scriptaddr} boot.scr && source ${scriptaddr}'
   echo 'cowroot_disk=virtio 0:2'
-  echo 'cowroot_bootargs=console=ttyS0 root=/dev/vda2 panic=-1 loglevel=4'
-  # x86: zboot the bzImage inside the uImage (data after the 64-byte legacy header); see uboot/README.md
-  echo 'cowroot_boot=setexpr cr_kdata ${kernel_addr_r} + 0x40; setexpr cr_rddata ${ramdisk_addr_r} + 0x40; zboot ${cr_kdata} 0 ${cr_rddata} ${cr_rdsize}'
+  echo "cowroot_bootargs=console=$console root=/dev/vda2 panic=-1 loglevel=4"
+  if [ "$board" = x86 ]; then
+    # x86: zboot the bzImage inside the uImage (data after the 64-byte legacy header); see uboot/README.md
+    echo 'cowroot_boot=setexpr cr_kdata ${kernel_addr_r} + 0x40; setexpr cr_rddata ${ramdisk_addr_r} + 0x40; zboot ${cr_kdata} 0 ${cr_rddata} ${cr_rdsize}'
+  else
+    # arm64: bootm of uImage + uInitrd with the device tree QEMU generated (fdt_addr, the RAM base)
+    echo 'kernel_addr_r=0x48000000'
+    echo 'ramdisk_addr_r=0x4c000000'
+    echo 'cowroot_boot=bootm ${kernel_addr_r} ${ramdisk_addr_r} ${fdt_addr}'
+  fi
   echo 'cowroot_current=1'
 } >"$work/env.txt"
 mkenvimage -r -s 0x4000 -o "$work/uboot.env" "$work/env.txt"

@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ENV, requestTrial } from '@cowroot/device';
-import { Command } from 'commander';
-import { prepareVdevArtifacts } from './vdev-artifacts';
+import { Command, Option } from 'commander';
+import { prepareVdevArtifacts, VDEV_BOARDS, type VdevBoard } from './vdev-artifacts';
 import { VirtualDevice } from './virtual-device';
 
 /**
@@ -16,6 +16,7 @@ async function main(): Promise<void> {
   const program = new Command('vdev')
     .description('boot the cowroot virtual device (u-boot + btrfs snapshots in QEMU) and watch its console')
     .requiredOption('--tools-dir <dir>', 'tools/vdev of this checkout (set by run.sh)')
+    .addOption(new Option('--board <board>', 'the QEMU board').choices(VDEV_BOARDS).default('x86'))
     .option('--fresh', 'start from a new disk: snapshots 1 (current), 2 (good), 3 (corrupt kernel)')
     .option(
       '--control <command...>',
@@ -26,17 +27,19 @@ async function main(): Promise<void> {
     .parse();
   const options = program.opts<{
     toolsDir: string;
+    board: VdevBoard;
     fresh?: boolean;
     control?: string[];
     request?: string;
     printEnv?: boolean;
   }>();
 
-  const home = join(process.env.COWROOT_CACHE_DIR ?? '/var/cache/cowroot', 'vdev', 'by-hand');
+  const cacheName = options.board === 'x86' ? 'vdev' : `vdev-${options.board}`;
+  const home = join(process.env.COWROOT_CACHE_DIR ?? '/var/cache/cowroot', cacheName, 'by-hand');
   if (options.fresh) await rm(home, { recursive: true, force: true });
   await mkdir(home, { recursive: true });
   console.error('[vdev] preparing u-boot, kernel and the base disk (cold: ~1 min, warm: seconds)');
-  const artifacts = await prepareVdevArtifacts(home, options.toolsDir);
+  const artifacts = await prepareVdevArtifacts(home, options.toolsDir, options.board);
   const fresh = !existsSync(join(home, 'device', 'disk.img'));
   const device = fresh
     ? await VirtualDevice.create(join(home, 'device'), artifacts)
@@ -45,7 +48,7 @@ async function main(): Promise<void> {
   if (options.request) await device.writeEnv(requestTrial(options.request));
   console.error(`[vdev] disk ${device.disk}; env before: ${JSON.stringify(await device.readEnv(), pickProtocol)}`);
   console.error('[vdev] booting (Ctrl-A X quits QEMU)');
-  const qemu = spawn('qemu-system-i386', device.qemuArgs(['-serial', 'mon:stdio']), { stdio: 'inherit' });
+  const qemu = spawn(device.qemuCommand(), device.qemuArgs(['-serial', 'mon:stdio']), { stdio: 'inherit' });
   await new Promise<void>((resolve, reject) => {
     qemu.on('error', reject);
     qemu.on('close', () => resolve());

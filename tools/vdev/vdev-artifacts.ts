@@ -3,12 +3,20 @@ import { join } from 'node:path';
 import { CommandRunner } from '@cowroot/device';
 import { renderSwitchEnvInclude } from './switch-env-include';
 
+/** The QEMU boards the virtual device runs on (build-artifacts.sh, make-disk.sh). */
+export type VdevBoard = 'x86' | 'arm64';
+export const VDEV_BOARDS: readonly VdevBoard[] = ['x86', 'arm64'];
+/** The QEMU system emulator each board runs in. */
+export const QEMU_COMMAND: Record<VdevBoard, string> = { x86: 'qemu-system-i386', arm64: 'qemu-system-aarch64' };
+
 /** What a virtual device boots: the cached u-boot and guest packages, and a freshly assembled disk. */
 export interface VdevArtifacts {
+  board: VdevBoard;
+  /** u-boot's firmware image: u-boot.rom (x86) or u-boot.bin (arm64), given to QEMU with -bios */
   uBootRom: string;
   /** u-boot's default env as text (`make u-boot-initial-env`) */
   uBootInitialEnv: string;
-  /** the extracted i386 Debian packages the guest is made of */
+  /** the extracted Debian packages (i386 or arm64) the guest is made of */
   guestRoot: string;
   /** the disk image every device copies: snapshots 1 (current), 2 (good), 3 (corrupt kernel) */
   baseDisk: string;
@@ -31,13 +39,18 @@ function parseKeyValues(text: string): Record<string, string> {
 }
 
 /**
- * Builds (or takes from the cache, see build-artifacts.sh) u-boot and the guest packages, then assembles
- * the base disk in `workDir` from this checkout's boot.cmd, initramfs and guest agent. Cold: about a
- * minute (u-boot build, downloads); warm: a few seconds. `toolsDir` is this folder (a bundled caller
- * passes it, __dirname being the bundle's).
+ * Builds (or takes from the cache, see build-artifacts.sh) u-boot and the guest packages of `board`, then
+ * assembles the base disk in `workDir` from this checkout's boot.cmd, initramfs and guest agent. Cold:
+ * about a minute on x86, a few minutes on arm64 (cross-built u-boot, downloads); warm: a few seconds.
+ * `toolsDir` is this folder (a bundled caller passes it, __dirname being the bundle's).
  */
-export async function prepareVdevArtifacts(workDir: string, toolsDir: string = __dirname): Promise<VdevArtifacts> {
-  const built = parseKeyValues(await run('bash', [join(toolsDir, 'build-artifacts.sh')]));
+export async function prepareVdevArtifacts(
+  workDir: string,
+  toolsDir: string = __dirname,
+  board: VdevBoard = 'x86',
+): Promise<VdevArtifacts> {
+  if (!VDEV_BOARDS.includes(board)) throw new Error(`unknown virtual device board '${board}' (x86 or arm64)`);
+  const built = parseKeyValues(await run('bash', [join(toolsDir, 'build-artifacts.sh'), board]));
   const { u_boot_rom: uBootRom, u_boot_env: uBootInitialEnv, guest_root: guestRoot } = built;
   if (!uBootRom || !uBootInitialEnv || !guestRoot) {
     throw new Error(`build-artifacts.sh did not report its outputs: ${JSON.stringify(built)}`);
@@ -45,6 +58,6 @@ export async function prepareVdevArtifacts(workDir: string, toolsDir: string = _
   const switchInclude = join(workDir, 'switch-env.sh');
   await writeFile(switchInclude, renderSwitchEnvInclude());
   const baseDisk = join(workDir, 'base-disk.img');
-  await run('bash', [join(toolsDir, 'make-disk.sh'), baseDisk, uBootInitialEnv, guestRoot, switchInclude]);
-  return { uBootRom, uBootInitialEnv, guestRoot, baseDisk };
+  await run('bash', [join(toolsDir, 'make-disk.sh'), baseDisk, uBootInitialEnv, guestRoot, switchInclude, board]);
+  return { board, uBootRom, uBootInitialEnv, guestRoot, baseDisk };
 }

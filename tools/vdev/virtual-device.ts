@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CommandRunner, UbootEnv, type EnvUpdate } from '@cowroot/device';
-import type { VdevArtifacts } from './vdev-artifacts';
+import { QEMU_COMMAND, type VdevArtifacts } from './vdev-artifacts';
 
 const runner = new CommandRunner();
 
@@ -47,6 +47,8 @@ export interface BootRecord {
  */
 export class VirtualDevice {
   readonly disk: string;
+  /** wall-clock seconds of every power-on of this device, in order (the figures of docs/boot-chain.md) */
+  readonly bootSeconds: number[] = [];
   private partitions: Partition[] = [];
 
   private constructor(
@@ -72,13 +74,24 @@ export class VirtualDevice {
     return device;
   }
 
+  /** The QEMU system emulator of the device's board. */
+  qemuCommand(): string {
+    return QEMU_COMMAND[this.artifacts.board];
+  }
+
   /** QEMU's arguments: TCG always (KVM is not usable here), no reboot (a reboot ends the run). */
   qemuArgs(serial: string[], allowReset = false): string[] {
+    const machine =
+      this.artifacts.board === 'arm64'
+        ? // QEMU virt: RAM from 0x40000000 (the load addresses of make-disk.sh); cortex-a57, as `max`
+          // emulates pointer authentication and costs TCG time
+          ['-machine', 'virt', '-cpu', 'cortex-a57', '-m', '1024']
+        : // no emulated VGA: the console is serial, and drawing an unseen screen costs TCG time
+          ['-m', '512', '-vga', 'none'];
     return [
       '-accel',
       'tcg',
-      '-m',
-      '512',
+      ...machine,
       ...(allowReset ? [] : ['-no-reboot']),
       '-nic',
       'none',
@@ -139,7 +152,7 @@ export class VirtualDevice {
         '-s',
         'KILL',
         String(Math.ceil(timeoutMs / 1000) + 60),
-        'qemu-system-i386',
+        this.qemuCommand(),
         ...this.qemuArgs(['-monitor', 'none', '-serial', 'stdio'], options.allowReset),
       ],
       { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -172,7 +185,9 @@ export class VirtualDevice {
     clearTimeout(timer);
     await new Promise<void>((resolve) => logFile.end(() => resolve()));
     if (end === 'poweroff' && code !== 0) throw new Error(`qemu exited with ${code}: ${stderr}\n${log.slice(-2000)}`);
-    return parseBootLog(log, end, (Date.now() - started) / 1000);
+    const seconds = (Date.now() - started) / 1000;
+    this.bootSeconds.push(seconds);
+    return parseBootLog(log, end, seconds);
   }
 
   /** The two env copies as stored on the FAT partition, read with fw_printenv through a fw_env.config. */

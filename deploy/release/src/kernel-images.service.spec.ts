@@ -2,7 +2,8 @@ import { CommandRunner } from '@cowroot/device';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kernelImageArgs, KernelImages, resolveInRootfs } from './kernel-images.service';
+import { gzipSync } from 'node:zlib';
+import { kernelCompression, kernelImageArgs, KernelImages, resolveInRootfs } from './kernel-images.service';
 import { ReleaseErrorCode } from './release-error';
 
 describe(KernelImages.name, () => {
@@ -100,6 +101,16 @@ describe(KernelImages.name, () => {
         '-e',
         '0x80008040',
       ]);
+    });
+
+    it('unpacks a gzipped kernel (Debian arm64 vmlinuz) at the load address, and only there', async () => {
+      await writeFile(join(rootfs, 'boot/vmlinuz-gz'), gzipSync(Buffer.from('an arm64 Image')));
+      await writeFile(join(rootfs, 'boot/bzImage'), Buffer.from('MZ and a self-extracting kernel'));
+      expect(await kernelCompression(join(rootfs, 'boot/vmlinuz-gz'), '0x40400000')).toBe('gzip');
+      expect(await kernelCompression(join(rootfs, 'boot/bzImage'))).toBe('none');
+      await expect(kernelCompression(join(rootfs, 'boot/vmlinuz-gz'))).rejects.toThrow(
+        /gzip-compressed: give --load-address/,
+      );
     });
 
     it('refuses arm64 without a load address and an entry point alone', () => {

@@ -1,7 +1,7 @@
 import { CommandRunner } from '@cowroot/device';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, posix, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
@@ -34,6 +34,29 @@ export function kernelImageArgs(arch: Arch, loadAddress?: string, entryPoint?: s
     );
   }
   return ['-T', 'kernel_noload', '-a', '0', '-e', '0'];
+}
+
+/**
+ * mkimage's -C for a kernel file. Debian's arm64 vmlinuz is a gzipped Image, which cannot run in place
+ * (unlike a self-extracting bzImage or zImage): `-C gzip` has bootm unpack it to the load address. A gzip
+ * kernel without a load address would be unpacked onto itself, so it is refused.
+ */
+export async function kernelCompression(kernel: string, loadAddress?: string): Promise<'gzip' | 'none'> {
+  const handle = await open(kernel, 'r');
+  const magic = Buffer.alloc(2);
+  try {
+    await handle.read(magic, 0, 2, 0);
+  } finally {
+    await handle.close();
+  }
+  if (magic[0] !== 0x1f || magic[1] !== 0x8b) return 'none';
+  if (!loadAddress) {
+    throw new ReleaseError(
+      ReleaseErrorCode.InvalidArgument,
+      `kernel ${kernel} is gzip-compressed: give --load-address, where u-boot's bootm unpacks it`,
+    );
+  }
+  return 'gzip';
 }
 
 export interface BootFiles {
@@ -116,8 +139,8 @@ async function assertReadableFile(path: string, what: string, code: ReleaseError
 
 /**
  * Finds the kernel and initrd of a rootfs and wraps them as u-boot legacy images in its /boot: the kernel
- * uncompressed (`-C none`: u-boot does not unpack it, the kernel decompresses itself) and the initrd as a
- * ramdisk image.
+ * as it is (`-C none` for a self-decompressing bzImage/zImage or a plain Image; `-C gzip` for a gzipped
+ * arm64 Image, which bootm unpacks, see kernelCompression) and the initrd as a ramdisk image.
  */
 export class KernelImages {
   constructor(private readonly runner: CommandRunner) {}
@@ -145,15 +168,19 @@ export class KernelImages {
   ): Promise<{ kernelChanged: boolean; initrdChanged: boolean }> {
     const bootDir = join(root, 'boot');
     await mkdir(bootDir, { recursive: true });
-    const common = ['-A', options.arch, '-O', 'linux', '-C', 'none'];
+    const common = ['-A', options.arch, '-O', 'linux'];
     const kernelChanged = await this.writeImage(files.kernel, join(bootDir, BOOT_KERNEL_IMAGE), [
       ...common,
+      '-C',
+      await kernelCompression(files.kernel, options.loadAddress),
       ...kernelImageArgs(options.arch, options.loadAddress, options.entryPoint),
       '-n',
       headerName(files.kernel),
     ]);
     const initrdChanged = await this.writeImage(files.initrd, join(bootDir, BOOT_INITRD_IMAGE), [
       ...common,
+      '-C',
+      'none',
       '-T',
       'ramdisk',
       '-a',
