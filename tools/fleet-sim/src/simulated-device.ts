@@ -33,6 +33,13 @@ export interface SimulatedDeviceOptions {
   credential: string;
   /** mqtt://127.0.0.1:<port> */
   mqttUrl: string;
+  /** further brokers (a NATS cluster's other nodes): each connect tries the next URL of mqttUrl + these */
+  failoverMqttUrls?: string[];
+  /**
+   * The MQTT password for each connect; default the credential. BROKER=nats: a broker JWT fetched over
+   * HTTPS against the credential, as the agent's `server.mqttAuth: "token"` does.
+   */
+  mqttPassword?: () => Promise<string>;
   outcome: SimOutcome;
   /** how long a simulated reboot keeps the device offline */
   rebootMs?: number;
@@ -81,6 +88,7 @@ export class SimulatedDevice {
   private readonly handled = new Map<string, JobEventType>();
   private stopped = false;
   private work: Promise<void> = Promise.resolve();
+  private connects = 0;
 
   constructor(
     private readonly options: SimulatedDeviceOptions,
@@ -107,10 +115,13 @@ export class SimulatedDevice {
 
   /** Connects (the agent's start) and reports presence and state. */
   async connect(): Promise<void> {
-    const client = mqtt.connect(this.options.mqttUrl, {
+    const urls = [this.options.mqttUrl, ...(this.options.failoverMqttUrls ?? [])];
+    const url = urls[this.connects++ % urls.length];
+    const password = this.options.mqttPassword ? await this.options.mqttPassword() : this.options.credential;
+    const client = mqtt.connect(url, {
       clientId: this.id,
       username: this.id,
-      password: this.options.credential,
+      password,
       protocolVersion: 4,
       reconnectPeriod: 0,
       connectTimeout: 30_000,

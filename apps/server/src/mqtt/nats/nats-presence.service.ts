@@ -41,6 +41,7 @@ export class NatsPresence implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(NatsPresence.name);
   private readonly subscriptions: Subscription[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly nats: NatsConnections,
@@ -59,9 +60,11 @@ export class NatsPresence implements OnApplicationBootstrap, OnModuleDestroy {
           queue: 'cowroot-presence',
           callback: (error, message) => {
             if (error) return this.logger.warn(`${subject}: ${error.message}`);
-            handle(message.json<ClientEvent>()).catch((e: Error) =>
+            const work = handle(message.json<ClientEvent>()).catch((e: Error) =>
               this.logger.error(`handling ${subject} failed: ${e.message}`),
             );
+            this.inFlight.add(work);
+            void work.finally(() => this.inFlight.delete(work));
           },
         }),
       );
@@ -77,10 +80,13 @@ export class NatsPresence implements OnApplicationBootstrap, OnModuleDestroy {
     await Promise.all([this.nats.sys.flush(), this.nats.app.flush()]);
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    // events taken before the stop are written while the database is still open
+    await Promise.all([...this.inFlight]);
+    await this.presence.drain();
   }
 
   private async connected(event: ClientEvent): Promise<void> {
