@@ -11,7 +11,7 @@ jest.setTimeout(90_000);
  * BROKER=nats on one real nats-server 2.9 node and one replica: devices fetch a broker JWT, speak MQTT to
  * NATS, their reports reach the database through JetStream, presence comes from NATS's connect events, and a
  * rollout completes with one install command per device. The 3-node scenario with kill -9 is
- * `npm run test:cluster` (apps/server/src/mqtt/nats/cluster/).
+ * `npm run test:cluster` (apps/server/src/mqtt/nats/testing/).
  */
 describe('BROKER=nats, single node', () => {
   const tmp = tempDir('cowroot-nats-mode-');
