@@ -220,8 +220,8 @@ export class SimulatedDevice {
     }
   }
 
-  /** reconnect mode: the next URL every half second until a connect succeeds */
-  private async connectRetrying(): Promise<void> {
+  /** The next URL every half second until a connect succeeds (a cluster still placing its MQTT streams). */
+  async connectRetrying(): Promise<void> {
     while (!this.stopped) {
       try {
         await this.connect();

@@ -1,4 +1,8 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
+import { AgentLogger } from '../../../../agent/src/logger';
+import { fetchBrokerToken } from '../../../../agent/src/mqtt/broker-token';
+import { MqttLink } from '../../../../agent/src/mqtt/mqtt-link';
+import { freePort } from '../../../test/free-port';
 import { SimulatedDevice } from '../../../../../tools/fleet-sim/src/simulated-device';
 import { tempDir } from '../../../../../tools/nats/nats-fixture';
 import { brokerTokenFetcher, NatsDeployment, startNatsDeployment } from '../../../../../tools/nats/nats-deployment';
@@ -73,10 +77,12 @@ describe('BROKER=nats, single node', () => {
       (id, credential) => ({
         mqttUrl: nats.mqttUrls[0],
         mqttPassword: brokerTokenFetcher(server.httpUrl, id, credential),
+        reconnect: true,
       }),
     );
     devices.push(...created);
-    await Promise.all(created.map((device) => device.connect()));
+    // a fresh node closes the first MQTT connects while it creates the account's $MQTT_ streams
+    await Promise.all(created.map((device) => device.connectRetrying()));
     await waitFor(
       async () =>
         (await count(
@@ -113,6 +119,38 @@ describe('BROKER=nats, single node', () => {
     )) as { device_id: string; n: number; status: string }[];
     expect(installs).toEqual(ids.map((id) => ({ device_id: id, n: 1, status: 'confirmed' })));
     expect(created.every((device) => device.bootedSnapshot !== 'factory')).toBe(true);
+  });
+
+  it('the agent link in token mode: fetches a broker JWT, fails over past a dead broker, gets a command', async () => {
+    const [device] = await provisionDevices(server, [{ id: 'nats-agent' }]);
+    const credential = (device as unknown as { options: { credential: string } }).options.credential;
+    await expect(fetchBrokerToken(server.httpUrl, 'nats-agent', 'not-the-credential', null)).rejects.toThrow(
+      /HTTP 401/,
+    );
+    const dead = `mqtt://127.0.0.1:${await freePort()}`;
+    const link = new MqttLink(
+      {
+        deviceId: 'nats-agent',
+        credential,
+        url: dead,
+        failoverUrls: [nats.mqttUrls[0]],
+        password: () => fetchBrokerToken(server.httpUrl, 'nats-agent', credential, null),
+        ca: null,
+        initialReconnectMs: 200,
+      },
+      new AgentLogger('nats-agent', () => undefined),
+    );
+    const commands: string[] = [];
+    link.on('command', (payload: Buffer) => commands.push(JSON.parse(payload.toString()).commandId));
+    try {
+      await link.start();
+      await waitFor(async () => link.connected, 20_000, 'agent link connected through the second URL');
+      // the SUBSCRIBE follows the CONNACK; the server re-sends open commands a second after the connect event
+      const sent = await api('POST', '/devices/nats-agent/commands', { type: 'reboot' });
+      await waitFor(async () => commands.includes(sent.id), 10_000, 'command delivered over NATS');
+    } finally {
+      await link.stop(false);
+    }
   });
 
   it('decommissioning revokes the device JWTs: NATS closes its connection', async () => {

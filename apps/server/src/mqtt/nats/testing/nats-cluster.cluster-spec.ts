@@ -116,7 +116,8 @@ describe('BROKER=nats cluster: 3 NATS nodes, 2 replicas, kill -9 mid-wave', () =
       (device as unknown as { hooks: { onEvent: typeof onEvent } }).hooks = { onEvent };
     }
     devices.push(...fleet);
-    await Promise.all(fleet.map((device) => device.connect()));
+    // a fresh cluster closes the first MQTT connects while it creates the account's $MQTT_ streams
+    await Promise.all(fleet.map((device) => device.connectRetrying()));
     await waitFor(
       async () =>
         (
