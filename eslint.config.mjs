@@ -84,6 +84,26 @@ export default [
     },
   },
   {
+    // Devices reach the broker only through its port (apps/server/src/broker/device-broker.ts); the broker
+    // adapters in mqtt/ ingest into devices. An import from devices into mqtt would bring back the cycle.
+    files: ['apps/server/src/devices/**/*.ts', 'apps/server/src/broker/**/*.ts'],
+    ignores: ['**/*.spec.ts', '**/*.int-spec.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@cowroot/api-client', message: 'the server defines the contract with its DTOs' }],
+          patterns: [
+            {
+              group: ['**/mqtt', '**/mqtt/**'],
+              message: 'devices and the broker port must not import an adapter (mqtt/)',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Integration tests compose the real pieces across projects (the real server's test harness beside the
     // real agent, the simulator, the CLI); boundaries bind production code, not these compositions.
     files: ['**/*.int-spec.ts', '**/*.spec.ts', '**/test/**/*.ts', '**/testing/**/*.ts', '**/bench/**/*.ts'],

@@ -24,6 +24,7 @@ import { JobEvents } from './events/job-events';
 import { AGENT_STOPPING, InstallJob, isResumableSpool } from './install/install-job';
 import { CommandJournal, StoredEvent } from './journal/command-journal';
 import { AgentLogger } from './logger';
+import { fetchBrokerToken } from './mqtt/broker-token';
 import { MqttLink } from './mqtt/mqtt-link';
 import { Rebooter } from './reboot/rebooter';
 import { DowngradeGuard } from './security/downgrade-guard';
@@ -63,7 +64,17 @@ export class Agent {
   ) {
     this.journal = new CommandJournal(config.stateDir);
     this.link = new MqttLink(
-      { deviceId: config.deviceId, credential: config.credential, url: config.mqttUrl, ca: config.ca },
+      {
+        deviceId: config.deviceId,
+        credential: config.credential,
+        url: config.mqttUrl,
+        failoverUrls: config.failoverMqttUrls,
+        ca: config.ca,
+        password:
+          config.mqttAuth === 'token'
+            ? () => fetchBrokerToken(config.httpUrl, config.deviceId, config.credential, config.ca)
+            : undefined,
+      },
       logger,
     );
     this.events = new JobEvents(this.journal, this.link, logger);
@@ -115,7 +126,7 @@ export class Agent {
     this.resendOnConnect = [...this.journal.outbox];
     this.link.on('connect', () => this.onConnect());
     this.link.on('command', (payload: Buffer) => this.enqueue(payload));
-    this.link.start();
+    await this.link.start();
     // the trial check "reached the server within the timeout" counts from agent start
     this.serverReachable = this.link.waitForServer(this.config.health.mqttConfirmTimeoutMs, () => this.buildState());
 

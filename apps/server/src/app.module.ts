@@ -7,6 +7,7 @@ import { DatabaseModule } from './database/database.module';
 import { DevicesModule } from './devices/devices.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { MqttModule } from './mqtt/mqtt.module';
 import { ReleasesModule } from './releases/releases.module';
 import { RollbacksModule } from './rollbacks/rollbacks.module';
 import { RolloutsModule } from './rollouts/rollouts.module';
@@ -25,6 +26,7 @@ export class AppModule {
         HealthModule,
         ReleasesModule,
         DevicesModule,
+        MqttModule.forRoot({ broker: config.broker }),
         RolloutsModule,
         RollbacksModule,
       ],

@@ -62,7 +62,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   try {
     handle = await createApp(config);
     await handle.app.listen(httpPort, '127.0.0.1');
-    const mqttPort = handle.app.get(MqttBrokerService).port;
+    // BROKER=nats: devices connect to the NATS nodes, the server has no MQTT port of its own
+    const mqttPort = config.broker === 'embedded' ? handle.app.get(MqttBrokerService).port : -1;
     const server = handle;
     return {
       app: handle.app,

@@ -356,6 +356,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/devices/{id}/broker-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A device's MQTT broker JWT (BROKER=nats only; 422 with the embedded broker) */
+        post: operations["BrokerTokenController_issue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rollouts": {
         parameters: {
             query?: never;
@@ -1007,6 +1024,12 @@ export interface components {
         DeviceJobEventPageDto: {
             items: components["schemas"]["DeviceJobEventDto"][];
             nextCursor: string | null;
+        };
+        BrokerTokenDto: {
+            /** @description bearer user JWT: the MQTT password (username = device id) on any NATS node */
+            token: string;
+            /** @description when NATS closes the connection and refuses the token; fetch a new one first */
+            expiresAt: string;
         };
         ReleaseRefDto: {
             /** @example gateway-os */
@@ -3143,6 +3166,63 @@ export interface operations {
             };
             /** @description DEVICE_NOT_FOUND: no (active) device with this id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    BrokerTokenController_issue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrokerTokenDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description FORBIDDEN: the token's role is too weak for this action */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INVALID_STATE: not possible in the current state (generic: routes answer a specific code where there is one) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -33,6 +33,19 @@ export interface SimulatedDeviceOptions {
   credential: string;
   /** mqtt://127.0.0.1:<port> */
   mqttUrl: string;
+  /** further brokers (a NATS cluster's other nodes): each connect tries the next URL of mqttUrl + these */
+  failoverMqttUrls?: string[];
+  /**
+   * The MQTT password for each connect; default the credential. BROKER=nats: a broker JWT fetched over
+   * HTTPS against the credential, as the agent's `server.mqttAuth: "token"` does.
+   */
+  mqttPassword?: () => Promise<string>;
+  /**
+   * Behave like the agent when the broker goes away (a NATS node killed): reconnect to the next URL until
+   * it works, keep every message until it is acknowledged, and answer a re-sent command with the events
+   * already reported for it (same event ids), so a report lost inside the broker is reported again.
+   */
+  reconnect?: boolean;
   outcome: SimOutcome;
   /** how long a simulated reboot keeps the device offline */
   rebootMs?: number;
@@ -81,6 +94,11 @@ export class SimulatedDevice {
   private readonly handled = new Map<string, JobEventType>();
   private stopped = false;
   private work: Promise<void> = Promise.resolve();
+  private connects = 0;
+  private rebooting = false;
+  private readonly reported = new Map<string, JobEventMessage[]>();
+  /** every distinct install command id this device received */
+  readonly installCommandIds = new Set<string>();
 
   constructor(
     private readonly options: SimulatedDeviceOptions,
@@ -107,10 +125,13 @@ export class SimulatedDevice {
 
   /** Connects (the agent's start) and reports presence and state. */
   async connect(): Promise<void> {
-    const client = mqtt.connect(this.options.mqttUrl, {
+    const urls = [this.options.mqttUrl, ...(this.options.failoverMqttUrls ?? [])];
+    const url = urls[this.connects++ % urls.length];
+    const password = this.options.mqttPassword ? await this.options.mqttPassword() : this.options.credential;
+    const client = mqtt.connect(url, {
       clientId: this.id,
       username: this.id,
-      password: this.options.credential,
+      password,
       protocolVersion: 4,
       reconnectPeriod: 0,
       connectTimeout: 30_000,
@@ -130,6 +151,10 @@ export class SimulatedDevice {
     });
     client.removeAllListeners('error');
     client.on('error', () => undefined);
+    if (this.options.reconnect)
+      client.once('close', () => {
+        if (this.client === client && !this.stopped && !this.rebooting) void this.connectRetrying();
+      });
     client.on('message', (_topic, payload) => {
       // Commands run one at a time, in arrival order, as on the real agent.
       this.work = this.work.then(() => this.handle(payload)).catch(() => undefined);
@@ -168,8 +193,44 @@ export class SimulatedDevice {
   }
 
   private async publish(channel: DeviceChannel, message: object, retain = false): Promise<void> {
-    if (!this.client?.connected) return;
-    await this.client.publishAsync(deviceTopic(this.id, channel), encodeMessage(message), { qos: 1, retain });
+    if (!this.options.reconnect) {
+      if (!this.client?.connected) return;
+      await this.client.publishAsync(deviceTopic(this.id, channel), encodeMessage(message), { qos: 1, retain });
+      return;
+    }
+    // until acknowledged: a PUBLISH in flight on a connection that dies is sent again on the next one
+    while (!this.stopped) {
+      const client = this.client;
+      if (client?.connected) {
+        const closed = new Promise<never>((_, reject) => {
+          client.once('close', () => reject(new Error('closed')));
+          setTimeout(() => reject(new Error('no PUBACK')), 5000).unref();
+        });
+        closed.catch(() => undefined);
+        const sent = client.publishAsync(deviceTopic(this.id, channel), encodeMessage(message), { qos: 1, retain });
+        if (
+          await Promise.race([sent, closed]).then(
+            () => true,
+            () => false,
+          )
+        )
+          return;
+      }
+      await sleep(200);
+    }
+  }
+
+  /** The next URL every half second until a connect succeeds (a cluster still placing its MQTT streams). */
+  async connectRetrying(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.connect();
+        return;
+      } catch {
+        await this.client?.endAsync(true).catch(() => undefined);
+        await sleep(500);
+      }
+    }
   }
 
   private async event(commandId: string, type: JobEventType, extra: Partial<JobEventMessage> = {}): Promise<void> {
@@ -182,6 +243,7 @@ export class SimulatedDevice {
       ...extra,
     } as JobEventMessage;
     this.hooks.onEvent?.(this.id, event);
+    if (this.options.reconnect) this.reported.set(commandId, [...(this.reported.get(commandId) ?? []), event]);
     await this.publish(DeviceChannel.Events, event);
   }
 
@@ -189,7 +251,12 @@ export class SimulatedDevice {
     const parsed = parseCommand(payload);
     if (!parsed.ok) return;
     const command = parsed.value;
+    if (command.type === CommandType.Install) this.installCommandIds.add(command.commandId);
     const previous = this.handled.get(command.commandId);
+    if (previous && this.options.reconnect) {
+      for (const event of this.reported.get(command.commandId) ?? []) await this.publish(DeviceChannel.Events, event);
+      return;
+    }
     if (previous) {
       await this.event(command.commandId, JobEventType.Accepted, { duplicate: true });
       return;
@@ -356,13 +423,15 @@ export class SimulatedDevice {
 
   /** Drops the connection, waits, and comes back booted into `snapshot` (default: the current one). */
   private async reboot(snapshot = this.current, trial = false): Promise<void> {
+    this.rebooting = true;
     await this.client?.endAsync(true).catch(() => undefined);
     this.client = null;
     await sleep(this.options.rebootMs ?? 200);
+    this.rebooting = false;
     if (this.stopped) return;
     this.booted = snapshot;
     this.trialBoot = trial;
     this.seq = 0;
-    await this.connect();
+    await (this.options.reconnect ? this.connectRetrying() : this.connect());
   }
 }

@@ -6,6 +6,7 @@ import {
   ArrayMinSize,
   IsArray,
   IsBoolean,
+  IsIn,
   IsInt,
   IsOptional,
   IsString,
@@ -78,6 +79,24 @@ export class ServerConfigSection {
    */
   @Matches(/^https?:\/\/[^\s/?#@]+(\/\S*)?$/, { message: 'httpUrl must be http://host[:port] or https://host[:port]' })
   httpUrl!: string;
+
+  /**
+   * `credential` (default): the MQTT password is the device credential (the embedded broker). `token`: before
+   * each connect the agent fetches a short-lived broker JWT from httpUrl with the credential and uses it as
+   * the password (BROKER=nats, docs/scale-out.md)
+   */
+  @IsOptional()
+  @IsIn(['credential', 'token'], { message: 'mqttAuth must be "credential" or "token"' })
+  mqttAuth?: 'credential' | 'token';
+
+  /** further MQTT brokers (the other nodes of a NATS cluster), tried in turn after mqttUrl when a connect fails */
+  @IsOptional()
+  @IsArray()
+  @Matches(/^mqtts?:\/\/[^\s/]+(:\d+)?\/?$/, {
+    each: true,
+    message: 'failoverMqttUrls must be mqtt://host[:port] or mqtts://host[:port] each',
+  })
+  failoverMqttUrls?: string[];
 
   /** PEM CA bundle for mqtts:// and https:// artifact URLs (optional: system CAs otherwise) */
   @IsOptional()
@@ -164,6 +183,12 @@ export interface AgentConfig {
   deviceId: string;
   credential: string;
   mqttUrl: string;
+  /** server.failoverMqttUrls: tried in turn after mqttUrl */
+  failoverMqttUrls: string[];
+  /** server.mqttAuth */
+  mqttAuth: 'credential' | 'token';
+  /** server.httpUrl as configured (the broker-token request goes there) */
+  httpUrl: string;
   /** scheme://host[:port] that artifact downloads must come from */
   artifactOrigin: string;
   ca: Buffer | null;
@@ -284,6 +309,9 @@ export function validateAgentConfig(plain: unknown): AgentConfig {
     deviceId: file.deviceId,
     credential,
     mqttUrl: file.server.mqttUrl,
+    failoverMqttUrls: file.server.failoverMqttUrls ?? [],
+    mqttAuth: file.server.mqttAuth ?? 'credential',
+    httpUrl: file.server.httpUrl,
     artifactOrigin: new URL(file.server.httpUrl).origin,
     ca: file.server.caFile ? readFileSync(file.server.caFile) : null,
     poolPath: file.poolPath,

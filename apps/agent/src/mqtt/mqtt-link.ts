@@ -8,6 +8,13 @@ export interface MqttLinkOptions {
   deviceId: string;
   credential: string;
   url: string;
+  /** further brokers, tried in turn after `url` on each reconnect (a NATS cluster's other nodes) */
+  failoverUrls?: string[];
+  /**
+   * `server.mqttAuth: "token"`: the password for the next connect (a broker JWT fetched against the
+   * credential), asked for before the first connect and again after every close; default the credential
+   */
+  password?: () => Promise<string>;
   ca: Buffer | null;
   /** first reconnect delay; doubles up to maxReconnectMs while the server stays away */
   initialReconnectMs?: number;
@@ -61,10 +68,32 @@ export class MqttLink extends EventEmitter {
     return deviceTopic(this.options.deviceId, channel);
   }
 
-  start(): void {
+  /**
+   * Connects and keeps reconnecting. In token mode the first broker token is fetched first (the promise
+   * settles once the client exists); otherwise the client exists when start() returns.
+   */
+  start(): Promise<void> {
+    if (!this.options.password) {
+      this.open(this.options.credential);
+      return Promise.resolve();
+    }
+    return this.nextPassword(this.options.credential).then((password) => this.open(password));
+  }
+
+  private open(password: string): void {
+    const servers = [this.options.url, ...(this.options.failoverUrls ?? [])].map((url) => {
+      const parsed = new URL(url);
+      return {
+        host: parsed.hostname,
+        port: Number(parsed.port) || (parsed.protocol === 'mqtts:' ? 8883 : 1883),
+        protocol: parsed.protocol.replace(':', '') as 'mqtt' | 'mqtts',
+      };
+    });
     const clientOptions: IClientOptions = {
       username: this.options.deviceId,
-      password: this.options.credential,
+      password,
+      // mqtt.js moves to the next server on every reconnect
+      ...(servers.length > 1 ? { servers } : {}),
       // the server binds a session to the device: client id = username = device id
       clientId: this.options.deviceId,
       protocolVersion: 4,
@@ -113,6 +142,9 @@ export class MqttLink extends EventEmitter {
     });
     client.on('close', () => {
       this.clearStableTimer();
+      // the JWT may have expired or been revoked: the next CONNECT carries a fresh one when it is back in time
+      if (this.options.password)
+        void this.nextPassword(client.options.password).then((next) => (client.options.password = next));
       // exponential backoff: mqtt.js reads reconnectPeriod each time it schedules the next attempt
       const next = Math.min((client.options.reconnectPeriod ?? this.initialReconnectMs) * 2, this.maxReconnectMs);
       client.options.reconnectPeriod = next;
@@ -122,6 +154,19 @@ export class MqttLink extends EventEmitter {
     client.on('message', (topic, payload) => {
       if (topic === this.topic(DeviceChannel.Commands)) this.emit('command', payload);
     });
+  }
+
+  private async nextPassword(fallback: string | Buffer | undefined): Promise<string> {
+    const current = typeof fallback === 'string' ? fallback : (fallback?.toString('utf8') ?? this.options.credential);
+    if (!this.options.password) return current;
+    try {
+      return await this.options.password();
+    } catch (error) {
+      this.logger.warn('fetching the broker token failed, reconnecting with the last one', {
+        error: (error as Error).message,
+      });
+      return current;
+    }
   }
 
   private clearStableTimer(): void {

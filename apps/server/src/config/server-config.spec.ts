@@ -15,6 +15,46 @@ describe(ServerConfig.name, () => {
     expect(config.mqttTlsEnabled).toBe(false);
   });
 
+  it('BROKER: embedded by default; nats needs its URLs and files, each problem named', () => {
+    expect(ServerConfig.fromEnv({}, '/srv')).toMatchObject({ broker: 'embedded', nats: null });
+    expect(() => ServerConfig.fromEnv({ BROKER: 'kafka' })).toThrow(/BROKER="kafka" must be one of embedded, nats/);
+    let error: unknown;
+    try {
+      ServerConfig.fromEnv({ BROKER: 'nats', NATS_URLS: 'http://n1:4222', NATS_DEVICE_TOKEN_TTL_SECONDS: '5' });
+    } catch (e) {
+      error = e;
+    }
+    const problems = (error as ConfigError).problems;
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'NATS_URLS: "http://n1:4222" is not a nats:// URL',
+        'NATS_DEVICE_TOKEN_TTL_SECONDS must be an integer ≥ 60',
+        'NATS_CREDS_FILE is required with BROKER=nats',
+        'NATS_SYSTEM_CREDS_FILE is required with BROKER=nats',
+        'NATS_ACCOUNT_SEED_FILE is required with BROKER=nats',
+        'NATS_ACCOUNT_JWT_FILE is required with BROKER=nats',
+        'NATS_OPERATOR_SEED_FILE is required with BROKER=nats',
+      ]),
+    );
+    const config = ServerConfig.fromEnv(
+      {
+        BROKER: 'nats',
+        NATS_URLS: 'nats://n1:4222, nats://n2:4222',
+        NATS_CREDS_FILE: 'secrets/server.creds',
+        NATS_SYSTEM_CREDS_FILE: '/s/system.creds',
+        NATS_ACCOUNT_SEED_FILE: '/s/account.seed',
+        NATS_ACCOUNT_JWT_FILE: '/s/account.jwt',
+        NATS_OPERATOR_SEED_FILE: '/s/operator.seed',
+      },
+      '/srv',
+    );
+    expect(config.nats).toMatchObject({
+      urls: ['nats://n1:4222', 'nats://n2:4222'],
+      credsFile: '/srv/secrets/server.creds',
+      deviceTokenTtlSeconds: 3600,
+    });
+  });
+
   it('lists every bad variable at once', () => {
     let error: unknown;
     try {

@@ -1,4 +1,5 @@
 import { isAbsolute, join, resolve } from 'node:path';
+import { BROKER_KINDS, BrokerKind } from '../broker/device-broker';
 
 /** Environment variables the server reads: the only place in apps/server that looks at process.env. */
 export const SERVER_ENV_VARIABLES = {
@@ -23,6 +24,16 @@ export const SERVER_ENV_VARIABLES = {
   PUBLIC_URL: 'base URL devices use to download artifacts (default http://localhost:HTTP_PORT)',
   MAX_MQTT_MESSAGE_BYTES: 'largest MQTT packet the broker accepts (default 262144)',
   MAX_ARTIFACT_BYTES: 'largest release artifact an upload may declare (default 17179869184 = 16 GiB)',
+  BROKER:
+    'embedded (default: aedes in this process) | nats (devices speak MQTT to a NATS JetStream cluster; docs/scale-out.md)',
+  NATS_URLS: 'BROKER=nats: comma-separated nats:// URLs of the cluster nodes the replica connects to',
+  NATS_CREDS_FILE: "BROKER=nats: .creds file (user JWT + seed) of the replicas' user in the application account",
+  NATS_SYSTEM_CREDS_FILE: 'BROKER=nats: .creds file of a system-account user (connect events, account JWT pushes)',
+  NATS_ACCOUNT_SEED_FILE: "BROKER=nats: file with the application account's seed (SA…), which signs device JWTs",
+  NATS_ACCOUNT_JWT_FILE:
+    "BROKER=nats: file with the application account's JWT as deployed; revocations are added to it",
+  NATS_OPERATOR_SEED_FILE: 'BROKER=nats: file with the operator seed (SO…) that re-signs the account JWT on revocation',
+  NATS_DEVICE_TOKEN_TTL_SECONDS: 'BROKER=nats: lifetime of a device broker JWT (default 3600, at least 60)',
 } as const;
 
 export type ServerEnvName = keyof typeof SERVER_ENV_VARIABLES;
@@ -58,6 +69,9 @@ export class ServerConfig {
   readonly publicUrl!: string;
   readonly maxMqttMessageBytes!: number;
   readonly maxArtifactBytes!: number;
+  readonly broker!: BrokerKind;
+  /** set when broker is `nats` */
+  readonly nats!: NatsConfig | null;
 
   constructor(values: ServerConfig) {
     Object.assign(this, values);
@@ -158,6 +172,12 @@ export class ServerConfig {
       else maxArtifactBytes = n;
     }
 
+    const broker = (text('BROKER') ?? 'embedded') as BrokerKind;
+    if (!BROKER_KINDS.includes(broker)) {
+      problems.push(`BROKER=${JSON.stringify(broker)} must be one of ${BROKER_KINDS.join(', ')}`);
+    }
+    const nats = broker === 'nats' ? natsConfig(text, dir, problems) : null;
+
     if (problems.length > 0) throw new ConfigError(problems);
 
     const dataDir = dir(text('DATA_DIR') ?? './data');
@@ -181,6 +201,58 @@ export class ServerConfig {
       publicUrl: publicUrl.replace(/\/+$/, ''),
       maxMqttMessageBytes,
       maxArtifactBytes,
+      broker,
+      nats,
     } as ServerConfig);
   }
+}
+
+/** What a replica needs to run against a NATS cluster (BROKER=nats). */
+export interface NatsConfig {
+  urls: string[];
+  credsFile: string;
+  systemCredsFile: string;
+  accountSeedFile: string;
+  accountJwtFile: string;
+  operatorSeedFile: string;
+  deviceTokenTtlSeconds: number;
+}
+
+function natsConfig(
+  text: (name: ServerEnvName) => string | null,
+  dir: (value: string) => string,
+  problems: string[],
+): NatsConfig {
+  const required = (name: ServerEnvName): string => {
+    const value = text(name);
+    if (value === null) problems.push(`${name} is required with BROKER=nats`);
+    return value ?? '';
+  };
+  const urls = required('NATS_URLS')
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
+  for (const url of urls) {
+    if (!/^(nats|tls):\/\/[^/]+$/.test(url)) problems.push(`NATS_URLS: ${JSON.stringify(url)} is not a nats:// URL`);
+  }
+  let deviceTokenTtlSeconds = 3600;
+  const ttl = text('NATS_DEVICE_TOKEN_TTL_SECONDS');
+  if (ttl !== null) {
+    const n = Number(ttl);
+    if (!Number.isInteger(n) || n < 60) problems.push('NATS_DEVICE_TOKEN_TTL_SECONDS must be an integer ≥ 60');
+    else deviceTokenTtlSeconds = n;
+  }
+  const file = (name: ServerEnvName) => {
+    const value = required(name);
+    return value === '' ? '' : dir(value);
+  };
+  return {
+    urls,
+    credsFile: file('NATS_CREDS_FILE'),
+    systemCredsFile: file('NATS_SYSTEM_CREDS_FILE'),
+    accountSeedFile: file('NATS_ACCOUNT_SEED_FILE'),
+    accountJwtFile: file('NATS_ACCOUNT_JWT_FILE'),
+    operatorSeedFile: file('NATS_OPERATOR_SEED_FILE'),
+    deviceTokenTtlSeconds,
+  };
 }

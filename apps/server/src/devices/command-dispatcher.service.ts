@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import {
   COMMAND_CLASSES,
@@ -14,8 +14,8 @@ import { DataSource, EntityManager } from 'typeorm';
 import { Actor } from '../auth/actor';
 import { AuditService } from '../audit/audit.service';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
-import { BrokerRegistry } from '../mqtt/broker-registry.service';
-import { MqttBrokerService } from '../mqtt/mqtt-broker.service';
+import { BrokerRegistry } from '../broker/broker-registry.service';
+import { DEVICE_BROKER, DeviceBroker } from '../broker/device-broker';
 import { CommandStatus, UNDELIVERED_STATUSES } from './command-status';
 import { DeviceCommand } from './device-command.entity';
 import { Device, DeviceStatus } from './device.entity';
@@ -48,12 +48,12 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditService,
-    private readonly broker: MqttBrokerService,
+    @Inject(DEVICE_BROKER) private readonly broker: DeviceBroker,
     private readonly registry: BrokerRegistry,
   ) {}
 
   onModuleInit(): void {
-    this.broker.onCommandsSubscribed((deviceId) => {
+    this.broker.onResendNeeded((deviceId) => {
       this.resendUndelivered(deviceId).catch((error: Error) =>
         this.logger.error(`deviceId=${deviceId} resending commands failed: ${error.message}`),
       );
@@ -81,6 +81,7 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
    */
   async deliverQueued(): Promise<number> {
     if (!this.broker.isListening()) return 0;
+    if (this.broker.queuesForOfflineDevices) return this.deliverQueuedAnywhere();
     const queued = await this.dataSource
       .getRepository(DeviceCommand)
       .createQueryBuilder('c')
@@ -93,6 +94,28 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
       .getMany();
     const local = queued.filter((command) => this.broker.isConnected(command.deviceId));
     return local.length > 0 ? this.publishMany(local) : 0;
+  }
+
+  /**
+   * The broker keeps commands of offline devices (NATS): every queued command is published, online or not.
+   * The rows are locked SKIP LOCKED while they go out, so two replicas polling at once send each once.
+   */
+  private deliverQueuedAnywhere(): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      const rows: Array<{ id: string }> = await manager.query(
+        `SELECT id FROM device_commands WHERE status = $1 AND created_at < now() - interval '2 seconds'
+          ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED`,
+        [CommandStatus.Queued],
+      );
+      if (rows.length === 0) return 0;
+      const commands = await manager
+        .getRepository(DeviceCommand)
+        .createQueryBuilder('c')
+        .where('c.id = ANY(:ids)', { ids: rows.map((row) => row.id) })
+        .orderBy('c.created_at', 'ASC')
+        .getMany();
+      return this.publishMany(commands, manager);
+    });
   }
 
   /** Stores, audits and publishes one command. 404 unknown device, 409 decommissioned, 400 invalid command. */
@@ -243,7 +266,7 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
    * publish() for many stored commands (after the recording transaction committed): every message goes out
    * through the broker, and one UPDATE per chunk marks those whose device had a live session as `sent`.
    */
-  async publishMany(commands: DeviceCommand[]): Promise<number> {
+  async publishMany(commands: DeviceCommand[], manager: EntityManager = this.dataSource.manager): Promise<number> {
     let delivered = 0;
     // issued in order (aedes keeps the order of publish calls), awaited per chunk rather than one by one;
     // each chunk is marked `sent` as soon as it is out, so the queued-command poll does not send it again
@@ -254,7 +277,7 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
       );
       const ids = chunk.filter((_, j) => sent[j]).map((command) => command.id);
       if (ids.length === 0) continue;
-      await this.dataSource.query(
+      await manager.query(
         `UPDATE device_commands SET status = $2, updated_at = now() WHERE id = ANY($1::uuid[]) AND status = $3`,
         [ids, CommandStatus.Sent, CommandStatus.Queued],
       );

@@ -1,11 +1,11 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { isDeviceId } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { Actor } from '../auth/actor';
 import { AuditService } from '../audit/audit.service';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
-import { MqttBrokerService } from '../mqtt/mqtt-broker.service';
+import { DEVICE_BROKER, DeviceBroker } from '../broker/device-broker';
 import { CommandStatus, UNDELIVERED_STATUSES } from './command-status';
 import { Device, DeviceStatus } from './device.entity';
 import { normaliseTags } from './device-rules';
@@ -19,7 +19,7 @@ export class DeviceLifecycleService {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditService,
-    private readonly broker: MqttBrokerService,
+    @Inject(DEVICE_BROKER) private readonly broker: DeviceBroker,
   ) {}
 
   async setTags(id: string, tags: string[], actor: Actor): Promise<Device> {
@@ -81,7 +81,7 @@ export class DeviceLifecycleService {
       return manager.findOneByOrFail(Device, { id });
     });
     // after the commit, so a reconnect attempt already finds the credential revoked
-    if (this.broker.disconnectDevice(id)) this.logger.log(`deviceId=${id} decommissioned: MQTT session closed`);
+    if (await this.broker.disconnectDevice(id)) this.logger.log(`deviceId=${id} decommissioned: MQTT access ended`);
     return device;
   }
 

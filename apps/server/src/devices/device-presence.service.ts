@@ -4,7 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { SYSTEM_ACTOR, deviceActor } from '../auth/actor';
 import { AuditCoalescer, TAKEOVER_ACTION } from '../audit/audit-coalescer.service';
 import { AuditService } from '../audit/audit.service';
-import { BROKER_STALE_SECONDS, BrokerRegistry } from '../mqtt/broker-registry.service';
+import { BROKER_STALE_SECONDS, BrokerRegistry } from '../broker/broker-registry.service';
 import { DeviceStatus } from './device.entity';
 import { KeyedSerialQueue } from './keyed-serial-queue';
 import { returningRows } from '../database/returning-rows';
@@ -32,8 +32,20 @@ export class DevicePresenceService {
     return this.set(deviceId, true, reason, at, connected);
   }
 
-  markOffline(deviceId: string, reason: string, at = new Date()): Promise<void> {
-    return this.set(deviceId, false, reason, at, false);
+  /**
+   * `connectedAt`: the start of the connection that ended (BROKER=nats, whose events may arrive out of
+   * order across replicas): the device stays online when a later connect was already recorded.
+   */
+  markOffline(deviceId: string, reason: string, at = new Date(), connectedAt?: Date): Promise<void> {
+    return this.set(deviceId, false, reason, at, false, connectedAt ?? null);
+  }
+
+  /** Devices shown online (BROKER=nats: to re-send their open commands after a broker failover). */
+  async onlineDeviceIds(): Promise<string[]> {
+    const rows: Array<{ id: string }> = await this.dataSource.query(
+      `SELECT id FROM devices WHERE online AND status = '${DeviceStatus.Active}'`,
+    );
+    return rows.map((row) => row.id);
   }
 
   /**
@@ -127,7 +139,14 @@ export class DevicePresenceService {
     return rows.length;
   }
 
-  private set(deviceId: string, online: boolean, reason: string, at: Date, connected: boolean): Promise<void> {
+  private set(
+    deviceId: string,
+    online: boolean,
+    reason: string,
+    at: Date,
+    connected: boolean,
+    connectedAt: Date | null = null,
+  ): Promise<void> {
     return this.queue.run(deviceId, async () => {
       const plan = await this.dataSource.transaction(async (manager) => {
         // decommissioned devices stay as they were; offline only from the instance holding the session;
@@ -139,8 +158,9 @@ export class DevicePresenceService {
                   session_broker = CASE WHEN $2 THEN $5 ELSE NULL END, updated_at = now()
              FROM (SELECT id, online AS was_online FROM devices WHERE id = $1 FOR UPDATE) AS old
             WHERE d.id = old.id AND d.status = '${DeviceStatus.Active}' AND ($2 OR d.session_broker IS NULL OR d.session_broker = $5)
+              AND ($2 OR $6::timestamptz IS NULL OR d.last_connected_at IS NULL OR d.last_connected_at <= $6)
             RETURNING old.was_online`,
-          [deviceId, online, at, connected, this.broker.id],
+          [deviceId, online, at, connected, this.broker.id, connectedAt],
         );
         if (rows.length === 0 || rows[0].was_online === online) return null;
         const transition = this.coalescer.plan([

@@ -1,14 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DEVICE_AUTHENTICATOR } from '../auth/device-authenticator';
-import { BROKER_READINESS } from '../health/broker-readiness';
-import { BrokerRegistry } from '../mqtt/broker-registry.service';
-import { DeviceSessions } from '../mqtt/device-sessions';
-import { EventsHandler } from '../mqtt/events.handler';
-import { MqttBrokerService } from '../mqtt/mqtt-broker.service';
-import { MqttMetrics } from '../mqtt/mqtt-metrics';
-import { PresenceHandler } from '../mqtt/presence.handler';
-import { StateHandler } from '../mqtt/state.handler';
+import { BrokerRegistry } from '../broker/broker-registry.service';
 import { CommandDispatcher } from './command-dispatcher.service';
 import { DeviceCommand } from './device-command.entity';
 import { DeviceCommandsController } from './device-commands.controller';
@@ -25,10 +18,10 @@ import { DevicesController } from './devices.controller';
 import { JobEventRecorder } from './job-event-recorder.service';
 
 /**
- * Devices and the MQTT broker they talk to, as one module: the broker authenticates against and ingests
- * into device storage, and device commands go out through the broker, so two modules would import each
- * other. Global, because auth (DEVICE_AUTHENTICATOR), health (BROKER_READINESS), releases and rollouts
- * (CommandDispatcher, DeviceQueryService) use it.
+ * Devices: provisioning, state, presence, commands. The broker that carries MQTT is not imported here: the
+ * commands go out through the DEVICE_BROKER port (apps/server/src/broker/device-broker.ts), which
+ * MqttModule provides, and the broker adapters ingest into the services exported here. Global, because auth
+ * (DEVICE_AUTHENTICATOR), the broker adapters, releases and rollouts use it.
  */
 @Global()
 @Module({
@@ -46,14 +39,16 @@ import { JobEventRecorder } from './job-event-recorder.service';
     DevicePresenceService,
     JobEventRecorder,
     BrokerRegistry,
-    MqttMetrics,
-    DeviceSessions,
-    StateHandler,
-    EventsHandler,
-    PresenceHandler,
-    MqttBrokerService,
-    { provide: BROKER_READINESS, useExisting: MqttBrokerService },
   ],
-  exports: [DEVICE_AUTHENTICATOR, BROKER_READINESS, CommandDispatcher, DeviceQueryService, MqttBrokerService],
+  exports: [
+    DEVICE_AUTHENTICATOR,
+    CommandDispatcher,
+    DeviceQueryService,
+    DeviceCredentialAuthenticator,
+    DevicePresenceService,
+    DeviceStateWriter,
+    JobEventRecorder,
+    BrokerRegistry,
+  ],
 })
 export class DevicesModule {}

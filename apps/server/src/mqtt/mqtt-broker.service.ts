@@ -14,10 +14,10 @@ import { AddressInfo, Server, Socket, createServer } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { credentialFailure, LoginChannel, LoginFailure, LoginThrottle } from '../auth/login-throttle';
 import { ServerConfig } from '../config/server-config';
-import { BrokerReadiness } from '../health/broker-readiness';
+import { DeviceBroker } from '../broker/device-broker';
 import { DeviceCredentialAuthenticator } from '../devices/device-credential.authenticator';
 import { DevicePresenceService } from '../devices/device-presence.service';
-import { BrokerRegistry } from './broker-registry.service';
+import { BrokerRegistry } from '../broker/broker-registry.service';
 import { DeviceMessageHandler, Rejection } from './device-message-handler';
 import { DeviceSessions } from './device-sessions';
 import { EventsHandler } from './events.handler';
@@ -47,7 +47,10 @@ const HARD_PACKET_LIMIT_FACTOR = 4;
  * aedes instance, without a network client.
  */
 @Injectable()
-export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstrap, OnModuleDestroy {
+export class MqttBrokerService implements DeviceBroker, OnApplicationBootstrap, OnModuleDestroy {
+  readonly kind = 'embedded' as const;
+  /** aedes keeps nothing for a device without a session: the queued-command poll covers connected ones */
+  readonly queuesForOfflineDevices = false;
   private readonly logger = new Logger(MqttBrokerService.name);
   private broker: Aedes | null = null;
   private readonly servers: Server[] = [];
@@ -93,7 +96,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
   }
 
   /** Called with the device id whenever a device (re)subscribes to its commands topic. */
-  onCommandsSubscribed(listener: (deviceId: string) => void): void {
+  onResendNeeded(listener: (deviceId: string) => void): void {
     this.subscribedListeners.push(listener);
   }
 
@@ -124,7 +127,7 @@ export class MqttBrokerService implements BrokerReadiness, OnApplicationBootstra
   }
 
   /** Closes the device's session (decommissioning); true when it had one. */
-  disconnectDevice(deviceId: string): boolean {
+  async disconnectDevice(deviceId: string): Promise<boolean> {
     const session = this.sessions.get(deviceId);
     session?.close();
     return session !== undefined;

@@ -6,6 +6,7 @@ import { returningRows } from '../database/returning-rows';
 import { DeviceStatus } from '../devices/device.entity';
 import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
+import { recordHistory } from './execution-history';
 
 /** What cancel() did, for the rollout's audit entry and the caller's publish after commit. */
 export interface InFlightCancellation {
@@ -52,18 +53,16 @@ export class InFlightCanceller {
       [rolloutId, IN_FLIGHT_STATES, ExecutionState.Canceled, reason],
     );
     if (rows.length === 0) return { canceled: 0, commands: [] };
-    await manager.query(
-      `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail)
-       SELECT u.id, u.attempt, u.from_state, $1, u.command_id, jsonb_build_object('reason', $2::text)
-         FROM unnest($3::uuid[], $4::int[], $5::text[], $6::uuid[]) AS u(id, attempt, from_state, command_id)`,
-      [
-        ExecutionState.Canceled,
-        reason,
-        rows.map((r) => r.id),
-        rows.map((r) => r.attempt),
-        rows.map((r) => r.from_state),
-        rows.map((r) => r.command_id),
-      ],
+    await recordHistory(
+      manager,
+      rows.map((r) => ({
+        executionId: r.id,
+        attempt: r.attempt,
+        from: r.from_state as ExecutionState,
+        to: ExecutionState.Canceled,
+        commandId: r.command_id,
+        detail: { reason },
+      })),
     );
     // a decommissioned device gets no command (the dispatcher refuses one); its execution is canceled all the
     // same. FOR SHARE as in recordMany(): a decommission that did not commit yet waits for these commands.

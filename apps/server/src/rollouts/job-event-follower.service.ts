@@ -6,6 +6,7 @@ import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { deviceActor } from '../auth/actor';
 import { ExecutionState, IN_FLIGHT_STATES, isFinished, nextExecutionState } from './execution-state';
+import { recordHistory } from './execution-history';
 
 interface EventRow {
   seq: string;
@@ -221,19 +222,17 @@ export class JobEventFollower {
             t.target.id,
             t.to,
           ]);
-          await manager.query(
-            `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, event_id, command_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING`,
-            [
-              t.target.id,
-              t.target.attempt,
-              ExecutionState.Confirmed,
-              ExecutionState.Confirmed,
-              t.event.event_id,
-              t.event.command_id,
-              { revert: t.to, ...detailOf(t.event) },
-            ],
-          );
+          await recordHistory(manager, [
+            {
+              executionId: t.target.id,
+              attempt: t.target.attempt,
+              from: ExecutionState.Confirmed,
+              to: ExecutionState.Confirmed,
+              eventId: t.event.event_id,
+              commandId: t.event.command_id,
+              detail: { revert: t.to, ...detailOf(t.event) },
+            },
+          ]);
           if (finished) {
             audit.push({
               actor: deviceActor(t.event.device_id),
@@ -287,24 +286,18 @@ export class JobEventFollower {
     transitions: Array<Transition & { target: { table: 'execution' } }>,
   ): Promise<AuditEntryInput[]> {
     if (transitions.length === 0) return [];
-    const inserted = (await manager.query(
-      `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, event_id, command_id, detail)
-       SELECT u.execution_id, u.attempt, u.from_state, u.to_state, u.event_id, u.command_id, u.detail::jsonb
-         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[])
-              AS u(execution_id, attempt, from_state, to_state, event_id, command_id, detail)
-       ON CONFLICT (event_id) DO NOTHING
-       RETURNING event_id`,
-      [
-        transitions.map((t) => t.target.id),
-        transitions.map((t) => t.target.attempt),
-        transitions.map((t) => t.from),
-        transitions.map((t) => t.to),
-        transitions.map((t) => t.event.event_id),
-        transitions.map((t) => t.event.command_id),
-        transitions.map((t) => JSON.stringify(detailOf(t.event))),
-      ],
-    )) as { event_id: string }[];
-    const applied = new Set(inserted.map((row) => row.event_id));
+    const applied = await recordHistory(
+      manager,
+      transitions.map((t) => ({
+        executionId: t.target.id,
+        attempt: t.target.attempt,
+        from: t.from,
+        to: t.to,
+        eventId: t.event.event_id,
+        commandId: t.event.command_id,
+        detail: detailOf(t.event),
+      })),
+    );
     const kept = transitions.filter((t) => applied.has(t.event.event_id));
     const final = new Map<
       string,

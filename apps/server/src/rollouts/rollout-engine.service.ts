@@ -16,6 +16,7 @@ import { returningRows } from '../database/returning-rows';
 import { ACTIVE_ROLLOUT_STATUSES, RolloutRow, RolloutStatus, WaveRow, WaveStatus } from './rollout-rows';
 import { StateCounts, evaluateWave } from './wave-criterion';
 import { WaveDispatcher } from './wave-dispatcher.service';
+import { recordHistory } from './execution-history';
 
 /** How often the leader works; device events are picked up within this. */
 export const ENGINE_TICK_MS = 500;
@@ -154,17 +155,16 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
         [IN_FLIGHT_STATES, ExecutionState.TimedOut],
       );
       if (expired.length === 0) return;
-      await manager.query(
-        `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail)
-         SELECT u.id, u.attempt, u.from_state, $1, u.command_id, jsonb_build_object('reason', 'wave timeout')
-           FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[]) AS u(id, attempt, from_state, command_id)`,
-        [
-          ExecutionState.TimedOut,
-          expired.map((e) => e.id),
-          expired.map((e) => e.attempt),
-          expired.map((e) => e.from_state),
-          expired.map((e) => e.command_id),
-        ],
+      await recordHistory(
+        manager,
+        expired.map((e) => ({
+          executionId: e.id,
+          attempt: e.attempt,
+          from: e.from_state as ExecutionState,
+          to: ExecutionState.TimedOut,
+          commandId: e.command_id,
+          detail: { reason: 'wave timeout' },
+        })),
       );
       await this.audit.recordMany(
         expired.map((e) => ({
@@ -301,13 +301,16 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
         WHERE rollout_id = $1 AND state = $4 RETURNING id, attempt`,
       [rolloutId, ExecutionState.Canceled, reason, ExecutionState.Queued],
     );
-    if (rows.length > 0) {
-      await manager.query(
-        `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, detail)
-         SELECT u.id, u.attempt, $1, $2, jsonb_build_object('reason', $3::text) FROM unnest($4::uuid[], $5::int[]) AS u(id, attempt)`,
-        [ExecutionState.Queued, ExecutionState.Canceled, reason, rows.map((r) => r.id), rows.map((r) => r.attempt)],
-      );
-    }
+    await recordHistory(
+      manager,
+      rows.map((r) => ({
+        executionId: r.id,
+        attempt: r.attempt,
+        from: ExecutionState.Queued,
+        to: ExecutionState.Canceled,
+        detail: { reason },
+      })),
+    );
     return rows.length;
   }
 
@@ -450,16 +453,16 @@ export class RolloutEngine implements OnApplicationBootstrap, OnModuleDestroy {
           `UPDATE rollout_executions SET revert_command_id = $2, revert_state = $3, updated_at = now() WHERE id = $1`,
           [row.id, command?.id ?? null, command ? ExecutionState.Notified : ExecutionState.Failed],
         );
-        await manager.query(
-          `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail) VALUES ($1, $2, $3, $3, $4, $5)`,
-          [
-            row.id,
-            row.attempt,
-            ExecutionState.Confirmed,
-            command?.id ?? null,
-            { revert: command ? 'sent' : 'impossible', toSnapshot: row.from_snapshot, reason: failure },
-          ],
-        );
+        await recordHistory(manager, [
+          {
+            executionId: row.id,
+            attempt: row.attempt,
+            from: ExecutionState.Confirmed,
+            to: ExecutionState.Confirmed,
+            commandId: command?.id ?? null,
+            detail: { revert: command ? 'sent' : 'impossible', toSnapshot: row.from_snapshot, reason: failure },
+          },
+        ]);
         audit.push({
           actor: ROLLOUT_ENGINE_ACTOR,
           action: command ? 'rollout.execution.revert-sent' : 'rollout.execution.revert-failed',

@@ -30,6 +30,7 @@ import {
 } from './rollout-views';
 import { StateCounts } from './wave-criterion';
 import { WaveSize } from './wave-sizing';
+import { recordHistory } from './execution-history';
 
 // cursors hold only what encodeCursor wrote: anything else is INVALID_CURSOR before it reaches SQL
 const isCreatedCursor = (value: unknown): value is { createdAt: string; id: string } =>
@@ -383,10 +384,15 @@ export class RolloutsService implements OnModuleInit {
       );
       if (rows.length === 0)
         throw new DomainError(DomainErrorCode.NoFailedDevices, `rollout ${id} has no failed devices`);
-      await manager.query(
-        `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, detail)
-         SELECT u.id, u.attempt, NULL, $1, jsonb_build_object('reason', $2::text) FROM unnest($3::uuid[], $4::int[]) AS u(id, attempt)`,
-        [ExecutionState.Queued, `retry requested by ${actor.name}`, rows.map((r) => r.id), rows.map((r) => r.attempt)],
+      await recordHistory(
+        manager,
+        rows.map((r) => ({
+          executionId: r.id,
+          attempt: r.attempt,
+          from: null,
+          to: ExecutionState.Queued,
+          detail: { reason: `retry requested by ${actor.name}` },
+        })),
       );
       // the current wave is judged again once the retried devices have an outcome
       await manager.query(

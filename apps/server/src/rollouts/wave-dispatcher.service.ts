@@ -14,6 +14,7 @@ import { ROLLOUT_ENGINE_ACTOR } from './engine-actor';
 import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
 import { RolloutRow } from './rollout-rows';
+import { recordHistory } from './execution-history';
 
 interface QueuedDevice {
   id: string;
@@ -317,20 +318,16 @@ export class WaveDispatcher implements OnModuleDestroy {
         column((d) => d.timeoutSeconds),
       ],
     );
-    await manager.query(
-      `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, command_id, detail)
-       SELECT u.id, u.attempt, $1, $2, u.command_id, jsonb_build_object('choice', u.choice, 'artifact', u.artifact_file, 'bytes', u.bytes)
-         FROM unnest($3::uuid[], $4::int[], $5::uuid[], $6::text[], $7::text[], $8::bigint[]) AS u(id, attempt, command_id, choice, artifact_file, bytes)`,
-      [
-        ExecutionState.Queued,
-        ExecutionState.Notified,
-        column((d) => d.executionId),
-        column((d) => d.attempt),
-        column((d) => d.command.id),
-        column((d) => d.choice),
-        column((d) => d.artifact?.file ?? null),
-        column((d) => d.bytes),
-      ],
+    await recordHistory(
+      manager,
+      dispatched.map((d) => ({
+        executionId: d.executionId,
+        attempt: d.attempt,
+        from: ExecutionState.Queued,
+        to: ExecutionState.Notified,
+        commandId: d.command.id,
+        detail: { choice: d.choice, artifact: d.artifact?.file ?? null, bytes: d.bytes },
+      })),
     );
   }
 
@@ -340,11 +337,17 @@ export class WaveDispatcher implements OnModuleDestroy {
         `UPDATE rollout_executions SET state = $2, failure_reason = $3, finished_at = now(), updated_at = now() WHERE id = $1`,
         [f.executionId, f.state, f.reason],
       );
-      await manager.query(
-        `INSERT INTO rollout_execution_history (execution_id, attempt, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5)`,
-        [f.executionId, f.attempt, ExecutionState.Queued, f.state, { reason: f.reason }],
-      );
     }
+    await recordHistory(
+      manager,
+      finished.map((f) => ({
+        executionId: f.executionId,
+        attempt: f.attempt,
+        from: ExecutionState.Queued,
+        to: f.state,
+        detail: { reason: f.reason },
+      })),
+    );
   }
 
   /**

@@ -2,7 +2,7 @@ import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { ArtifactKind, MANIFEST_FORMAT, SnapshotInfo, SnapshotOrigin, signManifest } from '@cowroot/protocol';
 import { DataSource } from 'typeorm';
 import { SimOutcome } from '../../../../../tools/fleet-sim/src/sim-outcome';
-import { SimulatedDevice } from '../../../../../tools/fleet-sim/src/simulated-device';
+import { SimulatedDevice, SimulatedDeviceOptions } from '../../../../../tools/fleet-sim/src/simulated-device';
 
 export interface SeededRelease {
   id: string;
@@ -137,6 +137,8 @@ export async function provisionDevices(
   server: TestFleetServer,
   specs: { id: string; tags?: string[]; outcome?: SimOutcome; snapshots?: SnapshotInfo[] }[],
   rebootMs = 100,
+  /** per device, how it reaches the broker (BROKER=nats: the NATS nodes and a broker-token password) */
+  connection?: (id: string, credential: string) => Partial<SimulatedDeviceOptions>,
 ): Promise<SimulatedDevice[]> {
   const rows = specs.map((spec) => ({
     id: spec.id,
@@ -158,6 +160,7 @@ export async function provisionDevices(
         outcome: spec.outcome ?? SimOutcome.Confirm,
         snapshots: spec.snapshots,
         rebootMs,
+        ...connection?.(spec.id, rows[i].credential),
       }),
   );
 }

@@ -1,0 +1,157 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import {
+  DeviceChannel,
+  MessageRejectedMessage,
+  PROTOCOL_VERSION,
+  encodeMessage,
+  type DeviceChannel as Channel,
+} from '@cowroot/protocol';
+import { AckPolicy, RetentionPolicy, StorageType, nanos, type ConsumerMessages, type JsMsg } from 'nats';
+import { KeyedSerialQueue } from '../../devices/keyed-serial-queue';
+import { DeviceMessageHandler, Rejection, SessionRef } from '../device-message-handler';
+import { EventsHandler } from '../events.handler';
+import { MqttMetrics } from '../mqtt-metrics';
+import { NoticeBudget } from '../notice-budget';
+import { printable } from '../printable';
+import { StateHandler } from '../state.handler';
+import { NatsConnections } from './nats-connections';
+import { INGEST_CONSUMER, REPORTS_STREAM, REPORT_SUBJECTS, deviceSubject, parseReportSubject } from './nats-subjects';
+
+/** A replica that dies holding a report: JetStream gives it to another replica after this long. */
+const ACK_WAIT_MS = 30_000;
+/** Reports a replica holds unacknowledged at once: enough for the writers' group commit to fill. */
+const IN_FLIGHT = 2000;
+/** After a storage failure the report comes back after this long (the database may be failing over). */
+const RETRY_DELAY_MS = 2000;
+
+/** Reports come from the stream, not from a connection: there is no session to compare against. */
+const NO_SESSION: SessionRef = { close: () => undefined };
+
+/**
+ * BROKER=nats ingest: devices' QoS 1 reports (state, events) land in the JetStream stream COWROOT_REPORTS;
+ * every replica pulls from the one durable consumer `ingest`, so each report goes to one replica, and acks
+ * it only after the same handlers as the embedded broker's have committed it. A replica that crashes
+ * holding reports loses nothing: JetStream redelivers them after ACK_WAIT_MS, and the handlers drop what
+ * was already stored (event ids, state seq), so each report is applied exactly once.
+ */
+@Injectable()
+export class NatsReportConsumer implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(NatsReportConsumer.name);
+  private readonly handlers: ReadonlyMap<string, DeviceMessageHandler>;
+  private readonly queue = new KeyedSerialQueue();
+  private readonly notices = new NoticeBudget();
+  private messages: ConsumerMessages | null = null;
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+
+  constructor(
+    private readonly nats: NatsConnections,
+    private readonly metrics: MqttMetrics,
+    state: StateHandler,
+    events: EventsHandler,
+  ) {
+    this.handlers = new Map<string, DeviceMessageHandler>([state, events].map((h) => [h.channel, h]));
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.ensureStream();
+    this.loop = this.consumeForever();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+    // reports taken before the stop are still written and acknowledged
+    await this.queue.drain();
+    await Promise.all([...this.handlers.values()].map((handler) => handler.drain()));
+  }
+
+  /** Creates the stream and the consumer if missing (every replica tries; the first one wins). */
+  private async ensureStream(): Promise<void> {
+    const jsm = this.nats.jsm;
+    const exists = await jsm.streams.info(REPORTS_STREAM).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) {
+      const stream = {
+        name: REPORTS_STREAM,
+        subjects: REPORT_SUBJECTS,
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        max_age: nanos(7 * 24 * 3600 * 1000),
+      };
+      try {
+        await jsm.streams.add({ ...stream, num_replicas: 3 });
+      } catch (error) {
+        // a single node (or a two-node test cluster) cannot hold three replicas
+        if (!/replicas|insufficient resources/i.test((error as Error).message)) throw error;
+        await jsm.streams.add({ ...stream, num_replicas: 1 });
+      }
+    }
+    await jsm.consumers.add(REPORTS_STREAM, {
+      durable_name: INGEST_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(ACK_WAIT_MS),
+      max_ack_pending: -1,
+    });
+  }
+
+  private async consumeForever(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        const consumer = await this.nats.js.consumers.get(REPORTS_STREAM, INGEST_CONSUMER);
+        this.messages = await consumer.consume({ max_messages: IN_FLIGHT });
+        for await (const message of this.messages) this.take(message);
+      } catch (error) {
+        if (this.stopping) break;
+        this.logger.warn(`report consumer interrupted, resuming: ${(error as Error).message}`);
+      }
+      if (!this.stopping) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  private take(message: JsMsg): void {
+    const parsed = parseReportSubject(message.subject);
+    const handler = parsed && this.handlers.get(parsed.channel);
+    if (!parsed || !handler) {
+      this.logger.warn(`report on ${message.subject} has no handler: dropped`);
+      message.term();
+      return;
+    }
+    const { deviceId } = parsed;
+    const channel = handler.channel;
+    this.metrics.received(channel);
+    // one device's reports in stream order, as the embedded broker hands over one connection's packets
+    this.queue
+      .run(deviceId, () => handler.handle(deviceId, Buffer.from(message.data), NO_SESSION))
+      .then(
+        (rejection) => {
+          if (rejection) this.rejected(deviceId, channel, rejection);
+          message.ack();
+        },
+        (error: Error) => {
+          this.logger.error(`deviceId=${deviceId} channel=${channel} not stored, redelivery later: ${error.message}`);
+          message.nak(RETRY_DELAY_MS);
+        },
+      );
+  }
+
+  /** docs/protocol.md §7.1, as the embedded broker: counted, and the device told (a few per second). */
+  private rejected(deviceId: string, channel: Channel, rejection: Rejection): void {
+    this.metrics.reject(deviceId, channel, rejection.reason, rejection.detail);
+    const suppressed = this.notices.take(deviceId, Date.now());
+    if (suppressed === null) return;
+    const notice: MessageRejectedMessage = {
+      v: PROTOCOL_VERSION,
+      reason: rejection.reason,
+      channel,
+      message: printable(rejection.detail).slice(0, 1024),
+      at: new Date().toISOString(),
+      ...rejection.refs,
+      ...(suppressed > 0 ? { suppressed } : {}),
+    };
+    this.nats.app.publish(deviceSubject(deviceId, DeviceChannel.Rejections), encodeMessage(notice));
+  }
+}
