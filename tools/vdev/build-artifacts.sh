@@ -83,7 +83,13 @@ candidate() { apt-cache "${apt_opts[@]}" policy "$1" | awk '/Candidate:/ { print
 # --- u-boot ------------------------------------------------------------------------------------------
 uboot_version=$(apt-cache "${apt_opts[@]}" showsrc u-boot | awk '/^Version:/ { print $2 }' | sort -V | tail -1)
 frag_hash=$(sha256sum "$fragment" | cut -c1-12)
-rom=$cache/u-boot-${uboot_version//[:+~]/_}-$frag_hash.rom
+# uboot/patches/*.patch (e.g. the btrfs backup-superblock fallback) are applied to a copy of the source
+# tree; their hash is part of the cache key, so changing a patch rebuilds u-boot
+patches=()
+for patch_file in "$repo"/uboot/patches/*.patch; do [ -f "$patch_file" ] && patches+=("$patch_file"); done
+patch_key=""
+[ ${#patches[@]} -eq 0 ] || patch_key=-p$(cat "${patches[@]}" | sha256sum | cut -c1-12)
+rom=$cache/u-boot-${uboot_version//[:+~]/_}-$frag_hash$patch_key.rom
 if [ ! -s "$rom" ] || [ ! -s "$rom.env" ]; then
   src=$cache/src/u-boot-$uboot_version
   if [ ! -d "$src/done" ]; then
@@ -93,19 +99,31 @@ if [ ! -s "$rom" ] || [ ! -s "$rom.env" ]; then
     (cd "$src" && dpkg-source -x --skip-debianization ./*.dsc tree >&2 || dpkg-source -x ./*.dsc tree >&2)
     mkdir "$src/done"
   fi
-  build=$cache/build-u-boot-$frag_hash
+  tree=$src/tree
+  if [ -n "$patch_key" ]; then
+    tree=$src/tree$patch_key
+    if [ ! -e "$tree/.cowroot-patched" ]; then
+      rm -rf "$tree" && cp -a "$src/tree" "$tree"
+      for patch_file in "${patches[@]}"; do
+        log "applying $(basename "$patch_file")"
+        patch -d "$tree" -p1 --batch --forward <"$patch_file" >&2
+      done
+      touch "$tree/.cowroot-patched"
+    fi
+  fi
+  build=$cache/build-u-boot-$frag_hash$patch_key
   rm -rf "$build" && mkdir -p "$build"
   log "building u-boot (qemu-x86_defconfig + $(basename "$fragment"))"
   export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
-  make -s -C "$src/tree" O="$build" qemu-x86_defconfig >&2
-  "$src/tree/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$fragment" >/dev/null
-  make -s -C "$src/tree" O="$build" olddefconfig >&2
+  make -s -C "$tree" O="$build" qemu-x86_defconfig >&2
+  "$tree/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$fragment" >/dev/null
+  make -s -C "$tree" O="$build" olddefconfig >&2
   for opt in CONFIG_CMD_NVEDIT_LOAD CONFIG_FS_BTRFS CONFIG_CMD_BTRFS CONFIG_CMD_SETEXPR CONFIG_ENV_IS_IN_FAT CONFIG_SYS_REDUNDAND_ENVIRONMENT; do
     grep -q "^$opt=y" "$build/.config" || { log "$opt did not survive olddefconfig"; exit 1; }
   done
-  make -s -C "$src/tree" O="$build" -j"${COWROOT_BUILD_JOBS:-2}" >&2
+  make -s -C "$tree" O="$build" -j"${COWROOT_BUILD_JOBS:-2}" >&2
   # the board's default env as text: the env file on the FAT partition must carry it too
-  make -s -C "$src/tree" O="$build" u-boot-initial-env >&2
+  make -s -C "$tree" O="$build" u-boot-initial-env >&2
   cp "$build/u-boot-initial-env" "$rom.env"
   cp "$build/u-boot.rom" "$rom.tmp" && mv "$rom.tmp" "$rom"
   rm -rf "$build"

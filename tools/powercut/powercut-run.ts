@@ -1,0 +1,174 @@
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CommandRunner } from '@cowroot/device';
+import type { VdevArtifacts } from '../vdev/vdev-artifacts';
+import { VirtualDevice } from '../vdev/virtual-device';
+import { enumerateCrashStates, describeState, type CrashState } from './crash-states';
+import { judgeState, type Verdict } from './fast-judge';
+import { parseWriteLog, type WriteLog } from './log-writes.parser';
+import { seedFor, seededRandom } from './prng';
+import type { Recording } from './recorder';
+import { StateMaterializer } from './state-materializer';
+
+const runner = new CommandRunner();
+
+export interface RunOptions {
+  seed: number;
+  samplesPerEpoch: number;
+  /** states booted for real per flow, drawn at random (seeded) on top of every suspicious one */
+  realBootsPerFlow: number;
+  /** only these state ids (a replay); all when absent */
+  onlyStates?: number[];
+  ubootBackupSuperblock: boolean;
+  scratchDir: string;
+  log: (line: string) => void;
+}
+
+export interface StateResult {
+  flow: string;
+  state: CrashState;
+  description: string;
+  verdict: Verdict;
+  judgeSeconds: number;
+  realBoot?: {
+    ok: boolean;
+    snapshot: string | null;
+    trial: string | null;
+    prompt: boolean;
+    seconds: number;
+    why?: string;
+  };
+}
+
+export interface FlowReport {
+  flow: string;
+  logEntries: number;
+  writes: number;
+  flushes: number;
+  states: number;
+  failed: StateResult[];
+  realBoots: StateResult[];
+  judgeSeconds: number;
+}
+
+/** The seeded sample of states booted for real (suspicious ones are booted on top of it). */
+export function pickRealBoots(states: CrashState[], count: number, seed: number): Set<number> {
+  const random = seededRandom(seed);
+  const ids = states.map((s) => s.id);
+  const picked = new Set<number>();
+  while (picked.size < Math.min(count, ids.length)) picked.add(ids[Math.floor(random() * ids.length)]);
+  return picked;
+}
+
+export async function runFlow(
+  recording: Recording,
+  artifacts: VdevArtifacts,
+  bootScript: Buffer,
+  options: RunOptions,
+): Promise<FlowReport> {
+  const writeLog: WriteLog = parseWriteLog(await readFile(recording.log));
+  const states = enumerateCrashStates(writeLog.entries, {
+    seed: seedFor(options.seed, recording.flow),
+    samplesPerEpoch: options.samplesPerEpoch,
+  });
+  const wanted = options.onlyStates ? new Set(options.onlyStates) : null;
+  for (const id of options.onlyStates ?? []) {
+    if (!states[id]) throw new Error(`${recording.flow} has states 0..${states.length - 1}, not ${id}`);
+  }
+  const realBoots =
+    wanted ?? pickRealBoots(states, options.realBootsPerFlow, seedFor(options.seed + 1, recording.flow));
+  const flowDir = join(options.scratchDir, recording.flow);
+  const work = join(flowDir, 'state.img');
+  await rm(flowDir, { recursive: true, force: true });
+  await runner.run('mkdir', ['-p', flowDir]);
+  await runner.run('cp', ['--sparse=always', '--reflink=auto', recording.before, work]);
+  const report: FlowReport = {
+    flow: recording.flow,
+    logEntries: writeLog.entries.length,
+    writes: writeLog.entries.filter((e) => e.nrSectors > 0).length,
+    flushes: writeLog.entries.filter((e) => e.flags & 1).length,
+    states: 0,
+    failed: [],
+    realBoots: [],
+    judgeSeconds: 0,
+  };
+  const materializer = await StateMaterializer.open(work, recording.log, writeLog);
+  try {
+    for (const state of states) {
+      // a replay still walks the log (the durable writes accumulate) but judges only what was asked
+      if (wanted && !wanted.has(state.id)) {
+        await materializer.apply(state);
+        await materializer.revert();
+        continue;
+      }
+      await materializer.apply(state);
+      const started = Date.now();
+      const verdict = await judgeState(work, {
+        layout: recording.layout,
+        bootScript,
+        confirmedBefore: recording.confirmedBefore,
+        ubootBackupSuperblock: options.ubootBackupSuperblock,
+        scratchDir: join(flowDir, 'judge'),
+      });
+      const result: StateResult = {
+        flow: recording.flow,
+        state,
+        description: describeState(state),
+        verdict,
+        judgeSeconds: (Date.now() - started) / 1000,
+      };
+      report.judgeSeconds += result.judgeSeconds;
+      report.states++;
+      if (verdict.suspicious || realBoots.has(state.id)) {
+        result.realBoot = await bootForReal(work, join(flowDir, `boot-${state.id}`), artifacts, verdict);
+        report.realBoots.push(result);
+        options.log(
+          `[powercut] ${recording.flow} state ${state.id}: real boot ${result.realBoot.ok ? 'reached' : 'FAILED'} snapshot ${result.realBoot.snapshot ?? '-'} (${result.realBoot.seconds.toFixed(0)} s)`,
+        );
+      }
+      if (!verdict.ok && !(verdict.suspicious && result.realBoot?.ok)) report.failed.push(result);
+      else if (result.realBoot && !result.realBoot.ok) report.failed.push(result);
+      await materializer.revert();
+    }
+  } finally {
+    await materializer.close();
+  }
+  await rm(work, { force: true });
+  return report;
+}
+
+/**
+ * Boots the state in the real u-boot + kernel: it must reach a snapshot (the one the fast judge predicts,
+ * when it could judge), never the u-boot prompt. The control area is cleared first: the commands the
+ * recorded boot ran belong to the test harness, not to the device's state.
+ */
+async function bootForReal(
+  image: string,
+  dir: string,
+  artifacts: VdevArtifacts,
+  verdict: Verdict,
+): Promise<NonNullable<StateResult['realBoot']>> {
+  await runner.run('mkdir', ['-p', dir]);
+  await runner.run('cp', ['--sparse=always', '--reflink=auto', image, join(dir, 'disk.img')]);
+  try {
+    const device = await VirtualDevice.open(dir, artifacts);
+    await device.setControl([]);
+    const record = await device.boot({ timeoutMs: 240_000 });
+    const snapshot = record.linux?.snapshot ?? null;
+    const expected = verdict.snapshot;
+    let why: string | undefined;
+    if (record.reachedPrompt) why = 'reached the u-boot prompt';
+    else if (!record.linux) why = `no snapshot reached (${record.end})`;
+    else if (expected && snapshot !== expected) why = `booted ${snapshot}, the fast judge predicted ${expected}`;
+    return {
+      ok: !why,
+      snapshot,
+      trial: record.linux?.trial ?? null,
+      prompt: record.reachedPrompt,
+      seconds: record.seconds,
+      why,
+    };
+  } finally {
+    await rm(join(dir, 'disk.img'), { force: true });
+  }
+}
