@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     .option('--seed <n>', 'seed of the sampled states and of the real boots', '1')
     .option('--samples-per-epoch <n>', 'random states between two flushes', '3')
     .option('--real-boots <n>', 'states booted for real per flow, on top of every suspicious one', '4')
+    .option('--state-limit <n>', 'judge a seeded sample of at most <n> states per flow')
     .option('--rerecord', 'record the flows again even if recordings are kept')
     .option(
       '--work-dir <dir>',
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     seed: string;
     samplesPerEpoch: string;
     realBoots: string;
+    stateLimit?: string;
     rerecord?: boolean;
     workDir: string;
     report?: string;
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
       samplesPerEpoch: number('samples-per-epoch', o.samplesPerEpoch),
       realBootsPerFlow: number('real-boots', o.realBoots),
       onlyStates: states,
+      stateLimit: o.stateLimit === undefined ? undefined : number('state-limit', o.stateLimit),
       ubootBackupSuperblock: board.ubootBackupSuperblock,
       scratchDir: join(dir, 'scratch'),
       log,

@@ -9,6 +9,7 @@ import { parseWriteLog, type WriteLog } from './log-writes.parser';
 import { seedFor, seededRandom } from './prng';
 import type { Recording } from './recorder';
 import { StateMaterializer } from './state-materializer';
+import { superblockBatches, type SuperblockBatches } from './superblock-batches';
 
 const runner = new CommandRunner();
 
@@ -19,6 +20,8 @@ export interface RunOptions {
   realBootsPerFlow: number;
   /** only these state ids (a replay); all when absent */
   onlyStates?: number[];
+  /** judge a seeded sample of at most this many states per flow (the CI subset); all when absent */
+  stateLimit?: number;
   ubootBackupSuperblock: boolean;
   scratchDir: string;
   log: (line: string) => void;
@@ -49,9 +52,10 @@ export interface FlowReport {
   failed: StateResult[];
   realBoots: StateResult[];
   judgeSeconds: number;
+  superblocks: SuperblockBatches;
 }
 
-/** The seeded sample of states booted for real (suspicious ones are booted on top of it). */
+/** A seeded sample of `count` states (the real boots; the CI subset). */
 export function pickRealBoots(states: CrashState[], count: number, seed: number): Set<number> {
   const random = seededRandom(seed);
   const ids = states.map((s) => s.id);
@@ -71,12 +75,22 @@ export async function runFlow(
     seed: seedFor(options.seed, recording.flow),
     samplesPerEpoch: options.samplesPerEpoch,
   });
-  const wanted = options.onlyStates ? new Set(options.onlyStates) : null;
+  const wanted = options.onlyStates
+    ? new Set(options.onlyStates)
+    : options.stateLimit !== undefined && options.stateLimit < states.length
+      ? pickRealBoots(states, options.stateLimit, seedFor(options.seed + 2, recording.flow))
+      : null;
   for (const id of options.onlyStates ?? []) {
     if (!states[id]) throw new Error(`${recording.flow} has states 0..${states.length - 1}, not ${id}`);
   }
   const realBoots =
-    wanted ?? pickRealBoots(states, options.realBootsPerFlow, seedFor(options.seed + 1, recording.flow));
+    wanted ??
+    pickRealBoots(
+      [...(wanted ?? states.map((s) => s.id))].map((id) => states[id]),
+      options.realBootsPerFlow,
+      seedFor(options.seed + 1, recording.flow),
+    );
+  const maxWanted = wanted ? Math.max(...[...wanted].map((id) => states[id].durableThrough)) : Infinity;
   const flowDir = join(options.scratchDir, recording.flow);
   const work = join(flowDir, 'state.img');
   await rm(flowDir, { recursive: true, force: true });
@@ -91,10 +105,12 @@ export async function runFlow(
     failed: [],
     realBoots: [],
     judgeSeconds: 0,
+    superblocks: superblockBatches(writeLog.entries, recording.layout.pool.offset, writeLog.sectorSize),
   };
   const materializer = await StateMaterializer.open(work, recording.log, writeLog);
   try {
     for (const state of states) {
+      if (wanted && state.durableThrough > maxWanted) break;
       // a replay still walks the log (the durable writes accumulate) but judges only what was asked
       if (wanted && !wanted.has(state.id)) {
         await materializer.apply(state);

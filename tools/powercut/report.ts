@@ -37,6 +37,10 @@ export function formatReport(board: string, reports: FlowReport[], seconds: numb
       (r) =>
         `${r.flow.padEnd(20)} ${String(r.logEntries).padStart(8)} ${String(r.writes).padStart(7)} ${String(r.flushes).padStart(7)} ${String(r.states).padStart(7)} ${String(r.failed.length).padStart(7)} ${String(r.realBoots.length).padStart(7)}`,
     ),
+    ...reports.map(
+      (r) =>
+        `${r.flow}: ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
+    ),
     `total: ${states} distinct crash states, ${failed.length} failed, ${booted} booted for real`,
     `time: ${seconds.toFixed(0)} s; fast judge ${(judge / Math.max(states, 1)).toFixed(2)} s/state; real boot ${(bootSeconds / Math.max(booted, 1)).toFixed(1)} s/boot`,
     ...failed.flatMap((f) => describeFailure(f, seed)),
