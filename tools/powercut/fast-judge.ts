@@ -8,6 +8,7 @@ import {
   checkSuperblock,
   chooseEnv,
   parseEnvCopy,
+  repairedPrimary,
   ubootSuperblock,
   type EnvCopy,
   type SuperblockStatus,
@@ -34,8 +35,10 @@ export interface JudgeContext {
 
 export interface Verdict {
   ok: boolean;
-  /** worth a real boot even when ok: a recovery path (backup superblock) the fast judge cannot follow */
+  /** worth a real boot: the fast judge found a failure */
   suspicious: boolean;
+  /** the primary superblock was invalid: judged on the backup copy put in its place, as the device does */
+  repairedSuperblock: boolean;
   reasons: string[];
   envCopies: { name: string; valid: boolean; flag: number; protocol: Record<string, string>; why?: string }[];
   /** the snapshot boot.scr will boot (after its fallbacks), null if none */
@@ -87,16 +90,19 @@ export async function judgeState(image: string, context: JudgeContext): Promise<
   const chosen = chooseEnv(copies[0], copies[1]);
   if (!chosen) reasons.push('both env copies are invalid: u-boot falls back to its default env (no cowroot_disk)');
 
-  const handle = await open(image, 'r');
-  let superblocks: SuperblockStatus[];
+  const handle = await open(image, 'r+');
+  const superblocks: SuperblockStatus[] = [];
+  const superBytes = new Map<number, Buffer>();
   try {
-    superblocks = [];
     for (const offset of SUPERBLOCK_OFFSETS) {
       if (offset + SUPERBLOCK_SIZE > layout.pool.size) continue;
-      superblocks.push(checkSuperblock(await readRange(handle, layout.pool.offset + offset, SUPERBLOCK_SIZE), offset));
+      const bytes = await readRange(handle, layout.pool.offset + offset, SUPERBLOCK_SIZE);
+      superBytes.set(offset, bytes);
+      superblocks.push(checkSuperblock(bytes, offset));
     }
-  } finally {
+  } catch (error) {
     await handle.close();
+    throw error;
   }
   const primaryValid = superblocks[0]?.valid === true;
   const ubootSuper = ubootSuperblock(superblocks, context.ubootBackupSuperblock);
@@ -105,7 +111,8 @@ export async function judgeState(image: string, context: JudgeContext): Promise<
 
   const verdict: Verdict = {
     ok: false,
-    suspicious: false,
+    suspicious: true,
+    repairedSuperblock: false,
     reasons,
     envCopies: copies.map((c) => ({
       name: c.name,
@@ -118,16 +125,35 @@ export async function judgeState(image: string, context: JudgeContext): Promise<
     trial: false,
     superblocks,
   };
-  if (!primaryValid) {
-    // Linux mounts from the primary only: the host cannot look inside without repairing the image, which
-    // the initramfs does on the device (btrfs rescue super-recover). A real boot decides.
-    verdict.suspicious = true;
-    if (ubootSuper)
-      reasons.push('primary superblock invalid: u-boot uses a backup, Linux repairs it (real boot decides)');
+  if (!chosen || !ubootSuper) {
+    await handle.close();
     return verdict;
   }
-  if (!chosen) return verdict;
+  // Linux mounts from the primary only; on the device the initramfs puts the newest valid backup in its
+  // place (btrfs rescue super-recover) and the patched u-boot reads that same backup. The judge does the
+  // same on the image for the time of the look, then puts the torn bytes back.
+  const primaryOffset = layout.pool.offset + SUPERBLOCK_OFFSETS[0];
+  const torn = primaryValid ? null : superBytes.get(SUPERBLOCK_OFFSETS[0]);
+  try {
+    if (torn) {
+      const repaired = repairedPrimary(superBytes.get(ubootSuper.offset) as Buffer);
+      await handle.write(repaired, 0, repaired.length, primaryOffset);
+      verdict.repairedSuperblock = true;
+    }
+    await judgePool(image, chosen, context, verdict);
+  } finally {
+    if (torn) await handle.write(torn, 0, torn.length, primaryOffset);
+    await handle.close();
+  }
+  verdict.ok = reasons.length === 0;
+  verdict.suspicious = !verdict.ok;
+  return verdict;
+}
 
+async function judgePool(image: string, chosen: EnvCopy, context: JudgeContext, verdict: Verdict): Promise<void> {
+  const { layout } = context;
+  const dir = context.scratchDir;
+  const { reasons } = verdict;
   await withReadOnlyPool(image, layout, join(dir, 'pool'), async (pool) => {
     await checkPool(pool, chosen, context, verdict);
   }).catch((error: unknown) => {
@@ -135,9 +161,6 @@ export async function judgeState(image: string, context: JudgeContext): Promise<
       `the pool does not mount read-only: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
     );
   });
-  verdict.ok = reasons.length === 0;
-  verdict.suspicious = !verdict.ok;
-  return verdict;
 }
 
 async function checkPool(pool: string, chosen: EnvCopy, context: JudgeContext, verdict: Verdict): Promise<void> {

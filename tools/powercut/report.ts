@@ -39,7 +39,7 @@ export function formatReport(board: string, reports: FlowReport[], seconds: numb
     ),
     ...reports.map(
       (r) =>
-        `${r.flow}: ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
+        `${r.flow}: ${r.repaired} states with a torn primary superblock (judged on the backup); ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
     ),
     `total: ${states} distinct crash states, ${failed.length} failed, ${booted} booted for real`,
     `time: ${seconds.toFixed(0)} s; fast judge ${(judge / Math.max(states, 1)).toFixed(2)} s/state; real boot ${(bootSeconds / Math.max(booted, 1)).toFixed(1)} s/boot`,

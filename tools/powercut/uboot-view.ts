@@ -122,3 +122,14 @@ export function ubootSuperblock(copies: SuperblockStatus[], withBackupFallback: 
   const valid = backups.filter((c) => c.valid).sort((a, b) => b.generation - a.generation);
   return valid[0] ?? null;
 }
+
+/**
+ * What `btrfs rescue super-recover` puts at the primary's place (pure): the chosen backup copy with the
+ * primary's bytenr and its checksum recomputed.
+ */
+export function repairedPrimary(backup: Buffer): Buffer {
+  const repaired = Buffer.from(backup.subarray(0, SUPERBLOCK_SIZE));
+  repaired.writeBigUInt64LE(BigInt(SUPERBLOCK_OFFSETS[0]), 48);
+  repaired.writeUInt32LE(crc32c(repaired.subarray(32)), 0);
+  return repaired;
+}
