@@ -200,7 +200,7 @@ async function bootForReal(
       trial: record.linux?.trial ?? null,
       prompt: record.reachedPrompt,
       seconds: record.seconds,
-      why,
+      why: why ?? retried,
     };
   } finally {
     await rm(join(dir, 'disk.img'), { force: true });
