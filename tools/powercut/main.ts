@@ -29,6 +29,7 @@ async function main(): Promise<void> {
       join(process.env.COWROOT_CACHE_DIR ?? '/var/cache/cowroot', 'powercut'),
     )
     .option('--report <file>', 'write the full report as JSON')
+    .option('--scratch-dir <dir>', 'where the states are materialised (default <work-dir>/<board>/scratch)')
     .parse();
   const o = program.opts<{
     toolsDir: string;
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
     rerecord?: boolean;
     workDir: string;
     report?: string;
+    scratchDir?: string;
   }>();
   const number = (name: string, value: string): number => {
     const parsed = Number(value);
@@ -65,7 +67,7 @@ async function main(): Promise<void> {
       onlyStates: states,
       stateLimit: o.stateLimit === undefined ? undefined : number('state-limit', o.stateLimit),
       ubootBackupSuperblock: board.ubootBackupSuperblock,
-      scratchDir: join(dir, 'scratch'),
+      scratchDir: o.scratchDir ?? join(dir, 'scratch'),
       log,
     });
     reports.push(report);
