@@ -198,6 +198,22 @@ async function isReadOnly(path: string): Promise<boolean> {
   return out.trim() === 'ro=true';
 }
 
+/**
+ * `fn` again after a short pause when it fails, up to `attempts` times: other test suites on the machine
+ * take loop devices at the same time (losetup --find races), and a state that truly does not mount fails
+ * every attempt.
+ */
+async function retrying<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 300 * attempt));
+    }
+  }
+}
+
 /** The pool through a read-only loop device, mounted ro without log replay; always detached. */
 export async function withReadOnlyPool<T>(
   image: string,
@@ -216,15 +232,15 @@ export async function withReadOnlyPool<T>(
     String(layout.pool.size),
     image,
   ];
-  const loop = (await run('losetup', args)).trim();
+  const loop = (await retrying(5, () => run('losetup', args))).trim();
   try {
-    await run('mount', ['-t', 'btrfs', '-o', 'ro,rescue=nologreplay,subvolid=5', loop, mountPoint]);
+    await retrying(3, () => run('mount', ['-t', 'btrfs', '-o', 'ro,rescue=nologreplay,subvolid=5', loop, mountPoint]));
     try {
       return await fn(mountPoint);
     } finally {
-      await run('umount', [mountPoint]);
+      await retrying(3, () => run('umount', [mountPoint]));
     }
   } finally {
-    await run('losetup', ['-d', loop]);
+    await retrying(3, () => run('losetup', ['-d', loop]));
   }
 }
