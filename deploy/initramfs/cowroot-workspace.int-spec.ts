@@ -81,6 +81,33 @@ describePrivileged(
       expect(await mounted(join(pool.mount, '..', 'early-pool'))).toBe(false);
     });
 
+    // tools/powercut found it: a power cut that tears the primary superblock's 4 KiB write leaves a pool the
+    // kernel cannot mount (it reads only the primary) although the backup copy at 64 MiB is intact
+    it('restores a torn primary superblock from its backup copy, then prepares the root', async () => {
+      await execFileAsync('umount', [pool.mount]);
+      try {
+        // one 512-byte sector of the primary superblock (at 64 KiB) written, the rest not: a torn write
+        await execFileAsync('dd', [
+          'if=/dev/urandom',
+          `of=${pool.loopDevice}`,
+          'bs=512',
+          `seek=${(64 * 1024 + 1024) / 512}`,
+          'count=1',
+          'conv=notrunc,fsync',
+        ]);
+        await expect(execFileAsync('mount', ['-o', 'subvolid=5', pool.loopDevice, pool.mount])).rejects.toThrow();
+        const result = await prepareRoot(pool, 'cowroot.snapshot=7 cowroot.trial=0', newRoot);
+        expect(result).toMatchObject({ ok: true });
+        expect(result.output).toContain('restoring its superblock from a backup copy');
+        expect(await readFile(join(newRoot, 'etc/release'), 'utf8')).toBe('7\n');
+        await execFileAsync('umount', [newRoot]);
+        const { stdout } = await execFileAsync('btrfs', ['inspect-internal', 'dump-super', pool.loopDevice]);
+        expect(stdout).toMatch(/csum\s+0x[0-9a-f]+ \[match\]/);
+      } finally {
+        await execFileAsync('mount', ['-o', 'subvolid=5', pool.loopDevice, pool.mount]);
+      }
+    });
+
     it('fails with a clear message, leaving nothing mounted, for a snapshot that does not exist', async () => {
       const result = await prepareRoot(pool, 'cowroot.snapshot=8', newRoot);
       expect(result.ok).toBe(false);

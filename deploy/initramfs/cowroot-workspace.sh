@@ -56,8 +56,14 @@ cowroot_prepare_root() {
     ''|*/*|.|..) cowroot_fail "invalid cowroot.snapshot=$cowroot_snapshot"; return 1 ;;
   esac
   mkdir -p "$cowroot_pool" "$cowroot_newroot"
-  mount -t btrfs -o subvolid=5 "$cowroot_dev" "$cowroot_pool" \
-    || { cowroot_fail "cannot mount the btrfs pool $cowroot_dev"; return 1; }
+  if ! mount -t btrfs -o subvolid=5 "$cowroot_dev" "$cowroot_pool"; then
+    # Linux mounts from the primary superblock only. A power cut that tore its write leaves valid backup
+    # copies (docs/boot-safety.md): put the newest valid one back in place, then mount again.
+    cowroot_log "cannot mount the btrfs pool $cowroot_dev; restoring its superblock from a backup copy"
+    btrfs rescue super-recover -y "$cowroot_dev" >/dev/null 2>&1
+    mount -t btrfs -o subvolid=5 "$cowroot_dev" "$cowroot_pool" \
+      || { cowroot_fail "cannot mount the btrfs pool $cowroot_dev"; return 1; }
+  fi
   cowroot_grow_pool "$cowroot_pool"
   cowroot_src="$cowroot_pool/$COWROOT_SNAPSHOTS_DIR/$cowroot_snapshot"
   cowroot_ws="$cowroot_pool/$COWROOT_WORKSPACE"

@@ -24,6 +24,8 @@ export interface BootOptions {
   timeoutMs?: number;
   /** a guest reset (watchdog) restarts the machine instead of ending the run (no -no-reboot) */
   allowReset?: boolean;
+  /** QEMU arguments that attach the disk instead of the plain -drive (tools/powercut: a blklogwrites blockdev) */
+  drive?: string[];
 }
 
 /** What one power-on showed on the serial console. */
@@ -80,7 +82,7 @@ export class VirtualDevice {
   }
 
   /** QEMU's arguments: TCG always (KVM is not usable here), no reboot (a reboot ends the run). */
-  qemuArgs(serial: string[], allowReset = false): string[] {
+  qemuArgs(serial: string[], allowReset = false, drive?: string[]): string[] {
     const machine =
       this.artifacts.board === 'arm64'
         ? // QEMU virt: RAM from 0x40000000 (the load addresses of make-disk.sh); cortex-a57, as `max`
@@ -105,8 +107,7 @@ export class VirtualDevice {
       ...serial,
       '-bios',
       this.artifacts.uBootRom,
-      '-drive',
-      `file=${this.disk},if=virtio,format=raw`,
+      ...(drive ?? ['-drive', `file=${this.disk},if=virtio,format=raw`]),
     ];
   }
 
@@ -153,7 +154,7 @@ export class VirtualDevice {
         'KILL',
         String(Math.ceil(timeoutMs / 1000) + 60),
         this.qemuCommand(),
-        ...this.qemuArgs(['-monitor', 'none', '-serial', 'stdio'], options.allowReset),
+        ...this.qemuArgs(['-monitor', 'none', '-serial', 'stdio'], options.allowReset, options.drive),
       ],
       { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
     );

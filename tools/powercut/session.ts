@@ -1,0 +1,111 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CommandRunner } from '@cowroot/device';
+import { prepareVdevArtifacts, type VdevArtifacts, type VdevBoard } from '../vdev/vdev-artifacts';
+import { FLOWS, type Flow } from './flows';
+import { loadRecordings, recordFlows, type Recording } from './recorder';
+
+const runner = new CommandRunner();
+
+/**
+ * A board the power-cut run knows. The virtual device (tools/vdev) boots x86 only on this branch; the
+ * arm64 device is wired in here once tools/vdev has it (its u-boot build, its QEMU).
+ */
+export interface PowercutBoard {
+  name: VdevBoard;
+  /** the board's u-boot carries uboot/patches/0001-btrfs-fall-back-to-a-backup-superblock.patch */
+  ubootBackupSuperblock: boolean;
+}
+
+export const BOARDS: Record<string, PowercutBoard> = {
+  x86: { name: 'x86', ubootBackupSuperblock: true },
+};
+
+export function boardNamed(name: string): PowercutBoard {
+  const board = BOARDS[name];
+  if (!board) throw new Error(`unknown board ${name}; boards: ${Object.keys(BOARDS).join(', ')}`);
+  return board;
+}
+
+export interface Session {
+  board: PowercutBoard;
+  dir: string;
+  artifacts: VdevArtifacts;
+  bootScript: Buffer;
+  recordings: Recording[];
+}
+
+/**
+ * Artifacts, streams and recordings for one board, kept in `dir` between runs: a replay of one state
+ * (`--flow … --state …`) uses the recordings of the run that reported it. They are made again when the
+ * u-boot build changed (another patch, another config) or `rerecord` is set.
+ */
+export async function openSession(
+  dir: string,
+  board: PowercutBoard,
+  vdevDir: string,
+  options: { rerecord?: boolean; flows?: Flow[]; log: (line: string) => void },
+): Promise<Session> {
+  await mkdir(dir, { recursive: true });
+  const flows = options.flows ?? FLOWS;
+  const sessionFile = join(dir, 'session.json');
+  const kept = existsSync(sessionFile)
+    ? (JSON.parse(await readFile(sessionFile, 'utf8')) as { uBootRom: string; baseDisk: string })
+    : null;
+  const recordingsDir = join(dir, 'recordings');
+  let recordings = options.rerecord ? null : await loadRecordings(recordingsDir, flows);
+  let artifacts: VdevArtifacts;
+  if (recordings && kept && existsSync(kept.baseDisk)) {
+    // u-boot and the guest from the cache (seconds); the base disk of the recordings, not a new one
+    const built = await runner.run('bash', [join(vdevDir, 'build-artifacts.sh'), board.name]);
+    const values = Object.fromEntries(
+      built.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('=', 2) as [string, string]),
+    );
+    artifacts = {
+      board: board.name,
+      uBootRom: values.u_boot_rom,
+      uBootInitialEnv: values.u_boot_env,
+      guestRoot: values.guest_root,
+      baseDisk: kept.baseDisk,
+    };
+    if (artifacts.uBootRom !== kept.uBootRom) recordings = null;
+  } else {
+    recordings = null;
+    options.log('[powercut] preparing u-boot, kernel and the base disk');
+    artifacts = await prepareVdevArtifacts(dir, vdevDir, board.name);
+  }
+  const streams = join(dir, 'streams.img');
+  if (!recordings) {
+    options.log('[powercut] building the send streams (releases 4 and 5)');
+    await runner.run('bash', [join(__dirnameOf(vdevDir), 'powercut', 'make-streams.sh'), artifacts.baseDisk, streams]);
+    // the flows run as a chain on one device: record up to the last one asked for
+    const last = Math.max(...flows.map((f) => FLOWS.indexOf(f)));
+    recordings = await recordFlows(recordingsDir, artifacts, streams, FLOWS.slice(0, last + 1), options.log);
+    await writeFile(
+      sessionFile,
+      `${JSON.stringify({ uBootRom: artifacts.uBootRom, baseDisk: artifacts.baseDisk }, null, 2)}\n`,
+    );
+    recordings = recordings.filter((r) => flows.some((f) => f.name === r.flow));
+  }
+  const scratch = join(dir, 'boot-scr');
+  await mkdir(scratch, { recursive: true });
+  for (const name of await readdir(scratch)) await runner.run('rm', ['-f', join(scratch, name)]);
+  const fatOffset = recordings[0]?.layout.fat.offset ?? 1024 * 1024;
+  await runner.run('mcopy', [
+    '-n',
+    '-i',
+    `${artifacts.baseDisk}@@${fatOffset}`,
+    '::/boot.scr',
+    join(scratch, 'boot.scr'),
+  ]);
+  return { board, dir, artifacts, bootScript: await readFile(join(scratch, 'boot.scr')), recordings };
+}
+
+/** tools/ of this checkout, from tools/vdev. */
+function __dirnameOf(vdevDir: string): string {
+  return join(vdevDir, '..');
+}
