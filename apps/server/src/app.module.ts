@@ -5,6 +5,8 @@ import { ConfigModule } from './config/config.module';
 import { ServerConfig } from './config/server-config';
 import { DatabaseModule } from './database/database.module';
 import { DevicesModule } from './devices/devices.module';
+import { EventsModule } from './events/events.module';
+import { FleetModule } from './fleet/fleet.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { ReleasesModule } from './releases/releases.module';
@@ -27,6 +29,8 @@ export class AppModule {
         DevicesModule,
         RolloutsModule,
         RollbacksModule,
+        FleetModule,
+        EventsModule.forRoot({ databaseUrl, embedded: config.databaseUrl === null }),
       ],
     };
   }

@@ -23,6 +23,7 @@ export const SERVER_ENV_VARIABLES = {
   PUBLIC_URL: 'base URL devices use to download artifacts (default http://localhost:HTTP_PORT)',
   MAX_MQTT_MESSAGE_BYTES: 'largest MQTT packet the broker accepts (default 262144)',
   MAX_ARTIFACT_BYTES: 'largest release artifact an upload may declare (default 17179869184 = 16 GiB)',
+  WEB_DIR: 'directory of the built dashboard served at / (default dist/apps/web; npm run build:web)',
 } as const;
 
 export type ServerEnvName = keyof typeof SERVER_ENV_VARIABLES;
@@ -58,6 +59,7 @@ export class ServerConfig {
   readonly publicUrl!: string;
   readonly maxMqttMessageBytes!: number;
   readonly maxArtifactBytes!: number;
+  readonly webDir!: string;
 
   constructor(values: ServerConfig) {
     Object.assign(this, values);
@@ -181,6 +183,7 @@ export class ServerConfig {
       publicUrl: publicUrl.replace(/\/+$/, ''),
       maxMqttMessageBytes,
       maxArtifactBytes,
+      webDir: dir(text('WEB_DIR') ?? 'dist/apps/web'),
     } as ServerConfig);
   }
 }

@@ -4,6 +4,7 @@ import { Releases1764200000000 } from './1764200000000-releases';
 import { Rollouts1764300000000 } from './1764300000000-rollouts';
 import { RolloutInFlightIndex1764600000000 } from './1764600000000-rollout-in-flight-index';
 import { DeltaArtifacts1764450000000 } from './1764450000000-delta-artifacts';
+import { Dashboard1764700000000 } from './1764700000000-dashboard';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in the `migrations` table. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   Rollouts1764300000000,
   RolloutInFlightIndex1764600000000,
   DeltaArtifacts1764450000000,
+  Dashboard1764700000000,
 ];
