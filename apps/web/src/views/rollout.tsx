@@ -62,7 +62,11 @@ function Waves({ rollout }: { rollout: Rollout }) {
           <li key={wave.index} className={wave.index === rollout.currentWave ? 'wave current' : 'wave'}>
             <div className="wave-head">
               <strong>Wave {wave.index + 1}</strong>
-              <span>{wave.size.kind === 'percent' ? `${wave.size.value}%` : `${wave.size.value} devices`}</span>
+              <span>
+                {wave.size.kind === 'percent'
+                  ? `${wave.size.value}%`
+                  : `${wave.size.value} device${wave.size.value === 1 ? '' : 's'}`}
+              </span>
               <span className={`pill w-${wave.status}`}>{waveStatusText(wave, now)}</span>
             </div>
             <StackedBar counts={wave.counts as StateCounts} total={wave.total} label={`wave ${wave.index + 1}`} />
