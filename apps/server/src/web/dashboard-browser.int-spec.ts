@@ -194,7 +194,7 @@ describePrivileged('dashboard in real Chromium (real server, simulated devices)'
     await page.getByText('web-os-2.full.btrfs.zst').waitFor();
     await shot('releases');
     await page.getByRole('navigation', { name: 'main' }).getByRole('link', { name: 'Audit' }).click();
-    await page.getByLabel('Action (prefix)', { exact: true }).fill('roll');
+    await page.getByLabel('Action (exact, or a prefix*)', { exact: true }).fill('roll*');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByRole('cell', { name: 'rollout.created' }).first().waitFor();
     await shot('audit');

@@ -173,6 +173,27 @@ describe('dashboard server pieces (session, CSRF, SSE, summary, preview, static 
     expect(summary.devices).toEqual([{ status: 'active', online: false, count: 2 }]);
     expect(summary.bootedReleases).toEqual([{ release: null, count: 2 }]);
 
+    await server.dataSource.query(
+      `UPDATE devices SET last_seen_at = now() - interval '2 hours', booted_release = 'os@1',
+              snapshots = '[{"id":"s1","release":{"name":"os","version":"1"}},{"id":"s2","release":{"name":"os","version":"2"}}]'
+        WHERE id = 'dash-1'`,
+    );
+    await server.dataSource.query(
+      `UPDATE devices SET pending_trial = '{"snapshot":"s9","state":"pending"}',
+              last_trial_result = '{"snapshot":"s8","outcome":"health-rejected","check":"network"}' WHERE id = 'dash-2'`,
+    );
+    const attention = ((await (await bearer('/api/v1/fleet/summary')).json()) as any).needsAttention;
+    expect(attention.map((a: any) => [a.deviceId, a.reason, a.detail])).toEqual([
+      ['dash-2', 'rolled-back', 'health-rejected (network) of s8'],
+      ['dash-1', 'offline', 'not heard from for over an hour'],
+      ['dash-2', 'pending-trial', 'trial of s9 pending'],
+    ]);
+    const usage = (await (await bearer('/api/v1/fleet/releases')).json()) as any;
+    expect(usage).toEqual([
+      { release: 'os@1', running: 1, holding: 1 },
+      { release: 'os@2', running: 0, holding: 1 },
+    ]);
+
     const preview = (await (
       await bearer('/api/v1/rollouts/preview', {
         method: 'POST',
@@ -180,6 +201,13 @@ describe('dashboard server pieces (session, CSRF, SSE, summary, preview, static 
       })
     ).json()) as any;
     expect(preview).toEqual({ targeted: 1, alreadyRunning: 0, sample: ['dash-2'] });
+    const running = (await (
+      await bearer('/api/v1/rollouts/preview', {
+        method: 'POST',
+        body: JSON.stringify({ selector: { tags: ['lab'] }, release: { name: 'os', version: '1' } }),
+      })
+    ).json()) as any;
+    expect(running).toMatchObject({ targeted: 2, alreadyRunning: 1 });
     const empty = await bearer('/api/v1/rollouts/preview', { method: 'POST', body: JSON.stringify({ selector: {} }) });
     expect(((await empty.json()) as any).error.code).toBe('ROLLOUT_SELECTOR_EMPTY');
   });

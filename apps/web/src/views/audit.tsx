@@ -40,7 +40,7 @@ export function AuditView() {
       <h1>Audit log</h1>
       <form className="filters" onSubmit={apply} role="search">
         {input('actorId', 'Actor id')}
-        {input('action', 'Action (prefix)')}
+        {input('action', 'Action (exact, or a prefix*)')}
         {input('subjectType', 'Subject type')}
         {input('subjectId', 'Subject id')}
         {input('from', 'From', 'datetime-local')}
