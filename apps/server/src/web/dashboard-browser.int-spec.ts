@@ -11,6 +11,16 @@ import { Browser, buildWeb, launchChromium, ROOT } from './testing/browser';
 
 jest.setTimeout(240_000);
 
+/** The page's globals that the tests read (this file is compiled without the DOM lib; casts only). */
+interface PageGlobals {
+  document: {
+    cookie: string;
+    documentElement: { scrollWidth: number };
+    activeElement: { textContent: string | null } | null;
+  };
+  innerWidth: number;
+}
+
 // Screenshots go to docs/dashboard when COWROOT_SCREENSHOT_DIR says so (npm run screenshots:web), else to tmp.
 const SHOTS = process.env.COWROOT_SCREENSHOT_DIR
   ? join(ROOT, process.env.COWROOT_SCREENSHOT_DIR)
@@ -95,7 +105,7 @@ describePrivileged('dashboard in real Chromium (real server, simulated devices)'
     await login(server.adminToken);
     await expect(page.getByTestId('fleet-total').textContent()).resolves.toBe('9');
     expect(page.url()).not.toContain(server.adminToken);
-    expect(await page.evaluate(() => document.cookie)).toBe(''); // HttpOnly: invisible to scripts
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.cookie)).toBe(''); // HttpOnly: invisible to scripts
     const cookies = await browser.context.cookies();
     expect(cookies.find((c) => c.name === 'cowroot_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     await page
@@ -223,13 +233,13 @@ describePrivileged('dashboard in real Chromium (real server, simulated devices)'
     expect(await page.getByRole('group', { name: 'rollout actions' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: /Pause|Cancel|Revert|Retry|Approve|Resume/ }).count()).toBe(0);
     const forced = await page.evaluate(async (id) => {
-      const session = await (await fetch('/api/v1/session')).json();
+      const session = (await (await fetch('/api/v1/session')).json()) as { csrfToken: string };
       const response = await fetch(`/api/v1/rollouts/${id}/cancel`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': session.csrfToken },
         body: JSON.stringify({ reason: 'forced' }),
       });
-      return { status: response.status, body: await response.json() };
+      return { status: response.status, body: (await response.json()) as { error: { code: string } } };
     }, firstRolloutId);
     expect(forced.status).toBe(403);
     expect(forced.body.error.code).toBe('FORBIDDEN');
@@ -244,7 +254,10 @@ describePrivileged('dashboard in real Chromium (real server, simulated devices)'
     ]) {
       await page.goto(`${server.httpUrl}${path}`);
       await page.locator('main h1').first().waitFor();
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const overflow = await page.evaluate(() => {
+        const page = globalThis as unknown as PageGlobals;
+        return page.document.documentElement.scrollWidth - page.innerWidth;
+      });
       expect({ path, overflow }).toEqual({ path, overflow: 0 });
       await shot(name);
     }
@@ -257,7 +270,11 @@ describePrivileged('dashboard in real Chromium (real server, simulated devices)'
     const focused: string[] = [];
     for (let i = 0; i < 4; i++) {
       await page.keyboard.press('Tab');
-      focused.push(await page.evaluate(() => document.activeElement?.textContent?.trim() ?? ''));
+      focused.push(
+        await page.evaluate(
+          () => (globalThis as unknown as PageGlobals).document.activeElement?.textContent?.trim() ?? '',
+        ),
+      );
     }
     expect(focused).toEqual(['cowroot', 'Fleet', 'Rollouts', 'Devices']);
     await page.keyboard.press('Enter'); // "Devices" by keyboard

@@ -48,40 +48,44 @@ function Snapshots({ device, onAction }: { device: Device; onAction: ((request: 
                   <td>{snapshot.origin}</td>
                   <td>{shortTime(snapshot.createdAt)}</td>
                   {onAction && (
-                    <td className="row">
-                      {!booted && (
-                        <button
-                          type="button"
-                          onClick={() =>
-                            onAction({
-                              title: `Switch ${device.id} to ${snapshot.id}?`,
-                              body: (
-                                <p>The device boots the snapshot on trial and confirms it if its health checks pass.</p>
-                              ),
-                              confirmLabel: 'Switch',
-                              run: () => sendCommand(device.id, { type: 'switch', snapshot: snapshot.id }),
-                            })
-                          }
-                        >
-                          Switch to
-                        </button>
-                      )}
-                      {!booted && snapshot.id !== device.fallbackSnapshot && (
-                        <button
-                          type="button"
-                          className="danger"
-                          onClick={() =>
-                            onAction({
-                              title: `Delete snapshot ${snapshot.id} on ${device.id}?`,
-                              confirmLabel: 'Delete',
-                              danger: true,
-                              run: () => sendCommand(device.id, { type: 'delete', snapshots: [snapshot.id] }),
-                            })
-                          }
-                        >
-                          Delete
-                        </button>
-                      )}
+                    <td>
+                      <div className="row cell-actions">
+                        {!booted && (
+                          <button
+                            type="button"
+                            onClick={() =>
+                              onAction({
+                                title: `Switch ${device.id} to ${snapshot.id}?`,
+                                body: (
+                                  <p>
+                                    The device boots the snapshot on trial and confirms it if its health checks pass.
+                                  </p>
+                                ),
+                                confirmLabel: 'Switch',
+                                run: () => sendCommand(device.id, { type: 'switch', snapshot: snapshot.id }),
+                              })
+                            }
+                          >
+                            Switch to
+                          </button>
+                        )}
+                        {!booted && snapshot.id !== device.fallbackSnapshot && (
+                          <button
+                            type="button"
+                            className="danger"
+                            onClick={() =>
+                              onAction({
+                                title: `Delete snapshot ${snapshot.id} on ${device.id}?`,
+                                confirmLabel: 'Delete',
+                                danger: true,
+                                run: () => sendCommand(device.id, { type: 'delete', snapshots: [snapshot.id] }),
+                              })
+                            }
+                          >
+                            Delete
+                          </button>
+                        )}
+                      </div>
                     </td>
                   )}
                 </tr>
