@@ -19,6 +19,8 @@ export default [
             { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:shared', 'scope:agent', 'scope:testing'] },
             { sourceTag: 'scope:server', onlyDependOnLibsWithTags: ['scope:shared', 'scope:testing'] },
             { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['scope:shared', 'scope:testing'] },
+            // the dashboard: the generated client only, nothing of the server
+            { sourceTag: 'scope:web', onlyDependOnLibsWithTags: ['scope:shared'] },
             // build-host and test tools: the release tool, the virtual device, the fleet simulator
             { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['scope:shared', 'scope:agent', 'scope:testing'] },
             { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:shared'] },

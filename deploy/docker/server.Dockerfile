@@ -7,6 +7,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json ./
 COPY libs ./libs
 COPY apps/server ./apps/server
+# the dashboard, built by build:server (npm run build:web) and served by the server at /
+COPY apps/web ./apps/web
 RUN npm run build:server && npm prune --omit=dev
 
 FROM node:22-bookworm-slim

@@ -24,6 +24,8 @@ packages=(
   nats-server
   # npm run bench:delta: Debian images from the archive, and the whole-image diff it compares with
   mmdebstrap debootstrap xdelta3
+  # the dashboard's end-to-end tests drive a real browser through playwright-core (apps/web/e2e)
+  chromium
 )
 missing=()
 for pkg in "${packages[@]}"; do

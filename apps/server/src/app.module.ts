@@ -5,6 +5,8 @@ import { ConfigModule } from './config/config.module';
 import { ServerConfig } from './config/server-config';
 import { DatabaseModule } from './database/database.module';
 import { DevicesModule } from './devices/devices.module';
+import { EventsModule } from './events/events.module';
+import { FleetModule } from './fleet/fleet.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { MqttModule } from './mqtt/mqtt.module';
@@ -29,6 +31,8 @@ export class AppModule {
         MqttModule.forRoot({ broker: config.broker }),
         RolloutsModule,
         RollbacksModule,
+        FleetModule,
+        EventsModule.forRoot({ databaseUrl, embedded: config.databaseUrl === null }),
       ],
     };
   }

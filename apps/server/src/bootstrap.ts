@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bootstrapTokenBanner } from './auth/bootstrap-token-banner';
 import { TokensService } from './auth/tokens.service';
+import { dashboardMiddleware } from './web/dashboard-static';
 
 export interface ServerHandle {
   app: INestApplication;
@@ -40,6 +41,9 @@ export async function createApp(config: ServerConfig): Promise<ServerHandle> {
       // make the server buffer bodies. RequestInputInterceptor reads them after the guards, per route limit.
       { logger: logLevels(config), bodyParser: false, httpsOptions, abortOnError: false },
     );
+    // before Nest's routes: the dashboard's files and its SPA fallback (API paths pass through)
+    const dashboard = dashboardMiddleware(config.webDir);
+    if (dashboard) app.use(dashboard);
     app.useGlobalInterceptors(new RequestInputInterceptor(app.get(Reflector)));
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
     app.useGlobalFilters(new DomainErrorFilter());

@@ -88,6 +88,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The current session (who is logged in, the CSRF token) */
+        get: operations["SessionController_current"];
+        put?: never;
+        /** Log in with an API token: sets the session cookie, answers the CSRF token */
+        post: operations["SessionController_create"];
+        /** Log out: ends the session and clears its cookie */
+        delete: operations["SessionController_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -391,6 +410,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/rollouts/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** How many devices a selector targets and how many already run the release (changes nothing) */
+        post: operations["RolloutsController_preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rollouts/{id}": {
         parameters: {
             query?: never;
@@ -578,6 +614,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/fleet/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Devices by status and online state, booted releases, running rollouts, needs attention */
+        get: operations["FleetController_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/fleet/releases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per release: how many active devices run it and how many hold a snapshot of it */
+        get: operations["FleetController_releases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Server-Sent Events: `change` events {topic, ids} for rollouts, devices, releases and the audit log (EventSource with the session cookie; no token in the URL) */
+        get: operations["EventsController_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/signing-keys": {
         parameters: {
             query?: never;
@@ -621,7 +708,7 @@ export interface components {
          * @description what to act on (docs/api.md)
          * @enum {string}
          */
-        ErrorCode: "INVALID" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INVALID_STATE" | "PAYLOAD_TOO_LARGE" | "INTERNAL" | "NOT_READY" | "INVALID_CURSOR" | "UNSUPPORTED_CONTENT_TYPE" | "DEVICE_NOT_FOUND" | "DEVICE_EXISTS" | "DEVICE_DECOMMISSIONED" | "DEVICE_LIST_INVALID" | "DEVICE_LIST_TOO_LARGE" | "COMMAND_NOT_FOUND" | "COMMAND_INVALID" | "RELEASE_NOT_FOUND" | "RELEASE_EXISTS" | "RELEASE_IN_USE" | "RELEASE_HAS_NO_ARTIFACTS" | "ARTIFACT_NOT_FOUND" | "ARTIFACT_CONFLICT" | "ARTIFACT_TOO_LARGE" | "PARENT_RELEASE_MISSING" | "SNAPSHOT_UUID_MISMATCH" | "MANIFEST_INVALID" | "SIGNATURE_NOT_VERIFIED" | "UPLOAD_INVALID" | "UPLOAD_NOT_FOUND" | "UPLOAD_BUSY" | "UPLOAD_OFFSET_MISMATCH" | "UPLOAD_SIZE_MISMATCH" | "UPLOAD_CHECKSUM_MISMATCH" | "STORAGE_FULL" | "RANGE_NOT_SATISFIABLE" | "SIGNING_KEY_INVALID" | "SIGNING_KEY_EXISTS" | "SIGNING_KEY_NOT_FOUND" | "TOKEN_NOT_FOUND" | "LAST_ADMIN_TOKEN" | "ROLLOUT_NOT_FOUND" | "ROLLOUT_SELECTOR_EMPTY" | "ROLLOUT_WAVES_INVALID" | "ROLLOUT_NOT_RUNNING" | "ROLLOUT_NOT_PAUSED" | "ROLLOUT_FINISHED" | "NO_WAVE_AWAITING_APPROVAL" | "NO_FAILED_DEVICES" | "EXECUTION_NOT_FOUND" | "ROLLBACK_NOT_FOUND" | "ROLLBACK_TARGET_INVALID" | "TOO_MANY_REQUESTS";
+        ErrorCode: "INVALID" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "INVALID_STATE" | "PAYLOAD_TOO_LARGE" | "INTERNAL" | "NOT_READY" | "INVALID_CURSOR" | "UNSUPPORTED_CONTENT_TYPE" | "DEVICE_NOT_FOUND" | "DEVICE_EXISTS" | "DEVICE_DECOMMISSIONED" | "DEVICE_LIST_INVALID" | "DEVICE_LIST_TOO_LARGE" | "COMMAND_NOT_FOUND" | "COMMAND_INVALID" | "RELEASE_NOT_FOUND" | "RELEASE_EXISTS" | "RELEASE_IN_USE" | "RELEASE_HAS_NO_ARTIFACTS" | "ARTIFACT_NOT_FOUND" | "ARTIFACT_CONFLICT" | "ARTIFACT_TOO_LARGE" | "PARENT_RELEASE_MISSING" | "SNAPSHOT_UUID_MISMATCH" | "MANIFEST_INVALID" | "SIGNATURE_NOT_VERIFIED" | "UPLOAD_INVALID" | "UPLOAD_NOT_FOUND" | "UPLOAD_BUSY" | "UPLOAD_OFFSET_MISMATCH" | "UPLOAD_SIZE_MISMATCH" | "UPLOAD_CHECKSUM_MISMATCH" | "STORAGE_FULL" | "RANGE_NOT_SATISFIABLE" | "SIGNING_KEY_INVALID" | "SIGNING_KEY_EXISTS" | "SIGNING_KEY_NOT_FOUND" | "TOKEN_NOT_FOUND" | "LAST_ADMIN_TOKEN" | "ROLLOUT_NOT_FOUND" | "ROLLOUT_SELECTOR_EMPTY" | "ROLLOUT_WAVES_INVALID" | "ROLLOUT_NOT_RUNNING" | "ROLLOUT_NOT_PAUSED" | "ROLLOUT_FINISHED" | "NO_WAVE_AWAITING_APPROVAL" | "NO_FAILED_DEVICES" | "EXECUTION_NOT_FOUND" | "ROLLBACK_NOT_FOUND" | "ROLLBACK_TARGET_INVALID" | "TOO_MANY_REQUESTS" | "CSRF_CHECK_FAILED";
         ErrorBodyDto: {
             /** @description what to act on (docs/api.md) */
             code: components["schemas"]["ErrorCode"];
@@ -692,6 +779,21 @@ export interface components {
             createdAt: string;
             revokedAt: string | null;
             lastUsedAt: string | null;
+        };
+        CreateSessionDto: {
+            /** @description an API token (cwr_…); it is checked once and never stored in the browser */
+            token: string;
+        };
+        SessionDto: {
+            /** @description id of the API token the session was opened with */
+            tokenId: string;
+            name: string;
+            /** @enum {string} */
+            role: "viewer" | "operator" | "admin";
+            /** @description send it back as X-CSRF-Token on every request that changes state */
+            csrfToken: string;
+            /** Format: date-time */
+            expiresAt: string;
         };
         LivenessDto: {
             /** @enum {string} */
@@ -1206,6 +1308,19 @@ export interface components {
             };
             waves: components["schemas"]["RolloutWaveDto"][];
         };
+        SelectorPreviewRequestDto: {
+            selector: components["schemas"]["SelectorDto"];
+            /** @description counts the targeted devices already booted into it */
+            release?: components["schemas"]["ReleaseRefDto"];
+        };
+        SelectorPreviewDto: {
+            /** @description active devices the selector targets */
+            targeted: number;
+            /** @description of those, devices already booted into the release (0 without a release) */
+            alreadyRunning: number;
+            /** @description up to 10 of the targeted device ids, in id order */
+            sample: string[];
+        };
         RolloutPageDto: {
             items: components["schemas"]["RolloutDto"][];
             nextCursor: string | null;
@@ -1357,6 +1472,61 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
             devices: components["schemas"]["RollbackDeviceDto"][];
+        };
+        DeviceCountDto: {
+            /** @enum {string} */
+            status: "active" | "decommissioned";
+            online: boolean;
+            count: number;
+        };
+        BootedReleaseCountDto: {
+            /** @description name@version; null = no report yet */
+            release: string | null;
+            count: number;
+        };
+        RunningRolloutDto: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @enum {string} */
+            status: "running" | "paused" | "aborted";
+            statusReason: string | null;
+            /** @description name@version */
+            release: string;
+            currentWave: number;
+            waves: number;
+            total: number;
+            confirmed: number;
+            /** @description rejected, rolled back, failed or timed out */
+            failed: number;
+        };
+        AttentionItemDto: {
+            deviceId: string;
+            /** @enum {string} */
+            reason: "rolled-back" | "failed" | "offline" | "pending-trial";
+            /** @description what happened: the trial outcome and check, the failure, the last contact */
+            detail: string;
+            /** Format: date-time */
+            since: string | null;
+        };
+        FleetSummaryDto: {
+            total: number;
+            /** @description devices by status and online state */
+            devices: components["schemas"]["DeviceCountDto"][];
+            /** @description active devices by booted release, most first (top 20) */
+            bootedReleases: components["schemas"]["BootedReleaseCountDto"][];
+            /** @description rollouts that are running, paused or aborted */
+            rollouts: components["schemas"]["RunningRolloutDto"][];
+            /** @description up to 25 devices per reason, newest first */
+            needsAttention: components["schemas"]["AttentionItemDto"][];
+        };
+        ReleaseDeviceCountDto: {
+            /** @description name@version */
+            release: string;
+            /** @description active devices booted into it */
+            running: number;
+            /** @description active devices holding a snapshot of it (booted or not) */
+            holding: number;
         };
         CreateSigningKeyDto: {
             /** @example release-2026 */
@@ -1557,7 +1727,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1616,7 +1790,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1673,7 +1851,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1693,6 +1875,146 @@ export interface operations {
             };
             /** @description LAST_ADMIN_TOKEN: the last active admin token cannot be revoked */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    SessionController_current: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    SessionController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSessionDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionDto"];
+                };
+            };
+            /** @description INVALID: the request is malformed; details.problems lists every validation failure */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description TOO_MANY_REQUESTS: too many failed logins from this source or for this identity; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    SessionController_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1871,7 +2193,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1980,7 +2306,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2168,7 +2498,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2345,7 +2679,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2593,7 +2931,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2666,7 +3008,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2806,7 +3152,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2876,7 +3226,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3024,7 +3378,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3340,7 +3698,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3360,6 +3722,69 @@ export interface operations {
             };
             /** @description RELEASE_HAS_NO_ARTIFACTS: the release has no artifact yet: upload one first */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    RolloutsController_preview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SelectorPreviewRequestDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SelectorPreviewDto"];
+                };
+            };
+            /**
+             * @description INVALID: the request is malformed; details.problems lists every validation failure
+             *
+             *     ROLLOUT_SELECTOR_EMPTY: the selector targets nothing: give tags, deviceIds, a filter or all
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3643,7 +4068,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3726,7 +4155,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3809,7 +4242,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3888,7 +4325,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3971,7 +4412,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4057,7 +4502,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4120,6 +4569,118 @@ export interface operations {
             };
             /** @description ROLLBACK_NOT_FOUND: no rollback with this id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    FleetController_summary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetSummaryDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    FleetController_releases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleaseDeviceCountDto"][];
+                };
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+            /** @description INTERNAL: unexpected server error; quote the correlationId */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponseDto"];
+                };
+            };
+        };
+    };
+    EventsController_stream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description an endless text/event-stream of `event: change` with `data: {"topic":…,"ids":[…] | null}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description UNAUTHORIZED: no credential, or an unknown or revoked token / device credential */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4218,7 +4779,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4285,7 +4850,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -12,11 +12,16 @@ import { PUBLIC_KEY } from './public.decorator';
 import { MIN_ROLE_KEY } from './roles.decorator';
 import { Role, roleSatisfies } from './role.enum';
 import { TokensService } from './tokens.service';
+import { csrfProblem } from './csrf-check';
+import { readCookie, SESSION_COOKIE } from './session-cookie';
+import { WebSession, WebSessionsService } from './web-sessions.service';
 
 /**
  * Global guard: every route needs an operator token (Bearer) with at least the route's role, unless it is
  * @Public; routes marked @AllowDevices also take a device's HTTP Basic credential. Failed logins are counted
- * and throttled by LoginThrottle. It runs before any request body is read (RequestInputInterceptor).
+ * and throttled by LoginThrottle. Without an Authorization header, the dashboard's session cookie counts
+ * (SessionController), with the CSRF checks of csrf-check.ts on every request that changes state. It runs
+ * before any request body is read (RequestInputInterceptor).
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -24,23 +29,42 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly tokens: TokensService,
     private readonly throttle: LoginThrottle,
+    private readonly sessions: WebSessionsService,
     @Optional() @Inject(DEVICE_AUTHENTICATOR) private readonly devices?: DeviceAuthenticator,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
-    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest & { webSession?: WebSession }>();
     const header = request.headers.authorization ?? '';
+    const sessionId = header ? null : readCookie(request.headers.cookie, SESSION_COOKIE);
+    if (sessionId) {
+      // a 256-bit random id cannot be guessed, so session lookups are not login attempts to throttle
+      const session = await this.sessions.find(sessionId);
+      if (!session) throw new DomainError(DomainErrorCode.Unauthorized, 'the session ended: log in again');
+      const problem = csrfProblem(
+        {
+          method: request.method,
+          ownOrigin: `${request.protocol}://${request.headers.host ?? ''}`,
+          origin: request.headers.origin,
+          referer: request.headers.referer,
+          csrfHeader: request.header('x-csrf-token'),
+        },
+        session.csrfToken,
+      );
+      if (problem) throw new DomainError(DomainErrorCode.CsrfCheckFailed, problem);
+      this.requireRole(session.actor, targets);
+      request.actor = session.actor;
+      request.webSession = session;
+      return true;
+    }
     const [scheme, value] = header.split(' ', 2);
     const source = request.socket.remoteAddress ?? 'unknown';
 
     if (scheme?.toLowerCase() === 'bearer' && value) {
       const actor = await this.bearer(context, { channel: LoginChannel.RestBearer, source }, value.trim());
-      const required = this.reflector.getAllAndOverride<Role>(MIN_ROLE_KEY, targets) ?? Role.Viewer;
-      if (!roleSatisfies(actor.role ?? Role.Viewer, required)) {
-        throw new DomainError(DomainErrorCode.Forbidden, `this action needs the ${required} role`);
-      }
+      this.requireRole(actor, targets);
       request.actor = actor;
       return true;
     }
@@ -61,6 +85,13 @@ export class AuthGuard implements CanActivate {
     }
 
     throw new DomainError(DomainErrorCode.Unauthorized, 'missing credential: send Authorization: Bearer <token>');
+  }
+
+  private requireRole(actor: Actor, targets: Parameters<Reflector['getAllAndOverride']>[1]): void {
+    const required = this.reflector.getAllAndOverride<Role>(MIN_ROLE_KEY, targets) ?? Role.Viewer;
+    if (!roleSatisfies(actor.role ?? Role.Viewer, required)) {
+      throw new DomainError(DomainErrorCode.Forbidden, `this action needs the ${required} role`);
+    }
   }
 
   private async bearer(context: ExecutionContext, attempt: LoginAttempt, secret: string): Promise<Actor> {

@@ -6,12 +6,14 @@ import { AuthGuard } from './auth.guard';
 import { LoginThrottle } from './login-throttle';
 import { TokensController } from './tokens.controller';
 import { TokensService } from './tokens.service';
+import { SessionController } from './session.controller';
+import { WebSessionsService } from './web-sessions.service';
 
 @Global()
 @Module({
   imports: [TypeOrmModule.forFeature([ApiToken])],
-  controllers: [TokensController],
-  providers: [TokensService, LoginThrottle, { provide: APP_GUARD, useClass: AuthGuard }],
+  controllers: [TokensController, SessionController],
+  providers: [TokensService, LoginThrottle, WebSessionsService, { provide: APP_GUARD, useClass: AuthGuard }],
   exports: [TokensService, LoginThrottle],
 })
 export class AuthModule {}

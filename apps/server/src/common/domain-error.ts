@@ -64,6 +64,7 @@ export enum DomainErrorCode {
   RollbackNotFound = 'ROLLBACK_NOT_FOUND',
   RollbackTargetInvalid = 'ROLLBACK_TARGET_INVALID',
   TooManyRequests = 'TOO_MANY_REQUESTS',
+  CsrfCheckFailed = 'CSRF_CHECK_FAILED',
 }
 
 export class DomainError extends Error {

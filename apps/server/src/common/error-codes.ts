@@ -29,6 +29,10 @@ export const ERROR_CODES: Record<C, ErrorCodeInfo> = {
     status: 429,
     meaning: 'too many failed logins from this source or for this identity; see Retry-After',
   },
+  [C.CsrfCheckFailed]: {
+    status: 403,
+    meaning: 'a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin',
+  },
   [C.Internal]: { status: 500, meaning: 'unexpected server error; quote the correlationId' },
   [C.NotReady]: { status: 503, meaning: 'not ready: details says which dependency (database, mqtt) is down' },
   [C.InvalidCursor]: { status: 400, meaning: 'the cursor is not a nextCursor of this list; start again without it' },

@@ -34,6 +34,7 @@ export const SERVER_ENV_VARIABLES = {
     "BROKER=nats: file with the application account's JWT as deployed; revocations are added to it",
   NATS_OPERATOR_SEED_FILE: 'BROKER=nats: file with the operator seed (SO…) that re-signs the account JWT on revocation',
   NATS_DEVICE_TOKEN_TTL_SECONDS: 'BROKER=nats: lifetime of a device broker JWT (default 3600, at least 60)',
+  WEB_DIR: 'directory of the built dashboard served at / (default dist/apps/web; npm run build:web)',
 } as const;
 
 export type ServerEnvName = keyof typeof SERVER_ENV_VARIABLES;
@@ -72,6 +73,7 @@ export class ServerConfig {
   readonly broker!: BrokerKind;
   /** set when broker is `nats` */
   readonly nats!: NatsConfig | null;
+  readonly webDir!: string;
 
   constructor(values: ServerConfig) {
     Object.assign(this, values);
@@ -203,6 +205,7 @@ export class ServerConfig {
       maxArtifactBytes,
       broker,
       nats,
+      webDir: dir(text('WEB_DIR') ?? 'dist/apps/web'),
     } as ServerConfig);
   }
 }

@@ -22,16 +22,36 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         bearerFormat: 'opaque',
         description: 'an API token `cwr_…` (POST /api/v1/tokens, or the bootstrap admin token)',
       })
+      .addCookieAuth(
+        'cowroot_session',
+        { type: 'apiKey', in: 'cookie', description: 'the dashboard session (POST /api/v1/session)' },
+        'cookie',
+      )
       .addBasicAuth({ type: 'http', scheme: 'basic', description: 'device id and device credential' }, 'device')
       .build(),
   );
   // Any route can fail unexpectedly; the filter answers that as INTERNAL in the same envelope. Added here
   // once rather than on every controller.
   const internal = ERROR_CODES[DomainErrorCode.Internal];
+  const csrf = ERROR_CODES[DomainErrorCode.CsrfCheckFailed];
   for (const operations of Object.values(document.paths)) {
     for (const method of ['get', 'put', 'post', 'delete', 'patch'] as const) {
       const operation = operations[method];
       if (!operation) continue;
+      // Every authenticated route also takes the dashboard's session cookie (auth.guard.ts), and with it
+      // every state-changing one can answer CSRF_CHECK_FAILED.
+      if (operation.security?.length) {
+        if (!operation.security.some((entry) => 'cookie' in entry)) operation.security.push({ cookie: [] });
+        if (method !== 'get') {
+          const line = `${DomainErrorCode.CsrfCheckFailed}: ${csrf.meaning}`;
+          const existing = operation.responses[String(csrf.status)] as { description?: string } | undefined;
+          if (existing && !existing.description?.includes(line)) existing.description += `\n\n${line}`;
+          operation.responses[String(csrf.status)] ??= {
+            description: line,
+            content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } } },
+          };
+        }
+      }
       operation.responses[String(internal.status)] ??= {
         description: `${DomainErrorCode.Internal}: ${internal.meaning}`,
         content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } } },

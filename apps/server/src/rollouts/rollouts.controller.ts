@@ -12,13 +12,18 @@ import { ListExecutionsQueryDto, ListRolloutsQueryDto } from './dto/list-rollout
 import { RolloutActionDto } from './dto/rollout-action.dto';
 import { ExecutionDetailDto, ExecutionPageDto, RolloutDto, RolloutPageDto, TimelineEntryDto } from './dto/rollout.dto';
 import { RolloutsService } from './rollouts.service';
+import { SelectorPreviewRequestDto, SelectorPreviewDto } from './dto/selector-preview.dto';
+import { SelectorPreviewService } from './selector-preview.service';
 
 @ApiTags('rollouts')
 @ApiBearerAuth()
 @ApiErrors(E.Unauthorized)
 @Controller('api/v1/rollouts')
 export class RolloutsController {
-  constructor(private readonly rollouts: RolloutsService) {}
+  constructor(
+    private readonly rollouts: RolloutsService,
+    private readonly previews: SelectorPreviewService,
+  ) {}
 
   @Post()
   @Roles(Role.Operator)
@@ -36,6 +41,19 @@ export class RolloutsController {
   )
   create(@Body() body: CreateRolloutDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
     return this.rollouts.create(body, actor);
+  }
+
+  @Post('preview')
+  @HttpCode(200)
+  // a selector may name up to 100,000 device ids, as on create
+  @BodyLimit(4 * 1024 * 1024)
+  @ApiOperation({
+    summary: 'How many devices a selector targets and how many already run the release (changes nothing)',
+  })
+  @ApiOkResponse({ type: SelectorPreviewDto })
+  @ApiErrors(E.Invalid, E.RolloutSelectorEmpty)
+  preview(@Body() body: SelectorPreviewRequestDto): Promise<SelectorPreviewDto> {
+    return this.previews.preview(body);
   }
 
   @Get()

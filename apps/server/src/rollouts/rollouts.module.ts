@@ -10,6 +10,7 @@ import { RolloutPlanner } from './rollout-planner.service';
 import { RolloutsController } from './rollouts.controller';
 import { RolloutsService } from './rollouts.service';
 import { WaveDispatcher } from './wave-dispatcher.service';
+import { SelectorPreviewService } from './selector-preview.service';
 
 /**
  * Rollouts (waves, criteria, abort rules, revert, continuous mode, delta planning). Commands go out through
@@ -28,6 +29,7 @@ import { WaveDispatcher } from './wave-dispatcher.service';
     RolloutEngine,
     InFlightCanceller,
     RolloutsService,
+    SelectorPreviewService,
   ],
   exports: [RolloutsService, RolloutEngine, ROLLOUT_COMMAND_PORT],
 })

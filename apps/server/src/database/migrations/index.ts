@@ -5,6 +5,7 @@ import { Rollouts1764300000000 } from './1764300000000-rollouts';
 import { RolloutInFlightIndex1764600000000 } from './1764600000000-rollout-in-flight-index';
 import { DeltaArtifacts1764450000000 } from './1764450000000-delta-artifacts';
 import { BrokerKeys1764700000000 } from './1764700000000-broker-keys';
+import { Dashboard1764800000000 } from './1764800000000-dashboard';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in the `migrations` table. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   RolloutInFlightIndex1764600000000,
   DeltaArtifacts1764450000000,
   BrokerKeys1764700000000,
+  Dashboard1764800000000,
 ];
