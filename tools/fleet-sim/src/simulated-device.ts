@@ -202,19 +202,23 @@ export class SimulatedDevice {
     while (!this.stopped) {
       const client = this.client;
       if (client?.connected) {
+        let onClose = (): void => undefined;
+        let timer: NodeJS.Timeout | undefined;
         const closed = new Promise<never>((_, reject) => {
-          client.once('close', () => reject(new Error('closed')));
-          setTimeout(() => reject(new Error('no PUBACK')), 5000).unref();
+          onClose = () => reject(new Error('closed'));
+          client.once('close', onClose);
+          timer = setTimeout(() => reject(new Error('no PUBACK')), 5000);
         });
         closed.catch(() => undefined);
         const sent = client.publishAsync(deviceTopic(this.id, channel), encodeMessage(message), { qos: 1, retain });
-        if (
-          await Promise.race([sent, closed]).then(
-            () => true,
-            () => false,
-          )
-        )
-          return;
+        const acked = await Promise.race([sent, closed]).then(
+          () => true,
+          () => false,
+        );
+        // one listener per publish would pile up on a long-lived connection
+        client.off('close', onClose);
+        clearTimeout(timer);
+        if (acked) return;
       }
       await sleep(200);
     }

@@ -36,6 +36,8 @@ export interface DeviceBroker {
   /**
    * Called with a device id whenever its unacknowledged commands should be published again: it
    * (re)subscribed to its commands topic, or it reconnected after a takeover or a broker failover.
+   * `recentToo`: reports may have been lost inside the broker (NATS stream failover): commands finished in the
+   * last minutes are sent again too, and the device answers a command id it knows with what it reported.
    */
-  onResendNeeded(listener: (deviceId: string) => void): void;
+  onResendNeeded(listener: (deviceId: string, recentToo?: boolean) => void): void;
 }

@@ -26,6 +26,9 @@ const QUEUED_POLL_MS = 2000;
 /** Publishes in flight at once in publishMany(). */
 const PUBLISH_CHUNK = 500;
 
+/** resendUndelivered(recentToo): how far back a finished command is sent again. */
+const RECENT_RESEND_SECONDS = 600;
+
 /** Commands per INSERT statement in recordMany(). */
 const INSERT_CHUNK = 1000;
 
@@ -53,8 +56,8 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
   ) {}
 
   onModuleInit(): void {
-    this.broker.onResendNeeded((deviceId) => {
-      this.resendUndelivered(deviceId).catch((error: Error) =>
+    this.broker.onResendNeeded((deviceId, recentToo) => {
+      this.resendUndelivered(deviceId, recentToo).catch((error: Error) =>
         this.logger.error(`deviceId=${deviceId} resending commands failed: ${error.message}`),
       );
     });
@@ -287,13 +290,20 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
   }
 
   /** Publishes, oldest first, every command of the device that it has not acknowledged yet. */
-  async resendUndelivered(deviceId: string): Promise<number> {
-    const pending = await this.dataSource
+  async resendUndelivered(deviceId: string, recentToo = false): Promise<number> {
+    const query = this.dataSource
       .getRepository(DeviceCommand)
       .createQueryBuilder('c')
-      .where('c.device_id = :deviceId AND c.status IN (:...statuses)', { deviceId, statuses: UNDELIVERED_STATUSES })
-      .orderBy('c.created_at', 'ASC')
-      .getMany();
+      .where('c.device_id = :deviceId', { deviceId })
+      .orderBy('c.created_at', 'ASC');
+    // recentToo (a broker lost reports): commands updated lately are re-sent, and the device re-reports them
+    if (recentToo)
+      query.andWhere(`(c.status IN (:...statuses) OR c.updated_at > now() - make_interval(secs => :recent))`, {
+        statuses: UNDELIVERED_STATUSES,
+        recent: RECENT_RESEND_SECONDS,
+      });
+    else query.andWhere('c.status IN (:...statuses)', { statuses: UNDELIVERED_STATUSES });
+    const pending = await query.getMany();
     for (const command of pending) await this.publish(command);
     if (pending.length > 0) this.logger.log(`deviceId=${deviceId} re-sent ${pending.length} unacknowledged command(s)`);
     return pending.length;

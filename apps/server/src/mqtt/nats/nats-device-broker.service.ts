@@ -19,7 +19,7 @@ export class NatsDeviceBroker implements DeviceBroker {
   readonly kind = 'nats' as const;
   readonly queuesForOfflineDevices = true;
   private readonly logger = new Logger(NatsDeviceBroker.name);
-  private readonly resendListeners: Array<(deviceId: string) => void> = [];
+  private readonly resendListeners: Array<(deviceId: string, recentToo?: boolean) => void> = [];
 
   constructor(
     private readonly nats: NatsConnections,
@@ -52,12 +52,12 @@ export class NatsDeviceBroker implements DeviceBroker {
     return this.tokens.revoke(deviceId);
   }
 
-  onResendNeeded(listener: (deviceId: string) => void): void {
+  onResendNeeded(listener: (deviceId: string, recentToo?: boolean) => void): void {
     this.resendListeners.push(listener);
   }
 
   /** NatsPresence: the device (re)connected, or its session may have lost commands. */
-  resendNeeded(deviceId: string): void {
-    for (const listener of this.resendListeners) listener(deviceId);
+  resendNeeded(deviceId: string, recentToo = false): void {
+    for (const listener of this.resendListeners) listener(deviceId, recentToo);
   }
 }

@@ -137,7 +137,8 @@ export class NatsPresence implements OnApplicationBootstrap, OnModuleDestroy {
     if (!stream.startsWith('$MQTT_') && stream !== REPORTS_STREAM) return;
     const resent = await this.presence.onlineDeviceIds();
     this.logger.warn(`stream ${stream} elected a new leader: re-sending open commands of ${resent.length} device(s)`);
-    for (const deviceId of resent) this.broker.resendNeeded(deviceId);
+    // the reports stream itself may have dropped acknowledged reports: recently finished commands too
+    for (const deviceId of resent) this.broker.resendNeeded(deviceId, stream === REPORTS_STREAM);
   }
 
   private later(ms: number, task: () => unknown): void {

@@ -167,7 +167,18 @@ describe('BROKER=nats cluster: 3 NATS nodes, 2 replicas, kill -9 mid-wave', () =
       },
       180_000,
       'rollout finished',
-    );
+    ).catch(async (error: Error) => {
+      const states = await query(
+        `SELECT e.device_id, e.state, e.wave_index, c.status AS command FROM rollout_executions e
+           LEFT JOIN device_commands c ON c.id = e.command_id WHERE e.rollout_id = $1 ORDER BY e.device_id`,
+        [rollout.id],
+      );
+      const survivor = liveReplica();
+      throw new Error(
+        `${error.message}\nexecutions: ${JSON.stringify(states)}\ndevices connected: ${fleet.map((d) => d.connected)}\n` +
+          `${survivor.name} log tail:\n${survivor.output.slice(-3000)}`,
+      );
+    });
     const recovery = Date.now() - killedAt;
     expect(done.status).toBe('completed');
     expect(done.counts).toEqual({ confirmed: DEVICES });
