@@ -3570,7 +3570,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponseDto"];
                 };
             };
-            /** @description FORBIDDEN: the token's role is too weak for this action */
+            /**
+             * @description FORBIDDEN: the token's role is too weak for this action
+             *
+             *     CSRF_CHECK_FAILED: a cookie-session request that changes state lacked X-CSRF-Token or came from another Origin
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
