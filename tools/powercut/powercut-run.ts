@@ -87,13 +87,14 @@ export async function runFlow(
   for (const id of options.onlyStates ?? []) {
     if (!states[id]) throw new Error(`${recording.flow} has states 0..${states.length - 1}, not ${id}`);
   }
-  const realBoots =
-    wanted ??
-    pickRealBoots(
-      [...(wanted ?? states.map((s) => s.id))].map((id) => states[id]),
-      options.realBootsPerFlow,
-      seedFor(options.seed + 1, recording.flow),
-    );
+  // a replay boots what it replays; otherwise a seeded sample of the states judged
+  const realBoots = options.onlyStates
+    ? new Set(options.onlyStates)
+    : pickRealBoots(
+        [...(wanted ?? states.map((s) => s.id))].map((id) => states[id]),
+        options.realBootsPerFlow,
+        seedFor(options.seed + 1, recording.flow),
+      );
   const maxWanted = wanted ? Math.max(...[...wanted].map((id) => states[id].durableThrough)) : Infinity;
   const flowDir = join(options.scratchDir, recording.flow);
   const work = join(flowDir, 'state.img');

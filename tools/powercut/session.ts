@@ -38,8 +38,8 @@ export interface Session {
 
 /**
  * Artifacts, streams and recordings for one board, kept in `dir` between runs: a replay of one state
- * (`--flow … --state …`) uses the recordings of the run that reported it. They are made again when the
- * u-boot build changed (another patch, another config) or `rerecord` is set.
+ * (`--flow … --state …`) uses the recordings of the run that reported it and the u-boot they were made
+ * with. They are made again with `rerecord` (e.g. after a change of the u-boot patches or config).
  */
 export async function openSession(
   dir: string,
@@ -50,29 +50,13 @@ export async function openSession(
   await mkdir(dir, { recursive: true });
   const flows = options.flows ?? FLOWS;
   const sessionFile = join(dir, 'session.json');
-  const kept = existsSync(sessionFile)
-    ? (JSON.parse(await readFile(sessionFile, 'utf8')) as { uBootRom: string; baseDisk: string })
-    : null;
+  const kept = existsSync(sessionFile) ? (JSON.parse(await readFile(sessionFile, 'utf8')) as VdevArtifacts) : null;
   const recordingsDir = join(dir, 'recordings');
   let recordings = options.rerecord ? null : await loadRecordings(recordingsDir, flows);
   let artifacts: VdevArtifacts;
-  if (recordings && kept && existsSync(kept.baseDisk)) {
-    // u-boot and the guest from the cache (seconds); the base disk of the recordings, not a new one
-    const built = await runner.run('bash', [join(vdevDir, 'build-artifacts.sh'), board.name]);
-    const values = Object.fromEntries(
-      built.stdout
-        .trim()
-        .split('\n')
-        .map((l) => l.split('=', 2) as [string, string]),
-    );
-    artifacts = {
-      board: board.name,
-      uBootRom: values.u_boot_rom,
-      uBootInitialEnv: values.u_boot_env,
-      guestRoot: values.guest_root,
-      baseDisk: kept.baseDisk,
-    };
-    if (artifacts.uBootRom !== kept.uBootRom) recordings = null;
+  if (recordings && kept && existsSync(kept.baseDisk) && existsSync(kept.uBootRom)) {
+    // a replay boots the u-boot the recordings were made with (kept in the cache under its own key)
+    artifacts = kept;
   } else {
     recordings = null;
     options.log('[powercut] preparing u-boot, kernel and the base disk');
