@@ -297,6 +297,8 @@ export class SnapshotStore {
       parentRoot: this.snapshotPath(delta.parentId),
       expected: delta.reconstructs,
       maxWindowLog: delta.maxWindowLog,
+      // a batch's dictionary goes to the pool, not to a /tmp that may be RAM
+      scratchDir: this.stagingDir,
     });
     return this.receive(reconstructor.plainStreamFromFile(file.fd, file.compression), options);
   }

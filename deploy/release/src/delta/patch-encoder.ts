@@ -22,6 +22,9 @@ export class PatchEncoder {
     await this.runner.run('zstd', [
       '-q',
       '-f',
+      // the frame's checksum of its content: the device checks it as it decodes (its only check of the
+      // patch bytes themselves before the rebuilt stream's sha256)
+      '--check',
       `-${this.level}`,
       `--long=${windowLog}`,
       `--patch-from=${source}`,

@@ -52,6 +52,20 @@ export class ByteReader {
     return out;
   }
 
+  /**
+   * A view of at least `length` buffered bytes (fewer only at the end), consuming nothing: whatever is
+   * already buffered in the first chunk, so a caller can walk many small commands in it and then take
+   * them with one read() — a subarray, no copy. Chunks are joined only when the first is shorter.
+   */
+  async peek(length: number): Promise<Buffer> {
+    await this.fill(length);
+    if (this.chunks.length === 0) return Buffer.alloc(0);
+    if (this.chunks[0].length < length && this.chunks.length > 1) {
+      this.chunks = [Buffer.concat(this.chunks)];
+    }
+    return this.chunks[0];
+  }
+
   /** True when nothing is left (reads ahead at most one chunk). */
   async atEnd(): Promise<boolean> {
     await this.fill(1);

@@ -1,28 +1,86 @@
-import { SendStreamFormatError, TLV_HEADER_BYTES, frameCommand, parseAttributes, tlv } from './send-stream';
+import {
+  COMMAND_HEADER_BYTES,
+  SendCommand,
+  SendStreamFormatError,
+  TLV_HEADER_BYTES,
+  frameCommand,
+  parseAttributes,
+  tlv,
+} from './send-stream';
 
 /**
- * The cowroot delta stream (docs/release-tool.md "Delta artifacts"): `DELTA_MAGIC`, then the plain btrfs
- * send stream's own header, then its commands, except that each run of consecutive WRITEs to one file
- * whose predecessor is in the parent is replaced by a patch section:
+ * The cowroot delta stream (docs/release-tool.md "Delta artifacts"): a magic line, then the plain btrfs
+ * send stream's own header, then its commands, except that the data of files whose predecessor is in the
+ * parent is replaced by sections:
  *
  *   PATCH_BEGIN   source path in the parent, its size and sha256, the bytes the run carries, window, counts
- *   WRITE_STUB ×n each WRITE without its data (attributes before and after DATA, and the data length)
+ *   WRITE_STUB ×n each WRITE of one run without its data (attributes before and after DATA, data length)
  *   PATCH_DATA ×m the `zstd --patch-from=<source>` frame of the run's data, in chunks
  *
  * A section with no patch bytes (patchSize 0, no PATCH_DATA) says the run's data is the source file
  * itself: what dpkg does to every file of an upgraded package whose content did not change.
  *
+ * Format 2 adds the batch section, for many small files at once (one decoder on the device, not one per
+ * file: spawning them dominated the rebuild):
+ *
+ *   BATCH_BEGIN   number of sources, bytes of plain stream the patch decodes to, window, patch size
+ *   BATCH_SOURCE ×s path, size, sha256 of each predecessor; the patch's dictionary is their concatenation
+ *   PATCH_DATA ×m one `zstd --patch-from=<concatenated sources>` frame of a stretch of the plain stream
+ *
+ * The patch decodes to the plain commands themselves (WRITEs of the small files, and everything between
+ * them), so the device passes its output on as it comes, with no per-command work but a walk over the
+ * command headers (whole commands, no END: that stays held back until the sha256 matched).
+ *
+ * Format 1 is format 2 without batch sections; the device reads both (artifacts already published stay
+ * installable), the release tool writes 2.
+ *
  * Every command, ours included, is framed like a send stream command (length, number, crc32c), so a
  * flipped bit in a section is caught where it is. Our numbers sit far above btrfs's (≤ 26), so a delta fed
  * to `btrfs receive` by mistake fails at once.
  */
-export const DELTA_MAGIC = Buffer.from('cowroot-delta/1\n', 'latin1');
+export const DELTA_MAGIC_V1 = Buffer.from('cowroot-delta/1\n', 'latin1');
+export const DELTA_MAGIC = Buffer.from('cowroot-delta/2\n', 'latin1');
+
+/** The format of a delta stream's first bytes (both magics have the same length), or null. */
+export function deltaFormatOf(magic: Buffer): 1 | 2 | null {
+  if (magic.equals(DELTA_MAGIC)) return 2;
+  if (magic.equals(DELTA_MAGIC_V1)) return 1;
+  return null;
+}
 
 export const DeltaCommand = {
   PatchBegin: 0xc001,
   WriteStub: 0xc002,
   PatchData: 0xc003,
+  BatchBegin: 0xc004,
+  BatchSource: 0xc005,
 } as const;
+
+/** True for the numbers above, which never reach `btrfs receive`. */
+export function isDeltaCommand(type: number): boolean {
+  return type >= DeltaCommand.PatchBegin && type <= DeltaCommand.BatchSource;
+}
+
+/** No btrfs command comes near this (v2 writes are ≤ 16 KiB + 128 KiB); a bigger length is corruption. */
+export const MAX_COMMAND_BYTES = 16 * 1024 * 1024;
+
+/**
+ * How many bytes at the start of `view` are whole plain send commands (neither ours nor END, of a sane
+ * length): what passes through as it is, its headers walked, nothing parsed or copied. `btrfs receive`
+ * checks their crc itself, and the sha256 of the whole rebuilt stream is checked before END.
+ */
+export function plainCommandsAt(view: Buffer): number {
+  let at = 0;
+  while (at + COMMAND_HEADER_BYTES <= view.length) {
+    const length = view.readUInt32LE(at);
+    const type = view.readUInt16LE(at + 4);
+    if (isDeltaCommand(type) || type === SendCommand.End || length > MAX_COMMAND_BYTES) break;
+    const end = at + COMMAND_HEADER_BYTES + length;
+    if (end > view.length) break;
+    at = end;
+  }
+  return at;
+}
 
 const PatchAttr = {
   SourcePath: 1,
@@ -34,6 +92,8 @@ const PatchAttr = {
   PatchSize: 7,
 };
 const StubAttr = { Prefix: 1, DataLength: 2, Suffix: 3, Crc: 4 };
+const BatchAttr = { Sources: 1, TargetSize: 2, WindowLog: 3, PatchSize: 4 };
+const SourceAttr = { Path: 1, Size: 2, Sha256: 3 };
 
 /** Patch bytes per PATCH_DATA command. */
 export const PATCH_DATA_CHUNK = 64 * 1024;
@@ -49,6 +109,22 @@ export interface PatchBegin {
   windowLog: number;
   stubs: number;
   patchSize: number;
+}
+
+export interface BatchBegin {
+  sources: number;
+  /** bytes of plain stream (whole commands) the patch decodes to */
+  targetSize: number;
+  /** zstd window (log2) covering the sources and the target */
+  windowLog: number;
+  patchSize: number;
+}
+
+export interface BatchSource {
+  /** relative to the parent snapshot's root, as PATCH_BEGIN's */
+  path: string;
+  size: number;
+  sha256: string;
 }
 
 export interface WriteStub {
@@ -114,6 +190,46 @@ export function decodePatchBegin(payload: Buffer): PatchBegin {
     windowLog: readU32(required(attributes, PatchAttr.WindowLog, what), what),
     stubs: readU32(required(attributes, PatchAttr.Stubs, what), what),
     patchSize: readU64(required(attributes, PatchAttr.PatchSize, what), what),
+  };
+}
+
+export function encodeBatchBegin(begin: BatchBegin): Buffer[] {
+  return frameCommand(DeltaCommand.BatchBegin, [
+    tlv(BatchAttr.Sources, u32(begin.sources)),
+    tlv(BatchAttr.TargetSize, u64(begin.targetSize)),
+    tlv(BatchAttr.WindowLog, u32(begin.windowLog)),
+    tlv(BatchAttr.PatchSize, u64(begin.patchSize)),
+  ]);
+}
+
+export function decodeBatchBegin(payload: Buffer): BatchBegin {
+  const attributes = parseAttributes(payload, 1, DeltaCommand.BatchBegin);
+  const what = 'BATCH_BEGIN';
+  return {
+    sources: readU32(required(attributes, BatchAttr.Sources, what), what),
+    targetSize: readU64(required(attributes, BatchAttr.TargetSize, what), what),
+    windowLog: readU32(required(attributes, BatchAttr.WindowLog, what), what),
+    patchSize: readU64(required(attributes, BatchAttr.PatchSize, what), what),
+  };
+}
+
+export function encodeBatchSource(source: BatchSource): Buffer[] {
+  return frameCommand(DeltaCommand.BatchSource, [
+    tlv(SourceAttr.Path, Buffer.from(source.path, 'utf8')),
+    tlv(SourceAttr.Size, u64(source.size)),
+    tlv(SourceAttr.Sha256, Buffer.from(source.sha256, 'hex')),
+  ]);
+}
+
+export function decodeBatchSource(payload: Buffer): BatchSource {
+  const attributes = parseAttributes(payload, 1, DeltaCommand.BatchSource);
+  const what = 'BATCH_SOURCE';
+  const sha = required(attributes, SourceAttr.Sha256, what);
+  if (sha.length !== 32) throw new SendStreamFormatError(`${what}: bad sha256`);
+  return {
+    path: required(attributes, SourceAttr.Path, what).toString('utf8'),
+    size: readU64(required(attributes, SourceAttr.Size, what), what),
+    sha256: sha.toString('hex'),
   };
 }
 

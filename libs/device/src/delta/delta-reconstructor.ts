@@ -1,19 +1,26 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { Readable, Writable } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { ErrorCode } from '@cowroot/protocol';
 import { CommandError } from '../command-runner';
 import { DeviceError } from '../device-error';
 import { ByteReader } from './byte-reader';
-import { DELTA_MAGIC, DeltaCommand, PatchBegin, WriteStub, decodePatchBegin, decodeWriteStub } from './delta-format';
-import { locatePredecessor, verifyPredecessorContent } from './predecessor';
+import {
+  DELTA_MAGIC,
+  DeltaCommand,
+  MAX_COMMAND_BYTES,
+  decodeBatchBegin,
+  decodePatchBegin,
+  deltaFormatOf,
+  isDeltaCommand,
+  plainCommandsAt,
+} from './delta-format';
+import { DeltaSections, corrupt, guard } from './delta-sections';
 import {
   COMMAND_HEADER_BYTES,
   STREAM_HEADER_BYTES,
   SendCommand,
-  SendStreamFormatError,
   hasValidCrc,
-  joinWrite,
   parseCommandHeader,
   parseStreamHeader,
 } from './send-stream';
@@ -22,8 +29,8 @@ import { StreamingCommand, StreamingProcess } from './streaming-command';
 /** zstd's default decoder limit (2^27 = 128 MiB) is also our default cap of a patch window. */
 export const DEFAULT_MAX_WINDOW_LOG = 27;
 
-/** No btrfs command comes near this (v2 writes are ≤ 16 KiB + 128 KiB); a bigger length is corruption. */
-const MAX_COMMAND_BYTES = 16 * 1024 * 1024;
+/** What the rebuilt stream is written to `btrfs receive` in. */
+const OUTPUT_CHUNK = 128 * 1024;
 
 export interface ReconstructOptions {
   /** root of the parent snapshot on this device (the predecessors are read from it) */
@@ -32,34 +39,9 @@ export interface ReconstructOptions {
   expected: { size: number; sha256: string };
   /** largest patch window accepted: bounds the memory of each patch decoder (2^log bytes) */
   maxWindowLog?: number;
+  /** where a batch's dictionary is written (unlinked at once); the pool's staging dir on a device */
+  scratchDir?: string;
   commands?: StreamingCommand;
-}
-
-function corrupt(message: string, cause?: unknown): DeviceError {
-  return new DeviceError(ErrorCode.DeltaCorrupt, `delta artifact: ${message}`, { cause });
-}
-
-/** The decoder closed its input: a consequence; its own exit status says why. */
-class DecoderStopped extends Error {}
-
-async function writeAll(stdin: Writable, chunk: Buffer): Promise<void> {
-  if (stdin.write(chunk)) return;
-  await new Promise<void>((resolve, reject) => {
-    const cleanup = () => {
-      stdin.off('drain', onDrain);
-      stdin.off('close', onClose);
-    };
-    const onDrain = () => {
-      cleanup();
-      resolve();
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new DecoderStopped('the patch decoder stopped reading its input'));
-    };
-    stdin.on('drain', onDrain);
-    stdin.on('close', onClose);
-  });
 }
 
 /**
@@ -72,11 +54,17 @@ async function writeAll(stdin: Writable, chunk: Buffer): Promise<void> {
  */
 export class DeltaReconstructor {
   private readonly commands: StreamingCommand;
-  private readonly maxWindowLog: number;
+  private readonly sections: DeltaSections;
 
   constructor(private readonly options: ReconstructOptions) {
     this.commands = options.commands ?? new StreamingCommand();
-    this.maxWindowLog = options.maxWindowLog ?? DEFAULT_MAX_WINDOW_LOG;
+    this.sections = new DeltaSections({
+      parentRoot: options.parentRoot,
+      maxWindowLog: options.maxWindowLog ?? DEFAULT_MAX_WINDOW_LOG,
+      scratchDir: options.scratchDir ?? tmpdir(),
+      commands: this.commands,
+      readCommand: (reader) => this.readCommand(reader),
+    });
   }
 
   /** The plain stream rebuilt from `delta` (the uncompressed delta stream). */
@@ -112,38 +100,46 @@ export class DeltaReconstructor {
   }
 
   private async *rebuild(reader: ByteReader, source: StreamingProcess | null): AsyncGenerator<Buffer> {
-    const hash = createHash('sha256');
-    let size = 0;
-    const account = (parts: Buffer[]): Buffer[] => {
-      for (const part of parts) {
-        hash.update(part);
-        size += part.length;
-      }
-      return parts;
-    };
+    const out = new Coalescer();
     try {
       const magic = await reader.read(DELTA_MAGIC.length);
-      if (!magic.equals(DELTA_MAGIC)) {
+      const format = deltaFormatOf(magic);
+      if (format === null) {
         throw corrupt(`not a cowroot delta stream (starts with ${JSON.stringify(magic.toString('latin1'))})`);
       }
       const header = await this.exactly(reader, STREAM_HEADER_BYTES, 'the stream header');
-      const version = this.guard(() => parseStreamHeader(header));
-      yield* account([header]);
+      const version = guard(() => parseStreamHeader(header));
+      out.add([header]);
       for (;;) {
+        // plain commands already buffered go on in one slice, unparsed: they are most of the stream
+        const view = await reader.peek(COMMAND_HEADER_BYTES);
+        const plain = plainCommandsAt(view);
+        if (plain > 0) {
+          const chunk = out.add([await reader.read(plain)]);
+          if (chunk) yield chunk;
+          continue;
+        }
         const command = await this.readCommand(reader);
         const type = command.readUInt16LE(4);
+        let section: AsyncGenerator<Buffer[]> | Generator<Buffer[]> | null = null;
         if (type === DeltaCommand.PatchBegin) {
           if (!hasValidCrc(command)) throw corrupt('crc mismatch in a patch section');
-          const begin = this.guard(() => decodePatchBegin(command.subarray(COMMAND_HEADER_BYTES)));
-          for await (const parts of this.patchSection(reader, begin, version)) yield* account(parts);
-        } else if (type === DeltaCommand.WriteStub || type === DeltaCommand.PatchData) {
+          const begin = guard(() => decodePatchBegin(command.subarray(COMMAND_HEADER_BYTES)));
+          section = this.sections.patch(reader, begin, version);
+        } else if (type === DeltaCommand.BatchBegin) {
+          if (format < 2) throw corrupt('a batch section in a format 1 delta stream');
+          if (!hasValidCrc(command)) throw corrupt('crc mismatch in a batch section');
+          const begin = guard(() => decodeBatchBegin(command.subarray(COMMAND_HEADER_BYTES)));
+          section = this.sections.batch(reader, begin);
+        } else if (isDeltaCommand(type)) {
           throw corrupt('patch data outside a patch section');
         } else if (type === SendCommand.End) {
-          account([command]);
+          const rest = out.flush();
+          if (rest) yield rest;
           if (!(await reader.atEnd())) throw corrupt('bytes after the END command');
           const failed = await this.decompressionFailure(source, false);
           if (failed) throw failed;
-          const sha256 = hash.digest('hex');
+          const { size, sha256 } = out.result(command);
           if (size !== this.options.expected.size || sha256 !== this.options.expected.sha256) {
             throw new DeviceError(
               ErrorCode.DeltaMismatch,
@@ -153,7 +149,14 @@ export class DeltaReconstructor {
           yield command;
           return;
         } else {
-          yield* account([command]);
+          const chunk = out.add([command]);
+          if (chunk) yield chunk;
+        }
+        if (section) {
+          for await (const parts of section) {
+            const chunk = out.add(parts);
+            if (chunk) yield chunk;
+          }
         }
       }
     } catch (error) {
@@ -163,165 +166,64 @@ export class DeltaReconstructor {
     }
   }
 
-  private guard<T>(parse: () => T): T {
-    try {
-      return parse();
-    } catch (error) {
-      if (error instanceof SendStreamFormatError) throw corrupt(error.message, error);
-      throw error;
-    }
-  }
-
   private async exactly(reader: ByteReader, length: number, what: string): Promise<Buffer> {
     const bytes = await reader.read(length);
     if (bytes.length !== length) throw corrupt(`truncated in ${what}`);
     return bytes;
   }
 
-  /** One whole command (header + payload). EOF here is a truncated delta: the END never came. */
+  /**
+   * One whole command (header + payload): a view of the buffered bytes when it lies in one chunk (most
+   * do), else a copy. EOF here is a truncated delta: the END never came.
+   */
   private async readCommand(reader: ByteReader): Promise<Buffer> {
-    const header = await reader.read(COMMAND_HEADER_BYTES);
-    if (header.length === 0) throw corrupt('truncated: the stream ends before its END command');
-    if (header.length !== COMMAND_HEADER_BYTES) throw corrupt('truncated in a command header');
-    const { length } = parseCommandHeader(header);
+    const view = await reader.peek(COMMAND_HEADER_BYTES);
+    if (view.length === 0) throw corrupt('truncated: the stream ends before its END command');
+    if (view.length < COMMAND_HEADER_BYTES) throw corrupt('truncated in a command header');
+    const { length } = parseCommandHeader(view);
     if (length > MAX_COMMAND_BYTES) throw corrupt(`a command claims ${length} bytes`);
+    const whole = COMMAND_HEADER_BYTES + length;
+    if (view.length >= whole) return reader.read(whole);
+    const header = Buffer.from(await reader.read(COMMAND_HEADER_BYTES));
     const payload = await this.exactly(reader, length, 'a command');
     return Buffer.concat([header, payload]);
   }
+}
 
-  private async *patchSection(reader: ByteReader, begin: PatchBegin, version: number): AsyncGenerator<Buffer[]> {
-    if (begin.windowLog < 10 || begin.windowLog > this.maxWindowLog) {
-      throw corrupt(`a patch needs a 2^${begin.windowLog} window, above the cap 2^${this.maxWindowLog}`);
+/**
+ * Gathers the rebuilt stream into chunks of OUTPUT_CHUNK bytes for `btrfs receive`'s pipe (one write per
+ * chunk, not five per WRITE command), hashing and counting what it hands out.
+ */
+class Coalescer {
+  private readonly hash = createHash('sha256');
+  private size = 0;
+  private parts: Buffer[] = [];
+  private pending = 0;
+
+  /** A chunk to write out once enough has gathered, else null. */
+  add(parts: readonly Buffer[]): Buffer | null {
+    for (const part of parts) {
+      if (part.length === 0) continue;
+      this.parts.push(part);
+      this.pending += part.length;
     }
-    if (begin.targetSize > 2 ** begin.windowLog || begin.stubs > begin.targetSize || begin.stubs === 0) {
-      throw corrupt(`patch section for ${begin.sourcePath} has inconsistent sizes`);
-    }
-    const stubs: WriteStub[] = [];
-    let total = 0;
-    for (let i = 0; i < begin.stubs; i++) {
-      const command = await this.readCommand(reader);
-      if (command.readUInt16LE(4) !== DeltaCommand.WriteStub || !hasValidCrc(command)) {
-        throw corrupt(`patch section for ${begin.sourcePath}: bad write stub ${i}`);
-      }
-      const stub = this.guard(() => decodeWriteStub(command.subarray(COMMAND_HEADER_BYTES)));
-      total += stub.dataLength;
-      stubs.push(stub);
-    }
-    if (total !== begin.targetSize) throw corrupt(`patch section for ${begin.sourcePath}: stub lengths disagree`);
-    const source = await locatePredecessor(this.options.parentRoot, begin);
-    // hashed while the section is decoded (another core, the page cache warm for zstd); nothing is final
-    // before END, and a failure asks this check first, so a wrong parent still reads DELTA_BASE_MISMATCH
-    const verified = verifyPredecessorContent(source, begin);
-    verified.catch(() => undefined);
-    try {
-      if (begin.patchSize === 0) yield* this.copySection(source, begin, stubs, version);
-      else yield* this.decodeSection(reader, source, begin, stubs, version);
-    } catch (error) {
-      await verified;
-      throw error;
-    }
-    await verified;
+    return this.pending >= OUTPUT_CHUNK ? this.flush() : null;
   }
 
-  private async *decodeSection(
-    reader: ByteReader,
-    source: string,
-    begin: PatchBegin,
-    stubs: WriteStub[],
-    version: number,
-  ): AsyncGenerator<Buffer[]> {
-    const decoder = this.commands.start('zstd', [
-      '-d',
-      '-c',
-      '-q',
-      `--long=${begin.windowLog}`,
-      `--patch-from=${source}`,
-    ]);
-    const feeding = this.feed(reader, begin, decoder).catch((error: unknown) => {
-      decoder.kill();
-      throw error;
-    });
-    feeding.catch(() => undefined);
-    const decoded = new ByteReader(decoder.stdout);
-    let finished = false;
-    try {
-      for (const stub of stubs) {
-        const data = await decoded.read(stub.dataLength);
-        if (data.length !== stub.dataLength) {
-          await this.settle(feeding, decoder, begin);
-          throw corrupt(`the patch for ${begin.sourcePath} decodes to fewer bytes than its writes carry`);
-        }
-        yield joinWrite(version, stub.prefix, data, stub.suffix, stub.crc);
-      }
-      if (!(await decoded.atEnd())) {
-        throw corrupt(`the patch for ${begin.sourcePath} decodes to more bytes than its writes carry`);
-      }
-      await this.settle(feeding, decoder, begin);
-      finished = true;
-    } finally {
-      if (!finished) {
-        decoder.kill();
-        await feeding.catch(() => undefined);
-      }
-    }
+  flush(): Buffer | null {
+    if (this.pending === 0) return null;
+    // one part (a slice of plain commands) goes as it is; small ones are joined
+    const chunk = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.pending);
+    this.parts = [];
+    this.pending = 0;
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    return chunk;
   }
 
-  /**
-   * A section without patch bytes: the data is the predecessor itself (a package upgrade rewrote the file
-   * unchanged), read from the parent, no decoder; its size and sha256 are checked by patchSection.
-   */
-  private async *copySection(
-    source: string,
-    begin: PatchBegin,
-    stubs: WriteStub[],
-    version: number,
-  ): AsyncGenerator<Buffer[]> {
-    if (begin.targetSize !== begin.sourceSize)
-      throw corrupt(`copy section for ${begin.sourcePath} has inconsistent sizes`);
-    const reader = new ByteReader(createReadStream(source, { highWaterMark: 64 * 1024 }));
-    try {
-      for (const stub of stubs) {
-        const data = await reader.read(stub.dataLength);
-        if (data.length !== stub.dataLength)
-          throw new DeviceError(
-            ErrorCode.DeltaBaseMismatch,
-            `predecessor ${begin.sourcePath} shrank while it was read`,
-          );
-        yield joinWrite(version, stub.prefix, data, stub.suffix, stub.crc);
-      }
-    } finally {
-      await reader.close();
-    }
-  }
-
-  /** PATCH_DATA commands of the section into the decoder, with backpressure. */
-  private async feed(reader: ByteReader, begin: PatchBegin, decoder: StreamingProcess): Promise<void> {
-    const stdin = decoder.stdin!;
-    let fed = 0;
-    while (fed < begin.patchSize) {
-      const command = await this.readCommand(reader);
-      if (command.readUInt16LE(4) !== DeltaCommand.PatchData || !hasValidCrc(command)) {
-        throw corrupt(`patch section for ${begin.sourcePath}: bad patch data`);
-      }
-      const chunk = command.subarray(COMMAND_HEADER_BYTES);
-      fed += chunk.length;
-      if (fed > begin.patchSize) throw corrupt(`patch section for ${begin.sourcePath}: more patch data than announced`);
-      await writeAll(stdin, chunk);
-    }
-    stdin.end();
-  }
-
-  /**
-   * Both ends of a section's decoder: a bad delta seen by the feeder comes first (it killed the decoder),
-   * then the decoder's own failure (a corrupt patch, a wrong predecessor), then anything else.
-   */
-  private async settle(feeding: Promise<void>, decoder: StreamingProcess, begin: PatchBegin): Promise<void> {
-    const [fed, exited] = await Promise.allSettled([feeding, decoder.done]);
-    if (fed.status === 'rejected' && !(fed.reason instanceof DecoderStopped)) throw fed.reason;
-    if (exited.status === 'rejected') {
-      const error = exited.reason as CommandError;
-      throw corrupt(`the patch for ${begin.sourcePath} does not decode (${error.message})`, error);
-    }
-    if (fed.status === 'rejected') throw corrupt((fed.reason as Error).message);
+  /** Size and sha256 of everything handed out plus the END held back. */
+  result(end: Buffer): { size: number; sha256: string } {
+    this.hash.update(end);
+    return { size: this.size + end.length, sha256: this.hash.digest('hex') };
   }
 }

@@ -84,9 +84,14 @@ export function frameCommand(command: number, payload: readonly Buffer[]): Buffe
   return [header, ...payload];
 }
 
-/** True when a whole command (header + payload) carries the crc of its bytes. */
+const ZERO_CRC_FIELD = Buffer.alloc(4);
+
+/** True when a whole command (header + payload) carries the crc of its bytes (nothing copied). */
 export function hasValidCrc(command: Buffer): boolean {
-  return command.readUInt32LE(6) === commandCrc([command]);
+  let crc = crc32c(command.subarray(0, 6));
+  crc = crc32c(ZERO_CRC_FIELD, crc);
+  crc = crc32c(command.subarray(COMMAND_HEADER_BYTES), crc);
+  return command.readUInt32LE(6) === crc;
 }
 
 export function tlv(type: number, value: Buffer): Buffer {

@@ -14,4 +14,17 @@ describe(StreamingCommand.name, () => {
     const child = new StreamingCommand().start('sh', ['-c', 'echo broken >&2; exit 3']);
     await expect(child.done).rejects.toMatchObject({ failure: 'exit', exitCode: 3, stderrTail: 'broken\n' });
   });
+
+  it('settles when killed with its output unread, whatever it has left in the pipe', async () => {
+    // more than the pipe and the stream buffers hold: the child blocks writing, or exits with it unread
+    const child = new StreamingCommand().start('head', ['-c', '20000000', '/dev/zero']);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    child.kill();
+    await expect(
+      child.done.then(
+        () => 'exited',
+        () => 'killed',
+      ),
+    ).resolves.toMatch(/exited|killed/);
+  });
 });

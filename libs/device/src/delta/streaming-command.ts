@@ -21,9 +21,17 @@ export interface StreamingProcess {
  * CommandRunner.run collects stdout, which a multi-GiB stream must not be.
  */
 export class StreamingCommand {
-  start(command: string, args: readonly string[], options: { stdinFd?: number } = {}): StreamingProcess {
+  /**
+   * `stdinFd`: the child reads this descriptor as its stdin; `extraFds`: passed on as descriptors 3, 4, …
+   * (a batch's dictionary, which zstd opens as /dev/fd/3).
+   */
+  start(
+    command: string,
+    args: readonly string[],
+    options: { stdinFd?: number; extraFds?: readonly number[] } = {},
+  ): StreamingProcess {
     const child: ChildProcess = spawn(command, [...args], {
-      stdio: [options.stdinFd ?? 'pipe', 'pipe', 'pipe'],
+      stdio: [options.stdinFd ?? 'pipe', 'pipe', 'pipe', ...(options.extraFds ?? [])],
     });
     let stderr = '';
     child.stderr!.setEncoding('utf8');
@@ -51,6 +59,12 @@ export class StreamingCommand {
       done,
       kill: () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        // output nobody will read: without this, a child that exited with its pipe full never emits
+        // 'close' (the paused pipe never reaches EOF), `done` never settles, and a failed rebuild hangs
+        // (our side then ends with what it already holds, so a reader waiting on it sees EOF)
+        child.stdout!.unpipe();
+        child.stdout!.destroy();
+        stdout.end();
       },
     };
   }

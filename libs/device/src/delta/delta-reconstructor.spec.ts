@@ -1,0 +1,141 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCode } from '@cowroot/protocol';
+import { DELTA_MAGIC, DELTA_MAGIC_V1, encodeBatchBegin, encodeBatchSource, encodePatchData } from './delta-format';
+import { DeltaReconstructor } from './delta-reconstructor';
+import { SendAttr, SendCommand, frameCommand, streamHeader, tlv } from './send-stream';
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+function u64(value: number): Buffer {
+  const buffer = Buffer.alloc(8);
+  buffer.writeBigUInt64LE(BigInt(value));
+  return buffer;
+}
+
+/** A plain command that is not a WRITE (what most of a send stream is: chown, utimes, …). */
+const plain = (i: number) => Buffer.concat(frameCommand(20, [tlv(SendAttr.Path, Buffer.from(`file-${i}`))]));
+const write = (path: string, offset: number, data: Buffer) =>
+  Buffer.concat(
+    frameCommand(SendCommand.Write, [
+      tlv(SendAttr.Path, Buffer.from(path)),
+      tlv(SendAttr.FileOffset, u64(offset)),
+      tlv(SendAttr.Data, data),
+    ]),
+  );
+const END = Buffer.concat(frameCommand(SendCommand.End, []));
+
+/** Feeds `bytes` in odd chunk sizes, so commands straddle chunk borders. */
+async function* chunked(bytes: Buffer, size = 777): AsyncGenerator<Buffer> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+}
+
+async function collect(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part);
+  return Buffer.concat(parts);
+}
+
+describe(DeltaReconstructor.name, () => {
+  let dir: string;
+  let parent: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cowroot-reconstructor-'));
+    parent = join(dir, 'parent');
+    await mkdir(parent);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const rebuild = (delta: Buffer, expected: Buffer) =>
+    collect(
+      new DeltaReconstructor({
+        parentRoot: parent,
+        expected: { size: expected.length, sha256: sha256(expected) },
+        scratchDir: dir,
+      }).plainStream(chunked(delta)),
+    );
+
+  it('passes thousands of plain commands through unchanged, across chunk borders', async () => {
+    const stream = Buffer.concat([streamHeader(1), ...Array.from({ length: 3000 }, (_, i) => plain(i)), END]);
+    for (const magic of [DELTA_MAGIC, DELTA_MAGIC_V1]) {
+      const delta = Buffer.concat([magic, stream]);
+      expect((await rebuild(delta, stream)).equals(stream)).toBe(true);
+    }
+  });
+
+  it('rebuilds a batch: a stretch of the plain stream patched against the concatenated predecessors', async () => {
+    const old = [Buffer.from('alpha '.repeat(900)), Buffer.from('beta '.repeat(700))];
+    await writeFile(join(parent, 'a'), old[0]);
+    await writeFile(join(parent, 'b'), old[1]);
+    const next = [Buffer.from('alpha '.repeat(880) + 'gamma'), Buffer.from('beta '.repeat(710))];
+    const stretch = Buffer.concat([write('a', 0, next[0]), plain(1), write('b', 0, next[1])]);
+    const stream = Buffer.concat([streamHeader(1), stretch, END]);
+    /** the stretch `target` as the release tool patches it (deploy/release/src/delta/patch-batch.ts) */
+    const patchOf = async (target: Buffer) => {
+      await writeFile(join(dir, 'sources'), Buffer.concat(old));
+      await writeFile(join(dir, 'stretch'), target);
+      execFileSync(
+        'zstd',
+        ['-q', '-f', '-19', '--long=16', `--patch-from=${join(dir, 'sources')}`, join(dir, 'stretch')],
+        { stdio: 'ignore' },
+      );
+      return readFile(join(dir, 'stretch.zst'));
+    };
+    const batch = (patch: Buffer, targetSize: number, magic = DELTA_MAGIC) =>
+      Buffer.concat([
+        magic,
+        streamHeader(1),
+        ...encodeBatchBegin({ sources: 2, targetSize, windowLog: 16, patchSize: patch.length }),
+        ...old.flatMap((bytes, i) =>
+          encodeBatchSource({ path: ['a', 'b'][i], size: bytes.length, sha256: sha256(bytes) }),
+        ),
+        ...encodePatchData(patch),
+        END,
+      ]);
+    const patch = await patchOf(stretch);
+    // smaller than the stretch: the dictionary did its work
+    expect(patch.length * 10).toBeLessThan(stretch.length);
+    expect((await rebuild(batch(patch, stretch.length), stream)).equals(stream)).toBe(true);
+    // the dictionary was unlinked as soon as it was opened
+    expect((await readdir(dir)).filter((name) => name.startsWith('.delta-dictionary'))).toEqual([]);
+
+    // a batch in a format 1 stream is refused
+    await expect(rebuild(batch(patch, stretch.length, DELTA_MAGIC_V1), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/batch section in a format 1 delta stream/),
+    });
+    // a patch decoding to an END would let btrfs receive finish before the sha256 check: refused
+    const withEnd = await patchOf(Buffer.concat([stretch, END]));
+    await expect(rebuild(batch(withEnd, stretch.length + END.length), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/decodes to a command that is not a plain one \(21/),
+    });
+    // more or fewer bytes than announced
+    await expect(rebuild(batch(patch, stretch.length - 1), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/more bytes than announced/),
+    });
+    await expect(rebuild(batch(patch, stretch.length + 1), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/fewer bytes than announced/),
+    });
+    // a predecessor changed since the delta was made: the parent is wrong, nothing is decoded
+    await writeFile(join(parent, 'b'), next[1]);
+    await expect(rebuild(batch(patch, stretch.length), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaBaseMismatch,
+      message: expect.stringMatching(/predecessor b in the parent snapshot has \d+ bytes/),
+    });
+  });
+
+  it('refuses a stream that is no delta, naming what it starts with', async () => {
+    const stream = Buffer.concat([streamHeader(1), END]);
+    await expect(rebuild(Buffer.concat([Buffer.from('cowroot-delta/9\n'), stream]), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/not a cowroot delta stream \(starts with "cowroot-delta\/9\\n"\)/),
+    });
+  });
+});
