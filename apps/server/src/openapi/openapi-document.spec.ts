@@ -8,6 +8,7 @@ import { DomainErrorCode } from '../common/domain-error';
 import { ModulesContainer } from '@nestjs/core';
 import { MIN_ROLE_KEY } from '../auth/roles.decorator';
 import { PUBLIC_KEY } from '../auth/public.decorator';
+import { ALLOW_DEVICES_KEY } from '../auth/allow-devices.decorator';
 import { Role } from '../auth/role.enum';
 import { buildOpenApiDocument, createPreviewApp } from './openapi-document';
 import { serializeOpenApiDocument } from './write-openapi';
@@ -40,7 +41,7 @@ function operations(document: OpenAPIObject) {
 describe('OpenAPI document', () => {
   let document: OpenAPIObject;
   /** operationId (`<Controller>_<method>`) → the guard's view of the route */
-  const routes = new Map<string, { public: boolean; role: Role }>();
+  const routes = new Map<string, { public: boolean; role: Role; devices: boolean }>();
   beforeAll(async () => {
     const app = await createPreviewApp();
     try {
@@ -56,6 +57,7 @@ describe('OpenAPI document', () => {
             routes.set(`${controller.name}_${name}`, {
               public: meta<boolean>(PUBLIC_KEY) ?? false,
               role: meta<Role>(MIN_ROLE_KEY) ?? Role.Viewer,
+              devices: meta<boolean>(ALLOW_DEVICES_KEY) ?? false,
             });
           }
         }
@@ -116,7 +118,14 @@ describe('OpenAPI document', () => {
       const onlyCsrf = (op.responses['403'] as { description?: string } | undefined)?.description?.startsWith(
         'CSRF_CHECK_FAILED',
       );
-      if (route && route.role === Role.Viewer && has('403') && !(name.startsWith('get ') ? false : onlyCsrf))
+      // a route devices call refuses a device another device's resource (403), whatever the role
+      if (
+        route &&
+        route.role === Role.Viewer &&
+        !route.devices &&
+        has('403') &&
+        !(name.startsWith('get ') ? false : onlyCsrf)
+      )
         wrong.push(`${name}: any role may call it, yet 403`);
       for (const [status, response] of errors) {
         const schema = response && 'content' in response ? response.content?.['application/json']?.schema : undefined;
