@@ -54,7 +54,7 @@ export async function openSession(
   const recordingsDir = join(dir, 'recordings');
   let recordings = options.rerecord ? null : await loadRecordings(recordingsDir, flows);
   let artifacts: VdevArtifacts;
-  if (recordings && kept && existsSync(kept.baseDisk) && existsSync(kept.uBootRom)) {
+  if (recordings && kept?.board === board.name && existsSync(kept.baseDisk) && existsSync(kept.uBootRom)) {
     // a replay boots the u-boot the recordings were made with (kept in the cache under its own key)
     artifacts = kept;
   } else {
@@ -69,10 +69,7 @@ export async function openSession(
     // the flows run as a chain on one device: record up to the last one asked for
     const last = Math.max(...flows.map((f) => FLOWS.indexOf(f)));
     recordings = await recordFlows(recordingsDir, artifacts, streams, FLOWS.slice(0, last + 1), options.log);
-    await writeFile(
-      sessionFile,
-      `${JSON.stringify({ uBootRom: artifacts.uBootRom, baseDisk: artifacts.baseDisk }, null, 2)}\n`,
-    );
+    await writeFile(sessionFile, `${JSON.stringify(artifacts, null, 2)}\n`);
     recordings = recordings.filter((r) => flows.some((f) => f.name === r.flow));
   }
   const scratch = join(dir, 'boot-scr');
