@@ -1,8 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import {
   DeviceChannel,
-  MessageRejectedMessage,
-  PROTOCOL_VERSION,
   encodeMessage,
   type DeviceChannel as Channel,
 } from '@cowroot/protocol';
@@ -12,7 +10,7 @@ import { DeviceMessageHandler, Rejection, SessionRef } from '../device-message-h
 import { EventsHandler } from '../events.handler';
 import { MqttMetrics } from '../mqtt-metrics';
 import { NoticeBudget } from '../notice-budget';
-import { printable } from '../printable';
+import { rejectionNotice } from '../rejection-notice';
 import { StateHandler } from '../state.handler';
 import { NatsConnections } from './nats-connections';
 import { INGEST_CONSUMER, REPORTS_STREAM, REPORT_SUBJECTS, deviceSubject, parseReportSubject } from './nats-subjects';
@@ -143,15 +141,7 @@ export class NatsReportConsumer implements OnApplicationBootstrap, OnModuleDestr
     this.metrics.reject(deviceId, channel, rejection.reason, rejection.detail);
     const suppressed = this.notices.take(deviceId, Date.now());
     if (suppressed === null) return;
-    const notice: MessageRejectedMessage = {
-      v: PROTOCOL_VERSION,
-      reason: rejection.reason,
-      channel,
-      message: printable(rejection.detail).slice(0, 1024),
-      at: new Date().toISOString(),
-      ...rejection.refs,
-      ...(suppressed > 0 ? { suppressed } : {}),
-    };
+    const notice = rejectionNotice(channel, rejection, suppressed);
     this.nats.app.publish(deviceSubject(deviceId, DeviceChannel.Rejections), encodeMessage(notice));
   }
 }
