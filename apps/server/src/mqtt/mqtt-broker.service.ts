@@ -1,11 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import {
-  DeviceChannel,
-  RejectionReason,
-  deviceTopic,
-  encodeMessage,
-  isDeviceId,
-} from '@cowroot/protocol';
+import { DeviceChannel, RejectionReason, deviceTopic, encodeMessage, isDeviceId } from '@cowroot/protocol';
 import type { Aedes, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { readFile } from 'node:fs/promises';
 import { AddressInfo, Server, Socket, createServer } from 'node:net';

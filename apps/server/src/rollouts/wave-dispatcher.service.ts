@@ -10,6 +10,7 @@ import { ArtifactPicker } from '../releases/artifact-picker';
 import { ArtifactUrlService } from '../releases/artifact-url.service';
 import { ReleaseArtifact } from '../releases/release-artifact.entity';
 import { Release } from '../releases/release.entity';
+import { ReleasesService } from '../releases/releases.service';
 import { ROLLOUT_ENGINE_ACTOR } from './engine-actor';
 import { ExecutionState } from './execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
@@ -77,6 +78,7 @@ export class WaveDispatcher implements OnModuleDestroy {
     private readonly queue: WaveQueueRepository,
     private readonly executions: ExecutionsRepository,
     @Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort,
+    private readonly releases: ReleasesService,
     private readonly picker: ArtifactPicker,
     private readonly urls: ArtifactUrlService,
     private readonly audit: AuditService,
@@ -130,8 +132,9 @@ export class WaveDispatcher implements OnModuleDestroy {
       if (queued.length === 0) return 0;
       const tail = queued[queued.length - 1];
       last = { waveIndex: tail.wave_index, orderKey: tail.order_key };
-      const release = await manager.findOneByOrFail(Release, { id: rollout.release_id });
-      const artifacts = await manager.find(ReleaseArtifact, { where: { releaseId: release.id } });
+      // the releases feature's reads, in this transaction: a release an unfinished rollout offers cannot be deleted
+      const release = await this.releases.get(rollout.release_name, rollout.release_version, manager);
+      const artifacts = await this.releases.artifactsOf(release.id, manager);
       const planned: Planned[] = [];
       const finished: Finished[] = [];
       for (const device of queued) {

@@ -1,9 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import {
-  DeviceChannel,
-  encodeMessage,
-  type DeviceChannel as Channel,
-} from '@cowroot/protocol';
+import { DeviceChannel, encodeMessage, type DeviceChannel as Channel } from '@cowroot/protocol';
 import { AckPolicy, RetentionPolicy, StorageType, nanos, type ConsumerMessages, type JsMsg } from 'nats';
 import { KeyedSerialQueue } from '../../devices/keyed-serial-queue';
 import { DeviceMessageHandler, Rejection, SessionRef } from '../device-message-handler';
