@@ -32,7 +32,10 @@ export interface TargetRelation {
   params: unknown[];
 }
 
-/** A device's state columns joined to a caller's rows by device id (LEFT JOIN: a row may outlive its device). */
+/**
+ * A device's state columns joined to a caller's rows by device id (LEFT JOIN: a row may outlive its
+ * device). `bootedSnapshot` and `snapshots` come back under their column names (booted_snapshot, snapshots).
+ */
 export interface DeviceStateJoin {
   join: string;
   status: string;

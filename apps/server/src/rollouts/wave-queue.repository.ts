@@ -133,7 +133,7 @@ export class WaveQueueRepository {
     const device = this.devices.stateJoin('x.device_id');
     return (await manager.query(
       `SELECT x.id, x.device_id, x.wave_index, x.order_key, x.attempt, w.timeout_seconds,
-              ${device.status} AS device_status, ${device.bootedSnapshot} AS booted_snapshot, ${device.snapshots} AS snapshots
+              ${device.status} AS device_status, ${device.bootedSnapshot}, ${device.snapshots}
          FROM rollout_executions x
          JOIN rollout_waves w ON w.rollout_id = x.rollout_id AND w.index = x.wave_index
          ${device.join}
