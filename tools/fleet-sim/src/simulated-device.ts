@@ -1,6 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import mqtt, { MqttClient } from 'mqtt';
 import {
   Command,
   CommandType,
@@ -14,38 +13,26 @@ import {
   LastTrialResult,
   PROTOCOL_VERSION,
   PendingTrial,
-  PresenceStatus,
   RebootMode,
   SnapshotInfo,
   SnapshotOrigin,
   RollbackCause,
   TrialOutcome,
   TrialState,
-  deviceTopic,
-  encodeMessage,
   parseCommand,
   parseManifest,
 } from '@cowroot/protocol';
+import { DeviceLink, DeviceLinkOptions } from './device-link';
 import { SimOutcome } from './sim-outcome';
 
-export interface SimulatedDeviceOptions {
-  id: string;
-  credential: string;
-  /** mqtt://127.0.0.1:<port> */
-  mqttUrl: string;
-  /** further brokers (a NATS cluster's other nodes): each connect tries the next URL of mqttUrl + these */
-  failoverMqttUrls?: string[];
-  /**
-   * The MQTT password for each connect; default the credential. BROKER=nats: a broker JWT fetched over
-   * HTTPS against the credential, as the agent's `server.mqttAuth: "token"` does.
-   */
-  mqttPassword?: () => Promise<string>;
-  /**
-   * Behave like the agent when the broker goes away (a NATS node killed): reconnect to the next URL until
-   * it works, keep every message until it is acknowledged, and answer a re-sent command with the events
-   * already reported for it (same event ids), so a report lost inside the broker is reported again.
-   */
-  reconnect?: boolean;
+/**
+ * `reconnect`: behave like the agent when the broker goes away (a NATS node killed): reconnect to the next
+ * URL until it works, keep every message until it is acknowledged, and answer a re-sent command with the
+ * events already reported for it (same event ids), so a report lost inside the broker is reported again.
+ * `mqttPassword` with BROKER=nats: a broker JWT fetched over HTTPS against the credential, as the agent's
+ * `server.mqttAuth: "token"` does.
+ */
+export interface SimulatedDeviceOptions extends DeviceLinkOptions {
   outcome: SimOutcome;
   /** how long a simulated reboot keeps the device offline */
   rebootMs?: number;
@@ -83,7 +70,7 @@ function factorySnapshot(): SnapshotInfo {
 export class SimulatedDevice {
   readonly id: string;
   outcome: SimOutcome;
-  private client: MqttClient | null = null;
+  private readonly link: DeviceLink;
   private seq = 0;
   private booted: string;
   private current: string;
@@ -92,9 +79,7 @@ export class SimulatedDevice {
   private lastTrialResult: LastTrialResult | null = null;
   private readonly snapshots: SnapshotInfo[];
   private readonly handled = new Map<string, JobEventType>();
-  private stopped = false;
   private work: Promise<void> = Promise.resolve();
-  private connects = 0;
   private rebooting = false;
   private readonly reported = new Map<string, JobEventMessage[]>();
   /** every distinct install command id this device received */
@@ -105,6 +90,16 @@ export class SimulatedDevice {
     private readonly hooks: SimulatedDeviceEvents = {},
   ) {
     this.id = options.id;
+    this.link = new DeviceLink(options, {
+      // Commands run one at a time, in arrival order, as on the real agent.
+      onCommand: (payload) => {
+        this.work = this.work.then(() => this.handle(payload)).catch(() => undefined);
+      },
+      // a reboot ends the connection on purpose and connects again itself
+      onLost: () => {
+        if (!this.rebooting) void this.connectRetrying();
+      },
+    });
     this.outcome = options.outcome;
     this.snapshots = options.snapshots ? [...options.snapshots] : [factorySnapshot()];
     this.booted = this.snapshots[0].id;
@@ -120,58 +115,17 @@ export class SimulatedDevice {
   }
 
   get connected(): boolean {
-    return this.client?.connected ?? false;
+    return this.link.connected;
   }
 
   /** Connects (the agent's start) and reports presence and state. */
   async connect(): Promise<void> {
-    const urls = [this.options.mqttUrl, ...(this.options.failoverMqttUrls ?? [])];
-    const url = urls[this.connects++ % urls.length];
-    const password = this.options.mqttPassword ? await this.options.mqttPassword() : this.options.credential;
-    const client = mqtt.connect(url, {
-      clientId: this.id,
-      username: this.id,
-      password,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 30_000,
-      clean: false,
-      will: {
-        topic: deviceTopic(this.id, DeviceChannel.Presence),
-        payload: encodeMessage({ v: PROTOCOL_VERSION, status: PresenceStatus.Offline }),
-        qos: 1,
-        retain: true,
-      },
-    });
-    this.client = client;
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', reject);
-      client.once('close', () => reject(new Error(`${this.id}: connection closed before CONNACK`)));
-    });
-    client.removeAllListeners('error');
-    client.on('error', () => undefined);
-    if (this.options.reconnect)
-      client.once('close', () => {
-        if (this.client === client && !this.stopped && !this.rebooting) void this.connectRetrying();
-      });
-    client.on('message', (_topic, payload) => {
-      // Commands run one at a time, in arrival order, as on the real agent.
-      this.work = this.work.then(() => this.handle(payload)).catch(() => undefined);
-    });
-    await client.subscribeAsync(deviceTopic(this.id, DeviceChannel.Commands), { qos: 1 });
-    await this.publish(
-      DeviceChannel.Presence,
-      { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString() },
-      true,
-    );
+    await this.link.open();
     await this.publishState();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.client?.endAsync(true).catch(() => undefined);
-    this.client = null;
+    await this.link.stop();
   }
 
   /** Publishes a state report now (the benchmark uses this to measure ingest). */
@@ -192,46 +146,18 @@ export class SimulatedDevice {
     await this.publish(DeviceChannel.State, state);
   }
 
-  private async publish(channel: DeviceChannel, message: object, retain = false): Promise<void> {
-    if (!this.options.reconnect) {
-      if (!this.client?.connected) return;
-      await this.client.publishAsync(deviceTopic(this.id, channel), encodeMessage(message), { qos: 1, retain });
-      return;
-    }
-    // until acknowledged: a PUBLISH in flight on a connection that dies is sent again on the next one
-    while (!this.stopped) {
-      const client = this.client;
-      if (client?.connected) {
-        let onClose = (): void => undefined;
-        let timer: NodeJS.Timeout | undefined;
-        const closed = new Promise<never>((_, reject) => {
-          onClose = () => reject(new Error('closed'));
-          client.once('close', onClose);
-          timer = setTimeout(() => reject(new Error('no PUBACK')), 5000);
-        });
-        closed.catch(() => undefined);
-        const sent = client.publishAsync(deviceTopic(this.id, channel), encodeMessage(message), { qos: 1, retain });
-        const acked = await Promise.race([sent, closed]).then(
-          () => true,
-          () => false,
-        );
-        // one listener per publish would pile up on a long-lived connection
-        client.off('close', onClose);
-        clearTimeout(timer);
-        if (acked) return;
-      }
-      await sleep(200);
-    }
+  private publish(channel: DeviceChannel, message: object, retain = false): Promise<void> {
+    return this.link.publish(channel, message, retain);
   }
 
   /** The next URL every half second until a connect succeeds (a cluster still placing its MQTT streams). */
   async connectRetrying(): Promise<void> {
-    while (!this.stopped) {
+    while (!this.link.isStopped) {
       try {
         await this.connect();
         return;
       } catch {
-        await this.client?.endAsync(true).catch(() => undefined);
+        await this.link.drop();
         await sleep(500);
       }
     }
@@ -428,11 +354,10 @@ export class SimulatedDevice {
   /** Drops the connection, waits, and comes back booted into `snapshot` (default: the current one). */
   private async reboot(snapshot = this.current, trial = false): Promise<void> {
     this.rebooting = true;
-    await this.client?.endAsync(true).catch(() => undefined);
-    this.client = null;
+    await this.link.drop();
     await sleep(this.options.rebootMs ?? 200);
     this.rebooting = false;
-    if (this.stopped) return;
+    if (this.link.isStopped) return;
     this.booted = snapshot;
     this.trialBoot = trial;
     this.seq = 0;

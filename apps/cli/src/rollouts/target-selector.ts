@@ -2,7 +2,7 @@ import type { Schemas } from '@cowroot/api-client';
 import { CliError } from '../cli-error';
 
 /**
- * Which devices a rollout targets, as the server's DeviceSelector (apps/server/src/rollouts/device-selector.ts):
+ * Which devices a rollout targets, as the server's DeviceSelector (apps/server/src/devices/device-selection.ts):
  * every part given must hold (AND); `all` must be said explicitly.
  */
 /** The selector of a rollout (the server's SelectorDto). */

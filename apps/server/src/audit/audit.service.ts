@@ -19,6 +19,21 @@ export interface AuditEntryInput {
   reason?: string;
 }
 
+/** An audit_log row as timelineOf() reads it (id as text: bigint). */
+export interface AuditTimelineRow {
+  entry_id: string;
+  at: Date | string;
+  actor_type: string;
+  actor_id: string;
+  actor_name: string;
+  action: string;
+  subject_type: string;
+  subject_id: string;
+  before: unknown;
+  after: unknown;
+  reason: string | null;
+}
+
 const AUDIT_ROWS_PER_INSERT = 2000;
 
 const isIdCursor = (value: unknown): value is { id: string } =>
@@ -76,6 +91,33 @@ export class AuditService {
         ORDER BY r.n`,
       [JSON.stringify(rows), at, correlationId],
     );
+  }
+
+  /**
+   * Oldest first: what happened to a subject, and the entries about other subjects that name it (e.g. a
+   * rollout, and its devices' `rollout.*` entries whose `after.rolloutId` is the rollout's id).
+   */
+  async timelineOf(
+    subject: { type: string; id: string },
+    related: { subjectType: string; actionPrefix: string; afterKey: string },
+    limit: number,
+  ): Promise<AuditTimelineRow[]> {
+    return (await this.dataSource.query(
+      `SELECT id::text AS entry_id, at, actor_type, actor_id, actor_name, action, subject_type, subject_id, before, after, reason
+         FROM audit_log
+        WHERE (subject_type = $3 AND subject_id = $1)
+           OR (subject_type = $4 AND action LIKE $5 AND after->>$6 = $1)
+        ORDER BY audit_log.id
+        LIMIT $2`,
+      [
+        subject.id,
+        limit,
+        subject.type,
+        related.subjectType,
+        `${related.actionPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`,
+        related.afterKey,
+      ],
+    )) as AuditTimelineRow[];
   }
 
   /** Newest first. */

@@ -6,6 +6,7 @@ import { CommandDispatcher } from './command-dispatcher.service';
 import { DeviceCommand } from './device-command.entity';
 import { DeviceCommandsController } from './device-commands.controller';
 import { DeviceCredentialAuthenticator } from './device-credential.authenticator';
+import { DeviceFeed } from './device-feed';
 import { DeviceJobEvent } from './device-job-event.entity';
 import { FactoryCredentialHasher } from './factory-credential-hasher';
 import { DeviceLifecycleService } from './device-lifecycle.service';
@@ -21,7 +22,7 @@ import { JobEventRecorder } from './job-event-recorder.service';
  * Devices: provisioning, state, presence, commands. The broker that carries MQTT is not imported here: the
  * commands go out through the DEVICE_BROKER port (apps/server/src/broker/device-broker.ts), which
  * MqttModule provides, and the broker adapters ingest into the services exported here. Global, because auth
- * (DEVICE_AUTHENTICATOR), the broker adapters, releases and rollouts use it.
+ * (DEVICE_AUTHENTICATOR), the broker adapters, releases and rollouts use it; rollouts read the devices through DeviceFeed only.
  */
 @Global()
 @Module({
@@ -39,6 +40,7 @@ import { JobEventRecorder } from './job-event-recorder.service';
     DevicePresenceService,
     JobEventRecorder,
     BrokerRegistry,
+    DeviceFeed,
   ],
   exports: [
     DEVICE_AUTHENTICATOR,
@@ -49,6 +51,7 @@ import { JobEventRecorder } from './job-event-recorder.service';
     DeviceStateWriter,
     JobEventRecorder,
     BrokerRegistry,
+    DeviceFeed,
   ],
 })
 export class DevicesModule {}

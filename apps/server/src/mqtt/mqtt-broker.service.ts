@@ -1,13 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import {
-  DeviceChannel,
-  MessageRejectedMessage,
-  PROTOCOL_VERSION,
-  RejectionReason,
-  deviceTopic,
-  encodeMessage,
-  isDeviceId,
-} from '@cowroot/protocol';
+import { DeviceChannel, RejectionReason, deviceTopic, encodeMessage, isDeviceId } from '@cowroot/protocol';
 import type { Aedes, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { readFile } from 'node:fs/promises';
 import { AddressInfo, Server, Socket, createServer } from 'node:net';
@@ -25,7 +17,7 @@ import { decidePublish, maySubscribe } from './mqtt-acl';
 import { MqttMetrics } from './mqtt-metrics';
 import { guardPacketSize } from './mqtt-packet-size-guard';
 import { NoticeBudget } from './notice-budget';
-import { printable } from './printable';
+import { rejectionNotice } from './rejection-notice';
 import { PresenceHandler } from './presence.handler';
 import { StateHandler } from './state.handler';
 
@@ -323,15 +315,7 @@ export class MqttBrokerService implements DeviceBroker, OnApplicationBootstrap, 
     const broker = this.broker;
     const suppressed = this.notices.take(deviceId, Date.now());
     if (!broker || broker.closed || suppressed === null) return;
-    const notice: MessageRejectedMessage = {
-      v: PROTOCOL_VERSION,
-      reason: rejection.reason,
-      channel,
-      message: printable(rejection.detail).slice(0, 1024),
-      at: new Date().toISOString(),
-      ...rejection.refs,
-      ...(suppressed > 0 ? { suppressed } : {}),
-    };
+    const notice = rejectionNotice(channel, rejection, suppressed);
     const packet: PublishPacket = {
       cmd: 'publish',
       topic: deviceTopic(deviceId, DeviceChannel.Rejections),

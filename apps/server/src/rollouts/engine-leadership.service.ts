@@ -2,9 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, QueryRunner } from 'typeorm';
 import { ServerConfig } from '../config/server-config';
-
-/** Distinct from the migration lock ("cowroot"): "cowroll". */
-export const ROLLOUT_ENGINE_LOCK_KEY = 0x636f77726f6c6cn;
+import { RolloutsRepository } from './rollouts.repository';
 
 /**
  * Makes exactly one server instance the rollout engine (docs/rollouts.md "Engine"): the leader holds a
@@ -22,6 +20,7 @@ export class EngineLeadership {
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly store: RolloutsRepository,
     config: ServerConfig,
   ) {
     // PGlite serves one session to every pooled connection: a lock would not exclude anyone, and a
@@ -41,7 +40,7 @@ export class EngineLeadership {
     }
     if (this.runner) {
       try {
-        await this.runner.query('SELECT 1');
+        await this.store.pingEngineLock(this.runner);
         return true;
       } catch (error) {
         this.logger.warn(`lost the rollout engine lock: ${(error as Error).message}`);
@@ -53,11 +52,7 @@ export class EngineLeadership {
     const runner = this.dataSource.createQueryRunner();
     try {
       await runner.connect();
-      const [{ locked }] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [
-        ROLLOUT_ENGINE_LOCK_KEY.toString(),
-      ])) as {
-        locked: boolean;
-      }[];
+      const locked = await this.store.tryEngineLock(runner);
       if (!locked) {
         await runner.release();
         return false;
@@ -78,7 +73,7 @@ export class EngineLeadership {
     this.runner = null;
     if (!runner) return;
     try {
-      await runner.query('SELECT pg_advisory_unlock($1)', [ROLLOUT_ENGINE_LOCK_KEY.toString()]);
+      await this.store.releaseEngineLock(runner);
     } catch {
       // the session is gone, and the lock with it
     } finally {

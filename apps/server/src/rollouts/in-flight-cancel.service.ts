@@ -2,11 +2,10 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CommandType } from '@cowroot/protocol';
 import { EntityManager } from 'typeorm';
 import { Actor } from '../auth/actor';
-import { returningRows } from '../database/returning-rows';
-import { DeviceStatus } from '../devices/device.entity';
-import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
+import { DeviceFeed } from '../devices/device-feed';
+import { ExecutionState } from './execution-state';
+import { ExecutionsRepository } from './executions.repository';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
-import { recordHistory } from './execution-history';
 
 /** What cancel() did, for the rollout's audit entry and the caller's publish after commit. */
 export interface InFlightCancellation {
@@ -28,37 +27,22 @@ export interface InFlightCancellation {
 export class InFlightCanceller {
   private readonly logger = new Logger(InFlightCanceller.name);
 
-  constructor(@Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort) {}
+  constructor(
+    @Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort,
+    private readonly executions: ExecutionsRepository,
+    private readonly devices: DeviceFeed,
+  ) {}
 
   /** Inside the caller's transaction, which holds the rollout row locked. */
   async cancel(manager: EntityManager, rolloutId: string, reason: string, actor: Actor): Promise<InFlightCancellation> {
-    const rows = await returningRows<{
-      id: string;
-      attempt: number;
-      device_id: string;
-      from_state: ExecutionState;
-      command_id: string | null;
-    }>(
-      manager,
-      `WITH flying AS (
-         SELECT x.id, x.state FROM rollout_executions x
-          WHERE x.rollout_id = $1 AND x.state = ANY ($2::text[])
-          FOR UPDATE
-       )
-       UPDATE rollout_executions x
-          SET state = $3, failure_reason = $4, finished_at = now(), updated_at = now()
-         FROM flying
-        WHERE x.id = flying.id
-       RETURNING x.id, x.attempt, x.device_id, flying.state AS from_state, x.command_id`,
-      [rolloutId, IN_FLIGHT_STATES, ExecutionState.Canceled, reason],
-    );
+    const rows = await this.executions.cancelInFlight(manager, rolloutId, reason);
     if (rows.length === 0) return { canceled: 0, commands: [] };
-    await recordHistory(
+    await this.executions.recordHistory(
       manager,
       rows.map((r) => ({
         executionId: r.id,
         attempt: r.attempt,
-        from: r.from_state as ExecutionState,
+        from: r.from_state,
         to: ExecutionState.Canceled,
         commandId: r.command_id,
         detail: { reason },
@@ -66,13 +50,9 @@ export class InFlightCanceller {
     );
     // a decommissioned device gets no command (the dispatcher refuses one); its execution is canceled all the
     // same. FOR SHARE as in recordMany(): a decommission that did not commit yet waits for these commands.
-    const active = new Set(
-      (
-        (await manager.query(
-          `SELECT id FROM devices WHERE id = ANY ($1::text[]) AND status = $2 ORDER BY id FOR SHARE`,
-          [rows.map((r) => r.device_id), DeviceStatus.Active],
-        )) as { id: string }[]
-      ).map((device) => device.id),
+    const active = await this.devices.lockActive(
+      manager,
+      rows.map((r) => r.device_id),
     );
     const targets = rows.filter((r) => r.command_id !== null && active.has(r.device_id));
     const commands = await this.commands.recordMany(

@@ -4,16 +4,13 @@ import { JobEventType } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { MetricsService } from '../metrics/metrics.service';
+import { DeviceFeed, FeedJobEvent } from '../devices/device-feed';
 import { deviceActor } from '../auth/actor';
-import { ExecutionState, IN_FLIGHT_STATES, isFinished, nextExecutionState } from './execution-state';
-import { recordHistory } from './execution-history';
+import { ExecutionState, isFinished, nextExecutionState } from './execution-state';
+import { ExecutionsRepository } from './executions.repository';
+import { JobEventTargetsRepository } from './job-event-targets.repository';
 
-interface EventRow {
-  seq: string;
-  event_id: string;
-  command_id: string;
-  device_id: string;
-  type: string;
+interface EventRow extends FeedJobEvent {
   payload: Record<string, unknown> & {
     rollback?: { by?: string; check?: string; outputTail?: string; restoredSnapshot?: string };
     error?: { code: string; message: string };
@@ -47,9 +44,9 @@ const LOOKBACK = { seconds: 5, rows: 50_000 };
 const STALE_SECONDS = 10;
 
 /**
- * Follows the devices feature's job event table (device_job_events: one row per eventId, so QoS 1
- * redeliveries are already gone) by its arrival sequence, and moves the rollout executions, reverts and
- * remote rollbacks whose commands the events are about. Polling the table instead of an in-process
+ * Follows the devices feature's job event feed (DeviceFeed: one event per eventId, so QoS 1 redeliveries
+ * are already gone) by its arrival sequence, and moves the rollout executions, reverts and remote
+ * rollbacks whose commands the events are about. Polling the feed instead of an in-process
  * callback keeps working after a restart and on whichever replica is the engine leader: the cursor is
  * in PostgreSQL and advances in the transaction that applies the events.
  */
@@ -59,6 +56,9 @@ export class JobEventFollower {
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly devices: DeviceFeed,
+    private readonly targets: JobEventTargetsRepository,
+    private readonly executions: ExecutionsRepository,
     private readonly audit: AuditService,
     metrics: MetricsService,
   ) {
@@ -72,35 +72,29 @@ export class JobEventFollower {
   /** @returns the number of state changes applied */
   async followOnce(): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
-      const [{ event_seq: cursorText }] = (await manager.query(
-        `SELECT event_seq::text FROM rollout_engine_cursor WHERE id = 1 FOR UPDATE`,
-      )) as { event_seq: string }[];
-      const cursor = BigInt(cursorText);
-      const ours = `(EXISTS (SELECT 1 FROM rollout_executions x WHERE x.command_id = e.command_id)
-                     OR EXISTS (SELECT 1 FROM rollout_executions x WHERE x.revert_command_id = e.command_id)
-                     OR EXISTS (SELECT 1 FROM rollback_devices r WHERE r.command_id = e.command_id))`;
-      const columns = `e.seq::text AS seq, e.event_id, e.command_id, e.device_id, e.type, e.payload`;
-      const recent = (await manager.query(
-        `SELECT ${columns} FROM device_job_events e
-          WHERE e.seq > $1::bigint - ${LOOKBACK.rows} AND e.seq <= $1::bigint
-            AND e.received_at > now() - interval '${LOOKBACK.seconds} seconds' AND ${ours}
-          ORDER BY e.seq LIMIT ${BATCH}`,
-        [cursor.toString()],
+      const cursor = await this.targets.lockCursor(manager);
+      const ours = this.targets.engineCommands;
+      const recent = (await this.devices.jobEventsAfter(
+        manager,
+        {
+          afterSeq: cursor - BigInt(LOOKBACK.rows),
+          throughSeq: cursor,
+          receivedWithinSeconds: LOOKBACK.seconds,
+          limit: BATCH,
+        },
+        ours,
       )) as EventRow[];
-      const fresh = (await manager.query(
-        `SELECT ${columns} FROM device_job_events e WHERE e.seq > $1::bigint AND ${ours} ORDER BY e.seq LIMIT ${BATCH}`,
-        [cursor.toString()],
+      const fresh = (await this.devices.jobEventsAfter(
+        manager,
+        { afterSeq: cursor, limit: BATCH },
+        ours,
       )) as EventRow[];
       const events = [...recent, ...fresh];
-      const [{ top }] = (await manager.query(
-        `SELECT coalesce(max(seq), 0)::text AS top FROM device_job_events WHERE seq > $1`,
-        [cursor.toString()],
-      )) as { top: string }[];
-      const newCursor = fresh.length === BATCH ? BigInt(fresh[fresh.length - 1].seq) : BigInt(top);
+      const top = await this.devices.lastJobEventSeq(manager, cursor);
+      const newCursor = fresh.length === BATCH ? BigInt(fresh[fresh.length - 1].seq) : top;
       const transitions = await this.transitions(manager, events);
       await this.apply(manager, transitions);
-      if (newCursor > cursor)
-        await manager.query(`UPDATE rollout_engine_cursor SET event_seq = $1 WHERE id = 1`, [newCursor.toString()]);
+      if (newCursor > cursor) await this.targets.setCursor(manager, newCursor);
       return transitions.length;
     });
   }
@@ -114,27 +108,11 @@ export class JobEventFollower {
    */
   async reconcileOnce(): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
-      const events = (await manager.query(
-        `SELECT e.seq::text AS seq, e.event_id, e.command_id, e.device_id, e.type, e.payload
-           FROM device_job_events e
-          WHERE e.type <> 'progress'
-            AND e.received_at < now() - interval '${LOOKBACK.seconds} seconds'
-            AND e.command_id IN (
-              SELECT command_id FROM rollout_executions
-               WHERE state = ANY ($1::text[]) AND updated_at < now() - interval '${STALE_SECONDS} seconds' AND command_id IS NOT NULL
-              UNION ALL
-              -- a device outcome still replaces the server's timeout verdict
-              SELECT command_id FROM rollout_executions
-               WHERE state = $2 AND finished_at > now() - interval '10 minutes' AND updated_at < now() - interval '${STALE_SECONDS} seconds'
-              UNION ALL
-              SELECT revert_command_id FROM rollout_executions
-               WHERE revert_state = ANY ($1::text[]) AND updated_at < now() - interval '${STALE_SECONDS} seconds'
-              UNION ALL
-              SELECT command_id FROM rollback_devices
-               WHERE state = ANY ($1::text[]) AND updated_at < now() - interval '${STALE_SECONDS} seconds' AND command_id IS NOT NULL)
-          ORDER BY e.seq
-          LIMIT ${BATCH}`,
-        [IN_FLIGHT_STATES, ExecutionState.TimedOut],
+      const events = (await this.devices.settledJobEventsOf(
+        manager,
+        this.targets.staleCommands(STALE_SECONDS),
+        LOOKBACK.seconds,
+        BATCH,
       )) as EventRow[];
       const transitions = await this.transitions(manager, events);
       await this.apply(manager, transitions);
@@ -147,20 +125,7 @@ export class JobEventFollower {
     if (events.length === 0) return [];
     const commandIds = [...new Set(events.map((e) => e.command_id))];
     const targets = new Map<string, Target>();
-    const executions = (await manager.query(
-      `SELECT id, rollout_id, attempt, state, command_id, revert_command_id, revert_state
-         FROM rollout_executions WHERE command_id = ANY ($1::uuid[]) OR revert_command_id = ANY ($1::uuid[])
-         FOR UPDATE`,
-      [commandIds],
-    )) as {
-      id: string;
-      rollout_id: string;
-      attempt: number;
-      state: ExecutionState;
-      command_id: string | null;
-      revert_command_id: string | null;
-      revert_state: ExecutionState | null;
-    }[];
+    const executions = await this.targets.lockExecutionsOf(manager, commandIds);
     for (const x of executions) {
       if (x.command_id && commandIds.includes(x.command_id)) {
         targets.set(x.command_id, {
@@ -182,10 +147,7 @@ export class JobEventFollower {
         });
       }
     }
-    const rollbacks = (await manager.query(
-      `SELECT rollback_id, device_id, command_id, state FROM rollback_devices WHERE command_id = ANY ($1::uuid[]) FOR UPDATE`,
-      [commandIds],
-    )) as { rollback_id: string; device_id: string; command_id: string; state: ExecutionState }[];
+    const rollbacks = await this.targets.lockRollbackDevicesOf(manager, commandIds);
     for (const r of rollbacks)
       targets.set(r.command_id, {
         table: 'rollback',
@@ -218,11 +180,8 @@ export class JobEventFollower {
         case 'execution':
           break;
         case 'revert':
-          await manager.query(`UPDATE rollout_executions SET revert_state = $2, updated_at = now() WHERE id = $1`, [
-            t.target.id,
-            t.to,
-          ]);
-          await recordHistory(manager, [
+          await this.executions.setRevertState(manager, t.target.id, t.to);
+          await this.executions.recordHistory(manager, [
             {
               executionId: t.target.id,
               attempt: t.target.attempt,
@@ -251,10 +210,7 @@ export class JobEventFollower {
           }
           break;
         case 'rollback':
-          await manager.query(
-            `UPDATE rollback_devices SET state = $3, detail = coalesce($4, detail), updated_at = now() WHERE rollback_id = $1 AND device_id = $2`,
-            [t.target.rollbackId, t.target.deviceId, t.to, reason],
-          );
+          await this.targets.setRollbackDeviceState(manager, t.target, t.to, reason);
           if (finished) {
             audit.push({
               actor: deviceActor(t.target.deviceId),
@@ -286,7 +242,7 @@ export class JobEventFollower {
     transitions: Array<Transition & { target: { table: 'execution' } }>,
   ): Promise<AuditEntryInput[]> {
     if (transitions.length === 0) return [];
-    const applied = await recordHistory(
+    const applied = await this.executions.recordHistory(
       manager,
       transitions.map((t) => ({
         executionId: t.target.id,
@@ -311,24 +267,10 @@ export class JobEventFollower {
       current.snapshot = current.snapshot ?? t.event.payload.snapshot ?? null;
       final.set(t.target.id, current);
     }
-    if (final.size > 0) {
-      const rows = [...final.entries()];
-      await manager.query(
-        `UPDATE rollout_executions x
-            SET state = u.state, failure_reason = coalesce(u.reason, x.failure_reason),
-                finished_at = CASE WHEN u.finished THEN now() ELSE x.finished_at END,
-                target_snapshot = coalesce(x.target_snapshot, u.snapshot), updated_at = now()
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::boolean[], $5::text[]) AS u(id, state, reason, finished, snapshot)
-          WHERE x.id = u.id`,
-        [
-          rows.map(([id]) => id),
-          rows.map(([, f]) => f.state),
-          rows.map(([, f]) => f.reason),
-          rows.map(([, f]) => f.finished),
-          rows.map(([, f]) => f.snapshot),
-        ],
-      );
-    }
+    await this.executions.applyEventStates(
+      manager,
+      [...final.entries()].map(([id, f]) => ({ id, ...f })),
+    );
     for (const t of kept) if (isFinished(t.to)) this.outcomes.inc({ state: t.to });
     return kept
       .filter((t) => isFinished(t.to))

@@ -95,3 +95,15 @@ export const ACTIVE_ROLLOUT_STATUSES: readonly RolloutStatus[] = [
   RolloutStatus.Paused,
   RolloutStatus.Aborted,
 ];
+
+/** One row of rollout_execution_history: an execution's transition and why. */
+export interface HistoryEntry {
+  executionId: string;
+  attempt: number;
+  from: ExecutionState | null;
+  to: ExecutionState;
+  /** the job event that caused it; a second entry for one event id is dropped */
+  eventId?: string | null;
+  commandId?: string | null;
+  detail: Record<string, unknown>;
+}

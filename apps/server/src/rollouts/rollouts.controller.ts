@@ -11,6 +11,7 @@ import { CreateRolloutDto } from './dto/create-rollout.dto';
 import { ListExecutionsQueryDto, ListRolloutsQueryDto } from './dto/list-rollouts-query.dto';
 import { RolloutActionDto } from './dto/rollout-action.dto';
 import { ExecutionDetailDto, ExecutionPageDto, RolloutDto, RolloutPageDto, TimelineEntryDto } from './dto/rollout.dto';
+import { RolloutActions } from './rollout-actions.service';
 import { RolloutsService } from './rollouts.service';
 import { SelectorPreviewRequestDto, SelectorPreviewDto } from './dto/selector-preview.dto';
 import { SelectorPreviewService } from './selector-preview.service';
@@ -22,6 +23,7 @@ import { SelectorPreviewService } from './selector-preview.service';
 export class RolloutsController {
   constructor(
     private readonly rollouts: RolloutsService,
+    private readonly actions: RolloutActions,
     private readonly previews: SelectorPreviewService,
   ) {}
 
@@ -109,7 +111,7 @@ export class RolloutsController {
   @ApiOkResponse({ type: RolloutDto })
   @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutNotRunning, E.RolloutFinished)
   pause(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
-    return this.rollouts.pause(id, actor, body.reason);
+    return this.actions.pause(id, actor, body.reason);
   }
 
   @Post(':id/resume')
@@ -119,7 +121,7 @@ export class RolloutsController {
   @ApiOkResponse({ type: RolloutDto })
   @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutNotPaused, E.RolloutFinished)
   resume(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
-    return this.rollouts.resume(id, actor, body.reason);
+    return this.actions.resume(id, actor, body.reason);
   }
 
   @Post(':id/cancel')
@@ -129,7 +131,7 @@ export class RolloutsController {
   @ApiOkResponse({ type: RolloutDto })
   @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutFinished)
   cancel(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
-    return this.rollouts.cancel(id, actor, body.reason);
+    return this.actions.cancel(id, actor, body.reason);
   }
 
   @Post(':id/approve')
@@ -139,7 +141,7 @@ export class RolloutsController {
   @ApiOkResponse({ type: RolloutDto })
   @ApiErrors(E.Invalid, E.Forbidden, E.RolloutNotFound, E.RolloutFinished, E.NoWaveAwaitingApproval)
   approve(@Param('id') id: string, @Body() body: RolloutActionDto, @CurrentActor() actor: Actor): Promise<RolloutDto> {
-    return this.rollouts.approve(id, actor, body.reason);
+    return this.actions.approve(id, actor, body.reason);
   }
 
   @Post(':id/retry-failed')
@@ -153,6 +155,6 @@ export class RolloutsController {
     @Body() body: RolloutActionDto,
     @CurrentActor() actor: Actor,
   ): Promise<RolloutDto> {
-    return this.rollouts.retryFailed(id, actor, body.reason);
+    return this.actions.retryFailed(id, actor, body.reason);
   }
 }

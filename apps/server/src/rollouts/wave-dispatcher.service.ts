@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { CommandType, RebootMode, SnapshotInfo } from '@cowroot/protocol';
+import { CommandType, RebootMode } from '@cowroot/protocol';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { MetricsService } from '../metrics/metrics.service';
@@ -10,29 +10,14 @@ import { ArtifactPicker } from '../releases/artifact-picker';
 import { ArtifactUrlService } from '../releases/artifact-url.service';
 import { ReleaseArtifact } from '../releases/release-artifact.entity';
 import { Release } from '../releases/release.entity';
+import { ReleasesService } from '../releases/releases.service';
 import { ROLLOUT_ENGINE_ACTOR } from './engine-actor';
-import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
+import { ExecutionState } from './execution-state';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from './rollout-command-port';
 import { RolloutRow } from './rollout-rows';
-import { recordHistory } from './execution-history';
-
-interface QueuedDevice {
-  id: string;
-  device_id: string;
-  wave_index: number;
-  order_key: number;
-  attempt: number;
-  timeout_seconds: number;
-  device_status: DeviceStatus | null;
-  booted_snapshot: string | null;
-  snapshots: SnapshotInfo[] | null;
-}
-
-/** Where a batch stopped in the rollout's queue order. */
-interface QueuePosition {
-  waveIndex: number;
-  orderKey: number;
-}
+import { ExecutionsRepository } from './executions.repository';
+import { RolloutsRepository } from './rollouts.repository';
+import { QueuedDevice, QueuePosition, WaveQueueRepository } from './wave-queue.repository';
 
 interface Planned {
   executionId: string;
@@ -89,7 +74,11 @@ export class WaveDispatcher implements OnModuleDestroy {
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly rollouts: RolloutsRepository,
+    private readonly queue: WaveQueueRepository,
+    private readonly executions: ExecutionsRepository,
     @Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort,
+    private readonly releases: ReleasesService,
     private readonly picker: ArtifactPicker,
     private readonly urls: ArtifactUrlService,
     private readonly audit: AuditService,
@@ -137,40 +126,15 @@ export class WaveDispatcher implements OnModuleDestroy {
     let last: QueuePosition | null = null;
     const count = await this.dataSource.transaction(async (manager) => {
       // an operator's pause or cancel that committed first wins; one that comes later waits for this batch
-      const [current] = (await manager.query(`SELECT status, current_wave FROM rollouts WHERE id = $1 FOR UPDATE`, [
-        rollout.id,
-      ])) as RolloutRow[];
+      const current = await this.rollouts.lockStatus(manager, rollout.id);
       if (current?.status !== 'running') return 0;
-      const queued = (await manager.query(
-        `SELECT x.id, x.device_id, x.wave_index, x.order_key, x.attempt, w.timeout_seconds,
-                d.status AS device_status, d.booted_snapshot, d.snapshots
-           FROM rollout_executions x
-           JOIN rollout_waves w ON w.rollout_id = x.rollout_id AND w.index = x.wave_index
-           LEFT JOIN devices d ON d.id = x.device_id
-          WHERE x.rollout_id = $1 AND x.state = $2 AND x.wave_index <= $3
-            AND (x.wave_index, x.order_key) > ($6::int, $7::int)
-            -- one rollout command per device at a time: a device busy in another rollout waits its turn
-            AND NOT EXISTS (
-              SELECT 1 FROM rollout_executions o
-               WHERE o.device_id = x.device_id AND o.rollout_id <> x.rollout_id AND o.state = ANY ($5::text[]))
-          ORDER BY x.wave_index, x.order_key
-          LIMIT $4
-          FOR UPDATE OF x`,
-        [
-          rollout.id,
-          ExecutionState.Queued,
-          current.current_wave,
-          size,
-          IN_FLIGHT_STATES,
-          after.waveIndex,
-          after.orderKey,
-        ],
-      )) as QueuedDevice[];
+      const queued = await this.queue.lockNextQueued(manager, rollout.id, current.current_wave, size, after);
       if (queued.length === 0) return 0;
       const tail = queued[queued.length - 1];
       last = { waveIndex: tail.wave_index, orderKey: tail.order_key };
-      const release = await manager.findOneByOrFail(Release, { id: rollout.release_id });
-      const artifacts = await manager.find(ReleaseArtifact, { where: { releaseId: release.id } });
+      // the releases feature's reads, in this transaction: a release an unfinished rollout offers cannot be deleted
+      const release = await this.releases.get(rollout.release_name, rollout.release_version, manager);
+      const artifacts = await this.releases.artifactsOf(release.id, manager);
       const planned: Planned[] = [];
       const finished: Finished[] = [];
       for (const device of queued) {
@@ -230,10 +194,7 @@ export class WaveDispatcher implements OnModuleDestroy {
   /** Devices per minute: what the last 60 s left of the allowance. */
   private async budget(rollout: RolloutRow): Promise<number> {
     if (!rollout.dispatch_per_minute) return Number.POSITIVE_INFINITY;
-    const [{ recent }] = (await this.dataSource.query(
-      `SELECT count(*)::int AS recent FROM rollout_executions WHERE rollout_id = $1 AND dispatched_at > now() - interval '60 seconds'`,
-      [rollout.id],
-    )) as { recent: number }[];
+    const recent = await this.queue.countDispatchedLastMinute(this.dataSource.manager, rollout.id);
     return rollout.dispatch_per_minute - recent;
   }
 
@@ -293,32 +254,20 @@ export class WaveDispatcher implements OnModuleDestroy {
 
   private async markDispatched(manager: EntityManager, dispatched: Dispatched[]): Promise<void> {
     if (dispatched.length === 0) return;
-    const column = <T>(pick: (d: Dispatched) => T) => dispatched.map(pick);
-    await manager.query(
-      `UPDATE rollout_executions x
-          SET state = $1, command_id = u.command_id, command_type = u.command_type, artifact_id = u.artifact_id,
-              artifact_file = u.artifact_file, artifact_kind = u.artifact_kind, artifact_bytes = u.bytes,
-              from_snapshot = u.from_snapshot, target_snapshot = u.target_snapshot, failure_reason = NULL,
-              dispatched_at = now(), deadline_at = now() + make_interval(secs => u.timeout_seconds),
-              finished_at = NULL, updated_at = now()
-         FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::int[])
-              AS u(id, command_id, command_type, artifact_id, artifact_file, artifact_kind, bytes, from_snapshot, target_snapshot, timeout_seconds)
-        WHERE x.id = u.id`,
-      [
-        ExecutionState.Notified,
-        column((d) => d.executionId),
-        column((d) => d.command.id),
-        column((d) => d.commandType),
-        column((d) => d.artifact?.id ?? null),
-        column((d) => d.artifact?.file ?? null),
-        column((d) => d.artifact?.kind ?? null),
-        column((d) => d.bytes),
-        column((d) => d.fromSnapshot),
-        column((d) => d.targetSnapshot),
-        column((d) => d.timeoutSeconds),
-      ],
+    await this.queue.markDispatched(
+      manager,
+      dispatched.map((d) => ({
+        executionId: d.executionId,
+        commandId: d.command.id,
+        commandType: d.commandType,
+        artifact: d.artifact,
+        bytes: d.bytes,
+        fromSnapshot: d.fromSnapshot,
+        targetSnapshot: d.targetSnapshot,
+        timeoutSeconds: d.timeoutSeconds,
+      })),
     );
-    await recordHistory(
+    await this.executions.recordHistory(
       manager,
       dispatched.map((d) => ({
         executionId: d.executionId,
@@ -333,12 +282,9 @@ export class WaveDispatcher implements OnModuleDestroy {
 
   private async markFinished(manager: EntityManager, finished: Finished[]): Promise<void> {
     for (const f of finished) {
-      await manager.query(
-        `UPDATE rollout_executions SET state = $2, failure_reason = $3, finished_at = now(), updated_at = now() WHERE id = $1`,
-        [f.executionId, f.state, f.reason],
-      );
+      await this.queue.markFinished(manager, f.executionId, f.state, f.reason);
     }
-    await recordHistory(
+    await this.executions.recordHistory(
       manager,
       finished.map((f) => ({
         executionId: f.executionId,

@@ -22,7 +22,7 @@ export function mayOperate(role: Role | undefined): boolean {
 const FAILED_STATES = ['rejected-by-health-check', 'rolled-back-by-bootloader', 'failed', 'timed-out'] as const;
 
 /**
- * The actions the page offers for a rollout, in the server's rules (rollouts.service.ts): a viewer is
+ * The actions the page offers for a rollout, in the server's rules (rollout-actions.service.ts): a viewer is
  * offered none; pause needs running, resume paused; cancel, approve and retry only before the end;
  * approve needs a wave awaiting approval; retry needs failed devices; revert (a rollback of the rollout's
  * devices) needs a confirmed device.

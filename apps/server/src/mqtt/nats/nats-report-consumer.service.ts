@@ -1,18 +1,12 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import {
-  DeviceChannel,
-  MessageRejectedMessage,
-  PROTOCOL_VERSION,
-  encodeMessage,
-  type DeviceChannel as Channel,
-} from '@cowroot/protocol';
+import { DeviceChannel, encodeMessage, type DeviceChannel as Channel } from '@cowroot/protocol';
 import { AckPolicy, RetentionPolicy, StorageType, nanos, type ConsumerMessages, type JsMsg } from 'nats';
 import { KeyedSerialQueue } from '../../devices/keyed-serial-queue';
 import { DeviceMessageHandler, Rejection, SessionRef } from '../device-message-handler';
 import { EventsHandler } from '../events.handler';
 import { MqttMetrics } from '../mqtt-metrics';
 import { NoticeBudget } from '../notice-budget';
-import { printable } from '../printable';
+import { rejectionNotice } from '../rejection-notice';
 import { StateHandler } from '../state.handler';
 import { NatsConnections } from './nats-connections';
 import { INGEST_CONSUMER, REPORTS_STREAM, REPORT_SUBJECTS, deviceSubject, parseReportSubject } from './nats-subjects';
@@ -143,15 +137,7 @@ export class NatsReportConsumer implements OnApplicationBootstrap, OnModuleDestr
     this.metrics.reject(deviceId, channel, rejection.reason, rejection.detail);
     const suppressed = this.notices.take(deviceId, Date.now());
     if (suppressed === null) return;
-    const notice: MessageRejectedMessage = {
-      v: PROTOCOL_VERSION,
-      reason: rejection.reason,
-      channel,
-      message: printable(rejection.detail).slice(0, 1024),
-      at: new Date().toISOString(),
-      ...rejection.refs,
-      ...(suppressed > 0 ? { suppressed } : {}),
-    };
+    const notice = rejectionNotice(channel, rejection, suppressed);
     this.nats.app.publish(deviceSubject(deviceId, DeviceChannel.Rejections), encodeMessage(notice));
   }
 }

@@ -5,8 +5,8 @@ import { DataSource } from 'typeorm';
 import { createTestDatabase, TestDatabase } from '../../test/test-database';
 import { dataSourceOptions } from '../database/data-source-options';
 import { EmbeddedPostgres, startEmbeddedPostgres } from '../database/embedded-postgres';
-import { DeviceStatus } from '../devices/device.entity';
-import { DeviceSelector, selectorCondition } from './device-selector';
+import { DeviceStatus } from './device.entity';
+import { DeviceSelector, selectorCondition } from './device-selection';
 
 interface SeededDevice {
   id: string;

@@ -1,0 +1,134 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import mqtt, { MqttClient } from 'mqtt';
+import { DeviceChannel, PROTOCOL_VERSION, PresenceStatus, deviceTopic, encodeMessage } from '@cowroot/protocol';
+
+export interface DeviceLinkOptions {
+  id: string;
+  credential: string;
+  /** mqtt://127.0.0.1:<port> */
+  mqttUrl: string;
+  /** further brokers: each open() tries the next URL of mqttUrl + these */
+  failoverMqttUrls?: string[];
+  /** the MQTT password for each open(); default the credential */
+  mqttPassword?: () => Promise<string>;
+  /** keep every message until it is acknowledged, and report a lost connection (onLost) */
+  reconnect?: boolean;
+}
+
+export interface DeviceLinkHandlers {
+  /** a message on the device's commands topic */
+  onCommand: (payload: Buffer) => void;
+  /** reconnect mode: the connection went away without drop() or stop() */
+  onLost: () => void;
+}
+
+/**
+ * The simulated device's MQTT link, as the agent's: a persistent session (clean: false) with a retained
+ * offline will, the device's commands topic subscribed, and an online presence once connected. Without
+ * `reconnect` a publish on a dead link is dropped (the load benchmark's devices); with it a publish is
+ * repeated until a PUBACK comes back, across connections.
+ */
+export class DeviceLink {
+  private client: MqttClient | null = null;
+  private connects = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly options: DeviceLinkOptions,
+    private readonly handlers: DeviceLinkHandlers,
+  ) {}
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Connects to the next broker URL, subscribes to the commands and reports presence online. */
+  async open(): Promise<void> {
+    const { id } = this.options;
+    const urls = [this.options.mqttUrl, ...(this.options.failoverMqttUrls ?? [])];
+    const url = urls[this.connects++ % urls.length];
+    const password = this.options.mqttPassword ? await this.options.mqttPassword() : this.options.credential;
+    const client = mqtt.connect(url, {
+      clientId: id,
+      username: id,
+      password,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 30_000,
+      clean: false,
+      will: {
+        topic: deviceTopic(id, DeviceChannel.Presence),
+        payload: encodeMessage({ v: PROTOCOL_VERSION, status: PresenceStatus.Offline }),
+        qos: 1,
+        retain: true,
+      },
+    });
+    this.client = client;
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+      client.once('close', () => reject(new Error(`${id}: connection closed before CONNACK`)));
+    });
+    client.removeAllListeners('error');
+    client.on('error', () => undefined);
+    if (this.options.reconnect)
+      client.once('close', () => {
+        if (this.client === client && !this.stopped) this.handlers.onLost();
+      });
+    client.on('message', (_topic, payload) => this.handlers.onCommand(payload));
+    await client.subscribeAsync(deviceTopic(id, DeviceChannel.Commands), { qos: 1 });
+    await this.publish(
+      DeviceChannel.Presence,
+      { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString() },
+      true,
+    );
+  }
+
+  /** Ends the connection now (a reboot, a failed connect); open() makes the next one. */
+  async drop(): Promise<void> {
+    await this.client?.endAsync(true).catch(() => undefined);
+    this.client = null;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.drop();
+  }
+
+  async publish(channel: DeviceChannel, message: object, retain = false): Promise<void> {
+    const topic = deviceTopic(this.options.id, channel);
+    if (!this.options.reconnect) {
+      if (!this.client?.connected) return;
+      await this.client.publishAsync(topic, encodeMessage(message), { qos: 1, retain });
+      return;
+    }
+    // until acknowledged: a PUBLISH in flight on a connection that dies is sent again on the next one
+    while (!this.stopped) {
+      const client = this.client;
+      if (client?.connected) {
+        let onClose = (): void => undefined;
+        let timer: NodeJS.Timeout | undefined;
+        const closed = new Promise<never>((_, reject) => {
+          onClose = () => reject(new Error('closed'));
+          client.once('close', onClose);
+          timer = setTimeout(() => reject(new Error('no PUBACK')), 5000);
+        });
+        closed.catch(() => undefined);
+        const sent = client.publishAsync(topic, encodeMessage(message), { qos: 1, retain });
+        const acked = await Promise.race([sent, closed]).then(
+          () => true,
+          () => false,
+        );
+        // one listener per publish would pile up on a long-lived connection
+        client.off('close', onClose);
+        clearTimeout(timer);
+        if (acked) return;
+      }
+      await sleep(200);
+    }
+  }
+}
