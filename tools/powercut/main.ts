@@ -4,23 +4,25 @@ import { Command } from 'commander';
 import { FLOWS, flowNamed } from './flows';
 import { runFlow, type FlowReport } from './powercut-run';
 import { formatReport } from './report';
-import { boardNamed, openSession } from './session';
+import { BOARDS, boardNamed, openSession } from './session';
 
 /**
  * Power cut at every write (docs/boot-safety.md): records the flows with every disk write logged,
  * enumerates the crash states, judges each fast and boots a sample for real.
  *   npm run test:powercut                                   # the full run
  *   npm run powercut -- --flow install-full --state 60      # one state alone, booted for real
+ *   npm run powercut -- --board arm64 --flow accept --state 5   # the same on the arm64 virtual device
  */
 async function main(): Promise<void> {
   const program = new Command('powercut')
     .requiredOption('--tools-dir <dir>', 'tools/ of this checkout (set by run.sh)')
-    .option('--board <name>', 'board of the virtual device', 'x86')
+    .option('--board <name>', `board of the virtual device (${Object.keys(BOARDS).join(', ')})`, 'x86')
     .option('--flow <name...>', `flows to judge (default all: ${FLOWS.map((f) => f.name).join(', ')})`)
     .option('--state <id...>', 'replay only these states of the (single) flow, each booted for real')
     .option('--seed <n>', 'seed of the sampled states and of the real boots', '1')
     .option('--samples-per-epoch <n>', 'random states between two flushes', '3')
     .option('--real-boots <n>', 'states booted for real per flow, on top of every suspicious one', '4')
+    .option('--repaired-boots <n>', 'states booted for real per flow of each superblock repair (backup, rebuilt)', '1')
     .option('--state-limit <n>', 'judge a seeded sample of at most <n> states per flow')
     .option('--rerecord', 'record the flows again even if recordings are kept')
     .option(
@@ -39,6 +41,7 @@ async function main(): Promise<void> {
     seed: string;
     samplesPerEpoch: string;
     realBoots: string;
+    repairedBoots: string;
     stateLimit?: string;
     rerecord?: boolean;
     workDir: string;
@@ -67,6 +70,8 @@ async function main(): Promise<void> {
       onlyStates: states,
       stateLimit: o.stateLimit === undefined ? undefined : number('state-limit', o.stateLimit),
       ubootBackupSuperblock: board.ubootBackupSuperblock,
+      ubootRebuildSuperblock: board.ubootRebuildSuperblock,
+      repairedBootsPerFlow: number('repaired-boots', o.repairedBoots),
       scratchDir: o.scratchDir ?? join(dir, 'scratch'),
       log,
     });

@@ -10,10 +10,9 @@ import { seedFor, seededRandom } from './prng';
 import type { Recording } from './recorder';
 import { StateMaterializer } from './state-materializer';
 import { superblockBatches, type SuperblockBatches } from './superblock-batches';
+import { SUPERBLOCK_OFFSETS } from './uboot-view';
 
 const runner = new CommandRunner();
-/** states judged on a repaired superblock that are also booted for real, per flow */
-const REPAIRED_BOOTS_PER_FLOW = 1;
 
 export interface RunOptions {
   seed: number;
@@ -25,6 +24,9 @@ export interface RunOptions {
   /** judge a seeded sample of at most this many states per flow (the CI subset); all when absent */
   stateLimit?: number;
   ubootBackupSuperblock: boolean;
+  ubootRebuildSuperblock: boolean;
+  /** states judged on a repaired superblock that are also booted for real, per flow (default 1) */
+  repairedBootsPerFlow?: number;
   scratchDir: string;
   log: (line: string) => void;
 }
@@ -56,6 +58,10 @@ export interface FlowReport {
   judgeSeconds: number;
   /** states whose primary superblock was torn, judged on the backup copy (as u-boot and the initramfs do) */
   repaired: number;
+  /** states with both superblock copies torn at once (kind superblocks) */
+  bothTorn: number;
+  /** of those, judged on a superblock rebuilt from their sectors (as the patched u-boot writes it) */
+  rebuilt: number;
   superblocks: SuperblockBatches;
 }
 
@@ -78,6 +84,7 @@ export async function runFlow(
   const states = enumerateCrashStates(writeLog.entries, {
     seed: seedFor(options.seed, recording.flow),
     samplesPerEpoch: options.samplesPerEpoch,
+    superblockSectors: SUPERBLOCK_OFFSETS.map((o) => (recording.layout.pool.offset + o) / writeLog.sectorSize),
   });
   const wanted = options.onlyStates
     ? new Set(options.onlyStates)
@@ -111,9 +118,12 @@ export async function runFlow(
     realBoots: [],
     judgeSeconds: 0,
     repaired: 0,
+    bothTorn: 0,
+    rebuilt: 0,
     superblocks: superblockBatches(writeLog.entries, recording.layout.pool.offset, writeLog.sectorSize),
   };
   let repairedBooted = 0;
+  let rebuiltBooted = 0;
   const materializer = await StateMaterializer.open(work, recording.log, writeLog);
   try {
     for (const state of states) {
@@ -131,6 +141,7 @@ export async function runFlow(
         bootScript,
         confirmedBefore: recording.confirmedBefore,
         ubootBackupSuperblock: options.ubootBackupSuperblock,
+        ubootRebuildSuperblock: options.ubootRebuildSuperblock,
         scratchDir: join(flowDir, 'judge'),
       });
       const result: StateResult = {
@@ -143,15 +154,24 @@ export async function runFlow(
       report.judgeSeconds += result.judgeSeconds;
       report.states++;
       if (verdict.repairedSuperblock) report.repaired++;
+      if (state.kind === 'superblocks' && state.torn.length === 2) report.bothTorn++;
+      if (verdict.rebuiltSuperblock) report.rebuilt++;
       // every state the fast judge fails, the seeded sample, and the first states of the flow that need the
       // superblock repair (the path the judge follows on the host, the device in u-boot and the initramfs)
-      const repairSample = verdict.repairedSuperblock && repairedBooted < REPAIRED_BOOTS_PER_FLOW;
+      // (and of those rebuilt from two torn copies, the first too: u-boot's repair that writes the primary)
+      const perFlow = options.repairedBootsPerFlow ?? 1;
+      const repairSample = verdict.rebuiltSuperblock
+        ? rebuiltBooted < perFlow
+        : verdict.repairedSuperblock && repairedBooted < perFlow;
       if (verdict.suspicious || realBoots.has(state.id) || repairSample) {
-        if (repairSample) repairedBooted++;
+        if (repairSample && verdict.rebuiltSuperblock) rebuiltBooted++;
+        else if (repairSample) repairedBooted++;
         const why = verdict.suspicious
           ? `fast judge: ${verdict.reasons.join('; ')}`
           : repairSample
-            ? 'torn primary superblock'
+            ? verdict.rebuiltSuperblock
+              ? 'both superblock copies torn, rebuilt'
+              : 'torn primary superblock'
             : 'sampled';
         result.realBoot = await bootForReal(work, join(flowDir, `boot-${state.id}`), artifacts, verdict);
         report.realBoots.push(result);
@@ -202,6 +222,9 @@ async function bootForReal(
     if (record.reachedPrompt) why = 'reached the u-boot prompt';
     else if (!record.linux) why = `no snapshot reached (${record.end})`;
     else if (expected && snapshot !== expected) why = `booted ${snapshot}, the fast judge predicted ${expected}`;
+    else if (verdict.rebuiltSuperblock && !record.log.includes('btrfs: both superblock copies torn, rebuilt')) {
+      why = 'the fast judge rebuilt the superblock from two torn copies, u-boot did not say it did';
+    }
     return {
       ok: !why,
       snapshot,

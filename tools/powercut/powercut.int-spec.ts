@@ -61,6 +61,7 @@ describePrivileged(
           // the sample booted for real is the replay below (and every suspicious state, booted here)
           realBootsPerFlow: 0,
           ubootBackupSuperblock: true,
+          ubootRebuildSuperblock: true,
           scratchDir: join(dir, 'scratch'),
           log: (line) => console.log(line),
         });

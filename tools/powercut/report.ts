@@ -1,11 +1,12 @@
 import type { FlowReport, StateResult } from './powercut-run';
 
 /** The command that replays one state alone (fast judge + a real boot). */
-export function replayCommand(result: Pick<StateResult, 'flow' | 'state'>, seed: string): string {
-  return `npm run powercut -- --flow ${result.flow} --state ${result.state.id}${seed === '1' ? '' : ` --seed ${seed}`}`;
+export function replayCommand(result: Pick<StateResult, 'flow' | 'state'> & { board?: string }, seed: string): string {
+  const board = result.board && result.board !== 'x86' ? ` --board ${result.board}` : '';
+  return `npm run powercut --${board} --flow ${result.flow} --state ${result.state.id}${seed === '1' ? '' : ` --seed ${seed}`}`;
 }
 
-function describeFailure(result: StateResult, seed: string): string[] {
+function describeFailure(result: StateResult, seed: string, board: string): string[] {
   const v = result.verdict;
   const lines = [
     `  FAILED ${result.flow} state ${result.state.id} (write index ${result.state.crashAfter}): ${result.description}`,
@@ -20,7 +21,7 @@ function describeFailure(result: StateResult, seed: string): string[] {
       `    real boot: ${result.realBoot.ok ? 'ok' : result.realBoot.why} (snapshot ${result.realBoot.snapshot ?? '-'})`,
     );
   }
-  lines.push(`    replay: ${replayCommand(result, seed)}`);
+  lines.push(`    replay: ${replayCommand({ ...result, board }, seed)}`);
   return lines;
 }
 
@@ -39,11 +40,11 @@ export function formatReport(board: string, reports: FlowReport[], seconds: numb
     ),
     ...reports.map(
       (r) =>
-        `${r.flow}: ${r.repaired} states with a torn primary superblock (judged on the backup); ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
+        `${r.flow}: ${r.repaired} states with a torn primary superblock (judged on the backup or a rebuilt copy); ${r.bothTorn} with both copies torn at once, ${r.rebuilt} rebuilt from their sectors; ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
     ),
     `total: ${states} distinct crash states, ${failed.length} failed, ${booted} booted for real`,
     `time: ${seconds.toFixed(0)} s; fast judge ${(judge / Math.max(states, 1)).toFixed(2)} s/state; real boot ${(bootSeconds / Math.max(booted, 1)).toFixed(1)} s/boot`,
-    ...failed.flatMap((f) => describeFailure(f, seed)),
+    ...failed.flatMap((f) => describeFailure(f, seed, board)),
   ];
   return lines.join('\n');
 }
