@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import type { CrashState } from './crash-states';
 import { FLOWS, flowNamed } from './flows';
 import { runFlow, type FlowReport } from './powercut-run';
 import { formatReport } from './report';
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
     .option('--samples-per-epoch <n>', 'random states between two flushes', '3')
     .option('--real-boots <n>', 'states booted for real per flow, on top of every suspicious one', '4')
     .option('--repaired-boots <n>', 'states booted for real per flow of each superblock repair (backup, rebuilt)', '1')
+    .option('--kinds <kind...>', 'judge only states of these kinds (before, flush, subset, superblocks, end)')
     .option('--state-limit <n>', 'judge a seeded sample of at most <n> states per flow')
     .option('--rerecord', 'record the flows again even if recordings are kept')
     .option(
@@ -42,6 +44,7 @@ async function main(): Promise<void> {
     samplesPerEpoch: string;
     realBoots: string;
     repairedBoots: string;
+    kinds?: string[];
     stateLimit?: string;
     rerecord?: boolean;
     workDir: string;
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
       samplesPerEpoch: number('samples-per-epoch', o.samplesPerEpoch),
       realBootsPerFlow: number('real-boots', o.realBoots),
       onlyStates: states,
+      onlyKinds: o.kinds?.map(kindNamed),
       stateLimit: o.stateLimit === undefined ? undefined : number('state-limit', o.stateLimit),
       ubootBackupSuperblock: board.ubootBackupSuperblock,
       ubootRebuildSuperblock: board.ubootRebuildSuperblock,
@@ -87,6 +91,13 @@ async function main(): Promise<void> {
     await writeFile(o.report, `${JSON.stringify({ board: board.name, seed: o.seed, reports }, null, 2)}\n`);
   }
   if (reports.some((r) => r.failed.length > 0)) process.exitCode = 1;
+}
+
+const KINDS: CrashState['kind'][] = ['before', 'flush', 'subset', 'superblocks', 'end'];
+function kindNamed(name: string): CrashState['kind'] {
+  const kind = KINDS.find((k) => k === name);
+  if (!kind) throw new Error(`--kinds takes ${KINDS.join(', ')}, not ${name}`);
+  return kind;
 }
 
 main().catch((error: unknown) => {

@@ -23,6 +23,8 @@ export interface RunOptions {
   onlyStates?: number[];
   /** judge a seeded sample of at most this many states per flow (the CI subset); all when absent */
   stateLimit?: number;
+  /** judge only the states of these kinds (e.g. superblocks: a pass over the both-copies states alone) */
+  onlyKinds?: CrashState['kind'][];
   ubootBackupSuperblock: boolean;
   ubootRebuildSuperblock: boolean;
   /** states judged on a repaired superblock that are also booted for real, per flow (default 1) */
@@ -86,11 +88,15 @@ export async function runFlow(
     samplesPerEpoch: options.samplesPerEpoch,
     superblockSectors: SUPERBLOCK_OFFSETS.map((o) => (recording.layout.pool.offset + o) / writeLog.sectorSize),
   });
+  const kinds = options.onlyKinds;
+  const pool = kinds ? states.filter((s) => kinds.includes(s.kind)) : states;
   const wanted = options.onlyStates
     ? new Set(options.onlyStates)
-    : options.stateLimit !== undefined && options.stateLimit < states.length
-      ? pickRealBoots(states, options.stateLimit, seedFor(options.seed + 2, recording.flow))
-      : null;
+    : options.stateLimit !== undefined && options.stateLimit < pool.length
+      ? pickRealBoots(pool, options.stateLimit, seedFor(options.seed + 2, recording.flow))
+      : kinds
+        ? new Set(pool.map((s) => s.id))
+        : null;
   for (const id of options.onlyStates ?? []) {
     if (!states[id]) throw new Error(`${recording.flow} has states 0..${states.length - 1}, not ${id}`);
   }
@@ -102,7 +108,7 @@ export async function runFlow(
         options.realBootsPerFlow,
         seedFor(options.seed + 1, recording.flow),
       );
-  const maxWanted = wanted ? Math.max(...[...wanted].map((id) => states[id].durableThrough)) : Infinity;
+  const maxWanted = wanted ? Math.max(-1, ...[...wanted].map((id) => states[id].durableThrough)) : Infinity;
   const flowDir = join(options.scratchDir, recording.flow);
   const work = join(flowDir, 'state.img');
   await rm(flowDir, { recursive: true, force: true });

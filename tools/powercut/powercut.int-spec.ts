@@ -7,87 +7,111 @@ import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } f
 import { flowNamed } from './flows';
 import { runFlow } from './powercut-run';
 import { replayCommand } from './report';
+import { QEMU_COMMAND, type VdevBoard } from '../vdev/vdev-artifacts';
+import { selectedBoards } from '../vdev/vdev-boards';
 import { boardNamed, openSession, type Session } from './session';
 
 const MINUTE = 60_000;
 const execFileAsync = promisify(execFile);
 const repo = join(__dirname, '..', '..');
 
+/** What the default run takes per board: arm64 boots cost about three times an x86 boot under TCG. */
+interface Subset {
+  board: VdevBoard;
+  /** crash states of install-full judged (a seeded sample) */
+  stateLimit: number;
+}
+const SUBSETS: Subset[] = [
+  { board: 'x86', stateLimit: 30 },
+  { board: 'arm64', stateLimit: 20 },
+];
+
 /**
- * The CI subset of the power-cut run (the full run: `npm run test:powercut`, docs/boot-safety.md):
- * the first flow recorded (install of a full release: download, receive, snapshot, metadata, request),
- * a seeded sample of their crash states judged, and some of them booted for real in u-boot + kernel.
+ * The CI subset of the power-cut run (the full run: `npm run test:powercut`, docs/boot-safety.md), per
+ * board: the first flow recorded (install of a full release: download, receive, snapshot, metadata,
+ * request), a seeded sample of its crash states judged (every suspicious one, the first torn-superblock
+ * one and the first one rebuilt from two torn superblock copies booted for real), and one state replayed
+ * alone with the command docs/boot-safety.md gives for the board.
  */
-describePrivileged(
-  'power cut at every write: CI subset (x86, install-full)',
-  [
-    requireRoot,
-    requireCommand('qemu-system-i386'),
-    requireCommand('btrfs'),
-    requireCommand('mkimage'),
-    requireCommand('mcopy'),
-    requireLoopDevices,
-  ],
-  () => {
-    let cacheDir: string;
-    let dir: string;
-    let session: Session;
-    // the first flow of the chain, the one with the most writes (a full release received)
-    const flows = ['install-full'].map(flowNamed);
+for (const { board, stateLimit } of selectedBoards(SUBSETS.map((s) => s.board)).map(
+  (name) => SUBSETS.find((s) => s.board === name) as Subset,
+)) {
+  describePrivileged(
+    `power cut at every write: CI subset (${board}, install-full)`,
+    [
+      requireRoot,
+      requireCommand(QEMU_COMMAND[board]),
+      requireCommand('btrfs'),
+      requireCommand('mkimage'),
+      requireCommand('mcopy'),
+      requireLoopDevices,
+    ],
+    () => {
+      let cacheDir: string;
+      let dir: string;
+      let session: Session;
+      // the first flow of the chain, the one with the most writes (a full release received)
+      const flows = ['install-full'].map(flowNamed);
 
-    beforeAll(async () => {
-      // the layout the CLI uses under COWROOT_CACHE_DIR, so the replay command below finds the recording
-      cacheDir = await mkdtemp(join(tmpdir(), 'cowroot-powercut-'));
-      dir = join(cacheDir, 'powercut', 'x86');
-      session = await openSession(dir, boardNamed('x86'), join(__dirname, '..', 'vdev'), {
-        flows,
-        log: (line) => console.log(line),
-      });
-    }, 20 * MINUTE);
-
-    afterAll(async () => {
-      if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
-    });
-
-    it.each(flows.map((f) => f.name))(
-      '%s: every sampled crash state boots a snapshot, none confirmed before is lost',
-      async (name) => {
-        const recording = session.recordings.find((r) => r.flow === name);
-        if (!recording) throw new Error(`${name} was not recorded`);
-        const report = await runFlow(recording, session.artifacts, session.bootScript, {
-          seed: 1,
-          samplesPerEpoch: 3,
-          stateLimit: 30,
-          // the sample booted for real is the replay below (and every suspicious state, booted here)
-          realBootsPerFlow: 0,
-          ubootBackupSuperblock: true,
-          ubootRebuildSuperblock: true,
-          scratchDir: join(dir, 'scratch'),
+      beforeAll(async () => {
+        // the layout the CLI uses under COWROOT_CACHE_DIR, so the replay command below finds the recording
+        cacheDir = await mkdtemp(join(tmpdir(), 'cowroot-powercut-'));
+        dir = join(cacheDir, 'powercut', board);
+        session = await openSession(dir, boardNamed(board), join(__dirname, '..', 'vdev'), {
+          flows,
           log: (line) => console.log(line),
         });
-        console.log(`${name}: ${report.states} states judged, ${report.realBoots.length} booted for real`);
-        expect(report.states).toBe(30);
-        expect(report.realBoots.every((r) => r.realBoot?.ok)).toBe(true);
-        const failures = report.failed.map((f) => `${replayCommand(f, '1')}: ${f.verdict.reasons.join('; ')}`);
-        expect(failures).toEqual([]);
-      },
-      15 * MINUTE,
-    );
+      }, 30 * MINUTE);
 
-    it(
-      'replays one state alone with the command of docs/boot-safety.md, booting it for real',
-      async () => {
-        const doc = await readFile(join(repo, 'docs', 'boot-safety.md'), 'utf8');
-        const command = /^npm run powercut -- --flow install-full --state \d+$/m.exec(doc)?.[0];
-        if (!command) throw new Error('docs/boot-safety.md has no replay command for install-full');
-        const { stdout } = await execFileAsync('sh', ['-c', command], {
-          cwd: repo,
-          env: { ...process.env, COWROOT_CACHE_DIR: cacheDir },
-          maxBuffer: 64 * 1024 * 1024,
-        });
-        expect(stdout).toMatch(/total: 1 distinct crash states, 0 failed, 1 booted for real/);
-      },
-      10 * MINUTE,
-    );
-  },
-);
+      afterAll(async () => {
+        if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
+      });
+
+      it.each(flows.map((f) => f.name))(
+        '%s: every sampled crash state boots a snapshot, none confirmed before is lost',
+        async (name) => {
+          const recording = session.recordings.find((r) => r.flow === name);
+          if (!recording) throw new Error(`${name} was not recorded`);
+          const report = await runFlow(recording, session.artifacts, session.bootScript, {
+            seed: 1,
+            samplesPerEpoch: 3,
+            stateLimit,
+            // the sample booted for real is the replay below (and every suspicious state, booted here)
+            realBootsPerFlow: 0,
+            ubootBackupSuperblock: true,
+            ubootRebuildSuperblock: true,
+            scratchDir: join(dir, 'scratch'),
+            log: (line) => console.log(line),
+          });
+          console.log(`${board} ${name}: ${report.states} states judged, ${report.realBoots.length} booted for real`);
+          expect(report.states).toBe(stateLimit);
+          expect(report.realBoots.every((r) => r.realBoot?.ok)).toBe(true);
+          const failures = report.failed.map(
+            (f) => `${replayCommand({ ...f, board }, '1')}: ${f.verdict.reasons.join('; ')}`,
+          );
+          expect(failures).toEqual([]);
+        },
+        20 * MINUTE,
+      );
+
+      it(
+        'replays one state alone with the command of docs/boot-safety.md, booting it for real',
+        async () => {
+          const doc = await readFile(join(repo, 'docs', 'boot-safety.md'), 'utf8');
+          const boardFlag = board === 'x86' ? '' : ` --board ${board}`;
+          const command = new RegExp(`^npm run powercut --${boardFlag} --flow install-full --state \\d+$`, 'm').exec(
+            doc,
+          )?.[0];
+          if (!command) throw new Error(`docs/boot-safety.md has no replay command for install-full on ${board}`);
+          const { stdout } = await execFileAsync('sh', ['-c', command], {
+            cwd: repo,
+            env: { ...process.env, COWROOT_CACHE_DIR: cacheDir },
+            maxBuffer: 64 * 1024 * 1024,
+          });
+          expect(stdout).toMatch(/total: 1 distinct crash states, 0 failed, 1 booted for real/);
+        },
+        15 * MINUTE,
+      );
+    },
+  );
+}
