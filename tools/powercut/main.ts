@@ -84,7 +84,11 @@ async function main(): Promise<void> {
       `[powercut] ${report.flow}: ${report.states} states, ${report.failed.length} failed, ${report.realBoots.length} booted`,
     );
   }
-  const text = formatReport(board.name, reports, (Date.now() - started) / 1000, o.seed);
+  const text = formatReport(reports, (Date.now() - started) / 1000, {
+    board: board.name,
+    seed: o.seed,
+    samplesPerEpoch: number('samples-per-epoch', o.samplesPerEpoch),
+  });
   console.log(text);
   if (o.report) {
     await mkdir(join(o.report, '..'), { recursive: true });

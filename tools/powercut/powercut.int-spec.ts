@@ -87,7 +87,7 @@ for (const { board, stateLimit } of selectedBoards(SUBSETS.map((s) => s.board)).
           expect(report.states).toBe(stateLimit);
           expect(report.realBoots.every((r) => r.realBoot?.ok)).toBe(true);
           const failures = report.failed.map(
-            (f) => `${replayCommand({ ...f, board }, '1')}: ${f.verdict.reasons.join('; ')}`,
+            (f) => `${replayCommand(f, { board, seed: '1', samplesPerEpoch: 3 })}: ${f.verdict.reasons.join('; ')}`,
           );
           expect(failures).toEqual([]);
         },

@@ -1,12 +1,21 @@
 import type { FlowReport, StateResult } from './powercut-run';
 
-/** The command that replays one state alone (fast judge + a real boot). */
-export function replayCommand(result: Pick<StateResult, 'flow' | 'state'> & { board?: string }, seed: string): string {
-  const board = result.board && result.board !== 'x86' ? ` --board ${result.board}` : '';
-  return `npm run powercut --${board} --flow ${result.flow} --state ${result.state.id}${seed === '1' ? '' : ` --seed ${seed}`}`;
+/** How the states were enumerated: a replay must enumerate them the same way to find the same state. */
+export interface ReplayContext {
+  board: string;
+  seed: string;
+  samplesPerEpoch: number;
 }
 
-function describeFailure(result: StateResult, seed: string, board: string): string[] {
+/** The command that replays one state alone (fast judge + a real boot); the CLI's defaults are left out. */
+export function replayCommand(result: Pick<StateResult, 'flow' | 'state'>, context: ReplayContext): string {
+  const board = context.board === 'x86' ? '' : ` --board ${context.board}`;
+  const seed = context.seed === '1' ? '' : ` --seed ${context.seed}`;
+  const samples = context.samplesPerEpoch === 3 ? '' : ` --samples-per-epoch ${context.samplesPerEpoch}`;
+  return `npm run powercut --${board} --flow ${result.flow} --state ${result.state.id}${seed}${samples}`;
+}
+
+function describeFailure(result: StateResult, context: ReplayContext): string[] {
   const v = result.verdict;
   const lines = [
     `  FAILED ${result.flow} state ${result.state.id} (write index ${result.state.crashAfter}): ${result.description}`,
@@ -21,11 +30,12 @@ function describeFailure(result: StateResult, seed: string, board: string): stri
       `    real boot: ${result.realBoot.ok ? 'ok' : result.realBoot.why} (snapshot ${result.realBoot.snapshot ?? '-'})`,
     );
   }
-  lines.push(`    replay: ${replayCommand({ ...result, board }, seed)}`);
+  lines.push(`    replay: ${replayCommand(result, context)}`);
   return lines;
 }
 
-export function formatReport(board: string, reports: FlowReport[], seconds: number, seed: string): string {
+export function formatReport(reports: FlowReport[], seconds: number, context: ReplayContext): string {
+  const { board, seed } = context;
   const states = reports.reduce((n, r) => n + r.states, 0);
   const booted = reports.reduce((n, r) => n + r.realBoots.length, 0);
   const judge = reports.reduce((n, r) => n + r.judgeSeconds, 0);
@@ -44,7 +54,7 @@ export function formatReport(board: string, reports: FlowReport[], seconds: numb
     ),
     `total: ${states} distinct crash states, ${failed.length} failed, ${booted} booted for real`,
     `time: ${seconds.toFixed(0)} s; fast judge ${(judge / Math.max(states, 1)).toFixed(2)} s/state; real boot ${(bootSeconds / Math.max(booted, 1)).toFixed(1)} s/boot`,
-    ...failed.flatMap((f) => describeFailure(f, seed, board)),
+    ...failed.flatMap((f) => describeFailure(f, context)),
   ];
   return lines.join('\n');
 }
