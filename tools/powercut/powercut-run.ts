@@ -215,12 +215,15 @@ async function bootForReal(
     await device.setControl([]);
     let record = await device.boot({ timeoutMs: 240_000 });
     let retried: string | undefined;
-    // Under load, QEMU's u-boot sometimes resets or stalls in its early init, before "Model:" and before
-    // it has read anything from the disk (seen 2 times in ~60 boots; the same image then boots). That says
+    let logs = record.log;
+    // Under load, QEMU's u-boot sometimes resets or stalls in its early init, before "Net:" (printed by
+    // both boards' u-boot, after the first env load, before boot.scr is read) and before it has read
+    // anything from the btrfs (seen 2 times in ~60 x86 boots; the same image then boots). That says
     // nothing about the state: boot again (twice at most) and keep the note in the report.
-    for (let attempt = 1; attempt <= 2 && !/\nModel:/.test(record.log); attempt++) {
+    for (let attempt = 1; attempt <= 2 && !/\nNet:/.test(record.log); attempt++) {
       retried = `${retried ? `${retried}; ` : ''}boot ${attempt} ended in u-boot's early init (${record.end} after ${record.seconds.toFixed(0)} s), booted again`;
       record = await device.boot({ timeoutMs: 240_000 });
+      logs += record.log;
     }
     const snapshot = record.linux?.snapshot ?? null;
     const expected = verdict.snapshot;
@@ -228,7 +231,7 @@ async function bootForReal(
     if (record.reachedPrompt) why = 'reached the u-boot prompt';
     else if (!record.linux) why = `no snapshot reached (${record.end})`;
     else if (expected && snapshot !== expected) why = `booted ${snapshot}, the fast judge predicted ${expected}`;
-    else if (verdict.rebuiltSuperblock && !record.log.includes('btrfs: both superblock copies torn, rebuilt')) {
+    else if (verdict.rebuiltSuperblock && !logs.includes('btrfs: both superblock copies torn, rebuilt')) {
       why = 'the fast judge rebuilt the superblock from two torn copies, u-boot did not say it did';
     }
     return {
