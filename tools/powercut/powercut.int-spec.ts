@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { flowNamed } from './flows';
 import { runFlow } from './powercut-run';
-import { replayCommand } from './report';
+import { isBeyondRebuild, replayCommand } from './report';
 import { QEMU_COMMAND, type VdevBoard } from '../vdev/vdev-artifacts';
 import { selectedBoards } from '../vdev/vdev-boards';
 import { boardNamed, openSession, type Session } from './session';
@@ -85,8 +85,11 @@ for (const { board, stateLimit } of selectedBoards(SUBSETS.map((s) => s.board)).
           });
           console.log(`${board} ${name}: ${report.states} states judged, ${report.realBoots.length} booted for real`);
           expect(report.states).toBe(stateLimit);
-          expect(report.realBoots.every((r) => r.realBoot?.ok)).toBe(true);
-          const failures = report.failed.map(
+          expect(report.realBoots.filter((r) => !isBeyondRebuild(r)).every((r) => r.realBoot?.ok)).toBe(true);
+          // the states no reader can recover (finding 2 of docs/boot-safety.md) are listed, the rest must pass
+          const beyond = report.failed.filter(isBeyondRebuild).map((f) => f.state.id);
+          if (beyond.length) console.log(`${board} ${name}: both superblock copies torn beyond a rebuild: ${beyond}`);
+          const failures = report.failed.filter((f) => !isBeyondRebuild(f)).map(
             (f) => `${replayCommand(f, { board, seed: '1', samplesPerEpoch: 3 })}: ${f.verdict.reasons.join('; ')}`,
           );
           expect(failures).toEqual([]);
