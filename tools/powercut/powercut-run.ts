@@ -60,7 +60,9 @@ export interface FlowReport {
   judgeSeconds: number;
   /** states whose primary superblock was torn, judged on the backup copy (as u-boot and the initramfs do) */
   repaired: number;
-  /** states with both superblock copies torn at once (kind superblocks) */
+  /** states of kind superblocks judged (a commit's two superblock copies each old, new or torn) */
+  superblockStates: number;
+  /** of those, with both copies torn at once */
   bothTorn: number;
   /** of those, judged on a superblock rebuilt from their sectors (as the patched u-boot writes it) */
   rebuilt: number;
@@ -124,6 +126,7 @@ export async function runFlow(
     realBoots: [],
     judgeSeconds: 0,
     repaired: 0,
+    superblockStates: 0,
     bothTorn: 0,
     rebuilt: 0,
     superblocks: superblockBatches(writeLog.entries, recording.layout.pool.offset, writeLog.sectorSize),
@@ -160,6 +163,7 @@ export async function runFlow(
       report.judgeSeconds += result.judgeSeconds;
       report.states++;
       if (verdict.repairedSuperblock) report.repaired++;
+      if (state.kind === 'superblocks') report.superblockStates++;
       if (state.kind === 'superblocks' && state.torn.length === 2) report.bothTorn++;
       if (verdict.rebuiltSuperblock) report.rebuilt++;
       // every state the fast judge fails, the seeded sample, and the first states of the flow that need the
