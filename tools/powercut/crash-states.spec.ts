@@ -96,6 +96,13 @@ describe('enumerateCrashStates', () => {
     const all = enumerateCrashStates(commit.entries, { seed: 3, samplesPerEpoch: 2, superblockSectors: [16, 96] });
     expect(all.filter((s) => s.kind === 'superblocks' && s.torn.length === 2).length).toBeGreaterThan(0);
     // a stretch with the primary only (no backup in it) has no such states
-    expect(superblockStates(writes.filter((w) => w.index !== 2), 0, [16, 96], () => 0.3)).toEqual([]);
+    expect(
+      superblockStates(
+        writes.filter((w) => w.index !== 2),
+        0,
+        [16, 96],
+        () => 0.3,
+      ),
+    ).toEqual([]);
   });
 });

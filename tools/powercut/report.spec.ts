@@ -21,7 +21,8 @@ describe('isBeyondRebuild', () => {
       state: { kind, torn: Array.from({ length: tears }, (_, i) => ({ entry: i, sectors: [0] })) },
       verdict: { reasons },
     }) as unknown as StateResult;
-  const none = 'u-boot finds no valid btrfs superblock (bad checksum, bad checksum) and rebuilds none from their sectors';
+  const none =
+    'u-boot finds no valid btrfs superblock (bad checksum, bad checksum) and rebuilds none from their sectors';
 
   it('is only the both-copies-torn state that no rebuild reads, with no other reason', () => {
     expect(isBeyondRebuild(result('superblocks', 2, [none]))).toBe(true);

@@ -155,11 +155,16 @@ export function rebuildSuperblock(
       for (let mask = 0; mask < 1 << (sectors - 1); mask++) {
         const candidate = Buffer.from(head.bytes.subarray(0, SUPERBLOCK_SIZE));
         for (let s = 1; s < sectors; s++) {
-          if (mask & (1 << (s - 1))) other.bytes.copy(candidate, s * SUPER_SECTOR, s * SUPER_SECTOR, (s + 1) * SUPER_SECTOR);
+          if (mask & (1 << (s - 1)))
+            other.bytes.copy(candidate, s * SUPER_SECTOR, s * SUPER_SECTOR, (s + 1) * SUPER_SECTOR);
         }
         const status = checkSuperblock(candidate, head.offset);
         if (!status.valid || (best && status.generation <= best.generation)) continue;
-        best = { from: [head.offset, other.offset], generation: status.generation, primary: repairedPrimary(candidate) };
+        best = {
+          from: [head.offset, other.offset],
+          generation: status.generation,
+          primary: repairedPrimary(candidate),
+        };
       }
     }
   }
