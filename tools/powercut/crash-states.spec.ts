@@ -1,4 +1,4 @@
-import { enumerateCrashStates, stateKey } from './crash-states';
+import { enumerateCrashStates, stateKey, superblockStates } from './crash-states';
 import { LogFlag, parseWriteLog } from './log-writes.parser';
 import { encodeWriteLog, sectors } from './write-log.fixture';
 
@@ -43,13 +43,14 @@ describe('enumerateCrashStates', () => {
   });
 
   it('tears a write into a proper, non-empty part of its sectors', () => {
-    const torn = states.filter((s) => s.torn);
+    const torn = states.filter((s) => s.torn.length > 0);
     expect(torn.length).toBeGreaterThan(0);
     for (const state of torn) {
-      const entry = log.entries[state.torn!.entry];
+      expect(state.torn).toHaveLength(1);
+      const entry = log.entries[state.torn[0].entry];
       expect(state.extra).toContain(entry.index);
-      expect(state.torn!.sectors.length).toBeGreaterThan(0);
-      expect(state.torn!.sectors.length).toBeLessThan(entry.nrSectors);
+      expect(state.torn[0].sectors.length).toBeGreaterThan(0);
+      expect(state.torn[0].sectors.length).toBeLessThan(entry.nrSectors);
       expect(entry.flags & LogFlag.fua).toBe(0);
     }
   });
@@ -58,5 +59,50 @@ describe('enumerateCrashStates', () => {
     expect(new Set(states.map(stateKey)).size).toBe(states.length);
     expect(enumerateCrashStates(log.entries, { seed: 7, samplesPerEpoch: 20 })).toEqual(states);
     expect(enumerateCrashStates(log.entries, { seed: 8, samplesPerEpoch: 20 })).not.toEqual(states);
+  });
+
+  it('tears the primary and the backup superblock of one commit together: both torn, both old, mixed', () => {
+    // one commit between flushes: a tree block, the backup copy (sector 96), the primary (sector 16)
+    const commit = parseWriteLog(
+      encodeWriteLog([
+        { sector: 200, data: sectors(8, 1) }, // 0
+        { sector: 0, flags: LogFlag.flush }, // 1
+        { sector: 96, data: sectors(8, 2) }, // 2
+        { sector: 300, data: sectors(2, 3) }, // 3
+        { sector: 16, data: sectors(8, 4) }, // 4
+        { sector: 0, flags: LogFlag.flush }, // 5
+      ]),
+    );
+    const writes = commit.entries.filter((e) => e.index >= 2 && e.index <= 4);
+    const mixes = superblockStates(writes, 0, [16, 96], () => 0.3);
+    const copy = (state: (typeof mixes)[number], entry: number): string =>
+      state.torn.some((t) => t.entry === entry) ? 'torn' : state.extra.includes(entry) ? 'new' : 'old';
+    expect(mixes.map((m) => `${copy(m, 4)}/${copy(m, 2)}`)).toEqual([
+      'torn/torn',
+      'torn/torn',
+      'old/old',
+      'torn/old',
+      'old/torn',
+      'torn/new',
+      'new/torn',
+      'old/new',
+      'new/old',
+    ]);
+    for (const m of mixes) {
+      expect(m).toMatchObject({ kind: 'superblocks', crashAfter: 4, durableThrough: 0 });
+      for (const t of m.torn) expect(t.sectors.length).toBeGreaterThan(0);
+      for (const t of m.torn) expect(t.sectors.length).toBeLessThan(8);
+    }
+    const all = enumerateCrashStates(commit.entries, { seed: 3, samplesPerEpoch: 2, superblockSectors: [16, 96] });
+    expect(all.filter((s) => s.kind === 'superblocks' && s.torn.length === 2).length).toBeGreaterThan(0);
+    // a stretch with the primary only (no backup in it) has no such states
+    expect(
+      superblockStates(
+        writes.filter((w) => w.index !== 2),
+        0,
+        [16, 96],
+        () => 0.3,
+      ),
+    ).toEqual([]);
   });
 });

@@ -14,15 +14,21 @@ import { seededRandom } from './prng';
 export interface CrashState {
   /** position in this flow's state list: the number `--state` replays */
   id: number;
-  kind: 'before' | 'flush' | 'subset' | 'end';
+  /** superblocks: a commit's primary and backup superblock writes, each old, new or torn (both at once) */
+  kind: 'before' | 'flush' | 'subset' | 'superblocks' | 'end';
   /** last log entry issued before the cut (-1: before the first) */
   crashAfter: number;
   /** every data write with an index up to this one is durable (-1: none) */
   durableThrough: number;
   /** data writes after durableThrough that also reached the disk, in log order */
   extra: number[];
-  /** one write of `extra` that reached the disk only in part: the sector offsets (in the write) kept */
-  torn: { entry: number; sectors: number[] } | null;
+  /** writes of `extra` that reached the disk only in part: the sector offsets (in the write) kept */
+  torn: TornWrite[];
+}
+
+export interface TornWrite {
+  entry: number;
+  sectors: number[];
 }
 
 export interface EnumerateOptions {
@@ -31,6 +37,12 @@ export interface EnumerateOptions {
   samplesPerEpoch?: number;
   /** probability that a sampled state tears one of its writes (default 0.5) */
   tearProbability?: number;
+  /**
+   * The log sectors of the btrfs superblock copies (primary first). When given, every stretch between
+   * flushes that writes the primary and a backup also gets the states of those two writes each old, new
+   * or torn, both torn included (superblockStates): the kernel submits the copies together.
+   */
+  superblockSectors?: number[];
 }
 
 interface Epoch {
@@ -60,7 +72,7 @@ function epochs(entries: LogEntry[]): Epoch[] {
 
 /** The key that makes two states the same disk image (the same writes, torn the same way). */
 export function stateKey(state: Pick<CrashState, 'durableThrough' | 'extra' | 'torn'>): string {
-  const torn = state.torn ? `${state.torn.entry}:${state.torn.sectors.join('.')}` : '';
+  const torn = state.torn.map((t) => `${t.entry}:${t.sectors.join('.')}`).join('/');
   return `${state.durableThrough}|${state.extra.join(',')}|${torn}`;
 }
 
@@ -77,10 +89,12 @@ export function enumerateCrashStates(entries: LogEntry[], options: EnumerateOpti
     states.push({ ...state, id: states.length });
   };
   let durable = -1;
-  add({ kind: 'before', crashAfter: -1, durableThrough: -1, extra: [], torn: null });
+  // the superblock states draw from their own sequence: the other states stay those of the same seed
+  const superRandom = seededRandom(options.seed ^ 0x5b5b5b5b);
+  add({ kind: 'before', crashAfter: -1, durableThrough: -1, extra: [], torn: [] });
   for (const epoch of epochs(entries)) {
     if (epoch.flushIndex >= 0) {
-      add({ kind: 'flush', crashAfter: epoch.flushIndex, durableThrough: durable, extra: [], torn: null });
+      add({ kind: 'flush', crashAfter: epoch.flushIndex, durableThrough: durable, extra: [], torn: [] });
     }
     const writes = epoch.writes;
     for (let sample = 0; sample < perEpoch && writes.length > 0; sample++) {
@@ -89,16 +103,11 @@ export function enumerateCrashStates(entries: LogEntry[], options: EnumerateOpti
       const issued = writes.slice(0, cut + 1);
       let extra = issued.filter((w) => isFua(w) || random() < 0.5);
       if (extra.length === 0) extra = [issued[Math.floor(random() * issued.length)]];
-      let torn: CrashState['torn'] = null;
+      let torn: TornWrite[] = [];
       const tearable = extra.filter((w) => w.nrSectors > 1 && !isFua(w));
       if (tearable.length > 0 && random() < tearProbability) {
         const victim = tearable[Math.floor(random() * tearable.length)];
-        const kept: number[] = [];
-        for (let s = 0; s < victim.nrSectors; s++) if (random() < 0.5) kept.push(s);
-        // a proper, non-empty part: all or nothing would be a state without the tear
-        if (kept.length === victim.nrSectors) kept.splice(Math.floor(random() * kept.length), 1);
-        if (kept.length === 0) kept.push(Math.floor(random() * victim.nrSectors));
-        torn = { entry: victim.index, sectors: kept };
+        torn = [{ entry: victim.index, sectors: tear(victim, random) }];
       }
       add({
         kind: 'subset',
@@ -108,19 +117,80 @@ export function enumerateCrashStates(entries: LogEntry[], options: EnumerateOpti
         torn,
       });
     }
+    if (options.superblockSectors) {
+      for (const state of superblockStates(writes, durable, options.superblockSectors, superRandom)) add(state);
+    }
     // the next epoch starts after a flush: everything so far is durable
     if (writes.length > 0) durable = writes[writes.length - 1].index;
   }
   const last = entries[entries.length - 1];
   if (last && durable >= 0 && !isFlush(last)) {
-    add({ kind: 'end', crashAfter: last.index, durableThrough: durable, extra: [], torn: null });
+    add({ kind: 'end', crashAfter: last.index, durableThrough: durable, extra: [], torn: [] });
   }
   return states;
 }
 
+/** A proper, non-empty part of a write's sectors (all or nothing would be a state without the tear). */
+function tear(write: LogEntry, random: () => number): number[] {
+  const kept: number[] = [];
+  for (let s = 0; s < write.nrSectors; s++) if (random() < 0.5) kept.push(s);
+  if (kept.length === write.nrSectors) kept.splice(Math.floor(random() * kept.length), 1);
+  if (kept.length === 0) kept.push(Math.floor(random() * write.nrSectors));
+  return kept;
+}
+
+type Copy = 'old' | 'new' | 'torn';
+/** primary × backup: every mix but both new (the next flush state); both torn twice (two tears) */
+const SUPERBLOCK_MIXES: [Copy, Copy][] = [
+  ['torn', 'torn'],
+  ['torn', 'torn'],
+  ['old', 'old'],
+  ['torn', 'old'],
+  ['old', 'torn'],
+  ['torn', 'new'],
+  ['new', 'torn'],
+  ['old', 'new'],
+  ['new', 'old'],
+];
+
+/**
+ * The states of one stretch between flushes that writes the primary superblock and a backup copy (one
+ * btrfs commit: write_dev_supers() submits every copy before it waits for any): the cut after the later
+ * of the two, each copy old (not written), new or torn, the stretch's other writes a seeded subset.
+ */
+export function superblockStates(
+  writes: LogEntry[],
+  durableThrough: number,
+  superblockSectors: number[],
+  random: () => number,
+): Omit<CrashState, 'id'>[] {
+  const hits = (entry: LogEntry, sector: number): boolean =>
+    entry.sector <= sector && sector < entry.sector + entry.nrSectors;
+  const [primarySector, ...backupSectors] = superblockSectors;
+  const primary = writes.filter((w) => hits(w, primarySector)).pop();
+  const backup = writes.filter((w) => backupSectors.some((b) => hits(w, b))).pop();
+  if (!primary || !backup) return [];
+  const cut = Math.max(primary.index, backup.index);
+  const others = writes.filter((w) => w.index <= cut && w !== primary && w !== backup);
+  return SUPERBLOCK_MIXES.map(([p, b]) => {
+    const extra = others.filter((w) => isFua(w) || random() < 0.5);
+    const torn: TornWrite[] = [];
+    for (const [copy, write] of [
+      [p, primary],
+      [b, backup],
+    ] as const) {
+      if (copy === 'old') continue;
+      extra.push(write);
+      if (copy === 'torn') torn.push({ entry: write.index, sectors: tear(write, random) });
+    }
+    extra.sort((x, y) => x.index - y.index);
+    return { kind: 'superblocks', crashAfter: cut, durableThrough, extra: extra.map((w) => w.index), torn };
+  });
+}
+
 /** A summary for the report: the writes of a state, in words. */
 export function describeState(state: CrashState): string {
-  const torn = state.torn ? `, write ${state.torn.entry} torn (sectors ${state.torn.sectors.join(',') || 'none'})` : '';
+  const torn = state.torn.map((t) => `, write ${t.entry} torn (sectors ${t.sectors.join(',')})`).join('');
   const extra = state.extra.length ? `, then writes ${state.extra.join(',')} of the unflushed ones${torn}` : '';
   return `${state.kind}: cut after log entry ${state.crashAfter}; durable through write ${state.durableThrough}${extra}`;
 }

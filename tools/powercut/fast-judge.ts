@@ -8,6 +8,7 @@ import {
   checkSuperblock,
   chooseEnv,
   parseEnvCopy,
+  rebuildSuperblock,
   repairedPrimary,
   ubootSuperblock,
   type EnvCopy,
@@ -30,6 +31,8 @@ export interface JudgeContext {
   confirmedBefore: string[];
   /** the u-boot build reads a backup superblock when the primary is invalid (uboot/patches/0001-…) */
   ubootBackupSuperblock: boolean;
+  /** no copy valid: it rebuilds one from the sectors of two torn copies (uboot/patches/0002-…) */
+  ubootRebuildSuperblock: boolean;
   scratchDir: string;
 }
 
@@ -39,6 +42,8 @@ export interface Verdict {
   suspicious: boolean;
   /** the primary superblock was invalid: judged on the backup copy put in its place, as the device does */
   repairedSuperblock: boolean;
+  /** no copy was valid: judged on the superblock rebuilt from two torn copies, as the patched u-boot writes it */
+  rebuiltSuperblock: { from: number[]; generation: number } | null;
   reasons: string[];
   envCopies: { name: string; valid: boolean; flag: number; protocol: Record<string, string>; why?: string }[];
   /** the snapshot boot.scr will boot (after its fallbacks), null if none */
@@ -106,13 +111,21 @@ export async function judgeState(image: string, context: JudgeContext): Promise<
   }
   const primaryValid = superblocks[0]?.valid === true;
   const ubootSuper = ubootSuperblock(superblocks, context.ubootBackupSuperblock);
-  if (!ubootSuper)
-    reasons.push(`u-boot finds no valid btrfs superblock (${superblocks.map((s) => s.why ?? 'ok').join(', ')})`);
+  const rebuilt =
+    !ubootSuper && context.ubootRebuildSuperblock
+      ? rebuildSuperblock([...superBytes].map(([offset, bytes]) => ({ offset, bytes })))
+      : null;
+  if (!ubootSuper && !rebuilt) {
+    reasons.push(
+      `u-boot finds no valid btrfs superblock (${superblocks.map((s) => s.why ?? 'ok').join(', ')})${context.ubootRebuildSuperblock ? ' and rebuilds none from their sectors' : ''}`,
+    );
+  }
 
   const verdict: Verdict = {
     ok: false,
     suspicious: true,
     repairedSuperblock: false,
+    rebuiltSuperblock: rebuilt && { from: rebuilt.from, generation: rebuilt.generation },
     reasons,
     envCopies: copies.map((c) => ({
       name: c.name,
@@ -125,18 +138,20 @@ export async function judgeState(image: string, context: JudgeContext): Promise<
     trial: false,
     superblocks,
   };
-  if (!chosen || !ubootSuper) {
+  if (!chosen || (!ubootSuper && !rebuilt)) {
     await handle.close();
     return verdict;
   }
   // Linux mounts from the primary only; on the device the initramfs puts the newest valid backup in its
   // place (btrfs rescue super-recover) and the patched u-boot reads that same backup. The judge does the
-  // same on the image for the time of the look, then puts the torn bytes back.
+  // same on the image for the time of the look, then puts the torn bytes back. With both copies torn, the
+  // patched u-boot writes the superblock it rebuilt as the primary: the judge puts that one there.
   const primaryOffset = layout.pool.offset + SUPERBLOCK_OFFSETS[0];
   const torn = primaryValid ? null : superBytes.get(SUPERBLOCK_OFFSETS[0]);
   try {
-    if (torn) {
-      const repaired = repairedPrimary(superBytes.get(ubootSuper.offset) as Buffer);
+    const backup = ubootSuper && superBytes.get(ubootSuper.offset);
+    const repaired = rebuilt ? rebuilt.primary : backup ? repairedPrimary(backup) : null;
+    if (torn && repaired) {
       await handle.write(repaired, 0, repaired.length, primaryOffset);
       verdict.repairedSuperblock = true;
     }

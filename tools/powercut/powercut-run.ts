@@ -10,10 +10,9 @@ import { seedFor, seededRandom } from './prng';
 import type { Recording } from './recorder';
 import { StateMaterializer } from './state-materializer';
 import { superblockBatches, type SuperblockBatches } from './superblock-batches';
+import { SUPERBLOCK_OFFSETS } from './uboot-view';
 
 const runner = new CommandRunner();
-/** states judged on a repaired superblock that are also booted for real, per flow */
-const REPAIRED_BOOTS_PER_FLOW = 1;
 
 export interface RunOptions {
   seed: number;
@@ -24,7 +23,12 @@ export interface RunOptions {
   onlyStates?: number[];
   /** judge a seeded sample of at most this many states per flow (the CI subset); all when absent */
   stateLimit?: number;
+  /** judge only the states of these kinds (e.g. superblocks: a pass over the both-copies states alone) */
+  onlyKinds?: CrashState['kind'][];
   ubootBackupSuperblock: boolean;
+  ubootRebuildSuperblock: boolean;
+  /** states judged on a repaired superblock that are also booted for real, per flow (default 1) */
+  repairedBootsPerFlow?: number;
   scratchDir: string;
   log: (line: string) => void;
 }
@@ -56,6 +60,12 @@ export interface FlowReport {
   judgeSeconds: number;
   /** states whose primary superblock was torn, judged on the backup copy (as u-boot and the initramfs do) */
   repaired: number;
+  /** states of kind superblocks judged (a commit's two superblock copies each old, new or torn) */
+  superblockStates: number;
+  /** of those, with both copies torn at once */
+  bothTorn: number;
+  /** of those, judged on a superblock rebuilt from their sectors (as the patched u-boot writes it) */
+  rebuilt: number;
   superblocks: SuperblockBatches;
 }
 
@@ -78,12 +88,17 @@ export async function runFlow(
   const states = enumerateCrashStates(writeLog.entries, {
     seed: seedFor(options.seed, recording.flow),
     samplesPerEpoch: options.samplesPerEpoch,
+    superblockSectors: SUPERBLOCK_OFFSETS.map((o) => (recording.layout.pool.offset + o) / writeLog.sectorSize),
   });
+  const kinds = options.onlyKinds;
+  const pool = kinds ? states.filter((s) => kinds.includes(s.kind)) : states;
   const wanted = options.onlyStates
     ? new Set(options.onlyStates)
-    : options.stateLimit !== undefined && options.stateLimit < states.length
-      ? pickRealBoots(states, options.stateLimit, seedFor(options.seed + 2, recording.flow))
-      : null;
+    : options.stateLimit !== undefined && options.stateLimit < pool.length
+      ? pickRealBoots(pool, options.stateLimit, seedFor(options.seed + 2, recording.flow))
+      : kinds
+        ? new Set(pool.map((s) => s.id))
+        : null;
   for (const id of options.onlyStates ?? []) {
     if (!states[id]) throw new Error(`${recording.flow} has states 0..${states.length - 1}, not ${id}`);
   }
@@ -95,7 +110,7 @@ export async function runFlow(
         options.realBootsPerFlow,
         seedFor(options.seed + 1, recording.flow),
       );
-  const maxWanted = wanted ? Math.max(...[...wanted].map((id) => states[id].durableThrough)) : Infinity;
+  const maxWanted = wanted ? Math.max(-1, ...[...wanted].map((id) => states[id].durableThrough)) : Infinity;
   const flowDir = join(options.scratchDir, recording.flow);
   const work = join(flowDir, 'state.img');
   await rm(flowDir, { recursive: true, force: true });
@@ -111,9 +126,13 @@ export async function runFlow(
     realBoots: [],
     judgeSeconds: 0,
     repaired: 0,
+    superblockStates: 0,
+    bothTorn: 0,
+    rebuilt: 0,
     superblocks: superblockBatches(writeLog.entries, recording.layout.pool.offset, writeLog.sectorSize),
   };
   let repairedBooted = 0;
+  let rebuiltBooted = 0;
   const materializer = await StateMaterializer.open(work, recording.log, writeLog);
   try {
     for (const state of states) {
@@ -131,6 +150,7 @@ export async function runFlow(
         bootScript,
         confirmedBefore: recording.confirmedBefore,
         ubootBackupSuperblock: options.ubootBackupSuperblock,
+        ubootRebuildSuperblock: options.ubootRebuildSuperblock,
         scratchDir: join(flowDir, 'judge'),
       });
       const result: StateResult = {
@@ -143,15 +163,25 @@ export async function runFlow(
       report.judgeSeconds += result.judgeSeconds;
       report.states++;
       if (verdict.repairedSuperblock) report.repaired++;
+      if (state.kind === 'superblocks') report.superblockStates++;
+      if (state.kind === 'superblocks' && state.torn.length === 2) report.bothTorn++;
+      if (verdict.rebuiltSuperblock) report.rebuilt++;
       // every state the fast judge fails, the seeded sample, and the first states of the flow that need the
       // superblock repair (the path the judge follows on the host, the device in u-boot and the initramfs)
-      const repairSample = verdict.repairedSuperblock && repairedBooted < REPAIRED_BOOTS_PER_FLOW;
+      // (and of those rebuilt from two torn copies, the first too: u-boot's repair that writes the primary)
+      const perFlow = options.repairedBootsPerFlow ?? 1;
+      const repairSample = verdict.rebuiltSuperblock
+        ? rebuiltBooted < perFlow
+        : verdict.repairedSuperblock && repairedBooted < perFlow;
       if (verdict.suspicious || realBoots.has(state.id) || repairSample) {
-        if (repairSample) repairedBooted++;
+        if (repairSample && verdict.rebuiltSuperblock) rebuiltBooted++;
+        else if (repairSample) repairedBooted++;
         const why = verdict.suspicious
           ? `fast judge: ${verdict.reasons.join('; ')}`
           : repairSample
-            ? 'torn primary superblock'
+            ? verdict.rebuiltSuperblock
+              ? 'both superblock copies torn, rebuilt'
+              : 'torn primary superblock'
             : 'sampled';
         result.realBoot = await bootForReal(work, join(flowDir, `boot-${state.id}`), artifacts, verdict);
         report.realBoots.push(result);
@@ -189,12 +219,15 @@ async function bootForReal(
     await device.setControl([]);
     let record = await device.boot({ timeoutMs: 240_000 });
     let retried: string | undefined;
-    // Under load, QEMU's u-boot sometimes resets or stalls in its early init, before "Model:" and before
-    // it has read anything from the disk (seen 2 times in ~60 boots; the same image then boots). That says
+    let logs = record.log;
+    // Under load, QEMU's u-boot sometimes resets or stalls in its early init, before "Net:" (printed by
+    // both boards' u-boot, after the first env load, before boot.scr is read) and before it has read
+    // anything from the btrfs (seen 2 times in ~60 x86 boots; the same image then boots). That says
     // nothing about the state: boot again (twice at most) and keep the note in the report.
-    for (let attempt = 1; attempt <= 2 && !/\nModel:/.test(record.log); attempt++) {
+    for (let attempt = 1; attempt <= 2 && !/\nNet:/.test(record.log); attempt++) {
       retried = `${retried ? `${retried}; ` : ''}boot ${attempt} ended in u-boot's early init (${record.end} after ${record.seconds.toFixed(0)} s), booted again`;
       record = await device.boot({ timeoutMs: 240_000 });
+      logs += record.log;
     }
     const snapshot = record.linux?.snapshot ?? null;
     const expected = verdict.snapshot;
@@ -202,6 +235,9 @@ async function bootForReal(
     if (record.reachedPrompt) why = 'reached the u-boot prompt';
     else if (!record.linux) why = `no snapshot reached (${record.end})`;
     else if (expected && snapshot !== expected) why = `booted ${snapshot}, the fast judge predicted ${expected}`;
+    else if (verdict.rebuiltSuperblock && !logs.includes('btrfs: both superblock copies torn, rebuilt')) {
+      why = 'the fast judge rebuilt the superblock from two torn copies, u-boot did not say it did';
+    }
     return {
       ok: !why,
       snapshot,

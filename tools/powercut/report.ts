@@ -1,11 +1,21 @@
 import type { FlowReport, StateResult } from './powercut-run';
 
-/** The command that replays one state alone (fast judge + a real boot). */
-export function replayCommand(result: Pick<StateResult, 'flow' | 'state'>, seed: string): string {
-  return `npm run powercut -- --flow ${result.flow} --state ${result.state.id}${seed === '1' ? '' : ` --seed ${seed}`}`;
+/** How the states were enumerated: a replay must enumerate them the same way to find the same state. */
+export interface ReplayContext {
+  board: string;
+  seed: string;
+  samplesPerEpoch: number;
 }
 
-function describeFailure(result: StateResult, seed: string): string[] {
+/** The command that replays one state alone (fast judge + a real boot); the CLI's defaults are left out. */
+export function replayCommand(result: Pick<StateResult, 'flow' | 'state'>, context: ReplayContext): string {
+  const board = context.board === 'x86' ? '' : ` --board ${context.board}`;
+  const seed = context.seed === '1' ? '' : ` --seed ${context.seed}`;
+  const samples = context.samplesPerEpoch === 3 ? '' : ` --samples-per-epoch ${context.samplesPerEpoch}`;
+  return `npm run powercut --${board} --flow ${result.flow} --state ${result.state.id}${seed}${samples}`;
+}
+
+function describeFailure(result: StateResult, context: ReplayContext): string[] {
   const v = result.verdict;
   const lines = [
     `  FAILED ${result.flow} state ${result.state.id} (write index ${result.state.crashAfter}): ${result.description}`,
@@ -20,16 +30,33 @@ function describeFailure(result: StateResult, seed: string): string[] {
       `    real boot: ${result.realBoot.ok ? 'ok' : result.realBoot.why} (snapshot ${result.realBoot.snapshot ?? '-'})`,
     );
   }
-  lines.push(`    replay: ${replayCommand(result, seed)}`);
+  lines.push(`    replay: ${replayCommand(result, context)}`);
   return lines;
 }
 
-export function formatReport(board: string, reports: FlowReport[], seconds: number, seed: string): string {
+/**
+ * Finding 2 of docs/boot-safety.md: both superblock copies of a commit torn so that no sector-wise mix
+ * of them checks out (a sector the commit changed is in neither copy in its new form, and one is in
+ * neither in its old form). Nothing on the device can read such a pool; the report lists these apart,
+ * and only other failures fail the run.
+ */
+export function isBeyondRebuild(result: StateResult): boolean {
+  return (
+    result.state.kind === 'superblocks' &&
+    result.state.torn.length === 2 &&
+    result.verdict.reasons.length > 0 &&
+    result.verdict.reasons.every((r) => r.includes('rebuilds none from their sectors'))
+  );
+}
+
+export function formatReport(reports: FlowReport[], seconds: number, context: ReplayContext): string {
+  const { board, seed } = context;
   const states = reports.reduce((n, r) => n + r.states, 0);
   const booted = reports.reduce((n, r) => n + r.realBoots.length, 0);
   const judge = reports.reduce((n, r) => n + r.judgeSeconds, 0);
   const bootSeconds = reports.flatMap((r) => r.realBoots).reduce((n, r) => n + (r.realBoot?.seconds ?? 0), 0);
   const failed = reports.flatMap((r) => r.failed);
+  const beyond = failed.filter(isBeyondRebuild);
   const lines = [
     `power cut at every write, board ${board}, seed ${seed}`,
     'flow                  entries  writes flushes  states  failed  booted',
@@ -39,11 +66,12 @@ export function formatReport(board: string, reports: FlowReport[], seconds: numb
     ),
     ...reports.map(
       (r) =>
-        `${r.flow}: ${r.repaired} states with a torn primary superblock (judged on the backup); ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
+        `${r.flow}: ${r.repaired} states with a torn primary superblock (judged on the backup or a rebuilt copy); ${r.bothTorn} with both copies torn at once, ${r.rebuilt} rebuilt from their sectors; ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
     ),
     `total: ${states} distinct crash states, ${failed.length} failed, ${booted} booted for real`,
+    `of the failed: ${beyond.length} with both superblock copies torn beyond a rebuild (finding 2), ${failed.length - beyond.length} other`,
     `time: ${seconds.toFixed(0)} s; fast judge ${(judge / Math.max(states, 1)).toFixed(2)} s/state; real boot ${(bootSeconds / Math.max(booted, 1)).toFixed(1)} s/boot`,
-    ...failed.flatMap((f) => describeFailure(f, seed)),
+    ...failed.flatMap((f) => describeFailure(f, context)),
   ];
   return lines.join('\n');
 }

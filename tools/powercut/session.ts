@@ -9,21 +9,25 @@ import { loadRecordings, recordFlows, type Recording } from './recorder';
 const runner = new CommandRunner();
 
 /**
- * A board the power-cut run knows. The virtual device (tools/vdev) boots x86 only on this branch; the
- * arm64 device is wired in here once tools/vdev has it (its u-boot build, its QEMU).
+ * A board the power-cut run knows: one of the virtual device's (tools/vdev: its u-boot build, its QEMU,
+ * its kernel); everything board-specific comes from there (VirtualDevice.qemuArgs, the artifacts).
  */
 export interface PowercutBoard {
   name: VdevBoard;
   /** the board's u-boot carries uboot/patches/0001-btrfs-fall-back-to-a-backup-superblock.patch */
   ubootBackupSuperblock: boolean;
+  /** … and uboot/patches/0002-btrfs-rebuild-a-superblock-from-two-torn-copies.patch */
+  ubootRebuildSuperblock: boolean;
 }
 
-export const BOARDS: Record<string, PowercutBoard> = {
-  x86: { name: 'x86', ubootBackupSuperblock: true },
+// build-artifacts.sh applies every uboot/patches/*.patch to every board's u-boot
+export const BOARDS: Record<VdevBoard, PowercutBoard> = {
+  x86: { name: 'x86', ubootBackupSuperblock: true, ubootRebuildSuperblock: true },
+  arm64: { name: 'arm64', ubootBackupSuperblock: true, ubootRebuildSuperblock: true },
 };
 
 export function boardNamed(name: string): PowercutBoard {
-  const board = BOARDS[name];
+  const board = (BOARDS as Record<string, PowercutBoard | undefined>)[name];
   if (!board) throw new Error(`unknown board ${name}; boards: ${Object.keys(BOARDS).join(', ')}`);
   return board;
 }

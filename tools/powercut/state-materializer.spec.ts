@@ -29,11 +29,11 @@ describe(StateMaterializer.name, () => {
       crashAfter: 3,
       durableThrough: 0,
       extra: [],
-      torn: null,
+      torn: [],
       ...s,
     });
     try {
-      await materializer.apply(state({ extra: [2, 3], torn: { entry: 2, sectors: [0, 2] } }));
+      await materializer.apply(state({ extra: [2, 3], torn: [{ entry: 2, sectors: [0, 2] }] }));
       expect(await sectorBytes()).toEqual([0xa1, 0xb2, 0, 0xb2, 0, 0, 0xc3, 0]);
       await materializer.revert();
       expect(await sectorBytes()).toEqual([0xa1, 0xa1, 0, 0, 0, 0, 0, 0]);

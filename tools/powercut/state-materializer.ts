@@ -52,7 +52,7 @@ export class StateMaterializer {
     for (const index of state.extra) {
       const entry = this.writeLog.entries[index];
       if (!entry || !isDataWrite(entry)) throw new Error(`state ${state.id}: entry ${index} is not a data write`);
-      await this.write(entry, state.torn?.entry === index ? state.torn.sectors : null, true);
+      await this.write(entry, state.torn.find((t) => t.entry === index)?.sectors ?? null, true);
     }
   }
 

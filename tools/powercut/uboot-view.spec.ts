@@ -6,6 +6,7 @@ import {
   chooseEnv,
   crc32c,
   parseEnvCopy,
+  rebuildSuperblock,
   ubootSuperblock,
 } from './uboot-view';
 
@@ -91,5 +92,49 @@ describe('u-boot view', () => {
     expect(ubootSuperblock([primary, backup], true)).toBe(backup);
     expect(ubootSuperblock([{ ...primary, valid: true }, backup], false)?.offset).toBe(65536);
     expect(ubootSuperblock([primary, { ...backup, valid: false }], true)).toBeNull();
+  });
+
+  it('rebuilds a superblock from two torn copies of one commit, sector by sector, or says it cannot', () => {
+    const copy = (generation: number, offset: number): Buffer => {
+      const sb = Buffer.alloc(4096);
+      sb.write('_BHRfS_M', 64, 'latin1');
+      sb.writeBigUInt64LE(BigInt(offset), 48);
+      sb.writeBigUInt64LE(BigInt(generation), 72);
+      // what a commit changes beyond sector 0: the backup roots (sectors 5, 6)
+      sb.writeBigUInt64LE(BigInt(generation * 1000), 0xb30);
+      sb.writeBigUInt64LE(BigInt(generation * 1000 + 1), 0xc80);
+      sb.writeUInt32LE(crc32c(sb.subarray(32)), 0);
+      return sb;
+    };
+    const [p, b] = [65536, 64 * 1024 * 1024];
+    // a write torn at 512 B: the kept sectors are the new copy's, the others the old one's
+    const torn = (old: Buffer, fresh: Buffer, kept: number[]): Buffer => {
+      const out = Buffer.from(old);
+      for (const s of kept) fresh.copy(out, s * 512, s * 512, (s + 1) * 512);
+      return out;
+    };
+    const primary = torn(copy(8, p), copy(9, p), [0, 5]);
+    const backup = torn(copy(8, b), copy(9, b), [6, 7]);
+    expect(checkSuperblock(primary, p).valid).toBe(false);
+    expect(checkSuperblock(backup, b).valid).toBe(false);
+    const rebuilt = rebuildSuperblock([
+      { offset: p, bytes: primary },
+      { offset: b, bytes: backup },
+    ]);
+    expect(rebuilt).toMatchObject({ from: [p, b], generation: 9 });
+    expect(rebuilt!.primary.equals(copy(9, p))).toBe(true);
+    // the old generation when only it can be put together (new sector 5 in neither copy)
+    const old = rebuildSuperblock([
+      { offset: p, bytes: torn(copy(8, p), copy(9, p), [0]) },
+      { offset: b, bytes: torn(copy(8, b), copy(9, b), [6]) },
+    ]);
+    expect(old).toMatchObject({ from: [b, p], generation: 8 });
+    // new sector 0 in both copies, new sector 6 in neither, old sector 0 in neither: nothing checks out
+    expect(
+      rebuildSuperblock([
+        { offset: p, bytes: torn(copy(8, p), copy(9, p), [0, 5]) },
+        { offset: b, bytes: torn(copy(8, b), copy(9, b), [0]) },
+      ]),
+    ).toBeNull();
   });
 });

@@ -133,3 +133,40 @@ export function repairedPrimary(backup: Buffer): Buffer {
   repaired.writeUInt32LE(crc32c(repaired.subarray(32)), 0);
   return repaired;
 }
+
+/** The 512-byte sectors of a superblock copy: the unit a torn write keeps or loses. */
+const SUPER_SECTOR = 512;
+
+/**
+ * A superblock rebuilt from two torn copies, as uboot/patches/0002-btrfs-rebuild-a-superblock-from-two-
+ * torn-copies.patch does when no copy is valid (pure). The copies of one commit differ only in sector 0
+ * (`bytenr` and the checksum): sector 0 of one copy (its checksum, its bytenr) with each of sectors 1..7
+ * taken from either copy, 2 × 128 candidates; the valid one with the highest generation wins, and is
+ * returned re-addressed to the primary's place (what the patch writes back there for Linux).
+ */
+export function rebuildSuperblock(
+  copies: { offset: number; bytes: Buffer }[],
+): { from: number[]; generation: number; primary: Buffer } | null {
+  const sectors = SUPERBLOCK_SIZE / SUPER_SECTOR;
+  let best: { from: number[]; generation: number; primary: Buffer } | null = null;
+  for (const head of copies) {
+    for (const other of copies) {
+      if (other === head || head.bytes.length < SUPERBLOCK_SIZE || other.bytes.length < SUPERBLOCK_SIZE) continue;
+      for (let mask = 0; mask < 1 << (sectors - 1); mask++) {
+        const candidate = Buffer.from(head.bytes.subarray(0, SUPERBLOCK_SIZE));
+        for (let s = 1; s < sectors; s++) {
+          if (mask & (1 << (s - 1)))
+            other.bytes.copy(candidate, s * SUPER_SECTOR, s * SUPER_SECTOR, (s + 1) * SUPER_SECTOR);
+        }
+        const status = checkSuperblock(candidate, head.offset);
+        if (!status.valid || (best && status.generation <= best.generation)) continue;
+        best = {
+          from: [head.offset, other.offset],
+          generation: status.generation,
+          primary: repairedPrimary(candidate),
+        };
+      }
+    }
+  }
+  return best;
+}
