@@ -139,6 +139,15 @@ export class NatsServerProcess {
     return (await res.json()) as T;
   }
 
+  /**
+   * SIGSTOP: the node stops reading its sockets but they stay open, so what a client sends now is neither
+   * processed nor refused; a later stop('SIGKILL') drops it. How a test holds a client's publishes
+   * unacknowledged at the moment of a crash.
+   */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
   /** SIGKILL (a crash) or SIGTERM; resolves when the process is gone. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
