@@ -21,6 +21,8 @@ const EMBEDDED_SIZES = (process.env.BENCH_EMBEDDED_SIZES ?? '10000').split(',').
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 3);
 const PER_PROCESS = Number(process.env.BENCH_PER_PROCESS ?? 10_000);
 const MODES = new Set((process.env.BENCH_MODES ?? 'raw,embedded,cluster').split(','));
+/** e.g. BENCH_MQTT_CONSUMERS=1,memory: the MQTT sessions' consumers R1 in memory instead of R3 on file */
+const MQTT_CONSUMERS = process.env.BENCH_MQTT_CONSUMERS?.split(',');
 const root = resolve(__dirname, '../../../..'); // dist/bench/bench/cluster → repository
 
 function openFileLimit(): number {
@@ -35,7 +37,7 @@ function summary(raw: SizeFigures[], emb: SizeFigures[], clu: SizeFigures[]): vo
   const at = (list: SizeFigures[], size: number) => list.find((f) => f.size === size);
   console.log('\nsize    | raw NATS rep/s | embedded rep/s | cluster rep/s | cluster/raw | cluster/embedded | ' +
     'embedded wave s | cluster wave s | cluster/embedded wave');
-  for (const size of [...new Set([...SIZES, ...EMBEDDED_SIZES])].sort((a, b) => a - b)) {
+  for (const size of [...new Set([...raw, ...emb, ...clu].map((f) => f.size))].sort((a, b) => a - b)) {
     const [r, e, c] = [at(raw, size), at(emb, size), at(clu, size)];
     const cell = (v: number | undefined, digits = 0) => (v === undefined ? '–' : v.toFixed(digits));
     console.log(
@@ -58,12 +60,13 @@ function summary(raw: SizeFigures[], emb: SizeFigures[], clu: SizeFigures[]): vo
 }
 
 async function main(): Promise<void> {
-  const largest = Math.max(...SIZES, ...EMBEDDED_SIZES);
+  const largest = Math.max(...(MODES.has('raw') || MODES.has('cluster') ? SIZES : []), ...(MODES.has('embedded') ? EMBEDDED_SIZES : []));
   const processes = Math.ceil(largest / PER_PROCESS);
   const limit = openFileLimit();
   console.log(
     `bench:cluster — sizes ${SIZES.join(', ')} (embedded ${EMBEDDED_SIZES.join(', ')}), ${REPORTS} reports each, ` +
-      `simulators in ${processes} processes (open files per process: ${limit})`,
+      `simulators in ${processes} processes (open files per process: ${limit})` +
+      (MQTT_CONSUMERS ? `, NATS MQTT consumers ${MQTT_CONSUMERS.join(' ')}` : ', NATS MQTT consumers as configured by default'),
   );
   // one socket per device, and an embedded server holds them all in one process
   if (PER_PROCESS > limit - 500) throw new Error(`BENCH_PER_PROCESS ${PER_PROCESS} does not fit ulimit -n ${limit}`);
@@ -76,6 +79,10 @@ async function main(): Promise<void> {
     adminUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     serverMain: join(root, 'dist/apps/server/src/main.js'),
     dataDir: join(root, 'dist/bench-data'),
+    mqttConsumers: MQTT_CONSUMERS && {
+      replicas: Number(MQTT_CONSUMERS[0]) || undefined,
+      memoryStorage: MQTT_CONSUMERS.includes('memory'),
+    },
     log: (line) => console.log(line),
   };
   const pool = new SimPool(processes);

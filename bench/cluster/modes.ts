@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { createUser, encodeUser } from '@nats-io/jwt';
+import { DEVICE_JWT_PREFIX, devicePermissions } from '../../apps/server/src/mqtt/nats/broker-token.service';
+import { nativeSigningKey } from '../../apps/server/src/mqtt/nats/native-signing-key';
 import { ReplicaProcess } from '../../apps/server/src/mqtt/nats/testing/replica-process';
 import { freePort } from '../../apps/server/test/free-port';
 import { connectService, tempDir } from '../../tools/nats/nats-fixture';
@@ -26,6 +29,8 @@ export interface BenchSettings {
   reports: number;
   adminUrl: string;
   serverMain: string;
+  /** mqtt.consumer_replicas / consumer_memory_storage of the NATS nodes; default nats-server's (R3 on file here) */
+  mqttConsumers?: { replicas?: number; memoryStorage?: boolean };
   dataDir: string;
   log: (line: string) => void;
 }
@@ -43,17 +48,22 @@ async function natsMemoryMiB(nats: NatsDeployment): Promise<number> {
  */
 export async function rawNats(pool: SimPool, s: BenchSettings): Promise<SizeFigures[]> {
   const tmp = tempDir('cowroot-cbench-raw-');
-  const nats = await startNatsDeployment(tmp.dir, 3);
+  const nats = await startNatsDeployment(tmp.dir, 3, s.mqttConsumers);
   const counter = await connectService(nats.nodes[0].clientUrl, await nats.trust.issueServiceUser('counter'));
   let counted = 0;
   const subscription = counter.subscribe('cowroot.v1.devices.*.state', { callback: () => void counted++ });
   await counter.flush();
   const figures: SizeFigures[] = [];
+  // the JWT the server would issue (its permissions, signed natively as the server does), with one user key
+  // for all: the baseline has no database to keep a key per device in
+  const signer = nativeSigningKey(new TextDecoder().decode(nats.trust.account.getSeed()));
+  const userKey = createUser().getPublicKey();
   try {
     let from = 0;
     for (const size of s.sizes) {
       const devices = benchDevices(from, size, s.sizes);
-      for (const device of devices) device.password = (await nats.trust.issueDeviceJwt(device.id)).jwt;
+      for (const device of devices)
+        device.password = await encodeUser(`${DEVICE_JWT_PREFIX}${device.id}`, userKey, signer, devicePermissions(device.id));
       await pool.add(devices, nats.mqttUrls);
       const connectSeconds = await pool.connect();
       from = size;
@@ -213,7 +223,7 @@ export async function embedded(pool: SimPool, s: BenchSettings, sizes: number[])
 /** BROKER=nats: 3 NATS nodes with JetStream and 2 server replicas on one PostgreSQL (the cluster-spec's setup). */
 export async function cluster(pool: SimPool, s: BenchSettings): Promise<SizeFigures[]> {
   const tmp = tempDir('cowroot-cbench-cluster-');
-  const nats = await startNatsDeployment(tmp.dir, 3);
+  const nats = await startNatsDeployment(tmp.dir, 3, s.mqttConsumers);
   const db = await BenchDatabase.create(s.adminUrl);
   const token = `cbench-${randomBytes(8).toString('hex')}`;
   const credentialKey = randomBytes(32).toString('hex');

@@ -1,0 +1,32 @@
+import { createAccount, createOperator, createUser, decode, encodeUser } from '@nats-io/jwt';
+import { nativeSigningKey } from './native-signing-key';
+
+describe(nativeSigningKey.name, () => {
+  it('signs byte for byte as the nkeys.js key of the same seed, for any key type', () => {
+    for (const kp of [createAccount(), createOperator(), createUser()]) {
+      const native = nativeSigningKey(new TextDecoder().decode(kp.getSeed()));
+      expect(native.getPublicKey()).toBe(kp.getPublicKey());
+      for (const input of ['', 'a', 'x'.repeat(1000)].map((s) => new TextEncoder().encode(s))) {
+        expect(Buffer.from(native.sign(input)).toString('hex')).toBe(Buffer.from(kp.sign(input)).toString('hex'));
+        expect(kp.verify(input, native.sign(input))).toBe(true);
+      }
+    }
+  });
+
+  it('issues a user JWT that the account key verifies', async () => {
+    const account = createAccount();
+    const native = nativeSigningKey(new TextDecoder().decode(account.getSeed()));
+    const user = createUser();
+    const jwt = await encodeUser('device-x', user.getPublicKey(), native, { bearer_token: true });
+    const claims = decode<{ bearer_token: boolean }>(jwt);
+    expect(claims).toMatchObject({ iss: account.getPublicKey(), sub: user.getPublicKey() });
+    const [header, payload, signature] = jwt.split('.');
+    expect(account.verify(new TextEncoder().encode(`${header}.${payload}`), Buffer.from(signature, 'base64url'))).toBe(
+      true,
+    );
+  });
+
+  it('refuses what is not a seed', () => {
+    expect(() => nativeSigningKey('not-a-seed!')).toThrow();
+  });
+});
