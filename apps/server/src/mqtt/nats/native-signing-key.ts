@@ -27,17 +27,19 @@ function base32Decode(text: string): Buffer {
  * re-derives the key pair from the seed on every call: measured here 46 ms per signature under load (three
  * per JWT), so a replica issuing broker tokens for a reconnecting fleet spent its event loop on them. Ed25519
  * is deterministic: the signatures are byte for byte those of the nkeys.js key (native-signing-key.spec.ts).
- * Everything but sign() is the nkeys.js key's own.
+ * Everything but sign() is the nkeys.js key's own (public and private key computed once).
  */
 export function nativeSigningKey(seed: string): KeyPair {
   const inner = fromSeed(new TextEncoder().encode(seed));
   // the seed's base32 holds 2 prefix bytes, the 32-byte Ed25519 seed and a CRC16
   const raw = base32Decode(seed).subarray(2, 34);
   const key: KeyObject = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, raw]), format: 'der', type: 'pkcs8' });
+  // both derive the key pair again in nkeys.js, and jwt.js asks for both on every encode (checkKey)
   const publicKey = inner.getPublicKey();
+  const privateKey = inner.getPrivateKey();
   return {
     getPublicKey: () => publicKey,
-    getPrivateKey: () => inner.getPrivateKey(),
+    getPrivateKey: () => privateKey,
     getSeed: () => inner.getSeed(),
     sign: (input: Uint8Array) => new Uint8Array(sign(null, input, key)),
     verify: (input: Uint8Array, sig: Uint8Array) => inner.verify(input, sig),
