@@ -1,11 +1,11 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Account, User, checkKey, createUser, decode, encodeAccount, encodeUser, type KeyPair } from '@nats-io/jwt';
+import { Account, User, checkKey, decode, encodeAccount, encodeUser, type KeyPair } from '@nats-io/jwt';
 import { readFile } from 'node:fs/promises';
 import { DataSource } from 'typeorm';
 import { NatsConfig, ServerConfig } from '../../config/server-config';
 import { NatsConnections } from './nats-connections';
-import { nativeSigningKey } from './native-signing-key';
+import { nativeSigningKey, nativeUserPublicKey } from './native-signing-key';
 
 /** The JWT's name; presence and takeover detection read the device id back from it (`name_tag`). */
 export const DEVICE_JWT_PREFIX = 'device-';
@@ -142,11 +142,10 @@ export class BrokerTokenService implements OnModuleInit {
       )[0];
     let row = await select();
     if (!row) {
-      // bearer JWTs are never signed by the user: only its public key is kept, the seed is thrown away; a
-      // key is made only for a device that has none (deriving it costs a pure-JS scalar multiplication)
+      // bearer JWTs are never signed by the user: only its public key is kept, the private half is dropped
       await this.dataSource.query(
         `INSERT INTO device_broker_keys (device_id, user_public_key) VALUES ($1, $2) ON CONFLICT (device_id) DO NOTHING`,
-        [deviceId, createUser().getPublicKey()],
+        [deviceId, nativeUserPublicKey()],
       );
       row = await select();
     }

@@ -1,5 +1,5 @@
-import { createAccount, createOperator, createUser, decode, encodeUser } from '@nats-io/jwt';
-import { nativeSigningKey } from './native-signing-key';
+import { createAccount, createOperator, createUser, decode, encodeUser, fromPublic } from '@nats-io/jwt';
+import { nativeSigningKey, nativeUserPublicKey } from './native-signing-key';
 
 describe(nativeSigningKey.name, () => {
   it('signs byte for byte as the nkeys.js key of the same seed, for any key type', () => {
@@ -24,6 +24,18 @@ describe(nativeSigningKey.name, () => {
     expect(account.verify(new TextEncoder().encode(`${header}.${payload}`), Buffer.from(signature, 'base64url'))).toBe(
       true,
     );
+  });
+
+  it('makes user public keys nkeys.js accepts (prefix U, checksum), each one new', () => {
+    const keys = Array.from({ length: 50 }, () => nativeUserPublicKey());
+    for (const key of keys) {
+      expect(key).toMatch(/^U[A-Z2-7]{55}$/);
+      expect(fromPublic(key).getPublicKey()).toBe(key);
+    }
+    expect(new Set(keys).size).toBe(keys.length);
+    // a flipped character breaks the checksum: the check above can fail
+    const broken = keys[0].slice(0, 10) + (keys[0][10] === 'A' ? 'B' : 'A') + keys[0].slice(11);
+    expect(() => fromPublic(broken)).toThrow();
   });
 
   it('refuses what is not a seed', () => {
