@@ -69,9 +69,19 @@ export async function rawNats(pool: SimPool, s: BenchSettings): Promise<SizeFigu
       from = size;
       const before = counted;
       const started = Date.now();
-      await pool.publish(s.reports);
+      const { failed } = await pool.publish(s.reports);
+      if (failed > 0) {
+        for (const node of nats.nodes) s.log(`${node.options.name} log tail:\n${node.output.slice(-3000)}`);
+        throw new Error(`raw NATS, ${size} devices: ${failed} reports not acknowledged (connections closed by NATS)`);
+      }
       const expected = before + size * s.reports;
-      await until('raw NATS subscriber counts every report', async () => (counted >= expected ? true : null), 300_000, 20);
+      await until('raw NATS subscriber counts every report', async () => (counted >= expected ? true : null), 120_000, 20).catch(
+        (error: Error) => {
+          // what the nodes said about the devices they closed is the only account of why reports are missing
+          for (const node of nats.nodes) s.log(`${node.options.name} log tail:\n${node.output.slice(-3000)}`);
+          throw new Error(`${error.message}: ${counted - before}/${size * s.reports} counted`);
+        },
+      );
       const seconds = (Date.now() - started) / 1000;
       const f = { size, connectSeconds, ingestPerSecond: perSecond(size * s.reports, seconds), natsMiB: await natsMemoryMiB(nats) };
       s.log(
@@ -154,7 +164,11 @@ async function serverSizes(
     const connectSeconds = await pool.connect();
     from = size;
     const started = Date.now();
-    const { seqSum } = await pool.publish(s.reports);
+    const { seqSum, failed } = await pool.publish(s.reports);
+    if (failed > 0) {
+      for (const node of target.nats?.nodes ?? []) s.log(`${node.options.name} log tail:\n${node.output.slice(-3000)}`);
+      throw new Error(`${target.label}, ${size} devices: ${failed} reports not acknowledged (connections closed)`);
+    }
     await until(
       `the database holds every report of ${size} devices`,
       async () => {

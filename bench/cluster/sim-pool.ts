@@ -68,10 +68,14 @@ export class SimPool {
   }
 
   /** Every connected device publishes `reports` state reports; the sum of last seqs the server must reach. */
-  async publish(reports: number): Promise<{ seconds: number; seqSum: number }> {
+  async publish(reports: number): Promise<{ seconds: number; seqSum: number; failed: number }> {
     const started = Date.now();
     const replies = await this.all({ op: 'publish', reports });
-    return { seconds: (Date.now() - started) / 1000, seqSum: replies.reduce((s, r) => s + (r.seqSum ?? 0), 0) };
+    return {
+      seconds: (Date.now() - started) / 1000,
+      seqSum: replies.reduce((s, r) => s + (r.seqSum ?? 0), 0),
+      failed: replies.reduce((s, r) => s + (r.failed ?? 0), 0),
+    };
   }
 
   async accepted(): Promise<number> {

@@ -23,4 +23,6 @@ export interface WorkerReply {
   /** sum over the worker's connected devices of their last state seq */
   seqSum?: number;
   accepted?: number;
+  /** reports not acknowledged: the device's connection was closed (or no PUBACK within a minute) */
+  failed?: number;
 }

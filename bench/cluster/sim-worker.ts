@@ -2,7 +2,10 @@ import { JobEventType } from '@cowroot/protocol';
 import { SimOutcome } from '../../tools/fleet-sim/src/sim-outcome';
 import { SimulatedDevice } from '../../tools/fleet-sim/src/simulated-device';
 import { brokerTokenFetcher } from '../../tools/nats/nats-deployment';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkerReply, WorkerRequest } from './sim-protocol';
+
+const PUBACK_TIMEOUT_MS = 60_000;
 
 /**
  * One simulator process of bench:cluster (forked by SimPool): holds a slice of the fleet as the same
@@ -69,12 +72,24 @@ async function handle(request: WorkerRequest): Promise<Omit<WorkerReply, 'id'>> 
       const connected = devices.slice(0, connectedUpTo);
       const started = Date.now();
       // every device at once, one report in flight each: bench:rollout's burst shape
+      let failed = 0;
       await forEach(connected, connected.length, async (device) => {
-        for (let i = 0; i < request.reports; i++) await device.publishState();
+        for (let i = 0; i < request.reports; i++) {
+          // a QoS 1 publish on a connection the broker closed never settles: count it and go on
+          const acked = await Promise.race([
+            device.publishState().then(() => true),
+            sleep(PUBACK_TIMEOUT_MS).then(() => false),
+          ]);
+          if (!acked || !device.connected) {
+            failed += request.reports - i;
+            return;
+          }
+        }
       });
       return {
         seconds: (Date.now() - started) / 1000,
         devices: connected.length,
+        failed,
         seqSum: connected.reduce((sum, device) => sum + device.lastStateSeq, 0),
       };
     }
