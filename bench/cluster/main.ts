@@ -35,16 +35,25 @@ function ratio(a: number | undefined, b: number | undefined): string {
 
 function summary(raw: SizeFigures[], emb: SizeFigures[], clu: SizeFigures[]): void {
   const at = (list: SizeFigures[], size: number) => list.find((f) => f.size === size);
-  console.log('\nsize    | raw NATS rep/s | embedded rep/s | cluster rep/s | cluster/raw | cluster/embedded | ' +
-    'embedded wave s | cluster wave s | cluster/embedded wave');
+  console.log(
+    '\nsize    | raw NATS rep/s | embedded rep/s | cluster rep/s | cluster/raw | cluster/embedded | ' +
+      'embedded wave s | cluster wave s | cluster/embedded wave',
+  );
   for (const size of [...new Set([...raw, ...emb, ...clu].map((f) => f.size))].sort((a, b) => a - b)) {
     const [r, e, c] = [at(raw, size), at(emb, size), at(clu, size)];
     const cell = (v: number | undefined, digits = 0) => (v === undefined ? '–' : v.toFixed(digits));
     console.log(
-      [String(size).padEnd(7), cell(r?.ingestPerSecond).padStart(14), cell(e?.ingestPerSecond).padStart(14),
-        cell(c?.ingestPerSecond).padStart(13), ratio(c?.ingestPerSecond, r?.ingestPerSecond).padStart(11),
-        ratio(c?.ingestPerSecond, e?.ingestPerSecond).padStart(16), cell(e?.dispatchSeconds, 2).padStart(15),
-        cell(c?.dispatchSeconds, 2).padStart(14), ratio(c?.dispatchSeconds, e?.dispatchSeconds).padStart(21)].join(' | '),
+      [
+        String(size).padEnd(7),
+        cell(r?.ingestPerSecond).padStart(14),
+        cell(e?.ingestPerSecond).padStart(14),
+        cell(c?.ingestPerSecond).padStart(13),
+        ratio(c?.ingestPerSecond, r?.ingestPerSecond).padStart(11),
+        ratio(c?.ingestPerSecond, e?.ingestPerSecond).padStart(16),
+        cell(e?.dispatchSeconds, 2).padStart(15),
+        cell(c?.dispatchSeconds, 2).padStart(14),
+        ratio(c?.dispatchSeconds, e?.dispatchSeconds).padStart(21),
+      ].join(' | '),
     );
   }
   // how the cluster's costs grow: each size against the smallest, beside the growth of the work itself
@@ -60,18 +69,24 @@ function summary(raw: SizeFigures[], emb: SizeFigures[], clu: SizeFigures[]): vo
 }
 
 async function main(): Promise<void> {
-  const largest = Math.max(...(MODES.has('raw') || MODES.has('cluster') ? SIZES : []), ...(MODES.has('embedded') ? EMBEDDED_SIZES : []));
+  const largest = Math.max(
+    ...(MODES.has('raw') || MODES.has('cluster') ? SIZES : []),
+    ...(MODES.has('embedded') ? EMBEDDED_SIZES : []),
+  );
   const processes = Math.ceil(largest / PER_PROCESS);
   const limit = openFileLimit();
   console.log(
     `bench:cluster — sizes ${SIZES.join(', ')} (embedded ${EMBEDDED_SIZES.join(', ')}), ${REPORTS} reports each, ` +
       `simulators in ${processes} processes (open files per process: ${limit})` +
-      (MQTT_CONSUMERS ? `, NATS MQTT consumers ${MQTT_CONSUMERS.join(' ')}` : ', NATS MQTT consumers as configured by default'),
+      (MQTT_CONSUMERS
+        ? `, NATS MQTT consumers ${MQTT_CONSUMERS.join(' ')}`
+        : ', NATS MQTT consumers as configured by default'),
   );
   // one socket per device, and an embedded server holds them all in one process
   if (PER_PROCESS > limit - 500) throw new Error(`BENCH_PER_PROCESS ${PER_PROCESS} does not fit ulimit -n ${limit}`);
   for (const size of EMBEDDED_SIZES) {
-    if (size > limit - 500) throw new Error(`embedded size ${size} cannot be held by one server process (ulimit -n ${limit})`);
+    if (size > limit - 500)
+      throw new Error(`embedded size ${size} cannot be held by one server process (ulimit -n ${limit})`);
   }
   const settings: BenchSettings = {
     sizes: SIZES,

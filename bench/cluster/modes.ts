@@ -63,7 +63,12 @@ export async function rawNats(pool: SimPool, s: BenchSettings): Promise<SizeFigu
     for (const size of s.sizes) {
       const devices = benchDevices(from, size, s.sizes);
       for (const device of devices)
-        device.password = await encodeUser(`${DEVICE_JWT_PREFIX}${device.id}`, userKey, signer, devicePermissions(device.id));
+        device.password = await encodeUser(
+          `${DEVICE_JWT_PREFIX}${device.id}`,
+          userKey,
+          signer,
+          devicePermissions(device.id),
+        );
       await pool.add(devices, nats.mqttUrls);
       const connectSeconds = await pool.connect();
       from = size;
@@ -75,15 +80,23 @@ export async function rawNats(pool: SimPool, s: BenchSettings): Promise<SizeFigu
         throw new Error(`raw NATS, ${size} devices: ${failed} reports not acknowledged (connections closed by NATS)`);
       }
       const expected = before + size * s.reports;
-      await until('raw NATS subscriber counts every report', async () => (counted >= expected ? true : null), 120_000, 20).catch(
-        (error: Error) => {
-          // what the nodes said about the devices they closed is the only account of why reports are missing
-          for (const node of nats.nodes) s.log(`${node.options.name} log tail:\n${node.output.slice(-3000)}`);
-          throw new Error(`${error.message}: ${counted - before}/${size * s.reports} counted`);
-        },
-      );
+      await until(
+        'raw NATS subscriber counts every report',
+        async () => (counted >= expected ? true : null),
+        120_000,
+        20,
+      ).catch((error: Error) => {
+        // what the nodes said about the devices they closed is the only account of why reports are missing
+        for (const node of nats.nodes) s.log(`${node.options.name} log tail:\n${node.output.slice(-3000)}`);
+        throw new Error(`${error.message}: ${counted - before}/${size * s.reports} counted`);
+      });
       const seconds = (Date.now() - started) / 1000;
-      const f = { size, connectSeconds, ingestPerSecond: perSecond(size * s.reports, seconds), natsMiB: await natsMemoryMiB(nats) };
+      const f = {
+        size,
+        connectSeconds,
+        ingestPerSecond: perSecond(size * s.reports, seconds),
+        natsMiB: await natsMemoryMiB(nats),
+      };
       s.log(
         `raw NATS MQTT, ${size} devices: connected +${devices.length} in ${connectSeconds.toFixed(1)} s; ` +
           `${f.ingestPerSecond.toFixed(0)} reports/s counted; NATS nodes ${f.natsMiB.toFixed(0)} MiB`,
@@ -122,7 +135,12 @@ async function timeWave(
     rebootMode: 'never',
   });
   const planSeconds = (Date.now() - started) / 1000;
-  await until(`${size} devices got their install command`, async () => ((await pool.accepted()) - before >= size ? true : null), 600_000, 50);
+  await until(
+    `${size} devices got their install command`,
+    async () => ((await pool.accepted()) - before >= size ? true : null),
+    600_000,
+    50,
+  );
   const dispatchSeconds = (Date.now() - started) / 1000;
   await until(
     'every execution of the wave settled',
@@ -149,7 +167,15 @@ async function serverSizes(
   pool: SimPool,
   s: BenchSettings,
   sizes: number[],
-  target: { httpUrls: () => string[]; mqttUrls: string[]; token: string; db: BenchDatabase; tokens: boolean; label: string; nats?: NatsDeployment },
+  target: {
+    httpUrls: () => string[];
+    mqttUrls: string[];
+    token: string;
+    db: BenchDatabase;
+    tokens: boolean;
+    label: string;
+    nats?: NatsDeployment;
+  },
 ): Promise<SizeFigures[]> {
   const figures: SizeFigures[] = [];
   const httpUrl = () => target.httpUrls()[0];
@@ -172,7 +198,9 @@ async function serverSizes(
     await until(
       `the database holds every report of ${size} devices`,
       async () => {
-        const [row] = await target.db.query<{ n: string }>(`SELECT coalesce(sum(state_seq), 0)::bigint AS n FROM devices WHERE id LIKE 'cb-%'`);
+        const [row] = await target.db.query<{ n: string }>(
+          `SELECT coalesce(sum(state_seq), 0)::bigint AS n FROM devices WHERE id LIKE 'cb-%'`,
+        );
         return Number(row.n) >= seqSum ? true : null;
       },
       600_000,

@@ -27,7 +27,8 @@ export class SimPool {
         else waiter?.resolve(reply);
       });
       child.on('exit', (code, signal) => {
-        for (const waiter of this.waiting.values()) waiter.reject(new Error(`simulator ${i} exited (${code ?? signal})`));
+        for (const waiter of this.waiting.values())
+          waiter.reject(new Error(`simulator ${i} exited (${code ?? signal})`));
         this.waiting.clear();
       });
       this.children.push(child);

@@ -3,13 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import {
-  describePrivileged,
-  requireCommand,
-  requireLoopDevices,
-  requirePostgres,
-  requireRoot,
-} from '@cowroot/testing';
+import { describePrivileged, requireCommand, requireLoopDevices, requirePostgres, requireRoot } from '@cowroot/testing';
 import { AgentRig, Artifact } from '../../../../../agent/src/testing/agent-rig';
 import { tempDir } from '../../../../../../tools/nats/nats-fixture';
 import { NatsDeployment, startNatsDeployment } from '../../../../../../tools/nats/nats-deployment';
@@ -109,7 +103,12 @@ describePrivileged(
       const provisioned = await api('POST', '/devices', { id: DEVICE_ID, tags: ['agent-cluster'] });
       const [first, ...others] = nats.mqttUrls;
       await rig.setUp({
-        server: { mqttUrl: first, httpUrl: replicas[0].httpUrl, deviceId: DEVICE_ID, credential: provisioned.credential },
+        server: {
+          mqttUrl: first,
+          httpUrl: replicas[0].httpUrl,
+          deviceId: DEVICE_ID,
+          credential: provisioned.credential,
+        },
       });
       rig.configOverrides = {
         server: { mqttUrl: first, httpUrl: replicas[0].httpUrl, mqttAuth: 'token', failoverMqttUrls: others },
