@@ -26,7 +26,11 @@ export class BenchDatabase {
   }
 
   async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    this.pool ??= new Pool({ connectionString: this.url, max: 2 });
+    if (!this.pool) {
+      this.pool = new Pool({ connectionString: this.url, max: 2 });
+      // DROP DATABASE … WITH (FORCE) ends the idle sessions: not an error of the run
+      this.pool.on('error', () => undefined);
+    }
     return (await this.pool.query(sql, params)).rows as T[];
   }
 
