@@ -5,7 +5,7 @@ import { fmtCreds, fromSeed } from '@nats-io/jwt';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from './nats-fixture';
-import type { NatsServerProcess } from './nats-server-process';
+import type { MqttConsumerOptions, NatsServerProcess } from './nats-server-process';
 import { NatsTrust } from './nats-trust';
 
 export interface NatsDeployment {
@@ -19,9 +19,13 @@ export interface NatsDeployment {
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
-export async function startNatsDeployment(dir: string, size: 1 | 3): Promise<NatsDeployment> {
+export async function startNatsDeployment(
+  dir: string,
+  size: 1 | 3,
+  mqttConsumers?: MqttConsumerOptions,
+): Promise<NatsDeployment> {
   const trust = await NatsTrust.create();
-  const nodes = await startCluster(trust, dir, size);
+  const nodes = await startCluster(trust, dir, size, mqttConsumers);
   const service = await trust.issueServiceUser('cowroot-server');
   const system = await trust.issueSystemUser();
   const file = (name: string, content: string | Uint8Array) => {

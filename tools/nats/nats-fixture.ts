@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { connect, headers, jwtAuthenticator, type NatsConnection, type PubAck } from 'nats';
-import { NatsServerProcess } from './nats-server-process';
+import { NatsServerProcess, type MqttConsumerOptions } from './nats-server-process';
 import type { IssuedUser, NatsTrust } from './nats-trust';
 
 export function tempDir(prefix: string): { dir: string; remove: () => void } {
@@ -13,7 +13,12 @@ export function tempDir(prefix: string): { dir: string; remove: () => void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function startCluster(trust: NatsTrust, dir: string, size: number): Promise<NatsServerProcess[]> {
+export async function startCluster(
+  trust: NatsTrust,
+  dir: string,
+  size: number,
+  mqttConsumers?: MqttConsumerOptions,
+): Promise<NatsServerProcess[]> {
   const ports = [];
   for (let i = 0; i < size; i++) ports.push(await NatsServerProcess.allocatePorts());
   const routes = size > 1 ? ports.map((p) => p.cluster) : undefined;
@@ -26,6 +31,7 @@ export async function startCluster(trust: NatsTrust, dir: string, size: number):
         ports: p,
         routes,
         mqttStreamReplicas: size > 1 ? size : undefined,
+        mqttConsumers,
       }),
   );
   await Promise.all(nodes.map((n) => n.start(40000)));

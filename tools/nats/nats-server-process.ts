@@ -39,6 +39,13 @@ export interface NatsNodeOptions {
   clusterName?: string;
   /** MQTT session/stream replicas in a cluster (mqtt.stream_replicas) */
   mqttStreamReplicas?: number;
+  /** mqtt.consumer_replicas / consumer_memory_storage (nats-server ≥ 2.9): bench:cluster measures both ways */
+  mqttConsumers?: MqttConsumerOptions;
+}
+
+export interface MqttConsumerOptions {
+  replicas?: number;
+  memoryStorage?: boolean;
 }
 
 export function natsConfig(o: NatsNodeOptions): string {
@@ -59,6 +66,8 @@ export function natsConfig(o: NatsNodeOptions): string {
     `mqtt {`,
     `  listen: 127.0.0.1:${o.ports.mqtt}`,
     ...(o.mqttStreamReplicas ? [`  stream_replicas: ${o.mqttStreamReplicas}`] : []),
+    ...(o.mqttConsumers?.replicas ? [`  consumer_replicas: ${o.mqttConsumers.replicas}`] : []),
+    ...(o.mqttConsumers?.memoryStorage ? [`  consumer_memory_storage: true`] : []),
     `}`,
   ];
   if (o.routes) {
@@ -137,6 +146,15 @@ export class NatsServerProcess {
   async monitor<T>(path: string): Promise<T> {
     const res = await fetch(`http://127.0.0.1:${this.options.ports.http}/${path}`);
     return (await res.json()) as T;
+  }
+
+  /**
+   * SIGSTOP: the node stops reading its sockets but they stay open, so what a client sends now is neither
+   * processed nor refused; a later stop('SIGKILL') drops it. How a test holds a client's publishes
+   * unacknowledged at the moment of a crash.
+   */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
   }
 
   /** SIGKILL (a crash) or SIGTERM; resolves when the process is gone. */

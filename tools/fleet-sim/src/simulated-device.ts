@@ -118,6 +118,11 @@ export class SimulatedDevice {
     return this.link.connected;
   }
 
+  /** seq of the last state report sent (-1 before the first): what the server's devices.state_seq reaches */
+  get lastStateSeq(): number {
+    return this.seq - 1;
+  }
+
   /** Connects (the agent's start) and reports presence and state. */
   async connect(): Promise<void> {
     await this.link.open();

@@ -1,10 +1,11 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Account, User, checkKey, createUser, decode, encodeAccount, encodeUser } from '@nats-io/jwt';
+import { Account, User, checkKey, decode, encodeAccount, encodeUser, type KeyPair } from '@nats-io/jwt';
 import { readFile } from 'node:fs/promises';
 import { DataSource } from 'typeorm';
 import { NatsConfig, ServerConfig } from '../../config/server-config';
 import { NatsConnections } from './nats-connections';
+import { nativeSigningKey, nativeUserPublicKey } from './native-signing-key';
 
 /** The JWT's name; presence and takeover detection read the device id back from it (`name_tag`). */
 export const DEVICE_JWT_PREFIX = 'device-';
@@ -35,6 +36,8 @@ export function devicePermissions(deviceId: string): Partial<User> {
 export class BrokerTokenService implements OnModuleInit {
   private readonly options: NatsConfig;
   private accountSeed = '';
+  /** signs the device JWTs natively (native-signing-key.ts: nkeys.js takes tens of ms a signature) */
+  private accountSigner: KeyPair | null = null;
   private operatorSeed = '';
   private account: { name: string; publicKey: string; claims: Partial<Account> } | null = null;
 
@@ -58,6 +61,7 @@ export class BrokerTokenService implements OnModuleInit {
     this.accountSeed = await read(this.options.accountSeedFile, 'the NATS account seed');
     this.operatorSeed = await read(this.options.operatorSeedFile, 'the NATS operator seed');
     const accountKey = checkKey(this.accountSeed, 'A', true).getPublicKey();
+    this.accountSigner = nativeSigningKey(this.accountSeed);
     checkKey(this.operatorSeed, 'O', true);
     const deployed = decode<Account>(await read(this.options.accountJwtFile, 'the NATS account JWT'));
     if (deployed.sub !== accountKey)
@@ -84,7 +88,7 @@ export class BrokerTokenService implements OnModuleInit {
     const token = await encodeUser(
       `${DEVICE_JWT_PREFIX}${deviceId}`,
       key.publicKey,
-      this.accountSeed,
+      this.accountSigner ?? this.accountSeed,
       devicePermissions(deviceId),
       { exp },
     );
@@ -129,15 +133,22 @@ export class BrokerTokenService implements OnModuleInit {
   }
 
   private async userKey(deviceId: string): Promise<{ publicKey: string; revokedAt: Date | null }> {
-    // bearer JWTs are never signed by the user: only its public key is kept, the seed is thrown away
-    await this.dataSource.query(
-      `INSERT INTO device_broker_keys (device_id, user_public_key) VALUES ($1, $2) ON CONFLICT (device_id) DO NOTHING`,
-      [deviceId, createUser().getPublicKey()],
-    );
-    const [row] = (await this.dataSource.query(
-      `SELECT user_public_key, revoked_at FROM device_broker_keys WHERE device_id = $1`,
-      [deviceId],
-    )) as Array<{ user_public_key: string; revoked_at: Date | null }>;
+    const select = async () =>
+      (
+        (await this.dataSource.query(
+          `SELECT user_public_key, revoked_at FROM device_broker_keys WHERE device_id = $1`,
+          [deviceId],
+        )) as Array<{ user_public_key: string; revoked_at: Date | null }>
+      )[0];
+    let row = await select();
+    if (!row) {
+      // bearer JWTs are never signed by the user: only its public key is kept, the private half is dropped
+      await this.dataSource.query(
+        `INSERT INTO device_broker_keys (device_id, user_public_key) VALUES ($1, $2) ON CONFLICT (device_id) DO NOTHING`,
+        [deviceId, nativeUserPublicKey()],
+      );
+      row = await select();
+    }
     return { publicKey: row.user_public_key, revokedAt: row.revoked_at };
   }
 }

@@ -14,6 +14,8 @@ export class ReplicaProcess {
     readonly name: string,
     readonly httpPort: number,
     private readonly env: Record<string, string>,
+    /** the built server; bench:cluster passes its own, as its compiled copy of this file sits elsewhere */
+    private readonly main = SERVER_MAIN,
   ) {}
 
   get httpUrl(): string {
@@ -30,9 +32,9 @@ export class ReplicaProcess {
 
   /** Starts the process and resolves once /readyz answers 200 (database and broker up). */
   async start(timeoutMs = 60_000): Promise<void> {
-    if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} missing: run npm run build:server first`);
+    if (!existsSync(this.main)) throw new Error(`${this.main} missing: run npm run build:server first`);
     // PGAPPNAME names the replica's PostgreSQL sessions, so the test can tell which one holds the engine lock
-    const child = spawn(process.execPath, [SERVER_MAIN], {
+    const child = spawn(process.execPath, [this.main], {
       env: { ...process.env, ...this.env, PGAPPNAME: this.name, NODE_OPTIONS: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

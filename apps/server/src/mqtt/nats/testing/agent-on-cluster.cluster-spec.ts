@@ -1,0 +1,259 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Pool } from 'pg';
+import { describePrivileged, requireCommand, requireLoopDevices, requirePostgres, requireRoot } from '@cowroot/testing';
+import { AgentRig, Artifact } from '../../../../../agent/src/testing/agent-rig';
+import { tempDir } from '../../../../../../tools/nats/nats-fixture';
+import { NatsDeployment, startNatsDeployment } from '../../../../../../tools/nats/nats-deployment';
+import { NATS_SERVER_BINARY } from '../../../../../../tools/nats/nats-server-process';
+import { freePort } from '../../../../test/free-port';
+import { createTestDatabase, TestDatabase } from '../../../../test/test-database';
+import { ReplicaProcess } from './replica-process';
+
+jest.setTimeout(300_000);
+
+const DEVICE_ID = 'agent-cluster-1';
+
+/**
+ * issue 12 with the REAL agent (apps/agent, in process, on a btrfs loop pool through its test rig) instead of
+ * the simulator: `server.mqttAuth: "token"` and `failoverMqttUrls` over a 3-node NATS cluster, two server
+ * replicas. Mid-job the node the agent is connected to is frozen (SIGSTOP: what the agent publishes now is
+ * neither stored nor acknowledged) until the agent's journal holds an unacknowledged report, then killed
+ * with SIGKILL. The agent must reconnect to a survivor with a fresh broker token, re-send what was not
+ * acknowledged, the server must store each report exactly once, and the job must complete.
+ */
+describePrivileged(
+  'the real agent on a NATS cluster: kill -9 of its node mid-job',
+  [
+    requireRoot,
+    requireLoopDevices,
+    requirePostgres,
+    requireCommand('btrfs'),
+    requireCommand('fw_setenv'),
+    requireCommand('mkenvimage'),
+    requireCommand('zstd'),
+    requireCommand(NATS_SERVER_BINARY),
+  ],
+  () => {
+    const tmp = tempDir('cowroot-agent-cluster-');
+    const rig = new AgentRig();
+    const adminToken = `agent-cluster-${randomBytes(8).toString('hex')}`;
+    const replicas: ReplicaProcess[] = [];
+    let nats: NatsDeployment;
+    let database: TestDatabase;
+    let pool: Pool;
+    let full2: Artifact;
+
+    const query = async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[];
+
+    async function api(method: string, path: string, body?: unknown): Promise<Record<string, any>> {
+      const response = await fetch(`${replicas[0].httpUrl}/api/v1${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      if (response.status >= 300) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
+      return (text ? JSON.parse(text) : {}) as Record<string, any>;
+    }
+
+    /** Which nodes hold an MQTT connection of the device right now (connz of each live node). */
+    async function nodesOfDevice(): Promise<string[]> {
+      const names: string[] = [];
+      for (const node of nats.nodes) {
+        const connz = await node
+          .monitor<{ connections?: Array<{ mqtt_client?: string }> }>('connz?limit=4096')
+          .catch(() => null);
+        if (connz?.connections?.some((c) => c.mqtt_client === DEVICE_ID)) names.push(node.options.name);
+      }
+      return names;
+    }
+
+    const outbox = async (): Promise<Array<{ eventId: string; type: string }>> => {
+      const text = await readFile(join(rig.pool, 'state', 'agent', 'journal.json'), 'utf8').catch(() => '{}');
+      return ((JSON.parse(text) as { outbox?: Array<{ eventId: string; type: string }> }).outbox ?? []).slice();
+    };
+
+    beforeAll(async () => {
+      nats = await startNatsDeployment(tmp.dir, 3);
+      database = await createTestDatabase();
+      if (!database.url) throw new Error('needs TEST_DATABASE_URL (a PostgreSQL both replicas share)');
+      pool = new Pool({ connectionString: database.url, max: 2 });
+      const credentialKey = randomBytes(32).toString('hex');
+      // behind one address, as behind a load balancer: the artifact URLs both replicas put in commands point
+      // at replica-a, which holds the uploaded artifact and is the agent's server.httpUrl
+      const ports = [await freePort(), await freePort()];
+      for (const [i, name] of ['replica-a', 'replica-b'].entries()) {
+        const replica = new ReplicaProcess(name, ports[i], {
+          ...nats.serverEnv,
+          HTTP_HOST: '127.0.0.1',
+          HTTP_PORT: String(ports[i]),
+          PUBLIC_URL: `http://127.0.0.1:${ports[0]}`,
+          DATA_DIR: `${tmp.dir}/${name}`,
+          DATABASE_URL: database.url,
+          COWROOT_ADMIN_TOKEN: adminToken,
+          COWROOT_CREDENTIAL_KEY: credentialKey,
+          LOG_LEVEL: 'warn',
+        });
+        await replica.start();
+        replicas.push(replica);
+      }
+      const provisioned = await api('POST', '/devices', { id: DEVICE_ID, tags: ['agent-cluster'] });
+      const [first, ...others] = nats.mqttUrls;
+      await rig.setUp({
+        server: {
+          mqttUrl: first,
+          httpUrl: replicas[0].httpUrl,
+          deviceId: DEVICE_ID,
+          credential: provisioned.credential,
+        },
+      });
+      rig.configOverrides = {
+        server: { mqttUrl: first, httpUrl: replicas[0].httpUrl, mqttAuth: 'token', failoverMqttUrls: others },
+      };
+      await api('POST', '/signing-keys', {
+        name: 'agent-cluster',
+        publicKeyPem: rig.releaseKey.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      });
+      const r1 = await rig.builder.build('r1', { 'boot/uImage': 'k1\n', 'etc/os-release': 'VERSION=1\n' });
+      // a few MiB, so that the node can be frozen while the agent is still busy with the job
+      const r2 = await rig.builder.build(
+        'r2',
+        { 'boot/uImage': 'k2\n', 'etc/os-release': 'VERSION=2\n', 'usr/lib/blob': randomBytes(8 * 1024 * 1024) },
+        r1,
+      );
+      await rig.provision(r1, 'r1');
+      full2 = await rig.artifact(r2);
+      await api('POST', '/releases', { name: 'base', version: 'r2' });
+      const file = full2.file.split('/').pop()!;
+      const upload = await fetch(`${replicas[0].httpUrl}/api/v1/releases/base/r2/artifacts/${file}`, {
+        method: 'PUT',
+        headers: {
+          Authorization: `Bearer ${adminToken}`,
+          'Content-Type': 'application/octet-stream',
+          'X-Cowroot-Manifest': full2.manifest.toString('base64'),
+          'X-Cowroot-Signature': full2.signature,
+        },
+        body: await readFile(full2.file),
+      });
+      if (upload.status !== 201) throw new Error(`upload: HTTP ${upload.status} ${await upload.text()}`);
+      // a fresh cluster refuses the first MQTT connects while it places the $MQTT_ streams: the agent retries
+      await rig.startAgent();
+    });
+
+    afterAll(async () => {
+      await rig.tearDown();
+      await Promise.all(replicas.map((replica) => replica.stop()));
+      await pool?.end();
+      await nats?.stop();
+      await database?.drop();
+      tmp.remove();
+    });
+
+    it('reconnects to a survivor, re-sends its unacknowledged reports, each stored once, and the job completes', async () => {
+      await rig.waitFor(
+        'the agent online with its state',
+        async () => {
+          const device = await api('GET', `/devices/${DEVICE_ID}`).catch(() => null);
+          return device?.online && device.bootedSnapshot === 'r1';
+        },
+        90_000,
+      );
+      // the agent starts on its mqttUrl, the first node
+      expect(await nodesOfDevice()).toEqual(['n1']);
+      const rollout = await api('POST', '/rollouts', {
+        name: 'agent on the cluster',
+        release: { name: 'base', version: 'r2' },
+        selector: { deviceIds: [DEVICE_ID] },
+        waves: [{ count: 1, successPercent: 100, timeoutSeconds: 240 }],
+      });
+      const [victim] = nats.nodes;
+      // mid-job: the install command accepted (stored by the server), the rest of the job still to come
+      await rig.waitFor(
+        'the install accepted',
+        async () =>
+          (
+            await query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM device_job_events WHERE device_id = $1 AND type = 'accepted'`,
+              [DEVICE_ID],
+            )
+          )[0].n > 0,
+        60_000,
+      );
+      victim.freeze();
+      const held = await rig.waitFor(
+        'a report held unacknowledged by the frozen node',
+        async () => {
+          const events = await outbox();
+          return events.some((e) => e.type === 'staged') ? events : null;
+        },
+        60_000,
+      );
+      await victim.stop('SIGKILL');
+      const killedAt = Date.now();
+
+      // the agent reconnects to a survivor (a fresh broker token, the next URL) ...
+      const survivor = await rig.waitFor(
+        'the agent connected to a survivor',
+        async () => {
+          const on = await nodesOfDevice();
+          return on.length === 1 && on[0] !== victim.options.name ? on[0] : null;
+        },
+        60_000,
+      );
+      // ... and re-sends what the killed node never acknowledged: the server gets it from there
+      await rig.waitFor(
+        'the unacknowledged reports stored',
+        async () => {
+          const rows = await query<{ event_id: string }>(
+            `SELECT event_id FROM device_job_events WHERE event_id = ANY($1)`,
+            [held.map((e) => e.eventId)],
+          );
+          return rows.length === held.length;
+        },
+        90_000,
+      );
+      const resentAfterMs = Date.now() - killedAt;
+
+      // the job goes on: the agent staged and asked for its reboot; the trial boot confirms
+      await rig.waitFor('the reboot requested', async () => (await rig.rebootCount()) > 0, 90_000);
+      expect(await rig.reboot()).toEqual({ boot: 'base-r2', trial: true });
+      const done = await rig.waitFor(
+        'the rollout completed',
+        async () => {
+          const current = await api('GET', `/rollouts/${rollout.id}`).catch(() => null);
+          return current?.status === 'completed' ? current : null;
+        },
+        120_000,
+      );
+      expect(done.counts).toEqual({ confirmed: 1 });
+
+      // every report exactly once: no event id twice, the whole story of the command in order
+      const stored = await query<{ event_id: string; type: string; command_id: string }>(
+        `SELECT event_id, type, command_id FROM device_job_events WHERE device_id = $1 ORDER BY seq`,
+        [DEVICE_ID],
+      );
+      expect(new Set(stored.map((row) => row.event_id)).size).toBe(stored.length);
+      const story = stored.filter((row) => row.type !== 'progress').map((row) => row.type);
+      expect(story).toEqual(['accepted', 'staged', 'rebooting', 'confirmed']);
+      const installs = await query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM device_commands WHERE device_id = $1 AND type = 'install'`,
+        [DEVICE_ID],
+      );
+      expect(installs[0].n).toBe(1);
+      // and the agent's outbox is empty: everything it sent was acknowledged in the end
+      await rig.waitFor('an empty outbox', async () => (await outbox()).length === 0, 30_000);
+      console.log(
+        JSON.stringify({
+          point: 'agent-cluster-kill',
+          killedNode: victim.options.name,
+          survivor,
+          heldUnacknowledged: held.map((e) => e.type),
+          resentAfterMs,
+        }),
+      );
+    });
+  },
+);
