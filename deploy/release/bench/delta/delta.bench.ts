@@ -14,7 +14,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ArtifactKind, ReleaseIndex, parseManifest } from '@cowroot/protocol';
@@ -31,6 +31,10 @@ import { realBinary, rebuiltBinary } from './synthetic-binary';
 
 const MB = 1e6;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** `debian`, `binary` or both (default): the cases to run */
+const CASES = (process.env.BENCH_CASES ?? 'debian,binary').split(',');
+/** a directory to keep each case's device inputs in (parent full stream, plain stream, delta), to profile */
+const KEEP = process.env.BENCH_KEEP;
 /** the node flags of the agent's systemd unit (deploy/systemd/cowroot-agent.service) */
 const AGENT_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1'];
 const runner = new CommandRunner();
@@ -40,6 +44,8 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 
 interface Case {
+  /** what BENCH_CASES names it by */
+  key: 'debian' | 'binary';
   name: string;
   /** fills the rootfs with release 1, then release 2 */
   prepare(rootfs: string, release: 1 | 2): Promise<void>;
@@ -69,6 +75,14 @@ async function extract(tar: string, into: string): Promise<void> {
     into,
     '--exclude=./dev/*',
   ]);
+}
+
+/** The device side's inputs of a case, copied out for profiling (BENCH_KEEP). */
+async function keep(into: string, files: Record<string, string>, facts: object): Promise<void> {
+  await mkdir(into, { recursive: true });
+  for (const [name, path] of Object.entries(files)) await copyFile(path, join(into, name));
+  await writeFile(join(into, 'facts.json'), `${JSON.stringify(facts)}\n`);
+  log(`  device inputs kept in ${into}`);
 }
 
 async function runCase(
@@ -200,6 +214,16 @@ async function runCase(
   }
   await store.delete(parentId, []);
   await btrfs.waitForDeletions(env.device.mount);
+  if (KEEP)
+    await keep(
+      join(KEEP, item.key),
+      { ...modes, parent: join(dir, 'out-1', fullOne.file) },
+      {
+        parentReceivedUuid: one.index.snapshotUuid,
+        expectedReceivedUuid: two.index.snapshotUuid,
+        reconstructs,
+      },
+    );
 
   const throughput = (mode: keyof typeof modes) => reconstructs.size / median(results[mode].seconds) / MB;
   const peak = Math.max(...results.delta.rss) / 1024;
@@ -264,34 +288,39 @@ async function main(): Promise<void> {
     await writeFile(initrd, randomBytes(1024 * 1024));
     const env = { work, host, device, key: `${key}.key`, childBundle, kernel, initrd };
 
-    await runCase(
-      {
-        name: 'Debian bookworm minbase → today’s bookworm-updates and bookworm-security',
-        prepare: (rootfs, release) => extract(release === 1 ? images.base : images.updated, rootfs),
-        images: async () => [images.base, images.updated],
-      },
-      env,
-    );
+    if (CASES.includes('debian'))
+      await runCase(
+        {
+          key: 'debian',
+          name: 'Debian bookworm minbase → today’s bookworm-updates and bookworm-security',
+          prepare: (rootfs, release) => extract(release === 1 ? images.base : images.updated, rootfs),
+          images: async () => [images.base, images.updated],
+        },
+        env,
+      );
 
-    const old = realBinary(48 * 1024 * 1024);
-    const rebuilt = rebuiltBinary(old);
-    await runCase(
-      {
-        name: 'a 48 MiB binary rebuilt in place (300 insertions, 2000 changed words)',
-        prepare: async (rootfs, release) => {
-          await mkdir(join(rootfs, 'usr/bin'), { recursive: true });
-          await mkdir(join(rootfs, 'etc'), { recursive: true });
-          await writeFile(join(rootfs, 'etc/os-release'), `VERSION_ID=${release}\n`);
-          await writeFile(join(rootfs, 'usr/bin/big'), release === 1 ? old : rebuilt);
+    if (CASES.includes('binary')) {
+      const old = realBinary(48 * 1024 * 1024);
+      const rebuilt = rebuiltBinary(old);
+      await runCase(
+        {
+          key: 'binary',
+          name: 'a 48 MiB binary rebuilt in place (300 insertions, 2000 changed words)',
+          prepare: async (rootfs, release) => {
+            await mkdir(join(rootfs, 'usr/bin'), { recursive: true });
+            await mkdir(join(rootfs, 'etc'), { recursive: true });
+            await writeFile(join(rootfs, 'etc/os-release'), `VERSION_ID=${release}\n`);
+            await writeFile(join(rootfs, 'usr/bin/big'), release === 1 ? old : rebuilt);
+          },
+          images: async (dir) => {
+            await writeFile(join(dir, 'old.bin'), old);
+            await writeFile(join(dir, 'new.bin'), rebuilt);
+            return [join(dir, 'old.bin'), join(dir, 'new.bin')];
+          },
         },
-        images: async (dir) => {
-          await writeFile(join(dir, 'old.bin'), old);
-          await writeFile(join(dir, 'new.bin'), rebuilt);
-          return [join(dir, 'old.bin'), join(dir, 'new.bin')];
-        },
-      },
-      env,
-    );
+        env,
+      );
+    }
   } finally {
     await device?.cleanup();
     await host?.cleanup();

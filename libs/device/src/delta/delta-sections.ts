@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, openSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, createReadStream, realpathSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { ErrorCode } from '@cowroot/protocol';
 import { CommandError } from '../command-runner';
@@ -17,19 +15,16 @@ import {
   isDeltaCommand,
   plainCommandsAt,
 } from './delta-format';
+import { DictionaryPrefetch, LOOKAHEAD_BYTES, nextBatchSources, writeDictionary } from './dictionary-prefetch';
 import {
   PredecessorRef,
   SMALL_PREDECESSOR_BYTES,
   locatePredecessor,
-  readPredecessorSync,
   readSmallPredecessor,
   verifyPredecessorContent,
 } from './predecessor';
 import { COMMAND_HEADER_BYTES, SendCommand, SendStreamFormatError, hasValidCrc, joinWrite } from './send-stream';
 import { StreamingCommand, StreamingProcess } from './streaming-command';
-
-/** What a batch's dictionary is written out in. */
-const DICTIONARY_BUFFER = 256 * 1024;
 
 export function corrupt(message: string, cause?: unknown): DeviceError {
   return new DeviceError(ErrorCode.DeltaCorrupt, `delta artifact: ${message}`, { cause });
@@ -84,8 +79,21 @@ export interface SectionContext {
 export class DeltaSections {
   private realRoot: string | null = null;
   private readonly insideDirs = new Set<string>();
+  private readonly prefetch = new DictionaryPrefetch((sources) =>
+    writeDictionary(sources, (source) => this.locate(source), this.context.scratchDir),
+  );
 
   constructor(private readonly context: SectionContext) {}
+
+  /** batches rebuilt, and of those the ones whose dictionary was written ahead */
+  get batchStats(): { taken: number; prefetched: number } {
+    return { ...this.prefetch.stats };
+  }
+
+  /** The end of a rebuild: a dictionary written ahead for a batch that never came is closed. */
+  close(): void {
+    this.prefetch.discard();
+  }
 
   private locate(ref: PredecessorRef): string {
     this.realRoot ??= realpathSync.native(this.context.parentRoot);
@@ -173,8 +181,9 @@ export class DeltaSections {
       if (sourceBytes > window) throw corrupt(`${what}: its sources exceed its window`);
       sources.push({ sourcePath: source.path, sourceSize: source.size, sourceSha256: source.sha256 });
     }
-    // every source checked before anything is decoded: a wrong parent reads DELTA_BASE_MISMATCH
-    const dictionary = this.writeDictionary(sources);
+    // every source checked before anything is decoded: a wrong parent reads DELTA_BASE_MISMATCH (from
+    // the dictionary written ahead while the last section decoded, when it was found then)
+    const dictionary = await this.prefetch.take(sources);
     const patch = `the patch of a batch of ${sources.length} files`;
     const decoder = this.context.commands.start(
       'zstd',
@@ -234,48 +243,6 @@ export class DeltaSections {
         decoder.kill();
         await feeding.catch(() => undefined);
       }
-    }
-  }
-
-  /**
-   * The batch's predecessors, checked and concatenated into a scratch file that is unlinked at once:
-   * zstd takes its dictionary only from a regular file (never a pipe), and an unlinked one leaves
-   * nothing behind, whatever happens next. Its size is bounded by the window the device accepts.
-   */
-  private writeDictionary(sources: PredecessorRef[]): number {
-    const paths = sources.map((source) => this.locate(source));
-    const path = join(this.context.scratchDir, `.delta-dictionary-${randomBytes(6).toString('hex')}`);
-    const fd = openSync(path, 'wx+', 0o600);
-    unlinkSync(path);
-    try {
-      // small files are read into one buffer and written out together: a write per file cost more
-      const buffer = Buffer.allocUnsafe(DICTIONARY_BUFFER);
-      let used = 0;
-      let at = 0;
-      const flush = () => {
-        for (let done = 0; done < used;) done += writeSync(fd, buffer, done, used - done, at + done);
-        at += used;
-        used = 0;
-      };
-      sources.forEach((source, i) => {
-        if (used + source.sourceSize > buffer.length) flush();
-        if (source.sourceSize > buffer.length) {
-          // larger than the buffer: through it, chunk by chunk
-          readPredecessorSync(paths[i], source, buffer, (bytes) => {
-            used = bytes.length;
-            flush();
-          });
-        } else {
-          readPredecessorSync(paths[i], source, buffer.subarray(used), (bytes) => {
-            used += bytes.length;
-          });
-        }
-      });
-      flush();
-      return fd;
-    } catch (error) {
-      closeSync(fd);
-      throw error;
     }
   }
 
@@ -378,6 +345,10 @@ export class DeltaSections {
       await writeAll(stdin, chunk);
     }
     stdin.end();
+    // the reader is ours until the section ends: look past it for the next batch, whose predecessors are
+    // then read while this section decodes
+    const next = nextBatchSources(await reader.peek(LOOKAHEAD_BYTES));
+    if (next) this.prefetch.start(next);
   }
 
   /**
