@@ -14,9 +14,9 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ArtifactKind, ReleaseIndex, parseManifest } from '@cowroot/protocol';
 import { BtrfsAdapter, SnapshotStore } from '@cowroot/device';
 import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
@@ -27,6 +27,7 @@ import { ReleaseBuildService } from '../../src/release-build.service';
 import { ReleaseRefArg } from '../../src/release-ref';
 import { SigningKeys } from '../../src/signing-keys';
 import { debianImages } from './debian-images';
+import { imageDiffs } from './image-diffs';
 import { realBinary, rebuiltBinary } from './synthetic-binary';
 
 const MB = 1e6;
@@ -51,15 +52,13 @@ interface Case {
   prepare(rootfs: string, release: 1 | 2): Promise<void>;
   /** the two whole images to diff (tars) */
   images(work: string): Promise<[string, string]>;
+  /** where the whole-image diffs of cached images are kept (image-diffs.ts) */
+  diffsCache?: string;
 }
 
 function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const start = process.hrtime.bigint();
   return fn().then((value) => [value, seconds(start)]);
-}
-
-function fileSize(path: string): Promise<number> {
-  return stat(path).then((info) => info.size);
 }
 
 async function extract(tar: string, into: string): Promise<void> {
@@ -142,20 +141,9 @@ async function runCase(
   );
 
   const [oldImage, newImage] = await item.images(dir);
-  const [, xdeltaTime] = await timed(async () => {
-    execFileSync('xdelta3', ['-9', '-e', '-f', '-s', oldImage, newImage, join(dir, 'images.xd3')]);
-  });
-  const [, patchFromTime] = await timed(async () => {
-    execFileSync(
-      'zstd',
-      ['-q', '-f', '-19', '--long', `--patch-from=${oldImage}`, newImage, '-o', join(dir, 'images.patch.zst')],
-      {
-        stdio: ['ignore', 'ignore', 'ignore'],
-      },
-    );
-  });
-  const xdelta = await fileSize(join(dir, 'images.xd3'));
-  const patchFrom = await fileSize(join(dir, 'images.patch.zst'));
+  const diffs = imageDiffs(oldImage, newImage, dir, item.diffsCache);
+  const { xdelta, patchFrom } = diffs;
+  const cachedNote = diffs.cached ? ', cached: same images and tools' : '';
 
   // the device: release 1 received, then rounds of the three ways to apply release 2
   const store = new SnapshotStore({ poolPath: env.device.mount });
@@ -232,8 +220,10 @@ async function runCase(
   log(
     `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched, ${again.batches} batches of small ones, ${again.identicalFiles} rewritten unchanged: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
   );
-  log(`  xdelta3 -9 of the images                ${mb(xdelta)}   (${xdeltaTime.toFixed(1)} s)`);
-  log(`  zstd -19 --long --patch-from (images)   ${mb(patchFrom)}   (${patchFromTime.toFixed(1)} s)`);
+  log(`  xdelta3 -9 of the images                ${mb(xdelta)}   (${diffs.xdeltaSeconds.toFixed(1)} s${cachedNote})`);
+  log(
+    `  zstd -19 --long --patch-from (images)   ${mb(patchFrom)}   (${diffs.patchFromSeconds.toFixed(1)} s${cachedNote})`,
+  );
   const goal = (ok: boolean) => (ok ? 'met' : 'NOT met');
   log(
     `  delta / zstd --patch-from               ${(delta.size / patchFrom).toFixed(3)}   goal ≤ 1.2: ${goal(delta.size <= 1.2 * patchFrom)}`,
@@ -295,6 +285,7 @@ async function main(): Promise<void> {
           name: 'Debian bookworm minbase → today’s bookworm-updates and bookworm-security',
           prepare: (rootfs, release) => extract(release === 1 ? images.base : images.updated, rootfs),
           images: async () => [images.base, images.updated],
+          diffsCache: join(dirname(images.base), 'image-diffs.json'),
         },
         env,
       );
