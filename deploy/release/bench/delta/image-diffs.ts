@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,8 +20,11 @@ function seconds(fn: () => void): number {
 /** What the figures depend on: both images (size, mtime) and both tools' versions. */
 function keyOf(oldImage: string, newImage: string): string {
   const image = (path: string) => `${statSync(path).size}:${statSync(path).mtimeMs}`;
-  const version = (command: string, flag: string) =>
-    execFileSync(command, [flag], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  // xdelta3 prints its version on stderr
+  const version = (command: string, flag: string) => {
+    const result = spawnSync(command, [flag], { encoding: 'utf8' });
+    return `${result.stdout}${result.stderr}`.split('\n')[0].trim();
+  };
   return [image(oldImage), image(newImage), version('zstd', '-V'), version('xdelta3', '-V')].join('|');
 }
 

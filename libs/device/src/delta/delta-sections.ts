@@ -16,7 +16,7 @@ import {
   plainCommandsAt,
   zstdFrameHasChecksum,
 } from './delta-format';
-import { DictionaryPrefetch, LOOKAHEAD_BYTES, nextBatchSources, writeDictionary } from './dictionary-prefetch';
+import { BatchHint, DictionaryPrefetch, LOOKAHEAD_BYTES, nextBatchHint, writeDictionary } from './dictionary-prefetch';
 import {
   PredecessorRef,
   SMALL_PREDECESSOR_BYTES,
@@ -80,8 +80,9 @@ export interface SectionContext {
 export class DeltaSections {
   private realRoot: string | null = null;
   private readonly insideDirs = new Set<string>();
-  private readonly prefetch = new DictionaryPrefetch((sources) =>
-    writeDictionary(sources, (source) => this.locate(source), this.context.scratchDir),
+  private readonly prefetch = new DictionaryPrefetch<StreamingProcess>(
+    (hint) => this.startBatchDecoder(hint),
+    (decoder) => decoder.kill(),
   );
 
   constructor(private readonly context: SectionContext) {}
@@ -202,17 +203,25 @@ export class DeltaSections {
       sources.push({ sourcePath: source.path, sourceSize: source.size, sourceSha256: source.sha256 });
     }
     // every source checked before anything is decoded: a wrong parent reads DELTA_BASE_MISMATCH (from
-    // the dictionary written ahead while the last section decoded, when it was found then)
-    const dictionary = await this.prefetch.take(sources);
+    // the decoder made ready while the last section decoded, when this batch was seen then)
+    const decoder = await this.prefetch.take({ sources, windowLog: begin.windowLog });
     const patch = `the patch of a batch of ${sources.length} files`;
-    const decoder = this.context.commands.start(
-      'zstd',
-      ['-d', '-c', '-q', `--long=${begin.windowLog}`, '--patch-from=/dev/fd/3'],
-      { extraFds: [dictionary] },
-    );
-    // the child has its own copy of the descriptor; the file goes when it exits
-    closeSync(dictionary);
     yield* this.passDecoded(reader, decoder, begin, { section: what, patch });
+  }
+
+  /** A batch's dictionary written (its sources checked), and its decoder started on it. */
+  private async startBatchDecoder(hint: BatchHint): Promise<StreamingProcess> {
+    const dictionary = await writeDictionary(hint.sources, (source) => this.locate(source), this.context.scratchDir);
+    try {
+      return this.context.commands.start(
+        'zstd',
+        ['-d', '-c', '-q', `--long=${hint.windowLog}`, '--patch-from=/dev/fd/3'],
+        { extraFds: [dictionary] },
+      );
+    } finally {
+      // the child has its own copy of the descriptor; the file goes when it exits
+      closeSync(dictionary);
+    }
   }
 
   /** A batch's decoded output, whole plain commands only, exactly `targetSize` bytes of them. */
@@ -374,8 +383,8 @@ export class DeltaSections {
     }
     stdin.end();
     // the reader is ours until the section ends: look past it for the next batch, whose predecessors are
-    // then read while this section decodes
-    const next = nextBatchSources(await reader.peek(LOOKAHEAD_BYTES));
+    // then read, and whose decoder is started, while this section decodes
+    const next = nextBatchHint(await reader.peek(LOOKAHEAD_BYTES));
     if (next) this.prefetch.start(next);
   }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ErrorCode } from '@cowroot/protocol';
 import { DELTA_MAGIC, encodeBatchBegin, encodeBatchSource, encodePatchData } from './delta-format';
 import { DeltaReconstructor } from './delta-reconstructor';
-import { DictionaryPrefetch, nextBatchSources } from './dictionary-prefetch';
+import { DictionaryPrefetch, nextBatchHint } from './dictionary-prefetch';
 import { SendAttr, SendCommand, frameCommand, streamHeader, tlv } from './send-stream';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -111,20 +111,23 @@ describe(DictionaryPrefetch.name, () => {
     const sources = { c: Buffer.from('gamma'), d: Buffer.from('delta') };
     const section = Buffer.concat(await batch(sources, write('c', Buffer.from('gamma!'))));
     const view = Buffer.concat([plain(1), plain(2), section]);
-    expect(nextBatchSources(view)).toEqual([
-      { sourcePath: 'c', sourceSize: 5, sourceSha256: sha256(sources.c) },
-      { sourcePath: 'd', sourceSize: 5, sourceSha256: sha256(sources.d) },
-    ]);
+    expect(nextBatchHint(view)).toEqual({
+      sources: [
+        { sourcePath: 'c', sourceSize: 5, sourceSha256: sha256(sources.c) },
+        { sourcePath: 'd', sourceSize: 5, sourceSha256: sha256(sources.d) },
+      ],
+      windowLog: 16,
+    });
     // cut inside its sources, or another section (the END) first: no hint
     const beginLength = Buffer.concat(
       encodeBatchBegin({ sources: 2, targetSize: 1, windowLog: 16, patchSize: 1 }),
     ).length;
-    expect(nextBatchSources(view.subarray(0, plain(1).length * 2 + beginLength + 20))).toBeNull();
-    expect(nextBatchSources(Buffer.concat([plain(1), END, section]))).toBeNull();
+    expect(nextBatchHint(view.subarray(0, plain(1).length * 2 + beginLength + 20))).toBeNull();
+    expect(nextBatchHint(Buffer.concat([plain(1), END, section]))).toBeNull();
     // a bad crc is no hint either (the real pass reports it)
     const bad = Buffer.from(view);
     bad[plain(1).length * 2 + 12] ^= 0xff;
-    expect(nextBatchSources(bad)).toBeNull();
+    expect(nextBatchHint(bad)).toBeNull();
   });
 
   it('writes the second batch’s dictionary while the first decodes, and rebuilds the stream exactly', async () => {
@@ -156,7 +159,7 @@ describe(DictionaryPrefetch.name, () => {
     expect(openDescriptors()).toBe(before);
   });
 
-  it('closes a dictionary written ahead for a batch the stream never delivers (truncated delta)', async () => {
+  it('releases a batch made ready for a stream that never delivers it (truncated delta)', async () => {
     const { stream, delta } = await twoBatches();
     const before = openDescriptors();
     // cut in the second batch's patch data: its sources were seen ahead, its dictionary written
@@ -168,14 +171,21 @@ describe(DictionaryPrefetch.name, () => {
     });
     // one written ahead for other sources than the batch names is closed, and the batch's written anew
     const written: string[] = [];
-    const prefetch = new DictionaryPrefetch(async (sources) => {
+    const prefetch = new DictionaryPrefetch<number>(async ({ sources }) => {
       written.push(sources[0].sourcePath);
       return openSync('/dev/null', 'r');
+    }, closeSync);
+    const hint = (path: string, windowLog = 16) => ({
+      sources: [{ sourcePath: path, sourceSize: 1, sourceSha256: '00' }],
+      windowLog,
     });
-    prefetch.start([{ sourcePath: 'c', sourceSize: 1, sourceSha256: '00' }]);
-    closeSync(await prefetch.take([{ sourcePath: 'a', sourceSize: 1, sourceSha256: '00' }]));
-    expect(written).toEqual(['c', 'a']);
-    expect(prefetch.stats).toEqual({ taken: 1, prefetched: 0 });
+    prefetch.start(hint('c'));
+    closeSync(await prefetch.take(hint('a')));
+    // same sources, another window: not the same batch either
+    prefetch.start(hint('a'));
+    closeSync(await prefetch.take(hint('a', 17)));
+    expect(written).toEqual(['c', 'a', 'a', 'a']);
+    expect(prefetch.stats).toEqual({ taken: 2, prefetched: 0 });
     // (give the closes a turn)
     await new Promise((resolve) => setImmediate(resolve));
     expect(openDescriptors()).toBe(before);

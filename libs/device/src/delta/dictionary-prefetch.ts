@@ -81,16 +81,16 @@ function commandAt(view: Buffer, at: number): Buffer | null {
 }
 
 /**
- * The sources of the batch that `view` (the delta stream from a command boundary on, read ahead) opens
- * after its plain commands, or null when none lies in it whole. Only a hint: anything odd (another
+ * The sources and window of the batch that `view` (the delta stream from a command boundary on, read
+ * ahead) opens after its plain commands, or null when none lies in it whole. Only a hint: anything odd (another
  * section first, a bad crc, a cut) is null, and the real pass over the same bytes reports it.
  */
-export function nextBatchSources(view: Buffer): PredecessorRef[] | null {
+export function nextBatchHint(view: Buffer): BatchHint | null {
   let at = plainCommandsAt(view);
   const begin = commandAt(view, at);
   if (!begin || begin.readUInt16LE(4) !== DeltaCommand.BatchBegin || !hasValidCrc(begin)) return null;
   try {
-    const { sources: count } = decodeBatchBegin(begin.subarray(COMMAND_HEADER_BYTES));
+    const { sources: count, windowLog } = decodeBatchBegin(begin.subarray(COMMAND_HEADER_BYTES));
     at += begin.length;
     const sources: PredecessorRef[] = [];
     for (let i = 0; i < count; i++) {
@@ -100,7 +100,7 @@ export function nextBatchSources(view: Buffer): PredecessorRef[] | null {
       sources.push({ sourcePath: source.path, sourceSize: source.size, sourceSha256: source.sha256 });
       at += command.length;
     }
-    return sources;
+    return { sources, windowLog };
   } catch {
     return null;
   }
@@ -113,51 +113,66 @@ const sameSources = (a: readonly PredecessorRef[], b: readonly PredecessorRef[])
       s.sourcePath === b[i].sourcePath && s.sourceSize === b[i].sourceSize && s.sourceSha256 === b[i].sourceSha256,
   );
 
+/** What the next batch is prepared from: its sources and its window. */
+export interface BatchHint {
+  sources: PredecessorRef[];
+  windowLog: number;
+}
+
 /**
- * The dictionary of the next batch, written while the current section decodes (docs/release-tool.md
- * "Delta artifacts", device side): the predecessor reads overlap the zstd decode and the receive instead of
- * stopping both. At most one is held; one that is not taken (the next batch turned out different, or the
- * rebuild failed first) is closed, and its failure, if any, is dropped: the batch that reads the same
- * sources again meets the same failure itself.
+ * The next batch made ready while the current section decodes (docs/release-tool.md "Delta artifacts",
+ * device side): its dictionary written and its decoder started on it, waiting for its patch, so that the
+ * predecessor reads and the decoder's start overlap the current decode and the receive instead of
+ * stopping both. `T` is what `prepare` makes (a started decoder; anything with a `release`). At most one
+ * is held; one that is not taken (the next batch turned out different, or the rebuild failed first) is
+ * released, and its failure, if any, is dropped: the batch that reads the same sources again meets the
+ * same failure itself.
  */
-export class DictionaryPrefetch {
-  private pending: { sources: PredecessorRef[]; dictionary: Promise<number> } | null = null;
+export class DictionaryPrefetch<T> {
+  private pending: { hint: BatchHint; prepared: Promise<T> } | null = null;
   /** batches whose dictionary was taken, and of those the ones written ahead */
   readonly stats = { taken: 0, prefetched: 0 };
 
-  constructor(private readonly write: (sources: readonly PredecessorRef[]) => Promise<number>) {}
+  constructor(
+    private readonly prepare: (hint: BatchHint) => Promise<T>,
+    private readonly release: (prepared: T) => void,
+  ) {}
 
-  /** Starts writing the dictionary of `sources` (dropping one held for other sources). */
-  start(sources: PredecessorRef[]): void {
-    if (this.pending && sameSources(this.pending.sources, sources)) return;
+  /** Starts preparing the batch of `hint` (dropping one held for another). */
+  start(hint: BatchHint): void {
+    if (this.pending && this.matches(this.pending.hint, hint)) return;
     this.discard();
-    const dictionary = this.write(sources);
-    dictionary.catch(() => undefined);
-    this.pending = { sources, dictionary };
+    const prepared = this.prepare(hint);
+    prepared.catch(() => undefined);
+    this.pending = { hint, prepared };
   }
 
-  /** The descriptor of the dictionary of `sources`: the prefetched one when it is theirs, else written now. */
-  take(sources: readonly PredecessorRef[]): Promise<number> {
+  /** The batch of `hint` prepared: the one made ahead when it is this one, else made now. */
+  take(hint: BatchHint): Promise<T> {
     const pending = this.pending;
     this.pending = null;
     this.stats.taken += 1;
-    if (pending && sameSources(pending.sources, sources)) {
+    if (pending && this.matches(pending.hint, hint)) {
       this.stats.prefetched += 1;
-      return pending.dictionary;
+      return pending.prepared;
     }
-    if (pending) DictionaryPrefetch.close(pending.dictionary);
-    return this.write(sources);
+    if (pending) this.drop(pending.prepared);
+    return this.prepare(hint);
   }
 
-  /** Closes what is held (the end of a rebuild, successful or not). */
+  /** Releases what is held (the end of a rebuild, successful or not). */
   discard(): void {
-    if (this.pending) DictionaryPrefetch.close(this.pending.dictionary);
+    if (this.pending) this.drop(this.pending.prepared);
     this.pending = null;
   }
 
-  private static close(dictionary: Promise<number>): void {
-    dictionary.then(
-      (fd) => closeSync(fd),
+  private matches(a: BatchHint, b: BatchHint): boolean {
+    return a.windowLog === b.windowLog && sameSources(a.sources, b.sources);
+  }
+
+  private drop(prepared: Promise<T>): void {
+    prepared.then(
+      (value) => this.release(value),
       () => undefined,
     );
   }
