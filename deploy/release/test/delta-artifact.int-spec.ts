@@ -236,6 +236,32 @@ describePrivileged(
       expect(await deviceState()).toBe(before);
     });
 
+    it('refuses a parent whose large predecessor has the right size but other bytes (hashed only once its patch fails to decode)', async () => {
+      // r1 with the 3 MiB tool overwritten in place: same size, so only its content can tell
+      const v1x = join(host!.mount, 'v1x');
+      sh('btrfs', ['subvolume', 'snapshot', join(host!.mount, 'r1'), v1x]);
+      await writeFile(join(v1x, 'usr/bin/tool'), bytes(3 * 1024 * 1024, 55));
+      sh('btrfs', ['subvolume', 'snapshot', '-r', v1x, join(host!.mount, 'r1x')]);
+      sh('btrfs', ['send', '-q', '-f', join(out, 'r1x.full'), join(host!.mount, 'r1x')]);
+      const full = await open(join(out, 'r1x.full'), 'r');
+      await store.receive(
+        { fd: full.fd },
+        {
+          snapshotId: 'r1x',
+          release: { name: 'r', version: '1x' },
+          expectedReceivedUuid: uuidOf(join(host!.mount, 'r1x')),
+        },
+      );
+      await full.close();
+      const before = await deviceState();
+      await expect(receiveDelta(delta.path, 'r2-x', 'r1x')).rejects.toMatchObject({
+        code: ErrorCode.DeltaBaseMismatch,
+        message: expect.stringMatching(/predecessor usr\/bin\/tool in the parent snapshot has other content/),
+      });
+      expect(await deviceState()).toBe(before);
+      await store.delete('r1x', []);
+    });
+
     it('refuses a corrupted patch (valid crc, bad zstd data) and leaves the device untouched', async () => {
       const raw = rawDelta();
       const patchData = commandsOf(raw).find((c) => c.type === DeltaCommand.PatchData)!;

@@ -14,9 +14,9 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ArtifactKind, ReleaseIndex, parseManifest } from '@cowroot/protocol';
 import { BtrfsAdapter, SnapshotStore } from '@cowroot/device';
 import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
@@ -27,10 +27,15 @@ import { ReleaseBuildService } from '../../src/release-build.service';
 import { ReleaseRefArg } from '../../src/release-ref';
 import { SigningKeys } from '../../src/signing-keys';
 import { debianImages } from './debian-images';
+import { imageDiffs } from './image-diffs';
 import { realBinary, rebuiltBinary } from './synthetic-binary';
 
 const MB = 1e6;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** `debian`, `binary` or both (default): the cases to run */
+const CASES = (process.env.BENCH_CASES ?? 'debian,binary').split(',');
+/** a directory to keep each case's device inputs in (parent full stream, plain stream, delta), to profile */
+const KEEP = process.env.BENCH_KEEP;
 /** the node flags of the agent's systemd unit (deploy/systemd/cowroot-agent.service) */
 const AGENT_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1'];
 const runner = new CommandRunner();
@@ -40,20 +45,20 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 
 interface Case {
+  /** what BENCH_CASES names it by */
+  key: 'debian' | 'binary';
   name: string;
   /** fills the rootfs with release 1, then release 2 */
   prepare(rootfs: string, release: 1 | 2): Promise<void>;
   /** the two whole images to diff (tars) */
   images(work: string): Promise<[string, string]>;
+  /** where the whole-image diffs of cached images are kept (image-diffs.ts) */
+  diffsCache?: string;
 }
 
 function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const start = process.hrtime.bigint();
   return fn().then((value) => [value, seconds(start)]);
-}
-
-function fileSize(path: string): Promise<number> {
-  return stat(path).then((info) => info.size);
 }
 
 async function extract(tar: string, into: string): Promise<void> {
@@ -69,6 +74,14 @@ async function extract(tar: string, into: string): Promise<void> {
     into,
     '--exclude=./dev/*',
   ]);
+}
+
+/** The device side's inputs of a case, copied out for profiling (BENCH_KEEP). */
+async function keep(into: string, files: Record<string, string>, facts: object): Promise<void> {
+  await mkdir(into, { recursive: true });
+  for (const [name, path] of Object.entries(files)) await copyFile(path, join(into, name));
+  await writeFile(join(into, 'facts.json'), `${JSON.stringify(facts)}\n`);
+  log(`  device inputs kept in ${into}`);
 }
 
 async function runCase(
@@ -128,20 +141,9 @@ async function runCase(
   );
 
   const [oldImage, newImage] = await item.images(dir);
-  const [, xdeltaTime] = await timed(async () => {
-    execFileSync('xdelta3', ['-9', '-e', '-f', '-s', oldImage, newImage, join(dir, 'images.xd3')]);
-  });
-  const [, patchFromTime] = await timed(async () => {
-    execFileSync(
-      'zstd',
-      ['-q', '-f', '-19', '--long', `--patch-from=${oldImage}`, newImage, '-o', join(dir, 'images.patch.zst')],
-      {
-        stdio: ['ignore', 'ignore', 'ignore'],
-      },
-    );
-  });
-  const xdelta = await fileSize(join(dir, 'images.xd3'));
-  const patchFrom = await fileSize(join(dir, 'images.patch.zst'));
+  const diffs = imageDiffs(oldImage, newImage, dir, item.diffsCache);
+  const { xdelta, patchFrom } = diffs;
+  const cachedNote = diffs.cached ? ', cached: same images and tools' : '';
 
   // the device: release 1 received, then rounds of the three ways to apply release 2
   const store = new SnapshotStore({ poolPath: env.device.mount });
@@ -200,6 +202,16 @@ async function runCase(
   }
   await store.delete(parentId, []);
   await btrfs.waitForDeletions(env.device.mount);
+  if (KEEP)
+    await keep(
+      join(KEEP, item.key),
+      { ...modes, parent: join(dir, 'out-1', fullOne.file) },
+      {
+        parentReceivedUuid: one.index.snapshotUuid,
+        expectedReceivedUuid: two.index.snapshotUuid,
+        reconstructs,
+      },
+    );
 
   const throughput = (mode: keyof typeof modes) => reconstructs.size / median(results[mode].seconds) / MB;
   const peak = Math.max(...results.delta.rss) / 1024;
@@ -208,8 +220,10 @@ async function runCase(
   log(
     `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched, ${again.batches} batches of small ones, ${again.identicalFiles} rewritten unchanged: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
   );
-  log(`  xdelta3 -9 of the images                ${mb(xdelta)}   (${xdeltaTime.toFixed(1)} s)`);
-  log(`  zstd -19 --long --patch-from (images)   ${mb(patchFrom)}   (${patchFromTime.toFixed(1)} s)`);
+  log(`  xdelta3 -9 of the images                ${mb(xdelta)}   (${diffs.xdeltaSeconds.toFixed(1)} s${cachedNote})`);
+  log(
+    `  zstd -19 --long --patch-from (images)   ${mb(patchFrom)}   (${diffs.patchFromSeconds.toFixed(1)} s${cachedNote})`,
+  );
   const goal = (ok: boolean) => (ok ? 'met' : 'NOT met');
   log(
     `  delta / zstd --patch-from               ${(delta.size / patchFrom).toFixed(3)}   goal ≤ 1.2: ${goal(delta.size <= 1.2 * patchFrom)}`,
@@ -264,34 +278,40 @@ async function main(): Promise<void> {
     await writeFile(initrd, randomBytes(1024 * 1024));
     const env = { work, host, device, key: `${key}.key`, childBundle, kernel, initrd };
 
-    await runCase(
-      {
-        name: 'Debian bookworm minbase → today’s bookworm-updates and bookworm-security',
-        prepare: (rootfs, release) => extract(release === 1 ? images.base : images.updated, rootfs),
-        images: async () => [images.base, images.updated],
-      },
-      env,
-    );
+    if (CASES.includes('debian'))
+      await runCase(
+        {
+          key: 'debian',
+          name: 'Debian bookworm minbase → today’s bookworm-updates and bookworm-security',
+          prepare: (rootfs, release) => extract(release === 1 ? images.base : images.updated, rootfs),
+          images: async () => [images.base, images.updated],
+          diffsCache: join(dirname(images.base), 'image-diffs.json'),
+        },
+        env,
+      );
 
-    const old = realBinary(48 * 1024 * 1024);
-    const rebuilt = rebuiltBinary(old);
-    await runCase(
-      {
-        name: 'a 48 MiB binary rebuilt in place (300 insertions, 2000 changed words)',
-        prepare: async (rootfs, release) => {
-          await mkdir(join(rootfs, 'usr/bin'), { recursive: true });
-          await mkdir(join(rootfs, 'etc'), { recursive: true });
-          await writeFile(join(rootfs, 'etc/os-release'), `VERSION_ID=${release}\n`);
-          await writeFile(join(rootfs, 'usr/bin/big'), release === 1 ? old : rebuilt);
+    if (CASES.includes('binary')) {
+      const old = realBinary(48 * 1024 * 1024);
+      const rebuilt = rebuiltBinary(old);
+      await runCase(
+        {
+          key: 'binary',
+          name: 'a 48 MiB binary rebuilt in place (300 insertions, 2000 changed words)',
+          prepare: async (rootfs, release) => {
+            await mkdir(join(rootfs, 'usr/bin'), { recursive: true });
+            await mkdir(join(rootfs, 'etc'), { recursive: true });
+            await writeFile(join(rootfs, 'etc/os-release'), `VERSION_ID=${release}\n`);
+            await writeFile(join(rootfs, 'usr/bin/big'), release === 1 ? old : rebuilt);
+          },
+          images: async (dir) => {
+            await writeFile(join(dir, 'old.bin'), old);
+            await writeFile(join(dir, 'new.bin'), rebuilt);
+            return [join(dir, 'old.bin'), join(dir, 'new.bin')];
+          },
         },
-        images: async (dir) => {
-          await writeFile(join(dir, 'old.bin'), old);
-          await writeFile(join(dir, 'new.bin'), rebuilt);
-          return [join(dir, 'old.bin'), join(dir, 'new.bin')];
-        },
-      },
-      env,
-    );
+        env,
+      );
+    }
   } finally {
     await device?.cleanup();
     await host?.cleanup();

@@ -2,7 +2,7 @@
  * One receive on the device, in a process of its own so its peak RSS is the agent side's alone (bundled
  * on its own by npm run bench:delta: only @cowroot/device, as in the agent). Argument: JSON
  * { pool, mode: 'plain-file' | 'plain-zst' | 'delta', file, snapshotId, expectedReceivedUuid,
- *   parentId?, reconstructs? }. Prints JSON { seconds, peakRssKiB }.
+ *   parentId?, reconstructs? }. Prints JSON { seconds, peakRssKiB, nodeCpuSeconds }.
  */
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -49,7 +49,10 @@ async function main(): Promise<void> {
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await store.settled();
-  process.stdout.write(`${JSON.stringify({ seconds, peakRssKiB: peakRssKiB() })}\n`);
+  // the node process's own CPU (its children, btrfs receive and zstd, are not in it)
+  const cpu = process.cpuUsage();
+  const nodeCpuSeconds = (cpu.user + cpu.system) / 1e6;
+  process.stdout.write(`${JSON.stringify({ seconds, peakRssKiB: peakRssKiB(), nodeCpuSeconds })}\n`);
 }
 
 main().catch((error: Error) => {

@@ -1,5 +1,13 @@
+import { execFileSync } from 'node:child_process';
 import { ByteReader } from './byte-reader';
-import { DeltaCommand, decodePatchBegin, decodeWriteStub, encodePatchBegin, encodeWriteStub } from './delta-format';
+import {
+  DeltaCommand,
+  decodePatchBegin,
+  decodeWriteStub,
+  encodePatchBegin,
+  encodeWriteStub,
+  zstdFrameHasChecksum,
+} from './delta-format';
 import { hasValidCrc, tlv } from './send-stream';
 
 describe('delta stream commands', () => {
@@ -19,6 +27,14 @@ describe('delta stream commands', () => {
     expect(decodePatchBegin(command.subarray(10))).toEqual(begin);
     const stub = { prefix: Buffer.from('prefix'), dataLength: 49152, suffix: Buffer.alloc(0), crc: 0xdeadbeef };
     expect(decodeWriteStub(Buffer.concat(encodeWriteStub(stub)).subarray(10))).toEqual(stub);
+  });
+
+  it('tells a zstd frame with a content checksum (what the device relies on to hash predecessors lazily)', () => {
+    const frame = (flag: string) => execFileSync('zstd', ['-q', '-c', flag], { input: Buffer.alloc(5000, 7) });
+    expect(zstdFrameHasChecksum(frame('--check'))).toBe(true);
+    expect(zstdFrameHasChecksum(frame('--no-check'))).toBe(false);
+    expect(zstdFrameHasChecksum(Buffer.from('not zstd at all'))).toBe(false);
+    expect(zstdFrameHasChecksum(frame('--check').subarray(0, 4))).toBe(false);
   });
 
   it('refuses a patch header missing an attribute', () => {

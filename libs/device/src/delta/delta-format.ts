@@ -95,6 +95,14 @@ const StubAttr = { Prefix: 1, DataLength: 2, Suffix: 3, Crc: 4 };
 const BatchAttr = { Sources: 1, TargetSize: 2, WindowLog: 3, PatchSize: 4 };
 const SourceAttr = { Path: 1, Size: 2, Sha256: 3 };
 
+/**
+ * Whether the zstd frame starting in `bytes` carries a checksum of its content (RFC 8878 §3.1.1.1.1:
+ * magic 0xFD2FB528, then the frame header descriptor, whose bit 2 is the Content_Checksum_flag).
+ */
+export function zstdFrameHasChecksum(bytes: Buffer): boolean {
+  return bytes.length >= 5 && bytes.readUInt32LE(0) === 0xfd2fb528 && (bytes[4] & 0x04) !== 0;
+}
+
 /** Patch bytes per PATCH_DATA command. */
 export const PATCH_DATA_CHUNK = 64 * 1024;
 

@@ -67,6 +67,11 @@ export class DeltaReconstructor {
     });
   }
 
+  /** Batches rebuilt so far, and how many of them found their dictionary written ahead. */
+  get batches(): { taken: number; prefetched: number } {
+    return this.sections.batchStats;
+  }
+
   /** The plain stream rebuilt from `delta` (the uncompressed delta stream). */
   plainStream(delta: AsyncIterable<Buffer>, source: StreamingProcess | null = null): Readable {
     return Readable.from(this.rebuild(new ByteReader(delta), source), { objectMode: false, highWaterMark: 64 * 1024 });
@@ -162,6 +167,7 @@ export class DeltaReconstructor {
     } catch (error) {
       throw (await this.decompressionFailure(source, true)) ?? error;
     } finally {
+      this.sections.close();
       await reader.close().catch(() => undefined);
     }
   }

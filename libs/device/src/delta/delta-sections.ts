@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, openSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, createReadStream, realpathSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { ErrorCode } from '@cowroot/protocol';
 import { CommandError } from '../command-runner';
@@ -16,20 +14,18 @@ import {
   decodeWriteStub,
   isDeltaCommand,
   plainCommandsAt,
+  zstdFrameHasChecksum,
 } from './delta-format';
+import { BatchHint, DictionaryPrefetch, LOOKAHEAD_BYTES, nextBatchHint, writeDictionary } from './dictionary-prefetch';
 import {
   PredecessorRef,
   SMALL_PREDECESSOR_BYTES,
   locatePredecessor,
-  readPredecessorSync,
   readSmallPredecessor,
   verifyPredecessorContent,
 } from './predecessor';
 import { COMMAND_HEADER_BYTES, SendCommand, SendStreamFormatError, hasValidCrc, joinWrite } from './send-stream';
 import { StreamingCommand, StreamingProcess } from './streaming-command';
-
-/** What a batch's dictionary is written out in. */
-const DICTIONARY_BUFFER = 256 * 1024;
 
 export function corrupt(message: string, cause?: unknown): DeviceError {
   return new DeviceError(ErrorCode.DeltaCorrupt, `delta artifact: ${message}`, { cause });
@@ -84,8 +80,22 @@ export interface SectionContext {
 export class DeltaSections {
   private realRoot: string | null = null;
   private readonly insideDirs = new Set<string>();
+  private readonly prefetch = new DictionaryPrefetch<StreamingProcess>(
+    (hint) => this.startBatchDecoder(hint),
+    (decoder) => decoder.kill(),
+  );
 
   constructor(private readonly context: SectionContext) {}
+
+  /** batches rebuilt, and of those the ones whose dictionary was written ahead */
+  get batchStats(): { taken: number; prefetched: number } {
+    return { ...this.prefetch.stats };
+  }
+
+  /** The end of a rebuild: a dictionary written ahead for a batch that never came is closed. */
+  close(): void {
+    this.prefetch.discard();
+  }
 
   private locate(ref: PredecessorRef): string {
     this.realRoot ??= realpathSync.native(this.context.parentRoot);
@@ -136,18 +146,37 @@ export class DeltaSections {
       yield* this.decode(reader, source, begin, stubs, version, names);
       return;
     }
-    // a large predecessor is hashed while the section is decoded (another core, the page cache warm for
-    // zstd); nothing is final before END, and a failure asks this check first
-    const verified = verifyPredecessorContent(source, begin);
-    verified.catch(() => undefined);
-    try {
-      if (begin.patchSize === 0) yield* this.copyLarge(source, begin, stubs, version);
-      else yield* this.decode(reader, source, begin, stubs, version, names);
-    } catch (error) {
+    if (begin.patchSize === 0) {
+      // a large file copied: its bytes are the predecessor's, hashed while they stream (another core, the
+      // page cache warm); nothing is final before END, and a failure asks this check first
+      const verified = verifyPredecessorContent(source, begin);
+      verified.catch(() => undefined);
+      try {
+        yield* this.copyLarge(source, begin, stubs, version);
+      } catch (error) {
+        await verified;
+        throw error;
+      }
       await verified;
+      return;
+    }
+    // A patch's zstd frame carries a checksum of what it decodes to (the release tool writes --check):
+    // a predecessor with other content makes the decode fail, and only then is it hashed, to say so
+    // (DELTA_BASE_MISMATCH) rather than blame the patch. Hashing it always cost a second pass over it
+    // beside the decoder's (48 MiB: 0.2 s of a core on the build machine). A frame without a checksum
+    // (deltas of format 1) has its predecessor hashed beside the decode, as before.
+    let verified: Promise<void> | null = null;
+    const verify = () => (verified ??= verifyPredecessorContent(source, begin));
+    const onFirst = (chunk: Buffer) => {
+      if (!zstdFrameHasChecksum(chunk)) verify().catch(() => undefined);
+    };
+    try {
+      yield* this.decode(reader, source, begin, stubs, version, names, onFirst);
+    } catch (error) {
+      await verify();
       throw error;
     }
-    await verified;
+    if (verified) await verified;
   }
 
   /**
@@ -173,17 +202,26 @@ export class DeltaSections {
       if (sourceBytes > window) throw corrupt(`${what}: its sources exceed its window`);
       sources.push({ sourcePath: source.path, sourceSize: source.size, sourceSha256: source.sha256 });
     }
-    // every source checked before anything is decoded: a wrong parent reads DELTA_BASE_MISMATCH
-    const dictionary = this.writeDictionary(sources);
+    // every source checked before anything is decoded: a wrong parent reads DELTA_BASE_MISMATCH (from
+    // the decoder made ready while the last section decoded, when this batch was seen then)
+    const decoder = await this.prefetch.take({ sources, windowLog: begin.windowLog });
     const patch = `the patch of a batch of ${sources.length} files`;
-    const decoder = this.context.commands.start(
-      'zstd',
-      ['-d', '-c', '-q', `--long=${begin.windowLog}`, '--patch-from=/dev/fd/3'],
-      { extraFds: [dictionary] },
-    );
-    // the child has its own copy of the descriptor; the file goes when it exits
-    closeSync(dictionary);
     yield* this.passDecoded(reader, decoder, begin, { section: what, patch });
+  }
+
+  /** A batch's dictionary written (its sources checked), and its decoder started on it. */
+  private async startBatchDecoder(hint: BatchHint): Promise<StreamingProcess> {
+    const dictionary = await writeDictionary(hint.sources, (source) => this.locate(source), this.context.scratchDir);
+    try {
+      return this.context.commands.start(
+        'zstd',
+        ['-d', '-c', '-q', `--long=${hint.windowLog}`, '--patch-from=/dev/fd/3'],
+        { extraFds: [dictionary] },
+      );
+    } finally {
+      // the child has its own copy of the descriptor; the file goes when it exits
+      closeSync(dictionary);
+    }
   }
 
   /** A batch's decoded output, whole plain commands only, exactly `targetSize` bytes of them. */
@@ -237,48 +275,6 @@ export class DeltaSections {
     }
   }
 
-  /**
-   * The batch's predecessors, checked and concatenated into a scratch file that is unlinked at once:
-   * zstd takes its dictionary only from a regular file (never a pipe), and an unlinked one leaves
-   * nothing behind, whatever happens next. Its size is bounded by the window the device accepts.
-   */
-  private writeDictionary(sources: PredecessorRef[]): number {
-    const paths = sources.map((source) => this.locate(source));
-    const path = join(this.context.scratchDir, `.delta-dictionary-${randomBytes(6).toString('hex')}`);
-    const fd = openSync(path, 'wx+', 0o600);
-    unlinkSync(path);
-    try {
-      // small files are read into one buffer and written out together: a write per file cost more
-      const buffer = Buffer.allocUnsafe(DICTIONARY_BUFFER);
-      let used = 0;
-      let at = 0;
-      const flush = () => {
-        for (let done = 0; done < used;) done += writeSync(fd, buffer, done, used - done, at + done);
-        at += used;
-        used = 0;
-      };
-      sources.forEach((source, i) => {
-        if (used + source.sourceSize > buffer.length) flush();
-        if (source.sourceSize > buffer.length) {
-          // larger than the buffer: through it, chunk by chunk
-          readPredecessorSync(paths[i], source, buffer, (bytes) => {
-            used = bytes.length;
-            flush();
-          });
-        } else {
-          readPredecessorSync(paths[i], source, buffer.subarray(used), (bytes) => {
-            used += bytes.length;
-          });
-        }
-      });
-      flush();
-      return fd;
-    } catch (error) {
-      closeSync(fd);
-      throw error;
-    }
-  }
-
   /** One decoder for a file's section: PATCH_DATA in, each stub's data out in order, joined to its WRITE. */
   private async *decode(
     reader: ByteReader,
@@ -287,6 +283,7 @@ export class DeltaSections {
     stubs: readonly WriteStub[],
     version: number,
     names: { section: string; patch: string },
+    onFirst?: (chunk: Buffer) => void,
   ): AsyncGenerator<Buffer[]> {
     const decoder = this.context.commands.start('zstd', [
       '-d',
@@ -295,7 +292,7 @@ export class DeltaSections {
       `--long=${begin.windowLog}`,
       `--patch-from=${source}`,
     ]);
-    const feeding = this.feed(reader, begin.patchSize, decoder, names.section).catch((error: unknown) => {
+    const feeding = this.feed(reader, begin.patchSize, decoder, names.section, onFirst).catch((error: unknown) => {
       decoder.kill();
       throw error;
     });
@@ -364,7 +361,13 @@ export class DeltaSections {
    * jitless), and it is redundant — the zstd frame carries a checksum of what it decodes to, which the
    * decoder checks, the artifact's sha256 was checked at download, and the rebuilt stream's before END.
    */
-  private async feed(reader: ByteReader, patchSize: number, decoder: StreamingProcess, what: string): Promise<void> {
+  private async feed(
+    reader: ByteReader,
+    patchSize: number,
+    decoder: StreamingProcess,
+    what: string,
+    onFirst?: (chunk: Buffer) => void,
+  ): Promise<void> {
     const stdin = decoder.stdin!;
     let fed = 0;
     while (fed < patchSize) {
@@ -375,9 +378,14 @@ export class DeltaSections {
       const chunk = command.subarray(COMMAND_HEADER_BYTES);
       fed += chunk.length;
       if (fed > patchSize) throw corrupt(`${what}: more patch data than announced`);
+      if (fed === chunk.length) onFirst?.(chunk);
       await writeAll(stdin, chunk);
     }
     stdin.end();
+    // the reader is ours until the section ends: look past it for the next batch, whose predecessors are
+    // then read, and whose decoder is started, while this section decodes
+    const next = nextBatchHint(await reader.peek(LOOKAHEAD_BYTES));
+    if (next) this.prefetch.start(next);
   }
 
   /**
