@@ -227,8 +227,10 @@ describePrivileged(
         name: 'debian-vdev',
         publicKeyPem: await readFile(join(work, 'release.pub'), 'utf8'),
       });
-      // v1 is on the device already (the factory image): the server knows it as the incrementals' parent
+      // v1 is on the device already (the factory image); the server takes an incremental only on a parent
+      // release it holds a full stream of (PARENT_RELEASE_MISSING otherwise)
       for (const version of ['1.0.0', '2.0.0', '3.0.0']) await api('POST', '/releases', { name: 'vdev', version });
+      await upload(join(work, 'out-1.0.0'), '1.0.0', 'full');
       for (const version of ['2.0.0', '3.0.0']) await upload(join(work, `out-${version}`), version, 'incremental');
 
       // the board profile of the busybox virtual device, with room for a Debian pool

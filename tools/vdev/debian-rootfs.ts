@@ -87,6 +87,10 @@ export async function installCowroot(rootfs: string, options: CowrootRootfsOptio
     'systemd-networkd.service',
     'systemd-networkd-wait-online.service',
   ]);
+  // a device's rootfs is a signed release: apt's timers would only download what no workspace keeps
+  for (const timer of ['apt-daily.timer', 'apt-daily-upgrade.timer', 'dpkg-db-backup.timer']) {
+    await rm(at(`etc/systemd/system/timers.target.wants/${timer}`), { force: true });
+  }
   // getty on the serial console would only clutter the log the tests read
   await rm(at('etc/systemd/system/getty.target.wants'), { recursive: true, force: true });
   await symlink('/dev/null', at('etc/systemd/system/serial-getty@ttyS0.service')).catch(() => undefined);
