@@ -138,7 +138,7 @@ describePrivileged(
       });
       if (response.status !== 201)
         throw new Error(`upload ${artifact.file}: HTTP ${response.status} ${await response.text()}`);
-      figures.push(`vdev ${version} ${kind} stream: ${(artifact.size / 1024).toFixed(0)} KiB`);
+      figures.push(`vdev ${version} ${kind} stream: ${artifact.size} bytes`);
     }
 
     async function rollOut(version: string): Promise<string> {
@@ -347,7 +347,10 @@ describePrivileged(
         async () => (await events()).find((event) => event.type === 'rolled-back'),
         300_000,
       );
-      expect(rolledBack.payload).toMatchObject({ by: 'health-check', check: '20-vdev-selftest' });
+      expect(rolledBack.payload).toMatchObject({
+        snapshot: 'vdev-3.0.0',
+        rollback: { by: 'health-check', check: '20-vdev-selftest', restoredSnapshot: 'vdev-2.0.0' },
+      });
       expect(JSON.stringify(rolledBack.payload)).toContain('vdev self-test: release 3 is broken on purpose');
       const execution = (await api<{ items: Record<string, unknown>[] }>('GET', `/rollouts/${rolloutId}/executions`))
         .items[0];
@@ -357,13 +360,17 @@ describePrivileged(
     }, 1_200_000);
 
     it('commits the running workspace: a new snapshot, tried, confirmed and booted', async () => {
-      const command = await api<{ id: string }>('POST', `/devices/${deviceId}/commands`, { type: 'commit' });
+      const command = await api<{ id: string }>('POST', `/devices/${deviceId}/commands`, {
+        type: 'commit',
+        snapshot: 'vdev-2.0.0-committed',
+      });
       const staged = await until(
         'the commit staged',
         async () => (await events()).find((event) => event.type === 'staged' && event.commandId === command.id),
         300_000,
       );
       const snapshot = (staged.payload as { snapshot: string }).snapshot;
+      expect(snapshot).toBe('vdev-2.0.0-committed');
       await bootedInto(snapshot, true);
       await until(
         'the commit confirmed',
