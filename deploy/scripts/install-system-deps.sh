@@ -24,6 +24,9 @@ packages=(
   nats-server
   # npm run bench:delta: Debian images from the archive, and the whole-image diff it compares with
   mmdebstrap debootstrap xdelta3
+  # the virtual device's Debian guest (tools/vdev/debian-device.int-spec.ts): the rootfs from the archive
+  # (mmdebstrap, above), and socat behind QEMU's guestfwd, one per guest connection to the host's loopback
+  socat
   # the dashboard's end-to-end tests drive a real browser through playwright-core (apps/web/e2e)
   chromium
 )
