@@ -253,7 +253,9 @@ export class VirtualDevice {
       ])
     ).trim();
     try {
-      await run('mount', ['-t', 'btrfs', '-o', 'ro,subvolid=5', loop, mountPoint]);
+      // a guest killed after an fsync leaves a log tree that a read-only loop device cannot replay; u-boot
+      // never replays it either, so the pool is read as u-boot reads it
+      await run('mount', ['-t', 'btrfs', '-o', 'ro,rescue=nologreplay,subvolid=5', loop, mountPoint]);
       try {
         return await fn(mountPoint);
       } finally {
