@@ -26,6 +26,7 @@ import { DeltaWriter } from '../../src/delta/delta-writer.service';
 import { ReleaseBuildService } from '../../src/release-build.service';
 import { ReleaseRefArg } from '../../src/release-ref';
 import { SigningKeys } from '../../src/signing-keys';
+import { agentNodeFlags } from './agent-flags';
 import { debianImages } from './debian-images';
 import { imageDiffs } from './image-diffs';
 import { realBinary, rebuiltBinary } from './synthetic-binary';
@@ -36,8 +37,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CASES = (process.env.BENCH_CASES ?? 'debian,binary').split(',');
 /** a directory to keep each case's device inputs in (parent full stream, plain stream, delta), to profile */
 const KEEP = process.env.BENCH_KEEP;
-/** the node flags of the agent's systemd unit (deploy/systemd/cowroot-agent.service) */
-const AGENT_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1'];
+/** the node flags of the agent's systemd unit, read from it (agent-flags.ts) */
+const AGENT_NODE_FLAGS = agentNodeFlags();
 const runner = new CommandRunner();
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const mb = (bytes: number) => `${(bytes / MB).toFixed(3)} MB`;
@@ -163,11 +164,9 @@ async function runCase(
     'plain-zst': join(dir, 'out-2', plain.file),
     delta: join(dir, 'out-2', delta.file),
   } as const;
-  const results: Record<keyof typeof modes, { seconds: number[]; rss: number[] }> = {
-    'plain-file': { seconds: [], rss: [] },
-    'plain-zst': { seconds: [], rss: [] },
-    delta: { seconds: [], rss: [] },
-  };
+  type Runs = { seconds: number[]; rss: number[]; nodeCpu: number[]; childrenCpu: number[] };
+  const runs = (): Runs => ({ seconds: [], rss: [], nodeCpu: [], childrenCpu: [] });
+  const results: Record<keyof typeof modes, Runs> = { 'plain-file': runs(), 'plain-zst': runs(), delta: runs() };
   const btrfs = new BtrfsAdapter();
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of Object.keys(modes) as Array<keyof typeof modes>) {
@@ -191,9 +190,16 @@ async function runCase(
         { encoding: 'utf8' },
       );
       if (child.status !== 0) throw new Error(`device receive (${mode}) failed: ${child.stderr}`);
-      const result = JSON.parse(child.stdout) as { seconds: number; peakRssKiB: number };
+      const result = JSON.parse(child.stdout) as {
+        seconds: number;
+        peakRssKiB: number;
+        nodeCpuSeconds: number;
+        childrenCpuSeconds: number;
+      };
       results[mode].seconds.push(result.seconds);
       results[mode].rss.push(result.peakRssKiB);
+      results[mode].nodeCpu.push(result.nodeCpuSeconds);
+      results[mode].childrenCpu.push(result.childrenCpuSeconds);
       if (mode !== 'plain-file')
         execFileSync('diff', ['-r', '--no-dereference', two.snapshotPath, store.snapshotPath(snapshotId)]);
       await store.delete(snapshotId, []);
@@ -235,7 +241,7 @@ async function runCase(
   log(
     `  build time: delta ${deltaBuild.toFixed(2)} s, plain incremental ${plainBuild.toFixed(2)} s (${(deltaBuild / plainBuild).toFixed(1)}×)`,
   );
-  log(`  device, median of ${ROUNDS} (MB/s of plain stream):`);
+  log(`  device, median of ${ROUNDS} (MB/s of plain stream), node flags ${AGENT_NODE_FLAGS.join(' ')}:`);
   log(
     `    btrfs receive of the uncompressed plain stream   ${throughput('plain-file').toFixed(1)} MB/s (${median(results['plain-file'].seconds).toFixed(3)} s)`,
   );
@@ -251,6 +257,9 @@ async function runCase(
   log(
     `    ratio delta / zstd -d | receive                  ${(throughput('delta') / throughput('plain-zst')).toFixed(2)}`,
   );
+  const cpu = (mode: keyof typeof modes) =>
+    `node ${median(results[mode].nodeCpu).toFixed(2)} s + children ${median(results[mode].childrenCpu).toFixed(2)} s`;
+  log(`    CPU per receive, medians: plain ${cpu('plain-file')}; zstd -d | ${cpu('plain-zst')}; delta ${cpu('delta')}`);
   log(
     `  agent-side peak RSS (node, rebuilding)  ${peak.toFixed(1)} MiB   goal ≤ 64 MiB: ${goal(peak <= 64)} (plain receive: ${(Math.max(...results['plain-zst'].rss) / 1024).toFixed(1)} MiB)`,
   );
@@ -263,11 +272,6 @@ async function main(): Promise<void> {
   let host: LoopBtrfs | undefined;
   let device: LoopBtrfs | undefined;
   try {
-    const images = await debianImages(log);
-    log(
-      `bookworm minbase: ${images.upgrades.length} packages upgraded by bookworm-updates/-security today${images.cached ? ' (cached images)' : ''}:`,
-    );
-    for (const line of images.upgrades) log(`  ${line}`);
     host = await createLoopBtrfs({ sizeMiB: 6144, label: 'bench-delta-host' });
     device = await createLoopBtrfs({ sizeMiB: 3072, label: 'bench-delta-dev' });
     const key = join(work, 'bench');
@@ -278,7 +282,13 @@ async function main(): Promise<void> {
     await writeFile(initrd, randomBytes(1024 * 1024));
     const env = { work, host, device, key: `${key}.key`, childBundle, kernel, initrd };
 
-    if (CASES.includes('debian'))
+    if (CASES.includes('debian')) {
+      // only this case needs Debian's archive (or the day's cached images)
+      const images = await debianImages(log);
+      log(
+        `bookworm minbase: ${images.upgrades.length} packages upgraded by bookworm-updates/-security today${images.cached ? ' (cached images)' : ''}:`,
+      );
+      for (const line of images.upgrades) log(`  ${line}`);
       await runCase(
         {
           key: 'debian',
@@ -289,6 +299,7 @@ async function main(): Promise<void> {
         },
         env,
       );
+    }
 
     if (CASES.includes('binary')) {
       const old = realBinary(48 * 1024 * 1024);
