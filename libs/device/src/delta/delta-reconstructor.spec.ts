@@ -4,6 +4,7 @@ import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '@cowroot/protocol';
+import * as youngGarbage from '../young-garbage';
 import {
   DELTA_MAGIC,
   DELTA_MAGIC_V1,
@@ -80,6 +81,22 @@ describe(DeltaReconstructor.name, () => {
     for (const magic of [DELTA_MAGIC, DELTA_MAGIC_V1]) {
       const delta = Buffer.concat([magic, stream]);
       expect((await rebuild(delta, stream)).equals(stream)).toBe(true);
+    }
+  });
+
+  it('collects the young garbage every 2 MiB of rebuilt output', async () => {
+    const collect = jest.spyOn(youngGarbage, 'collectYoungGarbage');
+    try {
+      // 5 MiB of WRITEs of 48 KiB: two collections (at 2 and 4 MiB), not one per command
+      const data = Buffer.alloc(48 * 1024, 7);
+      const writes = Array.from({ length: Math.ceil((5 * 1024 * 1024) / data.length) }, (_, i) =>
+        write('big', i * data.length, data),
+      );
+      const stream = Buffer.concat([streamHeader(1), ...writes, END]);
+      expect((await rebuild(Buffer.concat([DELTA_MAGIC, stream]), stream)).equals(stream)).toBe(true);
+      expect(collect).toHaveBeenCalledTimes(2);
+    } finally {
+      collect.mockRestore();
     }
   });
 
