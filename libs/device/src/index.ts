@@ -10,6 +10,7 @@ export * from './snapshot-store';
 export * from './boot-context';
 export * from './switch.service';
 export * from './garbage-collector';
+export * from './young-garbage';
 // test fixtures are @cowroot/device/testing (./testing/index.ts), never part of this barrel
 // delta artifacts: the stream format shared with the release tool, and the device's reconstruction
 export * from './delta';

@@ -4,8 +4,7 @@ import { open, stat, FileHandle } from 'node:fs/promises';
 import { request as httpRequest, IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ErrorCode } from '@cowroot/protocol';
-import { DeviceError } from '@cowroot/device';
-import { collectYoungGarbage } from './young-garbage';
+import { DeviceError, collectYoungGarbage } from '@cowroot/device';
 
 /** bytes written between two young-generation collections (see collectYoungGarbage) */
 const COLLECT_EVERY_BYTES = 1024 * 1024;

@@ -9,8 +9,9 @@
  * `zstd -19 --long --patch-from` of the two images (tars); the build time of the delta and of the plain
  * incremental. On a second btrfs (the device): BENCH_ROUNDS (default 3) alternating receives of the same
  * plain stream — `btrfs receive` of the uncompressed stream, `zstd -d | btrfs receive` of the plain
- * artifact, and the delta rebuilt and received — each in its own node process (device-child.ts), whose
- * peak RSS is the agent side's. Medians, ratios and the goals are printed.
+ * artifact, and the delta rebuilt and received — each in its own node process (device-child.ts) with the
+ * agent unit's node flags (agent-flags.ts), whose peak RSS is the agent side's; its CPU and its children's
+ * (zstd, `btrfs receive`) are printed too. Medians, ratios and the goals are printed.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +27,7 @@ import { DeltaWriter } from '../../src/delta/delta-writer.service';
 import { ReleaseBuildService } from '../../src/release-build.service';
 import { ReleaseRefArg } from '../../src/release-ref';
 import { SigningKeys } from '../../src/signing-keys';
+import { agentNodeFlags } from './agent-flags';
 import { debianImages } from './debian-images';
 import { imageDiffs } from './image-diffs';
 import { realBinary, rebuiltBinary } from './synthetic-binary';
@@ -36,8 +38,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CASES = (process.env.BENCH_CASES ?? 'debian,binary').split(',');
 /** a directory to keep each case's device inputs in (parent full stream, plain stream, delta), to profile */
 const KEEP = process.env.BENCH_KEEP;
-/** the node flags of the agent's systemd unit (deploy/systemd/cowroot-agent.service) */
-const AGENT_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1'];
+/** the node flags of the agent's systemd unit, read from it (agent-flags.ts) */
+const AGENT_NODE_FLAGS = agentNodeFlags();
 const runner = new CommandRunner();
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const mb = (bytes: number) => `${(bytes / MB).toFixed(3)} MB`;
@@ -92,6 +94,7 @@ async function runCase(
     device: LoopBtrfs;
     key: string;
     childBundle: string;
+    compareBundles: string[];
     kernel: string;
     initrd: string;
   },
@@ -163,21 +166,29 @@ async function runCase(
     'plain-zst': join(dir, 'out-2', plain.file),
     delta: join(dir, 'out-2', delta.file),
   } as const;
-  const results: Record<keyof typeof modes, { seconds: number[]; rss: number[] }> = {
-    'plain-file': { seconds: [], rss: [] },
-    'plain-zst': { seconds: [], rss: [] },
-    delta: { seconds: [], rss: [] },
-  };
+  type Runs = { seconds: number[]; rss: number[]; nodeCpu: number[]; childrenCpu: number[] };
+  const runs = (): Runs => ({ seconds: [], rss: [], nodeCpu: [], childrenCpu: [] });
+  const results: Record<keyof typeof modes, Runs> = { 'plain-file': runs(), 'plain-zst': runs(), delta: runs() };
+  /** each further device child bundle given (another build of the rebuild), its delta receives */
+  const compared = env.compareBundles.map((bundle) => ({ bundle, runs: runs() }));
+  const rounds = [
+    ...(Object.keys(modes) as Array<keyof typeof modes>).map((mode) => ({
+      mode,
+      bundle: env.childBundle,
+      into: results[mode],
+    })),
+    ...compared.map(({ bundle, runs: into }) => ({ mode: 'delta' as const, bundle, into })),
+  ];
   const btrfs = new BtrfsAdapter();
   for (let round = 0; round < ROUNDS; round++) {
-    for (const mode of Object.keys(modes) as Array<keyof typeof modes>) {
-      const snapshotId = `${stem}-2-${mode}-${round}`;
+    for (const [i, { mode, bundle, into }] of rounds.entries()) {
+      const snapshotId = `${stem}-2-${i}-${round}`;
       execFileSync('sync');
       const child = spawnSync(
         process.execPath,
         [
           ...AGENT_NODE_FLAGS,
-          env.childBundle,
+          bundle,
           JSON.stringify({
             pool: env.device.mount,
             mode,
@@ -190,10 +201,17 @@ async function runCase(
         ],
         { encoding: 'utf8' },
       );
-      if (child.status !== 0) throw new Error(`device receive (${mode}) failed: ${child.stderr}`);
-      const result = JSON.parse(child.stdout) as { seconds: number; peakRssKiB: number };
-      results[mode].seconds.push(result.seconds);
-      results[mode].rss.push(result.peakRssKiB);
+      if (child.status !== 0) throw new Error(`device receive (${mode}, ${bundle}) failed: ${child.stderr}`);
+      const result = JSON.parse(child.stdout) as {
+        seconds: number;
+        peakRssKiB: number;
+        nodeCpuSeconds: number;
+        childrenCpuSeconds: number;
+      };
+      into.seconds.push(result.seconds);
+      into.rss.push(result.peakRssKiB);
+      into.nodeCpu.push(result.nodeCpuSeconds);
+      into.childrenCpu.push(result.childrenCpuSeconds);
       if (mode !== 'plain-file')
         execFileSync('diff', ['-r', '--no-dereference', two.snapshotPath, store.snapshotPath(snapshotId)]);
       await store.delete(snapshotId, []);
@@ -213,7 +231,10 @@ async function runCase(
       },
     );
 
-  const throughput = (mode: keyof typeof modes) => reconstructs.size / median(results[mode].seconds) / MB;
+  const rate = (of: Runs) => reconstructs.size / median(of.seconds) / MB;
+  const throughput = (mode: keyof typeof modes) => rate(results[mode]);
+  const cpuOf = (of: Runs) =>
+    `node ${median(of.nodeCpu).toFixed(2)} s + children ${median(of.childrenCpu).toFixed(2)} s`;
   const peak = Math.max(...results.delta.rss) / 1024;
   log(`  full stream (zstd)                      ${mb(full.size)}`);
   log(`  plain incremental (zstd)                ${mb(plain.size)}   (uncompressed ${mb(reconstructs.size)})`);
@@ -235,7 +256,7 @@ async function runCase(
   log(
     `  build time: delta ${deltaBuild.toFixed(2)} s, plain incremental ${plainBuild.toFixed(2)} s (${(deltaBuild / plainBuild).toFixed(1)}×)`,
   );
-  log(`  device, median of ${ROUNDS} (MB/s of plain stream):`);
+  log(`  device, median of ${ROUNDS} (MB/s of plain stream), node flags ${AGENT_NODE_FLAGS.join(' ')}:`);
   log(
     `    btrfs receive of the uncompressed plain stream   ${throughput('plain-file').toFixed(1)} MB/s (${median(results['plain-file'].seconds).toFixed(3)} s)`,
   );
@@ -251,23 +272,28 @@ async function runCase(
   log(
     `    ratio delta / zstd -d | receive                  ${(throughput('delta') / throughput('plain-zst')).toFixed(2)}`,
   );
+  const cpu = (mode: keyof typeof modes) => cpuOf(results[mode]);
+  log(`    CPU per receive, medians: plain ${cpu('plain-file')}; zstd -d | ${cpu('plain-zst')}; delta ${cpu('delta')}`);
   log(
     `  agent-side peak RSS (node, rebuilding)  ${peak.toFixed(1)} MiB   goal ≤ 64 MiB: ${goal(peak <= 64)} (plain receive: ${(Math.max(...results['plain-zst'].rss) / 1024).toFixed(1)} MiB)`,
   );
+  for (const { bundle, runs: of } of compared) {
+    log(
+      `  compared, delta with ${bundle}: ${rate(of).toFixed(1)} MB/s (${median(of.seconds).toFixed(3)} s), ratio / plain receive ${(rate(of) / throughput('plain-file')).toFixed(2)}, / this build's delta ${(rate(of) / throughput('delta')).toFixed(2)}; peak RSS ${(Math.max(...of.rss) / 1024).toFixed(1)} MiB; CPU ${cpuOf(of)}`,
+    );
+  }
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:delta needs root (btrfs, loop devices)');
   const childBundle = resolve(process.argv[2] ?? 'dist/bench/delta-device-child.js');
+  // further bundles of the device child (another build of libs/device, e.g. main's) are run for the
+  // delta in the same rounds, so that two rebuilds are compared under the same load
+  const compareBundles = process.argv.slice(3).map((bundle) => resolve(bundle));
   const work = await mkdtemp(join(tmpdir(), 'cowroot-bench-delta-'));
   let host: LoopBtrfs | undefined;
   let device: LoopBtrfs | undefined;
   try {
-    const images = await debianImages(log);
-    log(
-      `bookworm minbase: ${images.upgrades.length} packages upgraded by bookworm-updates/-security today${images.cached ? ' (cached images)' : ''}:`,
-    );
-    for (const line of images.upgrades) log(`  ${line}`);
     host = await createLoopBtrfs({ sizeMiB: 6144, label: 'bench-delta-host' });
     device = await createLoopBtrfs({ sizeMiB: 3072, label: 'bench-delta-dev' });
     const key = join(work, 'bench');
@@ -276,9 +302,15 @@ async function main(): Promise<void> {
     const initrd = join(work, 'initrd.img');
     await writeFile(kernel, randomBytes(2 * 1024 * 1024));
     await writeFile(initrd, randomBytes(1024 * 1024));
-    const env = { work, host, device, key: `${key}.key`, childBundle, kernel, initrd };
+    const env = { work, host, device, key: `${key}.key`, childBundle, compareBundles, kernel, initrd };
 
-    if (CASES.includes('debian'))
+    if (CASES.includes('debian')) {
+      // only this case needs Debian's archive (or the day's cached images)
+      const images = await debianImages(log);
+      log(
+        `bookworm minbase: ${images.upgrades.length} packages upgraded by bookworm-updates/-security today${images.cached ? ' (cached images)' : ''}:`,
+      );
+      for (const line of images.upgrades) log(`  ${line}`);
       await runCase(
         {
           key: 'debian',
@@ -289,6 +321,7 @@ async function main(): Promise<void> {
         },
         env,
       );
+    }
 
     if (CASES.includes('binary')) {
       const old = realBinary(48 * 1024 * 1024);

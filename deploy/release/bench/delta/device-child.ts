@@ -2,7 +2,7 @@
  * One receive on the device, in a process of its own so its peak RSS is the agent side's alone (bundled
  * on its own by npm run bench:delta: only @cowroot/device, as in the agent). Argument: JSON
  * { pool, mode: 'plain-file' | 'plain-zst' | 'delta', file, snapshotId, expectedReceivedUuid,
- *   parentId?, reconstructs? }. Prints JSON { seconds, peakRssKiB, nodeCpuSeconds }.
+ *   parentId?, reconstructs? }. Prints JSON { seconds, peakRssKiB, nodeCpuSeconds, childrenCpuSeconds }.
  */
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -16,6 +16,19 @@ interface Job {
   expectedReceivedUuid: string;
   parentId?: string;
   reconstructs?: { size: number; sha256: string };
+}
+
+/**
+ * CPU time of this process's children that have exited and been waited for (zstd, `btrfs receive`):
+ * /proc/self/stat's cutime and cstime, in USER_HZ ticks (100 per second on Linux, whatever CONFIG_HZ).
+ * node has no RUSAGE_CHILDREN; libuv reaps every child it spawned, so after the receive all are in.
+ */
+function childrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  // fields after the command name, which is in parentheses and may hold spaces: state is field 3
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [cutime, cstime] = [fields[16 - 3], fields[17 - 3]].map(Number);
+  return (cutime + cstime) / 100;
 }
 
 function peakRssKiB(): number {
@@ -49,10 +62,11 @@ async function main(): Promise<void> {
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await store.settled();
-  // the node process's own CPU (its children, btrfs receive and zstd, are not in it)
+  // the node process's own CPU (its children, btrfs receive and zstd, are not in it), and theirs
   const cpu = process.cpuUsage();
   const nodeCpuSeconds = (cpu.user + cpu.system) / 1e6;
-  process.stdout.write(`${JSON.stringify({ seconds, peakRssKiB: peakRssKiB(), nodeCpuSeconds })}\n`);
+  const result = { seconds, peakRssKiB: peakRssKiB(), nodeCpuSeconds, childrenCpuSeconds: childrenCpuSeconds() };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 main().catch((error: Error) => {

@@ -4,9 +4,26 @@ import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode } from '@cowroot/protocol';
-import { DELTA_MAGIC, DELTA_MAGIC_V1, encodeBatchBegin, encodeBatchSource, encodePatchData } from './delta-format';
+import * as youngGarbage from '../young-garbage';
+import {
+  DELTA_MAGIC,
+  DELTA_MAGIC_V1,
+  encodeBatchBegin,
+  encodeBatchSource,
+  encodePatchBegin,
+  encodePatchData,
+  encodeWriteStub,
+} from './delta-format';
 import { DeltaReconstructor } from './delta-reconstructor';
-import { SendAttr, SendCommand, frameCommand, streamHeader, tlv } from './send-stream';
+import {
+  COMMAND_HEADER_BYTES,
+  SendAttr,
+  SendCommand,
+  frameCommand,
+  splitWrite,
+  streamHeader,
+  tlv,
+} from './send-stream';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
@@ -64,6 +81,22 @@ describe(DeltaReconstructor.name, () => {
     for (const magic of [DELTA_MAGIC, DELTA_MAGIC_V1]) {
       const delta = Buffer.concat([magic, stream]);
       expect((await rebuild(delta, stream)).equals(stream)).toBe(true);
+    }
+  });
+
+  it('collects the young garbage every 2 MiB of rebuilt output', async () => {
+    const collect = jest.spyOn(youngGarbage, 'collectYoungGarbage');
+    try {
+      // 5 MiB of WRITEs of 48 KiB: two collections (at 2 and 4 MiB), not one per command
+      const data = Buffer.alloc(48 * 1024, 7);
+      const writes = Array.from({ length: Math.ceil((5 * 1024 * 1024) / data.length) }, (_, i) =>
+        write('big', i * data.length, data),
+      );
+      const stream = Buffer.concat([streamHeader(1), ...writes, END]);
+      expect((await rebuild(Buffer.concat([DELTA_MAGIC, stream]), stream)).equals(stream)).toBe(true);
+      expect(collect).toHaveBeenCalledTimes(2);
+    } finally {
+      collect.mockRestore();
     }
   });
 
@@ -128,6 +161,79 @@ describe(DeltaReconstructor.name, () => {
     await expect(rebuild(batch(patch, stretch.length), stream)).rejects.toMatchObject({
       code: ErrorCode.DeltaBaseMismatch,
       message: expect.stringMatching(/predecessor b in the parent snapshot has \d+ bytes/),
+    });
+  });
+
+  it('checks the crcs of a section’s own commands only when the section fails, and reports a mismatch then', async () => {
+    const old = Buffer.from('unchanged '.repeat(300));
+    await writeFile(join(parent, 'kept'), old);
+    const original = write('kept', 0, old);
+    const { prefix, suffix } = splitWrite(original.subarray(COMMAND_HEADER_BYTES), 1);
+    const stream = Buffer.concat([streamHeader(1), original, END]);
+    const begin = (sourcePath: string) =>
+      Buffer.concat(
+        encodePatchBegin({
+          sourcePath,
+          sourceSize: old.length,
+          sourceSha256: sha256(old),
+          targetSize: old.length,
+          windowLog: 16,
+          stubs: 1,
+          patchSize: 0,
+        }),
+      );
+    /** `command` as a damaged copy of it reads: other bytes, the crc still `of`'s */
+    const withCrcOf = (command: Buffer, of: Buffer) => {
+      const damaged = Buffer.from(command);
+      of.copy(damaged, 6, 6, 10);
+      return damaged;
+    };
+    // a file rewritten unchanged: a copy section, no patch
+    const copy = (patchBegin: Buffer) =>
+      Buffer.concat([
+        DELTA_MAGIC,
+        streamHeader(1),
+        patchBegin,
+        ...encodeWriteStub({ prefix, dataLength: old.length, suffix, crc: original.readUInt32LE(6) }),
+        END,
+      ]);
+    expect((await rebuild(copy(begin('kept')), stream)).equals(stream)).toBe(true);
+    // only the crc damaged: the section applies, and what it gives is checked with the whole stream's sha256
+    const crcOnly = Buffer.from(begin('kept'));
+    crcOnly[6] ^= 1;
+    expect((await rebuild(copy(crcOnly), stream)).equals(stream)).toBe(true);
+    // the path damaged (`kept` → `kepu`): the section fails, and its crc names the cause, not the parent
+    await expect(rebuild(copy(begin('kepu')), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaBaseMismatch,
+      message: expect.stringMatching(/predecessor kepu in the parent snapshot does not exist/),
+    });
+    await expect(rebuild(copy(withCrcOf(begin('kepu'), begin('kept'))), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/crc mismatch in a patch section \(its first command\)/),
+    });
+
+    // a batch source's sha256 damaged: the second command of its section
+    const batchOf = (sourceSha256: string) =>
+      Buffer.concat([
+        DELTA_MAGIC,
+        streamHeader(1),
+        ...encodeBatchBegin({ sources: 1, targetSize: original.length, windowLog: 16, patchSize: 1 }),
+        ...encodeBatchSource({ path: 'kept', size: old.length, sha256: sourceSha256 }),
+        ...encodePatchData(Buffer.from([0])),
+        END,
+      ]);
+    const good = batchOf(sha256(old));
+    const damaged = batchOf(sha256(Buffer.from('other')));
+    const sourceAt = good.indexOf(Buffer.from('kept')) - COMMAND_HEADER_BYTES - 4;
+    good.copy(damaged, sourceAt + 6, sourceAt + 6, sourceAt + 10);
+    await expect(rebuild(damaged, stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/crc mismatch in a batch section \(command 2\)/),
+    });
+    // with valid crcs the same failure is the parent's
+    await expect(rebuild(batchOf(sha256(Buffer.from('other'))), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaBaseMismatch,
+      message: expect.stringMatching(/predecessor kept in the parent snapshot has other content/),
     });
   });
 

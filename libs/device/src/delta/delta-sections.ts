@@ -1,67 +1,33 @@
-import { closeSync, createReadStream, realpathSync } from 'node:fs';
-import { Writable } from 'node:stream';
-import { ErrorCode } from '@cowroot/protocol';
+import { closeSync, realpathSync } from 'node:fs';
 import { CommandError } from '../command-runner';
-import { DeviceError } from '../device-error';
 import { ByteReader } from './byte-reader';
 import {
   BatchBegin,
-  DeltaCommand,
   PatchBegin,
   WriteStub,
-  decodeBatchSource,
   MAX_COMMAND_BYTES,
-  decodeWriteStub,
+  decodeBatchBegin,
+  decodePatchBegin,
   isDeltaCommand,
   plainCommandsAt,
-  zstdFrameHasChecksum,
 } from './delta-format';
 import { BatchHint, DictionaryPrefetch, LOOKAHEAD_BYTES, nextBatchHint, writeDictionary } from './dictionary-prefetch';
+import { copyLargePredecessor, patchedAgainstLarge } from './large-predecessor';
+import { PredecessorRef, SMALL_PREDECESSOR_BYTES, locatePredecessor, readSmallPredecessor } from './predecessor';
 import {
-  PredecessorRef,
-  SMALL_PREDECESSOR_BYTES,
-  locatePredecessor,
-  readSmallPredecessor,
-  verifyPredecessorContent,
-} from './predecessor';
-import { COMMAND_HEADER_BYTES, SendCommand, SendStreamFormatError, hasValidCrc, joinWrite } from './send-stream';
+  DecoderStopped,
+  ReadCommand,
+  UncheckedCommands,
+  corrupt,
+  feedPatchData,
+  guard,
+  readBatchSources,
+  readWriteStubs,
+} from './section-commands';
+import { COMMAND_HEADER_BYTES, SendCommand, joinWrite } from './send-stream';
 import { StreamingCommand, StreamingProcess } from './streaming-command';
 
-export function corrupt(message: string, cause?: unknown): DeviceError {
-  return new DeviceError(ErrorCode.DeltaCorrupt, `delta artifact: ${message}`, { cause });
-}
-
-export function guard<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (error instanceof SendStreamFormatError) throw corrupt(error.message, error);
-    throw error;
-  }
-}
-
-/** The decoder closed its input: a consequence; its own exit status says why. */
-class DecoderStopped extends Error {}
-
-async function writeAll(stdin: Writable, chunk: Buffer): Promise<void> {
-  if (stdin.write(chunk)) return;
-  await new Promise<void>((resolve, reject) => {
-    const cleanup = () => {
-      stdin.off('drain', onDrain);
-      stdin.off('close', onClose);
-    };
-    const onDrain = () => {
-      cleanup();
-      resolve();
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new DecoderStopped('the patch decoder stopped reading its input'));
-    };
-    stdin.on('drain', onDrain);
-    stdin.on('close', onClose);
-  });
-}
+export { corrupt, guard } from './section-commands';
 
 export interface SectionContext {
   parentRoot: string;
@@ -70,7 +36,7 @@ export interface SectionContext {
   scratchDir: string;
   commands: StreamingCommand;
   /** one whole command from the delta (header + payload) */
-  readCommand(reader: ByteReader): Promise<Buffer>;
+  readCommand: ReadCommand;
 }
 
 /**
@@ -108,100 +74,78 @@ export class DeltaSections {
     }
   }
 
-  private async readStub(reader: ByteReader, what: string, index: number): Promise<WriteStub> {
-    const command = await this.context.readCommand(reader);
-    if (command.readUInt16LE(4) !== DeltaCommand.WriteStub || !hasValidCrc(command)) {
-      throw corrupt(`${what}: bad write stub ${index}`);
+  /**
+   * PATCH_BEGIN (`command`, its crc checked only if the section fails: UncheckedCommands): the runs of
+   * one file, patched against one predecessor (or copied from it).
+   */
+  async *patch(reader: ByteReader, command: Buffer, version: number): AsyncGenerator<Buffer[]> {
+    const unchecked = new UncheckedCommands('a patch section');
+    unchecked.add(command);
+    try {
+      const begin = guard(() => decodePatchBegin(command.subarray(COMMAND_HEADER_BYTES)));
+      yield* this.patchSection(reader, begin, version);
+    } catch (error) {
+      throw unchecked.explain(error);
     }
-    return guard(() => decodeWriteStub(command.subarray(COMMAND_HEADER_BYTES)));
   }
 
-  /** PATCH_BEGIN: the runs of one file, patched against one predecessor (or copied from it). */
-  async *patch(reader: ByteReader, begin: PatchBegin, version: number): AsyncGenerator<Buffer[]> {
+  private async *patchSection(reader: ByteReader, begin: PatchBegin, version: number): AsyncGenerator<Buffer[]> {
     this.checkWindow(begin.windowLog, 'a patch');
     if (begin.targetSize > 2 ** begin.windowLog || begin.stubs > begin.targetSize || begin.stubs === 0) {
       throw corrupt(`patch section for ${begin.sourcePath} has inconsistent sizes`);
     }
     const what = `patch section for ${begin.sourcePath}`;
     const names = { section: what, patch: `the patch for ${begin.sourcePath}` };
-    const stubs: WriteStub[] = [];
-    let total = 0;
-    for (let i = 0; i < begin.stubs; i++) {
-      const stub = await this.readStub(reader, what, i);
-      total += stub.dataLength;
-      stubs.push(stub);
-    }
-    if (total !== begin.targetSize) throw corrupt(`${what}: stub lengths disagree`);
+    const { stubs, dataBytes } = await readWriteStubs(this.context.readCommand, reader, begin.stubs, what);
+    if (dataBytes !== begin.targetSize) throw corrupt(`${what}: stub lengths disagree`);
     const source = this.locate(begin);
+    const small = begin.sourceSize <= SMALL_PREDECESSOR_BYTES;
     if (begin.patchSize === 0) {
       if (begin.targetSize !== begin.sourceSize)
         throw corrupt(`copy section for ${begin.sourcePath} has inconsistent sizes`);
-      if (begin.sourceSize <= SMALL_PREDECESSOR_BYTES) {
-        yield* this.copySmall(source, begin, stubs, version);
-        return;
-      }
-    } else if (begin.sourceSize <= SMALL_PREDECESSOR_BYTES) {
+      yield* small
+        ? this.copySmall(source, begin, stubs, version)
+        : copyLargePredecessor(source, begin, stubs, version);
+    } else if (small) {
       // checked before decoding: a wrong parent reads DELTA_BASE_MISMATCH, never a decoder's complaint
       readSmallPredecessor(source, begin);
       yield* this.decode(reader, source, begin, stubs, version, names);
-      return;
+    } else {
+      yield* patchedAgainstLarge(source, begin, (onFirst) =>
+        this.decode(reader, source, begin, stubs, version, names, onFirst),
+      );
     }
-    if (begin.patchSize === 0) {
-      // a large file copied: its bytes are the predecessor's, hashed while they stream (another core, the
-      // page cache warm); nothing is final before END, and a failure asks this check first
-      const verified = verifyPredecessorContent(source, begin);
-      verified.catch(() => undefined);
-      try {
-        yield* this.copyLarge(source, begin, stubs, version);
-      } catch (error) {
-        await verified;
-        throw error;
-      }
-      await verified;
-      return;
-    }
-    // A patch's zstd frame carries a checksum of what it decodes to (the release tool writes --check):
-    // a predecessor with other content makes the decode fail, and only then is it hashed, to say so
-    // (DELTA_BASE_MISMATCH) rather than blame the patch. Hashing it always cost a second pass over it
-    // beside the decoder's (48 MiB: 0.2 s of a core on the build machine). A frame without a checksum
-    // (deltas of format 1) has its predecessor hashed beside the decode, as before.
-    let verified: Promise<void> | null = null;
-    const verify = () => (verified ??= verifyPredecessorContent(source, begin));
-    const onFirst = (chunk: Buffer) => {
-      if (!zstdFrameHasChecksum(chunk)) verify().catch(() => undefined);
-    };
-    try {
-      yield* this.decode(reader, source, begin, stubs, version, names, onFirst);
-    } catch (error) {
-      await verify();
-      throw error;
-    }
-    if (verified) await verified;
   }
 
   /**
-   * BATCH_BEGIN (format 2): a stretch of the plain stream with many small files in it, decoded by one
-   * zstd against their predecessors concatenated as dictionary; its output passes on as it comes.
+   * BATCH_BEGIN (format 2; `command`, its crc and its sources' checked only if the section fails): a
+   * stretch of the plain stream with many small files in it, decoded by one zstd against their
+   * predecessors concatenated as dictionary; its output passes on as it comes.
    */
-  async *batch(reader: ByteReader, begin: BatchBegin): AsyncGenerator<Buffer[]> {
+  async *batch(reader: ByteReader, command: Buffer): AsyncGenerator<Buffer[]> {
+    const unchecked = new UncheckedCommands('a batch section');
+    unchecked.add(command);
+    try {
+      const begin = guard(() => decodeBatchBegin(command.subarray(COMMAND_HEADER_BYTES)));
+      yield* this.batchSection(reader, begin, unchecked);
+    } catch (error) {
+      throw unchecked.explain(error);
+    }
+  }
+
+  private async *batchSection(
+    reader: ByteReader,
+    begin: BatchBegin,
+    unchecked: UncheckedCommands,
+  ): AsyncGenerator<Buffer[]> {
     this.checkWindow(begin.windowLog, 'a batch');
     const what = 'batch section';
     const window = 2 ** begin.windowLog;
     if (begin.sources === 0 || begin.targetSize === 0 || begin.targetSize > window || begin.patchSize === 0) {
       throw corrupt(`${what} has inconsistent sizes`);
     }
-    const sources: PredecessorRef[] = [];
-    let sourceBytes = 0;
-    for (let i = 0; i < begin.sources; i++) {
-      const command = await this.context.readCommand(reader);
-      if (command.readUInt16LE(4) !== DeltaCommand.BatchSource || !hasValidCrc(command)) {
-        throw corrupt(`${what}: bad source ${i}`);
-      }
-      const source = guard(() => decodeBatchSource(command.subarray(COMMAND_HEADER_BYTES)));
-      sourceBytes += source.size;
-      if (sourceBytes > window) throw corrupt(`${what}: its sources exceed its window`);
-      sources.push({ sourcePath: source.path, sourceSize: source.size, sourceSha256: source.sha256 });
-    }
+    const read = this.context.readCommand;
+    const sources = await readBatchSources(read, reader, begin.sources, window, unchecked, what);
     // every source checked before anything is decoded: a wrong parent reads DELTA_BASE_MISMATCH (from
     // the decoder made ready while the last section decoded, when this batch was seen then)
     const decoder = await this.prefetch.take({ sources, windowLog: begin.windowLog });
@@ -331,35 +275,10 @@ export class DeltaSections {
     }
   }
 
-  /** A large file rewritten unchanged: streamed from the parent, its sha256 checked beside (patch()). */
-  private async *copyLarge(
-    source: string,
-    begin: PatchBegin,
-    stubs: WriteStub[],
-    version: number,
-  ): AsyncGenerator<Buffer[]> {
-    const reader = new ByteReader(createReadStream(source, { highWaterMark: 64 * 1024 }));
-    try {
-      for (const stub of stubs) {
-        const data = await reader.read(stub.dataLength);
-        if (data.length !== stub.dataLength) {
-          throw new DeviceError(
-            ErrorCode.DeltaBaseMismatch,
-            `predecessor ${begin.sourcePath} shrank while it was read`,
-          );
-        }
-        yield joinWrite(version, stub.prefix, data, stub.suffix, stub.crc);
-      }
-    } finally {
-      await reader.close();
-    }
-  }
-
   /**
-   * PATCH_DATA commands of the section into the decoder, with backpressure. Their crc is not checked
-   * (unlike our other commands): it was the largest cost of a rebuild on a device (crc32c in JavaScript,
-   * jitless), and it is redundant — the zstd frame carries a checksum of what it decodes to, which the
-   * decoder checks, the artifact's sha256 was checked at download, and the rebuilt stream's before END.
+   * The section's patch into its decoder (feedPatchData); then, the reader being ours until the section
+   * ends, a look past it for the next batch, whose predecessors are then read, and whose decoder is
+   * started, while this section decodes.
    */
   private async feed(
     reader: ByteReader,
@@ -368,22 +287,7 @@ export class DeltaSections {
     what: string,
     onFirst?: (chunk: Buffer) => void,
   ): Promise<void> {
-    const stdin = decoder.stdin!;
-    let fed = 0;
-    while (fed < patchSize) {
-      const command = await this.context.readCommand(reader);
-      if (command.readUInt16LE(4) !== DeltaCommand.PatchData) {
-        throw corrupt(`${what}: patch data expected, command ${command.readUInt16LE(4).toString(16)} found`);
-      }
-      const chunk = command.subarray(COMMAND_HEADER_BYTES);
-      fed += chunk.length;
-      if (fed > patchSize) throw corrupt(`${what}: more patch data than announced`);
-      if (fed === chunk.length) onFirst?.(chunk);
-      await writeAll(stdin, chunk);
-    }
-    stdin.end();
-    // the reader is ours until the section ends: look past it for the next batch, whose predecessors are
-    // then read, and whose decoder is started, while this section decodes
+    await feedPatchData(this.context.readCommand, reader, patchSize, decoder.stdin!, what, onFirst);
     const next = nextBatchHint(await reader.peek(LOOKAHEAD_BYTES));
     if (next) this.prefetch.start(next);
   }

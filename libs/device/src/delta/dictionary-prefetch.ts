@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DeltaCommand, MAX_COMMAND_BYTES, decodeBatchBegin, decodeBatchSource, plainCommandsAt } from './delta-format';
 import { PredecessorRef, readPredecessorSync } from './predecessor';
-import { COMMAND_HEADER_BYTES, hasValidCrc } from './send-stream';
+import { COMMAND_HEADER_BYTES } from './send-stream';
 
 /** What a batch's dictionary is written out in, and how much is done between two turns of the event loop. */
 const DICTIONARY_BUFFER = 256 * 1024;
@@ -83,19 +83,22 @@ function commandAt(view: Buffer, at: number): Buffer | null {
 /**
  * The sources and window of the batch that `view` (the delta stream from a command boundary on, read
  * ahead) opens after its plain commands, or null when none lies in it whole. Only a hint: anything odd (another
- * section first, a bad crc, a cut) is null, and the real pass over the same bytes reports it.
+ * section first, a cut, an undecodable command) is null, and the real pass over the same bytes reports it.
+ * No crc is checked here: the batch checks its commands' crcs only when it fails (UncheckedCommands in
+ * section-commands.ts), and a hint from damaged bytes prepares a dictionary the batch either takes (the
+ * same damaged sources, so the same failure) or drops.
  */
 export function nextBatchHint(view: Buffer): BatchHint | null {
   let at = plainCommandsAt(view);
   const begin = commandAt(view, at);
-  if (!begin || begin.readUInt16LE(4) !== DeltaCommand.BatchBegin || !hasValidCrc(begin)) return null;
+  if (!begin || begin.readUInt16LE(4) !== DeltaCommand.BatchBegin) return null;
   try {
     const { sources: count, windowLog } = decodeBatchBegin(begin.subarray(COMMAND_HEADER_BYTES));
     at += begin.length;
     const sources: PredecessorRef[] = [];
     for (let i = 0; i < count; i++) {
       const command = commandAt(view, at);
-      if (!command || command.readUInt16LE(4) !== DeltaCommand.BatchSource || !hasValidCrc(command)) return null;
+      if (!command || command.readUInt16LE(4) !== DeltaCommand.BatchSource) return null;
       const source = decodeBatchSource(command.subarray(COMMAND_HEADER_BYTES));
       sources.push({ sourcePath: source.path, sourceSize: source.size, sourceSha256: source.sha256 });
       at += command.length;
