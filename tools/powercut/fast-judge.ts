@@ -14,6 +14,7 @@ import {
   type EnvCopy,
   type SuperblockStatus,
 } from './uboot-view';
+import { superblockFromSectorZero } from './sector-zero-superblock';
 
 const runner = new CommandRunner();
 const run = async (command: string, args: string[]): Promise<string> => (await runner.run(command, args)).stdout;
@@ -33,6 +34,8 @@ export interface JudgeContext {
   ubootBackupSuperblock: boolean;
   /** no copy valid: it rebuilds one from the sectors of two torn copies (uboot/patches/0002-…) */
   ubootRebuildSuperblock: boolean;
+  /** no mix of the sectors checks out: a copy's sector 0 whose chunk root verifies (uboot/patches/0003-…) */
+  ubootSectorZeroSuperblock: boolean;
   scratchDir: string;
 }
 
@@ -42,8 +45,11 @@ export interface Verdict {
   suspicious: boolean;
   /** the primary superblock was invalid: judged on the backup copy put in its place, as the device does */
   repairedSuperblock: boolean;
-  /** no copy was valid: judged on the superblock rebuilt from two torn copies, as the patched u-boot writes it */
-  rebuiltSuperblock: { from: number[]; generation: number } | null;
+  /**
+   * no copy was valid: judged on the superblock rebuilt from two torn copies, as the patched u-boot writes
+   * it: from a mix of their sectors (0002), or from one copy's sector 0 and its own sectors (0003)
+   */
+  rebuiltSuperblock: { from: number[]; generation: number; how: 'sectors' | 'sector 0' } | null;
   reasons: string[];
   envCopies: { name: string; valid: boolean; flag: number; protocol: Record<string, string>; why?: string }[];
   /** the snapshot boot.scr will boot (after its fallbacks), null if none */
@@ -111,13 +117,25 @@ export async function judgeState(image: string, context: JudgeContext): Promise<
   }
   const primaryValid = superblocks[0]?.valid === true;
   const ubootSuper = ubootSuperblock(superblocks, context.ubootBackupSuperblock);
-  const rebuilt =
-    !ubootSuper && context.ubootRebuildSuperblock
-      ? rebuildSuperblock([...superBytes].map(([offset, bytes]) => ({ offset, bytes })))
-      : null;
+  // u-boot's rebuild reads the first two copies (the third lies beyond any device this small)
+  const firstTwo = [...superBytes].slice(0, 2).map(([offset, bytes]) => ({ offset, bytes }));
+  let rebuilt: { from: number[]; generation: number; primary: Buffer; how: 'sectors' | 'sector 0' } | null = null;
+  if (!ubootSuper && context.ubootRebuildSuperblock) {
+    const mixed = rebuildSuperblock(firstTwo);
+    if (mixed) rebuilt = { ...mixed, how: 'sectors' };
+  }
+  if (!ubootSuper && !rebuilt && context.ubootSectorZeroSuperblock) {
+    const read = (offset: number, length: number): Promise<Buffer> =>
+      readRange(handle, layout.pool.offset + offset, length);
+    const fromSectorZero = await superblockFromSectorZero(firstTwo, read).catch(async (error: unknown) => {
+      await handle.close();
+      throw error;
+    });
+    if (fromSectorZero) rebuilt = { ...fromSectorZero, how: 'sector 0' };
+  }
   if (!ubootSuper && !rebuilt) {
     reasons.push(
-      `u-boot finds no valid btrfs superblock (${superblocks.map((s) => s.why ?? 'ok').join(', ')})${context.ubootRebuildSuperblock ? ' and rebuilds none from their sectors' : ''}`,
+      `u-boot finds no valid btrfs superblock (${superblocks.map((s) => s.why ?? 'ok').join(', ')})${context.ubootRebuildSuperblock ? ' and rebuilds none from their sectors' : ''}${context.ubootSectorZeroSuperblock ? ' nor from a sector 0 whose chunk root verifies' : ''}`,
     );
   }
 
@@ -125,7 +143,7 @@ export async function judgeState(image: string, context: JudgeContext): Promise<
     ok: false,
     suspicious: true,
     repairedSuperblock: false,
-    rebuiltSuperblock: rebuilt && { from: rebuilt.from, generation: rebuilt.generation },
+    rebuiltSuperblock: rebuilt && { from: rebuilt.from, generation: rebuilt.generation, how: rebuilt.how },
     reasons,
     envCopies: copies.map((c) => ({
       name: c.name,

@@ -27,6 +27,7 @@ export interface RunOptions {
   onlyKinds?: CrashState['kind'][];
   ubootBackupSuperblock: boolean;
   ubootRebuildSuperblock: boolean;
+  ubootSectorZeroSuperblock: boolean;
   /** states judged on a repaired superblock that are also booted for real, per flow (default 1) */
   repairedBootsPerFlow?: number;
   scratchDir: string;
@@ -64,8 +65,10 @@ export interface FlowReport {
   superblockStates: number;
   /** of those, with both copies torn at once */
   bothTorn: number;
-  /** of those, judged on a superblock rebuilt from their sectors (as the patched u-boot writes it) */
+  /** of those, judged on a superblock rebuilt from a mix of their sectors (as patch 0002 writes it) */
   rebuilt: number;
+  /** … and when no mix checks out, from a copy's sector 0 whose chunk root verifies (patch 0003) */
+  rebuiltFromSectorZero: number;
   superblocks: SuperblockBatches;
 }
 
@@ -129,10 +132,12 @@ export async function runFlow(
     superblockStates: 0,
     bothTorn: 0,
     rebuilt: 0,
+    rebuiltFromSectorZero: 0,
     superblocks: superblockBatches(writeLog.entries, recording.layout.pool.offset, writeLog.sectorSize),
   };
   let repairedBooted = 0;
-  let rebuiltBooted = 0;
+  // the rebuilt states booted so far, per kind of rebuild
+  const rebuiltBooted = { sectors: 0, 'sector 0': 0 };
   const materializer = await StateMaterializer.open(work, recording.log, writeLog);
   try {
     for (const state of states) {
@@ -151,6 +156,7 @@ export async function runFlow(
         confirmedBefore: recording.confirmedBefore,
         ubootBackupSuperblock: options.ubootBackupSuperblock,
         ubootRebuildSuperblock: options.ubootRebuildSuperblock,
+        ubootSectorZeroSuperblock: options.ubootSectorZeroSuperblock,
         scratchDir: join(flowDir, 'judge'),
       });
       const result: StateResult = {
@@ -165,22 +171,25 @@ export async function runFlow(
       if (verdict.repairedSuperblock) report.repaired++;
       if (state.kind === 'superblocks') report.superblockStates++;
       if (state.kind === 'superblocks' && state.torn.length === 2) report.bothTorn++;
-      if (verdict.rebuiltSuperblock) report.rebuilt++;
+      if (verdict.rebuiltSuperblock?.how === 'sectors') report.rebuilt++;
+      if (verdict.rebuiltSuperblock?.how === 'sector 0') report.rebuiltFromSectorZero++;
       // every state the fast judge fails, the seeded sample, and the first states of the flow that need the
       // superblock repair (the path the judge follows on the host, the device in u-boot and the initramfs)
-      // (and of those rebuilt from two torn copies, the first too: u-boot's repair that writes the primary)
+      // (and of those rebuilt from two torn copies, the first of each rebuild too: u-boot's repair that writes
+      // the primary)
       const perFlow = options.repairedBootsPerFlow ?? 1;
-      const repairSample = verdict.rebuiltSuperblock
-        ? rebuiltBooted < perFlow
+      const rebuild = verdict.rebuiltSuperblock?.how;
+      const repairSample = rebuild
+        ? rebuiltBooted[rebuild] < perFlow
         : verdict.repairedSuperblock && repairedBooted < perFlow;
       if (verdict.suspicious || realBoots.has(state.id) || repairSample) {
-        if (repairSample && verdict.rebuiltSuperblock) rebuiltBooted++;
+        if (repairSample && rebuild) rebuiltBooted[rebuild]++;
         else if (repairSample) repairedBooted++;
         const why = verdict.suspicious
           ? `fast judge: ${verdict.reasons.join('; ')}`
           : repairSample
-            ? verdict.rebuiltSuperblock
-              ? 'both superblock copies torn, rebuilt'
+            ? rebuild
+              ? `both superblock copies torn, rebuilt from ${rebuild === 'sectors' ? 'their sectors' : "a copy's sector 0"}`
               : 'torn primary superblock'
             : 'sampled';
         result.realBoot = await bootForReal(work, join(flowDir, `boot-${state.id}`), artifacts, verdict);
@@ -235,8 +244,8 @@ async function bootForReal(
     if (record.reachedPrompt) why = 'reached the u-boot prompt';
     else if (!record.linux) why = `no snapshot reached (${record.end})`;
     else if (expected && snapshot !== expected) why = `booted ${snapshot}, the fast judge predicted ${expected}`;
-    else if (verdict.rebuiltSuperblock && !logs.includes('btrfs: both superblock copies torn, rebuilt')) {
-      why = 'the fast judge rebuilt the superblock from two torn copies, u-boot did not say it did';
+    else if (verdict.rebuiltSuperblock && !logs.includes(rebuiltLine(verdict.rebuiltSuperblock))) {
+      why = `the fast judge rebuilt the superblock from two torn copies (${rebuiltLine(verdict.rebuiltSuperblock)}), u-boot did not say it did`;
     }
     return {
       ok: !why,
@@ -249,4 +258,11 @@ async function bootForReal(
   } finally {
     await rm(join(dir, 'disk.img'), { force: true });
   }
+}
+
+/** What the patched u-boot prints when it rebuilds what the fast judge rebuilt (uboot/patches/0002, 0003). */
+export function rebuiltLine(rebuilt: NonNullable<Verdict['rebuiltSuperblock']>): string {
+  return rebuilt.how === 'sectors'
+    ? `rebuilt generation ${rebuilt.generation} from the sectors of the copies at ${rebuilt.from.join(' and ')}`
+    : `rebuilt generation ${rebuilt.generation} from sector 0 of the copy at ${rebuilt.from[0]}`;
 }

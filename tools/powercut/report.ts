@@ -34,21 +34,6 @@ function describeFailure(result: StateResult, context: ReplayContext): string[] 
   return lines;
 }
 
-/**
- * Finding 2 of docs/boot-safety.md: both superblock copies of a commit torn so that no sector-wise mix
- * of them checks out (a sector the commit changed is in neither copy in its new form, and one is in
- * neither in its old form). Nothing on the device can read such a pool; the report lists these apart,
- * and only other failures fail the run.
- */
-export function isBeyondRebuild(result: StateResult): boolean {
-  return (
-    result.state.kind === 'superblocks' &&
-    result.state.torn.length === 2 &&
-    result.verdict.reasons.length > 0 &&
-    result.verdict.reasons.every((r) => r.includes('rebuilds none from their sectors'))
-  );
-}
-
 export function formatReport(reports: FlowReport[], seconds: number, context: ReplayContext): string {
   const { board, seed } = context;
   const states = reports.reduce((n, r) => n + r.states, 0);
@@ -56,7 +41,6 @@ export function formatReport(reports: FlowReport[], seconds: number, context: Re
   const judge = reports.reduce((n, r) => n + r.judgeSeconds, 0);
   const bootSeconds = reports.flatMap((r) => r.realBoots).reduce((n, r) => n + (r.realBoot?.seconds ?? 0), 0);
   const failed = reports.flatMap((r) => r.failed);
-  const beyond = failed.filter(isBeyondRebuild);
   const lines = [
     `power cut at every write, board ${board}, seed ${seed}`,
     'flow                  entries  writes flushes  states  failed  booted',
@@ -66,10 +50,9 @@ export function formatReport(reports: FlowReport[], seconds: number, context: Re
     ),
     ...reports.map(
       (r) =>
-        `${r.flow}: ${r.repaired} states with a torn primary superblock (judged on the backup or a rebuilt copy); ${r.bothTorn} with both copies torn at once, ${r.rebuilt} rebuilt from their sectors; ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
+        `${r.flow}: ${r.repaired} states with a torn primary superblock (judged on the backup or a rebuilt copy); ${r.bothTorn} with both copies torn at once, ${r.rebuilt} rebuilt from a mix of their sectors, ${r.rebuiltFromSectorZero} from a copy's sector 0; ${r.superblocks.commits} btrfs commits; primary + backup superblock in one unflushed batch in ${r.superblocks.withBackupInSameBatch} (backup logged first in ${r.superblocks.backupFirst})`,
     ),
     `total: ${states} distinct crash states, ${failed.length} failed, ${booted} booted for real`,
-    `of the failed: ${beyond.length} with both superblock copies torn beyond a rebuild (finding 2), ${failed.length - beyond.length} other`,
     `time: ${seconds.toFixed(0)} s; fast judge ${(judge / Math.max(states, 1)).toFixed(2)} s/state; real boot ${(bootSeconds / Math.max(booted, 1)).toFixed(1)} s/boot`,
     ...failed.flatMap((f) => describeFailure(f, context)),
   ];

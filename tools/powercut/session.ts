@@ -18,12 +18,14 @@ export interface PowercutBoard {
   ubootBackupSuperblock: boolean;
   /** … and uboot/patches/0002-btrfs-rebuild-a-superblock-from-two-torn-copies.patch */
   ubootRebuildSuperblock: boolean;
+  /** … and uboot/patches/0003-btrfs-a-superblock-from-a-copy-s-sector-0.patch */
+  ubootSectorZeroSuperblock: boolean;
 }
 
 // build-artifacts.sh applies every uboot/patches/*.patch to every board's u-boot
 export const BOARDS: Record<VdevBoard, PowercutBoard> = {
-  x86: { name: 'x86', ubootBackupSuperblock: true, ubootRebuildSuperblock: true },
-  arm64: { name: 'arm64', ubootBackupSuperblock: true, ubootRebuildSuperblock: true },
+  x86: { name: 'x86', ubootBackupSuperblock: true, ubootRebuildSuperblock: true, ubootSectorZeroSuperblock: true },
+  arm64: { name: 'arm64', ubootBackupSuperblock: true, ubootRebuildSuperblock: true, ubootSectorZeroSuperblock: true },
 };
 
 export function boardNamed(name: string): PowercutBoard {
