@@ -464,6 +464,35 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(done.counts).toEqual({ confirmed: 1 });
   });
 
+  it('catches up a rollback event that committed behind the engine cursor', async () => {
+    // not connected: only the event inserted below can move the rollback
+    await provisionDevices(server, [{ id: 'rb-late-0', tags: ['rb-late'] }]);
+    await server.dataSource.query(`UPDATE devices SET booted_snapshot = 'current', snapshots = $2 WHERE id = $1`, [
+      'rb-late-0',
+      JSON.stringify([committedSnapshot('current'), committedSnapshot('older')]),
+    ]);
+    const rollback = await api('POST', '/rollbacks', { deviceId: 'rb-late-0', snapshot: 'older' });
+    const [{ commandId, state }] = rollback.devices;
+    expect(state).toBe('notified');
+    // the rollback has not moved for a while, and its event commits with the cursor already past it
+    await server.dataSource.query(
+      `UPDATE rollback_devices SET updated_at = now() - interval '1 minute' WHERE rollback_id = $1`,
+      [rollback.id],
+    );
+    await server.dataSource.query(
+      `WITH e AS (
+         INSERT INTO device_job_events (event_id, device_id, command_id, type, occurred_at, received_at, payload)
+         VALUES ($1, 'rb-late-0', $2, 'confirmed', now(), now() - interval '1 minute', $3) RETURNING seq)
+       UPDATE rollout_engine_cursor SET event_seq = GREATEST(event_seq, (SELECT seq FROM e))`,
+      [randomUUID(), commandId, { v: PROTOCOL_VERSION, commandId, type: 'confirmed', snapshot: 'older' }],
+    );
+    await waitFor(
+      async () => (await api('GET', `/rollbacks/${rollback.id}`)).devices[0].state === 'confirmed',
+      30_000,
+      'late rollback event applied',
+    );
+  });
+
   it('rolls a device back remotely to a snapshot it holds, with the outcome per device', async () => {
     const [device] = await fleet([
       { id: 'rb-0', tags: ['rb'], snapshots: [committedSnapshot('current'), committedSnapshot('older')] },
