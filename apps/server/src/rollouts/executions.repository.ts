@@ -4,19 +4,8 @@ import { DeviceFeed } from '../devices/device-feed';
 import { DeviceStatus } from '../devices/device.entity';
 import { returningRows } from '../database/returning-rows';
 import { ExecutionState, FAILURE_STATES, IN_FLIGHT_STATES } from './execution-state';
-import { ExecutionRow, HistoryEntry } from './rollout-rows';
+import { ExecutionRow, HistoryEntry, HistoryRow } from './rollout-rows';
 import { StateCounts } from './wave-criterion';
-
-/** A history row as the execution detail shows it. */
-export interface HistoryRow {
-  at: Date;
-  attempt: number;
-  from_state: ExecutionState | null;
-  to_state: ExecutionState;
-  event_id: string | null;
-  command_id: string | null;
-  detail: Record<string, unknown>;
-}
 
 /** An execution an UPDATE … RETURNING changed: what the history and audit entries need. */
 export interface ChangedExecution {
