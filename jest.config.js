@@ -13,7 +13,7 @@ module.exports = {
     '^@cowroot/device$': '<rootDir>/libs/device/src/index.ts',
     '^@cowroot/api-client$': '<rootDir>/libs/api-client/src/index.ts',
     '^@cowroot/device/testing$': '<rootDir>/libs/device/src/testing/index.ts',
-    '^@cowroot/testing$': '<rootDir>/tools/testing/privileged.ts',
+    '^@cowroot/testing$': '<rootDir>/tools/testing/index.ts',
   },
   testTimeout: 60000,
 };

@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
 import { JobEventType, PROTOCOL_VERSION, DeviceChannel, deviceTopic, encodeMessage } from '@cowroot/protocol';
 import { randomUUID } from 'node:crypto';
 import mqtt from 'mqtt';
@@ -14,6 +13,7 @@ import {
   seedRelease,
   waitFor,
 } from './testing/rollout-fixtures';
+import { adminApi } from '../../test/admin-api';
 
 jest.setTimeout(90_000);
 
@@ -30,21 +30,7 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     await server?.close();
   });
 
-  async function api<T = Record<string, any>>(
-    method: string,
-    path: string,
-    body?: unknown,
-    expected = [200, 201],
-  ): Promise<T> {
-    const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!expected.includes(response.status)) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-    return (text ? JSON.parse(text) : {}) as T;
-  }
+  const api = adminApi(() => server);
 
   async function fleet(specs: Parameters<typeof provisionDevices>[1], rebootMs = 100): Promise<SimulatedDevice[]> {
     const created = await provisionDevices(server, specs, rebootMs);
