@@ -112,6 +112,58 @@ export class DevicePresenceService {
     });
   }
 
+  /**
+   * BROKER=nats, at a replica's start: the broker's list of connected devices replaces what the table
+   * says, for what happened while no replica was listening to connect events. A listed device offline
+   * here becomes online when its connection is newer than the last connect recorded (one whose connect
+   * event was handled, and perhaps its disconnect since, is the event path's); an online device not
+   * listed becomes offline unless it connected after `listedAt` (the event path already has it).
+   * last_seen_at cannot order these: reports from the JetStream backlog move it to their ingest time.
+   * Set-based, so the cost is a few statements whatever the fleet size.
+   * @returns the devices this took online (their open commands are re-sent) and how many it took offline
+   */
+  async reconcileConnected(
+    connected: Array<{ deviceId: string; start: Date }>,
+    listedAt: Date,
+    reason: string,
+  ): Promise<{ online: string[]; offline: number }> {
+    await this.queue.drain();
+    return this.dataSource.transaction(async (manager) => {
+      const online = await returningRows<{ id: string }>(
+        manager,
+        `UPDATE devices d SET online = true, session_broker = $3, updated_at = now(),
+                last_connected_at = c.start, last_seen_at = GREATEST(d.last_seen_at, c.start)
+           FROM unnest($1::text[], $2::timestamptz[]) AS c(id, start)
+          WHERE d.id = c.id AND NOT d.online AND d.status = '${DeviceStatus.Active}'
+            AND (d.last_connected_at IS NULL OR d.last_connected_at < c.start)
+          RETURNING d.id`,
+        [connected.map((c) => c.deviceId), connected.map((c) => c.start.toISOString()), this.broker.id],
+      );
+      await this.audit.recordMany(
+        online.map((row) => ({
+          actor: SYSTEM_ACTOR,
+          action: 'device.state.online',
+          subjectType: 'device',
+          subjectId: row.id,
+          before: { online: false },
+          after: { online: true },
+          reason,
+        })),
+        manager,
+      );
+      const offline = await this.takeOffline(
+        manager,
+        `UPDATE devices SET online = false, session_broker = NULL, updated_at = now()
+          WHERE online AND status = '${DeviceStatus.Active}' AND id <> ALL ($1::text[])
+            AND (last_connected_at IS NULL OR last_connected_at < $2)
+          RETURNING id`,
+        [connected.map((c) => c.deviceId), listedAt],
+        reason,
+      );
+      return { online: online.map((row) => row.id), offline };
+    });
+  }
+
   /** Resolves when every queued presence write has finished. */
   drain(): Promise<void> {
     return this.queue.drain();
