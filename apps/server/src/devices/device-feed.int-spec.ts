@@ -109,6 +109,16 @@ describe(DeviceFeed.name, () => {
     ]);
   });
 
+  it('gives the active devices by id or by tag with what they boot and hold, by id', async () => {
+    const byIds = await feed.activeSnapshots(dataSource.manager, { ids: ['feed_4', 'feed_2', 'feed_1', 'nobody'] });
+    expect(byIds).toEqual([
+      { id: 'feed_1', booted_snapshot: 's1', snapshots: [{ id: 's1' }] },
+      { id: 'feed_2', booted_snapshot: 's2', snapshots: [{ id: 's2' }] },
+    ]);
+    const byTag = await feed.activeSnapshots(dataSource.manager, { tag: 'canary' });
+    expect(byTag).toEqual([{ id: 'feed_3', booted_snapshot: null, snapshots: [] }]);
+  });
+
   it('locks and returns only the active devices of a list', async () => {
     const active = await dataSource.transaction((manager) =>
       feed.lockActive(manager, ['feed_1', 'feed_4', 'gone', 'feed_3']),

@@ -6,11 +6,11 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
-import { CommandFilter } from '../devices/device-feed';
+import { CommandFilter, DeviceFeed } from '../devices/device-feed';
 import { SqlFragment } from '../devices/device-selection';
-import { DeviceStatus } from '../devices/device.entity';
 import { ExecutionState } from '../rollouts/execution-state';
 import { RollbackOutcomeLink, RollbackOutcomePort, RollbackTarget } from '../rollouts/rollback-outcome-port';
+import { RolloutsService } from '../rollouts/rollouts.service';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from '../rollouts/rollout-command-port';
 import { CreateRollbackDto } from './dto/create-rollback.dto';
 import { RollbackDeviceDto, RollbackDto } from './dto/rollback.dto';
@@ -42,6 +42,8 @@ export class RollbacksService implements RollbackOutcomePort, OnModuleInit {
     private readonly audit: AuditService,
     @Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort,
     private readonly outcomes: RollbackOutcomeLink,
+    private readonly devices: DeviceFeed,
+    private readonly rollouts: RolloutsService,
   ) {}
 
   /** Before the engine's first tick (application bootstrap), so no rollback event passes the cursor unread. */
@@ -183,31 +185,26 @@ export class RollbacksService implements RollbackOutcomePort, OnModuleInit {
     };
   }
 
+  /** The devices a target names, through their features: devices by DeviceFeed, a rollout's by RolloutsService. */
   private async candidates(manager: EntityManager, target: { type: string; value: string }): Promise<Candidate[]> {
-    const columns = `d.id AS device_id, d.booted_snapshot, d.snapshots`;
-    if (target.type === 'device') {
-      const rows = (await manager.query(
-        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = '${DeviceStatus.Active}'`,
-        [target.value],
-      )) as Candidate[];
-      if (rows.length === 0)
-        throw new DomainError(DomainErrorCode.DeviceNotFound, `active device ${target.value} not found`);
-      return rows;
-    }
-    if (target.type === 'tag') {
-      return (await manager.query(
-        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.tags @> ARRAY[$1]::text[] AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,
-        [target.value],
-      )) as Candidate[];
-    }
-    const rollout = (await manager.query(`SELECT id FROM rollouts WHERE id = $1`, [target.value])) as unknown[];
-    if (rollout.length === 0)
-      throw new DomainError(DomainErrorCode.RolloutNotFound, `rollout ${target.value} not found`);
-    return (await manager.query(
-      `SELECT ${columns}, x.from_snapshot FROM rollout_executions x JOIN devices d ON d.id = x.device_id
-        WHERE x.rollout_id = $1 AND x.state = $2 AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,
-      [target.value, ExecutionState.Confirmed],
-    )) as Candidate[];
+    const fromRollout =
+      target.type === 'rollout'
+        ? new Map(
+            (await this.rollouts.confirmedDevices(manager, target.value)).map((d) => [d.deviceId, d.fromSnapshot]),
+          )
+        : null;
+    const devices = await this.devices.activeSnapshots(
+      manager,
+      target.type === 'tag' ? { tag: target.value } : { ids: fromRollout ? [...fromRollout.keys()] : [target.value] },
+    );
+    if (target.type === 'device' && devices.length === 0)
+      throw new DomainError(DomainErrorCode.DeviceNotFound, `active device ${target.value} not found`);
+    return devices.map((d) => ({
+      device_id: d.id,
+      booted_snapshot: d.booted_snapshot,
+      snapshots: d.snapshots,
+      from_snapshot: fromRollout?.get(d.id) ?? null,
+    }));
   }
 
   /** The newest read-only snapshot other than the booted one. */

@@ -90,6 +90,17 @@ export class ExecutionsRepository {
     return rows[0];
   }
 
+  /** The devices a rollout confirmed, with the snapshot each came from (a remote rollback's way back). */
+  async confirmedDevices(
+    manager: EntityManager,
+    rolloutId: string,
+  ): Promise<Array<{ device_id: string; from_snapshot: string | null }>> {
+    return (await manager.query(
+      `SELECT device_id, from_snapshot FROM rollout_executions WHERE rollout_id = $1 AND state = $2 ORDER BY device_id`,
+      [rolloutId, ExecutionState.Confirmed],
+    )) as Array<{ device_id: string; from_snapshot: string | null }>;
+  }
+
   async history(manager: EntityManager, executionId: string): Promise<HistoryRow[]> {
     return (await manager.query(
       `SELECT at, attempt, from_state, to_state, event_id, command_id, detail FROM rollout_execution_history WHERE execution_id = $1 ORDER BY id`,

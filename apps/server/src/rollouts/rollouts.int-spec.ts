@@ -105,6 +105,25 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(actions.filter((a) => a === 'rollout.execution.confirmed')).toHaveLength(6);
     expect(actions[0]).toBe('rollout.created');
     expect(actions[actions.length - 1]).toBe('rollout.completed');
+
+    // a remote rollback of the rollout: each confirmed device back to the snapshot it came from
+    const rollback = await api('POST', '/rollbacks', { rolloutId: created.id, reason: 'back out canary' });
+    expect(rollback.devices).toHaveLength(6);
+    expect(
+      rollback.devices.every(
+        (d: { state: string; snapshot: string }) => d.state === 'notified' && d.snapshot === 'factory',
+      ),
+    ).toBe(true);
+    await waitFor(
+      async () =>
+        (await api('GET', `/rollbacks/${rollback.id}`)).devices.every(
+          (d: { state: string }) => d.state === 'confirmed',
+        ),
+      30_000,
+      'rollout rolled back',
+    );
+    const missing = await api('POST', '/rollbacks', { rolloutId: randomUUID() }, [404]);
+    expect(missing.error.code).toBe('ROLLOUT_NOT_FOUND');
   });
 
   it('stops a failing canary at the abort threshold with exact counts and switches confirmed devices back', async () => {
