@@ -117,14 +117,15 @@ export class DevicePresenceService {
    * says, for what happened while no replica was listening to connect events. A listed device offline
    * here becomes online when its connection is newer than the last connect recorded (one whose connect
    * event was handled, and perhaps its disconnect since, is the event path's); an online device not
-   * listed becomes offline unless it connected after `listedAt` (the event path already has it).
+   * listed becomes offline unless it connected after `listedAt` (the event path already has it); with
+   * `listedAt` null (a listing that may lack connections) nobody is taken offline.
    * last_seen_at cannot order these: reports from the JetStream backlog move it to their ingest time.
    * Set-based, so the cost is a few statements whatever the fleet size.
    * @returns the devices this took online (their open commands are re-sent) and how many it took offline
    */
   async reconcileConnected(
     connected: Array<{ deviceId: string; start: Date }>,
-    listedAt: Date,
+    listedAt: Date | null,
     reason: string,
   ): Promise<{ online: string[]; offline: number }> {
     await this.queue.drain();
@@ -151,6 +152,7 @@ export class DevicePresenceService {
         })),
         manager,
       );
+      if (!listedAt) return { online: online.map((row) => row.id), offline: 0 };
       const offline = await this.takeOffline(
         manager,
         `UPDATE devices SET online = false, session_broker = NULL, updated_at = now()

@@ -96,4 +96,20 @@ describe('DevicePresenceService.reconcileConnected', () => {
       { subject_id: 'pr-left', action: 'device.state.offline' },
     ]);
   });
+
+  it('takes nobody offline from a listing that may lack connections (a node did not answer)', async () => {
+    await seedDevices(server.dataSource, [
+      { id: 'pr-unheard', tags: [] },
+      { id: 'pr-back', tags: [] },
+    ]);
+    await set('pr-unheard', true, '2026-12-03T05:00:00Z');
+    await set('pr-back', false, '2026-12-03T05:00:00Z');
+    const result = await presence.reconcileConnected(
+      [{ deviceId: 'pr-back', start: at('2026-12-03T06:30:00Z') }],
+      null,
+      REASON,
+    );
+    expect(result).toEqual({ online: ['pr-back'], offline: 0 });
+    expect(await state()).toMatchObject({ 'pr-unheard': true, 'pr-back': true });
+  });
 });

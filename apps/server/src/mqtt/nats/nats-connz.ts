@@ -8,6 +8,17 @@ export interface ConnzConnection {
   mqtt_client?: string;
 }
 
+/** The part of a ROUTEZ reply (server/monitor.go Routez) read here: who this node is routed to. */
+interface RoutezReply {
+  data?: { routes?: Array<{ remote_id?: string }> };
+}
+
+/** Every open connection the nodes listed; `complete` is false when a node routed to the cluster did not answer. */
+export interface AccountConnections {
+  connections: ConnzConnection[];
+  complete: boolean;
+}
+
 interface ConnzReply {
   server?: { id?: string; name?: string };
   data?: { total?: number; offset?: number; connections?: ConnzConnection[] };
@@ -31,20 +42,21 @@ const decode = (data: Uint8Array) => JSON.parse(new TextDecoder().decode(data)) 
 /**
  * Every open connection of one account across the cluster, from nats-server's CONNZ monitoring endpoint
  * over the system account (docs.nats.io "System Events": `$SYS.REQ.ACCOUNT.<id>.CONNZ`, answered by each
- * node with its own connections; `$SYS.REQ.SERVER.<id>.CONNZ` with `acc` pages one node). A node that
- * does not answer within GATHER_MS is not listed: its connections are not seen.
+ * node with its own connections; `$SYS.REQ.SERVER.<id>.CONNZ` with `acc` pages one node). The nodes that
+ * should have answered are the first one's routes (ROUTEZ): a node that did not answer within GATHER_MS
+ * makes the listing incomplete, as its connections are not in it.
  */
-export async function accountConnections(sys: NatsConnection, account: string): Promise<ConnzConnection[]> {
+export async function accountConnections(sys: NatsConnection, account: string): Promise<AccountConnections> {
   for (let attempt = 1; ; attempt++) {
     const listing = await listOnce(sys, account);
-    if (listing.stable || attempt === ATTEMPTS) return listing.connections;
+    if (listing.stable || attempt === ATTEMPTS) return { connections: listing.connections, complete: listing.complete };
   }
 }
 
 async function listOnce(
   sys: NatsConnection,
   account: string,
-): Promise<{ connections: ConnzConnection[]; stable: boolean }> {
+): Promise<{ connections: ConnzConnection[]; stable: boolean; complete: boolean }> {
   const request = { acc: account, auth: true, offset: 0, limit: PAGE };
   const first: ConnzReply[] = [];
   for await (const message of await sys.requestMany(`$SYS.REQ.ACCOUNT.${account}.CONNZ`, encode(request), {
@@ -70,5 +82,18 @@ async function listOnce(
       if ((page.data?.total ?? 0) !== total) stable = false;
     }
   }
-  return { connections, stable };
+  return { connections, stable, complete: await allAnswered(sys, first) };
+}
+
+/** Whether every node the first one is routed to (and it) answered; none answering is incomplete too. */
+async function allAnswered(sys: NatsConnection, replies: ConnzReply[]): Promise<boolean> {
+  const answered = new Set(replies.map((reply) => reply.server?.id));
+  const [first] = replies;
+  if (!first?.server?.id) return false;
+  const routez = JSON.parse(
+    new TextDecoder().decode(
+      (await sys.request(`$SYS.REQ.SERVER.${first.server.id}.ROUTEZ`, encode({}), { timeout: PAGE_TIMEOUT_MS })).data,
+    ),
+  ) as RoutezReply;
+  return (routez.data?.routes ?? []).every((route) => answered.has(route.remote_id));
 }

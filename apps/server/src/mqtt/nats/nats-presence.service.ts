@@ -89,7 +89,7 @@ export class NatsPresence implements OnApplicationBootstrap, OnModuleDestroy {
    */
   async reconcile(): Promise<{ online: number; offline: number }> {
     const listedAt = new Date();
-    const connections = await accountConnections(this.nats.sys, this.tokens.accountPublicKey);
+    const { connections, complete } = await accountConnections(this.nats.sys, this.tokens.accountPublicKey);
     const devices: Array<{ deviceId: string; start: Date }> = [];
     for (const connection of connections) {
       const device = this.identify({ client: connectionClient(connection) });
@@ -97,9 +97,11 @@ export class NatsPresence implements OnApplicationBootstrap, OnModuleDestroy {
       if (device.clientId !== device.deviceId) await this.takeover(device.deviceId, device.clientId);
       else devices.push({ deviceId: device.deviceId, start: device.start });
     }
+    // a node that did not answer holds connections the listing lacks: then nobody is taken offline
+    if (!complete) this.logger.warn('presence reconcile: not every NATS node answered CONNZ, taking nobody offline');
     const result = await this.presence.reconcileConnected(
       devices,
-      listedAt,
+      complete ? listedAt : null,
       'presence reconciled from the NATS cluster at server start',
     );
     for (const deviceId of result.online) this.later(RESEND_AFTER_CONNECT_MS, () => this.broker.resendNeeded(deviceId));
