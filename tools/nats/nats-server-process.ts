@@ -145,6 +145,11 @@ export class NatsServerProcess {
     this.child?.kill('SIGSTOP');
   }
 
+  /** SIGCONT after freeze(): the node reads its sockets again (a stopped process would not even take SIGTERM). */
+  thaw(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** SIGKILL (a crash) or SIGTERM; resolves when the process is gone. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;

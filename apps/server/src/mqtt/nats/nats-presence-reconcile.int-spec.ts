@@ -2,6 +2,8 @@ import { SimulatedDevice } from '../../../../../tools/fleet-sim/src/simulated-de
 import { tempDir } from '../../../../../tools/nats/nats-fixture';
 import { brokerTokenFetcher, NatsDeployment, startNatsDeployment } from '../../../../../tools/nats/nats-deployment';
 import { startTestServer, TestServer } from '../../../test/start-test-server';
+import { NatsConnections } from './nats-connections';
+import { NatsPresence } from './nats-presence.service';
 import { provisionDevices, waitFor } from '../../rollouts/testing/rollout-fixtures';
 
 jest.setTimeout(120_000);
@@ -91,6 +93,34 @@ describe('BROKER=nats presence across a time without replicas', () => {
       { subject_id: 'rc-arrives', action: 'device.state.online' },
       { subject_id: 'rc-leaves', action: 'device.state.offline' },
     ]);
+  });
+
+  it('takes nobody offline while a node routed to the cluster does not answer', async () => {
+    const running = server!;
+    // a node neither of the replica's connections uses (it must stay reachable), with a device on it
+    const used = [running.app.get(NatsConnections).app, running.app.get(NatsConnections).sys].map((nc) =>
+      nc.getServer(),
+    );
+    const node = nats.nodes.find((n) => !used.some((server) => n.clientUrl.endsWith(server)))!;
+    const [device] = await provisionDevices(running, [{ id: 'rc-frozen' }], 100, (id, credential) => ({
+      mqttUrl: node.mqttUrl,
+      mqttPassword: brokerTokenFetcher(running.httpUrl, id, credential),
+      reconnect: true,
+    }));
+    devices.push(device);
+    await device.connectRetrying();
+    await waitFor(async () => (await onlineOf(running, ['rc-frozen']))['rc-frozen'], 20_000, 'rc-frozen online');
+    const presence = running.app.get(NatsPresence);
+    node.freeze();
+    try {
+      expect(await presence.reconcile()).toEqual({ online: 0, offline: 0 });
+      expect(await onlineOf(running, ['rc-frozen'])).toEqual({ 'rc-frozen': true });
+    } finally {
+      node.thaw();
+    }
+    // answered again: the listing is complete and has the device, nothing to change
+    expect(await presence.reconcile()).toEqual({ online: 0, offline: 0 });
+    expect(await onlineOf(running, ['rc-frozen'])).toEqual({ 'rc-frozen': true });
   });
 });
 
