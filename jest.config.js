@@ -13,7 +13,8 @@ module.exports = {
     '^@cowroot/device$': '<rootDir>/libs/device/src/index.ts',
     '^@cowroot/api-client$': '<rootDir>/libs/api-client/src/index.ts',
     '^@cowroot/device/testing$': '<rootDir>/libs/device/src/testing/index.ts',
-    '^@cowroot/testing$': '<rootDir>/tools/testing/index.ts',
+    '^@cowroot/testing$': '<rootDir>/tools/testing/privileged.ts',
+    '^@cowroot/testing/free-port$': '<rootDir>/tools/testing/free-port.ts',
   },
   testTimeout: 60000,
 };

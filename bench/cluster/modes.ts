@@ -5,7 +5,7 @@ import { DEVICE_JWT_PREFIX, devicePermissions } from '../../apps/server/src/mqtt
 import { nativeSigningKey } from '../../apps/server/src/mqtt/nats/native-signing-key';
 import { ReplicaProcess } from '../../apps/server/src/mqtt/nats/testing/replica-process';
 import { startReplicas } from '../../apps/server/src/mqtt/nats/testing/replica-set';
-import { freePort } from '@cowroot/testing';
+import { freePort } from '@cowroot/testing/free-port';
 import { connectService, tempDir } from '../../tools/nats/nats-fixture';
 import { NatsDeployment, startNatsDeployment } from '../../tools/nats/nats-deployment';
 import { publishBenchRelease } from '../rollout/rollout-dispatch';

@@ -28,7 +28,7 @@ import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
 import { ArtifactDownloader } from '../src/download/artifact-downloader';
 import { ArtifactHttpServer } from '../src/testing/artifact-http-server';
 import { unitNodeFlags } from '../src/testing/agent-runtime';
-import { freePort } from '@cowroot/testing';
+import { freePort } from '@cowroot/testing/free-port';
 
 const MiB = 1024 * 1024;
 const DEVICE_ID = 'bench-device';

@@ -1,7 +1,7 @@
 import { AgentLogger } from '../../../../agent/src/logger';
 import { fetchBrokerToken } from '../../../../agent/src/mqtt/broker-token';
 import { MqttLink } from '../../../../agent/src/mqtt/mqtt-link';
-import { freePort } from '@cowroot/testing';
+import { freePort } from '@cowroot/testing/free-port';
 import { SimulatedDevice } from '../../../../../tools/fleet-sim/src/simulated-device';
 import { tempDir } from '../../../../../tools/nats/nats-fixture';
 import { brokerTokenFetcher, NatsDeployment, startNatsDeployment } from '../../../../../tools/nats/nats-deployment';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { freePort } from '@cowroot/testing';
+import { freePort } from '@cowroot/testing/free-port';
 import { ReplicaProcess, SERVER_MAIN } from './replica-process';
 
 export interface ReplicaSetOptions {
