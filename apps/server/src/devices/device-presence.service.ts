@@ -130,8 +130,9 @@ export class DevicePresenceService {
   ): Promise<{ online: string[]; offline: number }> {
     await this.queue.drain();
     return this.dataSource.transaction(async (manager) => {
-      const online = await returningRows<{ id: string }>(
+      const online = await this.transition(
         manager,
+        true,
         `UPDATE devices d SET online = true, session_broker = $3, updated_at = now(),
                 last_connected_at = c.start, last_seen_at = GREATEST(d.last_seen_at, c.start)
            FROM unnest($1::text[], $2::timestamptz[]) AS c(id, start)
@@ -139,20 +140,9 @@ export class DevicePresenceService {
             AND (d.last_connected_at IS NULL OR d.last_connected_at < c.start)
           RETURNING d.id`,
         [connected.map((c) => c.deviceId), connected.map((c) => c.start.toISOString()), this.broker.id],
+        reason,
       );
-      await this.audit.recordMany(
-        online.map((row) => ({
-          actor: SYSTEM_ACTOR,
-          action: 'device.state.online',
-          subjectType: 'device',
-          subjectId: row.id,
-          before: { online: false },
-          after: { online: true },
-          reason,
-        })),
-        manager,
-      );
-      if (!listedAt) return { online: online.map((row) => row.id), offline: 0 };
+      if (!listedAt) return { online, offline: 0 };
       const offline = await this.takeOffline(
         manager,
         `UPDATE devices SET online = false, session_broker = NULL, updated_at = now()
@@ -162,7 +152,7 @@ export class DevicePresenceService {
         [connected.map((c) => c.deviceId), listedAt],
         reason,
       );
-      return { online: online.map((row) => row.id), offline };
+      return { online, offline };
     });
   }
 
@@ -177,20 +167,31 @@ export class DevicePresenceService {
     parameters: unknown[],
     reason: string,
   ): Promise<number> {
+    return (await this.transition(manager, false, sql, parameters, reason)).length;
+  }
+
+  /** Runs a set-based presence UPDATE … RETURNING id and audits each device it moved to `online`. */
+  private async transition(
+    manager: EntityManager,
+    online: boolean,
+    sql: string,
+    parameters: unknown[],
+    reason: string,
+  ): Promise<string[]> {
     const rows = await returningRows<{ id: string }>(manager, sql, parameters);
     await this.audit.recordMany(
       rows.map((row) => ({
         actor: SYSTEM_ACTOR,
-        action: 'device.state.offline',
+        action: online ? 'device.state.online' : 'device.state.offline',
         subjectType: 'device',
         subjectId: row.id,
-        before: { online: true },
-        after: { online: false },
+        before: { online: !online },
+        after: { online },
         reason,
       })),
       manager,
     );
-    return rows.length;
+    return rows.map((row) => row.id);
   }
 
   private set(
