@@ -157,6 +157,9 @@ export class NatsServerProcess {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
+      // a frozen node (freeze()) would hold SIGTERM pending for ever: a test that failed between its
+      // freeze and its kill must still be able to clean up
+      child.kill('SIGCONT');
       child.kill(signal);
     });
   }
