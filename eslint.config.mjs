@@ -23,7 +23,8 @@ export default [
             { sourceTag: 'scope:web', onlyDependOnLibsWithTags: ['scope:shared'] },
             // build-host and test tools: the release tool, the virtual device, the fleet simulator
             { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['scope:shared', 'scope:agent', 'scope:testing'] },
-            { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:shared'] },
+            // test helpers may build on each other (tools/nats takes freePort from tools/testing)
+            { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:shared', 'scope:testing'] },
           ],
         },
       ],

@@ -14,6 +14,7 @@ module.exports = {
     '^@cowroot/api-client$': '<rootDir>/libs/api-client/src/index.ts',
     '^@cowroot/device/testing$': '<rootDir>/libs/device/src/testing/index.ts',
     '^@cowroot/testing$': '<rootDir>/tools/testing/privileged.ts',
+    '^@cowroot/testing/free-port$': '<rootDir>/tools/testing/free-port.ts',
   },
   testTimeout: 60000,
 };

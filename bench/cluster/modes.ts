@@ -4,7 +4,8 @@ import { createUser, encodeUser } from '@nats-io/jwt';
 import { DEVICE_JWT_PREFIX, devicePermissions } from '../../apps/server/src/mqtt/nats/broker-token.service';
 import { nativeSigningKey } from '../../apps/server/src/mqtt/nats/native-signing-key';
 import { ReplicaProcess } from '../../apps/server/src/mqtt/nats/testing/replica-process';
-import { freePort } from '../../apps/server/test/free-port';
+import { startReplicas } from '../../apps/server/src/mqtt/nats/testing/replica-set';
+import { freePort } from '@cowroot/testing/free-port';
 import { connectService, tempDir } from '../../tools/nats/nats-fixture';
 import { NatsDeployment, startNatsDeployment } from '../../tools/nats/nats-deployment';
 import { publishBenchRelease } from '../rollout/rollout-dispatch';
@@ -271,28 +272,15 @@ export async function cluster(pool: SimPool, s: BenchSettings): Promise<SizeFigu
   const credentialKey = randomBytes(32).toString('hex');
   const replicas: ReplicaProcess[] = [];
   try {
-    for (const name of ['replica-a', 'replica-b']) {
-      const port = await freePort();
-      const replica = new ReplicaProcess(
-        name,
-        port,
-        {
-          ...nats.serverEnv,
-          HTTP_HOST: '127.0.0.1',
-          HTTP_PORT: String(port),
-          PUBLIC_URL: `http://127.0.0.1:${port}`,
-          DATA_DIR: join(tmp.dir, name),
-          DATABASE_URL: db.url,
-          COWROOT_ADMIN_TOKEN: token,
-          COWROOT_CREDENTIAL_KEY: credentialKey,
-          LOG_LEVEL: 'warn',
-        },
-        s.serverMain,
-      );
-      // one after the other: the first runs the migrations
-      await replica.start();
-      replicas.push(replica);
-    }
+    await startReplicas(replicas, {
+      names: ['replica-a', 'replica-b'],
+      natsEnv: nats.serverEnv,
+      databaseUrl: db.url,
+      dataDir: tmp.dir,
+      adminToken: token,
+      credentialKey,
+      main: s.serverMain,
+    });
     return await serverSizes(pool, s, s.sizes, {
       httpUrls: () => replicas.map((r) => r.httpUrl),
       mqttUrls: nats.mqttUrls,

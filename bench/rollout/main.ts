@@ -4,7 +4,7 @@ import { appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { DeviceChannel, PROTOCOL_VERSION, deviceTopic, encodeMessage } from '@cowroot/protocol';
-import { freePort } from '../../apps/server/test/free-port';
+import { freePort } from '@cowroot/testing/free-port';
 import { FleetSimulator } from '../../tools/fleet-sim/src/fleet-simulator';
 import { startNode, stopChild } from './child-process';
 import { LoadClient, connectClients, publishLoad } from './publish-load';

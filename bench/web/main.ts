@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Client } from 'pg';
 import { chromium } from 'playwright-core';
-import { freePort } from '../../apps/server/test/free-port';
+import { freePort } from '@cowroot/testing/free-port';
 import { startNode, stopChild } from '../rollout/child-process';
 
 /**

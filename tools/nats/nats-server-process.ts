@@ -4,23 +4,11 @@
 // Config keys follow docs.nats.io "Configuration" (server_name, jetstream, mqtt, cluster, resolver).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '@cowroot/testing/free-port';
 import type { NatsTrust } from './nats-trust';
 
 export const NATS_SERVER_BINARY = process.env.NATS_SERVER_BINARY ?? '/usr/sbin/nats-server';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface NatsNodePorts {
   client: number;
@@ -157,6 +145,11 @@ export class NatsServerProcess {
     this.child?.kill('SIGSTOP');
   }
 
+  /** SIGCONT after freeze(): the node reads its sockets again (a stopped process would not even take SIGTERM). */
+  thaw(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** SIGKILL (a crash) or SIGTERM; resolves when the process is gone. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
@@ -164,6 +157,9 @@ export class NatsServerProcess {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
+      // a frozen node (freeze()) would hold SIGTERM pending for ever: a test that failed between its
+      // freeze and its kill must still be able to clean up
+      child.kill('SIGCONT');
       child.kill(signal);
     });
   }

@@ -28,6 +28,7 @@ import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
 import { ArtifactDownloader } from '../src/download/artifact-downloader';
 import { ArtifactHttpServer } from '../src/testing/artifact-http-server';
 import { unitNodeFlags } from '../src/testing/agent-runtime';
+import { freePort } from '@cowroot/testing/free-port';
 
 const MiB = 1024 * 1024;
 const DEVICE_ID = 'bench-device';
@@ -95,15 +96,6 @@ function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => r(port));
-    });
-  });
 }
 
 const positional = process.argv.slice(2).filter((arg) => !arg.startsWith('--verbose'));

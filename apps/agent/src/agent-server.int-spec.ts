@@ -6,6 +6,7 @@ import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } f
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
 import { FleetSimulator } from '../../../tools/fleet-sim/src/fleet-simulator';
 import { AgentRig, Artifact, BuiltRelease } from './testing/agent-rig';
+import { adminApi } from '../../server/test/admin-api';
 
 jest.setTimeout(180_000);
 
@@ -35,21 +36,7 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
   let full3: Artifact;
   let incr3: Artifact;
 
-  async function api<T = Record<string, unknown>>(
-    method: string,
-    path: string,
-    body?: unknown,
-    expected = [200, 201],
-  ): Promise<T> {
-    const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!expected.includes(response.status)) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-    return (text ? JSON.parse(text) : {}) as T;
-  }
+  const api = adminApi(() => server);
 
   async function upload(artifact: Artifact, version: string): Promise<void> {
     const file = artifact.file.split('/').pop()!;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import request from 'supertest';
 import { describePrivileged, requireCommand } from '../../../tools/testing/privileged';
-import { freePort } from '../test/free-port';
+import { freePort } from '@cowroot/testing/free-port';
 import { createTestDatabase, TestDatabase } from '../test/test-database';
 import { ServerHandle, startServer } from './bootstrap';
 import { ServerConfig } from './config/server-config';

@@ -6,7 +6,7 @@ import { DataSource } from 'typeorm';
 import { createApp } from '../src/bootstrap';
 import { ServerConfig } from '../src/config/server-config';
 import { MqttBrokerService } from '../src/mqtt/mqtt-broker.service';
-import { freePort } from './free-port';
+import { freePort } from '@cowroot/testing/free-port';
 import { createTestDatabase, TestDatabase } from './test-database';
 
 export interface TestServer {

@@ -1,13 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { createTestDatabase, TestDatabase } from '../../test/test-database';
-import { dataSourceOptions } from '../database/data-source-options';
-import { EmbeddedPostgres, startEmbeddedPostgres } from '../database/embedded-postgres';
 import { CommandFilter, DeviceFeed } from './device-feed';
 import { DeviceStatus } from './device.entity';
+import { MigratedDatabase, openMigratedDatabase, seedDevices } from './testing/seeded-database';
 
 const FLEET = [
   { id: 'feed_1', tags: ['eu'], bootedRelease: 'demo@1.0', bootedSnapshot: 's1' },
@@ -23,9 +18,7 @@ const FLEET = [
  */
 describe(DeviceFeed.name, () => {
   const feed = new DeviceFeed();
-  let database: TestDatabase;
-  let embedded: EmbeddedPostgres | null = null;
-  let dataDir: string | null = null;
+  let database: MigratedDatabase;
   let dataSource: DataSource;
   /** command ids by name; `acked` is completed, the others are queued or sent */
   const command = { a: randomUUID(), b: randomUUID(), other: randomUUID(), acked: randomUUID() };
@@ -36,30 +29,9 @@ describe(DeviceFeed.name, () => {
       `${column} = ANY ('{${ids.join(',')}}'::uuid[])`;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    if (!database.url) {
-      dataDir = await mkdtemp(join(tmpdir(), 'cowroot-feed-'));
-      embedded = await startEmbeddedPostgres(join(dataDir, 'pglite'), 1);
-    }
-    dataSource = new DataSource(dataSourceOptions(database.url ?? embedded!.url, embedded !== null));
-    await dataSource.initialize();
-    await dataSource.runMigrations();
-    for (const device of FLEET) {
-      const status = device.status ?? DeviceStatus.Active;
-      await dataSource.query(
-        `INSERT INTO devices (id, tags, status, credential_hash, provisioned_by, booted_release, booted_snapshot, snapshots)
-         VALUES ($1, $2, $3, $4, 'test', $5, $6, $7)`,
-        [
-          device.id,
-          device.tags,
-          status,
-          status === DeviceStatus.Active ? 'hash' : null,
-          device.bootedRelease,
-          device.bootedSnapshot,
-          JSON.stringify(device.bootedSnapshot ? [{ id: device.bootedSnapshot }] : []),
-        ],
-      );
-    }
+    database = await openMigratedDatabase('cowroot-feed-');
+    dataSource = database.dataSource;
+    await seedDevices(dataSource, FLEET);
     const commands: Array<[string, string, string]> = [
       [command.a, 'feed_1', 'sent'],
       [command.b, 'feed_2', 'queued'],
@@ -92,10 +64,7 @@ describe(DeviceFeed.name, () => {
   });
 
   afterAll(async () => {
-    if (dataSource?.isInitialized) await dataSource.destroy();
-    await embedded?.stop();
-    await database?.drop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await database?.close();
   });
 
   it('counts the active devices a selector targets that are not booted into the release yet', async () => {
@@ -138,6 +107,16 @@ describe(DeviceFeed.name, () => {
       { device_id: 'feed_4', status: DeviceStatus.Decommissioned, booted: 's1', snapshots: [{ id: 's1' }] },
       { device_id: 'gone', status: null, booted: null, snapshots: null },
     ]);
+  });
+
+  it('gives the active devices by id or by tag with what they boot and hold, by id', async () => {
+    const byIds = await feed.activeSnapshots(dataSource.manager, { ids: ['feed_4', 'feed_2', 'feed_1', 'nobody'] });
+    expect(byIds).toEqual([
+      { id: 'feed_1', booted_snapshot: 's1', snapshots: [{ id: 's1' }] },
+      { id: 'feed_2', booted_snapshot: 's2', snapshots: [{ id: 's2' }] },
+    ]);
+    const byTag = await feed.activeSnapshots(dataSource.manager, { tag: 'canary' });
+    expect(byTag).toEqual([{ id: 'feed_3', booted_snapshot: null, snapshots: [] }]);
   });
 
   it('locks and returns only the active devices of a list', async () => {

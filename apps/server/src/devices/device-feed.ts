@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
+import type { SnapshotInfo } from '@cowroot/protocol';
 import { DeviceStatus } from './device.entity';
 import { DeviceSelector, SqlFragment, selectorCondition } from './device-selection';
 
@@ -113,6 +114,19 @@ export class DeviceFeed {
       bootedSnapshot: `${FEED_ALIAS}.booted_snapshot`,
       snapshots: `${FEED_ALIAS}.snapshots`,
     };
+  }
+
+  /** Active devices by id or by tag, with what they boot and hold (a remote rollback's candidates), by id. */
+  async activeSnapshots(
+    manager: EntityManager,
+    which: { ids: string[] } | { tag: string },
+  ): Promise<Array<{ id: string; booted_snapshot: string | null; snapshots: SnapshotInfo[] | null }>> {
+    const [condition, param] =
+      'ids' in which ? ['id = ANY ($1::text[])', which.ids] : ['tags @> ARRAY[$1]::text[]', which.tag];
+    return (await manager.query(
+      `SELECT id, booted_snapshot, snapshots FROM devices WHERE ${condition} AND status = $2 ORDER BY id`,
+      [param, DeviceStatus.Active],
+    )) as Array<{ id: string; booted_snapshot: string | null; snapshots: SnapshotInfo[] | null }>;
   }
 
   /**

@@ -112,6 +112,50 @@ export class DevicePresenceService {
     });
   }
 
+  /**
+   * BROKER=nats, at a replica's start: the broker's list of connected devices replaces what the table
+   * says, for what happened while no replica was listening to connect events. A listed device offline
+   * here becomes online when its connection is newer than the last connect recorded (one whose connect
+   * event was handled, and perhaps its disconnect since, is the event path's); an online device not
+   * listed becomes offline unless it connected after `listedAt` (the event path already has it); with
+   * `listedAt` null (a listing that may lack connections) nobody is taken offline.
+   * last_seen_at cannot order these: reports from the JetStream backlog move it to their ingest time.
+   * Set-based, so the cost is a few statements whatever the fleet size.
+   * @returns the devices this took online (their open commands are re-sent) and how many it took offline
+   */
+  async reconcileConnected(
+    connected: Array<{ deviceId: string; start: Date }>,
+    listedAt: Date | null,
+    reason: string,
+  ): Promise<{ online: string[]; offline: number }> {
+    await this.queue.drain();
+    return this.dataSource.transaction(async (manager) => {
+      const online = await this.transition(
+        manager,
+        true,
+        `UPDATE devices d SET online = true, session_broker = $3, updated_at = now(),
+                last_connected_at = c.start, last_seen_at = GREATEST(d.last_seen_at, c.start)
+           FROM unnest($1::text[], $2::timestamptz[]) AS c(id, start)
+          WHERE d.id = c.id AND NOT d.online AND d.status = '${DeviceStatus.Active}'
+            AND (d.last_connected_at IS NULL OR d.last_connected_at < c.start)
+          RETURNING d.id`,
+        [connected.map((c) => c.deviceId), connected.map((c) => c.start.toISOString()), this.broker.id],
+        reason,
+      );
+      if (!listedAt) return { online, offline: 0 };
+      const offline = await this.takeOffline(
+        manager,
+        `UPDATE devices SET online = false, session_broker = NULL, updated_at = now()
+          WHERE online AND status = '${DeviceStatus.Active}' AND id <> ALL ($1::text[])
+            AND (last_connected_at IS NULL OR last_connected_at < $2)
+          RETURNING id`,
+        [connected.map((c) => c.deviceId), listedAt],
+        reason,
+      );
+      return { online, offline };
+    });
+  }
+
   /** Resolves when every queued presence write has finished. */
   drain(): Promise<void> {
     return this.queue.drain();
@@ -123,20 +167,31 @@ export class DevicePresenceService {
     parameters: unknown[],
     reason: string,
   ): Promise<number> {
+    return (await this.transition(manager, false, sql, parameters, reason)).length;
+  }
+
+  /** Runs a set-based presence UPDATE … RETURNING id and audits each device it moved to `online`. */
+  private async transition(
+    manager: EntityManager,
+    online: boolean,
+    sql: string,
+    parameters: unknown[],
+    reason: string,
+  ): Promise<string[]> {
     const rows = await returningRows<{ id: string }>(manager, sql, parameters);
     await this.audit.recordMany(
       rows.map((row) => ({
         actor: SYSTEM_ACTOR,
-        action: 'device.state.offline',
+        action: online ? 'device.state.online' : 'device.state.offline',
         subjectType: 'device',
         subjectId: row.id,
-        before: { online: true },
-        after: { online: false },
+        before: { online: !online },
+        after: { online },
         reason,
       })),
       manager,
     );
-    return rows.length;
+    return rows.map((row) => row.id);
   }
 
   private set(

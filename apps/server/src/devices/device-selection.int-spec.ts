@@ -1,22 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { createTestDatabase, TestDatabase } from '../../test/test-database';
-import { dataSourceOptions } from '../database/data-source-options';
-import { EmbeddedPostgres, startEmbeddedPostgres } from '../database/embedded-postgres';
 import { DeviceStatus } from './device.entity';
+import { MigratedDatabase, openMigratedDatabase, SeedDevice, seedDevices } from './testing/seeded-database';
 import { DeviceSelector, selectorCondition } from './device-selection';
 
-interface SeededDevice {
-  id: string;
-  tags: string[];
-  status?: DeviceStatus;
-  online?: boolean;
-  bootedRelease?: string;
-}
-
-const FLEET: SeededDevice[] = [
+const FLEET: SeedDevice[] = [
   { id: 'gw_1', tags: ['eu', 'canary'], online: true, bootedRelease: 'demo@1.0' },
   { id: 'gw_2', tags: ['eu'], online: true, bootedRelease: 'demo@1.0' },
   { id: 'gw_4', tags: ['eu', 'canary'], online: true, bootedRelease: 'demo@1.0', status: DeviceStatus.Decommissioned },
@@ -31,42 +18,17 @@ const FLEET: SeededDevice[] = [
  * TEST_DATABASE_URL is set, else PGlite) with a seeded fleet, asserting which devices it picks.
  */
 describe('selectorCondition on a real database', () => {
-  let database: TestDatabase;
-  let embedded: EmbeddedPostgres | null = null;
-  let dataDir: string | null = null;
+  let database: MigratedDatabase;
   let dataSource: DataSource;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    if (!database.url) {
-      dataDir = await mkdtemp(join(tmpdir(), 'cowroot-selector-'));
-      embedded = await startEmbeddedPostgres(join(dataDir, 'pglite'), 1);
-    }
-    dataSource = new DataSource(dataSourceOptions(database.url ?? embedded!.url, embedded !== null));
-    await dataSource.initialize();
-    await dataSource.runMigrations();
-    for (const device of FLEET) {
-      const status = device.status ?? DeviceStatus.Active;
-      await dataSource.query(
-        `INSERT INTO devices (id, tags, status, credential_hash, provisioned_by, online, booted_release)
-         VALUES ($1, $2, $3, $4, 'test', $5, $6)`,
-        [
-          device.id,
-          device.tags,
-          status,
-          status === DeviceStatus.Active ? 'hash' : null,
-          device.online ?? false,
-          device.bootedRelease ?? null,
-        ],
-      );
-    }
+    database = await openMigratedDatabase('cowroot-selector-');
+    dataSource = database.dataSource;
+    await seedDevices(dataSource, FLEET);
   });
 
   afterAll(async () => {
-    if (dataSource?.isInitialized) await dataSource.destroy();
-    await embedded?.stop();
-    await database?.drop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await database?.close();
   });
 
   /** Runs the condition after two parameters of the caller's own, as the rollout queries place it. */

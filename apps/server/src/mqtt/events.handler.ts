@@ -1,16 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
-import {
-  DeviceChannel,
-  JobEventMessage,
-  RejectionReason,
-  decodeJson,
-  rejectionForParseError,
-  validateAs,
-} from '@cowroot/protocol';
+import { DeviceChannel, JobEventMessage, RejectionReason } from '@cowroot/protocol';
 import { ServerConfig } from '../config/server-config';
 import { JobEventRecorder } from '../devices/job-event-recorder.service';
+import { parseDeviceMessage } from './device-message-parse';
 import { DeviceMessageHandler, Rejection } from './device-message-handler';
-import { messageRefs } from './message-refs';
 
 /**
  * `…/events` (docs/protocol.md §5.2): job events for commands. An event for a command the server never
@@ -27,15 +20,9 @@ export class EventsHandler implements DeviceMessageHandler {
   ) {}
 
   async handle(deviceId: string, payload: Buffer): Promise<Rejection | null> {
-    if (payload.length > this.config.maxMqttMessageBytes) {
-      return { reason: RejectionReason.MessageTooLarge, detail: `${payload.length} bytes` };
-    }
-    const decoded = decodeJson(payload);
-    if (!decoded.ok) return { reason: rejectionForParseError(decoded.code), detail: decoded.message };
-    const refs = messageRefs(decoded.value);
-    const parsed = validateAs(JobEventMessage, decoded.value);
-    if (!parsed.ok) return { reason: rejectionForParseError(parsed.code), detail: parsed.message, refs };
-    const event = parsed.value;
+    const parsed = parseDeviceMessage(payload, JobEventMessage, this.config.maxMqttMessageBytes);
+    if (!parsed.ok) return parsed.rejection;
+    const { value: event, refs } = parsed;
     const outcome = await this.recorder.record(deviceId, event);
     switch (outcome.result) {
       case 'unknown-command':

@@ -1,15 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import {
-  DeviceChannel,
-  PresenceMessage,
-  PresenceStatus,
-  RejectionReason,
-  decodeJson,
-  rejectionForParseError,
-  validateAs,
-} from '@cowroot/protocol';
+import { DeviceChannel, PresenceMessage, PresenceStatus } from '@cowroot/protocol';
 import { ServerConfig } from '../config/server-config';
 import { DevicePresenceService } from '../devices/device-presence.service';
+import { parseDeviceMessage } from './device-message-parse';
 import { DeviceMessageHandler, Rejection, SessionRef } from './device-message-handler';
 import { DeviceSessions } from './device-sessions';
 
@@ -28,13 +21,9 @@ export class PresenceHandler implements DeviceMessageHandler {
   ) {}
 
   async handle(deviceId: string, payload: Buffer, session: SessionRef): Promise<Rejection | null> {
-    if (payload.length > this.config.maxMqttMessageBytes) {
-      return { reason: RejectionReason.MessageTooLarge, detail: `${payload.length} bytes` };
-    }
-    const decoded = decodeJson(payload);
-    if (!decoded.ok) return { reason: rejectionForParseError(decoded.code), detail: decoded.message };
-    const parsed = validateAs(PresenceMessage, decoded.value);
-    if (!parsed.ok) return { reason: rejectionForParseError(parsed.code), detail: parsed.message };
+    const parsed = parseDeviceMessage(payload, PresenceMessage, this.config.maxMqttMessageBytes);
+    // a presence message carries no seq, event or command id: a refusal names none
+    if (!parsed.ok) return { reason: parsed.rejection.reason, detail: parsed.rejection.detail };
     if (!this.sessions.isCurrentOrNone(deviceId, session) || this.sessions.closing) return null;
     if (parsed.value.status === PresenceStatus.Online) {
       await this.presence.markOnline(deviceId, 'presence message');

@@ -1,16 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import {
-  DeviceChannel,
-  DeviceStateMessage,
-  RejectionReason,
-  decodeJson,
-  rejectionForParseError,
-  validateAs,
-} from '@cowroot/protocol';
+import { DeviceChannel, DeviceStateMessage, RejectionReason } from '@cowroot/protocol';
 import { ServerConfig } from '../config/server-config';
 import { DeviceStateWriter } from '../devices/device-state-writer.service';
+import { parseDeviceMessage } from './device-message-parse';
 import { DeviceMessageHandler, Rejection } from './device-message-handler';
-import { messageRefs } from './message-refs';
 
 /** `…/state` (docs/protocol.md §5.1): the device's whole state, applied unless older than what is stored. */
 @Injectable()
@@ -23,15 +16,9 @@ export class StateHandler implements DeviceMessageHandler {
   ) {}
 
   async handle(deviceId: string, payload: Buffer): Promise<Rejection | null> {
-    if (payload.length > this.config.maxMqttMessageBytes) {
-      return { reason: RejectionReason.MessageTooLarge, detail: `${payload.length} bytes` };
-    }
-    const decoded = decodeJson(payload);
-    if (!decoded.ok) return { reason: rejectionForParseError(decoded.code), detail: decoded.message };
-    const refs = messageRefs(decoded.value);
-    const parsed = validateAs(DeviceStateMessage, decoded.value);
-    if (!parsed.ok) return { reason: rejectionForParseError(parsed.code), detail: parsed.message, refs };
-    const report = parsed.value;
+    const parsed = parseDeviceMessage(payload, DeviceStateMessage, this.config.maxMqttMessageBytes);
+    if (!parsed.ok) return parsed.rejection;
+    const { value: report, refs } = parsed;
     const { outcome, detail } = await this.writer.submit(deviceId, report);
     switch (outcome) {
       case 'applied':

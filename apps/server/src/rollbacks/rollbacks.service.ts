@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { CommandType, RebootMode, SnapshotInfo, UUID_PATTERN } from '@cowroot/protocol';
 import { randomUUID } from 'node:crypto';
@@ -6,11 +6,15 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
-import { DeviceStatus } from '../devices/device.entity';
+import { CommandFilter, DeviceFeed } from '../devices/device-feed';
+import { SqlFragment } from '../devices/device-selection';
 import { ExecutionState } from '../rollouts/execution-state';
+import { RollbackOutcomeLink, RollbackOutcomePort, RollbackTarget } from '../rollouts/rollback-outcome-port';
+import { RolloutsService } from '../rollouts/rollouts.service';
 import { ROLLOUT_COMMAND_PORT, RolloutCommandPort, StoredCommand } from '../rollouts/rollout-command-port';
 import { CreateRollbackDto } from './dto/create-rollback.dto';
 import { RollbackDeviceDto, RollbackDto } from './dto/rollback.dto';
+import { RollbackStore } from './rollback-store';
 
 export type RollbackDeviceView = RollbackDeviceDto;
 export type RollbackView = RollbackDto;
@@ -28,15 +32,43 @@ const SKIPPED = 'skipped';
 /**
  * Remote rollback (docs/rollouts.md "Remote rollback"): one call switches a device, every device with a tag,
  * or a rollout's devices to a snapshot they already hold, without a download. Each device's outcome is
- * tracked from its job events (JobEventFollower) and audited.
+ * tracked from its job events (the rollout engine's JobEventFollower, through RollbackOutcomePort) and audited.
  */
 @Injectable()
-export class RollbacksService {
+export class RollbacksService implements RollbackOutcomePort, OnModuleInit {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly store: RollbackStore,
     private readonly audit: AuditService,
     @Inject(ROLLOUT_COMMAND_PORT) private readonly commands: RolloutCommandPort,
+    private readonly outcomes: RollbackOutcomeLink,
+    private readonly devices: DeviceFeed,
+    private readonly rollouts: RolloutsService,
   ) {}
+
+  /** Before the engine's first tick (application bootstrap), so no rollback event passes the cursor unread. */
+  onModuleInit(): void {
+    this.outcomes.attach(this);
+  }
+
+  readonly rollbackCommands: CommandFilter = (column) => this.store.commandFilter(column);
+
+  staleRollbackCommands(staleSeconds: number, firstParam: number): SqlFragment {
+    return this.store.staleCommands(staleSeconds, firstParam);
+  }
+
+  lockRollbackDevicesOf(manager: EntityManager, commandIds: string[]): Promise<RollbackTarget[]> {
+    return this.store.lockDevicesOf(manager, commandIds);
+  }
+
+  setRollbackDeviceState(
+    manager: EntityManager,
+    target: { rollbackId: string; deviceId: string },
+    state: ExecutionState,
+    detail: string | null,
+  ): Promise<void> {
+    return this.store.setDeviceState(manager, target, state, detail);
+  }
 
   async create(input: CreateRollbackDto, actor: Actor): Promise<RollbackView> {
     const targets = [
@@ -51,10 +83,15 @@ export class RollbacksService {
     const published: StoredCommand[] = [];
     await this.dataSource.transaction(async (manager) => {
       const candidates = await this.candidates(manager, target);
-      await manager.query(
-        `INSERT INTO rollbacks (id, target_type, target, snapshot, reason, created_by, created_by_name) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [id, target.type, target.value, input.snapshot ?? null, input.reason ?? null, actor.id, actor.name],
-      );
+      await this.store.insert(manager, {
+        id,
+        target_type: target.type,
+        target: target.value,
+        snapshot: input.snapshot ?? null,
+        reason: input.reason ?? null,
+        createdBy: actor.id,
+        createdByName: actor.name,
+      });
       const audit: AuditEntryInput[] = [];
       const outcomes: RollbackDeviceView[] = [];
       const planned = candidates.map((device) => {
@@ -106,21 +143,7 @@ export class RollbacksService {
           reason: outcome.detail ?? input.reason,
         });
       }
-      if (outcomes.length > 0) {
-        await manager.query(
-          `INSERT INTO rollback_devices (rollback_id, device_id, snapshot, command_id, state, detail)
-           SELECT $1, u.device_id, u.snapshot, u.command_id, u.state, u.detail
-             FROM unnest($2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[]) AS u(device_id, snapshot, command_id, state, detail)`,
-          [
-            id,
-            outcomes.map((o) => o.deviceId),
-            outcomes.map((o) => o.snapshot),
-            outcomes.map((o) => o.commandId),
-            outcomes.map((o) => o.state),
-            outcomes.map((o) => o.detail),
-          ],
-        );
-      }
+      await this.store.insertDevices(manager, id, outcomes);
       audit.unshift({
         actor,
         action: 'rollback.requested',
@@ -142,28 +165,16 @@ export class RollbacksService {
   }
 
   async get(id: string): Promise<RollbackView> {
-    const rows = UUID_PATTERN.test(id)
-      ? ((await this.dataSource.query(`SELECT * FROM rollbacks WHERE id = $1`, [id])) as Record<string, unknown>[])
-      : [];
-    if (rows.length === 0) throw new DomainError(DomainErrorCode.RollbackNotFound, `rollback ${id} not found`);
-    const devices = (await this.dataSource.query(
-      `SELECT device_id, snapshot, state, detail, command_id FROM rollback_devices WHERE rollback_id = $1 ORDER BY device_id`,
-      [id],
-    )) as {
-      device_id: string;
-      snapshot: string | null;
-      state: string;
-      detail: string | null;
-      command_id: string | null;
-    }[];
-    const row = rows[0];
+    const row = UUID_PATTERN.test(id) ? await this.store.find(this.dataSource.manager, id) : undefined;
+    if (!row) throw new DomainError(DomainErrorCode.RollbackNotFound, `rollback ${id} not found`);
+    const devices = await this.store.devicesOf(this.dataSource.manager, id);
     return {
       id,
-      target: { type: row.target_type as string, value: row.target as string },
-      snapshot: row.snapshot as string | null,
-      reason: row.reason as string | null,
-      createdBy: row.created_by_name as string,
-      createdAt: new Date(row.created_at as string).toISOString(),
+      target: { type: row.target_type, value: row.target },
+      snapshot: row.snapshot,
+      reason: row.reason,
+      createdBy: row.created_by_name,
+      createdAt: new Date(row.created_at).toISOString(),
       devices: devices.map((d) => ({
         deviceId: d.device_id,
         snapshot: d.snapshot,
@@ -174,31 +185,26 @@ export class RollbacksService {
     };
   }
 
+  /** The devices a target names, through their features: devices by DeviceFeed, a rollout's by RolloutsService. */
   private async candidates(manager: EntityManager, target: { type: string; value: string }): Promise<Candidate[]> {
-    const columns = `d.id AS device_id, d.booted_snapshot, d.snapshots`;
-    if (target.type === 'device') {
-      const rows = (await manager.query(
-        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.id = $1 AND d.status = '${DeviceStatus.Active}'`,
-        [target.value],
-      )) as Candidate[];
-      if (rows.length === 0)
-        throw new DomainError(DomainErrorCode.DeviceNotFound, `active device ${target.value} not found`);
-      return rows;
-    }
-    if (target.type === 'tag') {
-      return (await manager.query(
-        `SELECT ${columns}, NULL AS from_snapshot FROM devices d WHERE d.tags @> ARRAY[$1]::text[] AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,
-        [target.value],
-      )) as Candidate[];
-    }
-    const rollout = (await manager.query(`SELECT id FROM rollouts WHERE id = $1`, [target.value])) as unknown[];
-    if (rollout.length === 0)
-      throw new DomainError(DomainErrorCode.RolloutNotFound, `rollout ${target.value} not found`);
-    return (await manager.query(
-      `SELECT ${columns}, x.from_snapshot FROM rollout_executions x JOIN devices d ON d.id = x.device_id
-        WHERE x.rollout_id = $1 AND x.state = $2 AND d.status = '${DeviceStatus.Active}' ORDER BY d.id`,
-      [target.value, ExecutionState.Confirmed],
-    )) as Candidate[];
+    const fromRollout =
+      target.type === 'rollout'
+        ? new Map(
+            (await this.rollouts.confirmedDevices(manager, target.value)).map((d) => [d.deviceId, d.fromSnapshot]),
+          )
+        : null;
+    const devices = await this.devices.activeSnapshots(
+      manager,
+      target.type === 'tag' ? { tag: target.value } : { ids: fromRollout ? [...fromRollout.keys()] : [target.value] },
+    );
+    if (target.type === 'device' && devices.length === 0)
+      throw new DomainError(DomainErrorCode.DeviceNotFound, `active device ${target.value} not found`);
+    return devices.map((d) => ({
+      device_id: d.id,
+      booted_snapshot: d.booted_snapshot,
+      snapshots: d.snapshots,
+      from_snapshot: fromRollout?.get(d.id) ?? null,
+    }));
   }
 
   /** The newest read-only snapshot other than the booted one. */

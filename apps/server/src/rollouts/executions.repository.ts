@@ -4,19 +4,8 @@ import { DeviceFeed } from '../devices/device-feed';
 import { DeviceStatus } from '../devices/device.entity';
 import { returningRows } from '../database/returning-rows';
 import { ExecutionState, FAILURE_STATES, IN_FLIGHT_STATES } from './execution-state';
-import { ExecutionRow, HistoryEntry } from './rollout-rows';
+import { ExecutionRow, HistoryEntry, HistoryRow } from './rollout-rows';
 import { StateCounts } from './wave-criterion';
-
-/** A history row as the execution detail shows it. */
-export interface HistoryRow {
-  at: Date;
-  attempt: number;
-  from_state: ExecutionState | null;
-  to_state: ExecutionState;
-  event_id: string | null;
-  command_id: string | null;
-  detail: Record<string, unknown>;
-}
 
 /** An execution an UPDATE … RETURNING changed: what the history and audit entries need. */
 export interface ChangedExecution {
@@ -99,6 +88,17 @@ export class ExecutionsRepository {
       deviceId,
     ])) as ExecutionRow[];
     return rows[0];
+  }
+
+  /** The devices a rollout confirmed, with the snapshot each came from (a remote rollback's way back). */
+  async confirmedDevices(
+    manager: EntityManager,
+    rolloutId: string,
+  ): Promise<Array<{ device_id: string; from_snapshot: string | null }>> {
+    return (await manager.query(
+      `SELECT device_id, from_snapshot FROM rollout_executions WHERE rollout_id = $1 AND state = $2 ORDER BY device_id`,
+      [rolloutId, ExecutionState.Confirmed],
+    )) as Array<{ device_id: string; from_snapshot: string | null }>;
   }
 
   async history(manager: EntityManager, executionId: string): Promise<HistoryRow[]> {

@@ -149,12 +149,7 @@ export class JobEventFollower {
     }
     const rollbacks = await this.targets.lockRollbackDevicesOf(manager, commandIds);
     for (const r of rollbacks)
-      targets.set(r.command_id, {
-        table: 'rollback',
-        rollbackId: r.rollback_id,
-        deviceId: r.device_id,
-        state: r.state,
-      });
+      targets.set(r.commandId, { table: 'rollback', rollbackId: r.rollbackId, deviceId: r.deviceId, state: r.state });
 
     const transitions: Transition[] = [];
     for (const event of events) {

@@ -3,6 +3,7 @@ import { EntityManager } from 'typeorm';
 import { CommandFilter } from '../devices/device-feed';
 import { SqlFragment } from '../devices/device-selection';
 import { ExecutionState, IN_FLIGHT_STATES } from './execution-state';
+import { RollbackOutcomeLink, RollbackTarget } from './rollback-outcome-port';
 
 /** An execution whose command (or revert command) an event batch is about, locked. */
 export interface ExecutionTarget {
@@ -15,29 +16,26 @@ export interface ExecutionTarget {
   revert_state: ExecutionState | null;
 }
 
-/** A remote rollback's device whose command an event batch is about, locked. */
-export interface RollbackTarget {
-  rollback_id: string;
-  device_id: string;
-  command_id: string;
-  state: ExecutionState;
-}
-
 /**
  * What the job event follower stores: its cursor over the devices' job event feed, and the engine's rows
- * the events move (executions, reverts, and the remote rollbacks' devices, whose events the engine applies
- * too: RollbacksModule imports this module, so it cannot be asked through a service of its own).
+ * the events move (executions, reverts). The remote rollbacks' devices, whose events the engine applies
+ * too, are read and moved through the rollbacks feature's RollbackOutcomePort.
  */
 @Injectable()
 export class JobEventTargetsRepository {
+  constructor(private readonly rollbacks: RollbackOutcomeLink) {}
+
   /**
    * The commands the engine follows: an execution's, a revert's, or a remote rollback's. As EXISTS per
    * event row (not IN over a list) so the feed's scan stops at its LIMIT.
    */
-  readonly engineCommands: CommandFilter = (column) =>
-    `(EXISTS (SELECT 1 FROM rollout_executions x WHERE x.command_id = ${column})
-                     OR EXISTS (SELECT 1 FROM rollout_executions x WHERE x.revert_command_id = ${column})
-                     OR EXISTS (SELECT 1 FROM rollback_devices r WHERE r.command_id = ${column}))`;
+  readonly engineCommands: CommandFilter = (column) => {
+    const rollbacks = this.rollbacks.attached;
+    return `(EXISTS (SELECT 1 FROM rollout_executions x WHERE x.command_id = ${column})
+                     OR EXISTS (SELECT 1 FROM rollout_executions x WHERE x.revert_command_id = ${column})${
+                       rollbacks ? `\n                     OR ${rollbacks.rollbackCommands(column)}` : ''
+                     })`;
+  };
 
   /** The follower's position in the feed, locked for the pass (one follower at a time). */
   async lockCursor(manager: EntityManager): Promise<bigint> {
@@ -57,6 +55,7 @@ export class JobEventTargetsRepository {
    */
   staleCommands(staleSeconds: number): SqlFragment {
     if (!Number.isSafeInteger(staleSeconds) || staleSeconds <= 0) throw new Error(`bad stale seconds ${staleSeconds}`);
+    const rollbacks = this.rollbacks.attached?.staleRollbackCommands(staleSeconds, 3);
     return {
       sql: `
               SELECT command_id FROM rollout_executions
@@ -67,11 +66,10 @@ export class JobEventTargetsRepository {
                WHERE state = $2 AND finished_at > now() - interval '10 minutes' AND updated_at < now() - interval '${staleSeconds} seconds'
               UNION ALL
               SELECT revert_command_id FROM rollout_executions
-               WHERE revert_state = ANY ($1::text[]) AND updated_at < now() - interval '${staleSeconds} seconds'
-              UNION ALL
-              SELECT command_id FROM rollback_devices
-               WHERE state = ANY ($1::text[]) AND updated_at < now() - interval '${staleSeconds} seconds' AND command_id IS NOT NULL`,
-      params: [IN_FLIGHT_STATES, ExecutionState.TimedOut],
+               WHERE revert_state = ANY ($1::text[]) AND updated_at < now() - interval '${staleSeconds} seconds'${
+                 rollbacks ? `\n              UNION ALL\n${rollbacks.sql}` : ''
+               }`,
+      params: [IN_FLIGHT_STATES, ExecutionState.TimedOut, ...(rollbacks?.params ?? [])],
     };
   }
 
@@ -84,23 +82,20 @@ export class JobEventTargetsRepository {
     )) as ExecutionTarget[];
   }
 
+  /** The remote rollbacks' devices whose commands these are, locked; none without the rollbacks feature. */
   async lockRollbackDevicesOf(manager: EntityManager, commandIds: string[]): Promise<RollbackTarget[]> {
-    return (await manager.query(
-      `SELECT rollback_id, device_id, command_id, state FROM rollback_devices WHERE command_id = ANY ($1::uuid[]) FOR UPDATE`,
-      [commandIds],
-    )) as RollbackTarget[];
+    return (await this.rollbacks.attached?.lockRollbackDevicesOf(manager, commandIds)) ?? [];
   }
 
-  /** A rollback device's new state; `detail` (the outcome's reason) replaces the old one when given. */
   async setRollbackDeviceState(
     manager: EntityManager,
     target: { rollbackId: string; deviceId: string },
     state: ExecutionState,
     detail: string | null,
   ): Promise<void> {
-    await manager.query(
-      `UPDATE rollback_devices SET state = $3, detail = coalesce($4, detail), updated_at = now() WHERE rollback_id = $1 AND device_id = $2`,
-      [target.rollbackId, target.deviceId, state, detail],
-    );
+    const rollbacks = this.rollbacks.attached;
+    // the target came from lockRollbackDevicesOf, so the port is there
+    if (!rollbacks) throw new Error('no rollback outcome port attached');
+    await rollbacks.setRollbackDeviceState(manager, target, state, detail);
   }
 }

@@ -2,6 +2,7 @@
 import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 import { provisionDevices, seedRelease, waitFor } from './testing/rollout-fixtures';
+import { adminApi } from '../../test/admin-api';
 
 jest.setTimeout(90_000);
 
@@ -24,16 +25,7 @@ describe('canceling a rollout with devices in flight (real server, simulated dev
     await server?.close();
   });
 
-  async function api<T = Record<string, any>>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (![200, 201].includes(response.status)) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-    return (text ? JSON.parse(text) : {}) as T;
-  }
+  const api = adminApi(() => server);
 
   const rollout = (name: string, version: string, extra: Record<string, unknown> = {}) =>
     api('POST', '/rollouts', {

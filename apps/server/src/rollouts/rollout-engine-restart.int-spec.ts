@@ -1,23 +1,14 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
 import { describePrivileged, requirePostgres } from '@cowroot/testing';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 
 import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
 import { EngineLeadership } from './engine-leadership.service';
 import { provisionDevices, seedRelease, waitFor } from './testing/rollout-fixtures';
+import { adminApi } from '../../test/admin-api';
 
 jest.setTimeout(120_000);
 
-async function api(server: TestServer, method: string, path: string, body?: unknown): Promise<Record<string, any>> {
-  const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status >= 300) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-  return JSON.parse(text) as Record<string, any>;
-}
+const api = (server: TestServer, method: string, path: string, body?: unknown) => adminApi(server)(method, path, body);
 
 describe('rollout engine across a restart', () => {
   let first: TestServer | null = null;

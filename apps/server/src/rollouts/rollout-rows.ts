@@ -107,3 +107,14 @@ export interface HistoryEntry {
   commandId?: string | null;
   detail: Record<string, unknown>;
 }
+
+/** A `rollout_execution_history` row as the execution detail reads it (historyView). */
+export interface HistoryRow {
+  at: Date;
+  attempt: number;
+  from_state: ExecutionState | null;
+  to_state: ExecutionState;
+  event_id: string | null;
+  command_id: string | null;
+  detail: Record<string, unknown>;
+}

@@ -1,5 +1,4 @@
-import { ExecutionState } from './execution-state';
-import { ExecutionRow, RolloutRow, WaveRow } from './rollout-rows';
+import { ExecutionRow, HistoryRow, RolloutRow, WaveRow } from './rollout-rows';
 import { StateCounts } from './wave-criterion';
 import { ExecutionDto, ExecutionHistoryDto, RolloutDto, RolloutWaveDto } from './dto/rollout.dto';
 
@@ -84,15 +83,7 @@ export function executionView(row: ExecutionRow): ExecutionView {
   };
 }
 
-export function historyView(row: {
-  at: Date;
-  attempt: number;
-  from_state: ExecutionState | null;
-  to_state: ExecutionState;
-  event_id: string | null;
-  command_id: string | null;
-  detail: unknown;
-}): HistoryView {
+export function historyView(row: HistoryRow): HistoryView {
   return {
     at: iso(row.at)!,
     attempt: row.attempt,

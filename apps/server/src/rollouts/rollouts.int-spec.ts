@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
 import { JobEventType, PROTOCOL_VERSION, DeviceChannel, deviceTopic, encodeMessage } from '@cowroot/protocol';
 import { randomUUID } from 'node:crypto';
 import mqtt from 'mqtt';
@@ -14,6 +13,7 @@ import {
   seedRelease,
   waitFor,
 } from './testing/rollout-fixtures';
+import { adminApi } from '../../test/admin-api';
 
 jest.setTimeout(90_000);
 
@@ -30,21 +30,7 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     await server?.close();
   });
 
-  async function api<T = Record<string, any>>(
-    method: string,
-    path: string,
-    body?: unknown,
-    expected = [200, 201],
-  ): Promise<T> {
-    const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!expected.includes(response.status)) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-    return (text ? JSON.parse(text) : {}) as T;
-  }
+  const api = adminApi(() => server);
 
   async function fleet(specs: Parameters<typeof provisionDevices>[1], rebootMs = 100): Promise<SimulatedDevice[]> {
     const created = await provisionDevices(server, specs, rebootMs);
@@ -119,6 +105,25 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     expect(actions.filter((a) => a === 'rollout.execution.confirmed')).toHaveLength(6);
     expect(actions[0]).toBe('rollout.created');
     expect(actions[actions.length - 1]).toBe('rollout.completed');
+
+    // a remote rollback of the rollout: each confirmed device back to the snapshot it came from
+    const rollback = await api('POST', '/rollbacks', { rolloutId: created.id, reason: 'back out canary' });
+    expect(rollback.devices).toHaveLength(6);
+    expect(
+      rollback.devices.every(
+        (d: { state: string; snapshot: string }) => d.state === 'notified' && d.snapshot === 'factory',
+      ),
+    ).toBe(true);
+    await waitFor(
+      async () =>
+        (await api('GET', `/rollbacks/${rollback.id}`)).devices.every(
+          (d: { state: string }) => d.state === 'confirmed',
+        ),
+      30_000,
+      'rollout rolled back',
+    );
+    const missing = await api('POST', '/rollbacks', { rolloutId: randomUUID() }, [404]);
+    expect(missing.error.code).toBe('ROLLOUT_NOT_FOUND');
   });
 
   it('stops a failing canary at the abort threshold with exact counts and switches confirmed devices back', async () => {
@@ -462,6 +467,35 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
     );
     const done = await rolloutStatus(created.id, 'completed');
     expect(done.counts).toEqual({ confirmed: 1 });
+  });
+
+  it('catches up a rollback event that committed behind the engine cursor', async () => {
+    // not connected: only the event inserted below can move the rollback
+    await provisionDevices(server, [{ id: 'rb-late-0', tags: ['rb-late'] }]);
+    await server.dataSource.query(`UPDATE devices SET booted_snapshot = 'current', snapshots = $2 WHERE id = $1`, [
+      'rb-late-0',
+      JSON.stringify([committedSnapshot('current'), committedSnapshot('older')]),
+    ]);
+    const rollback = await api('POST', '/rollbacks', { deviceId: 'rb-late-0', snapshot: 'older' });
+    const [{ commandId, state }] = rollback.devices;
+    expect(state).toBe('notified');
+    // the rollback has not moved for a while, and its event commits with the cursor already past it
+    await server.dataSource.query(
+      `UPDATE rollback_devices SET updated_at = now() - interval '1 minute' WHERE rollback_id = $1`,
+      [rollback.id],
+    );
+    await server.dataSource.query(
+      `WITH e AS (
+         INSERT INTO device_job_events (event_id, device_id, command_id, type, occurred_at, received_at, payload)
+         VALUES ($1, 'rb-late-0', $2, 'confirmed', now(), now() - interval '1 minute', $3) RETURNING seq)
+       UPDATE rollout_engine_cursor SET event_seq = GREATEST(event_seq, (SELECT seq FROM e))`,
+      [randomUUID(), commandId, { v: PROTOCOL_VERSION, commandId, type: 'confirmed', snapshot: 'older' }],
+    );
+    await waitFor(
+      async () => (await api('GET', `/rollbacks/${rollback.id}`)).devices[0].state === 'confirmed',
+      30_000,
+      'late rollback event applied',
+    );
   });
 
   it('rolls a device back remotely to a snapshot it holds, with the outcome per device', async () => {

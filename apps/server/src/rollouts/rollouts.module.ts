@@ -7,6 +7,7 @@ import { InFlightCanceller } from './in-flight-cancel.service';
 import { JobEventFollower } from './job-event-follower.service';
 import { JobEventTargetsRepository } from './job-event-targets.repository';
 import { RevertSender } from './revert-sender.service';
+import { RollbackOutcomeLink } from './rollback-outcome-port';
 import { RolloutActions } from './rollout-actions.service';
 import { ROLLOUT_COMMAND_PORT } from './rollout-command-port';
 import { RolloutEngine } from './rollout-engine.service';
@@ -23,7 +24,8 @@ import { WaveQueueRepository } from './wave-queue.repository';
  * Rollouts (waves, criteria, abort rules, revert, continuous mode, delta planning). Commands go out through
  * the devices feature's CommandDispatcher (DevicesModule is global); events come back through the devices'
  * job event feed (DeviceFeed, read by JobEventFollower). Every SQL statement of the feature is in its
- * repositories (*.repository.ts); the devices' tables are read through DeviceFeed only. The command port is exported for RollbacksModule.
+ * repositories (*.repository.ts); the devices' tables are read through DeviceFeed only. The command port is exported for RollbacksModule, and
+ * RollbackOutcomeLink for it to plug in the rollbacks whose outcomes the follower applies.
  */
 @Module({
   imports: [ReleasesModule],
@@ -34,6 +36,7 @@ import { WaveQueueRepository } from './wave-queue.repository';
     ExecutionsRepository,
     WaveQueueRepository,
     JobEventTargetsRepository,
+    RollbackOutcomeLink,
     EngineLeadership,
     JobEventFollower,
     RolloutPlanner,
@@ -46,6 +49,6 @@ import { WaveQueueRepository } from './wave-queue.repository';
     RolloutActions,
     SelectorPreviewService,
   ],
-  exports: [RolloutsService, RolloutEngine, ROLLOUT_COMMAND_PORT],
+  exports: [RolloutsService, RolloutEngine, ROLLOUT_COMMAND_PORT, RollbackOutcomeLink],
 })
 export class RolloutsModule {}

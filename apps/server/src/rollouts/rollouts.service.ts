@@ -237,6 +237,16 @@ export class RolloutsService implements OnModuleInit {
     }));
   }
 
+  /** The devices rollout `id` confirmed and the snapshot each came from, or RolloutNotFound (remote rollbacks). */
+  async confirmedDevices(
+    manager: EntityManager,
+    id: string,
+  ): Promise<Array<{ deviceId: string; fromSnapshot: string | null }>> {
+    const rollout = await this.row(manager, id);
+    const rows = await this.executionRows.confirmedDevices(manager, rollout.id);
+    return rows.map((row) => ({ deviceId: row.device_id, fromSnapshot: row.from_snapshot }));
+  }
+
   /** The rollout, or RolloutNotFound; locked FOR UPDATE when asked (the actions' transactions). */
   async row(manager: EntityManager, id: string, lock = false): Promise<RolloutRow> {
     const row = UUID_PATTERN.test(id) ? await this.rollouts.find(manager, id, lock) : undefined;

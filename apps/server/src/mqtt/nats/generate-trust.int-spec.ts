@@ -1,7 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { freePort, NATS_SERVER_BINARY } from '../../../../../tools/nats/nats-server-process';
+import { NATS_SERVER_BINARY } from '../../../../../tools/nats/nats-server-process';
+import { freePort } from '@cowroot/testing/free-port';
 import { tempDir } from '../../../../../tools/nats/nats-fixture';
 import { startTestServer } from '../../../test/start-test-server';
 

@@ -1,13 +1,13 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
 import { AgentLogger } from '../../../../agent/src/logger';
 import { fetchBrokerToken } from '../../../../agent/src/mqtt/broker-token';
 import { MqttLink } from '../../../../agent/src/mqtt/mqtt-link';
-import { freePort } from '../../../test/free-port';
+import { freePort } from '@cowroot/testing/free-port';
 import { SimulatedDevice } from '../../../../../tools/fleet-sim/src/simulated-device';
 import { tempDir } from '../../../../../tools/nats/nats-fixture';
 import { brokerTokenFetcher, NatsDeployment, startNatsDeployment } from '../../../../../tools/nats/nats-deployment';
 import { startTestServer, TestServer } from '../../../test/start-test-server';
 import { provisionDevices, seedRelease, waitFor } from '../../rollouts/testing/rollout-fixtures';
+import { adminApi } from '../../../test/admin-api';
 
 jest.setTimeout(90_000);
 
@@ -35,16 +35,7 @@ describe('BROKER=nats, single node', () => {
     tmp.remove();
   });
 
-  async function api(method: string, path: string, body?: unknown): Promise<Record<string, any>> {
-    const response = await fetch(`${server.httpUrl}/api/v1${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (response.status >= 300) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-    return (text ? JSON.parse(text) : {}) as Record<string, any>;
-  }
+  const api = adminApi(() => server);
 
   const count = async (sql: string, params: unknown[]) =>
     ((await server.dataSource.query(sql, params)) as { n: number }[])[0].n;

@@ -6,6 +6,7 @@ import { DevicePresenceService } from '../../devices/device-presence.service';
 import { MqttMetrics } from '../mqtt-metrics';
 import { BrokerTokenService, DEVICE_JWT_PREFIX } from './broker-token.service';
 import { NatsConnections } from './nats-connections';
+import { accountConnections, ConnzConnection } from './nats-connz';
 import { NatsDeviceBroker } from './nats-device-broker.service';
 import { REPORTS_STREAM } from './nats-subjects';
 
@@ -78,6 +79,36 @@ export class NatsPresence implements OnApplicationBootstrap, OnModuleDestroy {
       }),
     );
     await Promise.all([this.nats.sys.flush(), this.nats.app.flush()]);
+    // after the subscriptions: a connect from now on arrives as an event, one before is in the listing
+    await this.reconcile().catch((error: Error) => this.logger.warn(`presence reconcile failed: ${error.message}`));
+  }
+
+  /**
+   * Connects and disconnects while no replica ran were events nobody heard: the cluster's own list of
+   * connections (CONNZ) is the truth at start. Client-id takeovers found in it are handled as on connect.
+   */
+  async reconcile(): Promise<{ online: number; offline: number }> {
+    const listedAt = new Date();
+    const { connections, complete } = await accountConnections(this.nats.sys, this.tokens.accountPublicKey);
+    const devices: Array<{ deviceId: string; start: Date }> = [];
+    for (const connection of connections) {
+      const device = this.identify({ client: connectionClient(connection) });
+      if (!device) continue;
+      if (device.clientId !== device.deviceId) await this.takeover(device.deviceId, device.clientId);
+      else devices.push({ deviceId: device.deviceId, start: device.start });
+    }
+    // a node that did not answer holds connections the listing lacks: then nobody is taken offline
+    if (!complete) this.logger.warn('presence reconcile: not every NATS node answered CONNZ, taking nobody offline');
+    const result = await this.presence.reconcileConnected(
+      devices,
+      complete ? listedAt : null,
+      'presence reconciled from the NATS cluster at server start',
+    );
+    for (const deviceId of result.online) this.later(RESEND_AFTER_CONNECT_MS, () => this.broker.resendNeeded(deviceId));
+    this.logger.log(
+      `presence reconciled: ${devices.length} device connection(s) listed, ${result.online.length} now online, ${result.offline} now offline`,
+    );
+    return { online: result.online.length, offline: result.offline };
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -150,4 +181,14 @@ export class NatsPresence implements OnApplicationBootstrap, OnModuleDestroy {
     }, ms);
     this.timers.add(timer);
   }
+}
+
+/** A CONNZ entry in the shape of a connect event's client (the same fields under the same names). */
+function connectionClient(connection: ConnzConnection): ClientEvent['client'] {
+  return {
+    start: connection.start,
+    name_tag: connection.name_tag,
+    client_type: connection.type,
+    client_id: connection.mqtt_client,
+  };
 }

@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,9 +7,10 @@ import { AgentRig, Artifact } from '../../../../../agent/src/testing/agent-rig';
 import { tempDir } from '../../../../../../tools/nats/nats-fixture';
 import { NatsDeployment, startNatsDeployment } from '../../../../../../tools/nats/nats-deployment';
 import { NATS_SERVER_BINARY } from '../../../../../../tools/nats/nats-server-process';
-import { freePort } from '../../../../test/free-port';
 import { createTestDatabase, TestDatabase } from '../../../../test/test-database';
 import { ReplicaProcess } from './replica-process';
+import { startReplicas } from './replica-set';
+import { adminApi } from '../../../../test/admin-api';
 
 jest.setTimeout(300_000);
 
@@ -48,16 +48,7 @@ describePrivileged(
 
     const query = async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[];
 
-    async function api(method: string, path: string, body?: unknown): Promise<Record<string, any>> {
-      const response = await fetch(`${replicas[0].httpUrl}/api/v1${path}`, {
-        method,
-        headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await response.text();
-      if (response.status >= 300) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-      return (text ? JSON.parse(text) : {}) as Record<string, any>;
-    }
+    const api = adminApi(() => ({ httpUrl: replicas[0].httpUrl, adminToken }));
 
     /** Which nodes hold an MQTT connection of the device right now (connz of each live node). */
     async function nodesOfDevice(): Promise<string[]> {
@@ -81,25 +72,17 @@ describePrivileged(
       database = await createTestDatabase();
       if (!database.url) throw new Error('needs TEST_DATABASE_URL (a PostgreSQL both replicas share)');
       pool = new Pool({ connectionString: database.url, max: 2 });
-      const credentialKey = randomBytes(32).toString('hex');
       // behind one address, as behind a load balancer: the artifact URLs both replicas put in commands point
       // at replica-a, which holds the uploaded artifact and is the agent's server.httpUrl
-      const ports = [await freePort(), await freePort()];
-      for (const [i, name] of ['replica-a', 'replica-b'].entries()) {
-        const replica = new ReplicaProcess(name, ports[i], {
-          ...nats.serverEnv,
-          HTTP_HOST: '127.0.0.1',
-          HTTP_PORT: String(ports[i]),
-          PUBLIC_URL: `http://127.0.0.1:${ports[0]}`,
-          DATA_DIR: `${tmp.dir}/${name}`,
-          DATABASE_URL: database.url,
-          COWROOT_ADMIN_TOKEN: adminToken,
-          COWROOT_CREDENTIAL_KEY: credentialKey,
-          LOG_LEVEL: 'warn',
-        });
-        await replica.start();
-        replicas.push(replica);
-      }
+      await startReplicas(replicas, {
+        names: ['replica-a', 'replica-b'],
+        natsEnv: nats.serverEnv,
+        databaseUrl: database.url,
+        dataDir: tmp.dir,
+        adminToken,
+        credentialKey: randomBytes(32).toString('hex'),
+        publicUrl: 'first',
+      });
       const provisioned = await api('POST', '/devices', { id: DEVICE_ID, tags: ['agent-cluster'] });
       const [first, ...others] = nats.mqttUrls;
       await rig.setUp({

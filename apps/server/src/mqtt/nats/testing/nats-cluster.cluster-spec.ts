@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- REST answers are read as loose JSON in these tests */
 import { randomBytes } from 'node:crypto';
 import { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
@@ -6,10 +5,11 @@ import { JobEventMessage } from '@cowroot/protocol';
 import { SimulatedDevice } from '../../../../../../tools/fleet-sim/src/simulated-device';
 import { tempDir } from '../../../../../../tools/nats/nats-fixture';
 import { NatsDeployment, startNatsDeployment } from '../../../../../../tools/nats/nats-deployment';
-import { freePort } from '../../../../test/free-port';
 import { createTestDatabase, TestDatabase } from '../../../../test/test-database';
 import { provisionDevices, seedRelease, waitFor } from '../../../rollouts/testing/rollout-fixtures';
 import { ReplicaProcess } from './replica-process';
+import { startReplicas } from './replica-set';
+import { adminApi } from '../../../../test/admin-api';
 
 jest.setTimeout(300_000);
 
@@ -37,24 +37,14 @@ describe('BROKER=nats cluster: 3 NATS nodes, 2 replicas, kill -9 mid-wave', () =
     database = await createTestDatabase();
     if (!database.url) throw new Error('the cluster test needs TEST_DATABASE_URL (a PostgreSQL both replicas share)');
     pool = new Pool({ connectionString: database.url, max: 2 });
-    const credentialKey = randomBytes(32).toString('hex');
-    for (const name of ['replica-a', 'replica-b']) {
-      const port = await freePort();
-      const replica = new ReplicaProcess(name, port, {
-        ...nats.serverEnv,
-        HTTP_HOST: '127.0.0.1',
-        HTTP_PORT: String(port),
-        PUBLIC_URL: `http://127.0.0.1:${port}`,
-        DATA_DIR: `${tmp.dir}/${name}`,
-        DATABASE_URL: database.url,
-        COWROOT_ADMIN_TOKEN: adminToken,
-        COWROOT_CREDENTIAL_KEY: credentialKey,
-        LOG_LEVEL: 'warn',
-      });
-      // one after the other: the first runs the migrations
-      await replica.start();
-      replicas.push(replica);
-    }
+    await startReplicas(replicas, {
+      names: ['replica-a', 'replica-b'],
+      natsEnv: nats.serverEnv,
+      databaseUrl: database.url,
+      dataDir: tmp.dir,
+      adminToken,
+      credentialKey: randomBytes(32).toString('hex'),
+    });
   });
 
   afterAll(async () => {
@@ -69,16 +59,7 @@ describe('BROKER=nats cluster: 3 NATS nodes, 2 replicas, kill -9 mid-wave', () =
   const query = async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[];
   const liveReplica = () => replicas.find((replica) => replica.alive)!;
 
-  async function api(method: string, path: string, body?: unknown): Promise<Record<string, any>> {
-    const response = await fetch(`${liveReplica().httpUrl}/api/v1${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (response.status >= 300) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-    return (text ? JSON.parse(text) : {}) as Record<string, any>;
-  }
+  const api = adminApi(() => ({ httpUrl: liveReplica().httpUrl, adminToken }));
 
   /** The device's broker JWT from whichever replica answers (the agent's failover does the same). */
   const tokenFrom = (deviceId: string, credential: string) => async () => {
