@@ -22,6 +22,12 @@ packages=(systemd systemd-sysv udev dbus nodejs btrfs-progs u-boot-tools libuboo
 key=$( (cat "$0"; echo "$arch $mirror ${packages[*]}") | sha256sum | cut -c1-12)
 dir=${COWROOT_CACHE_DIR:-/var/cache/cowroot}/debian-$arch-$key
 log() { echo "[debian-rootfs] $*" >&2; }
+# a foreign arch runs its maintainer scripts through qemu-user (binfmt_misc): without it mmdebstrap fails
+# deep in dpkg --configure, so say what is missing first (deploy/scripts/install-system-deps.sh sets it up)
+if [ "$arch" != "$(dpkg --print-architecture)" ] && ! arch-test "$arch" >/dev/null 2>&1; then
+  echo "build-debian-rootfs.sh: this host cannot run $arch binaries (arch-test $arch failed): install qemu-user-static binfmt-support arch-test and run update-binfmts --enable qemu-${arch/arm64/aarch64}" >&2
+  exit 1
+fi
 mkdir -p "$dir"
 exec 9>"$dir/.lock"
 flock 9
