@@ -35,8 +35,15 @@ if [ ! -s "$dir/rootfs.tar" ]; then
   started=$(date +%s)
   log "mmdebstrap bookworm $arch: ${packages[*]}"
   include=$(IFS=,; echo "${packages[*]}")
-  # --variant=apt: essential + apt, nothing of priority important; the include list is the rest
+  # --variant=apt: essential + apt, nothing of priority important; the include list is the rest.
+  # The kernel's postinst and initramfs-tools' trigger each build an initrd with Debian's MODULES=most,
+  # which installCowroot (debian-rootfs.ts) replaces with its own MODULES=list one: under qemu-user (arm64)
+  # those two runs were most of a 34 min build (as ps showed it). A build-time MODULES=list makes them cheap; the hooks
+  # write it once the essential packages are in and take it out before the tarball is made.
+  conf=etc/initramfs-tools/conf.d/zz-rootfs-build.conf
   mmdebstrap --quiet --variant=apt --arch="$arch" --include="$include" \
+    --essential-hook="mkdir -p \"\$1/${conf%/*}\" && echo MODULES=list >\"\$1/$conf\"" \
+    --customize-hook="rm -f \"\$1/$conf\"" \
     --aptopt='APT::Install-Recommends "false"' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
