@@ -20,6 +20,9 @@ packages=(
   python3-dev python3-setuptools python3-pyelftools
   # the arm64 virtual device (tools/vdev, board arm64): u-boot cross-built for QEMU virt, and QEMU for it
   gcc-aarch64-linux-gnu qemu-system-arm
+  # the arm64 Debian guest's rootfs (build-debian-rootfs.sh arm64): mmdebstrap runs the arm64 maintainer
+  # scripts and update-initramfs through qemu-user, registered with binfmt_misc; arch-test checks it works
+  qemu-user-static binfmt-support arch-test
   # the cluster broker mode and its tests: NATS with JetStream and the MQTT listener (tools/nats)
   nats-server
   # npm run bench:delta: Debian images from the archive, and the whole-image diff it compares with
@@ -30,11 +33,19 @@ packages=(
   # the dashboard's end-to-end tests drive a real browser through playwright-core (apps/web/e2e)
   chromium
 )
+# binfmt_misc handlers live in the kernel, not the package: a container or a fresh boot may have the
+# packages and no handler registered yet (the filesystem unmounted, or binfmt-support's service not run)
+register_binfmt() {
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+  arch-test arm64 >/dev/null || { echo "install-system-deps.sh: arm64 binaries still do not run here (arch-test arm64)" >&2; exit 1; }
+}
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  register_binfmt
   echo "system packages present"
   exit 0
 fi
@@ -42,3 +53,4 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+register_binfmt

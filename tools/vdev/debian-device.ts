@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import type { VdevBoard } from './vdev-artifacts';
 
 /** A TCP service on the host's loopback that the guest reaches at `guestPort` of GUEST_SERVER_ADDRESS. */
 export interface GuestForward {
@@ -14,8 +15,21 @@ export interface GuestForward {
  */
 export const GUEST_SERVER_ADDRESS = '10.0.2.100';
 
+/**
+ * How each board's Debian guest is emulated. x86: qemu-system-x86_64, as Debian's amd64 kernel is 64-bit
+ * (the 32-bit u-boot zboots it unchanged), no emulated VGA (drawing an unseen screen costs TCG time). arm64:
+ * QEMU virt, RAM from 0x40000000 (the board profile's load addresses), cortex-a57 as `max` emulates
+ * pointer authentication and costs TCG time, the PL011 as ttyAMA0. Both take the NIC on virtio-net-pci
+ * (virt has a PCIe host bridge, and the guest's initrd brings virtio_pci for the disk anyway).
+ */
+export const DEBIAN_QEMU: Record<VdevBoard, { command: string; machine: string[] }> = {
+  x86: { command: 'qemu-system-x86_64', machine: ['-vga', 'none'] },
+  arm64: { command: 'qemu-system-aarch64', machine: ['-machine', 'virt', '-cpu', 'cortex-a57'] },
+};
+
 export interface DebianDeviceOptions {
-  /** u-boot.rom of the x86 virtual device (build-artifacts.sh x86): 32-bit u-boot, zboot of the bzImage */
+  board: VdevBoard;
+  /** u-boot's firmware of the board (build-artifacts.sh <board>): u-boot.rom (x86) or u-boot.bin (arm64) */
   uBootRom: string;
   disk: string;
   forwards: GuestForward[];
@@ -32,9 +46,9 @@ export interface BootSpan {
 }
 
 /**
- * The virtual device with the real Debian guest: a factory-image disk booted by the real u-boot in
- * qemu-system-x86_64 (Debian's amd64 kernel is 64-bit; the 32-bit u-boot hands it over with zboot, as on
- * the busybox guest). Unlike VirtualDevice.boot, one QEMU process lives across the guest's own reboots
+ * The virtual device with the real Debian guest: a factory-image disk booted by the real u-boot of the
+ * board (DEBIAN_QEMU: x86 zboots the bzImage behind the uImage header, arm64 bootm's the uImage and
+ * uInitrd with QEMU's device tree). Unlike VirtualDevice.boot, one QEMU process lives across the guest's own reboots
  * (no -no-reboot): the agent reboots the device itself, and the test follows on the serial console and the
  * server. TCG unless COWROOT_VDEV_ACCEL=kvm (kvmUsable).
  */
@@ -43,17 +57,21 @@ export class DebianDevice {
   private out: WriteStream | null = null;
   private text = '';
   private readonly banners: { offset: number; at: number }[] = [];
-  readonly accel: 'kvm' | 'tcg' = kvmUsable() ? 'kvm' : 'tcg';
+  /** KVM can only run the host's own arch: the arm64 board is always TCG on this x86 host */
+  readonly accel: 'kvm' | 'tcg';
 
-  constructor(private readonly options: DebianDeviceOptions) {}
+  constructor(private readonly options: DebianDeviceOptions) {
+    this.accel = options.board === 'x86' && kvmUsable() ? 'kvm' : 'tcg';
+  }
 
   /** QEMU's arguments (argument array; the guestfwd command is QEMU's own `cmd:` chardev, run per connection). */
   qemuArgs(): string[] {
+    const qemu = DEBIAN_QEMU[this.options.board];
     const forwards = this.options.forwards
       .map((f) => `,guestfwd=tcp:${GUEST_SERVER_ADDRESS}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`)
       .join('');
     return [
-      ...['-accel', this.accel, '-m', String(this.options.memoryMiB ?? 1024), '-smp', '1', '-vga', 'none'],
+      ...['-accel', this.accel, ...qemu.machine, '-m', String(this.options.memoryMiB ?? 1024), '-smp', '1'],
       ...['-display', 'none', '-monitor', 'none', '-serial', 'stdio'],
       ...['-nic', `user,model=virtio-net-pci,restrict=on${forwards}`],
       ...['-bios', this.options.uBootRom, '-drive', `file=${this.options.disk},if=virtio,format=raw`],
@@ -65,7 +83,10 @@ export class DebianDevice {
     if (this.qemu) throw new Error('the device is already running');
     this.out = createWriteStream(this.options.logFile, { flags: 'a' });
     // its own process group, so stop() kills QEMU and its socat children and nothing else
-    this.qemu = spawn('qemu-system-x86_64', this.qemuArgs(), { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.qemu = spawn(DEBIAN_QEMU[this.options.board].command, this.qemuArgs(), {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.qemu.stdout!.on('data', (chunk: Buffer) => {
       const before = this.text.length;
       this.text += chunk.toString('latin1');

@@ -1,6 +1,7 @@
 import { chmod, copyFile, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CommandRunner } from '@cowroot/device';
+import type { VdevBoard } from './vdev-artifacts';
 
 const runner = new CommandRunner();
 const repo = resolve(__dirname, '../..');
@@ -24,7 +25,23 @@ export async function debianRootfsTar(arch: DebianArch, toolsDir: string = __dir
   return tar;
 }
 
+/**
+ * What the initrd needs per board with MODULES=list (MODULES=dep would size it by the build host's
+ * hardware): the virtio disk and btrfs. On arm64 virt u-boot and Linux see the disk on virtio-pci (QEMU's
+ * `if=virtio` there), virtio_mmio is for the transports QEMU virt also wires; Debian's arm64 kernel has the
+ * PL011 console and the generic PCIe host built in, so only the virtio modules are listed.
+ */
+const INITRD_MODULES: Record<VdevBoard, string[]> = {
+  x86: ['virtio_pci', 'virtio_blk', 'btrfs'],
+  arm64: ['virtio_pci', 'virtio_mmio', 'virtio_blk', 'btrfs'],
+};
+
+/** The serial console of each board (the board profile's console=): the 16550 on x86, the PL011 on virt. */
+export const SERIAL_CONSOLE: Record<VdevBoard, string> = { x86: 'ttyS0', arm64: 'ttyAMA0' };
+
 export interface CowrootRootfsOptions {
+  /** the virtual device board the rootfs boots on: its initrd modules and serial console */
+  board: VdevBoard;
   /** the bundled agent (dist/cowroot-agent.js, `npm run build:agent`) */
   agentBundle: string;
   /** the FAT boot partition's label and where Linux mounts it (the board profile's env.linuxMountPoint) */
@@ -91,9 +108,11 @@ export async function installCowroot(rootfs: string, options: CowrootRootfsOptio
   for (const timer of ['apt-daily.timer', 'apt-daily-upgrade.timer', 'dpkg-db-backup.timer']) {
     await rm(at(`etc/systemd/system/timers.target.wants/${timer}`), { force: true });
   }
-  // getty on the serial console would only clutter the log the tests read
+  // getty on the serial console would only clutter the log the tests read (systemd's getty generator
+  // starts one on the console= device whether enabled or not, so it is masked)
   await rm(at('etc/systemd/system/getty.target.wants'), { recursive: true, force: true });
-  await symlink('/dev/null', at('etc/systemd/system/serial-getty@ttyS0.service')).catch(() => undefined);
+  const serialGetty = at(`etc/systemd/system/serial-getty@${SERIAL_CONSOLE[options.board]}.service`);
+  await symlink('/dev/null', serialGetty).catch(() => undefined);
 
   // the initramfs step (deploy/initramfs): installed exactly where the hook's own comment says
   await mkdir(at('usr/share/cowroot'), { recursive: true });
@@ -105,8 +124,7 @@ export async function installCowroot(rootfs: string, options: CowrootRootfsOptio
   );
   await chmod(at('etc/initramfs-tools/hooks/cowroot'), 0o755);
   await chmod(at('etc/initramfs-tools/scripts/local-bottom/cowroot'), 0o755);
-  // MODULES=dep would size the initrd by the build host's hardware; the virtio disk needs these
-  await writeFile(at('etc/initramfs-tools/modules'), 'virtio_pci\nvirtio_blk\nbtrfs\n');
+  await writeFile(at('etc/initramfs-tools/modules'), `${INITRD_MODULES[options.board].join('\n')}\n`);
   await writeFile(at('etc/initramfs-tools/conf.d/cowroot.conf'), 'MODULES=list\nCOMPRESS=zstd\n');
   if (options.virtualHardwareOnly) await pruneModules(rootfs);
   await updateInitramfs(rootfs);

@@ -21,17 +21,17 @@ export function selectedBoards(wanted: readonly VdevBoard[], selection = process
 /**
  * The same scenarios once per board, each a privileged suite titled `<title> [<board>]` that also needs
  * the board's QEMU: `describeOnBoards(['x86', 'arm64'], 'boot chain', requirements, (board) => { ... })`.
+ * `requirements` may differ per board (a function of it).
  */
 export function describeOnBoards(
   boards: readonly VdevBoard[],
   title: string,
-  requirements: Requirement[],
+  requirements: Requirement[] | ((board: VdevBoard) => Requirement[]),
   body: (board: VdevBoard) => void,
 ): void {
   for (const board of selectedBoards(boards)) {
-    describePrivileged(`${title} [${board}]`, [...requirements, requireCommand(QEMU_COMMAND[board])], () =>
-      body(board),
-    );
+    const needs = typeof requirements === 'function' ? requirements(board) : requirements;
+    describePrivileged(`${title} [${board}]`, [...needs, requireCommand(QEMU_COMMAND[board])], () => body(board));
   }
 }
 
