@@ -17,7 +17,7 @@ import {
 import { TrialOutcome } from '@cowroot/protocol';
 import { requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { prepareVdevArtifacts, type VdevArtifacts } from './vdev-artifacts';
-import { describeOnBoards, scenarioRunner } from './vdev-boards';
+import { describeOnBoards } from './vdev-boards';
 import { VirtualDevice, type BootOptions, type BootRecord } from './virtual-device';
 
 const execFileAsync = promisify(execFile);
@@ -67,10 +67,6 @@ describeOnBoards(
   'virtual device: u-boot boot.cmd + initramfs workspace in QEMU',
   [requireRoot, requireCommand('btrfs'), requireCommand('mkimage'), requireLoopDevices],
   (board) => {
-    // arm64 in the default run: the bootm path with a normal boot, trial, confirm and acceptance (2), a
-    // corrupt arm64 uImage (4), the redundant FAT env of its u-boot build (5c); the rest (the same
-    // boot.cmd branches as x86, and the watchdog reset: 1.5 min alone) with COWROOT_VDEV_FULL=1
-    const scenario = scenarioRunner(board, { arm64: ['2', '4', '5c'] });
     let workDir: string;
     let artifacts: VdevArtifacts;
     let device: VirtualDevice;
@@ -139,7 +135,7 @@ describeOnBoards(
       expect(record.linux).toMatchObject({ snapshot, trial, release });
     }
 
-    scenario(
+    it(
       '1. normal boot: no env write, a fresh workspace every boot, the snapshot untouched',
       async () => {
         const snapshotBefore = await device.withPool((pool) => treeDigest(join(pool, 'snapshots/1')));
@@ -164,7 +160,7 @@ describeOnBoards(
       10 * MINUTE,
     );
 
-    scenario(
+    it(
       '2. trial requested in Linux, confirmed in the trial, accepted at the next boot, stays current',
       async () => {
         const request = await modelBoot(['request 2'], requestTrial('2'));
@@ -194,7 +190,7 @@ describeOnBoards(
       15 * MINUTE,
     );
 
-    scenario(
+    it(
       '3. trial not confirmed (Linux powers off): the next boot is the old snapshot, env says bootloader-fallback',
       async () => {
         await device.writeEnv(requestTrial('2'));
@@ -214,7 +210,7 @@ describeOnBoards(
       10 * MINUTE,
     );
 
-    scenario(
+    it(
       '3b. trial rejected by Linux (failed health check): the next boot is the old snapshot, no u-boot write',
       async () => {
         await device.writeEnv(requestTrial('2'));
@@ -233,7 +229,7 @@ describeOnBoards(
       10 * MINUTE,
     );
 
-    scenario(
+    it(
       '4. trial snapshot with a broken kernel: fallback in the same boot, kernel-load-failed',
       async () => {
         await device.writeEnv(requestTrial('3'));
@@ -251,7 +247,7 @@ describeOnBoards(
       10 * MINUTE,
     );
 
-    scenario(
+    it(
       '5a. power cuts through a trial and its acceptance: every following boot reaches a snapshot',
       async () => {
         // u-boot waits 5 s before its saveenv (test hook), so the cut lands before the write every time
@@ -280,7 +276,7 @@ describeOnBoards(
       15 * MINUTE,
     );
 
-    scenario(
+    it(
       '5b. power cut once `trying` is saved: the next boot falls back to the confirmed snapshot',
       async () => {
         await device.writeEnv(requestTrial('2'));
@@ -295,7 +291,7 @@ describeOnBoards(
       10 * MINUTE,
     );
 
-    scenario(
+    it(
       '5c. one env copy corrupted (torn write): u-boot and fw_printenv use the other copy',
       async () => {
         // the newer copy (holding the request) is torn: the older one says "no trial", a normal boot
@@ -316,7 +312,7 @@ describeOnBoards(
       10 * MINUTE,
     );
 
-    scenario(
+    it(
       '5d. the trial Linux hangs and the power is cut: the next boot falls back',
       async () => {
         await device.writeEnv(requestTrial('2'));
@@ -331,7 +327,7 @@ describeOnBoards(
       10 * MINUTE,
     );
 
-    scenario(
+    it(
       '5e. the trial Linux hangs with the watchdog armed: the reset boots the fallback, no power cut needed',
       async () => {
         await device.writeEnv(requestTrial('2'));
@@ -353,7 +349,7 @@ describeOnBoards(
       10 * MINUTE,
     );
 
-    scenario(
+    it(
       '6. commit: the workspace snapshotted read-only in the guest, tried, confirmed, then current',
       async () => {
         const commit = await modelBoot(['touch-workspace', 'commit 4', 'request 4'], requestTrial('4'));

@@ -1,4 +1,4 @@
-import { fullRun, selectedBoards } from './vdev-boards';
+import { selectedBoards } from './vdev-boards';
 
 describe('vdev boards', () => {
   it('runs every wanted board unless COWROOT_VDEV_BOARDS names some', () => {
@@ -11,11 +11,5 @@ describe('vdev boards', () => {
   it('refuses a board name it does not know, and an empty list', () => {
     expect(() => selectedBoards(['x86'], 'riscv64')).toThrow('COWROOT_VDEV_BOARDS=riscv64: boards are x86, arm64');
     expect(() => selectedBoards(['x86'], ',')).toThrow(/boards are x86, arm64/);
-  });
-
-  it('takes every scenario only with COWROOT_VDEV_FULL=1', () => {
-    expect(fullRun('1')).toBe(true);
-    expect(fullRun('')).toBe(false);
-    expect(fullRun('yes')).toBe(false);
   });
 });

@@ -34,34 +34,3 @@ export function describeOnBoards(
     describePrivileged(`${title} [${board}]`, [...needs, requireCommand(QEMU_COMMAND[board])], () => body(board));
   }
 }
-
-/** COWROOT_VDEV_FULL=1 (`npm run test:device`): every scenario on every board. */
-export const fullRun = (flag = process.env.COWROOT_VDEV_FULL): boolean => flag === '1';
-
-/**
- * `it` for a board's scenarios, titled `<id>. <what>`. The default run takes every scenario on a board
- * without a list in `defaultRun`, and only the listed ids on the others (TCG boots of arm64 cost about
- * three times an x86 boot); the rest are skipped, with the reason printed once, unless fullRun().
- */
-export function scenarioRunner(
-  board: VdevBoard,
-  defaultRun: Partial<Record<VdevBoard, readonly string[]>>,
-  full = fullRun(),
-): (title: string, fn: () => Promise<void>, timeoutMs: number) => void {
-  const listed = defaultRun[board];
-  const skipped: string[] = [];
-  return (title, fn, timeoutMs) => {
-    const id = /^(\w+)\. /.exec(title)?.[1];
-    if (!id) throw new Error(`scenario title '${title}' does not start with '<id>. '`);
-    if (full || !listed || listed.includes(id)) {
-      it(title, fn, timeoutMs);
-      return;
-    }
-    if (skipped.push(id) === 1) {
-      console.warn(
-        `${board}: scenarios outside [${listed.join(', ')}] run with COWROOT_VDEV_FULL=1 (npm run test:device)`,
-      );
-    }
-    it.skip(title, fn, timeoutMs);
-  };
-}
