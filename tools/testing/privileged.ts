@@ -68,3 +68,4 @@ export function describePrivileged(title: string, requirements: Requirement[], b
   console.warn(`skipping "${title}": ${reason}`);
   describe.skip(title, body);
 }
+export { pollUntil } from './poll';

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { TrialOutcome } from '@cowroot/protocol';
 import { readSwitchEnv } from '@cowroot/device';
-import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
+import { describePrivileged, pollUntil, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { startTestServer, TestServer } from '../../server/test/start-test-server';
 import { FleetSimulator } from '../../../tools/fleet-sim/src/fleet-simulator';
 import { AgentRig, Artifact, BuiltRelease } from './testing/agent-rig';
@@ -53,28 +53,12 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
     if (response.status !== 201) throw new Error(`upload ${file}: HTTP ${response.status} ${await response.text()}`);
   }
 
-  async function until<T>(
-    what: string,
-    probe: () => Promise<T | null | undefined | false>,
-    timeoutMs = 60_000,
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let lastError = '';
-    for (;;) {
-      // a failing API call is retried until the deadline, and quoted if it never heals
-      const value = await probe().catch((error: Error) => {
-        lastError = error.message;
-        return null;
-      });
-      if (value) return value;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}; agent log tail:\n${rig.logs.slice(-8).join('\n')}`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  const until = <T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> =>
+    pollUntil(what, probe, {
+      timeoutMs,
+      intervalMs: 100,
+      context: () => `agent log tail:\n${rig.logs.slice(-8).join('\n')}`,
+    });
 
   const deviceEvents = async () =>
     ((await api<{ items: Array<Record<string, unknown>> }>('GET', `/devices/${deviceId}/events?limit=200`)).items ??

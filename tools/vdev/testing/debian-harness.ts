@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { createLoopBtrfs, type LoopBtrfs } from '@cowroot/device/testing';
+import { pollUntil } from '@cowroot/testing';
 import { startTestServer, type TestServer } from '../../../apps/server/test/start-test-server';
 import { DebianDevice, GUEST_SERVER_ADDRESS } from '../debian-device';
 import { debianRootfsTar, installCowroot, type DebianArch } from '../debian-rootfs';
@@ -110,22 +111,12 @@ export class DebianHarness {
   }
 
   /** Polls `probe` until it returns a value; on time-out the error carries the console's tail. */
-  async until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let lastError = '';
-    for (;;) {
-      const value = await probe().catch((error: Error) => {
-        lastError = error.message;
-        return null;
-      });
-      if (value) return value;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `timed out waiting for ${what}${lastError ? ` (${lastError})` : ''}; console tail:\n${this.deviceHandle?.log.slice(-4000)}`,
-        );
-      }
-      await new Promise((done) => setTimeout(done, 500));
-    }
+  until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
+    return pollUntil(what, probe, {
+      timeoutMs,
+      intervalMs: 500,
+      context: () => `console tail:\n${this.deviceHandle?.log.slice(-4000)}`,
+    });
   }
 
   deviceView(): Promise<DeviceView> {
