@@ -2,14 +2,13 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { createLoopBtrfs, type LoopBtrfs } from '@cowroot/device/testing';
 import { requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { prepareVdevArtifacts, type VdevArtifacts, type VdevBoard } from './vdev-artifacts';
 import { describeOnBoards } from './vdev-boards';
+import { run } from './testing/run-command';
 import { VirtualDevice } from './virtual-device';
 
-const execFileAsync = promisify(execFile);
 const repo = resolve(__dirname, '../..');
 
 /** What `cowroot-release` needs per board: the board profile and the release's kernel image options. */
@@ -18,17 +17,6 @@ const RELEASE_BOARD: Record<VdevBoard, { profile: string; build: string[] }> = {
   // the arm64 Image is unpacked by bootm to 0x40400000 (the board profile's description says why there)
   arm64: { profile: 'qemu-arm64-virt.json', build: ['--arch', 'arm64', '--load-address', '0x40400000'] },
 };
-
-async function run(command: string, args: string[]): Promise<string> {
-  try {
-    return (await execFileAsync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })).stdout;
-  } catch (error) {
-    const failure = error as Error & { stdout?: string; stderr?: string };
-    throw new Error(
-      `${command} ${args.join(' ')} failed: ${failure.message}\n${failure.stdout ?? ''}${failure.stderr ?? ''}`,
-    );
-  }
-}
 
 /**
  * docs/factory.md on the virtual device: a release built by `cowroot-release build` from the virtual

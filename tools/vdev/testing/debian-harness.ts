@@ -1,17 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { createLoopBtrfs, type LoopBtrfs } from '@cowroot/device/testing';
 import { pollUntil } from '@cowroot/testing';
 import { startTestServer, type TestServer } from '../../../apps/server/test/start-test-server';
 import { DebianDevice, GUEST_SERVER_ADDRESS } from '../debian-device';
+import { run } from './run-command';
 import { debianRootfsTar, installCowroot, type DebianArch } from '../debian-rootfs';
 import { VirtualDevice } from '../virtual-device';
 import type { VdevArtifacts, VdevBoard } from '../vdev-artifacts';
 
-const execFileAsync = promisify(execFile);
 const vdevDir = resolve(__dirname, '..');
 const repo = resolve(vdevDir, '../..');
 const GUEST_MQTT_PORT = 1883;
@@ -34,17 +32,6 @@ export const DEBIAN_BOARDS: Record<
     slowdown: 3,
   },
 };
-
-export async function run(command: string, args: string[]): Promise<string> {
-  try {
-    return (await execFileAsync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })).stdout;
-  } catch (error) {
-    const failure = error as Error & { stdout?: string; stderr?: string };
-    throw new Error(
-      `${command} ${args.join(' ')} failed: ${failure.message}\n${failure.stdout ?? ''}${failure.stderr ?? ''}`,
-    );
-  }
-}
 
 export const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
