@@ -1,4 +1,4 @@
-import { SUPERBLOCK_SIZE, crc32c, repairedPrimary } from './uboot-view';
+import { SUPERBLOCK_SIZE, checkSuperblock, crc32c, repairedPrimary } from './uboot-view';
 
 /**
  * The superblock u-boot takes when both copies are torn and no mix of their sectors checks out, as
@@ -9,8 +9,6 @@ import { SUPERBLOCK_SIZE, crc32c, repairedPrimary } from './uboot-view';
  */
 const SUPER = {
   fsid: 32,
-  bytenr: 48,
-  magic: 64,
   generation: 72,
   chunkRoot: 88,
   nodesize: 148,
@@ -29,7 +27,6 @@ const CHUNK_ITEM_KEY = 228;
 const CHUNK_HEADER_SIZE = 48;
 const STRIPE_SIZE = 32;
 const NODE = { fsid: 32, bytenr: 48, generation: 80 } as const;
-const BTRFS_MAGIC = Buffer.from('_BHRfS_M', 'latin1');
 
 /** Where the chunk root a superblock names lives on its device, through its own system chunk array. */
 export function chunkRootPhysical(sb: Buffer): number | null {
@@ -77,21 +74,18 @@ export function chunkRootVerifies(sb: Buffer, node: Buffer): boolean {
  * (magic, its own bytenr, crc32c), each with its checksum recomputed over its own sectors.
  */
 export function sectorZeroCandidates(copies: { offset: number; bytes: Buffer }[]): { offset: number; sb: Buffer }[] {
-  return copies
-    .filter(({ offset, bytes }) => {
-      if (bytes.length < SUPERBLOCK_SIZE) return false;
-      return (
-        bytes.subarray(SUPER.magic, SUPER.magic + 8).equals(BTRFS_MAGIC) &&
-        Number(bytes.readBigUInt64LE(SUPER.bytenr)) === offset &&
-        bytes.readUInt16LE(SUPER.csumType) === 0
-      );
-    })
-    .map(({ offset, bytes }) => {
-      const sb = Buffer.from(bytes.subarray(0, SUPERBLOCK_SIZE));
-      sb.writeUInt32LE(crc32c(sb.subarray(32)), 0);
-      return { offset, sb };
-    })
-    .sort((a, b) => Number(b.sb.readBigUInt64LE(SUPER.generation) - a.sb.readBigUInt64LE(SUPER.generation)));
+  return (
+    copies
+      .filter(({ bytes }) => bytes.length >= SUPERBLOCK_SIZE)
+      .map(({ offset, bytes }) => {
+        const sb = Buffer.from(bytes.subarray(0, SUPERBLOCK_SIZE));
+        sb.writeUInt32LE(crc32c(sb.subarray(32)), 0);
+        return { offset, sb };
+      })
+      // with its own checksum, what is left to fail is sector 0's: the magic, the bytenr, the checksum type
+      .filter(({ offset, sb }) => checkSuperblock(sb, offset).valid)
+      .sort((a, b) => Number(b.sb.readBigUInt64LE(SUPER.generation) - a.sb.readBigUInt64LE(SUPER.generation)))
+  );
 }
 
 /** What patch 0003 writes as the primary, or null; `read` reads bytes of the pool's device. */
