@@ -30,6 +30,9 @@ import { Rebooter } from './reboot/rebooter';
 import { DowngradeGuard } from './security/downgrade-guard';
 import { AGENT_VERSION } from './version';
 
+/** How long a state report's PUBACK may hold up what follows it. */
+const STATE_PUBACK_WAIT_MS = 5000;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -54,7 +57,7 @@ export class Agent {
   private commandChain: Promise<void> = Promise.resolve();
   private statePublishing: Promise<void> = Promise.resolve();
   private stopped = false;
-  /** outbox events of an earlier run, re-sent once at the first connect */
+  /** outbox events of an earlier run, re-sent once at the first connect (receipts mode re-sends on every one) */
   private resendOnConnect: StoredEvent[] = [];
 
   constructor(
@@ -74,10 +77,11 @@ export class Agent {
           config.mqttAuth === 'token'
             ? () => fetchBrokerToken(config.httpUrl, config.deviceId, config.credential, config.ca)
             : undefined,
+        receipts: config.mqttAuth === 'token',
       },
       logger,
     );
-    this.events = new JobEvents(this.journal, this.link, logger);
+    this.events = new JobEvents(this.journal, this.link, logger, config.mqttAuth === 'token');
     this.security = new DowngradeGuard(config.stateDir, logger);
     this.reboots = new Rebooter({
       rebootCommand: config.rebootCommand,
@@ -123,7 +127,9 @@ export class Agent {
     if (!boot.snapshot) this.logger.warn('no cowroot.snapshot= on the kernel command line; not booted by cowroot?');
     await this.collectGarbage();
 
-    this.resendOnConnect = [...this.journal.outbox];
+    // token auth is the NATS cluster: its receipts, not the PUBACK, take an event out of the outbox
+    if (this.config.mqttAuth === 'token') this.events.watchReceipts();
+    else this.resendOnConnect = [...this.journal.outbox];
     this.link.on('connect', () => this.onConnect());
     this.link.on('command', (payload: Buffer) => this.enqueue(payload));
     await this.link.start();
@@ -194,6 +200,7 @@ export class Agent {
   async stop(graceful = true): Promise<void> {
     this.stopped = true;
     this.reboots.stop();
+    this.events.stop();
     // not a cancel: a download stopped this way keeps its spool for the next install of that artifact
     this.jobs.abort(AGENT_STOPPING);
     await this.commandChain;
@@ -250,13 +257,21 @@ export class Agent {
     return { ...state, seq: ++this.seq, sentAt: new Date().toISOString() } as DeviceStateMessage;
   }
 
-  /** Full state after every change (docs/protocol.md §5.1); serialised so seq order = publish order. Never rejects. */
+  /**
+   * Full state after every change (docs/protocol.md §5.1); serialised so seq order = publish order. Resolves at
+   * the PUBACK or after STATE_PUBACK_WAIT_MS, whichever comes first. Never rejects.
+   */
   publishState(): Promise<void> {
     this.statePublishing = this.statePublishing
       .then(async () => {
         if (this.stopped) return;
         const state = await this.buildState();
-        if (this.link.connected) await this.link.publish(DeviceChannel.State, state);
+        if (!this.link.connected) return;
+        const published = this.link.publish(DeviceChannel.State, state);
+        published.catch((error) => this.logger.warn('publishing state failed', { error: errorOf(error).message }));
+        // a broker that stopped answering must not hold a job, the command queue or a stop until the
+        // keepalive notices (45 s): the next state supersedes this one, and the next connect sends one
+        await Promise.race([published, new Promise((resolve) => setTimeout(resolve, STATE_PUBACK_WAIT_MS).unref())]);
       })
       .catch((error) => this.logger.warn('publishing state failed', { error: errorOf(error).message }));
     return this.statePublishing;

@@ -10,6 +10,7 @@ export * from './messages/presence.message';
 export * from './messages/command.message';
 export * from './messages/storable';
 export * from './messages/message-rejected.message';
+export * from './messages/report-receipt.message';
 export * from './rejection-reason';
 export * from './json-depth';
 export * from './parse';

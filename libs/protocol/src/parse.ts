@@ -7,6 +7,7 @@ import { COMMAND_CLASSES, Command, CommandType, commandTypeOf } from './messages
 import { DeviceStateMessage } from './messages/device-state.message';
 import { JobEventMessage } from './messages/job-event.message';
 import { MessageRejectedMessage } from './messages/message-rejected.message';
+import { ReportReceiptMessage } from './messages/report-receipt.message';
 import { PresenceMessage } from './messages/presence.message';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; message: string };
@@ -94,6 +95,10 @@ export function parsePresence(payload: Buffer | string): ParseResult<PresenceMes
 
 export function parseMessageRejected(payload: Buffer | string): ParseResult<MessageRejectedMessage> {
   return parseAs(MessageRejectedMessage, payload);
+}
+
+export function parseReportReceipt(payload: Buffer | string): ParseResult<ReportReceiptMessage> {
+  return parseAs(ReportReceiptMessage, payload);
 }
 
 export function parseCommand(payload: Buffer | string): ParseResult<Command> {

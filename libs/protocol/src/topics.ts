@@ -17,6 +17,12 @@ export enum DeviceChannel {
   Commands = 'commands',
   /** server → device: notices of messages acknowledged but not applied (QoS 1, §7.1) */
   Rejections = 'rejections',
+  /**
+   * server → device, cluster mode (BROKER=nats) only: the event ids the server has stored (QoS 0, §5.4).
+   * NATS acknowledges a device's QoS 1 publish before its stream stored it, so there the PUBACK is not
+   * the server's word; this is.
+   */
+  Receipts = 'receipts',
 }
 
 /** Channels a device may publish on. */
@@ -27,7 +33,11 @@ export const DEVICE_PUBLISH_CHANNELS: readonly DeviceChannel[] = [
 ];
 
 /** Channels a device may subscribe to (its own only). */
-export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = [DeviceChannel.Commands, DeviceChannel.Rejections];
+export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = [
+  DeviceChannel.Commands,
+  DeviceChannel.Rejections,
+  DeviceChannel.Receipts,
+];
 
 export function deviceTopic(deviceId: string, channel: DeviceChannel): string {
   if (!isDeviceId(deviceId)) throw new Error(`invalid device id for a topic: ${JSON.stringify(deviceId)}`);

@@ -22,6 +22,11 @@ export interface MqttLinkOptions {
   /** a connection must last this long before the backoff starts again from initialReconnectMs */
   stableAfterMs?: number;
   connectTimeoutMs?: number;
+  /**
+   * Subscribe to the server's report receipts (docs/protocol.md §5.4; the NATS cluster mode, where a PUBACK
+   * is not the server's word) and emit them as 'receipt' (payload).
+   */
+  receipts?: boolean;
 }
 
 /**
@@ -30,7 +35,7 @@ export interface MqttLinkOptions {
  * every (re)connect, and reconnects with exponential backoff. The backoff is reset only by a connection
  * that stayed up for `stableAfterMs`, not by every CONNACK: two devices that share a client id kick each
  * other off (MQTT-3.1.4-2), and with a reset on CONNACK they would do so every second forever
- * (docs/agent.md §6). Emits 'connect' and 'command' (payload).
+ * (docs/agent.md §6). Emits 'connect', 'command' (payload) and, with `receipts`, 'receipt' (payload).
  */
 export class MqttLink extends EventEmitter {
   private client: MqttClient | null = null;
@@ -124,10 +129,17 @@ export class MqttLink extends EventEmitter {
         client.options.reconnectPeriod = this.initialReconnectMs;
       }, this.stableAfterMs);
       this.stableTimer.unref();
-      this.logger.info('mqtt connected', { url: this.options.url });
+      // mqtt.js points options.host/port at the server of this connect (it rotates through `servers`)
+      const { protocol, host, port } = client.options;
+      this.logger.info('mqtt connected', { url: `${protocol ?? 'mqtt'}://${host}:${port}` });
       client.subscribe(this.topic(DeviceChannel.Commands), { qos: 1 }, (error) => {
         if (error) this.logger.error('subscribing to commands failed', { error: error.message });
       });
+      // QoS 0: a lost receipt costs one resend of the event, and NATS keeps no per-session consumer for it
+      if (this.options.receipts)
+        client.subscribe(this.topic(DeviceChannel.Receipts), { qos: 0 }, (error) => {
+          if (error) this.logger.error('subscribing to receipts failed', { error: error.message });
+        });
       void this.publish(
         DeviceChannel.Presence,
         {
@@ -153,6 +165,7 @@ export class MqttLink extends EventEmitter {
     client.on('offline', () => this.logger.warn('mqtt offline, reconnecting with backoff'));
     client.on('message', (topic, payload) => {
       if (topic === this.topic(DeviceChannel.Commands)) this.emit('command', payload);
+      else if (this.options.receipts && topic === this.topic(DeviceChannel.Receipts)) this.emit('receipt', payload);
     });
   }
 

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { DeviceChannel } from '@cowroot/protocol';
 import { AgentLogger } from '../../../../agent/src/logger';
 import { fetchBrokerToken } from '../../../../agent/src/mqtt/broker-token';
 import { MqttLink } from '../../../../agent/src/mqtt/mqtt-link';
@@ -112,13 +114,14 @@ describe('BROKER=nats, single node', () => {
     expect(created.every((device) => device.bootedSnapshot !== 'factory')).toBe(true);
   });
 
-  it('the agent link in token mode: fetches a broker JWT, fails over past a dead broker, gets a command', async () => {
+  it('the agent link in token mode: fetches a broker JWT, fails over past a dead broker, gets a command and receipts', async () => {
     const [device] = await provisionDevices(server, [{ id: 'nats-agent' }]);
     const credential = (device as unknown as { options: { credential: string } }).options.credential;
     await expect(fetchBrokerToken(server.httpUrl, 'nats-agent', 'not-the-credential', null)).rejects.toThrow(
       /HTTP 401/,
     );
     const dead = `mqtt://127.0.0.1:${await freePort()}`;
+    const logs: string[] = [];
     const link = new MqttLink(
       {
         deviceId: 'nats-agent',
@@ -128,17 +131,37 @@ describe('BROKER=nats, single node', () => {
         password: () => fetchBrokerToken(server.httpUrl, 'nats-agent', credential, null),
         ca: null,
         initialReconnectMs: 200,
+        receipts: true,
       },
-      new AgentLogger('nats-agent', () => undefined),
+      new AgentLogger('nats-agent', (line) => logs.push(line)),
     );
     const commands: string[] = [];
+    const receipted: string[] = [];
     link.on('command', (payload: Buffer) => commands.push(JSON.parse(payload.toString()).commandId));
+    link.on('receipt', (payload: Buffer) => receipted.push(...JSON.parse(payload.toString()).eventIds));
     try {
       await link.start();
       await waitFor(async () => link.connected, 20_000, 'agent link connected through the second URL');
       // the SUBSCRIBE follows the CONNACK; the server re-sends open commands a second after the connect event
       const sent = await api('POST', '/devices/nats-agent/commands', { type: 'reboot' });
       await waitFor(async () => commands.includes(sent.id), 10_000, 'command delivered over NATS');
+      // the log names the node it reached, not the first URL it was given
+      expect(logs.some((line) => line.includes('"mqtt connected"') && line.includes(nats.mqttUrls[0]))).toBe(true);
+
+      // docs/protocol.md §5.4: the server names every event it stored, and a resent one again
+      const event = { v: 1, commandId: sent.id, eventId: randomUUID(), type: 'accepted', at: new Date().toISOString() };
+      await link.publish(DeviceChannel.Events, event);
+      await waitFor(async () => receipted.includes(event.eventId), 10_000, 'a receipt for the event');
+      await link.publish(DeviceChannel.Events, event);
+      await waitFor(
+        async () => receipted.filter((id) => id === event.eventId).length === 2,
+        10_000,
+        'a second receipt',
+      );
+      const stored = await count(`SELECT count(*)::int AS n FROM device_job_events WHERE event_id = $1`, [
+        event.eventId,
+      ]);
+      expect(stored).toBe(1);
     } finally {
       await link.stop(false);
     }

@@ -1,5 +1,12 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { DeviceChannel, encodeMessage, type DeviceChannel as Channel } from '@cowroot/protocol';
+import {
+  DeviceChannel,
+  PROTOCOL_VERSION,
+  encodeMessage,
+  type DeviceChannel as Channel,
+  type ReportReceiptMessage,
+} from '@cowroot/protocol';
+import { isUUID } from 'class-validator';
 import { AckPolicy, RetentionPolicy, StorageType, nanos, type ConsumerMessages, type JsMsg } from 'nats';
 import { KeyedSerialQueue } from '../../devices/keyed-serial-queue';
 import { DeviceMessageHandler, Rejection, SessionRef } from '../device-message-handler';
@@ -124,12 +131,25 @@ export class NatsReportConsumer implements OnApplicationBootstrap, OnModuleDestr
         (rejection) => {
           if (rejection) this.rejected(deviceId, channel, rejection);
           message.ack();
+          if (channel === DeviceChannel.Events) this.receipt(deviceId, message.data);
         },
         (error: Error) => {
           this.logger.error(`deviceId=${deviceId} channel=${channel} not stored, redelivery later: ${error.message}`);
           message.nak(RETRY_DELAY_MS);
         },
       );
+  }
+
+  /**
+   * docs/protocol.md §5.4: the device keeps a job event in its outbox until this says the server is done with
+   * it (stored, or refused for good), because NATS's PUBACK came before the stream stored it. QoS 0: a lost
+   * receipt costs one resend, which is answered with another.
+   */
+  private receipt(deviceId: string, payload: Uint8Array): void {
+    const eventId = eventIdOf(payload);
+    if (!eventId) return;
+    const receipt: ReportReceiptMessage = { v: PROTOCOL_VERSION, eventIds: [eventId] };
+    this.nats.app.publish(deviceSubject(deviceId, DeviceChannel.Receipts), encodeMessage(receipt));
   }
 
   /** docs/protocol.md §7.1, as the embedded broker: counted, and the device told (a few per second). */
@@ -139,5 +159,15 @@ export class NatsReportConsumer implements OnApplicationBootstrap, OnModuleDestr
     if (suppressed === null) return;
     const notice = rejectionNotice(channel, rejection, suppressed);
     this.nats.app.publish(deviceSubject(deviceId, DeviceChannel.Rejections), encodeMessage(notice));
+  }
+}
+
+/** The eventId of a job event payload, if it has a well-formed one (a malformed event is refused, and named if it can be). */
+function eventIdOf(payload: Uint8Array): string | null {
+  try {
+    const eventId = (JSON.parse(Buffer.from(payload).toString('utf8')) as { eventId?: unknown }).eventId;
+    return typeof eventId === 'string' && isUUID(eventId) ? eventId : null;
+  } catch {
+    return null;
   }
 }
