@@ -73,7 +73,9 @@ export class JobEvents {
     });
     this.link.on('connect', () => this.resendOutbox());
     this.resendTimer = setInterval(() => {
-      if (this.link.connected) this.resendOutbox(RECEIPT_RESEND_MS);
+      if (!this.link.connected) return;
+      const resent = this.resendOutbox(RECEIPT_RESEND_MS);
+      if (resent > 0) this.logger.info('re-sent events still without a receipt', { count: resent });
     }, RECEIPT_RESEND_MS);
     this.resendTimer.unref();
   }

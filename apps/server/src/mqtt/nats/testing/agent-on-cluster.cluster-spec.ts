@@ -219,10 +219,11 @@ describePrivileged(
       );
       expect(done.counts).toEqual({ confirmed: 1 });
 
-      // every report exactly once: no event id twice, the whole story of the command in order
+      // every report exactly once: no event id twice, the whole story of the command in the device's order (a
+      // report the stream lost arrives again later, after the next one: arrival order is not the story's)
       const stored = await query<{ event_id: string; type: string; duplicate: boolean }>(
         `SELECT event_id, type, coalesce((payload->>'duplicate')::boolean, false) AS duplicate
-           FROM device_job_events WHERE device_id = $1 ORDER BY seq`,
+           FROM device_job_events WHERE device_id = $1 ORDER BY occurred_at, seq`,
         [DEVICE_ID],
       );
       expect(new Set(stored.map((row) => row.event_id)).size).toBe(stored.length);
@@ -244,6 +245,9 @@ describePrivileged(
           survivor,
           heldUnacknowledged: held.map((e) => e.type),
           resentAfterMs,
+          // events the agent sent again because no receipt came (NATS PUBACKed them, the stream lost them)
+          resentWithoutReceipt: rig.logs.filter((line) => line.includes('re-sent events still without a receipt'))
+            .length,
         }),
       );
     });
