@@ -14,16 +14,20 @@ import {
   waitFor,
 } from './testing/rollout-fixtures';
 import { adminApi } from '../../test/admin-api';
+import { describeOnBrokers } from '../../test/fleet-brokers';
 
 jest.setTimeout(90_000);
 
-describe('rollouts (real server, simulated devices over real MQTT)', () => {
+describeOnBrokers('rollouts (real server, simulated devices over real MQTT)', (broker) => {
   let server: TestServer;
   const devices: SimulatedDevice[] = [];
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ env: broker().serverEnv });
   });
+
+  const provision = (specs: Parameters<typeof provisionDevices>[1], rebootMs = 100) =>
+    provisionDevices(server, specs, rebootMs, (id, credential) => broker().connection(server, id, credential));
 
   afterAll(async () => {
     await Promise.all(devices.map((device) => device.stop()));
@@ -33,9 +37,12 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
   const api = adminApi(() => server);
 
   async function fleet(specs: Parameters<typeof provisionDevices>[1], rebootMs = 100): Promise<SimulatedDevice[]> {
-    const created = await provisionDevices(server, specs, rebootMs);
+    const created = await provision(specs, rebootMs);
     devices.push(...created);
-    await Promise.all(created.map((device) => device.connect()));
+    // a fresh NATS cluster refuses the first MQTT connects while it places the account's $MQTT_ streams
+    await Promise.all(
+      created.map((device) => (broker().name === 'embedded' ? device.connect() : device.connectRetrying())),
+    );
     // the state reports must be stored before a rollout plans with them
     await waitFor(
       async () => {
@@ -390,13 +397,14 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
 
   it('counts duplicated, late and out-of-order events once', async () => {
     await seedRelease(server.dataSource, { name: 'dup-os', version: '2' });
-    const [sim] = await provisionDevices(server, [{ id: 'dup-0', tags: ['dup'] }]);
+    const [sim] = await provision([{ id: 'dup-0', tags: ['dup'] }]);
     // a hand-driven device: receives the command, then reports events in a hostile order
     const credential = (sim as unknown as { options: { credential: string } }).options.credential;
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.mqttPort}`, {
+    const login = await broker().login(server, 'dup-0', credential);
+    const client = await mqtt.connectAsync(login.url, {
       clientId: 'dup-0',
       username: 'dup-0',
-      password: credential,
+      password: login.password,
       reconnectPeriod: 0,
     });
     try {
@@ -442,7 +450,7 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
 
   it('catches up an event that committed behind the engine cursor', async () => {
     await seedRelease(server.dataSource, { name: 'late-os', version: '2' });
-    await provisionDevices(server, [{ id: 'late-0', tags: ['late'] }]);
+    await provision([{ id: 'late-0', tags: ['late'] }]);
     const created = await api('POST', '/rollouts', {
       name: 'late',
       release: { name: 'late-os', version: '2' },
@@ -471,7 +479,7 @@ describe('rollouts (real server, simulated devices over real MQTT)', () => {
 
   it('catches up a rollback event that committed behind the engine cursor', async () => {
     // not connected: only the event inserted below can move the rollback
-    await provisionDevices(server, [{ id: 'rb-late-0', tags: ['rb-late'] }]);
+    await provision([{ id: 'rb-late-0', tags: ['rb-late'] }]);
     await server.dataSource.query(`UPDATE devices SET booted_snapshot = 'current', snapshots = $2 WHERE id = $1`, [
       'rb-late-0',
       JSON.stringify([committedSnapshot('current'), committedSnapshot('older')]),
