@@ -3,6 +3,7 @@ import { connect, IClientOptions, MqttClient } from 'mqtt';
 import { DeviceChannel, PROTOCOL_VERSION, PresenceStatus, deviceTopic, encodeMessage } from '@cowroot/protocol';
 import { AgentLogger } from '../logger';
 import { AGENT_VERSION } from '../version';
+import { reconnectDelayMs } from './reconnect-delay';
 
 export interface MqttLinkOptions {
   deviceId: string;
@@ -44,6 +45,8 @@ export class MqttLink extends EventEmitter {
   private readonly stableAfterMs: number;
   private stableTimer: NodeJS.Timeout | null = null;
   private connectedOnce = false;
+  /** closes since the last connection that lasted stableAfterMs */
+  private closesInARow = 0;
 
   constructor(
     private readonly options: MqttLinkOptions,
@@ -126,6 +129,7 @@ export class MqttLink extends EventEmitter {
       this.clearStableTimer();
       this.stableTimer = setTimeout(() => {
         this.stableTimer = null;
+        this.closesInARow = 0;
         client.options.reconnectPeriod = this.initialReconnectMs;
       }, this.stableAfterMs);
       this.stableTimer.unref();
@@ -157,9 +161,14 @@ export class MqttLink extends EventEmitter {
       // the JWT may have expired or been revoked: the next CONNECT carries a fresh one when it is back in time
       if (this.options.password)
         void this.nextPassword(client.options.password).then((next) => (client.options.password = next));
-      // exponential backoff: mqtt.js reads reconnectPeriod each time it schedules the next attempt
-      const next = Math.min((client.options.reconnectPeriod ?? this.initialReconnectMs) * 2, this.maxReconnectMs);
-      client.options.reconnectPeriod = next;
+      // exponential backoff per round over the servers: mqtt.js reads reconnectPeriod for each next attempt
+      this.closesInARow += 1;
+      client.options.reconnectPeriod = reconnectDelayMs(
+        this.closesInARow,
+        servers.length,
+        this.initialReconnectMs,
+        this.maxReconnectMs,
+      );
     });
     client.on('error', (error) => this.logger.warn('mqtt error', { error: error.message }));
     client.on('offline', () => this.logger.warn('mqtt offline, reconnecting with backoff'));

@@ -22,6 +22,12 @@ import { INGEST_CONSUMER, REPORTS_STREAM, REPORT_SUBJECTS, deviceSubject, parseR
 const ACK_WAIT_MS = 30_000;
 /** Reports a replica holds unacknowledged at once: enough for the writers' group commit to fill. */
 const IN_FLIGHT = 2000;
+/**
+ * Each pull request lives this long (nats.js default 30 s, heartbeats at half of it). A pull parked on a node
+ * that died is noticed only after two missed heartbeats: with the default, reports waited ~30 s after a node
+ * kill (agent-on-cluster spec); with 5 s, ~5 s, for one pull request per replica every 5 s.
+ */
+const PULL_EXPIRES_MS = 5000;
 /** After a storage failure the report comes back after this long (the database may be failing over). */
 const RETRY_DELAY_MS = 2000;
 
@@ -103,7 +109,7 @@ export class NatsReportConsumer implements OnApplicationBootstrap, OnModuleDestr
     while (!this.stopping) {
       try {
         const consumer = await this.nats.js.consumers.get(REPORTS_STREAM, INGEST_CONSUMER);
-        this.messages = await consumer.consume({ max_messages: IN_FLIGHT });
+        this.messages = await consumer.consume({ max_messages: IN_FLIGHT, expires: PULL_EXPIRES_MS });
         for await (const message of this.messages) this.take(message);
       } catch (error) {
         if (this.stopping) break;
