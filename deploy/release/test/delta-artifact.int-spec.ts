@@ -7,6 +7,7 @@ import {
   COMMAND_HEADER_BYTES,
   DELTA_MAGIC,
   DELTA_MAGIC_V1,
+  DELTA_MAGIC_V2,
   DeltaCommand,
   STREAM_HEADER_BYTES,
   SnapshotStore,
@@ -187,26 +188,60 @@ describePrivileged(
       const types = commandsOf(rawDelta()).map((c) => c.type);
       expect(types.filter((t) => t === DeltaCommand.PatchBegin)).toHaveLength(1);
       expect(types.filter((t) => t === DeltaCommand.BatchSource)).toHaveLength(3);
+      // format 3: the tool's WRITEs (its four rewritten stretches, 21 WRITEs) as one run per stretch
+      expect(types.filter((t) => t === DeltaCommand.WriteRun)).toHaveLength(4);
+      expect(types.filter((t) => t === DeltaCommand.WriteStub)).toHaveLength(0);
       const plainZst = execFileSync('zstd', ['-q', '-9', '-c', plainStream]).length;
       expect(delta.size * 5).toBeLessThan(plainZst);
     });
 
-    it('still installs a format 1 delta (no batches), identical to the plain incremental’s', async () => {
-      const v1 = await new DeltaWriter(new CommandRunner(), { batch: false }).write({
-        send: { command: 'btrfs', args: ['send', '-q', '-p', join(host!.mount, 'r1'), join(host!.mount, 'r2')] },
-        parentRoot: join(host!.mount, 'r1'),
-        newRoot: join(host!.mount, 'r2'),
-        path: join(out, 'r2.v1.delta.zst'),
+    it('still installs deltas of format 1 (no batches) and 2 (a stub per write), identical to the plain incremental’s', async () => {
+      for (const format of [1, 2] as const) {
+        const older = await new DeltaWriter(new CommandRunner(), { format }).write({
+          send: { command: 'btrfs', args: ['send', '-q', '-p', join(host!.mount, 'r1'), join(host!.mount, 'r2')] },
+          parentRoot: join(host!.mount, 'r1'),
+          newRoot: join(host!.mount, 'r2'),
+          path: join(out, `r2.v${format}.delta.zst`),
+        });
+        expect(older.plain).toEqual(delta.plain);
+        const raw = execFileSync('zstd', ['-d', '-c', '-q', older.path]);
+        expect(raw.subarray(0, DELTA_MAGIC.length)).toEqual(format === 1 ? DELTA_MAGIC_V1 : DELTA_MAGIC_V2);
+        const types = commandsOf(raw).map((c) => c.type);
+        expect(types.filter((t) => t === DeltaCommand.WriteRun)).toHaveLength(0);
+        // a stub per WRITE where format 3 has a run per stretch of the tool (4)
+        expect(types.filter((t) => t === DeltaCommand.WriteStub).length).toBeGreaterThan(4);
+        expect(older).toMatchObject(
+          format === 1 ? { patchedFiles: 2, identicalFiles: 1, batches: 0 } : { patchedFiles: 4, batches: 1 },
+        );
+        // format 3's runs are smaller than the stubs they replace
+        expect(older.size).toBeGreaterThan(delta.size);
+        const received = await receiveDelta(older.path, `r2-v${format}`);
+        expect(received.receivedUuid).toBe(r2Uuid);
+        sh('diff', ['-r', '--no-dereference', join(host!.mount, 'r2'), store.snapshotPath(`r2-v${format}`)]);
+        await store.delete(`r2-v${format}`, []);
+      }
+    });
+
+    it('refuses a damaged or cut write run and leaves the device untouched', async () => {
+      const raw = rawDelta();
+      const run = commandsOf(raw).find((c) => c.type === DeltaCommand.WriteRun)!;
+      const before = await deviceState();
+      // one crc of the list changed (the run's own crc no longer matches it)
+      const damaged = Buffer.from(raw);
+      damaged[run.at + COMMAND_HEADER_BYTES + run.length - 2] ^= 1;
+      await writeFile(join(out, 'run-damaged.delta'), damaged);
+      await expect(receiveDelta(join(out, 'run-damaged.delta'), 'r2-rd', 'r1', 'none')).rejects.toMatchObject({
+        code: ErrorCode.DeltaCorrupt,
+        message: expect.stringMatching(/patch section for usr\/bin\/tool: bad write run 0/),
       });
-      expect(v1.plain).toEqual(delta.plain);
-      expect(execFileSync('zstd', ['-d', '-c', '-q', v1.path]).subarray(0, DELTA_MAGIC_V1.length)).toEqual(
-        DELTA_MAGIC_V1,
-      );
-      expect(v1).toMatchObject({ patchedFiles: 2, identicalFiles: 1, batches: 0 });
-      const viaV1 = await receiveDelta(v1.path, 'r2-v1');
-      expect(viaV1.receivedUuid).toBe(r2Uuid);
-      sh('diff', ['-r', '--no-dereference', join(host!.mount, 'r2'), store.snapshotPath('r2-v1')]);
-      await store.delete('r2-v1', []);
+      expect(await deviceState()).toBe(before);
+      // the delta cut inside the run
+      await writeFile(join(out, 'run-cut.delta'), raw.subarray(0, run.at + Math.floor(run.length / 2)));
+      await expect(receiveDelta(join(out, 'run-cut.delta'), 'r2-rc', 'r1', 'none')).rejects.toMatchObject({
+        code: ErrorCode.DeltaCorrupt,
+        message: expect.stringMatching(/truncated/),
+      });
+      expect(await deviceState()).toBe(before);
     });
 
     it('round-trips to a subvolume identical to the plain incremental’s', async () => {

@@ -5,14 +5,15 @@ import { Writable } from 'node:stream';
 import {
   ByteReader,
   COMMAND_HEADER_BYTES,
-  DELTA_MAGIC,
-  DELTA_MAGIC_V1,
+  DeltaFormat,
   PATCH_DATA_CHUNK,
   STREAM_HEADER_BYTES,
   SendCommand,
   WriteStub,
   encodePatchBegin,
+  deltaMagicOf,
   encodePatchData,
+  encodeWriteRuns,
   encodeWriteStub,
   joinWrite,
   parseCommandHeader,
@@ -29,8 +30,8 @@ export interface EncodingSettings {
   encoder: PatchEncoder;
   /** largest run patched as one file (half the window) */
   maxTargetBytes: number;
-  /** small files go in batches (format 2) */
-  batching: boolean;
+  /** the format written: batches of small files from 2, write runs from 3 */
+  format: DeltaFormat;
 }
 
 /** A run of consecutive WRITEs to one path: buffered on disk while it may become a patch. */
@@ -85,7 +86,7 @@ export class DeltaEncoding {
   ) {}
 
   async run(reader: ByteReader): Promise<Omit<WrittenDelta, 'path' | 'size' | 'sha256'>> {
-    await writeAll(this.out, [this.writer.batching ? DELTA_MAGIC : DELTA_MAGIC_V1]);
+    await writeAll(this.out, [deltaMagicOf(this.writer.format)]);
     const header = await this.exactly(reader, STREAM_HEADER_BYTES);
     this.version = parseStreamHeader(header);
     this.account(header);
@@ -182,7 +183,7 @@ export class DeltaEncoding {
     const newSize = (await lstat(join(this.request.newRoot, path)).catch(() => null))?.size ?? 0;
     const predecessor = newSize <= this.writer.maxTargetBytes ? await this.finder.find(path, newSize) : null;
     const member =
-      this.writer.batching &&
+      this.writer.format >= 2 &&
       predecessor !== null &&
       newSize <= BATCH_CAPS.memberBytes &&
       predecessor.size <= BATCH_CAPS.memberBytes;
@@ -299,7 +300,8 @@ export class DeltaEncoding {
         patchSize,
       }),
     );
-    for (const stub of run.stubs) await writeAll(this.out, encodeWriteStub(stub));
+    const stubs = this.writer.format >= 3 ? encodeWriteRuns(run.stubs) : run.stubs.map(encodeWriteStub);
+    for (const command of stubs) await writeAll(this.out, command);
     if (!patchPath) return;
     const patch = await open(patchPath, 'r');
     try {

@@ -2,7 +2,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ByteReader, DEFAULT_MAX_WINDOW_LOG, StreamingCommand } from '@cowroot/device';
+import { ByteReader, DEFAULT_MAX_WINDOW_LOG, DeltaFormat, StreamingCommand } from '@cowroot/device';
 import { CommandRunner, StdinFilter } from '@cowroot/device';
 import { DigestingStream } from '../digesting-stream';
 import { ReleaseError, ReleaseErrorCode } from '../release-error';
@@ -41,8 +41,11 @@ export interface DeltaWriterOptions {
   patchLevel?: number;
   /** largest patch window (log2); files above half of it go as plain data */
   maxWindowLog?: number;
-  /** batch small files (format 2, the default); false writes only per-file sections */
-  batch?: boolean;
+  /**
+   * the format to write: 3 (the default: batches of small files, write runs), 2 (batches, one stub per
+   * write), 1 (per-file sections only); the device reads all three
+   */
+  format?: DeltaFormat;
   commands?: StreamingCommand;
 }
 
@@ -59,10 +62,10 @@ export class DeltaWriter {
   private readonly encoder: PatchEncoder;
   private readonly maxWindowLog: number;
   private readonly zstdLevel: number;
-  readonly batching: boolean;
+  readonly format: DeltaFormat;
 
   constructor(runner: CommandRunner, options: DeltaWriterOptions = {}) {
-    this.batching = options.batch ?? true;
+    this.format = options.format ?? 3;
     this.commands = options.commands ?? new StreamingCommand();
     this.encoder = new PatchEncoder(runner, options.patchLevel ?? 19);
     this.maxWindowLog = options.maxWindowLog ?? DEFAULT_MAX_WINDOW_LOG;
@@ -84,7 +87,7 @@ export class DeltaWriter {
     sink.catch(() => undefined);
     try {
       const finder = new PredecessorFinder(request.parentRoot, request.newRoot, 2 ** (this.maxWindowLog - 1));
-      const settings = { encoder: this.encoder, maxTargetBytes: this.maxTargetBytes, batching: this.batching };
+      const settings = { encoder: this.encoder, maxTargetBytes: this.maxTargetBytes, format: this.format };
       const encoding = new DeltaEncoding(settings, finder, request, work, zstd.stdin!);
       const stats = await encoding.run(new ByteReader(send.stdout));
       zstd.stdin!.end();

@@ -132,12 +132,12 @@ export class DeltaReconstructor {
         const type = command.readUInt16LE(4);
         let section: AsyncGenerator<Buffer[]> | Generator<Buffer[]> | null = null;
         if (type === DeltaCommand.PatchBegin) {
-          section = this.sections.patch(reader, command, version);
+          section = this.sections.patch(reader, command, version, format);
         } else if (type === DeltaCommand.BatchBegin) {
           if (format < 2) throw corrupt('a batch section in a format 1 delta stream');
           section = this.sections.batch(reader, command);
         } else if (isDeltaCommand(type)) {
-          throw corrupt('patch data outside a patch section');
+          throw corrupt(`a delta command (${type.toString(16)}) outside a section`);
         } else if (type === SendCommand.End) {
           const rest = out.flush();
           if (rest) yield rest;

@@ -3,6 +3,7 @@ import { CommandError } from '../command-runner';
 import { ByteReader } from './byte-reader';
 import {
   BatchBegin,
+  DeltaFormat,
   PatchBegin,
   WriteStub,
   MAX_COMMAND_BYTES,
@@ -78,25 +79,30 @@ export class DeltaSections {
    * PATCH_BEGIN (`command`, its crc checked only if the section fails: UncheckedCommands): the runs of
    * one file, patched against one predecessor (or copied from it).
    */
-  async *patch(reader: ByteReader, command: Buffer, version: number): AsyncGenerator<Buffer[]> {
+  async *patch(reader: ByteReader, command: Buffer, version: number, format: DeltaFormat): AsyncGenerator<Buffer[]> {
     const unchecked = new UncheckedCommands('a patch section');
     unchecked.add(command);
     try {
       const begin = guard(() => decodePatchBegin(command.subarray(COMMAND_HEADER_BYTES)));
-      yield* this.patchSection(reader, begin, version);
+      yield* this.patchSection(reader, begin, version, format);
     } catch (error) {
       throw unchecked.explain(error);
     }
   }
 
-  private async *patchSection(reader: ByteReader, begin: PatchBegin, version: number): AsyncGenerator<Buffer[]> {
+  private async *patchSection(
+    reader: ByteReader,
+    begin: PatchBegin,
+    version: number,
+    format: DeltaFormat,
+  ): AsyncGenerator<Buffer[]> {
     this.checkWindow(begin.windowLog, 'a patch');
     if (begin.targetSize > 2 ** begin.windowLog || begin.stubs > begin.targetSize || begin.stubs === 0) {
       throw corrupt(`patch section for ${begin.sourcePath} has inconsistent sizes`);
     }
     const what = `patch section for ${begin.sourcePath}`;
     const names = { section: what, patch: `the patch for ${begin.sourcePath}` };
-    const { stubs, dataBytes } = await readWriteStubs(this.context.readCommand, reader, begin.stubs, what);
+    const { stubs, dataBytes } = await readWriteStubs(this.context.readCommand, reader, begin.stubs, format, what);
     if (dataBytes !== begin.targetSize) throw corrupt(`${what}: stub lengths disagree`);
     const source = this.locate(begin);
     const small = begin.sourceSize <= SMALL_PREDECESSOR_BYTES;

@@ -5,3 +5,4 @@ export * from './byte-reader';
 export * from './streaming-command';
 export * from './predecessor';
 export * from './delta-reconstructor';
+export * from './write-run';
