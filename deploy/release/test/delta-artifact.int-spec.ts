@@ -185,6 +185,8 @@ describePrivileged(
       expect(delta.patchedFiles).toBe(4);
       expect(delta.batches).toBe(1);
       expect(delta.identicalFiles).toBe(0);
+      // the tool's few rewritten stretches of random bytes: a copy list costs less than a zstd frame
+      expect(delta.copyLists).toBe(1);
       const types = commandsOf(rawDelta()).map((c) => c.type);
       expect(types.filter((t) => t === DeltaCommand.PatchBegin)).toHaveLength(1);
       expect(types.filter((t) => t === DeltaCommand.BatchSource)).toHaveLength(3);
@@ -297,37 +299,54 @@ describePrivileged(
       await store.delete('r1x', []);
     });
 
-    it('refuses a corrupted patch (valid crc, bad zstd data) and leaves the device untouched', async () => {
-      const raw = rawDelta();
-      const patchData = commandsOf(raw).find((c) => c.type === DeltaCommand.PatchData)!;
-      const payload = Buffer.from(
-        raw.subarray(patchData.at + COMMAND_HEADER_BYTES, patchData.at + COMMAND_HEADER_BYTES + patchData.length),
-      );
-      for (let i = 100; i < payload.length; i += 97) payload[i] ^= 0x5a;
-      // re-framed with a correct crc: only the patch decoder can notice
-      const reframed = Buffer.concat(frameCommand(DeltaCommand.PatchData, [payload]));
-      const corrupted = Buffer.concat([
-        raw.subarray(0, patchData.at),
-        reframed,
-        raw.subarray(patchData.at + reframed.length),
-      ]);
-      await writeFile(join(out, 'corrupt.delta'), corrupted);
+    it('refuses a corrupted patch, a zstd frame or a copy list (valid crc, bad bytes), and leaves the device untouched', async () => {
+      // the tool's section: a copy list in format 3, a zstd frame in format 2
+      const v2 = await new DeltaWriter(new CommandRunner(), { format: 2 }).write({
+        send: { command: 'btrfs', args: ['send', '-q', '-p', join(host!.mount, 'r1'), join(host!.mount, 'r2')] },
+        parentRoot: join(host!.mount, 'r1'),
+        newRoot: join(host!.mount, 'r2'),
+        path: join(out, 'r2.corrupt-v2.delta.zst'),
+      });
+      const cases = [
+        { raw: rawDelta(), what: 'copy list', flippedError: /bad patch data in its copy list/ },
+        {
+          raw: Buffer.from(execFileSync('zstd', ['-d', '-c', '-q', v2.path])),
+          what: 'zstd',
+          flippedError: /does not decode/,
+        },
+      ];
       const before = await deviceState();
-      await expect(receiveDelta(join(out, 'corrupt.delta'), 'r2-corrupt', 'r1', 'none')).rejects.toMatchObject({
-        code: expect.stringMatching(/^DELTA_(CORRUPT|MISMATCH)$/),
-      });
-      expect(await deviceState()).toBe(before);
+      for (const { raw, what, flippedError } of cases) {
+        const patchData = commandsOf(raw).find((c) => c.type === DeltaCommand.PatchData)!;
+        const payload = Buffer.from(
+          raw.subarray(patchData.at + COMMAND_HEADER_BYTES, patchData.at + COMMAND_HEADER_BYTES + patchData.length),
+        );
+        for (let i = 100; i < payload.length; i += 97) payload[i] ^= 0x5a;
+        // re-framed with a correct crc: only the patch decoder (zstd), or the check of the rebuilt bytes (a
+        // copy list: btrfs receive's crc of the WRITE, the stream's sha256) can notice
+        const reframed = Buffer.concat(frameCommand(DeltaCommand.PatchData, [payload]));
+        const corrupted = Buffer.concat([
+          raw.subarray(0, patchData.at),
+          reframed,
+          raw.subarray(patchData.at + reframed.length),
+        ]);
+        await writeFile(join(out, 'corrupt.delta'), corrupted);
+        await expect(receiveDelta(join(out, 'corrupt.delta'), 'r2-corrupt', 'r1', 'none')).rejects.toMatchObject({
+          code: expect.stringMatching(/^DELTA_(CORRUPT|MISMATCH)$/),
+        });
+        expect({ what, state: await deviceState() }).toEqual({ what, state: before });
 
-      // a flipped bit without the crc fixed: PATCH_DATA crcs are not checked (docs/release-tool.md "Delta
-      // artifacts"), the zstd frame's checksum catches it
-      const flipped = Buffer.from(raw);
-      flipped[patchData.at + COMMAND_HEADER_BYTES + 10] ^= 1;
-      await writeFile(join(out, 'flipped.delta'), flipped);
-      await expect(receiveDelta(join(out, 'flipped.delta'), 'r2-flipped', 'r1', 'none')).rejects.toMatchObject({
-        code: ErrorCode.DeltaCorrupt,
-        message: expect.stringMatching(/does not decode/),
-      });
-      expect(await deviceState()).toBe(before);
+        // a flipped bit without the crc fixed: a zstd patch's PATCH_DATA crcs are not checked (docs/release-tool.md
+        // "Delta artifacts"), the zstd frame's checksum catches it; a copy list's crcs are checked
+        const flipped = Buffer.from(raw);
+        flipped[patchData.at + COMMAND_HEADER_BYTES + 10] ^= 1;
+        await writeFile(join(out, 'flipped.delta'), flipped);
+        await expect(receiveDelta(join(out, 'flipped.delta'), 'r2-flipped', 'r1', 'none')).rejects.toMatchObject({
+          code: ErrorCode.DeltaCorrupt,
+          message: expect.stringMatching(flippedError),
+        });
+        expect({ what, state: await deviceState() }).toEqual({ what, state: before });
+      }
     });
 
     it('refuses a batch whose patch is corrupted or whose source is not the parent’s, device untouched', async () => {

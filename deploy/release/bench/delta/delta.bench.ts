@@ -239,7 +239,7 @@ async function runCase(
   log(`  full stream (zstd)                      ${mb(full.size)}`);
   log(`  plain incremental (zstd)                ${mb(plain.size)}   (uncompressed ${mb(reconstructs.size)})`);
   log(
-    `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched, ${again.batches} batches of small ones, ${again.identicalFiles} rewritten unchanged: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
+    `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched, ${again.batches} batches of small ones, ${again.copyLists} copy lists, ${again.identicalFiles} rewritten unchanged: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
   );
   log(`  xdelta3 -9 of the images                ${mb(xdelta)}   (${diffs.xdeltaSeconds.toFixed(1)} s${cachedNote})`);
   log(

@@ -32,6 +32,8 @@ export interface WrittenDelta {
   patchBytes: number;
   /** batch sections written (each one decoder on the device for many small files) */
   batches: number;
+  /** patch sections whose patch is a copy list rather than a zstd frame (format 3) */
+  copyLists: number;
 }
 
 export interface DeltaWriterOptions {
@@ -87,7 +89,12 @@ export class DeltaWriter {
     sink.catch(() => undefined);
     try {
       const finder = new PredecessorFinder(request.parentRoot, request.newRoot, 2 ** (this.maxWindowLog - 1));
-      const settings = { encoder: this.encoder, maxTargetBytes: this.maxTargetBytes, format: this.format };
+      const settings = {
+        encoder: this.encoder,
+        maxTargetBytes: this.maxTargetBytes,
+        format: this.format,
+        outerLevel: this.zstdLevel,
+      };
       const encoding = new DeltaEncoding(settings, finder, request, work, zstd.stdin!);
       const stats = await encoding.run(new ByteReader(send.stdout));
       zstd.stdin!.end();

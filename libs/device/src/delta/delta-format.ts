@@ -32,7 +32,8 @@ import {
  * command headers (whole commands, no END: that stays held back until the sha256 matched).
  *
  * Format 3 replaces a section's WRITE_STUBs by WRITE_RUNs: one command for the writes that follow each
- * other in the file, attributes once, lengths and original crcs listed (write-run.ts).
+ * other in the file, attributes once, lengths and original crcs listed (write-run.ts); and a patch
+ * section may carry a copy list instead of a zstd frame (PATCH_BEGIN's method 1, copy-list.ts).
  *
  * Format 1 is format 2 without batch sections; the device reads all three (artifacts already published
  * stay installable), the release tool writes 3.
@@ -105,6 +106,7 @@ const PatchAttr = {
   WindowLog: 5,
   Stubs: 6,
   PatchSize: 7,
+  Method: 8,
 };
 const StubAttr = { Prefix: 1, DataLength: 2, Suffix: 3, Crc: 4 };
 const BatchAttr = { Sources: 1, TargetSize: 2, WindowLog: 3, PatchSize: 4 };
@@ -132,6 +134,11 @@ export interface PatchBegin {
   windowLog: number;
   stubs: number;
   patchSize: number;
+  /**
+   * how the patch bytes give the data (format 3): 0 (the default, and all formats 1 and 2 know) a
+   * `zstd --patch-from` frame, 1 a copy list (copy-list.ts)
+   */
+  method?: number;
 }
 
 export interface BatchBegin {
@@ -197,6 +204,8 @@ export function encodePatchBegin(begin: PatchBegin): Buffer[] {
     tlv(PatchAttr.WindowLog, u32(begin.windowLog)),
     tlv(PatchAttr.Stubs, u32(begin.stubs)),
     tlv(PatchAttr.PatchSize, u64(begin.patchSize)),
+    // absent for method 0, so formats 1 and 2 are written as before
+    ...(begin.method ? [tlv(PatchAttr.Method, u32(begin.method))] : []),
   ]);
 }
 
@@ -213,6 +222,7 @@ export function decodePatchBegin(payload: Buffer): PatchBegin {
     windowLog: readU32(required(attributes, PatchAttr.WindowLog, what), what),
     stubs: readU32(required(attributes, PatchAttr.Stubs, what), what),
     patchSize: readU64(required(attributes, PatchAttr.PatchSize, what), what),
+    method: readU32(attributes.find((a) => a.type === PatchAttr.Method)?.value ?? u32(0), what),
   };
 }
 

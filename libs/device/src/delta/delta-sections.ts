@@ -12,6 +12,7 @@ import {
   isDeltaCommand,
   plainCommandsAt,
 } from './delta-format';
+import { CopyListMethod, copyListWrites } from './copy-list';
 import { BatchHint, DictionaryPrefetch, LOOKAHEAD_BYTES, nextBatchHint, writeDictionary } from './dictionary-prefetch';
 import { copyLargePredecessor, patchedAgainstLarge } from './large-predecessor';
 import { PredecessorRef, SMALL_PREDECESSOR_BYTES, locatePredecessor, readSmallPredecessor } from './predecessor';
@@ -106,7 +107,13 @@ export class DeltaSections {
     if (dataBytes !== begin.targetSize) throw corrupt(`${what}: stub lengths disagree`);
     const source = this.locate(begin);
     const small = begin.sourceSize <= SMALL_PREDECESSOR_BYTES;
-    if (begin.patchSize === 0) {
+    if (begin.method === CopyListMethod) {
+      if (format < 3) throw corrupt(`${what}: a copy list in a format ${format} delta stream`);
+      if (begin.patchSize === 0) throw corrupt(`${what}: an empty copy list`);
+      yield* copyListWrites(this.context.readCommand, reader, source, begin, stubs, version, what);
+    } else if (begin.method) {
+      throw corrupt(`${what}: unknown patch method ${begin.method}`);
+    } else if (begin.patchSize === 0) {
       if (begin.targetSize !== begin.sourceSize)
         throw corrupt(`copy section for ${begin.sourcePath} has inconsistent sizes`);
       yield* small

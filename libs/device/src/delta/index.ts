@@ -6,3 +6,4 @@ export * from './streaming-command';
 export * from './predecessor';
 export * from './delta-reconstructor';
 export * from './write-run';
+export * from './copy-list';

@@ -1,0 +1,179 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { ErrorCode } from '@cowroot/protocol';
+import { DeviceError } from '../device-error';
+import { ByteReader } from './byte-reader';
+import { DeltaCommand, PatchBegin, WriteStub } from './delta-format';
+import { verifyPredecessorContent } from './predecessor';
+import { ReadCommand, corrupt } from './section-commands';
+import { COMMAND_HEADER_BYTES, hasValidCrc, joinWrite } from './send-stream';
+
+/**
+ * The copy list (format 3, a patch section's method 1; docs/release-tool.md "Delta artifacts"): a file's
+ * new data as stretches copied from its predecessor and literal bytes between them, instead of a zstd
+ * `--patch-from` frame. For a large file with a few thousand scattered edits a zstd frame pays ≈ 11
+ * bytes per 128 KiB block of output whether the block changed or not (its format's largest block: 4.2 KB
+ * for 48 MiB copied unchanged) and a sequence per edit; a copy list pays its instructions only. The
+ * release tool writes whichever of the two is smaller.
+ *
+ * Layout of its patch bytes (the section's PATCH_DATA payloads, in order):
+ *
+ *   le32 n                          instructions
+ *   n × le32 adds, copies, jumps    three columns, each as four byte planes (all low bytes, then …):
+ *                                   numbers of one kind side by side compress (the artifact's zstd)
+ *   literal bytes                   exactly the sum of adds
+ *
+ * Instruction i: `adds[i]` literal bytes out; the predecessor's cursor moves by `jumps[i]` (zigzag:
+ * even = forward, odd = back); `copies[i]` bytes of the predecessor from the cursor out, and the cursor
+ * after them. The output is the run's data, exactly `targetSize` bytes.
+ *
+ * Checks: nothing here is covered by a zstd frame checksum, so the PATCH_DATA crcs of a copy list are
+ * checked (a few KiB to a few hundred: milliseconds even in jitless JavaScript) and the predecessor is
+ * hashed before anything is copied from it (a wrong parent is DELTA_BASE_MISMATCH, never wrong data in
+ * front of `btrfs receive`).
+ */
+export const CopyListMethod = 1;
+
+/** Instructions a device accepts in one copy list (their columns are held: 12 bytes each). */
+export const MAX_COPY_INSTRUCTIONS = 65536;
+
+/** Largest piece handed on at once (a literal stretch or a copy is cut into these). */
+const PIECE_BYTES = 64 * 1024;
+
+/** Reads `count` le32 numbers stored as four byte planes. */
+function readPlanes(bytes: Buffer, start: number, count: number): Uint32Array {
+  const values = new Uint32Array(count);
+  for (let plane = 0; plane < 4; plane++) {
+    const at = start + plane * count;
+    const shift = plane * 8;
+    for (let i = 0; i < count; i++) values[i] += bytes[at + i] * 2 ** shift;
+  }
+  return values;
+}
+
+/** `values` as four byte planes (the build side of readPlanes). */
+export function writePlanes(values: readonly number[]): Buffer {
+  const count = values.length;
+  const out = Buffer.alloc(count * 4);
+  values.forEach((value, i) => {
+    for (let plane = 0; plane < 4; plane++) out[plane * count + i] = Math.floor(value / 2 ** (plane * 8)) & 0xff;
+  });
+  return out;
+}
+
+export interface CopyList {
+  adds: number[];
+  copies: number[];
+  /** signed source cursor moves */
+  jumps: number[];
+  literals: Buffer[];
+}
+
+/** A copy list's patch bytes (the release tool's side). */
+export function encodeCopyList(list: CopyList): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(list.adds.length);
+  const zigzag = list.jumps.map((jump) => (jump >= 0 ? jump * 2 : -jump * 2 - 1));
+  return Buffer.concat([head, writePlanes(list.adds), writePlanes(list.copies), writePlanes(zigzag), ...list.literals]);
+}
+
+/** The section's PATCH_DATA payloads, each crc checked, exactly `patchSize` bytes of them. */
+async function* checkedPatchData(
+  readCommand: ReadCommand,
+  reader: ByteReader,
+  patchSize: number,
+  what: string,
+): AsyncGenerator<Buffer> {
+  let fed = 0;
+  while (fed < patchSize) {
+    const command = await readCommand(reader);
+    if (command.readUInt16LE(4) !== DeltaCommand.PatchData || !hasValidCrc(command)) {
+      throw corrupt(`${what}: bad patch data in its copy list`);
+    }
+    const chunk = command.subarray(COMMAND_HEADER_BYTES);
+    fed += chunk.length;
+    if (fed > patchSize) throw corrupt(`${what}: more patch data than announced`);
+    yield chunk;
+  }
+}
+
+/** A section of method 1: its copy list read and checked, then the run's writes rebuilt from it. */
+export async function* copyListWrites(
+  readCommand: ReadCommand,
+  reader: ByteReader,
+  source: string,
+  begin: PatchBegin,
+  stubs: readonly WriteStub[],
+  version: number,
+  what: string,
+): AsyncGenerator<Buffer[]> {
+  const patch = new ByteReader(checkedPatchData(readCommand, reader, begin.patchSize, what));
+  const head = await patch.read(4);
+  if (head.length !== 4) throw corrupt(`${what}: its copy list is cut short`);
+  const count = head.readUInt32LE(0);
+  if (count === 0 || count > MAX_COPY_INSTRUCTIONS) throw corrupt(`${what}: a copy list of ${count} instructions`);
+  const columns = await patch.read(12 * count);
+  if (columns.length !== 12 * count) throw corrupt(`${what}: its copy list is cut short`);
+  const adds = readPlanes(columns, 0, count);
+  const copies = readPlanes(columns, 4 * count, count);
+  const jumps = readPlanes(columns, 8 * count, count);
+  let literalBytes = 0;
+  let copiedBytes = 0;
+  for (let i = 0; i < count; i++) {
+    literalBytes += adds[i];
+    copiedBytes += copies[i];
+  }
+  if (4 + 12 * count + literalBytes !== begin.patchSize || literalBytes + copiedBytes !== begin.targetSize) {
+    throw corrupt(`${what}: its copy list disagrees with its sizes`);
+  }
+  await verifyPredecessorContent(source, begin);
+  const data = new ByteReader(copyListOutput(patch, source, begin, { count, adds, copies, jumps }, what));
+  for (const stub of stubs) {
+    const bytes = await data.read(stub.dataLength);
+    if (bytes.length !== stub.dataLength) throw corrupt(`${what}: its copy list gives fewer bytes than its writes`);
+    yield joinWrite(version, stub.prefix, bytes, stub.suffix, stub.crc);
+  }
+  if (!(await data.atEnd())) throw corrupt(`${what}: its copy list gives more bytes than its writes`);
+}
+
+async function* copyListOutput(
+  patch: ByteReader,
+  source: string,
+  begin: PatchBegin,
+  list: { count: number; adds: Uint32Array; copies: Uint32Array; jumps: Uint32Array },
+  what: string,
+): AsyncGenerator<Buffer> {
+  const fd = openSync(source, 'r');
+  try {
+    let cursor = 0;
+    for (let i = 0; i < list.count; i++) {
+      for (let left = list.adds[i]; left > 0;) {
+        const piece = await patch.read(Math.min(left, PIECE_BYTES));
+        if (piece.length === 0) throw corrupt(`${what}: its copy list is cut short`);
+        left -= piece.length;
+        yield piece;
+      }
+      const jump = list.jumps[i];
+      cursor += jump % 2 === 0 ? jump / 2 : -(jump + 1) / 2;
+      if (cursor < 0 || cursor + list.copies[i] > begin.sourceSize) {
+        throw corrupt(`${what}: its copy list reads outside its predecessor`);
+      }
+      for (let left = list.copies[i]; left > 0;) {
+        // a fresh buffer each time: what is handed on is kept until it is written out
+        const piece = Buffer.allocUnsafe(Math.min(left, PIECE_BYTES));
+        const read = readSync(fd, piece, 0, piece.length, cursor);
+        if (read === 0) {
+          throw new DeviceError(
+            ErrorCode.DeltaBaseMismatch,
+            `predecessor ${begin.sourcePath} shrank while it was read`,
+          );
+        }
+        cursor += read;
+        left -= read;
+        yield piece.subarray(0, read);
+      }
+    }
+    if (!(await patch.atEnd())) throw corrupt(`${what}: more literal bytes than its copy list uses`);
+  } finally {
+    closeSync(fd);
+  }
+}
