@@ -273,7 +273,7 @@ describePrivileged(
       expect(await deviceState()).toBe(before);
     });
 
-    it('refuses a parent whose large predecessor has the right size but other bytes (hashed only once its patch fails to decode)', async () => {
+    it('refuses a parent whose large predecessor has the right size but other bytes (hashed only once the rebuild fails)', async () => {
       // r1 with the 3 MiB tool overwritten in place: same size, so only its content can tell
       const v1x = join(host!.mount, 'v1x');
       sh('btrfs', ['subvolume', 'snapshot', join(host!.mount, 'r1'), v1x]);

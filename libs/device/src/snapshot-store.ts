@@ -311,6 +311,9 @@ export class SnapshotStore {
         error.code === ErrorCode.ReceiveFailed &&
         /crc32c? mismatch/i.test(error.message)
       ) {
+        // a predecessor copied from unhashed with other content is the cause to name (a wrong parent)
+        const cause = await reconstructor.explainMismatch();
+        if (cause) throw cause;
         throw new DeviceError(
           ErrorCode.DeltaMismatch,
           `the rebuilt stream is not the one the manifest names: btrfs receive found a command whose crc32c does not match (${error.message})`,

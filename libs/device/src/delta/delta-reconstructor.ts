@@ -76,6 +76,14 @@ export class DeltaReconstructor {
     return this.sections.batchStats;
   }
 
+  /**
+   * After `btrfs receive` refused a rebuilt command's crc32c: the predecessor with other content that
+   * explains it (DELTA_BASE_MISMATCH), or null.
+   */
+  explainMismatch(): Promise<DeviceError | null> {
+    return this.sections.explainMismatch();
+  }
+
   /** The plain stream rebuilt from `delta` (the uncompressed delta stream). */
   plainStream(delta: AsyncIterable<Buffer>, source: StreamingProcess | null = null): Readable {
     return Readable.from(this.rebuild(new ByteReader(delta), source), { objectMode: false, highWaterMark: 64 * 1024 });
@@ -146,6 +154,8 @@ export class DeltaReconstructor {
           if (failed) throw failed;
           const { size, sha256 } = out.result(command);
           if (size !== this.options.expected.size || sha256 !== this.options.expected.sha256) {
+            const cause = await this.sections.explainMismatch();
+            if (cause) throw cause;
             throw new DeviceError(
               ErrorCode.DeltaMismatch,
               `the rebuilt stream is ${size} bytes with sha256 ${sha256}, the manifest says ${this.options.expected.size} bytes, ${this.options.expected.sha256}`,

@@ -15,7 +15,14 @@ import {
 import { CopyListMethod, copyListWrites } from './copy-list';
 import { BatchHint, DictionaryPrefetch, LOOKAHEAD_BYTES, nextBatchHint, writeDictionary } from './dictionary-prefetch';
 import { copyLargePredecessor, patchedAgainstLarge } from './large-predecessor';
-import { PredecessorRef, SMALL_PREDECESSOR_BYTES, locatePredecessor, readSmallPredecessor } from './predecessor';
+import { DeviceError } from '../device-error';
+import {
+  PredecessorRef,
+  SMALL_PREDECESSOR_BYTES,
+  locatePredecessor,
+  readSmallPredecessor,
+  verifyPredecessorContent,
+} from './predecessor';
 import {
   DecoderStopped,
   ReadCommand,
@@ -53,7 +60,29 @@ export class DeltaSections {
     (decoder) => decoder.kill(),
   );
 
+  /**
+   * Predecessors copied from without a hash (copy lists, large files rewritten unchanged): a wrong one
+   * gives bytes that fail the rebuilt stream's checks, and only then are they hashed (explainMismatch).
+   */
+  private readonly unhashed: Array<{ path: string; ref: PredecessorRef }> = [];
+
   constructor(private readonly context: SectionContext) {}
+
+  /**
+   * Why the rebuilt bytes are not the original's (btrfs receive refused a WRITE's crc32c, or the stream's
+   * sha256 differs), when a predecessor copied from unhashed has other content: DELTA_BASE_MISMATCH
+   * naming it; else null (the delta itself is wrong).
+   */
+  async explainMismatch(): Promise<DeviceError | null> {
+    for (const { path, ref } of this.unhashed) {
+      const failure = await verifyPredecessorContent(path, ref).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      if (failure instanceof DeviceError) return failure;
+    }
+    return null;
+  }
 
   /** batches rebuilt, and of those the ones whose dictionary was written ahead */
   get batchStats(): { taken: number; prefetched: number } {
@@ -110,12 +139,14 @@ export class DeltaSections {
     if (begin.method === CopyListMethod) {
       if (format < 3) throw corrupt(`${what}: a copy list in a format ${format} delta stream`);
       if (begin.patchSize === 0) throw corrupt(`${what}: an empty copy list`);
+      this.unhashed.push({ path: source, ref: begin });
       yield* copyListWrites(this.context.readCommand, reader, source, begin, stubs, version, what);
     } else if (begin.method) {
       throw corrupt(`${what}: unknown patch method ${begin.method}`);
     } else if (begin.patchSize === 0) {
       if (begin.targetSize !== begin.sourceSize)
         throw corrupt(`copy section for ${begin.sourcePath} has inconsistent sizes`);
+      if (!small) this.unhashed.push({ path: source, ref: begin });
       yield* small
         ? this.copySmall(source, begin, stubs, version)
         : copyLargePredecessor(source, begin, stubs, version);
