@@ -8,7 +8,8 @@ import { joinWrite } from './send-stream';
 
 /**
  * Sections against a predecessor above SMALL_PREDECESSOR_BYTES (predecessor.ts): never read whole, and
- * hashed beside the work or only on failure, so that the bytes pass once through the page cache.
+ * hashed only on failure (or beside the decode, for a patch frame without a checksum), so that the bytes
+ * pass once through the page cache and the node process.
  */
 
 /**
