@@ -4,7 +4,7 @@ import { DeviceError } from '../device-error';
 import { ByteReader } from './byte-reader';
 import { DeltaCommand, PatchBegin, WriteStub } from './delta-format';
 import { ReadCommand, corrupt } from './section-commands';
-import { COMMAND_HEADER_BYTES, hasValidCrc, joinWrite } from './send-stream';
+import { COMMAND_HEADER_BYTES, SendCommand, dataHeader, hasValidCrc } from './send-stream';
 
 /**
  * The copy list (format 3, a patch section's method 1; docs/release-tool.md "Delta artifacts"): a file's
@@ -125,54 +125,111 @@ export async function* copyListWrites(
   if (4 + 12 * count + literalBytes !== begin.patchSize || literalBytes + copiedBytes !== begin.targetSize) {
     throw corrupt(`${what}: its copy list disagrees with its sizes`);
   }
-  const data = new ByteReader(copyListOutput(patch, source, begin, { count, adds, copies, jumps }, what));
-  for (const stub of stubs) {
-    const bytes = await data.read(stub.dataLength);
-    if (bytes.length !== stub.dataLength) throw corrupt(`${what}: its copy list gives fewer bytes than its writes`);
-    yield joinWrite(version, stub.prefix, bytes, stub.suffix, stub.crc);
+  const fill = new CopyListFiller(patch, source, begin, { count, adds, copies, jumps }, what);
+  try {
+    for (const stub of stubs) yield [await fill.write(version, stub)];
+    await fill.finish();
+  } finally {
+    fill.close();
   }
-  if (!(await data.atEnd())) throw corrupt(`${what}: its copy list gives more bytes than its writes`);
 }
 
-async function* copyListOutput(
-  patch: ByteReader,
-  source: string,
-  begin: PatchBegin,
-  list: { count: number; adds: Uint32Array; copies: Uint32Array; jumps: Uint32Array },
-  what: string,
-): AsyncGenerator<Buffer> {
-  const fd = openSync(source, 'r');
-  try {
-    let cursor = 0;
-    for (let i = 0; i < list.count; i++) {
-      for (let left = list.adds[i]; left > 0;) {
-        const piece = await patch.read(Math.min(left, PIECE_BYTES));
-        if (piece.length === 0) throw corrupt(`${what}: its copy list is cut short`);
-        left -= piece.length;
-        yield piece;
-      }
-      const jump = list.jumps[i];
-      cursor += jump % 2 === 0 ? jump / 2 : -(jump + 1) / 2;
-      if (cursor < 0 || cursor + list.copies[i] > begin.sourceSize) {
-        throw corrupt(`${what}: its copy list reads outside its predecessor`);
-      }
-      for (let left = list.copies[i]; left > 0;) {
-        // a fresh buffer each time: what is handed on is kept until it is written out
-        const piece = Buffer.allocUnsafe(Math.min(left, PIECE_BYTES));
-        const read = readSync(fd, piece, 0, piece.length, cursor);
+/**
+ * Rebuilds the run's WRITEs from a checked copy list, each into one buffer of its own (header, attributes,
+ * then its data read straight from the predecessor or copied from the literal bytes): no join of pieces,
+ * and the output passes on without being copied again (the reconstructor hands a whole WRITE on as it
+ * is). Measured against the pieces joined twice: see docs/release-tool.md "Format 3".
+ */
+class CopyListFiller {
+  private readonly fd: number;
+  private instruction = 0;
+  /** the current instruction's literal bytes, then its copy */
+  private phase: 'literal' | 'copy' = 'literal';
+  /** bytes left in the current phase */
+  private left: number;
+  private cursor = 0;
+
+  constructor(
+    private readonly patch: ByteReader,
+    source: string,
+    private readonly begin: PatchBegin,
+    private readonly list: { count: number; adds: Uint32Array; copies: Uint32Array; jumps: Uint32Array },
+    private readonly what: string,
+  ) {
+    this.fd = openSync(source, 'r');
+    this.left = list.adds[0];
+  }
+
+  /** The WRITE of `stub`, its data filled from the list. */
+  async write(version: number, stub: WriteStub): Promise<Buffer> {
+    const header = dataHeader(version, stub.dataLength);
+    const dataAt = COMMAND_HEADER_BYTES + stub.prefix.length + header.length;
+    const command = Buffer.allocUnsafe(dataAt + stub.dataLength + stub.suffix.length);
+    command.writeUInt32LE(command.length - COMMAND_HEADER_BYTES, 0);
+    command.writeUInt16LE(SendCommand.Write, 4);
+    command.writeUInt32LE(stub.crc, 6);
+    stub.prefix.copy(command, COMMAND_HEADER_BYTES);
+    header.copy(command, COMMAND_HEADER_BYTES + stub.prefix.length);
+    await this.fill(command, dataAt, dataAt + stub.dataLength);
+    stub.suffix.copy(command, dataAt + stub.dataLength);
+    return command;
+  }
+
+  /** The run's next bytes into `target`, from `at` up to `end`. */
+  private async fill(target: Buffer, at: number, end: number): Promise<void> {
+    while (at < end) {
+      if (this.left === 0) {
+        if (!this.advance()) throw corrupt(`${this.what}: its copy list gives fewer bytes than its writes`);
+      } else if (this.phase === 'literal') {
+        const piece = await this.patch.read(Math.min(this.left, end - at, PIECE_BYTES));
+        if (piece.length === 0) throw corrupt(`${this.what}: its copy list is cut short`);
+        piece.copy(target, at);
+        at += piece.length;
+        this.left -= piece.length;
+      } else {
+        const read = readSync(this.fd, target, at, Math.min(this.left, end - at), this.cursor);
         if (read === 0) {
           throw new DeviceError(
             ErrorCode.DeltaBaseMismatch,
-            `predecessor ${begin.sourcePath} shrank while it was read`,
+            `predecessor ${this.begin.sourcePath} shrank while it was read`,
           );
         }
-        cursor += read;
-        left -= read;
-        yield piece.subarray(0, read);
+        at += read;
+        this.cursor += read;
+        this.left -= read;
       }
     }
-    if (!(await patch.atEnd())) throw corrupt(`${what}: more literal bytes than its copy list uses`);
-  } finally {
-    closeSync(fd);
+  }
+
+  /** From an instruction's literal bytes to its copy (the cursor moved), or to the next instruction. */
+  private advance(): boolean {
+    const { list } = this;
+    if (this.phase === 'literal') {
+      const jump = list.jumps[this.instruction];
+      this.cursor += jump % 2 === 0 ? jump / 2 : -(jump + 1) / 2;
+      this.phase = 'copy';
+      this.left = list.copies[this.instruction];
+      if (this.cursor < 0 || this.cursor + this.left > this.begin.sourceSize) {
+        throw corrupt(`${this.what}: its copy list reads outside its predecessor`);
+      }
+      return true;
+    }
+    if (this.instruction + 1 >= list.count) return false;
+    this.instruction += 1;
+    this.phase = 'literal';
+    this.left = list.adds[this.instruction];
+    return true;
+  }
+
+  /** After the last write: nothing may be left of the list. */
+  async finish(): Promise<void> {
+    do {
+      if (this.left > 0) throw corrupt(`${this.what}: its copy list gives more bytes than its writes`);
+    } while (this.advance());
+    if (!(await this.patch.atEnd())) throw corrupt(`${this.what}: more literal bytes than its copy list uses`);
+  }
+
+  close(): void {
+    closeSync(this.fd);
   }
 }

@@ -29,6 +29,8 @@ export const DEFAULT_MAX_WINDOW_LOG = 27;
 
 /** What the rebuilt stream is written to `btrfs receive` in. */
 const OUTPUT_CHUNK = 128 * 1024;
+/** A single part at least this large is written as it is, not copied into a chunk. */
+const DIRECT_BYTES = 32 * 1024;
 /**
  * Rebuilt bytes between two young-generation collections (collectYoungGarbage): every decoder read and
  * every joined chunk is a fresh buffer that dies at once, and left to V8 they pile up to tens of MiB
@@ -220,6 +222,12 @@ class Coalescer {
 
   /** A chunk to write out once enough has gathered, else null. */
   add(parts: readonly Buffer[]): Buffer | null {
+    // a whole rebuilt WRITE in one buffer (copy-list.ts) goes on as it is when nothing waits before it
+    if (parts.length === 1 && this.pending === 0 && parts[0].length >= DIRECT_BYTES) {
+      this.parts = [parts[0]];
+      this.pending = parts[0].length;
+      return this.flush();
+    }
     for (const part of parts) {
       if (part.length === 0) continue;
       this.parts.push(part);
