@@ -36,7 +36,7 @@ export const CopyListMethod = 1;
 /** Instructions a device accepts in one copy list (their columns are held: 12 bytes each). */
 export const MAX_COPY_INSTRUCTIONS = 65536;
 
-/** Largest piece handed on at once (a literal stretch or a copy is cut into these). */
+/** Most literal bytes taken from the patch reader at once (they are copied into the WRITE). */
 const PIECE_BYTES = 64 * 1024;
 
 /** Reads `count` le32 numbers stored as four byte planes. */
