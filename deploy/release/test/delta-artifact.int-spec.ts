@@ -349,6 +349,35 @@ describePrivileged(
       }
     });
 
+    it('refuses a copy list whose literal bytes are not the original’s (DELTA_MISMATCH: btrfs receive’s crc or the stream’s sha256), device untouched', async () => {
+      const raw = rawDelta();
+      const commands = commandsOf(raw);
+      const begin = commands.findIndex((c) => c.type === DeltaCommand.PatchBegin);
+      let last = begin;
+      while (commands[last + 1].type === DeltaCommand.WriteRun || commands[last + 1].type === DeltaCommand.PatchData)
+        last++;
+      const data = commands[last];
+      expect(data.type).toBe(DeltaCommand.PatchData);
+      // the copy list ends with literal bytes: one changed and re-framed with a valid crc, so every check
+      // of the list passes and only the rebuilt WRITE's crc32c (btrfs receive) or the stream's sha256 can tell
+      const start = data.at + COMMAND_HEADER_BYTES;
+      const payload = Buffer.from(raw.subarray(start, start + data.length));
+      payload[payload.length - 1] ^= 1;
+      const changed = Buffer.concat([
+        raw.subarray(0, data.at),
+        ...frameCommand(DeltaCommand.PatchData, [payload]),
+        raw.subarray(start + data.length),
+      ]);
+      await writeFile(join(out, 'literal.delta'), changed);
+      const before = await deviceState();
+      await expect(receiveDelta(join(out, 'literal.delta'), 'r2-lit', 'r1', 'none')).rejects.toMatchObject({
+        code: ErrorCode.DeltaMismatch,
+        // which check sees it first is a race (the changed byte is in the last WRITE, just before END)
+        message: expect.stringMatching(/btrfs receive found a command whose crc32c does not match|the manifest says/),
+      });
+      expect(await deviceState()).toBe(before);
+    });
+
     it('refuses a batch whose patch is corrupted or whose source is not the parent’s, device untouched', async () => {
       const raw = rawDelta();
       const commands = commandsOf(raw);
