@@ -2,6 +2,7 @@
  * Runs the bench's device child on the inputs one `BENCH_KEEP=<dir> npm run bench:delta` kept, with the
  * agent unit's node flags, on a fresh loop btrfs holding the parent (docs/release-tool.md "Benchmark"):
  *
+ *   node tools/bundle.mjs deploy/release/bench/delta/profile-device.ts dist/bench/delta-profile.js
  *   node dist/bench/delta-profile.js <kept case dir> <rounds> <child bundle> [<child bundle>…] [-- <node flag>…]
  *
  * e.g. `-- --cpu-prof --cpu-prof-dir=/tmp/prof` for a profile of each rebuild. Rounds alternate: the plain
