@@ -44,8 +44,8 @@ export interface DeltaWriterOptions {
   /** largest patch window (log2); files above half of it go as plain data */
   maxWindowLog?: number;
   /**
-   * the format to write: 3 (the default: batches of small files, write runs), 2 (batches, one stub per
-   * write), 1 (per-file sections only); the device reads all three
+   * the format to write: 3 (the default: batches of small files, write runs, copy lists), 2 (batches,
+   * one stub per write), 1 (per-file sections only); the device reads all three
    */
   format?: DeltaFormat;
   commands?: StreamingCommand;
@@ -55,8 +55,8 @@ export interface DeltaWriterOptions {
  * Writes a delta artifact (docs/release-tool.md "Delta artifacts"): `btrfs send -p` is read command by
  * command (DeltaEncoding); the WRITEs of small files with a predecessor in the parent go into batches
  * patched together, each run of WRITEs to a larger one is buffered in a temp file (at most the patch
- * cap) and patched on its own, each replaced by its section when that is smaller; everything else is
- * copied. The result goes through zstd to the artifact file, hashed and counted, while the plain
+ * cap) and patched on its own (a zstd frame or a copy list, the smaller), each replaced by its section
+ * when that is smaller; everything else is copied. The result goes through zstd to the artifact file, hashed and counted, while the plain
  * stream's size and sha256 are computed for the manifest.
  */
 export class DeltaWriter {
