@@ -6,8 +6,9 @@
  *   node dist/bench/delta-profile.js <kept case dir> <rounds> <child bundle> [<child bundle>…] [-- <node flag>…]
  *
  * e.g. `-- --cpu-prof --cpu-prof-dir=/tmp/prof` for a profile of each rebuild. Rounds alternate: the plain
- * `btrfs receive` of the uncompressed stream, then the delta with each bundle in turn; prints each run's
- * JSON and the medians with the ratio of each bundle's delta to the plain receive, and the load average.
+ * `btrfs receive` of the uncompressed stream, the same stream read by node and written into `btrfs
+ * receive` (the floor of any rebuild: every rebuilt byte takes that way), then the delta with each bundle
+ * in turn; prints each run's JSON, the medians with their ratios to the plain receive, and the load.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
     await parent.close();
     const runs = [
       { name: 'plain', bundle: bundles[0], mode: 'plain-file', file: join(dir, 'plain-file') },
+      // the plain stream through node into btrfs receive: the floor of any rebuild
+      { name: 'plain-node', bundle: bundles[0], mode: 'plain-node', file: join(dir, 'plain-file') },
       ...bundles.map((bundle) => ({ name: bundle, bundle, mode: 'delta', file: join(dir, 'delta') })),
     ];
     const seconds = new Map<string, number[]>(runs.map((run) => [run.name, []]));
@@ -75,7 +78,10 @@ async function main(): Promise<void> {
       }
     }
     const plain = median(seconds.get('plain')!);
-    process.stdout.write(`load ${startLoad} → ${load()}; plain receive ${plain.toFixed(3)} s\n`);
+    const throughNode = median(seconds.get('plain-node')!);
+    process.stdout.write(
+      `load ${startLoad} → ${load()}; plain receive ${plain.toFixed(3)} s; the plain stream through node ${throughNode.toFixed(3)} s, ratio ${(plain / throughNode).toFixed(2)}\n`,
+    );
     for (const bundle of bundles) {
       const delta = median(seconds.get(bundle)!);
       process.stdout.write(`  ${bundle}: ${delta.toFixed(3)} s, ratio ${(plain / delta).toFixed(2)}\n`);
