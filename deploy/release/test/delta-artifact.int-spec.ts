@@ -7,6 +7,7 @@ import {
   COMMAND_HEADER_BYTES,
   DELTA_MAGIC,
   DELTA_MAGIC_V1,
+  DELTA_MAGIC_V2,
   DeltaCommand,
   STREAM_HEADER_BYTES,
   SnapshotStore,
@@ -184,29 +185,65 @@ describePrivileged(
       expect(delta.patchedFiles).toBe(4);
       expect(delta.batches).toBe(1);
       expect(delta.identicalFiles).toBe(0);
+      // the tool's few rewritten stretches of random bytes: a copy list costs less than a zstd frame
+      expect(delta.copyLists).toBe(1);
       const types = commandsOf(rawDelta()).map((c) => c.type);
       expect(types.filter((t) => t === DeltaCommand.PatchBegin)).toHaveLength(1);
       expect(types.filter((t) => t === DeltaCommand.BatchSource)).toHaveLength(3);
+      // format 3: the tool's WRITEs (its four rewritten stretches, 21 WRITEs) as one run per stretch
+      expect(types.filter((t) => t === DeltaCommand.WriteRun)).toHaveLength(4);
+      expect(types.filter((t) => t === DeltaCommand.WriteStub)).toHaveLength(0);
       const plainZst = execFileSync('zstd', ['-q', '-9', '-c', plainStream]).length;
       expect(delta.size * 5).toBeLessThan(plainZst);
     });
 
-    it('still installs a format 1 delta (no batches), identical to the plain incremental’s', async () => {
-      const v1 = await new DeltaWriter(new CommandRunner(), { batch: false }).write({
-        send: { command: 'btrfs', args: ['send', '-q', '-p', join(host!.mount, 'r1'), join(host!.mount, 'r2')] },
-        parentRoot: join(host!.mount, 'r1'),
-        newRoot: join(host!.mount, 'r2'),
-        path: join(out, 'r2.v1.delta.zst'),
+    it('still installs deltas of format 1 (no batches) and 2 (a stub per write), identical to the plain incremental’s', async () => {
+      for (const format of [1, 2] as const) {
+        const older = await new DeltaWriter(new CommandRunner(), { format }).write({
+          send: { command: 'btrfs', args: ['send', '-q', '-p', join(host!.mount, 'r1'), join(host!.mount, 'r2')] },
+          parentRoot: join(host!.mount, 'r1'),
+          newRoot: join(host!.mount, 'r2'),
+          path: join(out, `r2.v${format}.delta.zst`),
+        });
+        expect(older.plain).toEqual(delta.plain);
+        const raw = execFileSync('zstd', ['-d', '-c', '-q', older.path]);
+        expect(raw.subarray(0, DELTA_MAGIC.length)).toEqual(format === 1 ? DELTA_MAGIC_V1 : DELTA_MAGIC_V2);
+        const types = commandsOf(raw).map((c) => c.type);
+        expect(types.filter((t) => t === DeltaCommand.WriteRun)).toHaveLength(0);
+        // a stub per WRITE where format 3 has a run per stretch of the tool (4)
+        expect(types.filter((t) => t === DeltaCommand.WriteStub).length).toBeGreaterThan(4);
+        expect(older).toMatchObject(
+          format === 1 ? { patchedFiles: 2, identicalFiles: 1, batches: 0 } : { patchedFiles: 4, batches: 1 },
+        );
+        // format 3's runs are smaller than the stubs they replace
+        expect(older.size).toBeGreaterThan(delta.size);
+        const received = await receiveDelta(older.path, `r2-v${format}`);
+        expect(received.receivedUuid).toBe(r2Uuid);
+        sh('diff', ['-r', '--no-dereference', join(host!.mount, 'r2'), store.snapshotPath(`r2-v${format}`)]);
+        await store.delete(`r2-v${format}`, []);
+      }
+    });
+
+    it('refuses a damaged or cut write run and leaves the device untouched', async () => {
+      const raw = rawDelta();
+      const run = commandsOf(raw).find((c) => c.type === DeltaCommand.WriteRun)!;
+      const before = await deviceState();
+      // one crc of the list changed (the run's own crc no longer matches it)
+      const damaged = Buffer.from(raw);
+      damaged[run.at + COMMAND_HEADER_BYTES + run.length - 2] ^= 1;
+      await writeFile(join(out, 'run-damaged.delta'), damaged);
+      await expect(receiveDelta(join(out, 'run-damaged.delta'), 'r2-rd', 'r1', 'none')).rejects.toMatchObject({
+        code: ErrorCode.DeltaCorrupt,
+        message: expect.stringMatching(/patch section for usr\/bin\/tool: bad write run 0/),
       });
-      expect(v1.plain).toEqual(delta.plain);
-      expect(execFileSync('zstd', ['-d', '-c', '-q', v1.path]).subarray(0, DELTA_MAGIC_V1.length)).toEqual(
-        DELTA_MAGIC_V1,
-      );
-      expect(v1).toMatchObject({ patchedFiles: 2, identicalFiles: 1, batches: 0 });
-      const viaV1 = await receiveDelta(v1.path, 'r2-v1');
-      expect(viaV1.receivedUuid).toBe(r2Uuid);
-      sh('diff', ['-r', '--no-dereference', join(host!.mount, 'r2'), store.snapshotPath('r2-v1')]);
-      await store.delete('r2-v1', []);
+      expect(await deviceState()).toBe(before);
+      // the delta cut inside the run
+      await writeFile(join(out, 'run-cut.delta'), raw.subarray(0, run.at + Math.floor(run.length / 2)));
+      await expect(receiveDelta(join(out, 'run-cut.delta'), 'r2-rc', 'r1', 'none')).rejects.toMatchObject({
+        code: ErrorCode.DeltaCorrupt,
+        message: expect.stringMatching(/truncated/),
+      });
+      expect(await deviceState()).toBe(before);
     });
 
     it('round-trips to a subvolume identical to the plain incremental’s', async () => {
@@ -236,7 +273,7 @@ describePrivileged(
       expect(await deviceState()).toBe(before);
     });
 
-    it('refuses a parent whose large predecessor has the right size but other bytes (hashed only once its patch fails to decode)', async () => {
+    it('refuses a parent whose large predecessor has the right size but other bytes (hashed only once the rebuild fails)', async () => {
       // r1 with the 3 MiB tool overwritten in place: same size, so only its content can tell
       const v1x = join(host!.mount, 'v1x');
       sh('btrfs', ['subvolume', 'snapshot', join(host!.mount, 'r1'), v1x]);
@@ -262,35 +299,81 @@ describePrivileged(
       await store.delete('r1x', []);
     });
 
-    it('refuses a corrupted patch (valid crc, bad zstd data) and leaves the device untouched', async () => {
-      const raw = rawDelta();
-      const patchData = commandsOf(raw).find((c) => c.type === DeltaCommand.PatchData)!;
-      const payload = Buffer.from(
-        raw.subarray(patchData.at + COMMAND_HEADER_BYTES, patchData.at + COMMAND_HEADER_BYTES + patchData.length),
-      );
-      for (let i = 100; i < payload.length; i += 97) payload[i] ^= 0x5a;
-      // re-framed with a correct crc: only the patch decoder can notice
-      const reframed = Buffer.concat(frameCommand(DeltaCommand.PatchData, [payload]));
-      const corrupted = Buffer.concat([
-        raw.subarray(0, patchData.at),
-        reframed,
-        raw.subarray(patchData.at + reframed.length),
-      ]);
-      await writeFile(join(out, 'corrupt.delta'), corrupted);
-      const before = await deviceState();
-      await expect(receiveDelta(join(out, 'corrupt.delta'), 'r2-corrupt', 'r1', 'none')).rejects.toMatchObject({
-        code: expect.stringMatching(/^DELTA_(CORRUPT|MISMATCH)$/),
+    it('refuses a corrupted patch, a zstd frame or a copy list (valid crc, bad bytes), and leaves the device untouched', async () => {
+      // the tool's section: a copy list in format 3, a zstd frame in format 2
+      const v2 = await new DeltaWriter(new CommandRunner(), { format: 2 }).write({
+        send: { command: 'btrfs', args: ['send', '-q', '-p', join(host!.mount, 'r1'), join(host!.mount, 'r2')] },
+        parentRoot: join(host!.mount, 'r1'),
+        newRoot: join(host!.mount, 'r2'),
+        path: join(out, 'r2.corrupt-v2.delta.zst'),
       });
-      expect(await deviceState()).toBe(before);
+      const cases = [
+        { raw: rawDelta(), what: 'copy list', flippedError: /bad patch data in its copy list/ },
+        {
+          raw: Buffer.from(execFileSync('zstd', ['-d', '-c', '-q', v2.path])),
+          what: 'zstd',
+          flippedError: /does not decode/,
+        },
+      ];
+      const before = await deviceState();
+      for (const { raw, what, flippedError } of cases) {
+        const patchData = commandsOf(raw).find((c) => c.type === DeltaCommand.PatchData)!;
+        const payload = Buffer.from(
+          raw.subarray(patchData.at + COMMAND_HEADER_BYTES, patchData.at + COMMAND_HEADER_BYTES + patchData.length),
+        );
+        for (let i = 100; i < payload.length; i += 97) payload[i] ^= 0x5a;
+        // re-framed with a correct crc: only the patch decoder (zstd), or the check of the rebuilt bytes (a
+        // copy list: btrfs receive's crc of the WRITE, the stream's sha256) can notice
+        const reframed = Buffer.concat(frameCommand(DeltaCommand.PatchData, [payload]));
+        const corrupted = Buffer.concat([
+          raw.subarray(0, patchData.at),
+          reframed,
+          raw.subarray(patchData.at + reframed.length),
+        ]);
+        await writeFile(join(out, 'corrupt.delta'), corrupted);
+        await expect(receiveDelta(join(out, 'corrupt.delta'), 'r2-corrupt', 'r1', 'none')).rejects.toMatchObject({
+          code: expect.stringMatching(/^DELTA_(CORRUPT|MISMATCH)$/),
+        });
+        expect({ what, state: await deviceState() }).toEqual({ what, state: before });
 
-      // a flipped bit without the crc fixed: PATCH_DATA crcs are not checked (docs/release-tool.md "Delta
-      // artifacts"), the zstd frame's checksum catches it
-      const flipped = Buffer.from(raw);
-      flipped[patchData.at + COMMAND_HEADER_BYTES + 10] ^= 1;
-      await writeFile(join(out, 'flipped.delta'), flipped);
-      await expect(receiveDelta(join(out, 'flipped.delta'), 'r2-flipped', 'r1', 'none')).rejects.toMatchObject({
-        code: ErrorCode.DeltaCorrupt,
-        message: expect.stringMatching(/does not decode/),
+        // a flipped bit without the crc fixed: a zstd patch's PATCH_DATA crcs are not checked (docs/release-tool.md
+        // "Delta artifacts"), the zstd frame's checksum catches it; a copy list's crcs are checked
+        const flipped = Buffer.from(raw);
+        flipped[patchData.at + COMMAND_HEADER_BYTES + 10] ^= 1;
+        await writeFile(join(out, 'flipped.delta'), flipped);
+        await expect(receiveDelta(join(out, 'flipped.delta'), 'r2-flipped', 'r1', 'none')).rejects.toMatchObject({
+          code: ErrorCode.DeltaCorrupt,
+          message: expect.stringMatching(flippedError),
+        });
+        expect({ what, state: await deviceState() }).toEqual({ what, state: before });
+      }
+    });
+
+    it('refuses a copy list whose literal bytes are not the original’s (DELTA_MISMATCH: btrfs receive’s crc or the stream’s sha256), device untouched', async () => {
+      const raw = rawDelta();
+      const commands = commandsOf(raw);
+      const begin = commands.findIndex((c) => c.type === DeltaCommand.PatchBegin);
+      let last = begin;
+      while (commands[last + 1].type === DeltaCommand.WriteRun || commands[last + 1].type === DeltaCommand.PatchData)
+        last++;
+      const data = commands[last];
+      expect(data.type).toBe(DeltaCommand.PatchData);
+      // the copy list ends with literal bytes: one changed and re-framed with a valid crc, so every check
+      // of the list passes and only the rebuilt WRITE's crc32c (btrfs receive) or the stream's sha256 can tell
+      const start = data.at + COMMAND_HEADER_BYTES;
+      const payload = Buffer.from(raw.subarray(start, start + data.length));
+      payload[payload.length - 1] ^= 1;
+      const changed = Buffer.concat([
+        raw.subarray(0, data.at),
+        ...frameCommand(DeltaCommand.PatchData, [payload]),
+        raw.subarray(start + data.length),
+      ]);
+      await writeFile(join(out, 'literal.delta'), changed);
+      const before = await deviceState();
+      await expect(receiveDelta(join(out, 'literal.delta'), 'r2-lit', 'r1', 'none')).rejects.toMatchObject({
+        code: ErrorCode.DeltaMismatch,
+        // which check sees it first is a race (the changed byte is in the last WRITE, just before END)
+        message: expect.stringMatching(/btrfs receive found a command whose crc32c does not match|the manifest says/),
       });
       expect(await deviceState()).toBe(before);
     });

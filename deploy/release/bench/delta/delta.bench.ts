@@ -15,6 +15,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -45,6 +46,8 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 const mb = (bytes: number) => `${(bytes / MB).toFixed(3)} MB`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+/** the 1-minute load average: the machine is shared, and every figure is printed beside it */
+const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 
 interface Case {
   /** what BENCH_CASES names it by */
@@ -116,7 +119,7 @@ async function runCase(
       initrd: env.initrd,
       ...extra,
     });
-  log(`\n== ${item.name}`);
+  log(`\n== ${item.name} (load average ${loadAverage()})`);
   await item.prepare(rootfs, 1);
   const one = await build('1', {});
   await item.prepare(rootfs, 2);
@@ -180,6 +183,7 @@ async function runCase(
     ...compared.map(({ bundle, runs: into }) => ({ mode: 'delta' as const, bundle, into })),
   ];
   const btrfs = new BtrfsAdapter();
+  const deviceLoad = loadAverage();
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, { mode, bundle, into }] of rounds.entries()) {
       const snapshotId = `${stem}-2-${i}-${round}`;
@@ -239,7 +243,7 @@ async function runCase(
   log(`  full stream (zstd)                      ${mb(full.size)}`);
   log(`  plain incremental (zstd)                ${mb(plain.size)}   (uncompressed ${mb(reconstructs.size)})`);
   log(
-    `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched, ${again.batches} batches of small ones, ${again.identicalFiles} rewritten unchanged: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
+    `  delta artifact                          ${mb(delta.size)}   (${again.patchedFiles} files patched, ${again.batches} batches of small ones, ${again.copyLists} copy lists, ${again.identicalFiles} rewritten unchanged: ${mb(again.patchedDataBytes)} of data → ${mb(again.patchBytes)} of patches)`,
   );
   log(`  xdelta3 -9 of the images                ${mb(xdelta)}   (${diffs.xdeltaSeconds.toFixed(1)} s${cachedNote})`);
   log(
@@ -256,7 +260,9 @@ async function runCase(
   log(
     `  build time: delta ${deltaBuild.toFixed(2)} s, plain incremental ${plainBuild.toFixed(2)} s (${(deltaBuild / plainBuild).toFixed(1)}×)`,
   );
-  log(`  device, median of ${ROUNDS} (MB/s of plain stream), node flags ${AGENT_NODE_FLAGS.join(' ')}:`);
+  log(
+    `  device, median of ${ROUNDS} (MB/s of plain stream), node flags ${AGENT_NODE_FLAGS.join(' ')}, load average ${deviceLoad} → ${loadAverage()}:`,
+  );
   log(
     `    btrfs receive of the uncompressed plain stream   ${throughput('plain-file').toFixed(1)} MB/s (${median(results['plain-file'].seconds).toFixed(3)} s)`,
   );

@@ -1,16 +1,21 @@
 /**
  * One receive on the device, in a process of its own so its peak RSS is the agent side's alone (bundled
  * on its own by npm run bench:delta: only @cowroot/device, as in the agent). Argument: JSON
- * { pool, mode: 'plain-file' | 'plain-zst' | 'delta', file, snapshotId, expectedReceivedUuid,
+ * { pool, mode: 'plain-file' | 'plain-zst' | 'plain-node' | 'delta', file, snapshotId, expectedReceivedUuid,
  *   parentId?, reconstructs? }. Prints JSON { seconds, peakRssKiB, nodeCpuSeconds, childrenCpuSeconds }.
  */
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { SnapshotStore } from '@cowroot/device';
 
 interface Job {
   pool: string;
-  mode: 'plain-file' | 'plain-zst' | 'delta';
+  /**
+   * plain-file: `btrfs receive` reads the file; plain-zst: through `zstd -d`; plain-node: node reads the
+   * plain stream and writes it into `btrfs receive` (what every rebuilt byte goes through, without the
+   * rebuild); delta: the rebuild
+   */
+  mode: 'plain-file' | 'plain-zst' | 'plain-node' | 'delta';
   file: string;
   snapshotId: string;
   expectedReceivedUuid: string;
@@ -52,6 +57,8 @@ async function main(): Promise<void> {
         { parentId: job.parentId!, reconstructs: job.reconstructs! },
         options,
       );
+    } else if (job.mode === 'plain-node') {
+      await store.receive(createReadStream('', { fd: file.fd, autoClose: false, highWaterMark: 64 * 1024 }), options);
     } else if (job.mode === 'plain-zst') {
       await store.receive({ fd: file.fd, through: { command: 'zstd', args: ['-d', '-c', '-q'] } }, options);
     } else {

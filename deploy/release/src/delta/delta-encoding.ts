@@ -1,18 +1,21 @@
 import { createHash } from 'node:crypto';
-import { FileHandle, lstat, open, rm } from 'node:fs/promises';
+import { FileHandle, lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
   ByteReader,
   COMMAND_HEADER_BYTES,
-  DELTA_MAGIC,
-  DELTA_MAGIC_V1,
+  CopyListMethod,
+  DeltaFormat,
   PATCH_DATA_CHUNK,
   STREAM_HEADER_BYTES,
   SendCommand,
   WriteStub,
   encodePatchBegin,
+  deltaMagicOf,
+  encodeCopyList,
   encodePatchData,
+  encodeWriteRuns,
   encodeWriteStub,
   joinWrite,
   parseCommandHeader,
@@ -21,6 +24,7 @@ import {
 } from '@cowroot/device';
 import { ReleaseError, ReleaseErrorCode } from '../release-error';
 import type { DeltaRequest, WrittenDelta } from './delta-writer.service';
+import { diffCopyList } from './copy-list-differ';
 import { BATCH_CAPS, PatchBatch } from './patch-batch';
 import { PatchEncoder, patchWindowLog } from './patch-encoder';
 import { Predecessor, PredecessorFinder } from './predecessor-finder';
@@ -29,8 +33,10 @@ export interface EncodingSettings {
   encoder: PatchEncoder;
   /** largest run patched as one file (half the window) */
   maxTargetBytes: number;
-  /** small files go in batches (format 2) */
-  batching: boolean;
+  /** the format written: batches of small files from 2, write runs and copy lists from 3 */
+  format: DeltaFormat;
+  /** zstd level of the artifact as a whole (what a copy list is compressed with) */
+  outerLevel: number;
 }
 
 /** A run of consecutive WRITEs to one path: buffered on disk while it may become a patch. */
@@ -74,7 +80,14 @@ export class DeltaEncoding {
   private version = 1;
   private runs = 0;
   private batch: PatchBatch | null = null;
-  private readonly stats = { patchedFiles: 0, identicalFiles: 0, patchedDataBytes: 0, patchBytes: 0, batches: 0 };
+  private readonly stats = {
+    patchedFiles: 0,
+    identicalFiles: 0,
+    patchedDataBytes: 0,
+    patchBytes: 0,
+    batches: 0,
+    copyLists: 0,
+  };
 
   constructor(
     private readonly writer: EncodingSettings,
@@ -85,7 +98,7 @@ export class DeltaEncoding {
   ) {}
 
   async run(reader: ByteReader): Promise<Omit<WrittenDelta, 'path' | 'size' | 'sha256'>> {
-    await writeAll(this.out, [this.writer.batching ? DELTA_MAGIC : DELTA_MAGIC_V1]);
+    await writeAll(this.out, [deltaMagicOf(this.writer.format)]);
     const header = await this.exactly(reader, STREAM_HEADER_BYTES);
     this.version = parseStreamHeader(header);
     this.account(header);
@@ -182,7 +195,7 @@ export class DeltaEncoding {
     const newSize = (await lstat(join(this.request.newRoot, path)).catch(() => null))?.size ?? 0;
     const predecessor = newSize <= this.writer.maxTargetBytes ? await this.finder.find(path, newSize) : null;
     const member =
-      this.writer.batching &&
+      this.writer.format >= 2 &&
       predecessor !== null &&
       newSize <= BATCH_CAPS.memberBytes &&
       predecessor.size <= BATCH_CAPS.memberBytes;
@@ -251,19 +264,36 @@ export class DeltaEncoding {
     const patchPath = `${run.dataPath}.patch`;
     const encoder = this.writer.encoder;
     const source = join(this.request.parentRoot, predecessor.path);
-    const patchSize = await encoder.encode(source, run.dataPath, patchPath, windowLog);
-    let worth = patchSize < run.bytes;
+    let patchSize = await encoder.encode(source, run.dataPath, patchPath, windowLog);
+    /** what the patch costs in the artifact: a copy list is compressed there with the rest */
+    let cost = patchSize;
+    let method = 0;
+    if (this.writer.format >= 3) {
+      // the copy list instead when it is smaller (copy-list-differ.ts): scattered edits in a large file
+      const list = diffCopyList(await readFile(source), await readFile(run.dataPath));
+      if (list) {
+        const listPath = `${run.dataPath}.list`;
+        const bytes = encodeCopyList(list);
+        await writeFile(listPath, bytes);
+        const compressed = await encoder.compressedSize(listPath, this.writer.outerLevel);
+        if (compressed < cost) {
+          await rename(listPath, patchPath);
+          [patchSize, cost, method] = [bytes.length, compressed, CopyListMethod];
+        } else await rm(listPath, { force: true });
+      }
+    }
+    let worth = cost < run.bytes;
     // not an obvious win: compare with what the data costs compressed on its own
-    if (worth && patchSize * 8 > run.bytes)
-      worth = patchSize < (await encoder.plain(run.dataPath, `${run.dataPath}.zst`));
+    if (worth && cost * 8 > run.bytes) worth = cost < (await encoder.plain(run.dataPath, `${run.dataPath}.zst`));
     if (!worth) {
       await rm(patchPath, { force: true });
       return this.flushPlain(run);
     }
-    await this.writeSection(run, predecessor, windowLog, patchSize, patchPath);
+    await this.writeSection(run, predecessor, windowLog, patchSize, patchPath, method);
+    if (method === CopyListMethod) this.stats.copyLists += 1;
     this.stats.patchedFiles += 1;
     this.stats.patchedDataBytes += run.bytes;
-    this.stats.patchBytes += patchSize;
+    this.stats.patchBytes += cost;
     await rm(patchPath, { force: true });
     await this.closeRun(run);
   }
@@ -287,6 +317,7 @@ export class DeltaEncoding {
     windowLog: number,
     patchSize: number,
     patchPath: string | null,
+    method = 0,
   ): Promise<void> {
     await this.emit(
       encodePatchBegin({
@@ -297,9 +328,11 @@ export class DeltaEncoding {
         windowLog,
         stubs: run.stubs.length,
         patchSize,
+        method,
       }),
     );
-    for (const stub of run.stubs) await writeAll(this.out, encodeWriteStub(stub));
+    const stubs = this.writer.format >= 3 ? encodeWriteRuns(run.stubs) : run.stubs.map(encodeWriteStub);
+    for (const command of stubs) await writeAll(this.out, command);
     if (!patchPath) return;
     const patch = await open(patchPath, 'r');
     try {

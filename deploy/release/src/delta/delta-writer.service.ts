@@ -2,7 +2,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ByteReader, DEFAULT_MAX_WINDOW_LOG, StreamingCommand } from '@cowroot/device';
+import { ByteReader, DEFAULT_MAX_WINDOW_LOG, DeltaFormat, StreamingCommand } from '@cowroot/device';
 import { CommandRunner, StdinFilter } from '@cowroot/device';
 import { DigestingStream } from '../digesting-stream';
 import { ReleaseError, ReleaseErrorCode } from '../release-error';
@@ -32,6 +32,8 @@ export interface WrittenDelta {
   patchBytes: number;
   /** batch sections written (each one decoder on the device for many small files) */
   batches: number;
+  /** patch sections whose patch is a copy list rather than a zstd frame (format 3) */
+  copyLists: number;
 }
 
 export interface DeltaWriterOptions {
@@ -41,8 +43,11 @@ export interface DeltaWriterOptions {
   patchLevel?: number;
   /** largest patch window (log2); files above half of it go as plain data */
   maxWindowLog?: number;
-  /** batch small files (format 2, the default); false writes only per-file sections */
-  batch?: boolean;
+  /**
+   * the format to write: 3 (the default: batches of small files, write runs, copy lists), 2 (batches,
+   * one stub per write), 1 (per-file sections only); the device reads all three
+   */
+  format?: DeltaFormat;
   commands?: StreamingCommand;
 }
 
@@ -50,8 +55,8 @@ export interface DeltaWriterOptions {
  * Writes a delta artifact (docs/release-tool.md "Delta artifacts"): `btrfs send -p` is read command by
  * command (DeltaEncoding); the WRITEs of small files with a predecessor in the parent go into batches
  * patched together, each run of WRITEs to a larger one is buffered in a temp file (at most the patch
- * cap) and patched on its own, each replaced by its section when that is smaller; everything else is
- * copied. The result goes through zstd to the artifact file, hashed and counted, while the plain
+ * cap) and patched on its own (a zstd frame or a copy list, the smaller), each replaced by its section
+ * when that is smaller; everything else is copied. The result goes through zstd to the artifact file, hashed and counted, while the plain
  * stream's size and sha256 are computed for the manifest.
  */
 export class DeltaWriter {
@@ -59,10 +64,10 @@ export class DeltaWriter {
   private readonly encoder: PatchEncoder;
   private readonly maxWindowLog: number;
   private readonly zstdLevel: number;
-  readonly batching: boolean;
+  readonly format: DeltaFormat;
 
   constructor(runner: CommandRunner, options: DeltaWriterOptions = {}) {
-    this.batching = options.batch ?? true;
+    this.format = options.format ?? 3;
     this.commands = options.commands ?? new StreamingCommand();
     this.encoder = new PatchEncoder(runner, options.patchLevel ?? 19);
     this.maxWindowLog = options.maxWindowLog ?? DEFAULT_MAX_WINDOW_LOG;
@@ -84,7 +89,12 @@ export class DeltaWriter {
     sink.catch(() => undefined);
     try {
       const finder = new PredecessorFinder(request.parentRoot, request.newRoot, 2 ** (this.maxWindowLog - 1));
-      const settings = { encoder: this.encoder, maxTargetBytes: this.maxTargetBytes, batching: this.batching };
+      const settings = {
+        encoder: this.encoder,
+        maxTargetBytes: this.maxTargetBytes,
+        format: this.format,
+        outerLevel: this.zstdLevel,
+      };
       const encoding = new DeltaEncoding(settings, finder, request, work, zstd.stdin!);
       const stats = await encoding.run(new ByteReader(send.stdout));
       zstd.stdin!.end();

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { CommandRunner } from '@cowroot/device';
 
 /** The zstd window (log2) that covers both files: what zstd --patch-from picks itself (highbit + 1). */
@@ -39,5 +39,13 @@ export class PatchEncoder {
   async plain(target: string, out: string): Promise<number> {
     await this.runner.run('zstd', ['-q', '-f', `-${this.level}`, '-o', out, target]);
     return (await stat(out)).size;
+  }
+
+  /** The size of `path` compressed at `level` (a copy list, which the artifact's zstd compresses). */
+  async compressedSize(path: string, level: number): Promise<number> {
+    await this.runner.run('zstd', ['-q', '-f', `-${level}`, '-o', `${path}.zst`, path]);
+    const { size } = await stat(`${path}.zst`);
+    await rm(`${path}.zst`, { force: true });
+    return size;
   }
 }

@@ -24,7 +24,11 @@ describe('delta stream commands', () => {
     const command = Buffer.concat(encodePatchBegin(begin));
     expect(command.readUInt16LE(4)).toBe(DeltaCommand.PatchBegin);
     expect(hasValidCrc(command)).toBe(true);
-    expect(decodePatchBegin(command.subarray(10))).toEqual(begin);
+    // method 0 (a zstd frame) is not written, so formats 1 and 2 read the same bytes as before
+    expect(decodePatchBegin(command.subarray(10))).toEqual({ ...begin, method: 0 });
+    const copyList = Buffer.concat(encodePatchBegin({ ...begin, method: 1 }));
+    expect(copyList.length).toBe(command.length + 8);
+    expect(decodePatchBegin(copyList.subarray(10))).toEqual({ ...begin, method: 1 });
     const stub = { prefix: Buffer.from('prefix'), dataLength: 49152, suffix: Buffer.alloc(0), crc: 0xdeadbeef };
     expect(decodeWriteStub(Buffer.concat(encodeWriteStub(stub)).subarray(10))).toEqual(stub);
   });

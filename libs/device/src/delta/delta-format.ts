@@ -31,19 +31,33 @@ import {
  * them), so the device passes its output on as it comes, with no per-command work but a walk over the
  * command headers (whole commands, no END: that stays held back until the sha256 matched).
  *
- * Format 1 is format 2 without batch sections; the device reads both (artifacts already published stay
- * installable), the release tool writes 2.
+ * Format 3 replaces a section's WRITE_STUBs by WRITE_RUNs: one command for the writes that follow each
+ * other in the file, attributes once, lengths and original crcs listed (write-run.ts); and a patch
+ * section may carry a copy list instead of a zstd frame (PATCH_BEGIN's method 1, copy-list.ts).
+ *
+ * Format 1 is format 2 without batch sections; the device reads all three (artifacts already published
+ * stay installable), the release tool writes 3.
  *
  * Every command, ours included, is framed like a send stream command (length, number, crc32c), so a
  * flipped bit in a section is caught where it is. Our numbers sit far above btrfs's (≤ 26), so a delta fed
  * to `btrfs receive` by mistake fails at once.
  */
 export const DELTA_MAGIC_V1 = Buffer.from('cowroot-delta/1\n', 'latin1');
-export const DELTA_MAGIC = Buffer.from('cowroot-delta/2\n', 'latin1');
+export const DELTA_MAGIC_V2 = Buffer.from('cowroot-delta/2\n', 'latin1');
+/** what the release tool writes */
+export const DELTA_MAGIC = Buffer.from('cowroot-delta/3\n', 'latin1');
 
-/** The format of a delta stream's first bytes (both magics have the same length), or null. */
-export function deltaFormatOf(magic: Buffer): 1 | 2 | null {
-  if (magic.equals(DELTA_MAGIC)) return 2;
+export type DeltaFormat = 1 | 2 | 3;
+
+/** The magic line of a format (all have the same length). */
+export function deltaMagicOf(format: DeltaFormat): Buffer {
+  return [DELTA_MAGIC_V1, DELTA_MAGIC_V2, DELTA_MAGIC][format - 1];
+}
+
+/** The format of a delta stream's first bytes, or null. */
+export function deltaFormatOf(magic: Buffer): DeltaFormat | null {
+  if (magic.equals(DELTA_MAGIC)) return 3;
+  if (magic.equals(DELTA_MAGIC_V2)) return 2;
   if (magic.equals(DELTA_MAGIC_V1)) return 1;
   return null;
 }
@@ -54,11 +68,13 @@ export const DeltaCommand = {
   PatchData: 0xc003,
   BatchBegin: 0xc004,
   BatchSource: 0xc005,
+  /** format 3: the stubs of a run of WRITEs in one command (write-run.ts) */
+  WriteRun: 0xc006,
 } as const;
 
 /** True for the numbers above, which never reach `btrfs receive`. */
 export function isDeltaCommand(type: number): boolean {
-  return type >= DeltaCommand.PatchBegin && type <= DeltaCommand.BatchSource;
+  return type >= DeltaCommand.PatchBegin && type <= DeltaCommand.WriteRun;
 }
 
 /** No btrfs command comes near this (v2 writes are ≤ 16 KiB + 128 KiB); a bigger length is corruption. */
@@ -90,6 +106,7 @@ const PatchAttr = {
   WindowLog: 5,
   Stubs: 6,
   PatchSize: 7,
+  Method: 8,
 };
 const StubAttr = { Prefix: 1, DataLength: 2, Suffix: 3, Crc: 4 };
 const BatchAttr = { Sources: 1, TargetSize: 2, WindowLog: 3, PatchSize: 4 };
@@ -117,6 +134,11 @@ export interface PatchBegin {
   windowLog: number;
   stubs: number;
   patchSize: number;
+  /**
+   * how the patch bytes give the data (format 3): 0 (the default, and all formats 1 and 2 know) a
+   * `zstd --patch-from` frame, 1 a copy list (copy-list.ts)
+   */
+  method?: number;
 }
 
 export interface BatchBegin {
@@ -182,6 +204,8 @@ export function encodePatchBegin(begin: PatchBegin): Buffer[] {
     tlv(PatchAttr.WindowLog, u32(begin.windowLog)),
     tlv(PatchAttr.Stubs, u32(begin.stubs)),
     tlv(PatchAttr.PatchSize, u64(begin.patchSize)),
+    // absent for method 0, so formats 1 and 2 are written as before
+    ...(begin.method ? [tlv(PatchAttr.Method, u32(begin.method))] : []),
   ]);
 }
 
@@ -198,6 +222,7 @@ export function decodePatchBegin(payload: Buffer): PatchBegin {
     windowLog: readU32(required(attributes, PatchAttr.WindowLog, what), what),
     stubs: readU32(required(attributes, PatchAttr.Stubs, what), what),
     patchSize: readU64(required(attributes, PatchAttr.PatchSize, what), what),
+    method: readU32(attributes.find((a) => a.type === PatchAttr.Method)?.value ?? u32(0), what),
   };
 }
 

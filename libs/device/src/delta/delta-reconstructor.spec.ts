@@ -8,12 +8,14 @@ import * as youngGarbage from '../young-garbage';
 import {
   DELTA_MAGIC,
   DELTA_MAGIC_V1,
+  DELTA_MAGIC_V2,
   encodeBatchBegin,
   encodeBatchSource,
   encodePatchBegin,
   encodePatchData,
   encodeWriteStub,
 } from './delta-format';
+import { encodeWriteRuns } from './write-run';
 import { DeltaReconstructor } from './delta-reconstructor';
 import {
   COMMAND_HEADER_BYTES,
@@ -78,7 +80,7 @@ describe(DeltaReconstructor.name, () => {
 
   it('passes thousands of plain commands through unchanged, across chunk borders', async () => {
     const stream = Buffer.concat([streamHeader(1), ...Array.from({ length: 3000 }, (_, i) => plain(i)), END]);
-    for (const magic of [DELTA_MAGIC, DELTA_MAGIC_V1]) {
+    for (const magic of [DELTA_MAGIC, DELTA_MAGIC_V2, DELTA_MAGIC_V1]) {
       const delta = Buffer.concat([magic, stream]);
       expect((await rebuild(delta, stream)).equals(stream)).toBe(true);
     }
@@ -191,7 +193,7 @@ describe(DeltaReconstructor.name, () => {
     // a file rewritten unchanged: a copy section, no patch
     const copy = (patchBegin: Buffer) =>
       Buffer.concat([
-        DELTA_MAGIC,
+        DELTA_MAGIC_V2,
         streamHeader(1),
         patchBegin,
         ...encodeWriteStub({ prefix, dataLength: old.length, suffix, crc: original.readUInt32LE(6) }),
@@ -234,6 +236,77 @@ describe(DeltaReconstructor.name, () => {
     await expect(rebuild(batchOf(sha256(Buffer.from('other'))), stream)).rejects.toMatchObject({
       code: ErrorCode.DeltaBaseMismatch,
       message: expect.stringMatching(/predecessor kept in the parent snapshot has other content/),
+    });
+  });
+
+  it('rebuilds a format 3 patch section from its write runs, and refuses a damaged, cut or misplaced run', async () => {
+    const old = Buffer.from(Array.from({ length: 20000 }, (_, i) => `line ${i}\n`).join(''));
+    await writeFile(join(parent, 'grown'), old);
+    const next = Buffer.concat([old.subarray(0, 40_000), Buffer.from('inserted\n'), old.subarray(40_000)]);
+    const writes = [];
+    for (let at = 0; at < next.length; at += 48 * 1024)
+      writes.push(write('grown', at, next.subarray(at, at + 48 * 1024)));
+    const stream = Buffer.concat([streamHeader(1), ...writes, END]);
+    const stubs = writes.map((command) => {
+      const { prefix, suffix, data } = splitWrite(command.subarray(COMMAND_HEADER_BYTES), 1);
+      return { prefix, dataLength: data.length, suffix, crc: command.readUInt32LE(6) };
+    });
+    await writeFile(join(dir, 'grown.new'), next);
+    execFileSync('zstd', [
+      '-q',
+      '-f',
+      '--check',
+      '-19',
+      '--long=18',
+      `--patch-from=${join(parent, 'grown')}`,
+      join(dir, 'grown.new'),
+    ]);
+    const patch = await readFile(join(dir, 'grown.new.zst'));
+    const [run] = encodeWriteRuns(stubs).map((parts) => Buffer.concat(parts));
+    const begin = (count = stubs.length) =>
+      Buffer.concat(
+        encodePatchBegin({
+          sourcePath: 'grown',
+          sourceSize: old.length,
+          sourceSha256: sha256(old),
+          targetSize: next.length,
+          windowLog: 18,
+          stubs: count,
+          patchSize: patch.length,
+        }),
+      );
+    const section = (runs: Buffer, head = begin(), magic = DELTA_MAGIC) =>
+      Buffer.concat([magic, streamHeader(1), head, runs, ...encodePatchData(patch), END]);
+    expect(stubs.length).toBeGreaterThan(2);
+    expect((await rebuild(section(run), stream)).equals(stream)).toBe(true);
+    // a crc in the list damaged (the run's own crc no longer matches): refused before anything is decoded
+    const damaged = Buffer.from(run);
+    damaged[damaged.length - 1] ^= 1;
+    await expect(rebuild(section(damaged), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/patch section for grown: bad write run 0/),
+    });
+    // more writes in the run than the section announces
+    await expect(rebuild(section(run, begin(stubs.length - 1)), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/its write runs hold more writes than announced/),
+    });
+    // cut inside the run
+    const cut = section(run).subarray(0, DELTA_MAGIC.length + 17 + begin().length + 100);
+    await expect(rebuild(cut, stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/truncated/),
+    });
+    // format 2's stubs in a format 3 stream, and a run in a format 2 stream
+    const asStubs = Buffer.concat(stubs.flatMap((stub) => encodeWriteStub(stub)));
+    expect((await rebuild(section(asStubs, begin(), DELTA_MAGIC_V2), stream)).equals(stream)).toBe(true);
+    await expect(rebuild(section(asStubs), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/bad write run 0/),
+    });
+    await expect(rebuild(section(run, begin(), DELTA_MAGIC_V2), stream)).rejects.toMatchObject({
+      code: ErrorCode.DeltaCorrupt,
+      message: expect.stringMatching(/bad write stub 0/),
     });
   });
 

@@ -29,6 +29,8 @@ export const DEFAULT_MAX_WINDOW_LOG = 27;
 
 /** What the rebuilt stream is written to `btrfs receive` in. */
 const OUTPUT_CHUNK = 128 * 1024;
+/** A single part at least this large is written as it is, not copied into a chunk. */
+const DIRECT_BYTES = 32 * 1024;
 /**
  * Rebuilt bytes between two young-generation collections (collectYoungGarbage): every decoder read and
  * every joined chunk is a fresh buffer that dies at once, and left to V8 they pile up to tens of MiB
@@ -74,6 +76,14 @@ export class DeltaReconstructor {
   /** Batches rebuilt so far, and how many of them found their dictionary written ahead. */
   get batches(): { taken: number; prefetched: number } {
     return this.sections.batchStats;
+  }
+
+  /**
+   * After `btrfs receive` refused a rebuilt command's crc32c: the predecessor with other content that
+   * explains it (DELTA_BASE_MISMATCH), or null.
+   */
+  explainMismatch(): Promise<DeviceError | null> {
+    return this.sections.explainMismatch();
   }
 
   /** The plain stream rebuilt from `delta` (the uncompressed delta stream). */
@@ -132,12 +142,12 @@ export class DeltaReconstructor {
         const type = command.readUInt16LE(4);
         let section: AsyncGenerator<Buffer[]> | Generator<Buffer[]> | null = null;
         if (type === DeltaCommand.PatchBegin) {
-          section = this.sections.patch(reader, command, version);
+          section = this.sections.patch(reader, command, version, format);
         } else if (type === DeltaCommand.BatchBegin) {
           if (format < 2) throw corrupt('a batch section in a format 1 delta stream');
           section = this.sections.batch(reader, command);
         } else if (isDeltaCommand(type)) {
-          throw corrupt('patch data outside a patch section');
+          throw corrupt(`a delta command (${type.toString(16)}) outside a section`);
         } else if (type === SendCommand.End) {
           const rest = out.flush();
           if (rest) yield rest;
@@ -146,6 +156,8 @@ export class DeltaReconstructor {
           if (failed) throw failed;
           const { size, sha256 } = out.result(command);
           if (size !== this.options.expected.size || sha256 !== this.options.expected.sha256) {
+            const cause = await this.sections.explainMismatch();
+            if (cause) throw cause;
             throw new DeviceError(
               ErrorCode.DeltaMismatch,
               `the rebuilt stream is ${size} bytes with sha256 ${sha256}, the manifest says ${this.options.expected.size} bytes, ${this.options.expected.sha256}`,
@@ -210,6 +222,12 @@ class Coalescer {
 
   /** A chunk to write out once enough has gathered, else null. */
   add(parts: readonly Buffer[]): Buffer | null {
+    // a whole rebuilt WRITE in one buffer (copy-list.ts) goes on as it is when nothing waits before it
+    if (parts.length === 1 && this.pending === 0 && parts[0].length >= DIRECT_BYTES) {
+      this.parts = [parts[0]];
+      this.pending = parts[0].length;
+      return this.flush();
+    }
     for (const part of parts) {
       if (part.length === 0) continue;
       this.parts.push(part);

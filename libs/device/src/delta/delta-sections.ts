@@ -3,6 +3,7 @@ import { CommandError } from '../command-runner';
 import { ByteReader } from './byte-reader';
 import {
   BatchBegin,
+  DeltaFormat,
   PatchBegin,
   WriteStub,
   MAX_COMMAND_BYTES,
@@ -11,9 +12,17 @@ import {
   isDeltaCommand,
   plainCommandsAt,
 } from './delta-format';
+import { CopyListMethod, copyListWrites } from './copy-list';
 import { BatchHint, DictionaryPrefetch, LOOKAHEAD_BYTES, nextBatchHint, writeDictionary } from './dictionary-prefetch';
 import { copyLargePredecessor, patchedAgainstLarge } from './large-predecessor';
-import { PredecessorRef, SMALL_PREDECESSOR_BYTES, locatePredecessor, readSmallPredecessor } from './predecessor';
+import { DeviceError } from '../device-error';
+import {
+  PredecessorRef,
+  SMALL_PREDECESSOR_BYTES,
+  locatePredecessor,
+  readSmallPredecessor,
+  verifyPredecessorContent,
+} from './predecessor';
 import {
   DecoderStopped,
   ReadCommand,
@@ -51,7 +60,29 @@ export class DeltaSections {
     (decoder) => decoder.kill(),
   );
 
+  /**
+   * Predecessors copied from without a hash (copy lists, large files rewritten unchanged): a wrong one
+   * gives bytes that fail the rebuilt stream's checks, and only then are they hashed (explainMismatch).
+   */
+  private readonly unhashed: Array<{ path: string; ref: PredecessorRef }> = [];
+
   constructor(private readonly context: SectionContext) {}
+
+  /**
+   * Why the rebuilt bytes are not the original's (btrfs receive refused a WRITE's crc32c, or the stream's
+   * sha256 differs), when a predecessor copied from unhashed has other content: DELTA_BASE_MISMATCH
+   * naming it; else null (the delta itself is wrong).
+   */
+  async explainMismatch(): Promise<DeviceError | null> {
+    for (const { path, ref } of this.unhashed) {
+      const failure = await verifyPredecessorContent(path, ref).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      if (failure instanceof DeviceError) return failure;
+    }
+    return null;
+  }
 
   /** batches rebuilt, and of those the ones whose dictionary was written ahead */
   get batchStats(): { taken: number; prefetched: number } {
@@ -78,31 +109,44 @@ export class DeltaSections {
    * PATCH_BEGIN (`command`, its crc checked only if the section fails: UncheckedCommands): the runs of
    * one file, patched against one predecessor (or copied from it).
    */
-  async *patch(reader: ByteReader, command: Buffer, version: number): AsyncGenerator<Buffer[]> {
+  async *patch(reader: ByteReader, command: Buffer, version: number, format: DeltaFormat): AsyncGenerator<Buffer[]> {
     const unchecked = new UncheckedCommands('a patch section');
     unchecked.add(command);
     try {
       const begin = guard(() => decodePatchBegin(command.subarray(COMMAND_HEADER_BYTES)));
-      yield* this.patchSection(reader, begin, version);
+      yield* this.patchSection(reader, begin, version, format);
     } catch (error) {
       throw unchecked.explain(error);
     }
   }
 
-  private async *patchSection(reader: ByteReader, begin: PatchBegin, version: number): AsyncGenerator<Buffer[]> {
+  private async *patchSection(
+    reader: ByteReader,
+    begin: PatchBegin,
+    version: number,
+    format: DeltaFormat,
+  ): AsyncGenerator<Buffer[]> {
     this.checkWindow(begin.windowLog, 'a patch');
     if (begin.targetSize > 2 ** begin.windowLog || begin.stubs > begin.targetSize || begin.stubs === 0) {
       throw corrupt(`patch section for ${begin.sourcePath} has inconsistent sizes`);
     }
     const what = `patch section for ${begin.sourcePath}`;
     const names = { section: what, patch: `the patch for ${begin.sourcePath}` };
-    const { stubs, dataBytes } = await readWriteStubs(this.context.readCommand, reader, begin.stubs, what);
+    const { stubs, dataBytes } = await readWriteStubs(this.context.readCommand, reader, begin.stubs, format, what);
     if (dataBytes !== begin.targetSize) throw corrupt(`${what}: stub lengths disagree`);
     const source = this.locate(begin);
     const small = begin.sourceSize <= SMALL_PREDECESSOR_BYTES;
-    if (begin.patchSize === 0) {
+    if (begin.method === CopyListMethod) {
+      if (format < 3) throw corrupt(`${what}: a copy list in a format ${format} delta stream`);
+      if (begin.patchSize === 0) throw corrupt(`${what}: an empty copy list`);
+      this.unhashed.push({ path: source, ref: begin });
+      yield* copyListWrites(this.context.readCommand, reader, source, begin, stubs, version, what);
+    } else if (begin.method) {
+      throw corrupt(`${what}: unknown patch method ${begin.method}`);
+    } else if (begin.patchSize === 0) {
       if (begin.targetSize !== begin.sourceSize)
         throw corrupt(`copy section for ${begin.sourcePath} has inconsistent sizes`);
+      if (!small) this.unhashed.push({ path: source, ref: begin });
       yield* small
         ? this.copySmall(source, begin, stubs, version)
         : copyLargePredecessor(source, begin, stubs, version);

@@ -5,3 +5,5 @@ export * from './byte-reader';
 export * from './streaming-command';
 export * from './predecessor';
 export * from './delta-reconstructor';
+export * from './write-run';
+export * from './copy-list';

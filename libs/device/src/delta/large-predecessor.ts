@@ -8,29 +8,23 @@ import { joinWrite } from './send-stream';
 
 /**
  * Sections against a predecessor above SMALL_PREDECESSOR_BYTES (predecessor.ts): never read whole, and
- * hashed beside the work or only on failure, so that the bytes pass once through the page cache.
+ * hashed only on failure (or beside the decode, for a patch frame without a checksum), so that the bytes
+ * pass once through the page cache and the node process.
  */
 
 /**
  * A large file rewritten unchanged: its bytes are the predecessor's, streamed from the parent into the
- * section's writes, and hashed while they stream (another core, the page cache warm); nothing is final
- * before END, and a failure asks this check first (a predecessor with other bytes is the cause).
+ * section's writes. Not hashed here: other bytes in it give WRITEs whose crc32c `btrfs receive` refuses
+ * (or a stream whose sha256 is not the manifest's), and only then is it hashed, to name it
+ * (DeltaSections.explainMismatch); hashing it always was a second pass over it in the node process.
  */
-export async function* copyLargePredecessor(
+export function copyLargePredecessor(
   source: string,
   begin: PredecessorRef,
   stubs: readonly WriteStub[],
   version: number,
 ): AsyncGenerator<Buffer[]> {
-  const verified = verifyPredecessorContent(source, begin);
-  verified.catch(() => undefined);
-  try {
-    yield* streamWrites(source, begin, stubs, version);
-  } catch (error) {
-    await verified;
-    throw error;
-  }
-  await verified;
+  return streamWrites(source, begin, stubs, version);
 }
 
 async function* streamWrites(

@@ -2,9 +2,10 @@ import { Writable } from 'node:stream';
 import { ErrorCode } from '@cowroot/protocol';
 import { DeviceError } from '../device-error';
 import { ByteReader } from './byte-reader';
-import { DeltaCommand, WriteStub, decodeBatchSource, decodeWriteStub } from './delta-format';
+import { DeltaCommand, DeltaFormat, WriteStub, decodeBatchSource, decodeWriteStub } from './delta-format';
 import { PredecessorRef } from './predecessor';
 import { COMMAND_HEADER_BYTES, SendStreamFormatError, hasValidCrc } from './send-stream';
+import { decodeWriteRun } from './write-run';
 
 /** The commands of a section as the rebuild reads them: one whole command (header + payload) at a time. */
 export type ReadCommand = (reader: ByteReader) => Promise<Buffer>;
@@ -51,23 +52,33 @@ export class UncheckedCommands {
   }
 }
 
-/** A section's WRITE_STUBs, checked at once: each carries the crc the rebuilt WRITE gets. */
+/**
+ * A section's writes, checked at once (each carries the crc the rebuilt WRITE gets): `count` WRITE_STUBs
+ * up to format 2, WRITE_RUNs holding `count` writes in all from format 3.
+ */
 export async function readWriteStubs(
   readCommand: ReadCommand,
   reader: ByteReader,
   count: number,
+  format: DeltaFormat,
   what: string,
 ): Promise<{ stubs: WriteStub[]; dataBytes: number }> {
+  const expected = format >= 3 ? DeltaCommand.WriteRun : DeltaCommand.WriteStub;
+  const name = format >= 3 ? 'write run' : 'write stub';
   const stubs: WriteStub[] = [];
   let dataBytes = 0;
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; stubs.length < count; i++) {
     const command = await readCommand(reader);
-    if (command.readUInt16LE(4) !== DeltaCommand.WriteStub || !hasValidCrc(command)) {
-      throw corrupt(`${what}: bad write stub ${i}`);
+    if (command.readUInt16LE(4) !== expected || !hasValidCrc(command)) {
+      throw corrupt(`${what}: bad ${name} ${i}`);
     }
-    const stub = guard(() => decodeWriteStub(command.subarray(COMMAND_HEADER_BYTES)));
-    dataBytes += stub.dataLength;
-    stubs.push(stub);
+    const payload = command.subarray(COMMAND_HEADER_BYTES);
+    const decoded = guard(() => (format >= 3 ? decodeWriteRun(payload) : [decodeWriteStub(payload)]));
+    if (stubs.length + decoded.length > count) throw corrupt(`${what}: its write runs hold more writes than announced`);
+    for (const stub of decoded) {
+      dataBytes += stub.dataLength;
+      stubs.push(stub);
+    }
   }
   return { stubs, dataBytes };
 }
