@@ -95,6 +95,10 @@ describe(runCli.name, () => {
     expect(await runCli([...build, '--arch', 'x86', '--zstd-level', '30'], level)).toBe(1);
     expect(level.stderr).toEqual(['cowroot-release: --zstd-level must be 1-19, got 30']);
 
+    const format = capture();
+    expect(await runCli([...build, '--arch', 'x86', '--delta-format', '4'], format)).toBe(1);
+    expect(format.stderr).toEqual(['cowroot-release: --delta-format must be 1, 2 or 3, got 4']);
+
     const security = capture();
     expect(await runCli([...build, '--arch', 'x86', '--security-version', '-1'], security)).toBe(1);
     expect(security.stderr).toEqual(['cowroot-release: --security-version must be an integer 0-2147483647, got -1']);

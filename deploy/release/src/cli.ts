@@ -42,6 +42,7 @@ interface BuildOptions {
   binaryDelta?: boolean;
   deltaWindowLog: string;
   deltaFromFleet?: string;
+  deltaFormat: string;
 }
 
 /** A security version option (docs/release-tool.md, downgrade protection): an integer 0 … 2^31-1. */
@@ -119,6 +120,11 @@ function program(output: CliOutput): Command {
       '27',
     )
     .option(
+      '--delta-format <n>',
+      'delta format to write: 3, or 2 (1) for devices whose agent predates it (docs/release-tool.md)',
+      '3',
+    )
+    .option(
       '--delta-from-fleet <file>',
       'add --delta-from for each release listed by `cowroot releases bases <name> --json`',
     )
@@ -134,6 +140,13 @@ function program(output: CliOutput): Command {
         throw new ReleaseError(
           ReleaseErrorCode.InvalidArgument,
           `--delta-window-log must be 10-31, got ${options.deltaWindowLog}`,
+        );
+      }
+      const deltaFormat = Number(options.deltaFormat);
+      if (deltaFormat !== 1 && deltaFormat !== 2 && deltaFormat !== 3) {
+        throw new ReleaseError(
+          ReleaseErrorCode.InvalidArgument,
+          `--delta-format must be 1, 2 or 3, got ${options.deltaFormat}`,
         );
       }
       const fleetBases = options.deltaFromFleet ? await readFleetBases(options.deltaFromFleet, options.name) : [];
@@ -157,6 +170,7 @@ function program(output: CliOutput): Command {
         security: { securityVersion, allowRollbackFrom },
         binaryDelta: options.binaryDelta,
         deltaWindowLog,
+        deltaFormat,
       });
       output.out(`release ${result.index.name}@${result.index.version}: ${result.indexPath}`);
     });

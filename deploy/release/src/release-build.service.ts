@@ -1,4 +1,4 @@
-import { CommandRunner } from '@cowroot/device';
+import { CommandRunner, type DeltaFormat } from '@cowroot/device';
 import {
   ArtifactKind,
   RELEASE_INDEX_FILE,
@@ -50,6 +50,8 @@ export interface BuildRequest {
   binaryDelta?: boolean;
   /** largest patch window (log2) a device must allow; larger files go as plain data */
   deltaWindowLog?: number;
+  /** the delta format to write (--delta-format): 3, or 2 for agents that predate format 3 */
+  deltaFormat?: DeltaFormat;
   /** releases the fleet holds (--delta-from-fleet): like --delta-from, but one not in the pool or not an ancestor is skipped */
   fleetBases?: ReleaseRefArg[];
 }
@@ -154,6 +156,7 @@ export class ReleaseBuildService {
             ? await new DeltaWriter(this.runner, {
                 zstdLevel: request.zstdLevel,
                 maxWindowLog: request.deltaWindowLog,
+                format: request.deltaFormat,
               }).write({
                 send: pool.sendCommand(snapshotPath, item.parent.info.path),
                 parentRoot: item.parent.info.path,
