@@ -13,6 +13,8 @@ export interface DeviceLinkOptions {
   mqttPassword?: () => Promise<string>;
   /** keep every message until it is acknowledged, and report a lost connection (onLost) */
   reconnect?: boolean;
+  /** reconnect mode: a PUBLISH without PUBACK for this long is sent again (default 5 s) */
+  pubackTimeoutMs?: number;
 }
 
 export interface DeviceLinkHandlers {
@@ -32,6 +34,8 @@ export class DeviceLink {
   private client: MqttClient | null = null;
   private connects = 0;
   private stopped = false;
+  /** reconnect mode: publishes sent again because the first attempt got no PUBACK */
+  resends = 0;
 
   constructor(
     private readonly options: DeviceLinkOptions,
@@ -107,6 +111,8 @@ export class DeviceLink {
       return;
     }
     // until acknowledged: a PUBLISH in flight on a connection that dies is sent again on the next one
+    const pubackTimeoutMs = this.options.pubackTimeoutMs ?? 5000;
+    let sends = 0;
     while (!this.stopped) {
       const client = this.client;
       if (client?.connected) {
@@ -115,9 +121,10 @@ export class DeviceLink {
         const closed = new Promise<never>((_, reject) => {
           onClose = () => reject(new Error('closed'));
           client.once('close', onClose);
-          timer = setTimeout(() => reject(new Error('no PUBACK')), 5000);
+          timer = setTimeout(() => reject(new Error('no PUBACK')), pubackTimeoutMs);
         });
         closed.catch(() => undefined);
+        if (sends++ > 0) this.resends++;
         const sent = client.publishAsync(topic, encodeMessage(message), { qos: 1, retain });
         const acked = await Promise.race([sent, closed]).then(
           () => true,

@@ -23,6 +23,7 @@ import {
   parseManifest,
 } from '@cowroot/protocol';
 import { DeviceLink, DeviceLinkOptions } from './device-link';
+import { ReconnectBackoff, ReconnectBackoffOptions } from './reconnect-backoff';
 import { SimOutcome } from './sim-outcome';
 
 /**
@@ -43,6 +44,8 @@ export interface SimulatedDeviceOptions extends DeviceLinkOptions {
   /** snapshots held at start; default: one factory snapshot `factory` */
   snapshots?: SnapshotInfo[];
   agentVersion?: string;
+  /** delays between connect attempts (connectRetrying); default 0.5 s doubling up to 8 s, jittered */
+  reconnectBackoff?: ReconnectBackoffOptions;
 }
 
 export interface SimulatedDeviceEvents {
@@ -71,6 +74,7 @@ export class SimulatedDevice {
   readonly id: string;
   outcome: SimOutcome;
   private readonly link: DeviceLink;
+  private readonly backoff: ReconnectBackoff;
   private seq = 0;
   private booted: string;
   private current: string;
@@ -82,6 +86,9 @@ export class SimulatedDevice {
   private work: Promise<void> = Promise.resolve();
   private rebooting = false;
   private readonly reported = new Map<string, JobEventMessage[]>();
+  private reconnectCount = 0;
+  private lost = false;
+  private opening: Promise<void> | null = null;
   /** every distinct install command id this device received */
   readonly installCommandIds = new Set<string>();
 
@@ -97,9 +104,13 @@ export class SimulatedDevice {
       },
       // a reboot ends the connection on purpose and connects again itself
       onLost: () => {
-        if (!this.rebooting) void this.connectRetrying();
+        if (this.rebooting) return;
+        // the connect after a loss counts as a reconnect even when its first attempt succeeds
+        this.lost = true;
+        void this.connectRetrying();
       },
     });
+    this.backoff = new ReconnectBackoff(options.reconnectBackoff);
     this.outcome = options.outcome;
     this.snapshots = options.snapshots ? [...options.snapshots] : [factorySnapshot()];
     this.booted = this.snapshots[0].id;
@@ -155,15 +166,42 @@ export class SimulatedDevice {
     return this.link.publish(channel, message, retain);
   }
 
-  /** The next URL every half second until a connect succeeds (a cluster still placing its MQTT streams). */
+  /** how often this device connected again after a failed attempt or a lost connection */
+  get reconnects(): number {
+    return this.reconnectCount;
+  }
+
+  /** reports that had to be sent again (no PUBACK before their connection closed or timed out) */
+  get resentReports(): number {
+    return this.link.resends;
+  }
+
+  /**
+   * The next URL (DeviceLink rotates through mqttUrl + failoverMqttUrls) until a connect succeeds, waiting
+   * ReconnectBackoff's jittered, growing delay between attempts (a cluster still placing its MQTT streams,
+   * or a node that closed thousands of devices at once), then reports state. One attempt loop at a time: a
+   * connection lost while the loop runs (onLost) joins it instead of opening a second client with the same
+   * client id, which NATS would answer by closing the first.
+   */
   async connectRetrying(): Promise<void> {
+    this.opening ??= this.openRetrying().finally(() => (this.opening = null));
+    await this.opening;
+    if (!this.link.isStopped) await this.publishState();
+  }
+
+  private async openRetrying(): Promise<void> {
+    let retried = false;
     while (!this.link.isStopped) {
       try {
-        await this.connect();
+        await this.link.open();
+        this.backoff.succeeded();
+        if (retried || this.lost) this.reconnectCount++;
+        this.lost = false;
         return;
       } catch {
+        retried = true;
         await this.link.drop();
-        await sleep(500);
+        await sleep(this.backoff.failed());
       }
     }
   }
