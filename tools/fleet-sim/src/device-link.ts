@@ -2,6 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { MqttClient } from 'mqtt';
 import { DeviceChannel, PROTOCOL_VERSION, PresenceStatus, deviceTopic, encodeMessage } from '@cowroot/protocol';
 
+/** SUBACK of the commands topic and PUBACK of the online presence after CONNACK, or the attempt failed */
+const SETUP_TIMEOUT_MS = 30_000;
+
 export interface DeviceLinkOptions {
   id: string;
   credential: string;
@@ -84,12 +87,32 @@ export class DeviceLink {
         if (this.client === client && !this.stopped) this.handlers.onLost();
       });
     client.on('message', (_topic, payload) => this.handlers.onCommand(payload));
-    await client.subscribeAsync(deviceTopic(id, DeviceChannel.Commands), { qos: 1 });
-    await this.publish(
-      DeviceChannel.Presence,
-      { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString() },
-      true,
-    );
+    // SUBSCRIBE and the online presence on this connection only, failing when it closes: NATS closes
+    // connections between CONNACK and SUBACK under load (seen with 10,000 devices), and a setup that waited
+    // for the next connection would wait for ever, since it is the setup's failure that makes the next one
+    let timer: NodeJS.Timeout | undefined;
+    const closed = new Promise<never>((_, reject) => {
+      client.once('close', () => reject(new Error(`${id}: connection closed before the setup completed`)));
+      timer = setTimeout(() => reject(new Error(`${id}: no SUBACK/PUBACK within ${SETUP_TIMEOUT_MS} ms`)), SETUP_TIMEOUT_MS);
+    });
+    closed.catch(() => undefined);
+    const presence = { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString() };
+    try {
+      await Promise.race([
+        (async () => {
+          const [grant] = await client.subscribeAsync(deviceTopic(id, DeviceChannel.Commands), { qos: 1 });
+          // 0x80: NATS could not create the session's JetStream consumer; commands would never arrive
+          if (grant?.qos === 128) throw new Error(`${id}: SUBSCRIBE refused (SUBACK 0x80)`);
+          await client.publishAsync(deviceTopic(id, DeviceChannel.Presence), encodeMessage(presence), {
+            qos: 1,
+            retain: true,
+          });
+        })(),
+        closed,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Ends the connection now (a reboot, a failed connect); open() makes the next one. */
