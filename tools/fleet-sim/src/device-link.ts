@@ -93,7 +93,10 @@ export class DeviceLink {
     let timer: NodeJS.Timeout | undefined;
     const closed = new Promise<never>((_, reject) => {
       client.once('close', () => reject(new Error(`${id}: connection closed before the setup completed`)));
-      timer = setTimeout(() => reject(new Error(`${id}: no SUBACK/PUBACK within ${SETUP_TIMEOUT_MS} ms`)), SETUP_TIMEOUT_MS);
+      timer = setTimeout(
+        () => reject(new Error(`${id}: no SUBACK/PUBACK within ${SETUP_TIMEOUT_MS} ms`)),
+        SETUP_TIMEOUT_MS,
+      );
     });
     closed.catch(() => undefined);
     const presence = { v: PROTOCOL_VERSION, status: PresenceStatus.Online, at: new Date().toISOString() };
