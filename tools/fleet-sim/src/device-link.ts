@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { MqttClient } from 'mqtt';
 import { DeviceChannel, PROTOCOL_VERSION, PresenceStatus, deviceTopic, encodeMessage } from '@cowroot/protocol';
+import { ReconnectBackoff, ReconnectBackoffOptions } from './reconnect-backoff';
 
 /** SUBACK of the commands topic and PUBACK of the online presence after CONNACK, or the attempt failed */
 const SETUP_TIMEOUT_MS = 30_000;
@@ -18,6 +19,8 @@ export interface DeviceLinkOptions {
   reconnect?: boolean;
   /** reconnect mode: a PUBLISH without PUBACK for this long is sent again (default 5 s) */
   pubackTimeoutMs?: number;
+  /** delays between attempts of openRetrying; default 0.5 s doubling up to 8 s, jittered */
+  reconnectBackoff?: ReconnectBackoffOptions;
 }
 
 export interface DeviceLinkHandlers {
@@ -39,11 +42,18 @@ export class DeviceLink {
   private stopped = false;
   /** reconnect mode: publishes sent again because the first attempt got no PUBACK */
   resends = 0;
+  /** opens after a failed attempt or a lost connection */
+  reconnects = 0;
+  private readonly backoff: ReconnectBackoff;
+  private lost = false;
+  private opening: Promise<void> | null = null;
 
   constructor(
     private readonly options: DeviceLinkOptions,
     private readonly handlers: DeviceLinkHandlers,
-  ) {}
+  ) {
+    this.backoff = new ReconnectBackoff(options.reconnectBackoff);
+  }
 
   get connected(): boolean {
     return this.client?.connected ?? false;
@@ -84,7 +94,10 @@ export class DeviceLink {
     client.on('error', () => undefined);
     if (this.options.reconnect)
       client.once('close', () => {
-        if (this.client === client && !this.stopped) this.handlers.onLost();
+        if (this.client !== client || this.stopped) return;
+        // the open after a loss counts as a reconnect even when its first attempt succeeds
+        this.lost = true;
+        this.handlers.onLost();
       });
     client.on('message', (_topic, payload) => this.handlers.onCommand(payload));
     // SUBSCRIBE and the online presence on this connection only, failing when it closes: NATS closes
@@ -115,6 +128,34 @@ export class DeviceLink {
       ]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * open() on the next URL until it succeeds, waiting ReconnectBackoff's jittered, growing delay between
+   * attempts (a cluster still placing its MQTT streams, or a node that closed thousands of devices at once).
+   * One attempt loop at a time: a loss while it runs (onLost) joins it instead of opening a second client
+   * with the same client id, which NATS would answer by closing the first.
+   */
+  openRetrying(): Promise<void> {
+    this.opening ??= this.retryOpen().finally(() => (this.opening = null));
+    return this.opening;
+  }
+
+  private async retryOpen(): Promise<void> {
+    let retried = false;
+    while (!this.stopped) {
+      try {
+        await this.open();
+        this.backoff.succeeded();
+        if (retried || this.lost) this.reconnects++;
+        this.lost = false;
+        return;
+      } catch {
+        retried = true;
+        await this.drop();
+        await sleep(this.backoff.failed());
+      }
     }
   }
 

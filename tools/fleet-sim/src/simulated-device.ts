@@ -23,7 +23,6 @@ import {
   parseManifest,
 } from '@cowroot/protocol';
 import { DeviceLink, DeviceLinkOptions } from './device-link';
-import { ReconnectBackoff, ReconnectBackoffOptions } from './reconnect-backoff';
 import { SimOutcome } from './sim-outcome';
 
 /**
@@ -44,8 +43,6 @@ export interface SimulatedDeviceOptions extends DeviceLinkOptions {
   /** snapshots held at start; default: one factory snapshot `factory` */
   snapshots?: SnapshotInfo[];
   agentVersion?: string;
-  /** delays between connect attempts (connectRetrying); default 0.5 s doubling up to 8 s, jittered */
-  reconnectBackoff?: ReconnectBackoffOptions;
 }
 
 export interface SimulatedDeviceEvents {
@@ -74,7 +71,6 @@ export class SimulatedDevice {
   readonly id: string;
   outcome: SimOutcome;
   private readonly link: DeviceLink;
-  private readonly backoff: ReconnectBackoff;
   private seq = 0;
   private booted: string;
   private current: string;
@@ -86,9 +82,6 @@ export class SimulatedDevice {
   private work: Promise<void> = Promise.resolve();
   private rebooting = false;
   private readonly reported = new Map<string, JobEventMessage[]>();
-  private reconnectCount = 0;
-  private lost = false;
-  private opening: Promise<void> | null = null;
   /** every distinct install command id this device received */
   readonly installCommandIds = new Set<string>();
 
@@ -104,13 +97,9 @@ export class SimulatedDevice {
       },
       // a reboot ends the connection on purpose and connects again itself
       onLost: () => {
-        if (this.rebooting) return;
-        // the connect after a loss counts as a reconnect even when its first attempt succeeds
-        this.lost = true;
-        void this.connectRetrying();
+        if (!this.rebooting) void this.connectRetrying();
       },
     });
-    this.backoff = new ReconnectBackoff(options.reconnectBackoff);
     this.outcome = options.outcome;
     this.snapshots = options.snapshots ? [...options.snapshots] : [factorySnapshot()];
     this.booted = this.snapshots[0].id;
@@ -168,7 +157,7 @@ export class SimulatedDevice {
 
   /** how often this device connected again after a failed attempt or a lost connection */
   get reconnects(): number {
-    return this.reconnectCount;
+    return this.link.reconnects;
   }
 
   /** reports that had to be sent again (no PUBACK before their connection closed or timed out) */
@@ -176,34 +165,10 @@ export class SimulatedDevice {
     return this.link.resends;
   }
 
-  /**
-   * The next URL (DeviceLink rotates through mqttUrl + failoverMqttUrls) until a connect succeeds, waiting
-   * ReconnectBackoff's jittered, growing delay between attempts (a cluster still placing its MQTT streams,
-   * or a node that closed thousands of devices at once), then reports state. One attempt loop at a time: a
-   * connection lost while the loop runs (onLost) joins it instead of opening a second client with the same
-   * client id, which NATS would answer by closing the first.
-   */
+  /** DeviceLink.openRetrying (next URL, backoff, one attempt loop), then a state report. */
   async connectRetrying(): Promise<void> {
-    this.opening ??= this.openRetrying().finally(() => (this.opening = null));
-    await this.opening;
+    await this.link.openRetrying();
     if (!this.link.isStopped) await this.publishState();
-  }
-
-  private async openRetrying(): Promise<void> {
-    let retried = false;
-    while (!this.link.isStopped) {
-      try {
-        await this.link.open();
-        this.backoff.succeeded();
-        if (retried || this.lost) this.reconnectCount++;
-        this.lost = false;
-        return;
-      } catch {
-        retried = true;
-        await this.link.drop();
-        await sleep(this.backoff.failed());
-      }
-    }
   }
 
   private async event(commandId: string, type: JobEventType, extra: Partial<JobEventMessage> = {}): Promise<void> {
