@@ -119,10 +119,15 @@ export class DeviceLink {
           const [grant] = await client.subscribeAsync(deviceTopic(id, DeviceChannel.Commands), { qos: 1 });
           // 0x80: NATS could not create the session's JetStream consumer; commands would never arrive
           if (grant?.qos === 128) throw new Error(`${id}: SUBSCRIBE refused (SUBACK 0x80)`);
-          await client.publishAsync(deviceTopic(id, DeviceChannel.Presence), encodeMessage(presence), {
-            qos: 1,
-            retain: true,
-          });
+          // reconnect mode: the presence is repeated until acknowledged, across connections, like any report,
+          // and not waited for: a retained PUBLISH can wait long for its PUBACK while NATS re-elects the
+          // retained-messages stream, and the connection is usable meanwhile
+          if (this.options.reconnect) void this.publish(DeviceChannel.Presence, presence, true);
+          else
+            await client.publishAsync(deviceTopic(id, DeviceChannel.Presence), encodeMessage(presence), {
+              qos: 1,
+              retain: true,
+            });
         })(),
         closed,
       ]);
