@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { natsServerVersion } from '../../tools/nats/nats-server-process';
 import { BenchSettings, SizeFigures, cluster, embedded, rawNats } from './modes';
 import { SimPool } from './sim-pool';
 
@@ -56,6 +57,14 @@ function summary(raw: SizeFigures[], emb: SizeFigures[], clu: SizeFigures[]): vo
       ].join(' | '),
     );
   }
+  for (const [mode, list] of [
+    ['raw', raw],
+    ['embedded', emb],
+    ['cluster', clu],
+  ] as const) {
+    for (const f of list.filter((x) => x.lost > 0 || x.reconnects > 0))
+      console.log(`${mode} ${f.size}: ${f.lost} reports lost, ${f.resent} resent, ${f.reconnects} reconnects`);
+  }
   // how the cluster's costs grow: each size against the smallest, beside the growth of the work itself
   const [first] = clu;
   for (const f of clu.slice(1)) {
@@ -65,7 +74,9 @@ function summary(raw: SizeFigures[], emb: SizeFigures[], clu: SizeFigures[]): vo
         `ingest time ×${ratio(f.size / f.ingestPerSecond, first.size / first.ingestPerSecond)}`,
     );
   }
-  console.log(JSON.stringify({ bench: 'cluster', reports: REPORTS, raw, embedded: emb, cluster: clu }));
+  console.log(
+    JSON.stringify({ bench: 'cluster', nats: natsServerVersion(), reports: REPORTS, raw, embedded: emb, cluster: clu }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -76,7 +87,7 @@ async function main(): Promise<void> {
   const processes = Math.ceil(largest / PER_PROCESS);
   const limit = openFileLimit();
   console.log(
-    `bench:cluster — sizes ${SIZES.join(', ')} (embedded ${EMBEDDED_SIZES.join(', ')}), ${REPORTS} reports each, ` +
+    `bench:cluster — nats-server ${natsServerVersion()}, sizes ${SIZES.join(', ')} (embedded ${EMBEDDED_SIZES.join(', ')}), ${REPORTS} reports each, ` +
       `simulators in ${processes} processes (open files per process: ${limit})` +
       (MQTT_CONSUMERS
         ? `, NATS MQTT consumers ${MQTT_CONSUMERS.join(' ')}`

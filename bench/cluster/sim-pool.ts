@@ -62,20 +62,28 @@ export class SimPool {
   }
 
   /** Connects the devices added since the last call; seconds until the last process is done. */
-  async connect(concurrency = 100): Promise<number> {
+  async connect(concurrency = 100): Promise<{ seconds: number; reconnects: number }> {
     const started = Date.now();
-    await this.all({ op: 'connect', concurrency });
-    return (Date.now() - started) / 1000;
+    const replies = await this.all({ op: 'connect', concurrency });
+    return {
+      seconds: (Date.now() - started) / 1000,
+      reconnects: replies.reduce((s, r) => s + (r.reconnects ?? 0), 0),
+    };
   }
 
   /** Every connected device publishes `reports` state reports; the sum of last seqs the server must reach. */
-  async publish(reports: number): Promise<{ seconds: number; seqSum: number; failed: number }> {
+  async publish(
+    reports: number,
+  ): Promise<{ seconds: number; seqSum: number; failed: number; resent: number; reconnects: number }> {
     const started = Date.now();
     const replies = await this.all({ op: 'publish', reports });
+    const sum = (key: 'seqSum' | 'failed' | 'resent' | 'reconnects') => replies.reduce((s, r) => s + (r[key] ?? 0), 0);
     return {
       seconds: (Date.now() - started) / 1000,
-      seqSum: replies.reduce((s, r) => s + (r.seqSum ?? 0), 0),
-      failed: replies.reduce((s, r) => s + (r.failed ?? 0), 0),
+      seqSum: sum('seqSum'),
+      failed: sum('failed'),
+      resent: sum('resent'),
+      reconnects: sum('reconnects'),
     };
   }
 

@@ -23,6 +23,10 @@ export interface WorkerReply {
   /** sum over the worker's connected devices of their last state seq */
   seqSum?: number;
   accepted?: number;
-  /** reports not acknowledged: the device's connection was closed (or no PUBACK within a minute) */
+  /** reports still not acknowledged at the publish deadline, after every reconnect and resend */
   failed?: number;
+  /** reports sent again (no PUBACK before their connection closed, or within the PUBACK timeout) */
+  resent?: number;
+  /** connects after a failed attempt or a connection NATS closed */
+  reconnects?: number;
 }

@@ -40,12 +40,16 @@ register_binfmt() {
   [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
   arch-test arm64 >/dev/null || { echo "install-system-deps.sh: arm64 binaries still do not run here (arch-test arm64)" >&2; exit 1; }
 }
+# nats-server 2.10 from Debian trixie beside the 2.9 package above, unpacked into /opt/cowroot (tools/nats
+# runs its tests on it when present), with its own private apt configuration
+install_nats_210() { "$(dirname "$0")/install-nats-server-2.10.sh"; }
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   register_binfmt
+  install_nats_210
   echo "system packages present"
   exit 0
 fi
@@ -54,3 +58,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 register_binfmt
+install_nats_210

@@ -1,14 +1,40 @@
-// Starts a real nats-server (Debian's /usr/sbin/nats-server, 2.9.x) with a generated config in operator
+// Starts a real nats-server (by default 2.10 from Debian trixie, see natsServerBinary) with a generated config in operator
 // mode: JWT resolver with its own directory, JetStream with its own store_dir, an MQTT listener, optional
 // cluster routes. Each instance gets free loopback ports and a temp dir; stop() ends the process.
 // Config keys follow docs.nats.io "Configuration" (server_name, jetstream, mqtt, cluster, resolver).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '@cowroot/testing/free-port';
 import type { NatsTrust } from './nats-trust';
 
-export const NATS_SERVER_BINARY = process.env.NATS_SERVER_BINARY ?? '/usr/sbin/nats-server';
+/** Where deploy/scripts/install-nats-server-2.10.sh unpacks Debian trixie's nats-server 2.10. */
+export const NATS_210_BINARY = '/opt/cowroot/nats-server-2.10/usr/sbin/nats-server';
+/** Debian bookworm's package (2.9.10): the fallback when 2.10 is not unpacked. */
+export const NATS_SYSTEM_BINARY = '/usr/sbin/nats-server';
+
+/**
+ * NATS_SERVER_BINARY when set, else 2.10 when it is unpacked, else the system's 2.9: the cluster mode's
+ * MQTT session costs differ a lot between the two (docs/scale-out.md), so which one ran must be chosen on
+ * purpose and shown (natsServerVersion).
+ */
+export function natsServerBinary(env: NodeJS.ProcessEnv = process.env, exists = existsSync): string {
+  if (env.NATS_SERVER_BINARY) return env.NATS_SERVER_BINARY;
+  return exists(NATS_210_BINARY) ? NATS_210_BINARY : NATS_SYSTEM_BINARY;
+}
+
+export const NATS_SERVER_BINARY = natsServerBinary();
+
+let versionShown: string | null = null;
+
+/** `nats-server --version` of NATS_SERVER_BINARY (e.g. "2.10.27"), logged once per process. */
+export function natsServerVersion(): string {
+  if (versionShown !== null) return versionShown;
+  const out = execFileSync(NATS_SERVER_BINARY, ['--version'], { encoding: 'utf8' }).trim();
+  versionShown = out.replace(/^nats-server:\s*v?/, '');
+  console.log(`nats-server ${versionShown} (${NATS_SERVER_BINARY})`);
+  return versionShown;
+}
 
 export interface NatsNodePorts {
   client: number;
@@ -97,6 +123,7 @@ export class NatsServerProcess {
     if (!existsSync(NATS_SERVER_BINARY)) {
       throw new Error(`${NATS_SERVER_BINARY} not found: run deploy/scripts/install-system-deps.sh (nats-server)`);
     }
+    natsServerVersion();
     mkdirSync(this.options.dir, { recursive: true });
     const configPath = join(this.options.dir, 'nats.conf');
     writeFileSync(configPath, natsConfig(this.options));

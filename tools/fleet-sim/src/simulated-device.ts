@@ -155,17 +155,20 @@ export class SimulatedDevice {
     return this.link.publish(channel, message, retain);
   }
 
-  /** The next URL every half second until a connect succeeds (a cluster still placing its MQTT streams). */
+  /** how often this device connected again after a failed attempt or a lost connection */
+  get reconnects(): number {
+    return this.link.reconnects;
+  }
+
+  /** reports that had to be sent again (no PUBACK before their connection closed or timed out) */
+  get resentReports(): number {
+    return this.link.resends;
+  }
+
+  /** DeviceLink.openRetrying (next URL, backoff, one attempt loop), then a state report. */
   async connectRetrying(): Promise<void> {
-    while (!this.link.isStopped) {
-      try {
-        await this.connect();
-        return;
-      } catch {
-        await this.link.drop();
-        await sleep(500);
-      }
-    }
+    await this.link.openRetrying();
+    if (!this.link.isStopped) await this.publishState();
   }
 
   private async event(commandId: string, type: JobEventType, extra: Partial<JobEventMessage> = {}): Promise<void> {

@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { NATS_SERVER_BINARY } from '../../../../../tools/nats/nats-server-process';
+import { NATS_SERVER_BINARY, natsServerVersion } from '../../../../../tools/nats/nats-server-process';
 import { freePort } from '@cowroot/testing/free-port';
 import { tempDir } from '../../../../../tools/nats/nats-fixture';
 import { startTestServer } from '../../../test/start-test-server';
@@ -38,6 +38,7 @@ describe('deploy/docker/nats/generate-trust.mjs', () => {
         .replace(/cluster \{[\s\S]*?\n\}\n/, '');
       expect(config).not.toMatch(/0\.0\.0\.0|nats-route/);
       writeFileSync(join(tmp.dir, 'node.conf'), config);
+      natsServerVersion();
       const node = spawn(NATS_SERVER_BINARY, ['-c', join(tmp.dir, 'node.conf')], { stdio: 'ignore' });
       nats.push(node);
       for (let i = 0; i < 100; i++) {
