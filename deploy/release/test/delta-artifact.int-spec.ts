@@ -13,7 +13,7 @@ import {
   SnapshotStore,
   frameCommand,
 } from '@cowroot/device';
-import { LoopBtrfs, createLoopBtrfs } from '@cowroot/device/testing';
+import { LoopBtrfs, createLoopBtrfs, repeatableBytes } from '@cowroot/device/testing';
 import { describePrivileged, requireCommand, requireLoopDevices, requireRoot } from '@cowroot/testing';
 import { CommandRunner } from '@cowroot/device';
 import { DeltaWriter, WrittenDelta } from '../src/delta/delta-writer.service';
@@ -21,19 +21,6 @@ import { DeltaWriter, WrittenDelta } from '../src/delta/delta-writer.service';
 const sh = (command: string, args: string[]) => execFileSync(command, args, { encoding: 'utf8' });
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const uuidOf = (path: string) => /^\s*UUID:\s*(\S+)/m.exec(sh('btrfs', ['subvolume', 'show', path]))![1];
-
-/** Pseudo-random but repeatable, so a failure replays. */
-function bytes(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Each command of an uncompressed delta as [offset, type, length]. */
 function commandsOf(delta: Buffer): Array<{ at: number; type: number; length: number }> {
@@ -67,29 +54,30 @@ describePrivileged(
       sh('btrfs', ['subvolume', 'create', v1]);
       await mkdir(join(v1, 'usr/bin'), { recursive: true });
       await mkdir(join(v1, 'usr/lib'), { recursive: true });
-      await writeFile(join(v1, 'usr/bin/tool'), bytes(3 * 1024 * 1024, 1));
-      await writeFile(join(v1, 'usr/lib/libfoo.so.1.2.3'), bytes(700 * 1024, 2));
-      await writeFile(join(v1, 'usr/lib/unchanged'), bytes(100 * 1024, 3));
+      await writeFile(join(v1, 'usr/bin/tool'), repeatableBytes(3 * 1024 * 1024, 1));
+      await writeFile(join(v1, 'usr/lib/libfoo.so.1.2.3'), repeatableBytes(700 * 1024, 2));
+      await writeFile(join(v1, 'usr/lib/unchanged'), repeatableBytes(100 * 1024, 3));
       await writeFile(join(v1, 'gone.txt'), 'bye\n');
       await writeFile(join(v1, 'etc.conf'), 'a=1\n');
-      await writeFile(join(v1, 'usr/lib/rewritten'), bytes(40_000, 4));
+      await writeFile(join(v1, 'usr/lib/rewritten'), repeatableBytes(40_000, 4));
       sh('btrfs', ['subvolume', 'snapshot', '-r', v1, join(host.mount, 'r1')]);
       // release 2: the tool rewritten in place in a few places and grown, the library upgraded under a new
       // versioned name (a copy, so a new inode), a new file, a deleted one, a mode change
       const v2 = join(host.mount, 'v2');
       sh('btrfs', ['subvolume', 'snapshot', join(host.mount, 'r1'), v2]);
       const tool = await open(join(v2, 'usr/bin/tool'), 'r+');
-      for (const offset of [4096, 1_000_000, 2_500_000]) await tool.write(bytes(20_000, offset), 0, 20_000, offset);
-      await tool.write(bytes(50_000, 9), 0, 50_000, 3 * 1024 * 1024);
+      for (const offset of [4096, 1_000_000, 2_500_000])
+        await tool.write(repeatableBytes(20_000, offset), 0, 20_000, offset);
+      await tool.write(repeatableBytes(50_000, 9), 0, 50_000, 3 * 1024 * 1024);
       await tool.close();
       const lib = await readFile(join(v2, 'usr/lib/libfoo.so.1.2.3'));
-      bytes(3000, 5).copy(lib, 350_000);
+      repeatableBytes(3000, 5).copy(lib, 350_000);
       await rm(join(v2, 'usr/lib/libfoo.so.1.2.3'));
       await writeFile(join(v2, 'usr/lib/libfoo.so.1.2.4'), lib);
       await writeFile(join(v2, 'new.bin'), randomBytes(5000));
       // what dpkg does to an unchanged file of an upgraded package: same bytes, new inode
       await rm(join(v2, 'usr/lib/rewritten'));
-      await writeFile(join(v2, 'usr/lib/rewritten'), bytes(40_000, 4));
+      await writeFile(join(v2, 'usr/lib/rewritten'), repeatableBytes(40_000, 4));
       await rm(join(v2, 'gone.txt'));
       await writeFile(join(v2, 'etc.conf'), 'a=2\n');
       await chmod(join(v2, 'etc.conf'), 0o600);
@@ -101,8 +89,8 @@ describePrivileged(
       sh('btrfs', ['subvolume', 'create', v0]);
       await mkdir(join(v0, 'usr/bin'), { recursive: true });
       await mkdir(join(v0, 'usr/lib'), { recursive: true });
-      await writeFile(join(v0, 'usr/bin/tool'), bytes(3 * 1024 * 1024, 77));
-      await writeFile(join(v0, 'usr/lib/libfoo.so.1.2.3'), bytes(700 * 1024, 78));
+      await writeFile(join(v0, 'usr/bin/tool'), repeatableBytes(3 * 1024 * 1024, 77));
+      await writeFile(join(v0, 'usr/lib/libfoo.so.1.2.3'), repeatableBytes(700 * 1024, 78));
       sh('btrfs', ['subvolume', 'snapshot', '-r', v0, join(host.mount, 'r0')]);
 
       for (const [name, args] of [
@@ -277,7 +265,7 @@ describePrivileged(
       // r1 with the 3 MiB tool overwritten in place: same size, so only its content can tell
       const v1x = join(host!.mount, 'v1x');
       sh('btrfs', ['subvolume', 'snapshot', join(host!.mount, 'r1'), v1x]);
-      await writeFile(join(v1x, 'usr/bin/tool'), bytes(3 * 1024 * 1024, 55));
+      await writeFile(join(v1x, 'usr/bin/tool'), repeatableBytes(3 * 1024 * 1024, 55));
       sh('btrfs', ['subvolume', 'snapshot', '-r', v1x, join(host!.mount, 'r1x')]);
       sh('btrfs', ['send', '-q', '-f', join(out, 'r1x.full'), join(host!.mount, 'r1x')]);
       const full = await open(join(out, 'r1x.full'), 'r');

@@ -22,21 +22,9 @@ import {
   tlv,
 } from '@cowroot/device';
 import { diffCopyList } from './copy-list-differ';
+import { repeatableBytes } from '@cowroot/device/testing';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-
-/** Pseudo-random but repeatable bytes (xorshift32). */
-function noise(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 function u64(value: number): Buffer {
   const buffer = Buffer.alloc(8);
@@ -48,14 +36,14 @@ const END = Buffer.concat(frameCommand(SendCommand.End, []));
 
 describe('copy lists (format 3, method 1)', () => {
   let dir: string;
-  const old = noise(600_000, 1);
+  const old = repeatableBytes(600_000, 1);
   // a rebuild: code inserted in two places, a stretch removed, words patched here and there
   const rebuilt = Buffer.concat([
     old.subarray(0, 100_000),
-    noise(200, 2),
+    repeatableBytes(200, 2),
     old.subarray(100_000, 300_000),
     old.subarray(310_000, 450_000),
-    noise(50, 3),
+    repeatableBytes(50, 3),
     old.subarray(450_000),
   ]);
   for (const at of [5_000, 77_777, 250_001, 400_000, 580_000]) rebuilt.writeUInt32LE(0xdeadbeef, at);
@@ -153,7 +141,7 @@ describe('copy lists (format 3, method 1)', () => {
       code: ErrorCode.DeltaCorrupt,
       message: expect.stringMatching(/copy list disagrees with its sizes/),
     });
-    await writeFile(join(dir, 'big'), noise(old.length, 9));
+    await writeFile(join(dir, 'big'), repeatableBytes(old.length, 9));
     try {
       await expect(rebuild(delta, plain)).rejects.toMatchObject({
         code: ErrorCode.DeltaBaseMismatch,

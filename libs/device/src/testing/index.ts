@@ -3,3 +3,4 @@
 // barrel (../index.ts) so that nothing shipped can import a test fixture.
 export * from './loop-btrfs';
 export * from './release-builder';
+export * from './repeatable-bytes';
