@@ -1,3 +1,4 @@
+import { whileJetStreamForms } from './jetstream-forming';
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { readFile } from 'node:fs/promises';
 import { connect, credsAuthenticator, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
@@ -51,7 +52,13 @@ export class NatsConnections implements OnModuleInit, OnModuleDestroy {
     this.appConnection = await this.open('app', this.options.credsFile);
     this.sysConnection = await this.open('sys', this.options.systemCredsFile);
     this.jsClient = this.appConnection.jetstream();
-    this.jsManager = await this.appConnection.jetstreamManager();
+    const app = this.appConnection;
+    // jetstreamManager() asks $JS.API.INFO, which a cluster still electing its meta leader answers with 503
+    this.jsManager = await whileJetStreamForms(
+      'JetStream',
+      () => app.jetstreamManager(),
+      (message) => this.logger.warn(message),
+    );
   }
 
   async onModuleDestroy(): Promise<void> {

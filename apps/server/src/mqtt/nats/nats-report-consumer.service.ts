@@ -24,6 +24,7 @@ import { NoticeBudget } from '../notice-budget';
 import { rejectionNotice } from '../rejection-notice';
 import { StateHandler } from '../state.handler';
 import { NatsConnections } from './nats-connections';
+import { whileJetStreamForms } from './jetstream-forming';
 import { INGEST_CONSUMER, REPORTS_STREAM, REPORT_SUBJECTS, deviceSubject, parseReportSubject } from './nats-subjects';
 
 /** A replica that dies holding a report: JetStream gives it to another replica after this long. */
@@ -38,8 +39,6 @@ const IN_FLIGHT = 2000;
 const PULL_EXPIRES_MS = 5000;
 /** After a storage failure the report comes back after this long (the database may be failing over). */
 const RETRY_DELAY_MS = 2000;
-/** How long a starting replica waits for a fresh NATS cluster to place the R3 reports stream. */
-const PLACEMENT_RETRY_MS = 30_000;
 
 /** Reports come from the stream, not from a connection: there is no session to compare against. */
 const NO_SESSION: SessionRef = { close: () => undefined };
@@ -101,39 +100,38 @@ export class NatsReportConsumer implements OnApplicationBootstrap, OnModuleDestr
       };
       await this.addStream(stream);
     }
-    await jsm.consumers.add(REPORTS_STREAM, {
-      durable_name: INGEST_CONSUMER,
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(ACK_WAIT_MS),
-      max_ack_pending: -1,
-    });
+    await whileJetStreamForms(
+      INGEST_CONSUMER,
+      () =>
+        jsm.consumers.add(REPORTS_STREAM, {
+          durable_name: INGEST_CONSUMER,
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: nanos(ACK_WAIT_MS),
+          max_ack_pending: -1,
+        }),
+      (message) => this.logger.warn(message),
+    );
   }
 
   /**
-   * R3, or R1 where three replicas cannot exist. nats-server 2.10 answers "no suitable peers for placement"
-   * while a freshly started cluster's JetStream peers have not all registered with the meta leader (seen
-   * with a replica started right after all three nodes' /healthz said ok): that passes within seconds, so it
-   * is retried, never taken as a reason for R1.
+   * R3, or R1 where three replicas cannot exist. A freshly started cluster answers 503 or "no suitable peers
+   * for placement" for a few seconds (jetstream-forming.ts): retried, never taken as a reason for R1.
    */
   private async addStream(stream: Partial<StreamConfig> & { name: string }): Promise<void> {
     const jsm = this.nats.jsm;
-    const deadline = Date.now() + PLACEMENT_RETRY_MS;
-    for (;;) {
-      try {
-        await jsm.streams.add({ ...stream, num_replicas: 3 });
-        return;
-      } catch (error) {
-        const message = (error as Error).message;
-        // a single node (or a two-node test cluster) cannot hold three replicas
-        if (/replicas|insufficient resources/i.test(message)) {
+    await whileJetStreamForms(
+      REPORTS_STREAM,
+      async () => {
+        try {
+          await jsm.streams.add({ ...stream, num_replicas: 3 });
+        } catch (error) {
+          // a single node (or a two-node test cluster) cannot hold three replicas
+          if (!/replicas|insufficient resources/i.test((error as Error).message)) throw error;
           await jsm.streams.add({ ...stream, num_replicas: 1 });
-          return;
         }
-        if (!/no suitable peers for placement/i.test(message) || Date.now() > deadline) throw error;
-        this.logger.warn(`${REPORTS_STREAM}: ${message}; the cluster is still forming, trying again in 1 s`);
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-    }
+      },
+      (message) => this.logger.warn(message),
+    );
   }
 
   private async consumeForever(): Promise<void> {
