@@ -303,24 +303,7 @@ export class SnapshotStore {
     try {
       return await this.receive(reconstructor.plainStreamFromFile(file.fd, file.compression), options);
     } catch (error) {
-      // bytes that are not the original's make `btrfs receive` fail its crc32c check of a command before
-      // our sha256 check at END can (a copy list's output is checked by nothing else on the way): that is
-      // the rebuild's failure, not the receive's
-      if (
-        error instanceof DeviceError &&
-        error.code === ErrorCode.ReceiveFailed &&
-        /crc32c? mismatch/i.test(error.message)
-      ) {
-        // a predecessor copied from unhashed with other content is the cause to name (a wrong parent)
-        const cause = await reconstructor.explainMismatch();
-        if (cause) throw cause;
-        throw new DeviceError(
-          ErrorCode.DeltaMismatch,
-          `the rebuilt stream is not the one the manifest names: btrfs receive found a command whose crc32c does not match (${error.message})`,
-          { cause: error },
-        );
-      }
-      throw error;
+      throw await reconstructor.explainReceiveFailure(error);
     }
   }
 

@@ -79,11 +79,24 @@ export class DeltaReconstructor {
   }
 
   /**
-   * After `btrfs receive` refused a rebuilt command's crc32c: the predecessor with other content that
-   * explains it (DELTA_BASE_MISMATCH), or null.
+   * What a failed receive of the rebuilt stream means. Bytes that are not the original's make `btrfs receive`
+   * fail its crc32c check of a command before our sha256 check at END can (a copy list's output is checked by
+   * nothing else on the way): that is the rebuild's failure, not the receive's. A predecessor with other
+   * content is then the cause to name (DELTA_BASE_MISMATCH: a wrong parent), else DELTA_MISMATCH. Any other
+   * error is returned as it is.
    */
-  explainMismatch(): Promise<DeviceError | null> {
-    return this.sections.explainMismatch();
+  async explainReceiveFailure(error: unknown): Promise<unknown> {
+    const crcRefused =
+      error instanceof DeviceError && error.code === ErrorCode.ReceiveFailed && /crc32c? mismatch/i.test(error.message);
+    if (!crcRefused) return error;
+    return (
+      (await this.sections.explainMismatch()) ??
+      new DeviceError(
+        ErrorCode.DeltaMismatch,
+        `the rebuilt stream is not the one the manifest names: btrfs receive found a command whose crc32c does not match (${error.message})`,
+        { cause: error },
+      )
+    );
   }
 
   /** The plain stream rebuilt from `delta` (the uncompressed delta stream). */
