@@ -35,7 +35,43 @@ export async function startCluster(
       }),
   );
   await Promise.all(nodes.map((n) => n.start(40000)));
+  if (size > 1) await waitForJetStream(trust, nodes);
   return nodes;
+}
+
+/**
+ * Every node's /healthz can say ok while a fresh cluster still elects its JetStream meta leader; a stream
+ * created then fails with `NatsError: 503` (seen in CI, on the cluster spec's first stream). Resolves once
+ * every node names the same meta leader of `nodes.length` peers and answers the account's $JS.API.INFO.
+ */
+async function waitForJetStream(trust: NatsTrust, nodes: NatsServerProcess[], timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const user = await trust.issueServiceUser('cluster-probe');
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const metas = await Promise.all(
+        nodes.map((n) => n.monitor<{ meta_cluster?: { leader?: string; cluster_size?: number } }>('jsz')),
+      );
+      const leaders = new Set(metas.map((m) => m.meta_cluster?.leader ?? ''));
+      const sizes = metas.map((m) => m.meta_cluster?.cluster_size ?? 0);
+      if (leaders.has('') || leaders.size > 1 || sizes.some((s) => s !== nodes.length))
+        throw new Error(`meta leaders ${[...leaders].join(',') || 'none'}, cluster sizes ${sizes.join(',')}`);
+      for (const node of nodes) {
+        const nc = await connectService(node.clientUrl, user);
+        try {
+          await (await nc.jetstreamManager()).getAccountInfo();
+        } finally {
+          await nc.close();
+        }
+      }
+      return;
+    } catch (error) {
+      last = (error as Error).message;
+      await sleep(200);
+    }
+  }
+  throw new Error(`JetStream of the ${nodes.length}-node cluster not ready after ${timeoutMs} ms: ${last}`);
 }
 
 const inboxes = new WeakMap<MqttClient, { topic: string; payload: string }[]>();
