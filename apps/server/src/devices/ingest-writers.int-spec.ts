@@ -79,4 +79,57 @@ describe('ingest writers isolate what the database refuses', () => {
       status: 'accepted',
     });
   });
+
+  it('JobEventRecorder: events sharing a batch each get their own outcome, in arrival order', async () => {
+    const dispatcher = server.app.get(CommandDispatcher);
+    const actor = { type: 'system' as const, id: 'test', name: 'test' };
+    const commands = await server.dataSource.transaction(async (manager) => [
+      await dispatcher.record(manager, 'w-1', { type: CommandType.Reboot }, actor),
+      await dispatcher.record(manager, 'w-2', { type: CommandType.Reboot }, actor),
+    ]);
+    const recorder = server.app.get(JobEventRecorder);
+    const event = (commandId: string, type: JobEventType, at = new Date().toISOString()) =>
+      ({ v: 1, commandId, eventId: randomUUID(), type, at }) as JobEventMessage;
+    const accepted = event(commands[0].id, JobEventType.Accepted);
+    const batch: Array<[string, JobEventMessage]> = [
+      ['w-1', accepted],
+      ['w-1', accepted], // the same eventId again in the same batch: stored once
+      ['w-2', event(commands[0].id, JobEventType.Accepted)], // w-1's command, reported by w-2
+      ['w-2', event(commands[1].id, JobEventType.Accepted, '2026-02-30T00:00:00Z')], // refused by timestamptz
+      ['w-2', event(commands[1].id, JobEventType.Accepted)],
+      ['w-1', event(commands[0].id, JobEventType.Rebooting)],
+      ['w-1', event(commands[0].id, JobEventType.Completed)],
+    ];
+    // recorded in the same turn, so they share one group-commit batch
+    const outcomes = await Promise.all(batch.map(([deviceId, e]) => recorder.record(deviceId, e)));
+    expect(outcomes.map((o) => o.result)).toEqual([
+      'stored',
+      'duplicate',
+      'unknown-command',
+      'unstorable',
+      'stored',
+      'stored',
+      'stored',
+    ]);
+    expect(outcomes[6]).toMatchObject({ status: 'completed', changed: true });
+    const stored: Array<{ event_id: string }> = await server.dataSource.query(
+      'SELECT event_id FROM device_job_events WHERE command_id = ANY($1::uuid[]) ORDER BY seq',
+      [commands.map((c) => c.id)],
+    );
+    expect(stored.map((row) => row.event_id)).toEqual([0, 4, 5, 6].map((i) => batch[i][1].eventId));
+    const statuses: Array<{ id: string; status: string }> = await server.dataSource.query(
+      'SELECT id, status FROM device_commands WHERE id = ANY($1::uuid[])',
+      [commands.map((c) => c.id)],
+    );
+    expect(new Map(statuses.map((row) => [row.id, row.status]))).toEqual(
+      new Map([
+        [commands[0].id, 'completed'],
+        [commands[1].id, 'accepted'],
+      ]),
+    );
+    const audits: Array<{ count: string }> = await server.dataSource.query(
+      `SELECT count(*) FROM audit_log WHERE actor_type = 'device' AND action LIKE 'device.command.%' AND subject_id IN ('w-1', 'w-2')`,
+    );
+    expect(Number(audits[0].count)).toBe(4);
+  });
 });
