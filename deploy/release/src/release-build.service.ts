@@ -226,7 +226,7 @@ export class ReleaseBuildService {
   private async writeManifest(
     outDir: string,
     item: PlannedArtifact,
-    stream: { size: number; sha256: string; plain?: { size: number; sha256: string } },
+    stream: { size: number; sha256: string; plain?: { size: number; sha256: string }; format?: DeltaFormat },
     context: { request: BuildRequest; snapshot: SubvolumeInfo; createdAt: Date; key: KeyObject },
     written: string[],
   ): Promise<ReleaseIndexArtifact> {
@@ -243,6 +243,7 @@ export class ReleaseBuildService {
       description: context.request.description,
       security: context.request.security,
       reconstructs: item.delta ? stream.plain : undefined,
+      deltaFormat: item.delta ? stream.format : undefined,
     });
     await writeNewFile(join(outDir, manifestFile), bytes, written);
     await writeNewFile(join(outDir, signatureFile), `${signManifest(bytes, context.key)}\n`, written);
