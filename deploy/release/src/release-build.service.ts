@@ -50,7 +50,7 @@ export interface BuildRequest {
   binaryDelta?: boolean;
   /** largest patch window (log2) a device must allow; larger files go as plain data */
   deltaWindowLog?: number;
-  /** the delta format to write (--delta-format): 3, or 2 for agents that predate format 3 */
+  /** the delta format to write (--delta-format), named in the manifest; the server offers it only to devices that read it */
   deltaFormat?: DeltaFormat;
   /** releases the fleet holds (--delta-from-fleet): like --delta-from, but one not in the pool or not an ancestor is skipped */
   fleetBases?: ReleaseRefArg[];
