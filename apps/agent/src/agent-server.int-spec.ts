@@ -160,9 +160,12 @@ describePrivileged('Agent end to end with the real fleet server', requirements, 
         fallbackSnapshot: string | null;
         lastTrialResult: unknown;
         snapshots: Array<{ id: string; receivedUuid: string | null }>;
+        deltaFormats: number[] | null;
       }>('GET', `/devices/${deviceId}`);
       return value.bootedSnapshot === 'base-r2' && value.trialBoot === false ? value : null;
     });
+    // what the server plans delta artifacts by (docs/rollouts.md "Dispatch")
+    expect(device.deltaFormats).toEqual([1, 2, 3]);
     expect(device.fallbackSnapshot).toBe('base-r2');
     expect(device.lastTrialResult).toEqual({ snapshot: 'base-r2', outcome: TrialOutcome.Accepted });
     expect(device.snapshots.find((snapshot) => snapshot.id === 'base-r2')).toMatchObject({ receivedUuid: r2.uuid });

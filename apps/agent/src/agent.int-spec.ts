@@ -93,7 +93,12 @@ describePrivileged('Agent on a real btrfs pool, u-boot env and MQTT broker', req
     expect(confirmed.snapshot).toBe('base-r2');
     expect(await envNow()).toMatchObject({ trial: 'base-r2', state: 'confirmed' });
     const lastState = rig.states().at(-1)!;
-    expect(lastState).toMatchObject({ bootedSnapshot: 'base-r2', trialBoot: true, health: { status: 'passed' } });
+    expect(lastState).toMatchObject({
+      bootedSnapshot: 'base-r2',
+      trialBoot: true,
+      health: { status: 'passed' },
+      deltaFormats: [1, 2, 3],
+    });
 
     expect(await rig.reboot()).toEqual({ boot: 'base-r2', trial: false });
     expect(await envNow()).toMatchObject({ current: 'base-r2', previous: 'r1', state: '', result: 'accepted' });

@@ -11,7 +11,7 @@ import {
   ParseResult,
   parseCommand,
 } from '@cowroot/protocol';
-import { CommandRunner } from '@cowroot/device';
+import { CommandRunner, READABLE_DELTA_FORMATS } from '@cowroot/device';
 import { BootHandler } from './boot/boot-handler';
 import { CommandContext } from './commands/command-context';
 import { dispatchCommand } from './commands/dispatch-command';
@@ -253,6 +253,8 @@ export class Agent {
       snapshots: await store.list(),
       health: this.health,
       ...(freeBytes !== undefined ? { freeBytes } : {}),
+      // the server offers a delta only in a format listed here (docs/protocol.md §5.1)
+      deltaFormats: [...READABLE_DELTA_FORMATS],
     };
     return { ...state, seq: ++this.seq, sentAt: new Date().toISOString() } as DeviceStateMessage;
   }

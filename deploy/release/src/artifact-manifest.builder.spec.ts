@@ -43,12 +43,15 @@ describe(buildManifestBytes.name, () => {
       expect(parsed.value).toMatchObject({ kind: ArtifactKind.Full, parent: null, description: 'spring release' });
   });
 
-  it('writes a delta manifest with the plain stream it reconstructs to', () => {
+  it('writes a delta manifest with the plain stream it reconstructs to and its format', () => {
     const reconstructs = { size: 11_000_000, sha256: 'c'.repeat(64) };
     const parsed = parseManifest(
       buildManifestBytes({ ...input, file: 'base-1.1.0-from-1.0.0.delta.zst', reconstructs }),
     );
     expect(parsed).toMatchObject({ ok: true, value: { kind: ArtifactKind.Delta, reconstructs } });
+    const withFormat = buildManifestBytes({ ...input, file: 'd.delta.zst', reconstructs, deltaFormat: 2 });
+    expect(JSON.parse(withFormat.toString('utf8'))).toMatchObject({ kind: 'delta', deltaFormat: 2 });
+    expect(() => buildManifestBytes({ ...input, deltaFormat: 3 })).toThrow(/would be rejected.*deltaFormat/);
     expect(() => buildManifestBytes({ ...input, parent: null, reconstructs })).toThrow(/would be rejected/);
   });
 

@@ -1,3 +1,4 @@
+import type { DeltaFormat } from '@cowroot/device';
 import { ArtifactKind, ArtifactManifest, MANIFEST_FORMAT, parseManifest } from '@cowroot/protocol';
 import { ReleaseError, ReleaseErrorCode } from './release-error';
 import { ReleaseRefArg } from './release-ref';
@@ -15,6 +16,8 @@ export interface ManifestInput {
   security?: ManifestSecurity;
   /** a delta artifact: the plain stream it rebuilds to */
   reconstructs?: { size: number; sha256: string };
+  /** a delta artifact: the format it was written in, so the server offers it only to devices that read it */
+  deltaFormat?: DeltaFormat;
 }
 
 /** Downgrade protection (docs/release-tool.md): the release's security version and rollback allowance. */
@@ -49,6 +52,7 @@ export function buildManifestBytes(input: ManifestInput): Buffer {
     ...(input.security?.securityVersion !== undefined ? { securityVersion: input.security.securityVersion } : {}),
     ...(input.security?.allowRollbackFrom !== undefined ? { allowRollbackFrom: input.security.allowRollbackFrom } : {}),
     ...(input.reconstructs ? { reconstructs: input.reconstructs } : {}),
+    ...(input.deltaFormat !== undefined ? { deltaFormat: input.deltaFormat } : {}),
   };
   const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
   const parsed = parseManifest(bytes);

@@ -121,7 +121,7 @@ function program(output: CliOutput): Command {
     )
     .option(
       '--delta-format <n>',
-      'delta format to write: 3, or 2 (1) for devices whose agent predates it (docs/release-tool.md)',
+      'delta format to write (1-3), named in its manifest; the server offers it only to devices that read it (docs/release-tool.md)',
       '3',
     )
     .option(

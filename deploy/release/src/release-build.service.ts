@@ -50,7 +50,7 @@ export interface BuildRequest {
   binaryDelta?: boolean;
   /** largest patch window (log2) a device must allow; larger files go as plain data */
   deltaWindowLog?: number;
-  /** the delta format to write (--delta-format): 3, or 2 for agents that predate format 3 */
+  /** the delta format to write (--delta-format), named in the manifest; the server offers it only to devices that read it */
   deltaFormat?: DeltaFormat;
   /** releases the fleet holds (--delta-from-fleet): like --delta-from, but one not in the pool or not an ancestor is skipped */
   fleetBases?: ReleaseRefArg[];
@@ -226,7 +226,7 @@ export class ReleaseBuildService {
   private async writeManifest(
     outDir: string,
     item: PlannedArtifact,
-    stream: { size: number; sha256: string; plain?: { size: number; sha256: string } },
+    stream: { size: number; sha256: string; plain?: { size: number; sha256: string }; format?: DeltaFormat },
     context: { request: BuildRequest; snapshot: SubvolumeInfo; createdAt: Date; key: KeyObject },
     written: string[],
   ): Promise<ReleaseIndexArtifact> {
@@ -243,6 +243,7 @@ export class ReleaseBuildService {
       description: context.request.description,
       security: context.request.security,
       reconstructs: item.delta ? stream.plain : undefined,
+      deltaFormat: item.delta ? stream.format : undefined,
     });
     await writeNewFile(join(outDir, manifestFile), bytes, written);
     await writeNewFile(join(outDir, signatureFile), `${signManifest(bytes, context.key)}\n`, written);

@@ -110,6 +110,8 @@ describePrivileged(
       // the plain stream it names is the incremental artifact's content
       const plain = execFileSync('zstd', ['-d', '-c', '-q', join(out('1.1'), incremental.file)]);
       expect(manifest.value.reconstructs?.size).toBe(plain.length);
+      // the default format, named so the server offers it only to devices that read it
+      expect(manifest.value.deltaFormat).toBe(3);
 
       const store = new SnapshotStore({ poolPath: device!.mount });
       await store.init();

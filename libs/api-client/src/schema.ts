@@ -1001,6 +1001,8 @@ export interface components {
             /** @description snapshot inventory */
             snapshots: components["schemas"]["SnapshotInfoDto"][];
             freeBytes: number | null;
+            /** @description delta formats the agent reads; null when it never reported them (offered format 1 only) */
+            deltaFormats: number[] | null;
             /** @description last health report */
             health: components["schemas"]["HealthReportDto"] | null;
             /** @description seq of the last accepted state report */

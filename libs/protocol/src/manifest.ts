@@ -49,6 +49,9 @@ export class ParentRef {
   snapshotUuid!: string;
 }
 
+/** The highest delta format a manifest may name (the release tool writes 1 … 3). */
+export const MAX_DELTA_FORMAT = 3;
+
 /** Security versions fit a signed 32-bit integer (what every database column and JSON parser holds). */
 export const MAX_SECURITY_VERSION = 2_147_483_647;
 
@@ -122,6 +125,17 @@ export class ArtifactManifest {
   @ValidateNested()
   @Type(() => ReconstructedStream)
   reconstructs?: ReconstructedStream;
+
+  /**
+   * kind delta only: the stream format of the delta (libs/device delta-format.ts), so the server offers it
+   * only to devices that report reading it (docs/protocol.md §8). Absent in manifests built before the field
+   * existed: the format is then unknown to the server.
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(MAX_DELTA_FORMAT)
+  deltaFormat?: number;
 }
 
 /** Parses manifest bytes; a full stream must have no parent and an incremental one must have one. */
@@ -163,6 +177,13 @@ export function parseManifest(bytes: Buffer | string): ParseResult<ArtifactManif
       ok: false,
       code: ErrorCode.MalformedMessage,
       message: 'a delta artifact names the stream it reconstructs (reconstructs), other kinds do not',
+    };
+  }
+  if (manifest.deltaFormat != null && manifest.kind !== ArtifactKind.Delta) {
+    return {
+      ok: false,
+      code: ErrorCode.MalformedMessage,
+      message: 'only a delta artifact names a delta format (deltaFormat)',
     };
   }
   return { ok: true, value: manifest };

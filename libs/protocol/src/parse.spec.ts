@@ -65,6 +65,20 @@ describe('parseDeviceState', () => {
     expect(parseDeviceState(huge)).toMatchObject({ ok: false, code: ErrorCode.MessageTooLarge });
   });
 
+  it('accepts the delta formats an agent reads, optional so older agents still report', () => {
+    expect(parseDeviceState(JSON.stringify(state()))).toMatchObject({ ok: true, value: { deltaFormats: undefined } });
+    for (const deltaFormats of [[], [1, 2, 3], [255], Array.from({ length: 16 }, (_, i) => i + 1)]) {
+      expect(parseDeviceState(JSON.stringify(state({ deltaFormats })))).toMatchObject({
+        ok: true,
+        value: { deltaFormats },
+      });
+    }
+    for (const deltaFormats of [3, [0], [256], [1.5], ['3'], [null], Array.from({ length: 17 }, (_, i) => i + 1)]) {
+      const result = parseDeviceState(JSON.stringify(state({ deltaFormats })));
+      expect(result).toMatchObject({ ok: false, code: ErrorCode.MalformedMessage, message: /deltaFormats/ });
+    }
+  });
+
   it('names the nested field that is wrong', () => {
     const bad = state();
     (bad.snapshots as Array<Record<string, unknown>>)[0].uuid = 'not-a-uuid';
@@ -203,5 +217,28 @@ describe('manifest signatures', () => {
     });
     const incremental = JSON.parse(manifest.toString());
     expect(parseManifest(JSON.stringify({ ...incremental, reconstructs }))).toMatchObject({ ok: false });
+  });
+
+  it('carries the delta format of a delta artifact, optional so older manifests still parse', () => {
+    const delta = {
+      ...JSON.parse(manifest.toString()),
+      kind: 'delta',
+      reconstructs: { size: 99, sha256: 'b'.repeat(64) },
+    };
+    expect(parseManifest(JSON.stringify(delta))).toMatchObject({ ok: true, value: { deltaFormat: undefined } });
+    for (const deltaFormat of [1, 2, 3]) {
+      expect(parseManifest(JSON.stringify({ ...delta, deltaFormat }))).toMatchObject({
+        ok: true,
+        value: { deltaFormat },
+      });
+    }
+    for (const deltaFormat of [0, 4, 2.5, '3']) {
+      expect(parseManifest(JSON.stringify({ ...delta, deltaFormat }))).toMatchObject({ ok: false });
+    }
+    const incremental = JSON.parse(manifest.toString());
+    expect(parseManifest(JSON.stringify({ ...incremental, deltaFormat: 3 }))).toMatchObject({
+      ok: false,
+      message: /deltaFormat/,
+    });
   });
 });

@@ -43,6 +43,8 @@ export interface SimulatedDeviceOptions extends DeviceLinkOptions {
   /** snapshots held at start; default: one factory snapshot `factory` */
   snapshots?: SnapshotInfo[];
   agentVersion?: string;
+  /** the delta formats the state report lists; default: none listed (an agent older than the field) */
+  deltaFormats?: number[];
 }
 
 export interface SimulatedDeviceEvents {
@@ -147,6 +149,7 @@ export class SimulatedDevice {
       lastTrialResult: this.lastTrialResult,
       snapshots: this.snapshots,
       health: null,
+      ...(this.options.deltaFormats ? { deltaFormats: this.options.deltaFormats } : {}),
     };
     await this.publish(DeviceChannel.State, state);
   }

@@ -98,14 +98,22 @@ describe(DeviceFeed.name, () => {
 
   it("joins a device's state to the caller's rows, null for a device that does not exist", async () => {
     const device = feed.stateJoin('x.device_id');
+    await dataSource.query(`UPDATE devices SET delta_formats = '{1,2,3}' WHERE id = 'feed_1'`);
     const rows = (await dataSource.query(
-      `SELECT x.device_id, ${device.status} AS status, ${device.bootedSnapshot} AS booted, ${device.snapshots} AS snapshots
+      `SELECT x.device_id, ${device.status} AS status, ${device.bootedSnapshot} AS booted, ${device.snapshots} AS snapshots,
+              ${device.deltaFormats} AS formats
          FROM (VALUES ('feed_1'), ('feed_4'), ('gone')) AS x(device_id) ${device.join} ORDER BY x.device_id`,
-    )) as { device_id: string; status: string | null; booted: string | null; snapshots: unknown }[];
+    )) as { device_id: string; status: string | null; booted: string | null; snapshots: unknown; formats: unknown }[];
     expect(rows).toEqual([
-      { device_id: 'feed_1', status: DeviceStatus.Active, booted: 's1', snapshots: [{ id: 's1' }] },
-      { device_id: 'feed_4', status: DeviceStatus.Decommissioned, booted: 's1', snapshots: [{ id: 's1' }] },
-      { device_id: 'gone', status: null, booted: null, snapshots: null },
+      { device_id: 'feed_1', status: DeviceStatus.Active, booted: 's1', snapshots: [{ id: 's1' }], formats: [1, 2, 3] },
+      {
+        device_id: 'feed_4',
+        status: DeviceStatus.Decommissioned,
+        booted: 's1',
+        snapshots: [{ id: 's1' }],
+        formats: null,
+      },
+      { device_id: 'gone', status: null, booted: null, snapshots: null, formats: null },
     ]);
   });
 

@@ -35,13 +35,15 @@ export interface TargetRelation {
 
 /**
  * A device's state columns joined to a caller's rows by device id (LEFT JOIN: a row may outlive its
- * device). `bootedSnapshot` and `snapshots` come back under their column names (booted_snapshot, snapshots).
+ * device). `bootedSnapshot`, `snapshots` and `deltaFormats` come back under their column names (booted_snapshot,
+ * snapshots, delta_formats).
  */
 export interface DeviceStateJoin {
   join: string;
   status: string;
   bootedSnapshot: string;
   snapshots: string;
+  deltaFormats: string;
 }
 
 const FEED_ALIAS = 'd';
@@ -113,6 +115,7 @@ export class DeviceFeed {
       status: `${FEED_ALIAS}.status`,
       bootedSnapshot: `${FEED_ALIAS}.booted_snapshot`,
       snapshots: `${FEED_ALIAS}.snapshots`,
+      deltaFormats: `${FEED_ALIAS}.delta_formats`,
     };
   }
 

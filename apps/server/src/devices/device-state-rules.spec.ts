@@ -58,6 +58,7 @@ const EMPTY: ReportedState = {
   snapshots: [],
   freeBytes: null,
   health: null,
+  deltaFormats: null,
   stateSeq: null,
   stateSentAt: null,
 };
@@ -81,6 +82,12 @@ describe('judgeReport', () => {
 });
 
 describe('stateFromReport', () => {
+  it('keeps the delta formats the agent listed, null when it listed none (an older agent)', () => {
+    expect(stateFromReport(report({ deltaFormats: [1, 2, 3] })).deltaFormats).toEqual([1, 2, 3]);
+    expect(stateFromReport(report({ deltaFormats: [] })).deltaFormats).toEqual([]);
+    expect(stateFromReport(report()).deltaFormats).toBeNull();
+  });
+
   it('derives the booted release from the inventory', () => {
     expect(stateFromReport(report()).bootedRelease).toBe('base@1');
     expect(stateFromReport(report({ bootedSnapshot: 'other' })).bootedRelease).toBeNull();

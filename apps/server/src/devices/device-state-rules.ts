@@ -20,6 +20,8 @@ export interface ReportedState {
   snapshots: SnapshotInfo[];
   freeBytes: number | null;
   health: HealthReport | null;
+  /** null: the agent never listed them (older than the field), not "reads none" */
+  deltaFormats: number[] | null;
   stateSeq: number | null;
   stateSentAt: Date | null;
 }
@@ -63,6 +65,7 @@ export function stateFromReport(report: DeviceStateMessage): ReportedState {
     snapshots: plain(report.snapshots),
     freeBytes: report.freeBytes ?? null,
     health: plain(report.health ?? null),
+    deltaFormats: report.deltaFormats ? [...report.deltaFormats] : null,
     stateSeq: report.seq,
     stateSentAt: new Date(report.sentAt),
   };

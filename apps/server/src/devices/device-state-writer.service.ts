@@ -38,6 +38,7 @@ interface StoredRow {
   snapshots: ReportedState['snapshots'];
   free_bytes: string | null;
   health: ReportedState['health'];
+  delta_formats: number[] | null;
   state_seq: number | null;
   state_sent_at: Date | null;
 }
@@ -56,6 +57,7 @@ const toState = (row: StoredRow): ReportedState => ({
   snapshots: row.snapshots ?? [],
   freeBytes: row.free_bytes === null ? null : Number(row.free_bytes),
   health: row.health,
+  deltaFormats: row.delta_formats,
   stateSeq: row.state_seq,
   stateSentAt: row.state_sent_at,
 });
@@ -135,7 +137,7 @@ export class DeviceStateWriter {
     // ORDER BY id: every multi-row locker takes locks in the same order, so none deadlock
     const rows: StoredRow[] = await manager.query(
       `SELECT id, status, agent_version, booted_snapshot, booted_release, trial_boot, fallback_snapshot, pending_trial,
-              last_trial_result, snapshots, free_bytes, health, state_seq, state_sent_at
+              last_trial_result, snapshots, free_bytes, health, delta_formats, state_seq, state_sent_at
          FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
       [ids],
     );
@@ -169,6 +171,7 @@ export class DeviceStateWriter {
         snapshots: state.snapshots,
         free_bytes: state.freeBytes,
         health: state.health,
+        delta_formats: state.deltaFormats,
         state_seq: state.stateSeq,
         state_sent_at: state.stateSentAt,
         received_at: receivedAt,
@@ -178,12 +181,13 @@ export class DeviceStateWriter {
            agent_version = v.agent_version, booted_snapshot = v.booted_snapshot, booted_release = v.booted_release,
            trial_boot = v.trial_boot, fallback_snapshot = v.fallback_snapshot, pending_trial = v.pending_trial,
            last_trial_result = v.last_trial_result, snapshots = v.snapshots, free_bytes = v.free_bytes, health = v.health,
-           state_seq = v.state_seq, state_sent_at = v.state_sent_at, state_received_at = v.received_at,
+           delta_formats = v.delta_formats, state_seq = v.state_seq, state_sent_at = v.state_sent_at,
+           state_received_at = v.received_at,
            last_seen_at = GREATEST(d.last_seen_at, v.received_at), updated_at = now()
          FROM jsonb_to_recordset($1::jsonb) AS v(
            id text, agent_version text, booted_snapshot text, booted_release text, trial_boot boolean,
            fallback_snapshot text, pending_trial jsonb, last_trial_result jsonb, snapshots jsonb, free_bytes bigint,
-           health jsonb, state_seq integer, state_sent_at timestamptz, received_at timestamptz)
+           health jsonb, delta_formats integer[], state_seq integer, state_sent_at timestamptz, received_at timestamptz)
          WHERE d.id = v.id`,
         [JSON.stringify(values)],
       );

@@ -80,6 +80,10 @@ export class Device {
   @Column({ type: 'jsonb', default: () => `'[]'` })
   snapshots!: SnapshotInfo[];
 
+  /** the delta formats the agent reports it reads; null when it never said (an agent older than the field) */
+  @Column({ name: 'delta_formats', type: 'integer', array: true, nullable: true })
+  deltaFormats!: number[] | null;
+
   @Column({ name: 'free_bytes', type: 'bigint', nullable: true, transformer: bigintAsNumber })
   freeBytes!: number | null;
 

@@ -40,16 +40,20 @@ describe('ingest writers isolate what the database refuses', () => {
       { ...valid(1), lastTrialResult: { snapshot: 'base-1.0', outcome: 'accepted', outputTail: '\ud800' } },
     ] as DeviceStateMessage[];
     const results = await Promise.all([
-      ...Array.from({ length: 16 }, (_, i) => writer.submit(`w-${i}`, valid(7))),
+      // w-0's agent lists the delta formats it reads, the others are older agents that do not
+      ...Array.from({ length: 16 }, (_, i) =>
+        writer.submit(`w-${i}`, valid(7, i === 0 ? { deltaFormats: [1, 2] } : {})),
+      ),
       ...hostile.map((report, i) => writer.submit(`w-${16 + i}`, report)),
     ]);
     expect(results.slice(0, 16).map((r) => r.outcome)).toEqual(Array(16).fill('applied'));
     expect(results.slice(16).map((r) => r.outcome)).toEqual(Array(4).fill('unstorable'));
     expect(results[16].detail).toMatch(/database refused it: .*out of range/);
-    const rows: Array<{ id: string; state_seq: number | null }> = await server.dataSource.query(
-      `SELECT id, state_seq FROM devices WHERE id LIKE 'w-%' ORDER BY id`,
-    );
+    const rows: Array<{ id: string; state_seq: number | null; delta_formats: number[] | null }> =
+      await server.dataSource.query(`SELECT id, state_seq, delta_formats FROM devices WHERE id LIKE 'w-%' ORDER BY id`);
     const seqs = new Map(rows.map((row) => [row.id, row.state_seq]));
+    const formats = new Map(rows.map((row) => [row.id, row.delta_formats]));
+    expect([formats.get('w-0'), formats.get('w-1')]).toEqual([[1, 2], null]);
     for (let i = 0; i < 16; i++) expect(seqs.get(`w-${i}`)).toBe(7);
     for (let i = 16; i < 20; i++) expect(seqs.get(`w-${i}`)).toBeNull();
     // and the writer carries on with the same devices

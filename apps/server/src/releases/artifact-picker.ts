@@ -6,7 +6,16 @@ export interface PickableArtifact {
   /** received_uuid a device must hold for an incremental stream to apply; null for a full stream */
   parentSnapshotUuid: string | null;
   size: number;
+  /** delta kind: the format its manifest names; null or absent when the manifest does not say */
+  deltaFormat?: number | null;
 }
+
+/**
+ * The delta formats assumed for a device whose agent never listed its own (older than the state report's
+ * deltaFormats): format 1 only, because every agent that rebuilds deltas reads it, while agents of the
+ * first delta release read nothing else and report the same agentVersion as later ones (0.1.0).
+ */
+export const UNREPORTED_DELTA_FORMATS: readonly number[] = [1];
 
 /** What the picker needs to know about the release being offered. */
 export interface PickableRelease {
@@ -34,13 +43,22 @@ export type ArtifactChoice<T extends PickableArtifact> =
  * received_uuid and never match; such a device gets the full stream. A delta artifact whose
  * parent the device holds comes first, then a plain incremental, then the full stream; among several
  * usable artifacts of one kind the smallest wins.
+ *
+ * Delta formats (docs/rollouts.md "Dispatch"): a delta whose format is known is usable only by a device
+ * whose reported `deltaFormats` include it; a device that never reported them is taken to read
+ * UNREPORTED_DELTA_FORMATS (format 1). A delta of unknown format (a manifest without deltaFormat) is
+ * usable as before. A delta the device cannot read is skipped, so the plain incremental or the full
+ * stream is chosen exactly as if it were not there.
  */
 export class ArtifactPicker {
   pick<T extends PickableArtifact>(
     release: PickableRelease,
     artifacts: readonly T[],
     snapshots: readonly DeviceSnapshot[],
+    /** the formats the device's agent reported, null when it never did */
+    deltaFormats: readonly number[] | null,
   ): ArtifactChoice<T> {
+    const readable = deltaFormats ?? UNREPORTED_DELTA_FORMATS;
     const receivedBy = new Map<string, string>();
     for (const snapshot of snapshots) {
       if (snapshot.receivedUuid && snapshot.readOnly && !receivedBy.has(snapshot.receivedUuid)) {
@@ -55,6 +73,7 @@ export class ArtifactPicker {
       let best: { artifact: T; parentSnapshotId: string } | null = null;
       for (const artifact of artifacts) {
         if (artifact.kind !== kind || artifact.parentSnapshotUuid === null) continue;
+        if (!canRead(artifact, readable)) continue;
         const parentSnapshotId = receivedBy.get(artifact.parentSnapshotUuid);
         if (parentSnapshotId !== undefined && (best === null || artifact.size < best.artifact.size)) {
           best = { artifact, parentSnapshotId };
@@ -66,4 +85,11 @@ export class ArtifactPicker {
     const full = artifacts.find((artifact) => artifact.kind === ArtifactKind.Full);
     return full ? { type: 'full', artifact: full } : { type: 'none' };
   }
+}
+
+/** Whether a device reading `formats` can rebuild the artifact: any non-delta, and a delta of unknown format. */
+function canRead(artifact: PickableArtifact, formats: readonly number[]): boolean {
+  if (artifact.kind !== ArtifactKind.Delta || artifact.deltaFormat === null || artifact.deltaFormat === undefined)
+    return true;
+  return formats.includes(artifact.deltaFormat);
 }

@@ -411,6 +411,7 @@ export class ArtifactUploadService {
             parentReleaseName: manifest.parent?.release.name ?? null,
             parentReleaseVersion: manifest.parent?.release.version ?? null,
             parentSnapshotUuid: manifest.parent?.snapshotUuid ?? null,
+            deltaFormat: manifest.deltaFormat ?? null,
             manifest: manifestBytes,
             signature,
             signingKeyId: signer.id,

@@ -53,6 +53,10 @@ export class ReleaseArtifact {
   @Column({ name: 'parent_snapshot_uuid', type: 'text', nullable: true })
   parentSnapshotUuid!: string | null;
 
+  /** delta kind: the format its manifest names (deltaFormat); null when the manifest does not say */
+  @Column({ name: 'delta_format', type: 'integer', nullable: true })
+  deltaFormat!: number | null;
+
   @Column({ type: 'bytea' })
   manifest!: Buffer;
 

@@ -162,7 +162,7 @@ describe('GET /api/v1/release-bases/:name (issue 14: build deltas for what the f
     expect((await upload('1', 'dl-1-full.btrfs.zst', 'full')).status).toBe(201);
     expect((await upload('2', 'dl-2-full.btrfs.zst', 'full')).status).toBe(201);
     expect((await upload('2', 'dl-2-from-1.btrfs.zst', 'incremental')).status).toBe(201);
-    expect((await upload('2', 'dl-2-from-1.delta.zst', 'delta', reconstructs)).status).toBe(201);
+    expect((await upload('2', 'dl-2-from-1.delta.zst', 'delta', { ...reconstructs, deltaFormat: 3 })).status).toBe(201);
     const again = await upload('2', 'dl-2-from-1-b.delta.zst', 'delta', reconstructs);
     expect(again.status).toBe(409);
     expect(await again.text()).toMatch(/already has a delta from that parent/);
@@ -171,6 +171,14 @@ describe('GET /api/v1/release-bases/:name (issue 14: build deltas for what the f
       ['delta', 'dl-2-from-1.delta.zst'],
       ['full', 'dl-2-full.btrfs.zst'],
       ['incremental', 'dl-2-from-1.btrfs.zst'],
+    ]);
+    // the manifest's format is kept for planning (docs/rollouts.md "Dispatch"); null where it names none
+    const formats = (await server.dataSource.query(
+      `SELECT a.file, a.delta_format FROM release_artifacts a JOIN releases r ON r.id = a.release_id
+        WHERE r.name = 'dl' ORDER BY a.file`,
+    )) as { file: string; delta_format: number | null }[];
+    expect(formats.filter((row) => row.delta_format !== null)).toEqual([
+      { file: 'dl-2-from-1.delta.zst', delta_format: 3 },
     ]);
   });
 });

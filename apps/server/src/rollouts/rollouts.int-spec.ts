@@ -275,23 +275,24 @@ describeOnBrokers('rollouts (real server, simulated devices over real MQTT)', (b
     expect(timeline.find((e) => e.action === 'rollout.canceled')).toMatchObject({ reason: 'enough for today' });
   });
 
-  it('plans each device its artifact: incremental from a held parent, full after a local commit, a switch when it holds the release', async () => {
+  it('plans each device its artifact: incremental from a held parent, full after a local commit, a switch when it holds the release, a delta only in a format the device reads', async () => {
     const v1 = await seedRelease(server.dataSource, { name: 'delta-os', version: '1' });
     const other = randomUUID();
     const v2 = await seedRelease(server.dataSource, {
       name: 'delta-os',
       version: '2',
       parents: [
-        { version: '1', snapshotUuid: v1.snapshotUuid },
+        { version: '1', snapshotUuid: v1.snapshotUuid, deltaFormat: 3 },
         { version: '0', snapshotUuid: other },
       ],
     });
+    const holdsV1 = () => [receivedSnapshot('delta-os-1', v1.snapshotUuid, { name: 'delta-os', version: '1' })];
     await fleet([
-      {
-        id: 'delta-parent',
-        tags: ['delta'],
-        snapshots: [receivedSnapshot('delta-os-1', v1.snapshotUuid, { name: 'delta-os', version: '1' })],
-      },
+      // never reports its delta formats (an older agent): only format 1 deltas, so the plain incremental
+      { id: 'delta-parent', tags: ['delta'], snapshots: holdsV1() },
+      // reads formats 1 and 2 (an agent that predates format 3): the plain incremental, not the format-3 delta
+      { id: 'delta-reads-2', tags: ['delta'], snapshots: holdsV1(), deltaFormats: [1, 2] },
+      { id: 'delta-reads-3', tags: ['delta'], snapshots: holdsV1(), deltaFormats: [1, 2, 3] },
       { id: 'delta-committed', tags: ['delta'], snapshots: [committedSnapshot('local-edit')] },
       {
         id: 'delta-holds',
@@ -309,7 +310,7 @@ describeOnBrokers('rollouts (real server, simulated devices over real MQTT)', (b
       waves: [{ percent: 100, timeoutSeconds: 20 }],
     });
     const done = await rolloutStatus(created.id, 'completed');
-    expect(done.counts).toEqual({ confirmed: 3 });
+    expect(done.counts).toEqual({ confirmed: 5 });
     const byDevice = async (id: string) => api('GET', `/rollouts/${created.id}/executions/${id}`);
     const parent = await byDevice('delta-parent');
     expect(parent.artifact).toMatchObject({
@@ -318,6 +319,11 @@ describeOnBrokers('rollouts (real server, simulated devices over real MQTT)', (b
       bytes: 5_000_000,
     });
     expect(parent.artifact.id).toBe(v2.artifacts['delta-os-2.from-1.btrfs.zst']);
+    expect((await byDevice('delta-reads-2')).artifact).toMatchObject({ kind: 'incremental', bytes: 5_000_000 });
+    expect((await byDevice('delta-reads-3')).artifact).toMatchObject({
+      kind: 'delta',
+      file: 'delta-os-2.from-1.delta.zst',
+    });
     const committed = await byDevice('delta-committed');
     expect(committed.artifact).toMatchObject({ kind: 'full', file: 'delta-os-2.full.btrfs.zst', bytes: 100_000_000 });
     const holds = await byDevice('delta-holds');

@@ -56,8 +56,8 @@ export const MAX_DISPATCH_PER_TICK = 100_000;
 
 /**
  * Sends the next queued devices of a running rollout their command: per device the artifact picker
- * chooses (docs/rollouts.md "Dispatch") a switch to a snapshot the device already holds, an
- * incremental stream whose parent it holds (received_uuid), or the full stream. Commands, execution
+ * chooses (docs/rollouts.md "Dispatch") a switch to a snapshot the device already holds, a delta in a
+ * format it reads or an incremental stream whose parent it holds (received_uuid), or the full stream. Commands, execution
  * updates, history and audit commit in one transaction per batch; publishing happens after commit (a
  * device that misses it gets it again when it subscribes, see CommandDispatcher).
  *
@@ -214,7 +214,7 @@ export class WaveDispatcher implements OnModuleDestroy {
     });
     if (device.device_status !== DeviceStatus.Active)
       return finished(ExecutionState.Canceled, 'device is decommissioned');
-    const choice = this.picker.pick(release, artifacts, device.snapshots ?? []);
+    const choice = this.picker.pick(release, artifacts, device.snapshots ?? [], device.delta_formats);
     const reboot = { mode: rollout.reboot_mode ?? RebootMode.Now };
     let request: CommandRequest;
     let artifact: ReleaseArtifact | null = null;

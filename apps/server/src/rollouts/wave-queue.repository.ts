@@ -17,6 +17,8 @@ export interface QueuedDevice {
   device_status: DeviceStatus | null;
   booted_snapshot: string | null;
   snapshots: SnapshotInfo[] | null;
+  /** what the device's agent reported it reads; null when it never did (the picker's conservative case) */
+  delta_formats: number[] | null;
 }
 
 /** Where a batch stopped in the rollout's queue order. */
@@ -133,7 +135,8 @@ export class WaveQueueRepository {
     const device = this.devices.stateJoin('x.device_id');
     return (await manager.query(
       `SELECT x.id, x.device_id, x.wave_index, x.order_key, x.attempt, w.timeout_seconds,
-              ${device.status} AS device_status, ${device.bootedSnapshot}, ${device.snapshots}
+              ${device.status} AS device_status, ${device.bootedSnapshot}, ${device.snapshots},
+              ${device.deltaFormats}
          FROM rollout_executions x
          JOIN rollout_waves w ON w.rollout_id = x.rollout_id AND w.index = x.wave_index
          ${device.join}

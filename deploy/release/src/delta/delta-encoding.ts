@@ -97,7 +97,7 @@ export class DeltaEncoding {
     private readonly out: Writable,
   ) {}
 
-  async run(reader: ByteReader): Promise<Omit<WrittenDelta, 'path' | 'size' | 'sha256'>> {
+  async run(reader: ByteReader): Promise<Omit<WrittenDelta, 'path' | 'size' | 'sha256' | 'format'>> {
     await writeAll(this.out, [deltaMagicOf(this.writer.format)]);
     const header = await this.exactly(reader, STREAM_HEADER_BYTES);
     this.version = parseStreamHeader(header);

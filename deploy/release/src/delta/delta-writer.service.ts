@@ -24,6 +24,8 @@ export interface WrittenDelta {
   sha256: string;
   /** the plain incremental stream the delta rebuilds to (uncompressed) */
   plain: { size: number; sha256: string };
+  /** the format written (its manifest says so: docs/protocol.md §8) */
+  format: DeltaFormat;
   patchedFiles: number;
   /** files rewritten unchanged: sent as a reference to the predecessor, no patch */
   identicalFiles: number;
@@ -99,7 +101,7 @@ export class DeltaWriter {
       const stats = await encoding.run(new ByteReader(send.stdout));
       zstd.stdin!.end();
       await Promise.all([send.done, zstd.done, sink]);
-      return { path: request.path, ...digest.result(), ...stats };
+      return { path: request.path, ...digest.result(), ...stats, format: this.format };
     } catch (error) {
       send.kill();
       zstd.kill();

@@ -2,7 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { ByteReader } from './byte-reader';
 import {
   DeltaCommand,
+  READABLE_DELTA_FORMATS,
   decodePatchBegin,
+  deltaFormatOf,
+  deltaMagicOf,
   decodeWriteStub,
   encodePatchBegin,
   encodeWriteStub,
@@ -11,6 +14,15 @@ import {
 import { hasValidCrc, tlv } from './send-stream';
 
 describe('delta stream commands', () => {
+  it('reports as readable exactly the formats whose magic deltaFormatOf accepts', () => {
+    const accepted = [1, 2, 3, 4, 5].filter((n) => {
+      const magic = Buffer.from(`cowroot-delta/${n}\n`, 'latin1');
+      return deltaFormatOf(magic) === n;
+    });
+    expect([...READABLE_DELTA_FORMATS]).toEqual(accepted);
+    for (const format of READABLE_DELTA_FORMATS) expect(deltaFormatOf(deltaMagicOf(format))).toBe(format);
+  });
+
   it('encode and decode a patch section header and a write stub, crc included', () => {
     const begin = {
       sourcePath: 'usr/lib/libzstd.so.1.5.4',

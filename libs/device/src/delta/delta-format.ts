@@ -54,6 +54,12 @@ export function deltaMagicOf(format: DeltaFormat): Buffer {
   return [DELTA_MAGIC_V1, DELTA_MAGIC_V2, DELTA_MAGIC][format - 1];
 }
 
+/**
+ * Every format deltaFormatOf() accepts: what this agent reports as `deltaFormats` in its state (docs/protocol.md
+ * §5.1), so the server offers it only deltas it can rebuild. Add a format here when the reader learns it.
+ */
+export const READABLE_DELTA_FORMATS: readonly DeltaFormat[] = [1, 2, 3];
+
 /** The format of a delta stream's first bytes, or null. */
 export function deltaFormatOf(magic: Buffer): DeltaFormat | null {
   if (magic.equals(DELTA_MAGIC)) return 3;

@@ -4,16 +4,22 @@ import {
   IsBoolean,
   IsEnum,
   IsISO8601,
+  IsInt,
   IsObject,
   IsOptional,
   Matches,
   ArrayMaxSize,
+  Max,
+  Min,
   ValidateNested,
 } from 'class-validator';
 import { BTRFS_UUID_PATTERN, SNAPSHOT_ID_PATTERN } from '../identifiers';
 import { ReleaseRef, VersionedMessage } from './common';
 import { INT32_MAX, MAX_SAFE_UINT, Text, Timestamp, Uint } from './storable';
 import { TrialOutcome } from './trial-outcome';
+
+/** Most entries of a state report's deltaFormats (a handful of formats exist; the bound keeps the row small). */
+export const MAX_DELTA_FORMATS = 16;
 
 /** How a snapshot came to be on the device (docs/device.md §2). */
 export enum SnapshotOrigin {
@@ -191,4 +197,17 @@ export class DeviceStateMessage extends VersionedMessage {
   @IsOptional()
   @Uint(MAX_SAFE_UINT)
   freeBytes?: number;
+
+  /**
+   * The delta artifact formats this agent rebuilds (docs/protocol.md §5.1, §8): the server offers a delta
+   * of a known format only to devices that list it. Absent from agents older than the field; stored in an
+   * `integer[]` column, each a small format number.
+   */
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(MAX_DELTA_FORMATS)
+  @IsInt({ each: true })
+  @Min(1, { each: true })
+  @Max(255, { each: true })
+  deltaFormats?: number[];
 }

@@ -6,6 +6,7 @@ import { RolloutInFlightIndex1764600000000 } from './1764600000000-rollout-in-fl
 import { DeltaArtifacts1764450000000 } from './1764450000000-delta-artifacts';
 import { BrokerKeys1764700000000 } from './1764700000000-broker-keys';
 import { Dashboard1764800000000 } from './1764800000000-dashboard';
+import { DeltaFormats1764900000000 } from './1764900000000-delta-formats';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in the `migrations` table. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   DeltaArtifacts1764450000000,
   BrokerKeys1764700000000,
   Dashboard1764800000000,
+  DeltaFormats1764900000000,
 ];

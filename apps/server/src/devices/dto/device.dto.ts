@@ -24,6 +24,12 @@ export class DeviceDto {
   @ApiProperty({ type: LastTrialResultDto, nullable: true }) lastTrialResult!: LastTrialResultDto | null;
   @ApiProperty({ type: [SnapshotInfoDto], description: 'snapshot inventory' }) snapshots!: SnapshotInfoDto[];
   @ApiProperty({ type: Number, nullable: true }) freeBytes!: number | null;
+  @ApiProperty({
+    type: [Number],
+    nullable: true,
+    description: 'delta formats the agent reads; null when it never reported them (offered format 1 only)',
+  })
+  deltaFormats!: number[] | null;
   @ApiProperty({ type: HealthReportDto, nullable: true, description: 'last health report' })
   health!: HealthReportDto | null;
   @ApiProperty({ type: Number, nullable: true, description: 'seq of the last accepted state report' })
@@ -53,6 +59,7 @@ export class DeviceDto {
       lastTrialResult: device.lastTrialResult,
       snapshots: device.snapshots,
       freeBytes: device.freeBytes,
+      deltaFormats: device.deltaFormats,
       health: device.health,
       stateSeq: device.stateSeq,
       stateSentAt: iso(device.stateSentAt),

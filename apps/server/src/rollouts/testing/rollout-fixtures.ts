@@ -22,7 +22,13 @@ const { privateKey, publicKey } = generateKeyPairSync('ed25519');
  */
 export async function seedRelease(
   dataSource: DataSource,
-  input: { name: string; version: string; parents?: { version: string; snapshotUuid: string }[]; fullSize?: number },
+  input: {
+    name: string;
+    version: string;
+    /** `deltaFormat`: also a delta artifact from that parent, its manifest naming that format */
+    parents?: { version: string; snapshotUuid: string; deltaFormat?: number }[];
+    fullSize?: number;
+  },
 ): Promise<SeededRelease> {
   let [key] = (await dataSource.query(`SELECT id FROM signing_keys WHERE name = 'rollout-tests'`)) as { id: string }[];
   if (!key) {
@@ -38,19 +44,35 @@ export async function seedRelease(
     [input.name, input.version, snapshotUuid],
   )) as { id: string }[];
   const artifacts: Record<string, string> = {};
-  const streams = [
+  const parents = input.parents ?? [];
+  const streams: Array<{
+    file: string;
+    kind: ArtifactKind;
+    size: number;
+    parent: { version: string; snapshotUuid: string } | null;
+    deltaFormat?: number;
+  }> = [
     {
       file: `${input.name}-${input.version}.full.btrfs.zst`,
       kind: ArtifactKind.Full,
       size: input.fullSize ?? 100_000_000,
       parent: null,
     },
-    ...(input.parents ?? []).map((parent, i) => ({
+    ...parents.map((parent, i) => ({
       file: `${input.name}-${input.version}.from-${parent.version}.btrfs.zst`,
       kind: ArtifactKind.Incremental,
       size: 5_000_000 + i,
       parent,
     })),
+    ...parents
+      .filter((parent) => parent.deltaFormat !== undefined)
+      .map((parent, i) => ({
+        file: `${input.name}-${input.version}.from-${parent.version}.delta.zst`,
+        kind: ArtifactKind.Delta,
+        size: 500_000 + i,
+        parent,
+        deltaFormat: parent.deltaFormat,
+      })),
   ];
   for (const stream of streams) {
     const sha256 = randomBytes(32).toString('hex');
@@ -68,12 +90,18 @@ export async function seedRelease(
           ? { release: { name: input.name, version: stream.parent.version }, snapshotUuid: stream.parent.snapshotUuid }
           : null,
         createdAt: new Date().toISOString(),
+        ...(stream.kind === ArtifactKind.Delta
+          ? {
+              reconstructs: { size: 5_000_000, sha256: randomBytes(32).toString('hex') },
+              deltaFormat: stream.deltaFormat,
+            }
+          : {}),
       }),
     );
     const [row] = (await dataSource.query(
       `INSERT INTO release_artifacts (release_id, file, kind, size, sha256, compression, snapshot_uuid, parent_release_name, parent_release_version,
-                                      parent_snapshot_uuid, manifest, signature, signing_key_id, uploaded_by)
-       VALUES ($1, $2, $3, $4, $5, 'zstd', $6, $7, $8, $9, $10, $11, $12, 'test') RETURNING id`,
+                                      parent_snapshot_uuid, manifest, signature, signing_key_id, uploaded_by, delta_format)
+       VALUES ($1, $2, $3, $4, $5, 'zstd', $6, $7, $8, $9, $10, $11, $12, 'test', $13) RETURNING id`,
       [
         release.id,
         stream.file,
@@ -87,6 +115,7 @@ export async function seedRelease(
         manifest,
         signManifest(manifest, privateKey),
         key.id,
+        stream.deltaFormat ?? null,
       ],
     )) as { id: string }[];
     artifacts[stream.file] = row.id;
@@ -135,7 +164,7 @@ export interface TestFleetServer {
 /** Provisions devices through the REST bulk endpoint and returns simulated devices for them (not connected). */
 export async function provisionDevices(
   server: TestFleetServer,
-  specs: { id: string; tags?: string[]; outcome?: SimOutcome; snapshots?: SnapshotInfo[] }[],
+  specs: { id: string; tags?: string[]; outcome?: SimOutcome; snapshots?: SnapshotInfo[]; deltaFormats?: number[] }[],
   rebootMs = 100,
   /** per device, how it reaches the broker (BROKER=nats: the NATS nodes and a broker-token password) */
   connection?: (id: string, credential: string) => Partial<SimulatedDeviceOptions>,
@@ -159,6 +188,7 @@ export async function provisionDevices(
         mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
         outcome: spec.outcome ?? SimOutcome.Confirm,
         snapshots: spec.snapshots,
+        deltaFormats: spec.deltaFormats,
         rebootMs,
         ...connection?.(spec.id, rows[i].credential),
       }),
