@@ -170,7 +170,10 @@ async function ingest(fleet: FleetSimulator, dbUrl: string, raw: { perSecond: nu
 async function main(): Promise<void> {
   console.log(`bench:rollout — ${DEVICES} devices, ${REPORTS} state reports each`);
   // other jobs on the machine move the absolute figures: compare ratios measured in the same run
-  const load = (): string => loadavg().map((n) => n.toFixed(2)).join(', ');
+  const load = (): string =>
+    loadavg()
+      .map((n) => n.toFixed(2))
+      .join(', ');
   console.log(`load average at start: ${load()}`);
   const bareConnectSeconds = PARTS.has('connect') ? await bareConnect() : null;
   if (bareConnectSeconds !== null)
