@@ -1,12 +1,14 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { DeviceChannel, PROTOCOL_VERSION, deviceTopic, encodeMessage } from '@cowroot/protocol';
 import { freePort } from '@cowroot/testing/free-port';
 import { FleetSimulator } from '../../tools/fleet-sim/src/fleet-simulator';
 import { startNode, stopChild } from './child-process';
+import { connectBareFleet } from './connect-storm';
 import { LoadClient, connectClients, publishLoad } from './publish-load';
 import { benchOfflineDispatch, benchRolloutDispatch, publishBenchRelease } from './rollout-dispatch';
 
@@ -16,16 +18,24 @@ import { benchOfflineDispatch, benchRolloutDispatch, publishBenchRelease } from 
  *  2. the cowroot server (own process, real PostgreSQL) with DEVICES simulated devices connected:
  *     state reports per second, each acknowledged only after it is committed, and publish→commit p50/p99,
  *     once as a burst (every device at once, like the baseline) and once offered at BENCH_RATE per second;
- *  3. time to plan and dispatch one wave to every device.
+ *  3. time to plan and dispatch one wave to every device;
+ *  connect: the time for every device to connect (CONNECT, SUBSCRIBE, presence, state report), to bare aedes
+ *  and to cowroot, with the same concurrency, and the ratio (issue 12, "Reconnect storm").
  * Env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_DEVICES (10000),
- * BENCH_REPORTS (reports per device, 3), BENCH_RATE (offered reports per second in the paced run, 5000).
+ * BENCH_REPORTS (reports per device, 3), BENCH_RATE (offered reports per second in the paced run, 5000),
+ * BENCH_CONNECT_CONCURRENCY (connects in flight at once, both brokers; 200, fleet-sim's default).
  */
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 10_000);
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 3);
 const PACED_RATE = Number(process.env.BENCH_RATE ?? 5000);
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-/** Which parts run (comma list): baseline, ingest, dispatch, offline. A part's ratio needs its baseline in the same run. */
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'baseline,ingest,dispatch,offline').split(','));
+/** Connects in flight at once, to bare aedes and to cowroot; = BENCH_DEVICES is the whole fleet at once. */
+const CONNECT_CONCURRENCY = Number(process.env.BENCH_CONNECT_CONCURRENCY ?? 200);
+/**
+ * Which parts run (comma list): connect, baseline, ingest, dispatch, offline. A part's ratio needs its
+ * baseline in the same run; `connect` alone connects the fleet to bare aedes and to cowroot, nothing more.
+ */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'connect,baseline,ingest,dispatch,offline').split(','));
 /** Offline fleets (provisioned, never connected) whose wave dispatch is timed, to show how its cost grows. */
 const OFFLINE_FLEETS = (process.env.BENCH_OFFLINE ?? '10000,15000,100000').split(',').map(Number);
 /** When set, the server's stdout goes to this file (where a slow step shows in its log lines). */
@@ -64,6 +74,25 @@ async function baseline(): Promise<{ perSecond: number; p99Ms: number }> {
     const result = await publishLoad(clients, specs, REPORTS);
     await Promise.all(clients.map((c) => c.endAsync(true)));
     return result;
+  } finally {
+    await stopChild(child);
+  }
+}
+
+/** Seconds for DEVICES clients to connect to a bare aedes (own process) as fleet-sim devices connect. */
+async function bareConnect(): Promise<number> {
+  const { child, value } = await startNode([join(root, 'bench/rollout/raw-aedes-broker.mjs')], {}, (line) =>
+    line.startsWith('{') ? (JSON.parse(line) as { port: number }) : undefined,
+  );
+  try {
+    const { clients, seconds } = await connectBareFleet(
+      `mqtt://127.0.0.1:${value.port}`,
+      DEVICES,
+      CONNECT_CONCURRENCY,
+      (id) => statePayload(id, 0),
+    );
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    return seconds;
   } finally {
     await stopChild(child);
   }
@@ -140,6 +169,18 @@ async function ingest(fleet: FleetSimulator, dbUrl: string, raw: { perSecond: nu
 
 async function main(): Promise<void> {
   console.log(`bench:rollout — ${DEVICES} devices, ${REPORTS} state reports each`);
+  // other jobs on the machine move the absolute figures: compare ratios measured in the same run
+  const load = (): string =>
+    loadavg()
+      .map((n) => n.toFixed(2))
+      .join(', ');
+  console.log(`load average at start: ${load()}`);
+  const bareConnectSeconds = PARTS.has('connect') ? await bareConnect() : null;
+  if (bareConnectSeconds !== null)
+    console.log(
+      `bare aedes connect (baseline): ${DEVICES} clients in ${bareConnectSeconds.toFixed(1)} s, ` +
+        `${CONNECT_CONCURRENCY} in flight (CONNECT, SUBSCRIBE, 2 QoS 1 publishes each)`,
+    );
   const raw = PARTS.has('baseline') ? await baseline() : null;
   if (raw)
     console.log(`raw aedes QoS 1 (baseline):   ${raw.perSecond.toFixed(0)} msg/s, p99 ${raw.p99Ms.toFixed(1)} ms`);
@@ -173,7 +214,7 @@ async function main(): Promise<void> {
   let fleet: FleetSimulator | null = null;
   try {
     const httpUrl = `http://127.0.0.1:${server.value}`;
-    if (PARTS.has('ingest') || PARTS.has('dispatch')) {
+    if (PARTS.has('ingest') || PARTS.has('dispatch') || PARTS.has('connect')) {
       fleet = new FleetSimulator({
         httpUrl,
         token,
@@ -181,13 +222,21 @@ async function main(): Promise<void> {
         count: DEVICES,
         tags: ['bench'],
         idPrefix: 'bench',
+        connectConcurrency: CONNECT_CONCURRENCY,
       });
       let t = Date.now();
       await fleet.provision();
       console.log(`provisioned ${DEVICES} devices in ${((Date.now() - t) / 1000).toFixed(1)} s (bulk API)`);
       t = Date.now();
       await fleet.connectAll();
-      console.log(`connected ${DEVICES} simulated devices in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      const connectSeconds = (Date.now() - t) / 1000;
+      console.log(`connected ${DEVICES} simulated devices in ${connectSeconds.toFixed(1)} s`);
+      if (bareConnectSeconds !== null) {
+        console.log(
+          `cowroot connect:              ${DEVICES} devices in ${connectSeconds.toFixed(1)} s, ${CONNECT_CONCURRENCY} in flight; ` +
+            `ratio to bare aedes ${(connectSeconds / bareConnectSeconds).toFixed(2)} (goal: ≤ 10 s)`,
+        );
+      }
     }
     if (fleet && PARTS.has('ingest')) await ingest(fleet, dbUrl.toString(), raw);
     if (PARTS.has('dispatch') || PARTS.has('offline')) await publishBenchRelease({ httpUrl, token });
@@ -224,6 +273,7 @@ async function main(): Promise<void> {
     await stopChild(server.child);
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
+    console.log(`load average at end: ${load()}`);
   }
 }
 

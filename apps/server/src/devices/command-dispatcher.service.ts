@@ -19,6 +19,7 @@ import { DEVICE_BROKER, DeviceBroker } from '../broker/device-broker';
 import { CommandStatus, UNDELIVERED_STATUSES } from './command-status';
 import { DeviceCommand } from './device-command.entity';
 import { Device, DeviceStatus } from './device.entity';
+import { GroupCommit } from './group-commit';
 
 /** How often queued commands of devices connected to this instance are looked for. */
 const QUEUED_POLL_MS = 2000;
@@ -47,6 +48,13 @@ export type CommandRequest = DistributiveOmit<Command, 'v' | 'commandId' | 'issu
 export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(CommandDispatcher.name);
   private poller: NodeJS.Timeout | null = null;
+  /** resendUndelivered's lookups of one turn (a reconnect storm's SUBSCRIBEs) in one query */
+  private readonly undelivered = new GroupCommit<{ deviceId: string; recentToo: boolean }, DeviceCommand[]>({
+    logger: this.logger,
+    noun: 'undelivered-command lookup',
+    label: (request) => `deviceId=${request.deviceId}`,
+    write: (requests) => this.findUndelivered(requests),
+  });
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -291,21 +299,35 @@ export class CommandDispatcher implements OnModuleInit, OnApplicationBootstrap, 
 
   /** Publishes, oldest first, every command of the device that it has not acknowledged yet. */
   async resendUndelivered(deviceId: string, recentToo = false): Promise<number> {
-    const query = this.dataSource
-      .getRepository(DeviceCommand)
-      .createQueryBuilder('c')
-      .where('c.device_id = :deviceId', { deviceId })
-      .orderBy('c.created_at', 'ASC');
-    // recentToo (a broker lost reports): commands updated lately are re-sent, and the device re-reports them
-    if (recentToo)
-      query.andWhere(`(c.status IN (:...statuses) OR c.updated_at > now() - make_interval(secs => :recent))`, {
-        statuses: UNDELIVERED_STATUSES,
-        recent: RECENT_RESEND_SECONDS,
-      });
-    else query.andWhere('c.status IN (:...statuses)', { statuses: UNDELIVERED_STATUSES });
-    const pending = await query.getMany();
+    const pending = await this.undelivered.submit({ deviceId, recentToo });
     for (const command of pending) await this.publish(command);
     if (pending.length > 0) this.logger.log(`deviceId=${deviceId} re-sent ${pending.length} unacknowledged command(s)`);
     return pending.length;
+  }
+
+  /**
+   * For each request, the device's commands oldest first: those not acknowledged yet, and with recentToo (a
+   * broker lost reports) also those updated lately, which the device re-reports.
+   */
+  private async findUndelivered(requests: Array<{ deviceId: string; recentToo: boolean }>): Promise<DeviceCommand[][]> {
+    const ids = [...new Set(requests.map((request) => request.deviceId))];
+    const recent = [...new Set(requests.filter((request) => request.recentToo).map((request) => request.deviceId))];
+    const commands = await this.dataSource
+      .getRepository(DeviceCommand)
+      .createQueryBuilder('c')
+      .where('c.device_id = ANY(:ids)', { ids })
+      .andWhere(
+        `(c.status IN (:...statuses) OR (c.device_id = ANY(:recent) AND c.updated_at > now() - make_interval(secs => :secs)))`,
+        { statuses: UNDELIVERED_STATUSES, recent, secs: RECENT_RESEND_SECONDS },
+      )
+      .orderBy('c.created_at', 'ASC')
+      .getMany();
+    const byDevice = new Map<string, DeviceCommand[]>();
+    for (const command of commands)
+      byDevice.set(command.deviceId, [...(byDevice.get(command.deviceId) ?? []), command]);
+    const undelivered = new Set<string>(UNDELIVERED_STATUSES);
+    return requests.map(({ deviceId, recentToo }) =>
+      (byDevice.get(deviceId) ?? []).filter((command) => recentToo || undelivered.has(command.status)),
+    );
   }
 }

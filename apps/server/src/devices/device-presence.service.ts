@@ -1,12 +1,13 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { SYSTEM_ACTOR, deviceActor } from '../auth/actor';
-import { AuditCoalescer, TAKEOVER_ACTION } from '../audit/audit-coalescer.service';
+import { SYSTEM_ACTOR } from '../auth/actor';
+import { AuditCoalescer } from '../audit/audit-coalescer.service';
 import { AuditService } from '../audit/audit.service';
 import { BROKER_STALE_SECONDS, BrokerRegistry } from '../broker/broker-registry.service';
 import { DeviceStatus } from './device.entity';
-import { KeyedSerialQueue } from './keyed-serial-queue';
+import { GroupCommit } from './group-commit';
+import { PresenceRow, PresenceWrite, planPresence } from './presence-batch';
 import { returningRows } from '../database/returning-rows';
 
 /**
@@ -16,10 +17,17 @@ import { returningRows } from '../database/returning-rows';
  * An online device names the server instance holding its session; an instance only ever takes its own
  * sessions offline, so a device that moved to another replica stays online. A device that flaps is
  * coalesced in the audit (AuditCoalescer): the devices row always has the truth, the log a bounded story.
+ * Writes are group-committed (GroupCommit): a reconnect storm's connects, presence messages and takeovers
+ * of one turn share one transaction of three statements, in arrival order (planPresence).
  */
 @Injectable()
 export class DevicePresenceService {
-  private readonly queue = new KeyedSerialQueue();
+  private readonly batches = new GroupCommit<PresenceWrite, void>({
+    logger: new Logger(DevicePresenceService.name),
+    noun: 'presence write',
+    label: (write) => `deviceId=${write.deviceId}`,
+    write: (batch) => this.write(batch),
+  });
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -53,31 +61,13 @@ export class DevicePresenceService {
    * per device however often two agents with one id kick each other out.
    */
   recordTakeover(deviceId: string, at = new Date()): Promise<void> {
-    // in the device's queue: the next takeover plans against this one's applied count
-    return this.queue.run(deviceId, () => this.auditTakeover(deviceId, at));
-  }
-
-  private async auditTakeover(deviceId: string, at: Date): Promise<void> {
-    const plan = this.coalescer.plan(
-      [
-        {
-          actor: deviceActor(deviceId),
-          action: TAKEOVER_ACTION,
-          subjectType: 'device',
-          subjectId: deviceId,
-          after: { at: at.toISOString() },
-          reason: 'a new MQTT connection with this client id replaced the live session',
-        },
-      ],
-      at.getTime(),
-    );
-    if (plan.entries.length > 0) await this.audit.recordMany(plan.entries);
-    plan.apply();
+    // in the presence batches: a takeover plans against the applied count of the one before
+    return this.batches.submit({ kind: 'takeover', deviceId, at });
   }
 
   /** At shutdown: this instance's sessions end with it. One statement whatever the fleet size. */
   async markSessionsOffline(deviceIds: string[], reason: string): Promise<number> {
-    await this.queue.drain();
+    await this.batches.drain();
     return this.dataSource.transaction((manager) =>
       this.takeOffline(
         manager,
@@ -128,7 +118,7 @@ export class DevicePresenceService {
     listedAt: Date | null,
     reason: string,
   ): Promise<{ online: string[]; offline: number }> {
-    await this.queue.drain();
+    await this.batches.drain();
     return this.dataSource.transaction(async (manager) => {
       const online = await this.transition(
         manager,
@@ -158,7 +148,7 @@ export class DevicePresenceService {
 
   /** Resolves when every queued presence write has finished. */
   drain(): Promise<void> {
-    return this.queue.drain();
+    return this.batches.drain();
   }
 
   private async takeOffline(
@@ -202,37 +192,39 @@ export class DevicePresenceService {
     connected: boolean,
     connectedAt: Date | null = null,
   ): Promise<void> {
-    return this.queue.run(deviceId, async () => {
-      const plan = await this.dataSource.transaction(async (manager) => {
-        // decommissioned devices stay as they were; offline only from the instance holding the session;
-        // RETURNING tells whether this was a transition
-        const rows = await returningRows<{ was_online: boolean }>(
-          manager,
-          `UPDATE devices AS d SET online = $2, last_seen_at = GREATEST(d.last_seen_at, $3),
-                  last_connected_at = CASE WHEN $4 THEN $3 ELSE d.last_connected_at END,
-                  session_broker = CASE WHEN $2 THEN $5 ELSE NULL END, updated_at = now()
-             FROM (SELECT id, online AS was_online FROM devices WHERE id = $1 FOR UPDATE) AS old
-            WHERE d.id = old.id AND d.status = '${DeviceStatus.Active}' AND ($2 OR d.session_broker IS NULL OR d.session_broker = $5)
-              AND ($2 OR $6::timestamptz IS NULL OR d.last_connected_at IS NULL OR d.last_connected_at <= $6)
-            RETURNING old.was_online`,
-          [deviceId, online, at, connected, this.broker.id, connectedAt],
+    return this.batches.submit({ kind: 'set', deviceId, online, reason, at, connected, connectedAt });
+  }
+
+  /** One batch: lock the rows, apply the writes in order (planPresence), one UPDATE, one audit INSERT. */
+  private async write(batch: PresenceWrite[]): Promise<void[]> {
+    const plan = await this.dataSource.transaction(async (manager) => {
+      const ids = [...new Set(batch.filter((w) => w.kind === 'set').map((w) => w.deviceId))].sort();
+      // ORDER BY id: every multi-row locker takes locks in the same order, so none deadlock
+      const rows: PresenceRow[] =
+        ids.length === 0
+          ? []
+          : await manager.query(
+              `SELECT id, status, online, session_broker, last_connected_at
+                 FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+              [ids],
+            );
+      const { updates, audits } = planPresence(rows, batch, this.broker.id);
+      if (updates.length > 0) {
+        await manager.query(
+          `UPDATE devices AS d SET online = v.online, session_broker = v.session_broker,
+                  last_connected_at = COALESCE(v.last_connected_at, d.last_connected_at),
+                  last_seen_at = GREATEST(d.last_seen_at, v.seen_at), updated_at = now()
+             FROM jsonb_to_recordset($1::jsonb) AS v(
+               id text, online boolean, session_broker text, last_connected_at timestamptz, seen_at timestamptz)
+            WHERE d.id = v.id`,
+          [JSON.stringify(updates)],
         );
-        if (rows.length === 0 || rows[0].was_online === online) return null;
-        const transition = this.coalescer.plan([
-          {
-            actor: deviceActor(deviceId),
-            action: online ? 'device.state.online' : 'device.state.offline',
-            subjectType: 'device',
-            subjectId: deviceId,
-            before: { online: rows[0].was_online },
-            after: { online },
-            reason,
-          },
-        ]);
-        await this.audit.recordMany(transition.entries, manager);
-        return transition;
-      });
-      plan?.apply();
+      }
+      const coalesced = this.coalescer.plan(audits);
+      await this.audit.recordMany(coalesced.entries, manager);
+      return coalesced;
     });
+    plan.apply();
+    return batch.map(() => undefined);
   }
 }

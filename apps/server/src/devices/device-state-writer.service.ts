@@ -5,9 +5,9 @@ import { DataSource, EntityManager } from 'typeorm';
 import { deviceActor } from '../auth/actor';
 import { AuditCoalescer, CoalescePlan } from '../audit/audit-coalescer.service';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
-import { isMessageFault } from '../database/message-fault';
 import { DeviceStatus } from './device.entity';
 import { ReportedState, judgeReport, stateFromReport, stateTransitions } from './device-state-rules';
+import { GroupCommit } from './group-commit';
 
 export type StateOutcome = 'applied' | 'stale' | 'unknown-device' | 'unstorable';
 
@@ -21,8 +21,6 @@ interface PendingReport {
   deviceId: string;
   report: DeviceStateMessage;
   receivedAt: Date;
-  resolve: (result: StateWriteResult) => void;
-  reject: (error: Error) => void;
 }
 
 interface StoredRow {
@@ -43,9 +41,6 @@ interface StoredRow {
   state_sent_at: Date | null;
 }
 
-/** Reports per transaction; bounded so one transaction stays short. */
-const MAX_BATCH = 1000;
-
 const toState = (row: StoredRow): ReportedState => ({
   agentVersion: row.agent_version,
   bootedSnapshot: row.booted_snapshot,
@@ -63,8 +58,8 @@ const toState = (row: StoredRow): ReportedState => ({
 });
 
 /**
- * Writes state reports with group commit: reports that arrive while a transaction is running wait for the
- * next one, so under load one transaction (one SELECT … FOR UPDATE, one UPDATE … FROM jsonb_to_recordset,
+ * Writes state reports with group commit (GroupCommit): reports that arrive while a transaction is running
+ * wait for the next one, so under load one transaction (one SELECT … FOR UPDATE, one UPDATE … FROM jsonb_to_recordset,
  * one audit INSERT) carries hundreds of reports, and when idle a report is written at once. submit()
  * resolves only after its transaction committed: the broker sends PUBACK after that, so a report the
  * device saw acknowledged is durable. One writer at a time keeps the reports of a device in arrival order.
@@ -76,9 +71,17 @@ const toState = (row: StoredRow): ReportedState => ({
  */
 @Injectable()
 export class DeviceStateWriter {
-  private readonly logger = new Logger(DeviceStateWriter.name);
-  private queue: PendingReport[] = [];
-  private running: Promise<void> | null = null;
+  private readonly batches = new GroupCommit<PendingReport, StateWriteResult>({
+    logger: new Logger(DeviceStateWriter.name),
+    noun: 'state report',
+    label: (pending) => `deviceId=${pending.deviceId}`,
+    write: async (batch) => {
+      const { outcomes, plan } = await this.dataSource.transaction((manager) => this.write(manager, batch));
+      plan.apply();
+      return outcomes.map((outcome) => ({ outcome }));
+    },
+    refused: (_pending, error) => ({ outcome: 'unstorable', detail: `the database refused it: ${error.message}` }),
+  });
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -87,46 +90,12 @@ export class DeviceStateWriter {
   ) {}
 
   submit(deviceId: string, report: DeviceStateMessage, receivedAt = new Date()): Promise<StateWriteResult> {
-    return new Promise<StateWriteResult>((resolve, reject) => {
-      this.queue.push({ deviceId, report, receivedAt, resolve, reject });
-      // setImmediate: the reports of one socket read (and of other sockets read in the same turn) share a batch
-      this.running ??= new Promise<void>((done) => setImmediate(() => void this.run().finally(done)));
-    });
+    return this.batches.submit({ deviceId, report, receivedAt });
   }
 
   /** Resolves when every submitted report has been written (or failed). */
-  async drain(): Promise<void> {
-    while (this.running) await this.running;
-  }
-
-  private async run(): Promise<void> {
-    try {
-      while (this.queue.length > 0) await this.writeIsolating(this.queue.splice(0, MAX_BATCH));
-    } finally {
-      this.running = null;
-    }
-  }
-
-  /** Writes a batch; on a data fault, its halves in order (a device's reports keep their order). */
-  private async writeIsolating(batch: PendingReport[]): Promise<void> {
-    try {
-      const { outcomes, plan } = await this.dataSource.transaction((manager) => this.write(manager, batch));
-      plan.apply();
-      batch.forEach((pending, i) => pending.resolve({ outcome: outcomes[i] }));
-    } catch (error) {
-      const message = (error as Error).message;
-      if (!isMessageFault(error)) {
-        this.logger.error(`writing ${batch.length} state report(s) failed: ${message}`);
-        for (const pending of batch) pending.reject(error as Error);
-      } else if (batch.length === 1) {
-        this.logger.warn(`deviceId=${batch[0].deviceId} state report refused by the database: ${message}`);
-        batch[0].resolve({ outcome: 'unstorable', detail: `the database refused it: ${message}` });
-      } else {
-        const half = Math.ceil(batch.length / 2);
-        await this.writeIsolating(batch.slice(0, half));
-        await this.writeIsolating(batch.slice(half));
-      }
-    }
+  drain(): Promise<void> {
+    return this.batches.drain();
   }
 
   private async write(
