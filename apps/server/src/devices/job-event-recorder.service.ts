@@ -4,8 +4,8 @@ import { JobEventMessage, JobEventType } from '@cowroot/protocol';
 import { DataSource, EntityManager, QueryFailedError } from 'typeorm';
 import { deviceActor } from '../auth/actor';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
-import { isMessageFault } from '../database/message-fault';
 import { CommandStatus, nextCommandStatus } from './command-status';
+import { GroupCommit } from './group-commit';
 
 export type JobEventOutcome =
   | { result: 'stored'; status: CommandStatus; changed: boolean }
@@ -18,8 +18,6 @@ interface PendingEvent {
   deviceId: string;
   event: JobEventMessage;
   receivedAt: Date;
-  resolve: (outcome: JobEventOutcome) => void;
-  reject: (error: Error) => void;
 }
 
 interface LockedCommand {
@@ -28,9 +26,6 @@ interface LockedCommand {
   status: CommandStatus;
   type: string;
 }
-
-/** Events per transaction; bounded so one transaction stays short. */
-const MAX_BATCH = 1000;
 
 /**
  * Two writers that lock several command rows each (this one in id order, a rollout's set-based UPDATE in
@@ -44,7 +39,7 @@ const isDeadlock = (error: unknown) =>
  * Stores job events once per eventId (a redelivered QoS 1 publish is dropped by the unique index) and moves
  * each command's status forward; status changes are audited.
  *
- * Group commit, as DeviceStateWriter does for state reports: events that arrive while a transaction runs
+ * Group commit (GroupCommit), as for state reports: events that arrive while a transaction runs
  * wait for the next one, so a wave's thousands of `accepted` cost a few transactions of four statements
  * each (lock the commands, insert the events, update the commands, audit) instead of one transaction of
  * five round trips per event. record() resolves only after its transaction committed: the broker sends
@@ -57,8 +52,13 @@ const isDeadlock = (error: unknown) =>
 @Injectable()
 export class JobEventRecorder {
   private readonly logger = new Logger(JobEventRecorder.name);
-  private queue: PendingEvent[] = [];
-  private running: Promise<void> | null = null;
+  private readonly batches = new GroupCommit<PendingEvent, JobEventOutcome>({
+    logger: this.logger,
+    noun: 'job event',
+    label: (pending) => `deviceId=${pending.deviceId}`,
+    write: (batch) => this.writeRetryingDeadlocks(batch),
+    refused: (_pending, error) => ({ result: 'unstorable', detail: `the database refused it: ${error.message}` }),
+  });
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -66,45 +66,12 @@ export class JobEventRecorder {
   ) {}
 
   record(deviceId: string, event: JobEventMessage, receivedAt = new Date()): Promise<JobEventOutcome> {
-    return new Promise<JobEventOutcome>((resolve, reject) => {
-      this.queue.push({ deviceId, event, receivedAt, resolve, reject });
-      // setImmediate: the events of one socket read (and of other sockets read in the same turn) share a batch
-      this.running ??= new Promise<void>((done) => setImmediate(() => void this.run().finally(done)));
-    });
+    return this.batches.submit({ deviceId, event, receivedAt });
   }
 
   /** Resolves when every recorded event has been written (or failed). */
-  async drain(): Promise<void> {
-    while (this.running) await this.running;
-  }
-
-  private async run(): Promise<void> {
-    try {
-      while (this.queue.length > 0) await this.writeIsolating(this.queue.splice(0, MAX_BATCH));
-    } finally {
-      this.running = null;
-    }
-  }
-
-  /** Writes a batch; on a data fault, its halves in order (a device's events keep their order). */
-  private async writeIsolating(batch: PendingEvent[]): Promise<void> {
-    try {
-      const outcomes = await this.writeRetryingDeadlocks(batch);
-      batch.forEach((pending, i) => pending.resolve(outcomes[i]));
-    } catch (error) {
-      const message = (error as Error).message;
-      if (!isMessageFault(error)) {
-        this.logger.error(`writing ${batch.length} job event(s) failed: ${message}`);
-        for (const pending of batch) pending.reject(error as Error);
-      } else if (batch.length === 1) {
-        this.logger.warn(`deviceId=${batch[0].deviceId} job event refused by the database: ${message}`);
-        batch[0].resolve({ result: 'unstorable', detail: `the database refused it: ${message}` });
-      } else {
-        const half = Math.ceil(batch.length / 2);
-        await this.writeIsolating(batch.slice(0, half));
-        await this.writeIsolating(batch.slice(half));
-      }
-    }
+  drain(): Promise<void> {
+    return this.batches.drain();
   }
 
   private async writeRetryingDeadlocks(batch: PendingEvent[]): Promise<JobEventOutcome[]> {
@@ -140,7 +107,10 @@ export class JobEventRecorder {
       firstCopies.add(pending);
     }
     const payloads = new Map(
-      [...firstCopies].map((pending) => [pending, JSON.parse(JSON.stringify(pending.event)) as Record<string, unknown>]),
+      [...firstCopies].map((pending) => [
+        pending,
+        JSON.parse(JSON.stringify(pending.event)) as Record<string, unknown>,
+      ]),
     );
     const inserted = new Set<string>();
     if (firstCopies.size > 0) {
