@@ -1,23 +1,11 @@
 import { parseCommand } from '@cowroot/protocol';
 import { MqttClient, connectAsync } from 'mqtt';
-import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
+import { eventually } from '../../test/eventually';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 import { DevicePresenceService } from '../devices/device-presence.service';
 
 const topic = (deviceId: string, channel: string) => `cowroot/v1/devices/${deviceId}/${channel}`;
-
-async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(25);
-    }
-  }
-}
 
 /** Many CONNECTs at once share the batched credential lookups, presence writes and re-send lookups (issue 12). */
 describe('MQTT connect storm (batched per-connect queries)', () => {
@@ -97,10 +85,10 @@ describe('MQTT connect storm (batched per-connect queries)', () => {
         [ids],
       );
       expect(rows[0].n).toBe(ids.length);
-    });
+    }, 10_000);
     await eventually(async () => {
       for (const [id, commandId] of commandOf) expect(inbox.get(id)).toEqual([commandId]);
-    });
+    }, 10_000);
     expect([...inbox.keys()].sort()).toEqual([...commandOf.keys()].sort());
     const audits: Array<{ subject_id: string; n: number }> = await server.dataSource.query(
       `SELECT subject_id, count(*)::int AS n FROM audit_log

@@ -5,22 +5,11 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { MqttFleet, deviceTopicOf, publishAcked, stateReport } from '../../test/mqtt-fleet';
+import { eventually } from '../../test/eventually';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 import { AuditCoalescer } from '../audit/audit-coalescer.service';
 import { MAX_DEVICE_AUDIT_VALUE_CHARS } from '../audit/audit-entry-bounds';
 import { DevicePresenceService } from '../devices/device-presence.service';
-
-async function eventually(check: () => Promise<void> | void, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(25);
-    }
-  }
-}
 
 const closeOf = (client: MqttClient) => new Promise<void>((resolve) => client.once('close', () => resolve()));
 

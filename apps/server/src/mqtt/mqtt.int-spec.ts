@@ -1,9 +1,9 @@
 import { CommandType, JobEventType, parseCommand } from '@cowroot/protocol';
 import { IClientOptions, MqttClient, connectAsync } from 'mqtt';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { SNAPSHOT_UUID, stateReport } from '../../test/mqtt-fleet';
+import { eventually } from '../../test/eventually';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 import { CommandDispatcher, CommandRequest } from '../devices/command-dispatcher.service';
 import { DevicePresenceService } from '../devices/device-presence.service';
@@ -12,19 +12,6 @@ import { DevicePresenceService } from '../devices/device-presence.service';
 const closeOf = (client: MqttClient) => new Promise<void>((resolve) => client.once('close', () => resolve()));
 
 const topic = (deviceId: string, channel: string) => `cowroot/v1/devices/${deviceId}/${channel}`;
-
-/** Polls until `check` stops throwing (state written by connect/disconnect handlers lands asynchronously). */
-async function eventually(check: () => Promise<void>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(25);
-    }
-  }
-}
 
 describe('MQTT broker and device ingest', () => {
   let server: TestServer;
