@@ -3,6 +3,7 @@ import { validateSync, ValidationError } from 'class-validator';
 import { ErrorCode } from './error-codes';
 import { MAX_JSON_DEPTH, exceedsJsonDepth } from './json-depth';
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from './version';
+import { acceptsByPlan } from './validation-plan';
 import { COMMAND_CLASSES, Command, CommandType, commandTypeOf } from './messages/command.message';
 import { DeviceStateMessage } from './messages/device-state.message';
 import { JobEventMessage } from './messages/job-event.message';
@@ -59,8 +60,13 @@ export function decodeJson(payload: Buffer | string): ParseResult<Record<string,
   return { ok: true, value: record };
 }
 
-/** Validates a plain object as an instance of `cls`; unknown properties are refused. */
+/**
+ * Validates a plain object as an instance of `cls`; unknown properties are refused. A message the compiled plan
+ * accepts is returned as it was parsed (validation-plan.ts); anything else goes through class-transformer and
+ * class-validator, which decide, and word every rejection.
+ */
 export function validateAs<T extends object>(cls: MessageClass<T>, plain: Record<string, unknown>): ParseResult<T> {
+  if (acceptsByPlan(cls, plain)) return { ok: true, value: plain as unknown as T };
   let instance: T;
   let errors: ValidationError[];
   try {
