@@ -190,5 +190,19 @@ describe('GET /api/v1/release-bases/:name (issue 14: build deltas for what the f
     expect(formats.filter((row) => row.delta_format !== null)).toEqual([
       { file: 'dl-2-from-1.delta.zst', delta_format: 3 },
     ]);
+    // the upload's audit entry names a delta's format (null: its manifest names none); other kinds have none
+    const audited = (await server.dataSource.query(
+      `SELECT after FROM audit_log WHERE action = 'release.artifact.uploaded' AND subject_id LIKE 'dl/%'`,
+    )) as { after: { file: string; deltaFormat?: number | null } }[];
+    const formatOf = Object.fromEntries(
+      audited.map(({ after }) => [after.file, 'deltaFormat' in after ? after.deltaFormat : 'absent']),
+    );
+    expect(formatOf).toEqual({
+      'dl-1-full.btrfs.zst': 'absent',
+      'dl-2-full.btrfs.zst': 'absent',
+      'dl-2-from-1.btrfs.zst': 'absent',
+      'dl-2-from-1.delta.zst': 3,
+      'dl-3-from-1.delta.zst': null,
+    });
   });
 });
