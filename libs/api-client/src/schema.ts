@@ -866,6 +866,8 @@ export interface components {
             /** @description received_uuid of the snapshot this stream produces */
             snapshotUuid: string;
             parent: components["schemas"]["ArtifactParentDto"] | null;
+            /** @description delta kind: the format its signed manifest names (deltaFormat); null for other kinds and for a delta whose manifest names none */
+            deltaFormat: number | null;
             signingKeyId: string;
             uploadedBy: string;
             createdAt: string;

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { ArtifactManifest, parseManifest } from '@cowroot/protocol';
+import { ArtifactKind, ArtifactManifest, parseManifest } from '@cowroot/protocol';
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -435,6 +435,8 @@ export class ArtifactUploadService {
               sha256: artifact.sha256,
               snapshotUuid: artifact.snapshotUuid,
               parent: manifest.parent ?? null,
+              // which devices the delta is offered to depends on it (docs/rollouts.md "Dispatch"); null: none named
+              ...(artifact.kind === ArtifactKind.Delta ? { deltaFormat: artifact.deltaFormat } : {}),
               signingKey: { id: signer.id, name: signer.name, fingerprint: signer.fingerprint },
             },
           },

@@ -126,8 +126,13 @@ describe('GET /api/v1/release-bases/:name (issue 14: build deltas for what the f
         })
       ).status,
     ).toBe(201);
-    const uuids = { '1': randomUUID(), '2': randomUUID() };
-    const upload = async (version: '1' | '2', file: string, kind: string, extra: Record<string, unknown> = {}) => {
+    const uuids = { '1': randomUUID(), '2': randomUUID(), '3': randomUUID() };
+    const upload = async (
+      version: '1' | '2' | '3',
+      file: string,
+      kind: string,
+      extra: Record<string, unknown> = {},
+    ) => {
       const body = randomBytes(1000);
       const manifest = Buffer.from(
         JSON.stringify({
@@ -157,7 +162,7 @@ describe('GET /api/v1/release-bases/:name (issue 14: build deltas for what the f
       });
     };
     const reconstructs = { reconstructs: { size: 5000, sha256: 'a'.repeat(64) } };
-    for (const version of ['1', '2'] as const)
+    for (const version of ['1', '2', '3'] as const)
       expect((await post('/api/v1/releases', { name: 'dl', version })).status).toBe(201);
     expect((await upload('1', 'dl-1-full.btrfs.zst', 'full')).status).toBe(201);
     expect((await upload('2', 'dl-2-full.btrfs.zst', 'full')).status).toBe(201);
@@ -166,12 +171,17 @@ describe('GET /api/v1/release-bases/:name (issue 14: build deltas for what the f
     const again = await upload('2', 'dl-2-from-1-b.delta.zst', 'delta', reconstructs);
     expect(again.status).toBe(409);
     expect(await again.text()).toMatch(/already has a delta from that parent/);
-    const release = (await get('/api/v1/releases/dl/2')).body as { artifacts: { kind: string; file: string }[] };
-    expect(release.artifacts.map((a) => [a.kind, a.file]).sort()).toEqual([
-      ['delta', 'dl-2-from-1.delta.zst'],
-      ['full', 'dl-2-full.btrfs.zst'],
-      ['incremental', 'dl-2-from-1.btrfs.zst'],
+    // a manifest from a release tool older than deltaFormat names none
+    expect((await upload('3', 'dl-3-from-1.delta.zst', 'delta', reconstructs)).status).toBe(201);
+    type Listed = { kind: string; file: string; deltaFormat: number | null };
+    const release = (await get('/api/v1/releases/dl/2')).body as { artifacts: Listed[] };
+    expect(release.artifacts.map((a) => [a.kind, a.file, a.deltaFormat]).sort()).toEqual([
+      ['delta', 'dl-2-from-1.delta.zst', 3],
+      ['full', 'dl-2-full.btrfs.zst', null],
+      ['incremental', 'dl-2-from-1.btrfs.zst', null],
     ]);
+    const old = (await get('/api/v1/releases/dl/3')).body as { artifacts: Listed[] };
+    expect(old.artifacts.map((a) => [a.file, a.deltaFormat])).toEqual([['dl-3-from-1.delta.zst', null]]);
     // the manifest's format is kept for planning (docs/rollouts.md "Dispatch"); null where it names none
     const formats = (await server.dataSource.query(
       `SELECT a.file, a.delta_format FROM release_artifacts a JOIN releases r ON r.id = a.release_id
@@ -180,5 +190,19 @@ describe('GET /api/v1/release-bases/:name (issue 14: build deltas for what the f
     expect(formats.filter((row) => row.delta_format !== null)).toEqual([
       { file: 'dl-2-from-1.delta.zst', delta_format: 3 },
     ]);
+    // the upload's audit entry names a delta's format (null: its manifest names none); other kinds have none
+    const audited = (await server.dataSource.query(
+      `SELECT after FROM audit_log WHERE action = 'release.artifact.uploaded' AND subject_id LIKE 'dl/%'`,
+    )) as { after: { file: string; deltaFormat?: number | null } }[];
+    const formatOf = Object.fromEntries(
+      audited.map(({ after }) => [after.file, 'deltaFormat' in after ? after.deltaFormat : 'absent']),
+    );
+    expect(formatOf).toEqual({
+      'dl-1-full.btrfs.zst': 'absent',
+      'dl-2-full.btrfs.zst': 'absent',
+      'dl-2-from-1.btrfs.zst': 'absent',
+      'dl-2-from-1.delta.zst': 3,
+      'dl-3-from-1.delta.zst': null,
+    });
   });
 });

@@ -6,6 +6,7 @@ import type { Page } from 'playwright-core';
 import { startTestServer, TestServer } from '../../test/start-test-server';
 import { SimOutcome } from '../../../../tools/fleet-sim/src/sim-outcome';
 import { SimulatedDevice } from '../../../../tools/fleet-sim/src/simulated-device';
+import { UNREPORTED_DELTA_FORMATS } from '../releases/artifact-picker';
 import { provisionDevices, seedRelease, waitFor } from '../rollouts/testing/rollout-fixtures';
 import { Browser, buildWeb, launchChromium, ROOT } from './testing/browser';
 
@@ -37,9 +38,24 @@ describePrivileged('dashboard in real Chromium (real server, simulated devices)'
     await buildWeb();
     await mkdir(SHOTS, { recursive: true });
     server = await startTestServer();
-    await seedRelease(server.dataSource, { name: 'web-os', version: '2' });
+    // web-os 2 has a format-3 delta from 1 and a delta from 0 whose manifest names no format; the devices hold
+    // neither parent, so every rollout below still sends the full stream
+    const parents = [
+      await seedRelease(server.dataSource, { name: 'web-os', version: '0' }),
+      await seedRelease(server.dataSource, { name: 'web-os', version: '1' }),
+    ];
+    await seedRelease(server.dataSource, {
+      name: 'web-os',
+      version: '2',
+      parents: parents.map((parent, i) => ({
+        version: parent.version,
+        snapshotUuid: parent.snapshotUuid,
+        deltaFormat: i === 1 ? 3 : null,
+      })),
+    });
     const specs = [
-      ...Array.from({ length: 6 }, (_, i) => ({ id: `field-${i}`, tags: ['field'] })),
+      // field devices report the delta formats they read; fragile ones never do (an agent older than the field)
+      ...Array.from({ length: 6 }, (_, i) => ({ id: `field-${i}`, tags: ['field'], deltaFormats: [1, 2, 3] })),
       ...Array.from({ length: 3 }, (_, i) => ({
         id: `fragile-${i}`,
         tags: ['fragile'],
@@ -170,11 +186,19 @@ describePrivileged('dashboard in real Chromium (real server, simulated devices)'
       .getByTestId('booted')
       .getByText(/web-os@2/)
       .waitFor();
+    await expect(page.getByTestId('delta-formats').textContent()).resolves.toBe('1, 2, 3');
     await shot('device');
     await page.getByRole('button', { name: 'Roll back' }).click();
     await page.getByLabel('Reason (recorded in the audit log)', { exact: true }).fill('e2e: one device back');
     await page.getByRole('dialog').getByRole('button', { name: 'Roll back' }).click();
     await page.getByTestId('booted').getByText('factory').waitFor({ timeout: 20_000 });
+  });
+
+  it("says when a device never reported its delta formats, and what the server then assumes (the picker's)", async () => {
+    await page.goto(`${server.httpUrl}/devices/fragile-0`);
+    await expect(page.getByTestId('delta-formats').textContent()).resolves.toBe(
+      `never reported: the server assumes format ${UNREPORTED_DELTA_FORMATS.join(', ')} only`,
+    );
   });
 
   it('reverts the completed rollout with a confirm step and a reason', async () => {
@@ -202,6 +226,11 @@ describePrivileged('dashboard in real Chromium (real server, simulated devices)'
   it('shows releases with artifacts and usage, and exports the audit log as CSV', async () => {
     await page.getByRole('navigation', { name: 'main' }).getByRole('link', { name: 'Releases' }).click();
     await page.getByText('web-os-2.full.btrfs.zst').waitFor();
+    const format = (file: string) => page.getByTestId(`format-${file}`).textContent();
+    await expect(format('web-os-2.from-1.delta.zst')).resolves.toBe('3');
+    await expect(format('web-os-2.from-0.delta.zst')).resolves.toBe('unspecified');
+    await expect(format('web-os-2.from-1.btrfs.zst')).resolves.toBe('–');
+    await expect(format('web-os-2.full.btrfs.zst')).resolves.toBe('–');
     await shot('releases');
     await page.getByRole('navigation', { name: 'main' }).getByRole('link', { name: 'Audit' }).click();
     await page.getByLabel('Action (exact, or a prefix*)', { exact: true }).fill('roll*');

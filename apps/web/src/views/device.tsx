@@ -3,6 +3,7 @@ import type { Schemas } from '@cowroot/api-client';
 import { api, unwrap } from '../api';
 import { ConfirmDialog, ConfirmRequest, ErrorNote, Loading } from '../components';
 import { useLiveVersion, useNow, useResource } from '../hooks';
+import { deviceDeltaFormats } from '../logic/delta-formats';
 import { ago, formatBytes, shortTime } from '../logic/format';
 import { mayOperate } from '../logic/rollout-actions';
 import { useSession } from '../session';
@@ -188,6 +189,8 @@ export function DeviceView({ id }: { id: string }) {
         <dd>
           {data.agentVersion ?? '–'}, free {formatBytes(data.freeBytes)}, last seen {ago(data.lastSeenAt, now)}
         </dd>
+        <dt>Delta formats</dt>
+        <dd data-testid="delta-formats">{deviceDeltaFormats(data.deltaFormats)}</dd>
       </dl>
       <Snapshots device={data} onAction={operate ? setConfirm : null} />
       <section aria-labelledby="cmd-h">

@@ -1,9 +1,10 @@
 import { api, unwrap } from '../api';
 import { ErrorNote, Loading } from '../components';
 import { useLiveVersion, useResource } from '../hooks';
+import { artifactDeltaFormat } from '../logic/delta-formats';
 import { formatBytes, shortTime } from '../logic/format';
 
-/** Releases with their artifacts (full, incremental and delta, with parents, sizes and signing key). */
+/** Releases with their artifacts (full, incremental and delta, with parents, delta formats, sizes and signing key). */
 export function ReleasesView() {
   const version = useLiveVersion((change) => change.topic === 'release', 1000);
   const usageVersion = useLiveVersion((change) => change.topic === 'device', 5000);
@@ -49,6 +50,7 @@ export function ReleasesView() {
                     <tr>
                       <th>Artifact</th>
                       <th>Kind</th>
+                      <th>Delta format</th>
                       <th>Parent</th>
                       <th>Size</th>
                       <th>Signed by</th>
@@ -59,6 +61,7 @@ export function ReleasesView() {
                       <tr key={artifact.file}>
                         <td>{artifact.file}</td>
                         <td>{artifact.kind}</td>
+                        <td data-testid={`format-${artifact.file}`}>{artifactDeltaFormat(artifact)}</td>
                         <td>{artifact.parent ? `${artifact.parent.name}@${artifact.parent.version}` : '–'}</td>
                         <td>{formatBytes(artifact.size)}</td>
                         <td>{keyName.get(artifact.signingKeyId) ?? artifact.signingKeyId}</td>

@@ -17,6 +17,13 @@ export class ArtifactDto {
   @ApiProperty() compression!: string;
   @ApiProperty({ description: 'received_uuid of the snapshot this stream produces' }) snapshotUuid!: string;
   @ApiProperty({ type: ArtifactParentDto, nullable: true }) parent!: ArtifactParentDto | null;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description:
+      'delta kind: the format its signed manifest names (deltaFormat); null for other kinds and for a delta whose manifest names none',
+  })
+  deltaFormat!: number | null;
   @ApiProperty() signingKeyId!: string;
   @ApiProperty() uploadedBy!: string;
   @ApiProperty() createdAt!: string;
@@ -39,6 +46,7 @@ export class ArtifactDto {
               version: artifact.parentReleaseVersion ?? '',
               snapshotUuid: artifact.parentSnapshotUuid,
             },
+      deltaFormat: artifact.deltaFormat,
       signingKeyId: artifact.signingKeyId,
       uploadedBy: artifact.uploadedBy,
       createdAt: artifact.createdAt.toISOString(),

@@ -25,8 +25,11 @@ export async function seedRelease(
   input: {
     name: string;
     version: string;
-    /** `deltaFormat`: also a delta artifact from that parent, its manifest naming that format */
-    parents?: { version: string; snapshotUuid: string; deltaFormat?: number }[];
+    /**
+     * `deltaFormat`: also a delta artifact from that parent, its manifest naming that format; null: a delta whose
+     * manifest names none (written by a release tool older than the field)
+     */
+    parents?: { version: string; snapshotUuid: string; deltaFormat?: number | null }[];
     fullSize?: number;
   },
 ): Promise<SeededRelease> {
@@ -50,7 +53,7 @@ export async function seedRelease(
     kind: ArtifactKind;
     size: number;
     parent: { version: string; snapshotUuid: string } | null;
-    deltaFormat?: number;
+    deltaFormat?: number | null;
   }> = [
     {
       file: `${input.name}-${input.version}.full.btrfs.zst`,
@@ -93,7 +96,7 @@ export async function seedRelease(
         ...(stream.kind === ArtifactKind.Delta
           ? {
               reconstructs: { size: 5_000_000, sha256: randomBytes(32).toString('hex') },
-              deltaFormat: stream.deltaFormat,
+              ...(stream.deltaFormat != null ? { deltaFormat: stream.deltaFormat } : {}),
             }
           : {}),
       }),
