@@ -26,6 +26,33 @@ describe(GroupCommit.name, () => {
     ]);
   });
 
+  it('under load lets a small batch wait lingerMs for more items; an idle first batch goes at once', async () => {
+    const batches: Array<{ items: number[]; at: number }> = [];
+    const started = Date.now();
+    const commit = new GroupCommit<number, number>({
+      logger,
+      noun: 'item',
+      lingerMs: 40,
+      write: async (batch) => {
+        batches.push({ items: batch, at: Date.now() - started });
+        // while the first batch runs one item arrives; a second comes 20 ms after it ended, within the linger
+        if (batch[0] === 1) {
+          late.push(commit.submit(2));
+          setTimeout(() => late.push(commit.submit(3)), 25);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return batch;
+      },
+    });
+    const late: Array<Promise<number>> = [];
+    await commit.submit(1);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await Promise.all(late);
+    expect(batches.map((batch) => batch.items)).toEqual([[1], [2, 3]]);
+    expect(batches[0].at).toBeLessThan(20);
+    expect(batches[1].at).toBeGreaterThanOrEqual(40);
+  });
+
   it('bounds a batch at maxBatch', async () => {
     const sizes: number[] = [];
     const commit = new GroupCommit<number, number>({
