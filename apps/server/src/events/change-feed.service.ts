@@ -24,6 +24,11 @@ const POLL_MS = 300;
 /** On PostgreSQL a NOTIFY wakes the reader; this slow poll only covers a connection that was lost. */
 const FALLBACK_POLL_MS = 5_000;
 const KEEP_MS = 10 * 60_000;
+/**
+ * Notifications this close after a first one are read together: in a connect storm the devices' batches
+ * commit (and notify) hundreds of times a second, and a read each was a third of the server's queries.
+ */
+const COALESCE_MS = 100;
 
 /**
  * The database's change feed (migrations/1764800000000-dashboard.ts) as an in-process stream. Triggers
@@ -38,6 +43,7 @@ export class ChangeFeedService implements OnModuleInit, OnModuleDestroy {
   private lastId = 0n;
   private listener: Client | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private wakeTimer: NodeJS.Timeout | null = null;
   private reading: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -60,6 +66,7 @@ export class ChangeFeedService implements OnModuleInit, OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await this.reading;
     await this.listener?.end().catch(() => undefined);
     this.changes.complete();
@@ -71,7 +78,7 @@ export class ChangeFeedService implements OnModuleInit, OnModuleDestroy {
       this.logger.warn(`change feed LISTEN connection lost (${error.message}); polling every ${FALLBACK_POLL_MS} ms`);
       this.listener = null;
     });
-    client.on('notification', () => this.read());
+    client.on('notification', () => this.wake());
     await client.connect();
     await client.query('LISTEN cowroot_changes');
     this.listener = client;
@@ -84,6 +91,14 @@ export class ChangeFeedService implements OnModuleInit, OnModuleDestroy {
       this.read();
       this.schedule();
     }, delay);
+  }
+
+  private wake(): void {
+    if (this.stopped || this.wakeTimer) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      this.read();
+    }, COALESCE_MS);
   }
 
   /** One read at a time; a wake-up during a read makes one more read after it. */
