@@ -9,6 +9,7 @@ import { freePort } from '@cowroot/testing/free-port';
 import { FleetSimulator } from '../../tools/fleet-sim/src/fleet-simulator';
 import { startNode, stopChild } from './child-process';
 import { connectBareFleet } from './connect-storm';
+import { startCpuMeter } from './cpu-usage';
 import { LoadClient, connectClients, publishLoad } from './publish-load';
 import { benchOfflineDispatch, benchRolloutDispatch, publishBenchRelease } from './rollout-dispatch';
 
@@ -71,7 +72,9 @@ async function baseline(): Promise<{ perSecond: number; p99Ms: number }> {
       return { id, topic: deviceTopic(id, DeviceChannel.State), payload: (seq) => statePayload(id, seq) };
     });
     const clients = await connectClients(`mqtt://127.0.0.1:${value.port}`, specs);
+    const cpu = startCpuMeter('broker', child.pid!);
     const result = await publishLoad(clients, specs, REPORTS);
+    console.log(`  raw aedes QoS 1: ${cpu.describe(result.messages, 'report')}`);
     await Promise.all(clients.map((c) => c.endAsync(true)));
     return result;
   } finally {
@@ -84,6 +87,7 @@ async function bareConnect(): Promise<number> {
   const { child, value } = await startNode([join(root, 'bench/rollout/raw-aedes-broker.mjs')], {}, (line) =>
     line.startsWith('{') ? (JSON.parse(line) as { port: number }) : undefined,
   );
+  const cpu = startCpuMeter('broker', child.pid!);
   try {
     const { clients, seconds } = await connectBareFleet(
       `mqtt://127.0.0.1:${value.port}`,
@@ -91,6 +95,7 @@ async function bareConnect(): Promise<number> {
       CONNECT_CONCURRENCY,
       (id) => statePayload(id, 0),
     );
+    console.log(`  bare aedes connect: ${cpu.describe(DEVICES, 'device')}`);
     await Promise.all(clients.map((c) => c.endAsync(true)));
     return seconds;
   } finally {
@@ -129,8 +134,14 @@ async function pacedIngest(
 }
 
 /** State reports: a burst from every device at once (the baseline's shape), then a paced run. */
-async function ingest(fleet: FleetSimulator, dbUrl: string, raw: { perSecond: number } | null): Promise<void> {
+async function ingest(
+  fleet: FleetSimulator,
+  dbUrl: string,
+  raw: { perSecond: number } | null,
+  serverPid: number,
+): Promise<void> {
   const latencies: number[] = [];
+  const cpu = startCpuMeter('server', serverPid);
   const t = Date.now();
   // every device at once, one report in flight each: the same shape as the raw baseline
   await fleet.forAll(async (device) => {
@@ -141,6 +152,7 @@ async function ingest(fleet: FleetSimulator, dbUrl: string, raw: { perSecond: nu
     }
   }, DEVICES);
   const seconds = (Date.now() - t) / 1000;
+  const cpuSpent = cpu.describe(latencies.length, 'report');
   latencies.sort((a, b) => a - b);
   const perSecond = latencies.length / seconds;
   const p99 = latencies[Math.floor(latencies.length * 0.99)];
@@ -154,6 +166,7 @@ async function ingest(fleet: FleetSimulator, dbUrl: string, raw: { perSecond: nu
     `cowroot ingest, burst:       ${perSecond.toFixed(0)} reports/s, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms publish→commit; ` +
       `${committed.rows[0].n}/${DEVICES} devices hold their last report`,
   );
+  console.log(`  cowroot ingest, burst: ${cpuSpent}`);
   if (raw) {
     console.log(
       `ratio ingest / raw aedes:    ${(perSecond / raw.perSecond).toFixed(3)} (goal: ≥ 5000 reports/s, p99 ≤ 1000 ms)`,
@@ -228,9 +241,11 @@ async function main(): Promise<void> {
       await fleet.provision();
       console.log(`provisioned ${DEVICES} devices in ${((Date.now() - t) / 1000).toFixed(1)} s (bulk API)`);
       t = Date.now();
+      const cpu = startCpuMeter('server', server.child.pid!);
       await fleet.connectAll();
       const connectSeconds = (Date.now() - t) / 1000;
       console.log(`connected ${DEVICES} simulated devices in ${connectSeconds.toFixed(1)} s`);
+      console.log(`  cowroot connect: ${cpu.describe(DEVICES, 'device')}`);
       if (bareConnectSeconds !== null) {
         console.log(
           `cowroot connect:              ${DEVICES} devices in ${connectSeconds.toFixed(1)} s, ${CONNECT_CONCURRENCY} in flight; ` +
@@ -238,7 +253,7 @@ async function main(): Promise<void> {
         );
       }
     }
-    if (fleet && PARTS.has('ingest')) await ingest(fleet, dbUrl.toString(), raw);
+    if (fleet && PARTS.has('ingest')) await ingest(fleet, dbUrl.toString(), raw, server.child.pid!);
     if (PARTS.has('dispatch') || PARTS.has('offline')) await publishBenchRelease({ httpUrl, token });
     if (fleet && PARTS.has('dispatch')) {
       const dispatch = await benchRolloutDispatch({ httpUrl, token, fleet, devices: DEVICES });
