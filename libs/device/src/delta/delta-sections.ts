@@ -218,7 +218,7 @@ export class DeltaSections {
       return this.context.commands.start(
         'zstd',
         ['-d', '-c', '-q', `--long=${hint.windowLog}`, '--patch-from=/dev/fd/3'],
-        { extraFds: [dictionary] },
+        { extraFds: [dictionary], hugePages: true },
       );
     } finally {
       // the child has its own copy of the descriptor; the file goes when it exits
@@ -287,13 +287,11 @@ export class DeltaSections {
     names: { section: string; patch: string },
     onFirst?: (chunk: Buffer) => void,
   ): AsyncGenerator<Buffer[]> {
-    const decoder = this.context.commands.start('zstd', [
-      '-d',
-      '-c',
-      '-q',
-      `--long=${begin.windowLog}`,
-      `--patch-from=${source}`,
-    ]);
+    const decoder = this.context.commands.start(
+      'zstd',
+      ['-d', '-c', '-q', `--long=${begin.windowLog}`, `--patch-from=${source}`],
+      { hugePages: true },
+    );
     const feeding = this.feed(reader, begin.patchSize, decoder, names.section, onFirst).catch((error: unknown) => {
       decoder.kill();
       throw error;
