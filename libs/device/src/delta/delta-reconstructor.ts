@@ -113,7 +113,7 @@ export class DeltaReconstructor {
     // only ever read by a process that has its own copy of it
     const unzstd =
       compression === 'zstd'
-        ? this.commands.start('zstd', ['-d', '-c', '-q'], { stdinFd: fd, hugePages: true })
+        ? this.commands.start('zstd', ['-d', '-c', '-q'], { stdinFd: fd })
         : this.commands.start('cat', [], { stdinFd: fd });
     const stream = this.plainStream(unzstd.stdout, unzstd);
     stream.once('close', () => unzstd.kill());

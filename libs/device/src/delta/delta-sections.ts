@@ -218,7 +218,7 @@ export class DeltaSections {
       return this.context.commands.start(
         'zstd',
         ['-d', '-c', '-q', `--long=${hint.windowLog}`, '--patch-from=/dev/fd/3'],
-        { extraFds: [dictionary], hugePages: true },
+        { extraFds: [dictionary] },
       );
     } finally {
       // the child has its own copy of the descriptor; the file goes when it exits
@@ -287,11 +287,13 @@ export class DeltaSections {
     names: { section: string; patch: string },
     onFirst?: (chunk: Buffer) => void,
   ): AsyncGenerator<Buffer[]> {
-    const decoder = this.context.commands.start(
-      'zstd',
-      ['-d', '-c', '-q', `--long=${begin.windowLog}`, `--patch-from=${source}`],
-      { hugePages: true },
-    );
+    const decoder = this.context.commands.start('zstd', [
+      '-d',
+      '-c',
+      '-q',
+      `--long=${begin.windowLog}`,
+      `--patch-from=${source}`,
+    ]);
     const feeding = this.feed(reader, begin.patchSize, decoder, names.section, onFirst).catch((error: unknown) => {
       decoder.kill();
       throw error;

@@ -4,21 +4,6 @@ import { CommandError } from '../command-runner';
 
 const STDERR_TAIL = 4096;
 
-/**
- * glibc's tunable (2.35 and later; older ones ignore it) that has malloc ask the kernel for transparent
- * huge pages (madvise), where THP is enabled in `madvise` or `always` mode. A patch decoder allocates its
- * dictionary and a buffer of the frame's content, megabytes each, and faulting them in 4 KiB pages was
- * most of its CPU (docs/release-tool.md, 2026-12-07: an 8 + 8 MiB batch decoded in 31 ms of CPU, 14 ms
- * with the tunable; 6,400 page faults, 1,640). Costs up to one 2 MiB page more of RSS per allocation.
- */
-export const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
-
-/** GLIBC_TUNABLES with huge pages for malloc added to what the environment already sets. */
-export function withHugePages(tunables: string | undefined): string {
-  const set = (tunables ?? '').split(':').filter((item) => item && !item.startsWith('glibc.malloc.hugetlb='));
-  return [...set, HUGE_PAGES_TUNABLE].join(':');
-}
-
 /** A command whose stdout (and stdin, unless a descriptor is given) is streamed rather than collected. */
 export interface StreamingProcess {
   stdout: Readable;
@@ -36,21 +21,17 @@ export interface StreamingProcess {
  * CommandRunner.run collects stdout, which a multi-GiB stream must not be.
  */
 export class StreamingCommand {
-  private hugePagesEnv: NodeJS.ProcessEnv | null = null;
-
   /**
    * `stdinFd`: the child reads this descriptor as its stdin; `extraFds`: passed on as descriptors 3, 4, …
-   * (a batch's dictionary, which zstd opens as /dev/fd/3); `hugePages`: the child's malloc uses
-   * transparent huge pages (HUGE_PAGES_TUNABLE), for the zstd decoders.
+   * (a batch's dictionary, which zstd opens as /dev/fd/3).
    */
   start(
     command: string,
     args: readonly string[],
-    options: { stdinFd?: number; extraFds?: readonly number[]; hugePages?: boolean } = {},
+    options: { stdinFd?: number; extraFds?: readonly number[] } = {},
   ): StreamingProcess {
     const child: ChildProcess = spawn(command, [...args], {
       stdio: [options.stdinFd ?? 'pipe', 'pipe', 'pipe', ...(options.extraFds ?? [])],
-      ...(options.hugePages ? { env: this.withHugePagesEnv() } : {}),
     });
     let stderr = '';
     child.stderr!.setEncoding('utf8');
@@ -86,14 +67,5 @@ export class StreamingCommand {
         stdout.end();
       },
     };
-  }
-
-  /**
-   * The environment this process was started with (not configuration: passed on unread, as spawn does by
-   * default) with the tunable added; made once.
-   */
-  private withHugePagesEnv(): NodeJS.ProcessEnv {
-    this.hugePagesEnv ??= { ...process.env, GLIBC_TUNABLES: withHugePages(process.env.GLIBC_TUNABLES) };
-    return this.hugePagesEnv;
   }
 }
