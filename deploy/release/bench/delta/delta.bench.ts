@@ -39,6 +39,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CASES = (process.env.BENCH_CASES ?? 'debian,binary').split(',');
 /** a directory to keep each case's device inputs in (parent full stream, plain stream, delta), to profile */
 const KEEP = process.env.BENCH_KEEP;
+/**
+ * `<target>,<sources>,<member>` in MiB: a second delta of the same send written with these batch caps
+ * (e.g. `4,4,1`, the caps before 2026-12-07), received in the same rounds as "compared"
+ */
+const COMPARE_CAPS = process.env.BENCH_COMPARE_CAPS?.split(',').map((mib) => Number(mib) * 1024 * 1024);
 /** the node flags of the agent's systemd unit, read from it (agent-flags.ts) */
 const AGENT_NODE_FLAGS = agentNodeFlags();
 const runner = new CommandRunner();
@@ -146,6 +151,19 @@ async function runCase(
     }),
   );
 
+  const capsDelta = COMPARE_CAPS && join(dir, 'caps.delta.zst');
+  if (capsDelta) {
+    const [targetBytes, sourceBytes, memberBytes] = COMPARE_CAPS!;
+    const other = await new DeltaWriter(runner, { batchCaps: { targetBytes, sourceBytes, memberBytes } }).write({
+      send,
+      parentRoot: one.snapshotPath,
+      newRoot: two.snapshotPath,
+      path: capsDelta,
+    });
+    if (other.plain.sha256 !== reconstructs.sha256) throw new Error('btrfs send gave another stream the second time');
+    log(`  delta with batch caps ${process.env.BENCH_COMPARE_CAPS} MiB: ${mb(other.size)}, ${other.batches} batches`);
+  }
+
   const [oldImage, newImage] = await item.images(dir);
   const diffs = imageDiffs(oldImage, newImage, dir, item.diffsCache);
   const { xdelta, patchFrom } = diffs;
@@ -173,19 +191,23 @@ async function runCase(
   const runs = (): Runs => ({ seconds: [], rss: [], nodeCpu: [], childrenCpu: [] });
   const results: Record<keyof typeof modes, Runs> = { 'plain-file': runs(), 'plain-zst': runs(), delta: runs() };
   /** each further device child bundle given (another build of the rebuild), its delta receives */
-  const compared = env.compareBundles.map((bundle) => ({ bundle, runs: runs() }));
+  const compared: Array<{ bundle: string; file?: string; runs: Runs }> = env.compareBundles.map((bundle) => ({
+    bundle,
+    runs: runs(),
+  }));
+  if (capsDelta) compared.push({ bundle: env.childBundle, file: capsDelta, runs: runs() });
   const rounds = [
     ...(Object.keys(modes) as Array<keyof typeof modes>).map((mode) => ({
       mode,
       bundle: env.childBundle,
       into: results[mode],
     })),
-    ...compared.map(({ bundle, runs: into }) => ({ mode: 'delta' as const, bundle, into })),
-  ];
+    ...compared.map(({ bundle, file, runs: into }) => ({ mode: 'delta' as const, bundle, file, into })),
+  ] as Array<{ mode: keyof typeof modes; bundle: string; file?: string; into: Runs }>;
   const btrfs = new BtrfsAdapter();
   const deviceLoad = loadAverage();
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, { mode, bundle, into }] of rounds.entries()) {
+    for (const [i, { mode, bundle, file, into }] of rounds.entries()) {
       const snapshotId = `${stem}-2-${i}-${round}`;
       execFileSync('sync');
       const child = spawnSync(
@@ -196,7 +218,7 @@ async function runCase(
           JSON.stringify({
             pool: env.device.mount,
             mode,
-            file: modes[mode],
+            file: file ?? modes[mode],
             snapshotId,
             expectedReceivedUuid: two.index.snapshotUuid,
             parentId,
@@ -227,7 +249,7 @@ async function runCase(
   if (KEEP)
     await keep(
       join(KEEP, item.key),
-      { ...modes, parent: join(dir, 'out-1', fullOne.file) },
+      { ...modes, parent: join(dir, 'out-1', fullOne.file), ...(capsDelta ? { 'delta-caps': capsDelta } : {}) },
       {
         parentReceivedUuid: one.index.snapshotUuid,
         expectedReceivedUuid: two.index.snapshotUuid,
@@ -283,9 +305,9 @@ async function runCase(
   log(
     `  agent-side peak RSS (node, rebuilding)  ${peak.toFixed(1)} MiB   goal ≤ 64 MiB: ${goal(peak <= 64)} (plain receive: ${(Math.max(...results['plain-zst'].rss) / 1024).toFixed(1)} MiB)`,
   );
-  for (const { bundle, runs: of } of compared) {
+  for (const { bundle, file, runs: of } of compared) {
     log(
-      `  compared, delta with ${bundle}: ${rate(of).toFixed(1)} MB/s (${median(of.seconds).toFixed(3)} s), ratio / plain receive ${(rate(of) / throughput('plain-file')).toFixed(2)}, / this build's delta ${(rate(of) / throughput('delta')).toFixed(2)}; peak RSS ${(Math.max(...of.rss) / 1024).toFixed(1)} MiB; CPU ${cpuOf(of)}`,
+      `  compared, delta ${file ? `with batch caps ${process.env.BENCH_COMPARE_CAPS} MiB` : `with ${bundle}`}: ${rate(of).toFixed(1)} MB/s (${median(of.seconds).toFixed(3)} s), ratio / plain receive ${(rate(of) / throughput('plain-file')).toFixed(2)}, / this build's delta ${(rate(of) / throughput('delta')).toFixed(2)}; peak RSS ${(Math.max(...of.rss) / 1024).toFixed(1)} MiB; CPU ${cpuOf(of)}`,
     );
   }
 }

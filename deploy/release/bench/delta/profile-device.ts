@@ -3,8 +3,10 @@
  * agent unit's node flags, on a fresh loop btrfs holding the parent (docs/release-tool.md "Benchmark"):
  *
  *   node tools/bundle.mjs deploy/release/bench/delta/profile-device.ts dist/bench/delta-profile.js
- *   node dist/bench/delta-profile.js <kept case dir> <rounds> <child bundle> [<child bundle>…] [-- <node flag>…]
+ *   node dist/bench/delta-profile.js <kept case dir> <rounds> <child bundle>[=<delta>] […] [-- <node flag>…]
  *
+ * `<bundle>=<delta>` rebuilds another delta of the same stream (a name in the kept dir, e.g. `delta-caps`
+ * of BENCH_COMPARE_CAPS) with that bundle instead of the kept `delta`.
  * e.g. `-- --cpu-prof --cpu-prof-dir=/tmp/prof` for a profile of each rebuild. Rounds alternate: the plain
  * `btrfs receive` of the uncompressed stream, the same stream read by node and written into `btrfs
  * receive` (the floor of any rebuild: every rebuilt byte takes that way), then the delta with each bundle
@@ -51,7 +53,10 @@ async function main(): Promise<void> {
       { name: 'plain', bundle: bundles[0], mode: 'plain-file', file: join(dir, 'plain-file') },
       // the plain stream through node into btrfs receive: the floor of any rebuild
       { name: 'plain-node', bundle: bundles[0], mode: 'plain-node', file: join(dir, 'plain-file') },
-      ...bundles.map((bundle) => ({ name: bundle, bundle, mode: 'delta', file: join(dir, 'delta') })),
+      ...bundles.map((arg) => {
+        const [bundle, delta = 'delta'] = arg.split('=');
+        return { name: arg, bundle, mode: 'delta', file: join(dir, delta) };
+      }),
     ];
     const seconds = new Map<string, number[]>(runs.map((run) => [run.name, []]));
     const btrfs = new BtrfsAdapter();
@@ -82,9 +87,9 @@ async function main(): Promise<void> {
     process.stdout.write(
       `load ${startLoad} → ${load()}; plain receive ${plain.toFixed(3)} s; the plain stream through node ${throughNode.toFixed(3)} s, ratio ${(plain / throughNode).toFixed(2)}\n`,
     );
-    for (const bundle of bundles) {
-      const delta = median(seconds.get(bundle)!);
-      process.stdout.write(`  ${bundle}: ${delta.toFixed(3)} s, ratio ${(plain / delta).toFixed(2)}\n`);
+    for (const name of bundles) {
+      const delta = median(seconds.get(name)!);
+      process.stdout.write(`  ${name}: ${delta.toFixed(3)} s, ratio ${(plain / delta).toFixed(2)}\n`);
     }
   } finally {
     await device.cleanup();

@@ -25,7 +25,7 @@ import {
 import { ReleaseError, ReleaseErrorCode } from '../release-error';
 import type { DeltaRequest, WrittenDelta } from './delta-writer.service';
 import { diffCopyList } from './copy-list-differ';
-import { BATCH_CAPS, PatchBatch } from './patch-batch';
+import { BatchCaps, PatchBatch } from './patch-batch';
 import { PatchEncoder, patchWindowLog } from './patch-encoder';
 import { Predecessor, PredecessorFinder } from './predecessor-finder';
 
@@ -37,6 +37,8 @@ export interface EncodingSettings {
   format: DeltaFormat;
   /** zstd level of the artifact as a whole (what a copy list is compressed with) */
   outerLevel: number;
+  /** the caps of a batch, within the window (batchCapsWithin) */
+  batchCaps: BatchCaps;
 }
 
 /** A run of consecutive WRITEs to one path: buffered on disk while it may become a patch. */
@@ -152,6 +154,7 @@ export class DeltaEncoding {
       join(this.work, `batch-${++this.runs}.data`),
       this.writer.encoder,
       (parts) => writeAll(this.out, parts),
+      this.writer.batchCaps,
     );
     return this.batch;
   }
@@ -197,8 +200,8 @@ export class DeltaEncoding {
     const member =
       this.writer.format >= 2 &&
       predecessor !== null &&
-      newSize <= BATCH_CAPS.memberBytes &&
-      predecessor.size <= BATCH_CAPS.memberBytes;
+      newSize <= this.writer.batchCaps.memberBytes &&
+      predecessor.size <= this.writer.batchCaps.memberBytes;
     const dataPath = join(this.work, `run-${++this.runs}.data`);
     const data = predecessor && !member ? await open(dataPath, 'w+') : null;
     return { path, predecessor, member, stubs: [], data, dataPath, bytes: 0, batched: false };

@@ -8,6 +8,7 @@ import { DigestingStream } from '../digesting-stream';
 import { ReleaseError, ReleaseErrorCode } from '../release-error';
 import { DeltaEncoding } from './delta-encoding';
 import { PatchEncoder } from './patch-encoder';
+import { BATCH_CAPS, BatchCaps, batchCapsWithin } from './patch-batch';
 import { PredecessorFinder } from './predecessor-finder';
 
 export interface DeltaRequest {
@@ -50,6 +51,8 @@ export interface DeltaWriterOptions {
    * one stub per write), 1 (per-file sections only); the device reads all three
    */
   format?: DeltaFormat;
+  /** caps of a batch of small files (BATCH_CAPS by default), cut to fit maxWindowLog */
+  batchCaps?: BatchCaps;
   commands?: StreamingCommand;
 }
 
@@ -66,6 +69,7 @@ export class DeltaWriter {
   private readonly encoder: PatchEncoder;
   private readonly maxWindowLog: number;
   private readonly zstdLevel: number;
+  private readonly batchCaps: BatchCaps;
   readonly format: DeltaFormat;
 
   constructor(runner: CommandRunner, options: DeltaWriterOptions = {}) {
@@ -74,6 +78,7 @@ export class DeltaWriter {
     this.encoder = new PatchEncoder(runner, options.patchLevel ?? 19);
     this.maxWindowLog = options.maxWindowLog ?? DEFAULT_MAX_WINDOW_LOG;
     this.zstdLevel = options.zstdLevel ?? 9;
+    this.batchCaps = batchCapsWithin(options.batchCaps ?? BATCH_CAPS, this.maxWindowLog);
   }
 
   async write(request: DeltaRequest): Promise<WrittenDelta> {
@@ -96,6 +101,7 @@ export class DeltaWriter {
         maxTargetBytes: this.maxTargetBytes,
         format: this.format,
         outerLevel: this.zstdLevel,
+        batchCaps: this.batchCaps,
       };
       const encoding = new DeltaEncoding(settings, finder, request, work, zstd.stdin!);
       const stats = await encoding.run(new ByteReader(send.stdout));

@@ -6,15 +6,38 @@ import { PatchEncoder, patchWindowLog } from './patch-encoder';
 import { Predecessor } from './predecessor-finder';
 
 /**
- * Caps of a batch (docs/release-tool.md "Delta artifacts"). A file up to MEMBER_BYTES with a predecessor
- * up to MEMBER_BYTES opens or joins a batch; the batch closes at TARGET_BYTES of plain stream or
- * SOURCE_BYTES of predecessors (its window covers both: 2^24 at most, what the device's decoder holds).
+ * Caps of a batch (docs/release-tool.md "Delta artifacts"). A file up to `memberBytes` with a predecessor
+ * up to `memberBytes` opens or joins a batch; the batch closes at `targetBytes` of plain stream or
+ * `sourceBytes` of predecessors. Its window covers both, so the caps bound the memory of the device's
+ * decoder (≈ sources + target: zstd holds the dictionary and a buffer of the frame's content).
  */
-export const BATCH_CAPS = {
+export interface BatchCaps {
+  memberBytes: number;
+  targetBytes: number;
+  sourceBytes: number;
+}
+
+/**
+ * The defaults: a 2^24 window at most, ≈ 8 MiB in the device's decoder. 8 MiB caps (a 2^25 window) were
+ * measured on 2026-12-07 (docs/release-tool.md): four batches of the Debian point release instead of
+ * five, the same size, and no faster on the device (the decoders' start is not where its time goes).
+ */
+export const BATCH_CAPS: BatchCaps = {
   memberBytes: 1024 * 1024,
   targetBytes: 4 * 1024 * 1024,
   sourceBytes: 4 * 1024 * 1024,
 };
+
+/**
+ * Caps that fit a window of 2^maxWindowLog: target and sources each at most a quarter of it (their sum
+ * then needs at most half, what patchWindowLog's highbit + 1 gives), members at most each cap.
+ */
+export function batchCapsWithin(caps: BatchCaps, maxWindowLog: number): BatchCaps {
+  const quarter = 2 ** (maxWindowLog - 2);
+  const targetBytes = Math.min(caps.targetBytes, quarter);
+  const sourceBytes = Math.min(caps.sourceBytes, quarter);
+  return { targetBytes, sourceBytes, memberBytes: Math.min(caps.memberBytes, targetBytes, sourceBytes) };
+}
 
 export interface BatchOutcome {
   /** files in the batch, bytes of their data, and of the patch (0 when it went plain) */
@@ -44,15 +67,16 @@ export class PatchBatch {
     private readonly dataPath: string,
     private readonly encoder: PatchEncoder,
     private readonly write: (parts: readonly Buffer[]) => Promise<void>,
+    private readonly caps: BatchCaps = BATCH_CAPS,
   ) {}
 
   /** Whether a run of a file with this predecessor fits (its source not yet here counts against the cap). */
   fitsSource(predecessor: Predecessor): boolean {
-    return this.sourceIndex.has(predecessor.path) || this.sourceBytes + predecessor.size <= BATCH_CAPS.sourceBytes;
+    return this.sourceIndex.has(predecessor.path) || this.sourceBytes + predecessor.size <= this.caps.sourceBytes;
   }
 
   fits(bytes: number): boolean {
-    return this.targetBytes + bytes <= BATCH_CAPS.targetBytes;
+    return this.targetBytes + bytes <= this.caps.targetBytes;
   }
 
   /** A run starts in the batch: a new file, or the rest of one whose last batch was full. */

@@ -61,10 +61,10 @@ export class DeltaSections {
   );
 
   /**
-   * Predecessors copied from without a hash (copy lists, large files rewritten unchanged): a wrong one
-   * gives bytes that fail the rebuilt stream's checks, and only then are they hashed (explainMismatch).
+   * Predecessors used without a hash (copy lists, large files rewritten unchanged, batch sources): a wrong
+   * one gives bytes that fail the rebuilt stream's checks, and only then are they hashed (explainMismatch).
    */
-  private readonly unhashed: Array<{ path: string; ref: PredecessorRef }> = [];
+  private readonly unhashed: PredecessorRef[] = [];
 
   constructor(private readonly context: SectionContext) {}
 
@@ -74,11 +74,18 @@ export class DeltaSections {
    * naming it; else null (the delta itself is wrong).
    */
   async explainMismatch(): Promise<DeviceError | null> {
-    for (const { path, ref } of this.unhashed) {
-      const failure = await verifyPredecessorContent(path, ref).then(
-        () => null,
-        (error: unknown) => error,
-      );
+    return this.mismatchAmong(this.unhashed);
+  }
+
+  /** The first of `refs` that is not in the parent as named (located and hashed anew), or null. */
+  private async mismatchAmong(refs: readonly PredecessorRef[]): Promise<DeviceError | null> {
+    for (const ref of refs) {
+      const failure = await Promise.resolve()
+        .then(() => verifyPredecessorContent(this.locate(ref), ref))
+        .then(
+          () => null,
+          (error: unknown) => error,
+        );
       if (failure instanceof DeviceError) return failure;
     }
     return null;
@@ -139,14 +146,14 @@ export class DeltaSections {
     if (begin.method === CopyListMethod) {
       if (format < 3) throw corrupt(`${what}: a copy list in a format ${format} delta stream`);
       if (begin.patchSize === 0) throw corrupt(`${what}: an empty copy list`);
-      this.unhashed.push({ path: source, ref: begin });
+      this.unhashed.push(begin);
       yield* copyListWrites(this.context.readCommand, reader, source, begin, stubs, version, what);
     } else if (begin.method) {
       throw corrupt(`${what}: unknown patch method ${begin.method}`);
     } else if (begin.patchSize === 0) {
       if (begin.targetSize !== begin.sourceSize)
         throw corrupt(`copy section for ${begin.sourcePath} has inconsistent sizes`);
-      if (!small) this.unhashed.push({ path: source, ref: begin });
+      if (!small) this.unhashed.push(begin);
       yield* small
         ? this.copySmall(source, begin, stubs, version)
         : copyLargePredecessor(source, begin, stubs, version);
@@ -190,11 +197,18 @@ export class DeltaSections {
     }
     const read = this.context.readCommand;
     const sources = await readBatchSources(read, reader, begin.sources, window, unchecked, what);
-    // every source checked before anything is decoded: a wrong parent reads DELTA_BASE_MISMATCH (from
-    // the decoder made ready while the last section decoded, when this batch was seen then)
+    // every source located (type, size) before anything is decoded: a missing one reads
+    // DELTA_BASE_MISMATCH (from the decoder made ready while the last section decoded, when this batch
+    // was seen then); their content is hashed only when the batch fails (writeDictionary)
     const decoder = await this.prefetch.take({ sources, windowLog: begin.windowLog });
+    this.unhashed.push(...sources);
     const patch = `the patch of a batch of ${sources.length} files`;
-    yield* this.passDecoded(reader, decoder, begin, { section: what, patch });
+    try {
+      yield* this.passDecoded(reader, decoder, begin, { section: what, patch });
+    } catch (error) {
+      // a source with other content fails the frame's checksum (or gives other commands): say so
+      throw (await this.mismatchAmong(sources)) ?? error;
+    }
   }
 
   /** A batch's dictionary written (its sources checked), and its decoder started on it. */

@@ -142,17 +142,23 @@ describe(DictionaryPrefetch.name, () => {
     expect((await readdir(dir)).filter((name) => name.startsWith('.delta-dictionary'))).toEqual([]);
   });
 
-  it('a predecessor of the next batch that fails to read while the first decodes fails that batch, as DELTA_BASE_MISMATCH, and leaks nothing', async () => {
+  it('a predecessor of the next batch with other content fails that batch’s decode, named as DELTA_BASE_MISMATCH, and leaks nothing', async () => {
     const { old, stream, delta } = await twoBatches();
     const before = openDescriptors();
-    // same size, other content: located fine, the read's sha256 fails, in the prefetch
-    await writeFile(join(parent, 'd'), Buffer.from(old.d).fill(0x21, 0, 10));
+    // same size, other content: located fine and written ahead unhashed; the decode against it fails
+    // its frame's checksum, and only then are the batch's sources hashed, to name the one at fault
+    await writeFile(join(parent, 'c'), Buffer.alloc(old.c.length, 0x21));
     const rebuilder = reconstructor(stream);
     await expect(collect(rebuilder.plainStream(chunked(delta)))).rejects.toMatchObject({
       code: ErrorCode.DeltaBaseMismatch,
-      message: expect.stringMatching(/predecessor d in the parent snapshot has other content/),
+      message: expect.stringMatching(/predecessor c in the parent snapshot has other content/),
     });
     expect(rebuilder.batches).toEqual({ taken: 2, prefetched: 1 });
+    await writeFile(join(parent, 'c'), old.c);
+    // other bytes where the patch takes none (d's new content is one byte of its own): the stream
+    // rebuilt is still exactly the original, as its sha256 checked at END says, and that is what counts
+    await writeFile(join(parent, 'd'), Buffer.alloc(old.d.length, 0x21));
+    expect((await collect(reconstructor(stream).plainStream(chunked(delta)))).equals(stream)).toBe(true);
     // missing altogether
     await rm(join(parent, 'd'));
     await expect(collect(reconstructor(stream).plainStream(chunked(delta)))).rejects.toMatchObject({

@@ -78,19 +78,22 @@ export async function verifyPredecessorContent(path: string, ref: PredecessorRef
 }
 
 /**
- * Reads a located predecessor synchronously and checks its sha256 before returning: `sourceSize` bytes
- * (its size was checked by locatePredecessor), each read handed to `sink` as a view of `buffer`. A file that
- * fits in `buffer` lands whole at its start (short reads continue where they stopped); a larger one goes
- * through it chunk by chunk, each read overwriting the last. The caller's buffer bounds the memory
- * whatever the file's size, and lets it gather many small files before writing them out.
+ * Reads a located predecessor synchronously and, unless `check` is false, checks its sha256 before
+ * returning: `sourceSize` bytes (its size was checked by locatePredecessor), each read handed to `sink` as
+ * a view of `buffer`. A file that fits in `buffer` lands whole at its start (short reads continue where
+ * they stopped); a larger one goes through it chunk by chunk, each read overwriting the last. The caller's
+ * buffer bounds the memory whatever the file's size, and lets it gather many small files before writing
+ * them out. Unchecked reads are for bytes that other checks cover (a batch's dictionary: see
+ * DeltaSections.batch), hashed only when those fail (verifyPredecessorContent).
  */
 export function readPredecessorSync(
   path: string,
   ref: PredecessorRef,
   buffer: Buffer,
   sink: (bytes: Buffer) => void,
+  check = true,
 ): void {
-  const hash = createHash('sha256');
+  const hash = check ? createHash('sha256') : null;
   const fits = ref.sourceSize <= buffer.length;
   const fd = openSync(path, 'r');
   let total = 0;
@@ -100,14 +103,14 @@ export function readPredecessorSync(
       const n = readSync(fd, buffer, offset, Math.min(buffer.length - offset, ref.sourceSize - total), total);
       if (n === 0) throw mismatchOf(ref, 'shrank while it was read');
       const bytes = buffer.subarray(offset, offset + n);
-      hash.update(bytes);
+      hash?.update(bytes);
       sink(bytes);
       total += n;
     }
   } finally {
     closeSync(fd);
   }
-  if (hash.digest('hex') !== ref.sourceSha256) throw mismatchOf(ref, 'has other content (sha256 differs)');
+  if (hash && hash.digest('hex') !== ref.sourceSha256) throw mismatchOf(ref, 'has other content (sha256 differs)');
 }
 
 /** A small predecessor whole, checked (the copy of a file rewritten unchanged). */
