@@ -49,6 +49,8 @@ export interface ParsedDeviceTopic {
   channel: DeviceChannel;
 }
 
+const CHANNELS: ReadonlySet<string> = new Set(Object.values(DeviceChannel));
+
 /** Parses `cowroot/v1/devices/<id>/<channel>`; null for anything else (wildcards included). */
 export function parseDeviceTopic(topic: string): ParsedDeviceTopic | null {
   const prefix = `${TOPIC_ROOT}/`;
@@ -57,6 +59,6 @@ export function parseDeviceTopic(topic: string): ParsedDeviceTopic | null {
   if (rest.length !== 2) return null;
   const [deviceId, channel] = rest;
   if (!isDeviceId(deviceId)) return null;
-  if (!(Object.values(DeviceChannel) as string[]).includes(channel)) return null;
+  if (!CHANNELS.has(channel)) return null;
   return { deviceId, channel: channel as DeviceChannel };
 }
