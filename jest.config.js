@@ -15,6 +15,7 @@ module.exports = {
     '^@cowroot/device/testing$': '<rootDir>/libs/device/src/testing/index.ts',
     '^@cowroot/testing$': '<rootDir>/tools/testing/privileged.ts',
     '^@cowroot/testing/free-port$': '<rootDir>/tools/testing/free-port.ts',
+    '^@cowroot/testing/seeded-random$': '<rootDir>/tools/testing/seeded-random.ts',
   },
   testTimeout: 60000,
 };

@@ -1,5 +1,5 @@
 import { isDataWrite, isFlush, isFua, type LogEntry } from './log-writes.parser';
-import { seededRandom } from './prng';
+import { seededRandom } from '@cowroot/testing/seeded-random';
 
 /**
  * The disk contents a power cut can leave, from a write log (pure). The model (docs/boot-safety.md):

@@ -1,18 +1,6 @@
 import { RejectionReason } from '@cowroot/protocol';
 import { stateReport } from './mqtt-fleet';
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export type FuzzChannel = 'state' | 'events' | 'presence';
 
 /** One message an attacker sends, and the rejection the server must answer it with (null: applied). */

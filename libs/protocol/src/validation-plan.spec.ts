@@ -11,6 +11,7 @@ import {
   parseDeviceState,
 } from './index';
 import { SNAPSHOT_UUID, deviceState } from './testing/device-state.fixture';
+import { seededRandom } from '@cowroot/testing/seeded-random';
 import { acceptsByPlan } from './validation-plan';
 
 type MessageClass = new () => object;
@@ -159,18 +160,6 @@ const EDGES: Json[] = [
 ];
 const KEYS = ['extra', 'constructor', 'toString', '__proto__', 'v', 'type', 'release', 'check'];
 
-/** mulberry32: a seeded generator, so a failure names a case that can be run again */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Every object and array inside `value`, the root first. */
 function containers(value: Json, found: Array<Json[] | { [key: string]: Json }> = []) {
   if (Array.isArray(value)) {
@@ -221,7 +210,7 @@ describe('acceptsByPlan', () => {
   );
 
   it('never accepts what class-validator refuses (seeded mutations of every valid message)', () => {
-    const next = random(20261207);
+    const next = seededRandom(20261207);
     let accepted = 0;
     let refused = 0;
     const unsound: string[] = [];
