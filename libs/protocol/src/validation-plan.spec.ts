@@ -1,5 +1,5 @@
-import { plainToInstance } from 'class-transformer';
-import { validateSync } from 'class-validator';
+import { Exclude, Type, plainToInstance } from 'class-transformer';
+import { IsArray, IsObject, IsOptional, IsString, ValidateNested, validateSync } from 'class-validator';
 import {
   COMMAND_CLASSES,
   CommandType,
@@ -94,6 +94,21 @@ const VALID: Array<{ name: string; cls: MessageClass; message: Json }> = [
   { name: 'presence', cls: PresenceMessage, message: { v: 1, status: 'online', at: AT, agentVersion: '0.1.0' } },
   { name: 'presence, will', cls: PresenceMessage, message: { v: 1, status: 'offline' } },
   { name: 'receipt', cls: ReportReceiptMessage, message: { v: 1, eventIds: [SNAPSHOT_UUID, COMMAND_ID] } },
+  {
+    name: 'rejection notice',
+    cls: MessageRejectedMessage,
+    message: { v: 1, reason: 'STALE_STATE', channel: 'state', message: 'old', at: AT, seq: 3, suppressed: 2 },
+  },
+  {
+    name: 'commit',
+    cls: COMMAND_CLASSES[CommandType.Commit],
+    message: { v: 1, commandId: COMMAND_ID, type: 'commit', issuedAt: AT, snapshot: 'c-1', label: 'x', reboot },
+  },
+  {
+    name: 'reboot',
+    cls: COMMAND_CLASSES[CommandType.Reboot],
+    message: { v: 1, commandId: COMMAND_ID, type: 'reboot', issuedAt: AT },
+  },
   {
     name: 'install',
     cls: COMMAND_CLASSES[CommandType.Install],
@@ -237,6 +252,61 @@ describe('acceptsByPlan', () => {
     const { type: _type, ...untyped } = install.message as Record<string, Json>;
     expect(acceptsByPlan(install.cls, untyped)).toBe(false);
     expect(acceptsByPlan(MessageRejectedMessage, 'not an object')).toBe(false);
+  });
+
+  it('leaves classes whose instance class-transformer builds otherwise than by copying to class-validator', () => {
+    class Item {
+      @IsOptional()
+      @IsString()
+      name?: string;
+    }
+    @Exclude()
+    class ExcludedAll {
+      @IsString()
+      s!: string;
+    }
+    class ConvertedByType {
+      @IsString()
+      @Type(() => Number)
+      n!: string;
+    }
+    class MapOfItems {
+      @IsObject()
+      @ValidateNested()
+      @Type(() => Item)
+      items!: Map<string, Item>;
+    }
+    class SetOfItems {
+      @IsArray()
+      @ValidateNested({ each: true })
+      @Type(() => Item)
+      items!: Set<Item>;
+    }
+    // each of these passes a naive reading of its decorators, and fails class-validator
+    const cases: Array<[MessageClass, Json]> = [
+      [ExcludedAll, { s: 'abc' }],
+      [ConvertedByType, { n: 'abc' }],
+      [MapOfItems, { items: { name: null } }],
+      [SetOfItems, { items: [{ name: 'a' }] }],
+    ];
+    for (const [cls, message] of cases) {
+      expect(classValidatorAccepts(cls, message)).toBe(false);
+      expect(acceptsByPlan(cls, message)).toBe(false);
+    }
+  });
+
+  it('refuses a command whose artifact, reboot policy or window is an array', () => {
+    const install = VALID.find((valid) => valid.name === 'install')!;
+    const message = install.message as Record<string, Json>;
+    for (const bad of [
+      { ...message, artifact: [] },
+      { ...message, artifact: [offer] },
+      { ...message, reboot: [] },
+      { ...message, reboot: { mode: 'window', window: [] } },
+    ]) {
+      expect(classValidatorAccepts(install.cls, bad)).toBe(false);
+      expect(acceptsByPlan(install.cls, bad)).toBe(false);
+    }
   });
 
   it('still words a rejection as class-validator does', () => {

@@ -63,21 +63,42 @@ function isPlainObject(value: unknown): value is Plain {
   return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
 }
 
-function hasTransformerDecorators(cls: MessageClass, properties: Iterable<string>): boolean {
+/** The class and its ancestors, each of which class-transformer reads its own metadata for. */
+function lineage(cls: MessageClass): Array<new () => object> {
+  const chain: Array<new () => object> = [];
+  for (let c: unknown = cls; typeof c === 'function' && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    chain.push(c as new () => object);
+  }
+  return chain;
+}
+
+/**
+ * True when class-transformer would build the instance other than by copying the message: @Transform,
+ * @Expose/@Exclude on a property or on the class (an `excludeAll` class copies nothing), or a @Type on a
+ * property the plan does not validate as nested (it would convert the value the plan checks as it came).
+ */
+function transformerChanges(cls: MessageClass, properties: Iterable<string>, nested: Set<string>): boolean {
   const target = cls as unknown as new () => object;
+  if (lineage(cls).some((c) => defaultMetadataStorage.getStrategy(c) !== 'none')) return true;
   if (defaultMetadataStorage.getExposedMetadatas(target).length > 0) return true;
   if (defaultMetadataStorage.getExcludedMetadatas(target).length > 0) return true;
   for (const property of properties) {
     if (defaultMetadataStorage.findTransformMetadatas(target, property, TransformationType.PLAIN_TO_CLASS).length > 0)
       return true;
+    if (!nested.has(property) && defaultMetadataStorage.findTypeMetadata(target, property)) return true;
   }
   return false;
 }
 
-/** The nested class class-transformer would build for `property` (its @Type), or undefined when it would not. */
+/**
+ * The nested class class-transformer would build for `property` (its @Type), or undefined when the plan
+ * cannot tell: no @Type, a discriminator or a type chosen from the value, or a Map or Set property (which
+ * class-transformer builds, and class-validator walks entry by entry).
+ */
 function nestedClassOf(cls: MessageClass, property: string): MessageClass | undefined {
   const type = defaultMetadataStorage.findTypeMetadata(cls as unknown as new () => object, property);
-  if (!type || type.options?.discriminator) return undefined;
+  if (!type || type.options?.discriminator || type.typeFunction.length > 0) return undefined;
+  if (type.reflectedType === Map || type.reflectedType === Set) return undefined;
   const nested = type.typeFunction() as unknown;
   return typeof nested === 'function' ? (nested as MessageClass) : undefined;
 }
@@ -97,8 +118,6 @@ function compile(cls: MessageClass): ClassPlan | null {
   const fresh = new (cls as unknown as new () => Plain)();
   for (const own of Object.keys(fresh)) if (!known.has(own)) return null;
   const initialised = Object.keys(fresh).filter((own) => fresh[own] !== undefined);
-  if (hasTransformerDecorators(cls, known)) return null;
-
   const properties: PropertyPlan[] = [];
   for (const [name, list] of byProperty) {
     const plan: PropertyPlan = { name, conditions: [], steps: [], nested: null };
@@ -124,13 +143,19 @@ function compile(cls: MessageClass): ClassPlan | null {
     }
     properties.push(plan);
   }
+  const nested = new Set(properties.filter((plan) => plan.nested).map((plan) => plan.name));
+  if (transformerChanges(cls, known, nested)) return null;
   return { targetName: cls.name, known, initialised, properties };
 }
 
 function planOf(cls: MessageClass): ClassPlan | null {
   let plan = plans.get(cls);
   if (plan === undefined) {
-    plan = compile(cls);
+    try {
+      plan = compile(cls);
+    } catch {
+      plan = null; // a decorator that throws here throws in class-transformer too: it is validateAs's to report
+    }
     plans.set(cls, plan);
   }
   return plan;
@@ -157,8 +182,8 @@ function stepPasses(step: ConstraintStep, plan: ClassPlan, property: string, obj
 
 function nestedPasses(nested: MessageClass, value: unknown): boolean {
   if (value === undefined) return true; // class-validator's nested check skips undefined; other steps judge it
-  if (Array.isArray(value)) return value.every((item) => isPlainObject(item) && acceptsByPlan(nested, item));
-  return isPlainObject(value) && acceptsByPlan(nested, value);
+  if (Array.isArray(value)) return value.every((item) => isPlainObject(item) && accepts(nested, item));
+  return isPlainObject(value) && accepts(nested, value);
 }
 
 /**
@@ -166,6 +191,14 @@ function nestedPasses(nested: MessageClass, value: unknown): boolean {
  * { whitelist: true, forbidNonWhitelisted: true }). False means "not known": ask class-validator.
  */
 export function acceptsByPlan(cls: MessageClass, plain: unknown): boolean {
+  try {
+    return accepts(cls, plain);
+  } catch {
+    return false; // a constraint that throws: class-validator decides, and says so
+  }
+}
+
+function accepts(cls: MessageClass, plain: unknown): boolean {
   const plan = planOf(cls);
   if (!plan || !isPlainObject(plain)) return false;
   for (const key of Object.keys(plain)) if (!plan.known.has(key)) return false;

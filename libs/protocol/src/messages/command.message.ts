@@ -6,6 +6,7 @@ import {
   IsBase64,
   IsEnum,
   IsISO8601,
+  IsObject,
   IsOptional,
   IsString,
   IsUUID,
@@ -50,6 +51,7 @@ export class RebootPolicy {
   mode!: RebootMode;
 
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => MaintenanceWindow)
   window?: MaintenanceWindow;
@@ -89,6 +91,8 @@ export class ArtifactOffer {
 export class InstallCommand extends CommandBase {
   override type = CommandType.Install as const;
 
+  // an array passes @ValidateNested (each element is checked), so the object is required explicitly
+  @IsObject()
   @ValidateNested()
   @Type(() => ArtifactOffer)
   artifact!: ArtifactOffer;
@@ -98,6 +102,7 @@ export class InstallCommand extends CommandBase {
   @Matches(SNAPSHOT_ID_PATTERN)
   snapshotId?: string;
 
+  @IsObject()
   @ValidateNested()
   @Type(() => RebootPolicy)
   reboot!: RebootPolicy;
@@ -109,6 +114,7 @@ export class SwitchCommand extends CommandBase {
   @Matches(SNAPSHOT_ID_PATTERN)
   snapshot!: string;
 
+  @IsObject()
   @ValidateNested()
   @Type(() => RebootPolicy)
   reboot!: RebootPolicy;
@@ -126,6 +132,7 @@ export class CommitCommand extends CommandBase {
   @MaxLength(256)
   label?: string;
 
+  @IsObject()
   @ValidateNested()
   @Type(() => RebootPolicy)
   reboot!: RebootPolicy;
