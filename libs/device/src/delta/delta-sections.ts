@@ -80,13 +80,11 @@ export class DeltaSections {
   /** The first of `refs` that is not in the parent as named (located and hashed anew), or null. */
   private async mismatchAmong(refs: readonly PredecessorRef[]): Promise<DeviceError | null> {
     for (const ref of refs) {
-      const failure = await Promise.resolve()
-        .then(() => verifyPredecessorContent(this.locate(ref), ref))
-        .then(
-          () => null,
-          (error: unknown) => error,
-        );
-      if (failure instanceof DeviceError) return failure;
+      try {
+        await verifyPredecessorContent(this.locate(ref), ref);
+      } catch (error) {
+        if (error instanceof DeviceError) return error;
+      }
     }
     return null;
   }
