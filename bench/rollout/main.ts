@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -45,20 +45,35 @@ const SERVER_LOG = process.env.BENCH_SERVER_LOG;
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const root = resolve(__dirname, '../../../..'); // dist/bench/bench/rollout → repository
 
+/**
+ * The baselines' state report: the shape and size of a fleet-sim device's (simulated-device.ts
+ * publishState: its factory snapshot listed), so raw aedes carries the same bytes per message as cowroot.
+ */
 function statePayload(deviceId: string, seq: number): Buffer {
+  const createdAt = new Date().toISOString();
   return encodeMessage({
     v: PROTOCOL_VERSION,
     seq,
-    sentAt: new Date().toISOString(),
-    agentVersion: 'bench',
+    sentAt: createdAt,
+    agentVersion: 'fleet-sim',
     bootedSnapshot: 'factory',
     trialBoot: false,
     fallbackSnapshot: 'factory',
     pendingTrial: null,
     lastTrialResult: null,
-    snapshots: [],
+    snapshots: [
+      {
+        id: 'factory',
+        uuid: randomUUID(),
+        receivedUuid: null,
+        parentUuid: null,
+        readOnly: true,
+        origin: 'factory',
+        release: null,
+        createdAt,
+      },
+    ],
     health: null,
-    freeBytes: 1_000_000 + seq,
   });
 }
 
@@ -161,12 +176,18 @@ async function ingest(
   await check.connect();
   // connect() sent seq 0; the load sent 1..REPORTS: every device must hold its last one
   const committed = await check.query(`SELECT count(*)::int AS n FROM devices WHERE state_seq = $1`, [REPORTS]);
+  // a report's UPDATE that is not HOT (heap-only tuple) also writes a new entry into every index of devices
+  const updates = await check.query(
+    `SELECT n_tup_upd::int AS updated, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'devices'`,
+  );
   await check.end();
   console.log(
     `cowroot ingest, burst:       ${perSecond.toFixed(0)} reports/s, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms publish→commit; ` +
       `${committed.rows[0].n}/${DEVICES} devices hold their last report`,
   );
   console.log(`  cowroot ingest, burst: ${cpuSpent}`);
+  const { updated, hot } = updates.rows[0] as { updated: number; hot: number };
+  console.log(`  devices rows updated since the server started: ${updated}, of them HOT ${hot}`);
   if (raw) {
     console.log(
       `ratio ingest / raw aedes:    ${(perSecond / raw.perSecond).toFixed(3)} (goal: ≥ 5000 reports/s, p99 ≤ 1000 ms)`,

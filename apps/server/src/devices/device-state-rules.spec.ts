@@ -1,5 +1,5 @@
 import { parseDeviceState, PROTOCOL_VERSION, DeviceStateMessage } from '@cowroot/protocol';
-import { ReportedState, judgeReport, stateFromReport, stateTransitions } from './device-state-rules';
+import { ReportedState, basisOf, judgeReport, stateFromReport, stateTransitions } from './device-state-rules';
 
 const uuidA = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
 const uuidB = '1b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
@@ -96,7 +96,7 @@ describe('stateFromReport', () => {
 
 describe('stateTransitions', () => {
   it('tells the first report as booted, snapshots and agent version changes', () => {
-    const actions = stateTransitions(EMPTY, stateFromReport(report())).map((t) => t.action);
+    const actions = stateTransitions(basisOf(EMPTY), stateFromReport(report())).map((t) => t.action);
     expect(actions).toEqual([
       'device.state.agent-version-changed',
       'device.state.booted-changed',
@@ -108,13 +108,13 @@ describe('stateTransitions', () => {
   it('reports nothing for a refresh that changes no state', () => {
     const a = stateFromReport(report());
     const b = stateFromReport(report({ seq: 2, freeBytes: 5 }));
-    expect(stateTransitions(a, b)).toEqual([]);
+    expect(stateTransitions(basisOf(a), b)).toEqual([]);
   });
 
   it('follows a trial: requested, booted, confirmed', () => {
     const base = stateFromReport(report());
     const requested = stateFromReport(report({ seq: 2, pendingTrial: { snapshot: 'base-2', state: 'requested' } }));
-    expect(stateTransitions(base, requested).map((t) => t.action)).toEqual(['device.state.trial-requested']);
+    expect(stateTransitions(basisOf(base), requested).map((t) => t.action)).toEqual(['device.state.trial-requested']);
 
     const trying = stateFromReport(
       report({
@@ -125,7 +125,7 @@ describe('stateTransitions', () => {
         pendingTrial: { snapshot: 'base-2', state: 'trying' },
       }),
     );
-    expect(stateTransitions(requested, trying).map((t) => t.action)).toEqual([
+    expect(stateTransitions(basisOf(requested), trying).map((t) => t.action)).toEqual([
       'device.state.booted-changed',
       'device.state.trial-booted',
     ]);
@@ -139,7 +139,7 @@ describe('stateTransitions', () => {
         lastTrialResult: { snapshot: 'base-2', outcome: 'accepted' },
       }),
     );
-    expect(stateTransitions(trying, confirmed).map((t) => t.action)).toEqual([
+    expect(stateTransitions(basisOf(trying), confirmed).map((t) => t.action)).toEqual([
       'device.state.trial-confirmed',
       'device.state.fallback-changed',
     ]);
@@ -148,7 +148,7 @@ describe('stateTransitions', () => {
   it('names a rejection and a bootloader fallback with their cause', () => {
     const base = stateFromReport(report());
     const rejected = stateTransitions(
-      base,
+      basisOf(base),
       stateFromReport(
         report({ seq: 2, lastTrialResult: { snapshot: 'base-2', outcome: 'health-rejected', check: 'net' } }),
       ),
@@ -157,7 +157,7 @@ describe('stateTransitions', () => {
       expect.objectContaining({ action: 'device.state.trial-rejected', reason: 'check net failed' }),
     ]);
     const fallback = stateTransitions(
-      base,
+      basisOf(base),
       stateFromReport(report({ seq: 2, lastTrialResult: { snapshot: 'base-2', outcome: 'bootloader-fallback' } })),
     );
     expect(fallback).toEqual([

@@ -26,6 +26,42 @@ export interface ReportedState {
   stateSentAt: Date | null;
 }
 
+/**
+ * What judgeReport and stateTransitions read of a device's state before a report: the stored row's (the
+ * state writer reads only these columns under its lock: the snapshots' ids and the health's status, not
+ * the whole lists), or the state a previous report of the same batch left (basisOf).
+ */
+export interface StateBasis {
+  agentVersion: string | null;
+  bootedSnapshot: string | null;
+  bootedRelease: string | null;
+  trialBoot: boolean | null;
+  fallbackSnapshot: string | null;
+  pendingTrial: PendingTrial | null;
+  lastTrialResult: LastTrialResult | null;
+  snapshotIds: string[];
+  healthStatus: HealthReport['status'] | null;
+  stateSeq: number | null;
+  stateSentAt: Date | null;
+}
+
+/** The basis the next report of a device is judged against once `state` is applied. */
+export function basisOf(state: ReportedState): StateBasis {
+  return {
+    agentVersion: state.agentVersion,
+    bootedSnapshot: state.bootedSnapshot,
+    bootedRelease: state.bootedRelease,
+    trialBoot: state.trialBoot,
+    fallbackSnapshot: state.fallbackSnapshot,
+    pendingTrial: state.pendingTrial,
+    lastTrialResult: state.lastTrialResult,
+    snapshotIds: state.snapshots.map((snapshot) => snapshot.id),
+    healthStatus: state.health?.status ?? null,
+    stateSeq: state.stateSeq,
+    stateSentAt: state.stateSentAt,
+  };
+}
+
 export type ReportVerdict = 'newer' | 'new-agent-run' | 'stale';
 
 /**
@@ -51,20 +87,23 @@ export function bootedReleaseOf(report: Pick<DeviceStateMessage, 'bootedSnapshot
   return booted?.release ? `${booted.release.name}@${booted.release.version}` : null;
 }
 
-/** The state columns after applying an accepted report. Plain copies, so the row can be serialised as JSON. */
+/**
+ * The state columns after applying an accepted report. The report's objects are taken as they are, not
+ * copied: the writer only serialises them (JSON.stringify reads a validated message's instances as it
+ * reads the plain objects of the validation plan) and compares them by their JSON (stateTransitions).
+ */
 export function stateFromReport(report: DeviceStateMessage): ReportedState {
-  const plain = <T>(value: T): T => (value === null || value === undefined ? value : JSON.parse(JSON.stringify(value)));
   return {
     agentVersion: report.agentVersion,
     bootedSnapshot: report.bootedSnapshot,
     bootedRelease: bootedReleaseOf(report),
     trialBoot: report.trialBoot,
     fallbackSnapshot: report.fallbackSnapshot ?? null,
-    pendingTrial: plain(report.pendingTrial ?? null),
-    lastTrialResult: plain(report.lastTrialResult ?? null),
-    snapshots: plain(report.snapshots),
+    pendingTrial: report.pendingTrial ?? null,
+    lastTrialResult: report.lastTrialResult ?? null,
+    snapshots: report.snapshots,
     freeBytes: report.freeBytes ?? null,
-    health: plain(report.health ?? null),
+    health: report.health ?? null,
     deltaFormats: report.deltaFormats ? [...report.deltaFormats] : null,
     stateSeq: report.seq,
     stateSentAt: new Date(report.sentAt),
@@ -92,7 +131,7 @@ const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.
  * What changed between two stored states, in the order an operator would tell the story. Reports that only
  * refresh free bytes or health timestamps produce nothing, so the audit log records transitions, not traffic.
  */
-export function stateTransitions(before: ReportedState, after: ReportedState): StateTransition[] {
+export function stateTransitions(before: StateBasis, after: ReportedState): StateTransition[] {
   const transitions: StateTransition[] = [];
   if (before.agentVersion !== after.agentVersion) {
     transitions.push({
@@ -143,15 +182,15 @@ export function stateTransitions(before: ReportedState, after: ReportedState): S
       after: after.fallbackSnapshot,
     });
   }
-  const beforeIds = before.snapshots.map((snapshot) => snapshot.id).sort();
+  const beforeIds = [...before.snapshotIds].sort();
   const afterIds = after.snapshots.map((snapshot) => snapshot.id).sort();
   if (!sameJson(beforeIds, afterIds)) {
     transitions.push({ action: 'device.state.snapshots-changed', before: beforeIds, after: afterIds });
   }
-  if ((before.health?.status ?? null) !== (after.health?.status ?? null)) {
+  if (before.healthStatus !== (after.health?.status ?? null)) {
     transitions.push({
       action: 'device.state.health-changed',
-      before: before.health?.status ?? null,
+      before: before.healthStatus,
       after: after.health
         ? { status: after.health.status, failed: after.health.checks.filter((c) => !c.passed).map((c) => c.name) }
         : null,

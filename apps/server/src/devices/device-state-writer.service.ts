@@ -6,7 +6,14 @@ import { deviceActor } from '../auth/actor';
 import { AuditCoalescer, CoalescePlan } from '../audit/audit-coalescer.service';
 import { AuditEntryInput, AuditService } from '../audit/audit.service';
 import { DeviceStatus } from './device.entity';
-import { ReportedState, judgeReport, stateFromReport, stateTransitions } from './device-state-rules';
+import {
+  ReportedState,
+  StateBasis,
+  basisOf,
+  judgeReport,
+  stateFromReport,
+  stateTransitions,
+} from './device-state-rules';
 import { GroupCommit } from './group-commit';
 
 export type StateOutcome = 'applied' | 'stale' | 'unknown-device' | 'unstorable';
@@ -23,6 +30,7 @@ interface PendingReport {
   receivedAt: Date;
 }
 
+/** The columns read under the lock: what judgeReport and stateTransitions need (StateBasis), no more. */
 interface StoredRow {
   id: string;
   status: DeviceStatus;
@@ -31,17 +39,15 @@ interface StoredRow {
   booted_release: string | null;
   trial_boot: boolean | null;
   fallback_snapshot: string | null;
-  pending_trial: ReportedState['pendingTrial'];
-  last_trial_result: ReportedState['lastTrialResult'];
-  snapshots: ReportedState['snapshots'];
-  free_bytes: string | null;
-  health: ReportedState['health'];
-  delta_formats: number[] | null;
+  pending_trial: StateBasis['pendingTrial'];
+  last_trial_result: StateBasis['lastTrialResult'];
+  snapshot_ids: string[];
+  health_status: StateBasis['healthStatus'];
   state_seq: number | null;
   state_sent_at: Date | null;
 }
 
-const toState = (row: StoredRow): ReportedState => ({
+const toBasis = (row: StoredRow): StateBasis => ({
   agentVersion: row.agent_version,
   bootedSnapshot: row.booted_snapshot,
   bootedRelease: row.booted_release,
@@ -49,10 +55,8 @@ const toState = (row: StoredRow): ReportedState => ({
   fallbackSnapshot: row.fallback_snapshot,
   pendingTrial: row.pending_trial,
   lastTrialResult: row.last_trial_result,
-  snapshots: row.snapshots ?? [],
-  freeBytes: row.free_bytes === null ? null : Number(row.free_bytes),
-  health: row.health,
-  deltaFormats: row.delta_formats,
+  snapshotIds: row.snapshot_ids,
+  healthStatus: row.health_status,
   stateSeq: row.state_seq,
   stateSentAt: row.state_sent_at,
 });
@@ -106,17 +110,20 @@ export class DeviceStateWriter {
     // ORDER BY id: every multi-row locker takes locks in the same order, so none deadlock
     const rows: StoredRow[] = await manager.query(
       `SELECT id, status, agent_version, booted_snapshot, booted_release, trial_boot, fallback_snapshot, pending_trial,
-              last_trial_result, snapshots, free_bytes, health, delta_formats, state_seq, state_sent_at
+              last_trial_result, jsonb_path_query_array(snapshots, '$[*].id') AS snapshot_ids,
+              health->>'status' AS health_status, state_seq, state_sent_at
          FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
       [ids],
     );
-    const stored = new Map(rows.map((row) => [row.id, { status: row.status, state: toState(row) }]));
+    const stored = new Map(rows.map((row) => [row.id, { status: row.status, basis: toBasis(row) }]));
     const updates = new Map<string, { state: ReportedState; receivedAt: Date }>();
     const audits: AuditEntryInput[] = [];
     const outcomes = batch.map((pending): StateOutcome => {
       const device = stored.get(pending.deviceId);
       if (!device || device.status !== DeviceStatus.Active) return 'unknown-device';
-      const current = updates.get(pending.deviceId)?.state ?? device.state;
+      // a later report of a device in the same batch is judged against the one before it
+      const previous = updates.get(pending.deviceId);
+      const current = previous ? basisOf(previous.state) : device.basis;
       const verdict = judgeReport(current, pending.report);
       if (verdict === 'stale') return 'stale';
       const next = stateFromReport(pending.report);

@@ -60,6 +60,45 @@ describe('ingest writers isolate what the database refuses', () => {
     expect((await writer.submit('w-16', valid(8))).outcome).toBe('applied');
   });
 
+  it('DeviceStateWriter: judges a report by the stored snapshot ids and health status, and a batch by its own order', async () => {
+    const writer = server.app.get(DeviceStateWriter);
+    const actions = async (): Promise<string[]> =>
+      (
+        (await server.dataSource.query(
+          `SELECT action FROM audit_log WHERE subject_id = 'w-19' AND action LIKE 'device.state.%' ORDER BY id`,
+        )) as Array<{ action: string }>
+      ).map((row) => row.action);
+    const healthy = {
+      status: 'passed',
+      checkedAt: '2026-11-25T10:00:00Z',
+      checks: [{ name: 'net', kind: 'required', passed: true, durationMs: 5 }],
+    };
+    const failed = {
+      status: 'failed',
+      checkedAt: '2026-11-25T10:01:00Z',
+      checks: [{ name: 'net', kind: 'required', passed: false, durationMs: 5 }],
+    };
+    const second = { ...valid(0).snapshots[0], id: 'base-1.1', release: { name: 'base', version: '1.1' } };
+    expect((await writer.submit('w-19', valid(1, { health: healthy }))).outcome).toBe('applied');
+    const first = await actions();
+    expect(first).toEqual(expect.arrayContaining(['device.state.snapshots-changed', 'device.state.health-changed']));
+    // the same snapshots and health status again, judged against the stored row: nothing to audit
+    expect(
+      (await writer.submit('w-19', valid(2, { health: { ...healthy, checkedAt: '2026-11-25T10:02:00Z' } }))).outcome,
+    ).toBe('applied');
+    expect(await actions()).toEqual(first);
+    // two reports of the device in one batch: the second is judged against the first, not the row
+    const [a, b] = await Promise.all([
+      writer.submit('w-19', valid(3, { health: failed, snapshots: [...valid(0).snapshots, second] })),
+      writer.submit('w-19', valid(4, { health: failed, snapshots: [...valid(0).snapshots, second] })),
+    ]);
+    expect([a.outcome, b.outcome]).toEqual(['applied', 'applied']);
+    expect((await actions()).slice(first.length)).toEqual([
+      'device.state.snapshots-changed',
+      'device.state.health-changed',
+    ]);
+  });
+
   it('JobEventRecorder: an event the database refuses is unstorable, not a storage failure', async () => {
     const dispatcher = server.app.get(CommandDispatcher);
     const actor = { type: 'system' as const, id: 'test', name: 'test' };

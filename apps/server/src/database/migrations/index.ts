@@ -7,6 +7,7 @@ import { DeltaArtifacts1764450000000 } from './1764450000000-delta-artifacts';
 import { BrokerKeys1764700000000 } from './1764700000000-broker-keys';
 import { Dashboard1764800000000 } from './1764800000000-dashboard';
 import { DeltaFormats1764900000000 } from './1764900000000-delta-formats';
+import { DevicesFillfactor1765000000000 } from './1765000000000-devices-fillfactor';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in the `migrations` table. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   BrokerKeys1764700000000,
   Dashboard1764800000000,
   DeltaFormats1764900000000,
+  DevicesFillfactor1765000000000,
 ];
