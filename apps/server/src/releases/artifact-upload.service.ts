@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { ArtifactKind, ArtifactManifest, parseManifest } from '@cowroot/protocol';
+import { ArtifactManifest, parseManifest } from '@cowroot/protocol';
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -9,8 +9,8 @@ import { AuditService } from '../audit/audit.service';
 import { Actor } from '../auth/actor';
 import { DomainError, DomainErrorCode } from '../common/domain-error';
 import { MetricsService } from '../metrics/metrics.service';
-import { SigningKey } from '../signing-keys/signing-key.entity';
 import { SigningKeysService } from '../signing-keys/signing-keys.service';
+import { ArtifactCommitService, VerifiedUpload } from './artifact-commit.service';
 import { checkArtifactPlacement } from './artifact-placement';
 import { ArtifactStorage } from './artifact-storage.service';
 import { parseUploadContentRange, UploadChunkRange } from './content-range';
@@ -18,7 +18,6 @@ import { ByteLimitExceededError, writeStreamHashed } from './hashing-file-writer
 import { ReleaseArtifact } from './release-artifact.entity';
 import { Release } from './release.entity';
 import { ARTIFACT_FILE_PATTERN, ReleasesService } from './releases.service';
-import { isUniqueViolation } from '../database/unique-violation';
 import { ServerConfig } from '../config/server-config';
 
 /** The largest manifest we decode from a header (the install command carries at most 16 KiB base64). */
@@ -48,14 +47,6 @@ export type UploadOutcome =
   /** a chunk of a resumable upload was stored; more to come */
   | { status: 'incomplete'; offset: number; size: number };
 
-interface VerifiedUpload {
-  release: Release;
-  manifest: ArtifactManifest;
-  manifestBytes: Buffer;
-  signature: string;
-  signer: SigningKey;
-}
-
 function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -63,7 +54,8 @@ function sha256Hex(data: Buffer): string {
 /**
  * Receives artifact uploads. Everything that can be decided from the headers (release, manifest,
  * signature, placement) is decided before the first body byte is read; the body is then streamed to a
- * temp file while hashed, checked against the manifest, and only then renamed into place and committed.
+ * temp file while hashed, checked against the manifest, and only then renamed into place and committed
+ * (ArtifactCommitService).
  */
 @Injectable()
 export class ArtifactUploadService {
@@ -79,6 +71,7 @@ export class ArtifactUploadService {
     private readonly signingKeys: SigningKeysService,
     private readonly storage: ArtifactStorage,
     private readonly audit: AuditService,
+    private readonly committer: ArtifactCommitService,
     private readonly config: ServerConfig,
     metrics: MetricsService,
   ) {
@@ -233,7 +226,7 @@ export class ArtifactUploadService {
       await rm(temp, { force: true });
       throw error;
     }
-    const outcome = await this.commit(verified, temp, actor);
+    const outcome: UploadOutcome = { status: 'created', ...(await this.committer.commit(verified, temp, actor)) };
     // a resumable upload of the same file that was interrupted earlier has nothing left to resume
     await this.storage.removePartial(verified.release.id, manifest.file);
     return outcome;
@@ -316,7 +309,7 @@ export class ArtifactUploadService {
         throw error;
       }
       await this.storage.removePartialState(release.id, manifest.file);
-      return await this.commit(verified, path, actor);
+      return { status: 'created', ...(await this.committer.commit(verified, path, actor)) };
     } finally {
       this.chunksInFlight.delete(key);
     }
@@ -371,94 +364,6 @@ export class ArtifactUploadService {
           expected: manifest.sha256,
         },
       );
-    }
-  }
-
-  /**
-   * Under the release row lock: re-check placement (a concurrent upload or delete may have won), insert
-   * the row, move the file into place, audit. A failure after the move removes the moved file again.
-   */
-  private async commit(verified: VerifiedUpload, tempPath: string, actor: Actor): Promise<UploadOutcome> {
-    const { manifest, manifestBytes, signature, signer } = verified;
-    let placed = false;
-    try {
-      const result = await this.dataSource.transaction(async (manager) => {
-        const release = await manager.findOne(Release, {
-          where: { id: verified.release.id },
-          lock: { mode: 'pessimistic_write' },
-        });
-        if (!release)
-          throw new DomainError(
-            DomainErrorCode.ReleaseNotFound,
-            `release ${verified.release.name} ${verified.release.version} was deleted during the upload`,
-          );
-        const clash = await manager.findOne(ReleaseArtifact, { where: { releaseId: release.id, file: manifest.file } });
-        if (clash)
-          throw new DomainError(
-            DomainErrorCode.ArtifactConflict,
-            `artifact ${manifest.file} was stored by another upload meanwhile`,
-          );
-        await checkArtifactPlacement(release, manifest, manager);
-        const artifact = await manager.save(
-          manager.create(ReleaseArtifact, {
-            releaseId: release.id,
-            file: manifest.file,
-            kind: manifest.kind,
-            size: manifest.size,
-            sha256: manifest.sha256,
-            compression: manifest.compression,
-            snapshotUuid: manifest.snapshotUuid,
-            parentReleaseName: manifest.parent?.release.name ?? null,
-            parentReleaseVersion: manifest.parent?.release.version ?? null,
-            parentSnapshotUuid: manifest.parent?.snapshotUuid ?? null,
-            deltaFormat: manifest.deltaFormat ?? null,
-            manifest: manifestBytes,
-            signature,
-            signingKeyId: signer.id,
-            uploadedBy: actor.id,
-          }),
-        );
-        if (release.snapshotUuid === null) {
-          release.snapshotUuid = manifest.snapshotUuid;
-          await manager.update(Release, { id: release.id }, { snapshotUuid: manifest.snapshotUuid });
-        }
-        await this.audit.record(
-          {
-            actor,
-            action: 'release.artifact.uploaded',
-            subjectType: 'release',
-            subjectId: `${release.name}/${release.version}`,
-            after: {
-              file: artifact.file,
-              kind: artifact.kind,
-              size: artifact.size,
-              sha256: artifact.sha256,
-              snapshotUuid: artifact.snapshotUuid,
-              parent: manifest.parent ?? null,
-              // which devices the delta is offered to depends on it (docs/rollouts.md "Dispatch"); null: none named
-              ...(artifact.kind === ArtifactKind.Delta ? { deltaFormat: artifact.deltaFormat } : {}),
-              signingKey: { id: signer.id, name: signer.name, fingerprint: signer.fingerprint },
-            },
-          },
-          manager,
-        );
-        await this.storage.place(tempPath, release.id, manifest.file);
-        placed = true;
-        return { release, artifact };
-      });
-      this.logger.log(
-        `stored ${result.release.name} ${result.release.version} ${manifest.file} (${manifest.size} bytes, sha256 ${manifest.sha256})`,
-      );
-      return { status: 'created', ...result };
-    } catch (error) {
-      await rm(tempPath, { force: true });
-      if (placed) await this.storage.removeArtifact(verified.release.id, manifest.file);
-      if (isUniqueViolation(error))
-        throw new DomainError(
-          DomainErrorCode.ArtifactConflict,
-          `artifact ${manifest.file} conflicts with one stored meanwhile`,
-        );
-      throw error;
     }
   }
 }

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { SigningKeysModule } from '../signing-keys/signing-keys.module';
+import { ArtifactCommitService } from './artifact-commit.service';
 import { ArtifactDownloadService } from './artifact-download.service';
 import { ArtifactPicker } from './artifact-picker';
 import { ArtifactStorage } from './artifact-storage.service';
@@ -27,6 +28,7 @@ import { ReleasesService } from './releases.service';
     ReleasesService,
     ArtifactStorage,
     ArtifactUploadService,
+    ArtifactCommitService,
     ArtifactDownloadService,
     ArtifactUrlService,
     ReleaseUsageService,
