@@ -31,19 +31,21 @@ export interface ReportedState {
  * state writer reads only these columns under its lock: the snapshots' ids and the health's status, not
  * the whole lists), or the state a previous report of the same batch left (basisOf).
  */
-export interface StateBasis {
-  agentVersion: string | null;
-  bootedSnapshot: string | null;
-  bootedRelease: string | null;
-  trialBoot: boolean | null;
-  fallbackSnapshot: string | null;
-  pendingTrial: PendingTrial | null;
-  lastTrialResult: LastTrialResult | null;
+export type StateBasis = Pick<
+  ReportedState,
+  | 'agentVersion'
+  | 'bootedSnapshot'
+  | 'bootedRelease'
+  | 'trialBoot'
+  | 'fallbackSnapshot'
+  | 'pendingTrial'
+  | 'lastTrialResult'
+  | 'stateSeq'
+  | 'stateSentAt'
+> & {
   snapshotIds: string[];
   healthStatus: HealthReport['status'] | null;
-  stateSeq: number | null;
-  stateSentAt: Date | null;
-}
+};
 
 /** The basis the next report of a device is judged against once `state` is applied. */
 export function basisOf(state: ReportedState): StateBasis {
