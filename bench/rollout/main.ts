@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { DeviceChannel, PROTOCOL_VERSION, deviceTopic, encodeMessage } from '@cowroot/protocol';
 import { freePort } from '@cowroot/testing/free-port';
 import { FleetSimulator } from '../../tools/fleet-sim/src/fleet-simulator';
+import { factorySnapshot } from '../../tools/fleet-sim/src/simulated-device';
 import { startNode, stopChild } from './child-process';
 import { connectBareFleet } from './connect-storm';
 import { startCpuMeter } from './cpu-usage';
@@ -50,33 +51,21 @@ const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').f
 const root = resolve(__dirname, '../../../..'); // dist/bench/bench/rollout → repository
 
 /**
- * The baselines' state report: the shape and size of a fleet-sim device's (simulated-device.ts
- * publishState: its factory snapshot listed), so raw aedes carries the same bytes per message as cowroot.
+ * The baselines' state report: a fleet-sim device's (simulated-device.ts publishState, its factory snapshot
+ * listed), so raw aedes carries the same bytes per message as cowroot.
  */
 function statePayload(deviceId: string, seq: number): Buffer {
-  const createdAt = new Date().toISOString();
   return encodeMessage({
     v: PROTOCOL_VERSION,
     seq,
-    sentAt: createdAt,
+    sentAt: new Date().toISOString(),
     agentVersion: 'fleet-sim',
     bootedSnapshot: 'factory',
     trialBoot: false,
     fallbackSnapshot: 'factory',
     pendingTrial: null,
     lastTrialResult: null,
-    snapshots: [
-      {
-        id: 'factory',
-        uuid: randomUUID(),
-        receivedUuid: null,
-        parentUuid: null,
-        readOnly: true,
-        origin: 'factory',
-        release: null,
-        createdAt,
-      },
-    ],
+    snapshots: [factorySnapshot()],
     health: null,
   });
 }

@@ -51,7 +51,8 @@ export interface SimulatedDeviceEvents {
   onEvent?: (deviceId: string, event: JobEventMessage) => void;
 }
 
-function factorySnapshot(): SnapshotInfo {
+/** The snapshot a simulated device holds from the factory (bench:rollout's baselines send it too). */
+export function factorySnapshot(): SnapshotInfo {
   return {
     id: 'factory',
     uuid: randomUUID(),
