@@ -1,7 +1,7 @@
 /**
  * The rebuild alone: a kept delta (`BENCH_KEEP=<dir> npm run bench:delta`) rebuilt against a parent given
  * as a directory, into nothing instead of `btrfs receive` (no receive, no store, no loop device), to
- * measure node's own part of a rebuild (docs/release-tool.md "Format 3"). Run it with the agent unit's
+ * measure node's own part of a rebuild (docs/delta-benchmark-log.md "Format 3"). Run it with the agent unit's
  * node flags (agent-flags.ts), e.g.:
  *
  *   node tools/bundle.mjs deploy/release/bench/delta/rebuild-alone.ts dist/bench/delta-rebuild-alone.js

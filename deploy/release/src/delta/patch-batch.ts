@@ -19,7 +19,7 @@ export interface BatchCaps {
 
 /**
  * The defaults: a 2^24 window at most, ≈ 8 MiB in the device's decoder. 8 MiB caps (a 2^25 window) were
- * measured on 2026-12-07 (docs/release-tool.md): four batches of the Debian point release instead of
+ * measured on 2026-12-07 (docs/delta-benchmark-log.md): four batches of the Debian point release instead of
  * five, the same size, and no faster on the device (the decoders' start is not where its time goes).
  */
 export const BATCH_CAPS: BatchCaps = {

@@ -138,7 +138,7 @@ export async function* copyListWrites(
  * Rebuilds the run's WRITEs from a checked copy list, each into one buffer of its own (header, attributes,
  * then its data read straight from the predecessor or copied from the literal bytes): no join of pieces,
  * and the output passes on without being copied again (the reconstructor hands a whole WRITE on as it
- * is). Measured against the pieces joined twice: see docs/release-tool.md "Format 3".
+ * is). Measured against the pieces joined twice: see docs/delta-benchmark-log.md "Format 3".
  */
 class CopyListFiller {
   private readonly fd: number;

@@ -134,8 +134,8 @@ export interface BatchHint {
 }
 
 /**
- * The next batch made ready while the current section decodes (docs/release-tool.md "Delta artifacts",
- * device side): its dictionary written and its decoder started on it, waiting for its patch, so that the
+ * The next batch made ready while the current section decodes (docs/delta-benchmark-log.md, "prefetch of
+ * the next batch"): its dictionary written and its decoder started on it, waiting for its patch, so that the
  * predecessor reads and the decoder's start overlap the current decode and the receive instead of
  * stopping both. `T` is what `prepare` makes (a started decoder; anything with a `release`). At most one
  * is held; one that is not taken (the next batch turned out different, or the rebuild failed first) is
