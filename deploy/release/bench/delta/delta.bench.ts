@@ -301,7 +301,9 @@ async function runCase(
     `    ratio delta / zstd -d | receive                  ${(throughput('delta') / throughput('plain-zst')).toFixed(2)}`,
   );
   const cpu = (mode: keyof typeof modes) => cpuOf(results[mode]);
-  log(`    CPU per receive, medians: plain ${cpu('plain-file')}; zstd -d | ${cpu('plain-zst')}; delta ${cpu('delta')}`);
+  log(
+    `    CPU of the receive (its start to its end, the bundle's loading not in it), medians: plain ${cpu('plain-file')}; zstd -d | ${cpu('plain-zst')}; delta ${cpu('delta')}`,
+  );
   log(
     `  agent-side peak RSS (node, rebuilding)  ${peak.toFixed(1)} MiB   goal ≤ 64 MiB: ${goal(peak <= 64)} (plain receive: ${(Math.max(...results['plain-zst'].rss) / 1024).toFixed(1)} MiB)`,
   );
