@@ -32,17 +32,23 @@ export async function startReleaseRig(options: TestServerOptions = {}): Promise<
   const admin = { Authorization: `Bearer ${server.adminToken}` };
   const json = { ...admin, 'Content-Type': 'application/json' };
   const pair = generateKeyPairSync('ed25519');
-  await expectStatus(
-    'registering the release key',
-    201,
-    call(server, '/api/v1/signing-keys', {
-      method: 'POST',
-      headers: json,
-      body: Buffer.from(
-        JSON.stringify({ name: 'release-key', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) }),
-      ),
-    }),
-  );
+  try {
+    await expectStatus(
+      'registering the release key',
+      201,
+      call(server, '/api/v1/signing-keys', {
+        method: 'POST',
+        headers: json,
+        body: Buffer.from(
+          JSON.stringify({ name: 'release-key', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) }),
+        ),
+      }),
+    );
+  } catch (error) {
+    // no rig is returned, so nobody else would close the server
+    await server.close();
+    throw error;
+  }
   const uploadHeaders = (manifest: Buffer, extra: Record<string, string> = {}, key: KeyObject = pair.privateKey) => ({
     ...admin,
     'Content-Type': 'application/octet-stream',

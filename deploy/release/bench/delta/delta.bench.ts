@@ -187,8 +187,9 @@ async function runCase(
     'plain-zst': join(dir, 'out-2', plain.file),
     delta: join(dir, 'out-2', delta.file),
   } as const;
-  type Runs = { seconds: number[]; rss: number[]; nodeCpu: number[]; childrenCpu: number[] };
-  const runs = (): Runs => ({ seconds: [], rss: [], nodeCpu: [], childrenCpu: [] });
+  /** `wholeProcess`: a child bundled before it counted the receive's CPU alone (device-child.ts cpuCounted) */
+  type Runs = { seconds: number[]; rss: number[]; nodeCpu: number[]; childrenCpu: number[]; wholeProcess: boolean };
+  const runs = (): Runs => ({ seconds: [], rss: [], nodeCpu: [], childrenCpu: [], wholeProcess: false });
   const results: Record<keyof typeof modes, Runs> = { 'plain-file': runs(), 'plain-zst': runs(), delta: runs() };
   /** each further device child bundle given (another build of the rebuild), its delta receives */
   const compared: Array<{ bundle: string; file?: string; runs: Runs }> = env.compareBundles.map((bundle) => ({
@@ -233,8 +234,10 @@ async function runCase(
         peakRssKiB: number;
         nodeCpuSeconds: number;
         childrenCpuSeconds: number;
+        cpuCounted?: 'receive';
       };
       into.seconds.push(result.seconds);
+      if (result.cpuCounted !== 'receive') into.wholeProcess = true;
       into.rss.push(result.peakRssKiB);
       into.nodeCpu.push(result.nodeCpuSeconds);
       into.childrenCpu.push(result.childrenCpuSeconds);
@@ -260,7 +263,7 @@ async function runCase(
   const rate = (of: Runs) => reconstructs.size / median(of.seconds) / MB;
   const throughput = (mode: keyof typeof modes) => rate(results[mode]);
   const cpuOf = (of: Runs) =>
-    `node ${median(of.nodeCpu).toFixed(2)} s + children ${median(of.childrenCpu).toFixed(2)} s`;
+    `node ${median(of.nodeCpu).toFixed(2)} s + children ${median(of.childrenCpu).toFixed(2)} s${of.wholeProcess ? ' (that child counts its whole process, the bundle loading included)' : ''}`;
   const peak = Math.max(...results.delta.rss) / 1024;
   log(`  full stream (zstd)                      ${mb(full.size)}`);
   log(`  plain incremental (zstd)                ${mb(plain.size)}   (uncompressed ${mb(reconstructs.size)})`);
