@@ -107,11 +107,6 @@ export class GeneratedStream {
   }
 }
 
-export function uuid(): string {
-  const hex = randomBytes(16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
 export interface ManifestInput {
   name: string;
   version: string;
@@ -149,12 +144,4 @@ export async function counterValue(server: TestServer, name: string): Promise<nu
   const text = (await call(server, '/metrics')).body.toString();
   const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
   return match ? Number(match[1]) : 0;
-}
-
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = 15000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }

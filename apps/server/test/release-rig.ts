@@ -1,6 +1,7 @@
 import { signManifest } from '@cowroot/protocol';
-import { generateKeyPairSync, KeyObject } from 'node:crypto';
-import { call, GeneratedStream, manifestBytes, MiB, uuid } from './artifact-http';
+import { generateKeyPairSync, KeyObject, randomUUID } from 'node:crypto';
+import { adminApi } from './admin-api';
+import { call, GeneratedStream, manifestBytes, MiB } from './artifact-http';
 import { startTestServer, TestServer, TestServerOptions } from './start-test-server';
 
 /** A test server with an ed25519 release key registered, and the calls the artifact tests make again and again. */
@@ -22,28 +23,14 @@ export interface ReleaseRig {
   close(): Promise<void>;
 }
 
-async function expectStatus(what: string, status: number, reply: Promise<{ status: number; body: Buffer }>) {
-  const answer = await reply;
-  if (answer.status !== status) throw new Error(`${what}: HTTP ${answer.status} ${answer.body.toString()}`);
-}
-
 export async function startReleaseRig(options: TestServerOptions = {}): Promise<ReleaseRig> {
   const server = await startTestServer(options);
+  const api = adminApi(server);
   const admin = { Authorization: `Bearer ${server.adminToken}` };
-  const json = { ...admin, 'Content-Type': 'application/json' };
   const pair = generateKeyPairSync('ed25519');
   try {
-    await expectStatus(
-      'registering the release key',
-      201,
-      call(server, '/api/v1/signing-keys', {
-        method: 'POST',
-        headers: json,
-        body: Buffer.from(
-          JSON.stringify({ name: 'release-key', publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }) }),
-        ),
-      }),
-    );
+    const publicKeyPem = pair.publicKey.export({ format: 'pem', type: 'spki' });
+    await api('POST', '/signing-keys', { name: 'release-key', publicKeyPem }, [201]);
   } catch (error) {
     // no rig is returned, so nobody else would close the server
     await server.close();
@@ -56,16 +43,9 @@ export async function startReleaseRig(options: TestServerOptions = {}): Promise<
     'X-Cowroot-Signature': signManifest(manifest, key),
     ...extra,
   });
-  const createRelease = (name: string, version: string) =>
-    expectStatus(
-      `creating ${name}@${version}`,
-      201,
-      call(server, '/api/v1/releases', {
-        method: 'POST',
-        headers: json,
-        body: Buffer.from(JSON.stringify({ name, version, description: `${name} ${version}` })),
-      }),
-    );
+  const createRelease = async (name: string, version: string) => {
+    await api('POST', '/releases', { name, version, description: `${name} ${version}` }, [201]);
+  };
   return {
     server,
     signingKey: pair.privateKey,
@@ -75,7 +55,7 @@ export async function startReleaseRig(options: TestServerOptions = {}): Promise<
     async publishSmall(name, version, size = 3 * MiB + 123) {
       await createRelease(name, version);
       const content = new GeneratedStream(size);
-      const snapshotUuid = uuid();
+      const snapshotUuid = randomUUID();
       const manifest = manifestBytes({
         name,
         version,
@@ -84,15 +64,14 @@ export async function startReleaseRig(options: TestServerOptions = {}): Promise<
         sha256: content.sha256(),
         snapshotUuid,
       });
-      await expectStatus(
-        `uploading ${name}@${version}`,
-        201,
-        call(server, `/api/v1/releases/${name}/${version}/artifacts/full.btrfs.zst`, {
-          method: 'PUT',
-          headers: uploadHeaders(manifest, { 'Content-Length': String(size) }),
-          body: content.readable(),
-        }),
-      );
+      const uploaded = await call(server, `/api/v1/releases/${name}/${version}/artifacts/full.btrfs.zst`, {
+        method: 'PUT',
+        headers: uploadHeaders(manifest, { 'Content-Length': String(size) }),
+        body: content.readable(),
+      });
+      if (uploaded.status !== 201) {
+        throw new Error(`uploading ${name}@${version}: HTTP ${uploaded.status} ${uploaded.body.toString()}`);
+      }
       return { content, snapshotUuid };
     },
     close: () => server.close(),

@@ -1,5 +1,5 @@
 import { signManifest } from '@cowroot/protocol';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,9 +11,8 @@ import {
   ManifestInput,
   manifestBytes,
   MiB,
-  uuid,
-  waitFor,
 } from '../../test/artifact-http';
+import { eventually } from '../../test/eventually';
 import { useReleaseRig } from '../../test/release-rig';
 
 // Integration: the real server (PostgreSQL when TEST_DATABASE_URL is set, else PGlite) over real HTTP on
@@ -34,10 +33,7 @@ describe('refused artifact uploads leave nothing behind (integration)', () => {
     before = storedFiles();
   });
   afterEach(async () => {
-    await waitFor(
-      () => filesUnder(join(rig.server.config.storageDir, 'incoming')).length === 0,
-      'incoming/ to be empty',
-    );
+    await eventually(() => expect(filesUnder(join(rig.server.config.storageDir, 'incoming'))).toEqual([]), 15_000);
     expect(storedFiles()).toEqual(before);
     const rows = (await rig.server.dataSource.query(
       `SELECT a.file FROM release_artifacts a JOIN releases r ON r.id = a.release_id WHERE r.name = 'refused'`,
@@ -53,7 +49,7 @@ describe('refused artifact uploads leave nothing behind (integration)', () => {
       file: 'full.btrfs.zst',
       size,
       sha256: content.sha256(),
-      snapshotUuid: uuid(),
+      snapshotUuid: randomUUID(),
       ...changes,
     });
 
@@ -160,7 +156,7 @@ describe('refused artifact uploads leave nothing behind (integration)', () => {
       req.write(content.chunk(0));
       req.write(content.chunk(1), () => {
         // the first 2 MiB of 4 reached the server: wait until they are on disk, then pull the plug
-        waitFor(() => filesUnder(join(rig.server.config.storageDir, 'incoming')).length === 1, 'a temp file')
+        eventually(() => expect(filesUnder(join(rig.server.config.storageDir, 'incoming'))).toHaveLength(1), 15_000)
           .then(() => req.destroy())
           .catch(() => req.destroy());
       });

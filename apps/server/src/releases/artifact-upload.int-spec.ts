@@ -1,11 +1,11 @@
 import { signManifest } from '@cowroot/protocol';
 import { describePrivileged, requireCommand, requireRoot } from '@cowroot/testing';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { call, filesUnder, GeneratedStream, manifestBytes, MiB, Reply, uuid } from '../../test/artifact-http';
+import { call, filesUnder, GeneratedStream, manifestBytes, MiB, Reply } from '../../test/artifact-http';
 import { ReleaseRig, startReleaseRig, useReleaseRig } from '../../test/release-rig';
 
 // Integration: the real server (PostgreSQL when TEST_DATABASE_URL is set, else PGlite) over real HTTP on
@@ -18,7 +18,7 @@ describe('artifact upload and download (integration)', () => {
 
   describe('upload of a 200 MB stream', () => {
     const content = new GeneratedStream(BIG_SIZE);
-    const snapshotUuid = uuid();
+    const snapshotUuid = randomUUID();
     let sha256: string;
 
     beforeAll(async () => {
@@ -184,7 +184,7 @@ describe('artifact upload and download (integration)', () => {
         file: 'full.btrfs.zst',
         size,
         sha256: content.sha256(),
-        snapshotUuid: uuid(),
+        snapshotUuid: randomUUID(),
       });
       const upload = () =>
         call(rig.server, '/api/v1/releases/race/1.0/artifacts/full.btrfs.zst', {
@@ -213,7 +213,7 @@ describe('artifact upload and download (integration)', () => {
       await rig.createRelease('delta', '2.0');
       const size = MiB + 5;
       const content = new GeneratedStream(size);
-      const snapshotUuid = uuid();
+      const snapshotUuid = randomUUID();
       const upload = (parentRef: { name: string; version: string; snapshotUuid: string }, file: string) => {
         const manifest = manifestBytes({
           name: 'delta',
@@ -230,9 +230,15 @@ describe('artifact upload and download (integration)', () => {
           body: content.readable(),
         });
       };
-      const noParent = await upload({ name: 'delta', version: '0.9', snapshotUuid: uuid() }, 'from-0.9.btrfs.zst');
+      const noParent = await upload(
+        { name: 'delta', version: '0.9', snapshotUuid: randomUUID() },
+        'from-0.9.btrfs.zst',
+      );
       expect(noParent.status).toBe(422);
-      const wrongSnapshot = await upload({ name: 'delta', version: '1.0', snapshotUuid: uuid() }, 'from-1.0.btrfs.zst');
+      const wrongSnapshot = await upload(
+        { name: 'delta', version: '1.0', snapshotUuid: randomUUID() },
+        'from-1.0.btrfs.zst',
+      );
       expect(wrongSnapshot.status).toBe(422);
       const ok = await upload(
         { name: 'delta', version: '1.0', snapshotUuid: parent.snapshotUuid },
@@ -278,7 +284,7 @@ describePrivileged(
           file: 'full.btrfs.zst',
           size: content.size,
           sha256: content.sha256(),
-          snapshotUuid: uuid(),
+          snapshotUuid: randomUUID(),
         });
         return call(rig!.server, '/api/v1/releases/huge/1/artifacts/full.btrfs.zst', {
           method: 'PUT',

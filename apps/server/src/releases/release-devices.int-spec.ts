@@ -6,9 +6,9 @@ import {
   RebootMode,
   SnapshotOrigin,
 } from '@cowroot/protocol';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { connectAsync, MqttClient } from 'mqtt';
-import { call, GeneratedStream, MiB, uuid } from '../../test/artifact-http';
+import { call, GeneratedStream, MiB } from '../../test/artifact-http';
 import { useReleaseRig } from '../../test/release-rig';
 import { Actor } from '../auth/actor';
 import { CommandDispatcher } from '../devices/command-dispatcher.service';
@@ -48,7 +48,7 @@ describe('releases and the devices that hold them (integration)', () => {
         lastTrialResult: null,
         snapshots: snapshots.map((snapshot) => ({
           id: snapshot.id,
-          uuid: uuid(),
+          uuid: randomUUID(),
           receivedUuid: snapshot.receivedUuid,
           parentUuid: null,
           readOnly: true,

@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { call, filesUnder, GeneratedStream, manifestBytes, MiB, uuid, waitFor } from '../../test/artifact-http';
+import { call, filesUnder, GeneratedStream, manifestBytes, MiB } from '../../test/artifact-http';
+import { eventually } from '../../test/eventually';
 import { useReleaseRig } from '../../test/release-rig';
 
 // Integration: the real server (PostgreSQL when TEST_DATABASE_URL is set, else PGlite) over real HTTP on
@@ -21,7 +23,7 @@ describe('resumable artifact uploads (integration)', () => {
         file: 'full.btrfs.zst',
         size,
         sha256: content.sha256(),
-        snapshotUuid: uuid(),
+        snapshotUuid: randomUUID(),
       });
       const path = '/api/v1/releases/chunked/1.0/artifacts/full.btrfs.zst';
       const chunk = (start: number, end: number) =>
@@ -55,14 +57,11 @@ describe('resumable artifact uploads (integration)', () => {
             filesUnder(join(rig.server.config.storageDir, 'incoming', 'resumable')).find((file) =>
               file.endsWith('.part'),
             );
-          waitFor(
-            () => {
-              const file = partial();
-              return file !== undefined && statSync(file).size > 2 * MiB;
-            },
-            'part of the second chunk on disk',
-            15000,
-          )
+          eventually(() => {
+            const file = partial();
+            expect(file).toBeDefined();
+            expect(statSync(file!).size).toBeGreaterThan(2 * MiB);
+          }, 15_000)
             .then(() => req.destroy())
             .catch(() => req.destroy());
         });
@@ -127,7 +126,7 @@ describe('resumable artifact uploads (integration)', () => {
         file: 'full.btrfs.zst',
         size,
         sha256: content.sha256(),
-        snapshotUuid: uuid(),
+        snapshotUuid: randomUUID(),
       });
       const path = `/api/v1/releases/${name}/1.0/artifacts/full.btrfs.zst`;
       const first = await call(rig.server, path, {
